@@ -1,0 +1,92 @@
+//! Operator-wide things: upstreams and data planes.
+
+use super::{body, invalid, method_not_allowed, not_found, se, Reply};
+use crate::app::App;
+use crate::http::{Request, Response};
+use crate::names::{check_dataplane_id, check_name};
+use crate::store::admin_ops::AdminOp;
+use crate::store::rows::DataplaneInfo;
+use crate::time::now_ms;
+use serde::{Deserialize, Serialize};
+use sluice_dataplane::crypto::{hex, random_bytes, sha256};
+use sluice_dataplane::snapshot::types::Upstream;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDataplane {
+    id: String,
+}
+
+/// An enrollment as created: the only time the token is shown.
+#[derive(Serialize)]
+struct Enrolled {
+    id: String,
+    token: String,
+}
+
+/// `/v1/upstreams/...`.
+pub(super) fn upstreams(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
+    match (req.method.as_str(), rest) {
+        ("POST", []) => {
+            let u: Upstream = body(req)?;
+            check_name("upstream", &u.name).map_err(invalid)?;
+            if let Some(r) = &u.region {
+                check_name("region", r).map_err(invalid)?;
+            }
+            app.writer.admin(AdminOp::AddUpstream(u.clone())).map_err(se)?;
+            Ok(Response::json(201, &u))
+        }
+        ("GET", []) => Ok(Response::json(200, &app.store().map_err(se)?.upstreams().map_err(se)?)),
+        ("DELETE", [name]) => {
+            app.writer.admin(AdminOp::RemoveUpstream((*name).to_owned())).map_err(se)?;
+            Ok(Response::json(200, &serde_json::json!({ "deleted": name })))
+        }
+        (_, []) | (_, [_]) => Err(method_not_allowed(req)),
+        _ => Err(not_found(req)),
+    }
+}
+
+/// `/v1/dataplanes/...`.
+pub(super) fn dataplanes(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
+    match (req.method.as_str(), rest) {
+        ("POST", []) => {
+            let b: NewDataplane = body(req)?;
+            check_dataplane_id(&b.id).map_err(invalid)?;
+            let secret = random_bytes::<32>().map_err(|e| Response::error(500, &e.to_string()))?;
+            let token = format!("sdp-{}-{}", b.id, hex(&secret[..]));
+            let op = AdminOp::EnrollDataplane {
+                id: b.id.clone(),
+                token_sha256: hex(&sha256(token.as_bytes())),
+                now_ms: now_ms(),
+            };
+            app.writer.admin(op).map_err(se)?;
+            Ok(Response::json(201, &Enrolled { id: b.id, token }))
+        }
+        ("GET", []) => {
+            let rows = app.store().map_err(se)?.dataplanes().map_err(se)?;
+            let list: Vec<DataplaneInfo> = rows
+                .into_iter()
+                .map(|(row, records, max_seq)| {
+                    let live = app.metrics.live(&row.id);
+                    DataplaneInfo {
+                        id: row.id,
+                        created_ms: row.created_ms,
+                        revoked_ms: row.revoked_ms,
+                        last_seen_ms: live.map(|l| l.last_seen_ms),
+                        snapshot_version: live.map(|l| l.version),
+                        records,
+                        max_seq,
+                    }
+                })
+                .collect();
+            Ok(Response::json(200, &list))
+        }
+        ("POST", [id, "revoke"]) => {
+            app.writer.admin(AdminOp::RevokeDataplane { id: (*id).to_owned(), now_ms: now_ms() }).map_err(se)?;
+            Ok(Response::json(200, &serde_json::json!({ "revoked": id })))
+        }
+        (_, []) => Err(method_not_allowed(req)),
+        _ => Err(not_found(req)),
+    }
+}

@@ -1,0 +1,152 @@
+//! `upstream add|list|remove` and `dataplane enroll|list|revoke`.
+
+use super::{method, print_json, seg, table, Client, Noun};
+use crate::store::rows::DataplaneInfo;
+use serde::Deserialize;
+use serde_json::Value;
+use sluice_dataplane::snapshot::types::{ProviderKind, Upstream};
+
+/// Wire dialects, as the CLI spells them.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum Kind {
+    /// OpenAI.
+    Openai,
+    /// Anthropic.
+    Anthropic,
+    /// OpenRouter (OpenAI dialect).
+    Openrouter,
+}
+
+impl From<Kind> for ProviderKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Openai => ProviderKind::Openai,
+            Kind::Anthropic => ProviderKind::Anthropic,
+            Kind::Openrouter => ProviderKind::Openrouter,
+        }
+    }
+}
+
+/// Upstream verbs.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum UpstreamCmd {
+    /// Add a provider endpoint.
+    Add {
+        /// Upstream name.
+        name: String,
+        /// Wire dialect.
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// Base URL up to (not including) /v1, e.g. https://api.openai.com.
+        #[arg(long)]
+        base_url: String,
+        /// Region it serves from.
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// List upstreams.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an upstream that no route uses.
+    Remove {
+        /// Upstream name.
+        name: String,
+    },
+}
+
+/// Runs an upstream verb.
+pub(crate) fn run_upstream(cmd: Noun<UpstreamCmd>) -> anyhow::Result<()> {
+    let c = Client::new(&cmd.admin)?;
+    match cmd.verb {
+        UpstreamCmd::Add { name, kind, base_url, region } => {
+            let u = Upstream { name, kind: kind.into(), base_url, region };
+            let u: Upstream = c.json(method::POST, "/v1/upstreams", Some(&u))?;
+            println!("added upstream {} ({}, {})", u.name, u.kind.as_str(), u.base_url);
+        }
+        UpstreamCmd::List { json } => {
+            let list: Vec<Upstream> = c.get("/v1/upstreams")?;
+            if json {
+                return print_json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|u| {
+                    vec![u.name.clone(), u.kind.as_str().to_owned(), u.base_url.clone(), table::opt(u.region.as_deref())]
+                })
+                .collect();
+            table::print(&["NAME", "KIND", "BASE URL", "REGION"], &rows);
+        }
+        UpstreamCmd::Remove { name } => {
+            let _: Value = c.json(method::DELETE, &format!("/v1/upstreams/{}", seg(&name)), None::<&()>)?;
+            println!("removed upstream {name}");
+        }
+    }
+    Ok(())
+}
+
+/// Data plane verbs.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum DataplaneCmd {
+    /// Enroll a data plane; prints its token once (give it to the data plane
+    /// with --token-file).
+    Enroll {
+        /// Data plane id: [a-z0-9_]{1,32}.
+        id: String,
+    },
+    /// List data planes: last seen, snapshot version, records received.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a data plane's token (re-enroll to issue a new one).
+    Revoke {
+        /// Data plane id.
+        id: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct Enrolled {
+    id: String,
+    token: String,
+}
+
+/// Runs a data plane verb.
+pub(crate) fn run_dataplane(cmd: Noun<DataplaneCmd>) -> anyhow::Result<()> {
+    let c = Client::new(&cmd.admin)?;
+    match cmd.verb {
+        DataplaneCmd::Enroll { id } => {
+            let e: Enrolled = c.json(method::POST, "/v1/dataplanes", Some(&serde_json::json!({ "id": id })))?;
+            eprintln!("enrolled data plane {}; its token is shown only this once:", e.id);
+            println!("{}", e.token);
+        }
+        DataplaneCmd::List { json } => {
+            let list: Vec<DataplaneInfo> = c.get("/v1/dataplanes")?;
+            if json {
+                return print_json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.id.clone(),
+                        if d.revoked_ms.is_some() { "revoked".into() } else { "active".into() },
+                        table::time(d.last_seen_ms),
+                        d.snapshot_version.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                        d.records.to_string(),
+                    ]
+                })
+                .collect();
+            table::print(&["ID", "STATE", "LAST SEEN", "SNAPSHOT", "RECORDS"], &rows);
+        }
+        DataplaneCmd::Revoke { id } => {
+            let _: Value = c.json(method::POST, &format!("/v1/dataplanes/{}/revoke", seg(&id)), None::<&()>)?;
+            println!("revoked data plane {id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `sluice-control`: the Sluice control plane and its CLI.
+//!
+//! `serve` runs the control process (admin API, data plane sync API, the redb
+//! writer); `demo` runs the whole stack on one machine; every other
+//! subcommand is the CLI, talking to a running `serve` over the admin API.
+
+mod admin_api;
+mod app;
+mod cli;
+mod demo;
+mod http;
+mod metrics;
+mod names;
+mod secret_file;
+mod serve;
+mod snapshot;
+mod store;
+mod sync_api;
+mod time;
+mod tls;
+mod vault;
+
+use clap::{Parser, Subcommand};
+use cli::fleet::{DataplaneCmd, UpstreamCmd};
+use cli::keys::{ApikeyCmd, ProviderKeyCmd};
+use cli::master_key::MasterKeyCmd;
+use cli::records::{LogsArgs, UsageArgs};
+use cli::route::RouteCmd;
+use cli::tenant::TenantCmd;
+use cli::Noun;
+
+#[derive(Parser, Debug)]
+#[command(name = "sluice-control", version, about = "Sluice control plane and CLI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the control process: admin API, sync API, store.
+    Serve(serve::ServeArgs),
+    /// Run the whole stack on this machine: control, mock provider, data plane.
+    Demo(demo::DemoArgs),
+    /// Manage the master key (offline).
+    #[command(subcommand)]
+    MasterKey(MasterKeyCmd),
+    /// Tenants.
+    Tenant(Noun<TenantCmd>),
+    /// Gateway keys (sk-sluice-...).
+    Apikey(Noun<ApikeyCmd>),
+    /// Tenants' provider keys (BYOK), sealed at rest.
+    ProviderKey(Noun<ProviderKeyCmd>),
+    /// Provider endpoints.
+    Upstream(Noun<UpstreamCmd>),
+    /// Model routes.
+    Route(Noun<RouteCmd>),
+    /// Data plane enrollment.
+    Dataplane(Noun<DataplaneCmd>),
+    /// A tenant's request records.
+    Logs(LogsArgs),
+    /// A tenant's usage by day and model.
+    Usage(UsageArgs),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Serve(a) => serve::main(a),
+        Command::Demo(a) => demo::main(a),
+        Command::MasterKey(c) => cli::master_key::run(c),
+        Command::Tenant(c) => cli::tenant::run(c),
+        Command::Apikey(c) => cli::keys::run_apikey(c),
+        Command::ProviderKey(c) => cli::keys::run_provider_key(c),
+        Command::Upstream(c) => cli::fleet::run_upstream(c),
+        Command::Route(c) => cli::route::run(c),
+        Command::Dataplane(c) => cli::fleet::run_dataplane(c),
+        Command::Logs(a) => cli::records::logs(a),
+        Command::Usage(a) => cli::records::usage(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

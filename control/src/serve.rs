@@ -1,0 +1,190 @@
+//! `sluice-control serve`: the control process.
+//!
+//! Opens the store, resolves the master key and the admin token, starts the
+//! writer thread and the two listeners, prints `admin listening on ADDR` and
+//! `sync listening on ADDR` on stdout, and runs until SIGINT or SIGTERM, when
+//! it finishes queued writes and closes the database cleanly.
+
+use crate::app::{App, Notify};
+use crate::http::server::{self, Limits};
+use crate::metrics::Metrics;
+use crate::snapshot::Hub;
+use crate::store::writer::Writer;
+use crate::store::{OpenError, Store};
+use crate::vault::{KekSource, Vault, MASTER_KEY_ENV, MASTER_KEY_FILE};
+use crate::{admin_api, secret_file, store, sync_api};
+use anyhow::{anyhow, Context};
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// Name of the admin token file in the data directory.
+pub(crate) const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Options of `serve`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Data directory (holds control.redb, admin.token and, by default, master.key).
+    #[arg(long, env = "SLUICE_DATA")]
+    pub(crate) data: PathBuf,
+    /// Admin API address (the CLI talks to it; keep it on a trusted address).
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    pub(crate) admin: String,
+    /// Sync API address (data planes poll snapshots and send records here).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub(crate) sync: String,
+    /// Master key file (64 hex digits, mode 0600). Default: $SLUICE_MASTER_KEY,
+    /// else DATA/master.key, generated on first start.
+    #[arg(long)]
+    pub(crate) master_key_file: Option<PathBuf>,
+    /// PEM certificate chain: serve the sync API over TLS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// How long a snapshot poll is held, in seconds.
+    #[arg(long, default_value_t = sync_api::LONG_POLL.as_secs(), hide = true)]
+    pub(crate) long_poll_secs: u64,
+}
+
+/// Creates the data directory (mode 0700) if needed.
+pub(crate) fn ensure_data_dir(data: &Path) -> anyhow::Result<()> {
+    if !data.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data)
+            .with_context(|| format!("creating data directory {}", data.display()))?;
+    }
+    Ok(())
+}
+
+/// Reads the master key from the environment, if set.
+pub(crate) fn master_key_env() -> Option<Zeroizing<String>> {
+    std::env::var(MASTER_KEY_ENV).ok().map(Zeroizing::new)
+}
+
+/// Opens the store and binds the master key to it. A rotation interrupted
+/// after its commit (the store verifies with `KEY.new`) is finished here.
+pub(crate) fn open(data: &Path, master_key_file: Option<&Path>) -> anyhow::Result<(Store, Vault, KekSource)> {
+    ensure_data_dir(data)?;
+    let store = Store::open(&data.join(store::FILE_NAME))?;
+    let (vault, source) = Vault::load(data, master_key_file, master_key_env()).map_err(|e| anyhow!(e))?;
+    match store.bind_master_key(&vault, &source) {
+        Ok(()) => Ok((store, vault, source)),
+        Err(OpenError::WrongKey(msg)) => {
+            let pending = match &source {
+                KekSource::File(p) => secret_file::sibling(p, ".new"),
+                KekSource::Env => secret_file::sibling(&data.join(MASTER_KEY_FILE), ".new"),
+            };
+            let Ok(new) = Vault::from_file(&pending) else { return Err(anyhow!(msg)) };
+            store.bind_master_key(&new, &source).map_err(|_| anyhow!(msg.clone()))?;
+            let dest = match &source {
+                KekSource::File(p) => p.clone(),
+                KekSource::Env => return Err(anyhow!("{msg}; {} holds the rotated key", pending.display())),
+            };
+            std::fs::rename(&pending, &dest).with_context(|| format!("finishing rotation to {}", dest.display()))?;
+            secret_file::sync_dir(&dest)?;
+            tracing::warn!(key = %dest.display(), "finished an interrupted master key rotation");
+            Ok((store, new, source))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn admin_token(data: &Path) -> anyhow::Result<Zeroizing<String>> {
+    let path = data.join(ADMIN_TOKEN_FILE);
+    if path.exists() {
+        return secret_file::read(&path).map_err(|e| anyhow!(e));
+    }
+    let raw = sluice_dataplane::crypto::random_bytes::<32>().map_err(|e| anyhow!(e))?;
+    let token = Zeroizing::new(sluice_dataplane::crypto::hex(&raw[..]));
+    secret_file::write_atomic(&path, format!("{}\n", token.as_str()).as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(token)
+}
+
+/// Runs the control process until SIGINT or SIGTERM.
+pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
+    let (store, vault, _) = open(&args.data, args.master_key_file.as_deref())?;
+    let token = admin_token(&args.data)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(crate::tls::server_config(c, k)?),
+        _ => None,
+    };
+    let store = Arc::new(store);
+    let hub = Arc::new(Hub::new(store.snapshot_version()?));
+    let metrics = Arc::new(Metrics::default());
+    let writer = Writer::spawn(store.clone(), Arc::new(Notify { hub: hub.clone(), metrics: metrics.clone() }))
+        .context("starting the writer thread")?;
+    let app = Arc::new(App::new(store, writer, vault, hub, metrics, &token));
+    drop(token);
+
+    let admin = TcpListener::bind(&args.admin).with_context(|| format!("binding admin API to {}", args.admin))?;
+    let sync = TcpListener::bind(&args.sync).with_context(|| format!("binding sync API to {}", args.sync))?;
+    let (admin_addr, sync_addr) = (admin.local_addr()?, sync.local_addr()?);
+
+    let a = app.clone();
+    let admin_limits =
+        Limits { max_head: 16 * 1024, max_body: admin_api::MAX_BODY, idle: Duration::from_secs(30), max_connections: 64 };
+    server::spawn("admin", admin, None, admin_limits, Arc::new(move |req| admin_api::handle(&a, req)))?;
+    let s = app.clone();
+    let long_poll = Duration::from_secs(args.long_poll_secs);
+    let sync_limits =
+        Limits { max_head: 16 * 1024, max_body: sync_api::MAX_BODY, idle: Duration::from_secs(90), max_connections: 1024 };
+    let tls_note = if tls.is_some() { " (TLS)" } else { "" };
+    server::spawn("sync", sync, tls, sync_limits, Arc::new(move |req| sync_api::handle(&s, req, long_poll)))?;
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "admin listening on {admin_addr}")?;
+    writeln!(out, "sync listening on {sync_addr}{tls_note}")?;
+    out.flush()?;
+    drop(out);
+    tracing::info!(%admin_addr, %sync_addr, data = %args.data.display(), "control plane serving");
+
+    wait_for_signal()?;
+    shutdown(&app);
+    Ok(())
+}
+
+fn wait_for_signal() -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(signal = sig, "shutting down");
+    }
+    Ok(())
+}
+
+/// Stops taking work, lets the writer finish, and closes the store cleanly
+/// once in-flight requests have let go of it (bounded wait).
+fn shutdown(app: &App) {
+    app.hub.close();
+    let store = app.take_store();
+    app.writer.stop();
+    let Some(mut store) = store else { return };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match Arc::try_unwrap(store) {
+            Ok(s) => {
+                if let Err(e) = s.close() {
+                    tracing::warn!(error = %e, "closing the store");
+                }
+                return;
+            }
+            Err(shared) if Instant::now() < deadline => {
+                store = shared;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => {
+                tracing::warn!("requests still hold the store; exiting without a clean close");
+                return;
+            }
+        }
+    }
+}

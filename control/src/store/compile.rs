@@ -1,0 +1,111 @@
+//! Compiling the snapshot from the tables, and validating it with the data
+//! plane's own index builder.
+
+use super::rows::{ApiKeyRow, ProviderKeyRow, TenantRow};
+use super::{decode, StoreError};
+use crate::vault::Envelope;
+use redb::ReadableTable;
+use sluice_dataplane::crypto::{hex, unhex, SealKey};
+use sluice_dataplane::snapshot::index::{Index, KeyMaterial};
+use sluice_dataplane::snapshot::types::{ApiKey, ProviderKey, Route, Snapshot, Tenant, Upstream};
+use std::sync::Arc;
+
+/// A snapshot as the store holds it: provider keys still in their envelopes.
+#[derive(Debug, Clone)]
+pub(crate) struct Compiled {
+    /// The snapshot, with `sealed` and `api_key_env` of every provider key unset.
+    pub(crate) snapshot: Snapshot,
+    /// The envelope of each provider key, in the order of `snapshot.provider_keys`.
+    pub(crate) envelopes: Vec<Envelope>,
+}
+
+/// The tables a snapshot is compiled from (opened by a read or a write
+/// transaction): `S` tables are keyed by name, `P` tables by (tenant, name).
+pub(crate) struct Sources<'a, S, P> {
+    /// [`super::schema::TENANTS`].
+    pub(crate) tenants: &'a S,
+    /// [`super::schema::API_KEYS`].
+    pub(crate) api_keys: &'a P,
+    /// [`super::schema::UPSTREAMS`].
+    pub(crate) upstreams: &'a S,
+    /// [`super::schema::PROVIDER_KEYS`].
+    pub(crate) provider_keys: &'a P,
+    /// [`super::schema::ROUTES`].
+    pub(crate) routes: &'a P,
+}
+
+/// Compiles the snapshot of `version` from `src`. Revoked gateway keys are left out.
+pub(crate) fn compile<S, P>(version: u64, src: &Sources<'_, S, P>) -> Result<Compiled, StoreError>
+where
+    S: ReadableTable<&'static str, &'static [u8]>,
+    P: ReadableTable<(&'static str, &'static str), &'static [u8]>,
+{
+    let mut snapshot = Snapshot { version, ..Snapshot::default() };
+    for item in src.tenants.range::<&str>(..)? {
+        let (_, v) = item?;
+        let t: TenantRow = decode(v.value())?;
+        snapshot.tenants.push(Tenant { id: t.id, name: t.name, region: t.region });
+    }
+    for item in src.api_keys.range::<(&str, &str)>(..)? {
+        let (_, v) = item?;
+        let k: ApiKeyRow = decode(v.value())?;
+        if k.revoked_ms.is_none() {
+            snapshot.api_keys.push(ApiKey { id: k.id, tenant: k.tenant, sha256: k.sha256 });
+        }
+    }
+    for item in src.upstreams.range::<&str>(..)? {
+        let (_, v) = item?;
+        snapshot.upstreams.push(decode::<Upstream>(v.value())?);
+    }
+    let mut envelopes = Vec::new();
+    for item in src.provider_keys.range::<(&str, &str)>(..)? {
+        let (_, v) = item?;
+        let k: ProviderKeyRow = decode(v.value())?;
+        envelopes.push(envelope_of(&k)?);
+        snapshot.provider_keys.push(ProviderKey {
+            id: k.id,
+            tenant: Some(k.tenant),
+            api_key_env: None,
+            sealed: None,
+        });
+    }
+    for item in src.routes.range::<(&str, &str)>(..)? {
+        let (_, v) = item?;
+        snapshot.routes.push(decode::<Route>(v.value())?);
+    }
+    Ok(Compiled { snapshot, envelopes })
+}
+
+/// The envelope stored in a provider key row.
+pub(crate) fn envelope_of(k: &ProviderKeyRow) -> Result<Envelope, StoreError> {
+    let bad = || StoreError::Internal(format!("provider key {}/{} is not valid hex", k.tenant, k.id));
+    Ok(Envelope {
+        wrapped_dek: unhex_vec(&k.wrapped_dek).ok_or_else(bad)?,
+        sealed: unhex_vec(&k.sealed).ok_or_else(bad)?,
+    })
+}
+
+/// Lower/upper-case hex of any length into bytes.
+pub(crate) fn unhex_vec(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|p| std::str::from_utf8(p).ok().and_then(unhex::<1>).map(|b| b[0]))
+        .collect()
+}
+
+/// Runs the data plane's index builder over `c`: every reference must resolve
+/// and every upstream URL parse, exactly as a data plane will require.
+pub(crate) fn validate(c: &Compiled) -> Result<(), StoreError> {
+    let mut snap = c.snapshot.clone();
+    for (k, env) in snap.provider_keys.iter_mut().zip(&c.envelopes) {
+        // The index only stores sealed bytes; any hex stands in for the real copy.
+        k.sealed = Some(hex(&env.sealed));
+    }
+    let throwaway = SealKey::from_bytes(&[0u8; 32])?;
+    Index::build(&snap, KeyMaterial::Sealed(Arc::new(throwaway)))
+        .map(drop)
+        .map_err(|e| StoreError::Invalid(format!("change refused: {e}")))
+}

@@ -1,0 +1,141 @@
+//! The values stored in the tables of [`super::schema`], and what the admin
+//! API shows of them.
+//!
+//! Rows are serialized as compact JSON: readable with any redb tool, and new
+//! optional fields can be added without a migration.
+
+use serde::{Deserialize, Serialize};
+
+/// A tenant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct TenantRow {
+    /// Stable id.
+    pub(crate) id: String,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) name: Option<String>,
+    /// Region the tenant's traffic must stay in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) region: Option<String>,
+    /// Creation time, unix ms.
+    pub(crate) created_ms: u64,
+}
+
+/// A gateway key: only the SHA-256 of the full key string is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ApiKeyRow {
+    /// Key id (the `<id>` in `sk-sluice-<id>-<secret>`).
+    pub(crate) id: String,
+    /// Owning tenant.
+    pub(crate) tenant: String,
+    /// Optional label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) name: Option<String>,
+    /// Lower-case hex SHA-256 of the full key string.
+    pub(crate) sha256: String,
+    /// Creation time, unix ms.
+    pub(crate) created_ms: u64,
+    /// When it was revoked; a revoked key leaves the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) revoked_ms: Option<u64>,
+}
+
+/// A tenant's provider key, envelope-encrypted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ProviderKeyRow {
+    /// Key id, unique within the tenant.
+    pub(crate) id: String,
+    /// Owning tenant.
+    pub(crate) tenant: String,
+    /// The secret's data key, sealed under the master key (hex).
+    pub(crate) wrapped_dek: String,
+    /// The secret, sealed under the data key with `tenant/id` as associated data (hex).
+    pub(crate) sealed: String,
+    /// Creation time, unix ms.
+    pub(crate) created_ms: u64,
+    /// Last rotation, unix ms.
+    pub(crate) updated_ms: u64,
+}
+
+/// What the admin API shows of a provider key: never the secret, sealed or not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ProviderKeyInfo {
+    /// Key id.
+    pub(crate) id: String,
+    /// Owning tenant.
+    pub(crate) tenant: String,
+    /// Creation time, unix ms.
+    pub(crate) created_ms: u64,
+    /// Last rotation, unix ms.
+    pub(crate) updated_ms: u64,
+}
+
+impl From<&ProviderKeyRow> for ProviderKeyInfo {
+    fn from(r: &ProviderKeyRow) -> Self {
+        ProviderKeyInfo { id: r.id.clone(), tenant: r.tenant.clone(), created_ms: r.created_ms, updated_ms: r.updated_ms }
+    }
+}
+
+/// An enrolled data plane.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DataplaneRow {
+    /// Data plane id.
+    pub(crate) id: String,
+    /// Its number in record keys.
+    pub(crate) num: u32,
+    /// Lower-case hex SHA-256 of the whole enrollment token.
+    pub(crate) token_sha256: String,
+    /// Enrollment time, unix ms.
+    pub(crate) created_ms: u64,
+    /// When it was revoked; a revoked token gets 401.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) revoked_ms: Option<u64>,
+}
+
+/// A data plane as `dataplane list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DataplaneInfo {
+    /// Data plane id.
+    pub(crate) id: String,
+    /// Enrollment time, unix ms.
+    pub(crate) created_ms: u64,
+    /// When it was revoked.
+    #[serde(default)]
+    pub(crate) revoked_ms: Option<u64>,
+    /// Last sync request since this control process started, unix ms.
+    #[serde(default)]
+    pub(crate) last_seen_ms: Option<u64>,
+    /// Snapshot version it last reported or was served.
+    #[serde(default)]
+    pub(crate) snapshot_version: Option<u64>,
+    /// Records stored from it, all time.
+    pub(crate) records: u64,
+    /// Highest record sequence stored from it.
+    pub(crate) max_seq: u64,
+}
+
+/// One stored record, as `logs` returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LogEntry {
+    /// Data plane that sent it.
+    pub(crate) dataplane: String,
+    /// Its sequence number there.
+    pub(crate) seq: u64,
+    /// The record.
+    pub(crate) record: sluice_dataplane::record::Record,
+}
+
+/// One row of `usage`: a tenant's requests for one model on one UTC day.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct UsageRow {
+    /// `YYYY-MM-DD` (UTC).
+    pub(crate) day: String,
+    /// Model asked for ("" when the request named none).
+    pub(crate) model: String,
+    /// Requests.
+    pub(crate) requests: u64,
+    /// Input tokens.
+    pub(crate) input_tokens: u64,
+    /// Output tokens.
+    pub(crate) output_tokens: u64,
+}

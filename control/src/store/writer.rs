@@ -1,0 +1,158 @@
+//! The one thread that writes to the store.
+//!
+//! Work arrives over a channel. Admin changes run one per transaction (so a
+//! refused change aborts only itself); record batches that are waiting
+//! together share one transaction, committed with immediate durability before
+//! any of them is acknowledged.
+
+use super::admin_ops::{self, AdminOp, Applied};
+use super::ingest::{self, Batch, Ingested};
+use super::{Store, StoreError};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Most record batches grouped into one transaction.
+const MAX_GROUP_BATCHES: usize = 64;
+/// Most records grouped into one transaction.
+const MAX_GROUP_RECORDS: usize = 100_000;
+/// Jobs that may wait for the writer before submitters block.
+const QUEUE: usize = 256;
+
+/// Told about every commit, on the writer thread, after it is durable.
+pub(crate) trait Observer: Send + Sync {
+    /// An admin change committed.
+    fn admin_committed(&self, applied: &Applied);
+    /// Record batches committed in one transaction.
+    fn records_committed(&self, results: &[Ingested]);
+}
+
+enum Job {
+    Admin(AdminOp, Sender<Result<Applied, StoreError>>),
+    Ingest(Batch, Sender<Result<Ingested, StoreError>>),
+    Stop,
+}
+
+/// Handle to the writer thread.
+pub(crate) struct Writer {
+    tx: Sender<Job>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer over `store`.
+    pub(crate) fn spawn(store: Arc<Store>, observer: Arc<dyn Observer>) -> std::io::Result<Writer> {
+        let (tx, rx) = bounded(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(&store, &rx, observer.as_ref()))?;
+        Ok(Writer { tx, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Applies an admin change and waits until it is durable (or refused).
+    pub(crate) fn admin(&self, op: AdminOp) -> Result<Applied, StoreError> {
+        let (tx, rx) = bounded(1);
+        self.tx.send(Job::Admin(op, tx)).map_err(|_| StoreError::Unavailable)?;
+        rx.recv().map_err(|_| StoreError::Unavailable)?
+    }
+
+    /// Stores a record batch and waits until it is durable.
+    pub(crate) fn ingest(&self, batch: Batch) -> Result<Ingested, StoreError> {
+        let (tx, rx) = bounded(1);
+        self.tx.send(Job::Ingest(batch, tx)).map_err(|_| StoreError::Unavailable)?;
+        rx.recv().map_err(|_| StoreError::Unavailable)?
+    }
+
+    /// Finishes the work queued so far, then stops the thread; later work is refused.
+    pub(crate) fn stop(&self) {
+        let _ = self.tx.send(Job::Stop);
+        let thread = self.thread.lock().map(|mut t| t.take()).unwrap_or(None);
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(store: &Store, rx: &Receiver<Job>, observer: &dyn Observer) {
+    let mut held: Option<Job> = None;
+    loop {
+        let job = match held.take() {
+            Some(j) => j,
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            },
+        };
+        match job {
+            Job::Stop => return,
+            Job::Admin(op, reply) => {
+                let result = run_admin(store, &op);
+                match &result {
+                    Ok(applied) => observer.admin_committed(applied),
+                    Err(e) => tracing::info!(error = %e, "admin change refused"),
+                }
+                let _ = reply.send(result);
+            }
+            Job::Ingest(batch, reply) => {
+                let mut records = batch.records.len();
+                let mut group = vec![(batch, reply)];
+                while group.len() < MAX_GROUP_BATCHES && records < MAX_GROUP_RECORDS {
+                    match rx.try_recv() {
+                        Ok(Job::Ingest(b, r)) => {
+                            records += b.records.len();
+                            group.push((b, r));
+                        }
+                        Ok(other) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let (batches, replies): (Vec<Batch>, Vec<_>) = group.into_iter().unzip();
+                match run_ingest(store, &batches) {
+                    Ok(results) => {
+                        observer.records_committed(&results);
+                        for (reply, r) in replies.into_iter().zip(results) {
+                            let _ = reply.send(Ok(r));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, batches = batches.len(), "storing records failed");
+                        for reply in replies {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn run_admin(store: &Store, op: &AdminOp) -> Result<Applied, StoreError> {
+    let txn = store.begin_write()?;
+    match admin_ops::apply(&txn, op) {
+        Ok(applied) => {
+            txn.commit()?;
+            Ok(applied)
+        }
+        Err(e) => {
+            txn.abort()?;
+            Err(e)
+        }
+    }
+}
+
+fn run_ingest(store: &Store, batches: &[Batch]) -> Result<Vec<Ingested>, StoreError> {
+    let txn = store.begin_write()?;
+    match ingest::apply(&txn, batches) {
+        Ok(results) => {
+            txn.commit()?;
+            Ok(results)
+        }
+        Err(e) => {
+            txn.abort()?;
+            Err(e)
+        }
+    }
+}

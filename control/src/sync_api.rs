@@ -1,0 +1,145 @@
+//! The sync API data planes talk to (its own listener).
+//!
+//! - Auth: `Authorization: Bearer sdp-<dataplane_id>-<64 hex>`; the store keeps
+//!   only SHA-256 of the whole token. Unknown, malformed or revoked: 401.
+//! - `GET /v1/snapshot?after=V`: 200 with the snapshot JSON when the current
+//!   version is newer than V (or V is absent); otherwise held up to 25 s,
+//!   answered early when a newer version commits, else 204. Both carry
+//!   `x-sluice-version: <current>`. Provider keys arrive sealed for the data
+//!   plane (see [`crate::snapshot::dataplane_key`]).
+//! - `POST /v1/records` `{"batch":[{"seq":u64,"record":Record},...]}` (at most
+//!   10,000 records, body at most 64 MiB): stored in one transaction keyed by
+//!   (data plane, seq), replays skipped; 200 `{"acked_through":max_seq,"stored":n}`.
+//! - `GET /healthz`.
+
+use crate::app::{secret_eq, store_error, App};
+use crate::http::{Request, Response};
+use crate::names::EnrollToken;
+use crate::store::ingest::{Batch, Prepared};
+use crate::store::rows::DataplaneRow;
+use serde::{Deserialize, Serialize};
+use sluice_dataplane::crypto::unhex;
+use sluice_dataplane::record::Record;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest records body.
+pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Most records in one batch.
+pub(crate) const MAX_BATCH: usize = 10_000;
+/// How long a snapshot poll is held before a 204.
+pub(crate) const LONG_POLL: Duration = Duration::from_secs(25);
+/// Header carrying the current snapshot version.
+pub(crate) const VERSION_HEADER: &str = "x-sluice-version";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordsBody {
+    batch: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Item {
+    seq: u64,
+    record: Record,
+}
+
+#[derive(Serialize)]
+struct Ack {
+    acked_through: u64,
+    stored: u64,
+}
+
+/// Answers one sync request.
+pub(crate) fn handle(app: &Arc<App>, req: &Request, long_poll: Duration) -> Response {
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/healthz") => return Response::text(200, "text/plain", "ok\n".into()),
+        (_, "/v1/snapshot" | "/v1/records") => {}
+        _ => return Response::error(404, &format!("no such sync endpoint: {} {}", req.method, req.path)),
+    }
+    let (token, row) = match authenticate(app, req) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/v1/snapshot") => snapshot(app, req, &token, &row, long_poll),
+        ("POST", "/v1/records") => records(app, req, &token, &row),
+        _ => Response::error(405, &format!("{} is not allowed on {}", req.method, req.path)),
+    }
+}
+
+fn authenticate(app: &App, req: &Request) -> Result<(EnrollToken, DataplaneRow), Response> {
+    let deny = || {
+        app.metrics.unauthorized.fetch_add(1, Ordering::Relaxed);
+        Response::error(401, "unknown or revoked data plane token")
+    };
+    let presented = req.bearer().ok_or_else(deny)?;
+    let token = EnrollToken::parse(presented).ok_or_else(deny)?;
+    let store = app.store().map_err(|e| store_error(&e))?;
+    let row = store.dataplane(&token.dataplane).map_err(|e| store_error(&e))?.ok_or_else(deny)?;
+    let expected = unhex::<32>(&row.token_sha256).ok_or_else(deny)?;
+    if row.revoked_ms.is_some() || !secret_eq(presented.as_bytes(), &expected) {
+        return Err(deny());
+    }
+    Ok((token, row))
+}
+
+fn snapshot(app: &App, req: &Request, token: &EnrollToken, row: &DataplaneRow, long_poll: Duration) -> Response {
+    let after = match req.query_param("after").map(|v| v.parse::<u64>()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return Response::error(400, "after must be a snapshot version (u64)"),
+    };
+    app.metrics.seen(&row.id, after);
+    let current = match after {
+        Some(v) => app.hub.wait_newer(v, long_poll),
+        None => app.hub.current(),
+    };
+    if after.is_some_and(|v| current <= v) {
+        return Response::empty(204).with_header(VERSION_HEADER, current.to_string());
+    }
+    let store = match app.store() {
+        Ok(s) => s,
+        Err(e) => return store_error(&e),
+    };
+    match app.hub.body_for(&store, &app.vault, token, &row.token_sha256) {
+        Ok((version, body)) => {
+            app.metrics.seen(&row.id, Some(version));
+            app.metrics.snapshots_served.fetch_add(1, Ordering::Relaxed);
+            Response { status: 200, content_type: "application/json", headers: Vec::new(), body: body.to_vec() }
+                .with_header(VERSION_HEADER, version.to_string())
+        }
+        Err(e) => store_error(&e),
+    }
+}
+
+fn records(app: &App, req: &Request, token: &EnrollToken, row: &DataplaneRow) -> Response {
+    app.metrics.seen(&token.dataplane, None);
+    let parsed: RecordsBody = match serde_json::from_slice(&req.body) {
+        Ok(b) => b,
+        Err(e) => return Response::error(400, &format!("bad records body: {e}")),
+    };
+    if parsed.batch.len() > MAX_BATCH {
+        return Response::error(413, &format!("at most {MAX_BATCH} records per batch"));
+    }
+    let mut prepared = Vec::with_capacity(parsed.batch.len());
+    for item in &parsed.batch {
+        match Prepared::new(item.seq, &item.record) {
+            Ok(p) => prepared.push(p),
+            Err(e) => return store_error(&e),
+        }
+    }
+    let total = prepared.len() as u64;
+    if total == 0 {
+        return Response::json(200, &Ack { acked_through: 0, stored: 0 });
+    }
+    match app.writer.ingest(Batch { dataplane: row.num, records: prepared }) {
+        Ok(done) => {
+            app.metrics.replayed.fetch_add(total - done.stored, Ordering::Relaxed);
+            Response::json(200, &Ack { acked_through: done.acked_through, stored: done.stored })
+        }
+        Err(e) => store_error(&e),
+    }
+}

@@ -1,0 +1,317 @@
+//! The agent: the data plane's link to the control plane, off the hot path.
+//!
+//! It fetches snapshots (long poll), compiles and publishes them to the
+//! workers, and ships the workers' metadata records in acked batches. It uses
+//! plain std threads and blocking std::net I/O: two of them after
+//! [`Agent::spawn`], because a long poll that blocks for 25 s cannot share a
+//! thread with a 100 ms batch timer.
+//! - `sluice-agent-snap` long-polls `GET /v1/snapshot?after=V`, compiles what
+//!   arrives with [`Index::build`], publishes it into the [`SnapshotCell`] and
+//!   caches its raw (sealed) JSON on disk.
+//! - `sluice-agent` drains the [`RecordRx`], numbers records, ships them with
+//!   `POST /v1/records`, spools them to disk when control does not ack, and
+//!   replays the spool when it answers again. Its [`JoinHandle`] is the one
+//!   [`Agent::spawn`] returns; it stops the snapshot thread when it ends.
+//!
+//! # Durability invariants
+//! - **A record is safe once it is acked or fsynced to the spool**, and the
+//!   agent does nothing that could lose a safe record: the spool is truncated
+//!   only after every line in it was acked, and a torn last line (a crash
+//!   mid-append) is cut off and never replayed. Until then a record lives in
+//!   memory (the queue, or the agent's pending batch) and a crash loses it.
+//! - **Records reach control in seq order**, each seq used once: seqs come
+//!   from a counter in the spool directory that is reserved durably, in blocks
+//!   of [`spool::SEQ_BLOCK`], before any seq of the block is used. A restart
+//!   continues above the last reservation (and above any seq in the spool).
+//! - **Order is kept across the spool**: while any spooled record is unacked,
+//!   new records are appended behind it rather than shipped past it.
+//! - **Replays are harmless**: a batch is resent whole after any failure,
+//!   including a crash between control's ack and the spool's truncation;
+//!   control keys records by `(dataplane id, seq)` and stores each once.
+//! - **Workers never wait for the agent**: it keeps draining the queue into
+//!   memory and, when control is slow or down or the queue stays backed up,
+//!   into the spool. If the disk fails as well, records stay in memory and
+//!   both are retried; only a shutdown in that state loses them (logged).
+//! - **Plaintext provider keys never reach the disk**: the snapshot cache is
+//!   the JSON exactly as control sent it, with keys sealed for this data plane.
+//!
+//! # On-disk layout (`--spool-dir`, created 0700; files 0600)
+//! - `snapshot.json`: the last snapshot that compiled, the raw response body;
+//!   replaced atomically (tmp, fsync, rename, fsync of the directory).
+//! - `spool.jsonl`: unacked records, one `{"seq":N,"record":{...}}` per line.
+//! - `seq`: decimal text, the first seq not yet reserved; replaced atomically.
+
+pub(crate) mod http;
+mod records;
+mod snapshots;
+pub(crate) mod spool;
+mod token;
+
+use crate::crypto::{CryptoError, SealKey};
+use crate::sink::RecordRx;
+use crate::snapshot::{Index, SnapshotCell};
+use http::{Client, Endpoint};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Ship a batch once this many records are waiting.
+pub const BATCH_RECORDS: usize = 1_000;
+/// Ship a batch once its first record has waited this long.
+pub const BATCH_WAIT: Duration = Duration::from_millis(100);
+/// Most records in one `POST /v1/records` (and in one spool replay).
+pub const MAX_BATCH: usize = 10_000;
+/// First retry delay after control failed; doubled per failure up to [`BACKOFF_MAX`].
+pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
+/// Longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// TCP connect timeout to control.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time limit of the snapshot fetch at bootstrap.
+const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time limit of one long poll (control holds it up to 25 s).
+const POLL_TIMEOUT: Duration = Duration::from_secs(35);
+/// Time limit of one record batch exchange.
+const RECORDS_TIMEOUT: Duration = Duration::from_secs(15);
+/// File name of the snapshot cache in the spool directory.
+pub const SNAPSHOT_CACHE_FILE: &str = "snapshot.json";
+
+/// How the agent reaches the control plane.
+pub struct AgentConfig {
+    /// Control plane sync URL, `http://host:port` or `https://...`.
+    pub control_url: String,
+    /// Enrollment token, `sdp-<dataplane_id>-<64 hex>` (read from `--token-file`).
+    pub token: Zeroizing<String>,
+    /// Where the spool, the seq counter and the snapshot cache live.
+    pub spool_dir: PathBuf,
+    /// Extra CA certificates (PEM) trusted for an `https://` control URL.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("control_url", &self.control_url)
+            .field("token", &"<redacted>")
+            .field("spool_dir", &self.spool_dir)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// Why the agent could not start.
+#[derive(Debug)]
+pub enum AgentError {
+    /// The enrollment token is malformed (its text is never shown).
+    BadToken,
+    /// The control URL is malformed.
+    BadUrl(String),
+    /// The TLS setup failed (the CA file, usually).
+    Tls(String),
+    /// The sealing key could not be derived.
+    Crypto(CryptoError),
+    /// Neither control nor the cache could supply a snapshot that compiles.
+    NoSnapshot(String),
+    /// The spool directory or a file in it failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for AgentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentError::BadToken => {
+                f.write_str("malformed enrollment token (expected sdp-<dataplane_id>-<64 hex digits>)")
+            }
+            AgentError::BadUrl(m) => f.write_str(m),
+            AgentError::Tls(m) => f.write_str(m),
+            AgentError::Crypto(e) => write!(f, "deriving the snapshot key: {e}"),
+            AgentError::NoSnapshot(m) => write!(f, "no snapshot to serve: {m}"),
+            AgentError::Io(e) => write!(f, "spool directory: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AgentError::Io(e) => Some(e),
+            AgentError::Crypto(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for AgentError {
+    fn from(e: std::io::Error) -> Self {
+        AgentError::Io(e)
+    }
+}
+
+/// Agent counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct AgentStats {
+    /// Version of the snapshot being served.
+    pub snapshot_version: AtomicU64,
+    /// Records acked by control (directly or from the spool).
+    pub records_shipped: AtomicU64,
+    /// Records appended to the spool.
+    pub records_spooled: AtomicU64,
+    /// Records in the spool not yet acked.
+    pub spool_pending: AtomicU64,
+    /// Whether the last exchange with control succeeded.
+    pub control_up: AtomicBool,
+}
+
+/// The agent before [`Agent::spawn`]: enrolled, spool opened, first snapshot loaded.
+pub struct Agent {
+    id: String,
+    endpoint: Arc<Endpoint>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    token: Arc<Zeroizing<String>>,
+    seal: Arc<SealKey>,
+    spool_dir: PathBuf,
+    spool: spool::Spool,
+    seqs: spool::Seqs,
+    stats: Arc<AgentStats>,
+    version: u64,
+    poll: Client,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("id", &self.id)
+            .field("control", &self.endpoint.authority)
+            .field("spool_dir", &self.spool_dir)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl Agent {
+    /// Blocking, once, before the workers start: enrolls, opens the spool, and
+    /// fetches the current snapshot from control (`after=0`, 5 s limit). If
+    /// control is unreachable or its snapshot does not compile, the cached one
+    /// in `spool_dir` is used; with neither, [`AgentError::NoSnapshot`].
+    pub fn bootstrap(cfg: AgentConfig) -> Result<(Agent, Index), AgentError> {
+        let enrollment = token::Enrollment::parse(&cfg.token).ok_or(AgentError::BadToken)?;
+        let endpoint = Arc::new(Endpoint::parse(&cfg.control_url).map_err(AgentError::BadUrl)?);
+        let tls = match endpoint.tls {
+            true => Some(http::tls_config(cfg.ca_file.as_deref()).map_err(AgentError::Tls)?),
+            false => None,
+        };
+        let seal = Arc::new(enrollment.seal_key().map_err(AgentError::Crypto)?);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&cfg.spool_dir)?;
+        let (spool, max_seq) = spool::Spool::open(&cfg.spool_dir)?;
+        let seqs = spool::Seqs::open(&cfg.spool_dir, max_seq.saturating_add(1))?;
+        let stats = Arc::new(AgentStats::default());
+        stats.spool_pending.store(spool.pending(), Ordering::Relaxed);
+        if spool.pending() > 0 {
+            tracing::info!(
+                records = spool.pending(),
+                "agent: spooled records will be replayed"
+            );
+        }
+
+        let mut poll = Client::new(endpoint.clone(), tls.clone(), enrollment.token(), CONNECT_TIMEOUT);
+        let fresh = snapshots::bootstrap_fetch(&mut poll, &seal, &cfg.spool_dir, &stats);
+        let index = match fresh {
+            Ok(index) => index,
+            Err(reason) => {
+                tracing::warn!(control = %endpoint.authority, reason = %reason, "agent: serving the cached snapshot");
+                snapshots::load_cache(&cfg.spool_dir, &seal)
+                    .map_err(|cache| AgentError::NoSnapshot(format!("control: {reason}; cache: {cache}")))?
+            }
+        };
+        stats.snapshot_version.store(index.version, Ordering::Relaxed);
+        tracing::info!(
+            dataplane = enrollment.id(),
+            version = index.version,
+            "agent: snapshot loaded"
+        );
+        let agent = Agent {
+            id: enrollment.id().to_string(),
+            endpoint,
+            tls,
+            token: enrollment.token(),
+            seal,
+            spool_dir: cfg.spool_dir,
+            spool,
+            seqs,
+            stats,
+            version: index.version,
+            poll,
+        };
+        Ok((agent, index))
+    }
+
+    /// The agent's counters; take them before [`Agent::spawn`].
+    pub fn stats(&self) -> Arc<AgentStats> {
+        self.stats.clone()
+    }
+
+    /// The data plane id from the enrollment token.
+    pub fn dataplane_id(&self) -> &str {
+        &self.id
+    }
+
+    /// Starts the agent's threads: the snapshot long poll publishing into
+    /// `cell`, and the record shipper draining `records`. When every sender of
+    /// `records` is gone, the shipper ships or spools (fsynced) everything
+    /// still queued, stops the snapshot thread, and ends; the returned handle
+    /// is the shipper's.
+    pub fn spawn(self, cell: Arc<SnapshotCell>, records: RecordRx) -> std::io::Result<JoinHandle<()>> {
+        let abort = Arc::new(http::Abort::default());
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let poller = snapshots::Poller::new(
+            self.poll.with_abort(abort.clone()),
+            self.seal,
+            self.spool_dir,
+            self.stats.clone(),
+            self.version,
+            cell,
+            stop_rx,
+        );
+        let join = std::thread::Builder::new()
+            .name("sluice-agent-snap".into())
+            .spawn(move || poller.run())?;
+        let poller = snapshots::PollerHandle::new(abort, stop_tx, join);
+        let client = Client::new(self.endpoint, self.tls, self.token, CONNECT_TIMEOUT);
+        let shipper = records::Shipper::new(client, records, self.spool, self.seqs, self.stats);
+        // If this spawn fails, dropping the closure drops `poller`, which stops it.
+        std::thread::Builder::new()
+            .name("sluice-agent".into())
+            .spawn(move || shipper.run(poller))
+    }
+}
+
+/// Retry delay state shared by both loops' logic.
+#[derive(Debug, Clone, Copy)]
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(BACKOFF_MIN)
+    }
+
+    /// The delay to wait now; the next one is doubled.
+    fn next(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(BACKOFF_MAX);
+        d
+    }
+
+    fn reset(&mut self) {
+        self.0 = BACKOFF_MIN;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! The snapshot side: fetching, compiling, caching, and the long-poll thread.
+
+use super::http::{Abort, Client, HttpError};
+use super::spool::write_atomic;
+use super::{AgentStats, Backoff, BOOTSTRAP_TIMEOUT, POLL_TIMEOUT, SNAPSHOT_CACHE_FILE};
+use crate::crypto::SealKey;
+use crate::snapshot::{Index, KeyMaterial, Snapshot, SnapshotCell};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A 204 that comes back faster than this means control did not hold the
+/// poll; pause [`FAST_POLL_PAUSE`] so a misbehaving server cannot make us spin.
+const FAST_POLL: Duration = Duration::from_secs(1);
+const FAST_POLL_PAUSE: Duration = Duration::from_millis(250);
+
+/// What one `GET /v1/snapshot` gave.
+pub(super) enum Fetched {
+    /// A snapshot newer than asked for, and its raw JSON.
+    New(Box<Snapshot>, Vec<u8>),
+    /// Nothing newer (204).
+    NotModified,
+}
+
+/// Why a fetch gave nothing usable.
+pub(super) enum FetchError {
+    /// No HTTP exchange.
+    Http(HttpError),
+    /// Control answered with another status.
+    Status(u16),
+    /// A 200 whose body is not a snapshot.
+    Parse(serde_json::Error),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Http(e) => e.fmt(f),
+            FetchError::Status(401 | 403) => f.write_str("control refused the enrollment token"),
+            FetchError::Status(s) => write!(f, "control answered {s}"),
+            FetchError::Parse(e) => write!(f, "snapshot is not valid JSON: {e}"),
+        }
+    }
+}
+
+pub(super) fn fetch(client: &mut Client, after: u64, timeout: Duration) -> Result<Fetched, FetchError> {
+    let path = format!("/v1/snapshot?after={after}");
+    let resp = client
+        .request("GET", &path, None, timeout)
+        .map_err(FetchError::Http)?;
+    match resp.status {
+        200 => {
+            let snap: Snapshot = serde_json::from_slice(&resp.body).map_err(FetchError::Parse)?;
+            Ok(Fetched::New(Box::new(snap), resp.body))
+        }
+        204 => Ok(Fetched::NotModified),
+        s => Err(FetchError::Status(s)),
+    }
+}
+
+fn compile(snap: &Snapshot, seal: &Arc<SealKey>) -> Result<Index, crate::snapshot::IndexError> {
+    Index::build(snap, KeyMaterial::Sealed(seal.clone()))
+}
+
+/// Caches `raw` (sealed as received) as the last good snapshot.
+fn store_cache(dir: &Path, raw: &[u8], version: u64) {
+    if let Err(e) = write_atomic(dir, SNAPSHOT_CACHE_FILE, raw) {
+        tracing::warn!(version, error = %e, "agent: could not cache the snapshot");
+    }
+}
+
+/// The bootstrap fetch: a compiled snapshot from control, cached, or why not.
+pub(super) fn bootstrap_fetch(
+    client: &mut Client,
+    seal: &Arc<SealKey>,
+    dir: &Path,
+    stats: &AgentStats,
+) -> Result<Index, String> {
+    match fetch(client, 0, BOOTSTRAP_TIMEOUT) {
+        Ok(Fetched::New(snap, raw)) => {
+            stats.control_up.store(true, Ordering::Relaxed);
+            let index = compile(&snap, seal)
+                .map_err(|e| format!("snapshot v{} does not compile: {e}", snap.version))?;
+            store_cache(dir, &raw, snap.version);
+            Ok(index)
+        }
+        Ok(Fetched::NotModified) => {
+            stats.control_up.store(true, Ordering::Relaxed);
+            Err("control has no snapshot yet".into())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The cached snapshot, compiled.
+pub(super) fn load_cache(dir: &Path, seal: &Arc<SealKey>) -> Result<Index, String> {
+    let path = dir.join(SNAPSHOT_CACHE_FILE);
+    let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let snap: Snapshot = serde_json::from_slice(&raw).map_err(|e| format!("{}: {e}", path.display()))?;
+    compile(&snap, seal).map_err(|e| format!("{}: v{} does not compile: {e}", path.display(), snap.version))
+}
+
+/// The long-poll loop.
+pub(super) struct Poller {
+    client: Client,
+    seal: Arc<SealKey>,
+    dir: PathBuf,
+    stats: Arc<AgentStats>,
+    /// The newest version seen (served, or refused as not compiling).
+    after: u64,
+    cell: Arc<SnapshotCell>,
+    stop: Receiver<()>,
+}
+
+impl Poller {
+    pub(super) fn new(
+        client: Client,
+        seal: Arc<SealKey>,
+        dir: PathBuf,
+        stats: Arc<AgentStats>,
+        after: u64,
+        cell: Arc<SnapshotCell>,
+        stop: Receiver<()>,
+    ) -> Self {
+        Poller {
+            client,
+            seal,
+            dir,
+            stats,
+            after,
+            cell,
+            stop,
+        }
+    }
+
+    /// Sleeps `d` or until stopped; returns whether to go on.
+    fn pause(&self, d: Duration) -> bool {
+        matches!(self.stop.recv_timeout(d), Err(RecvTimeoutError::Timeout))
+    }
+
+    pub(super) fn run(mut self) {
+        let mut backoff = Backoff::new();
+        let mut was_up = true;
+        loop {
+            let started = Instant::now();
+            let outcome = fetch(&mut self.client, self.after, POLL_TIMEOUT);
+            let ok = outcome.is_ok();
+            self.stats.control_up.store(ok, Ordering::Relaxed);
+            let wait = match outcome {
+                Ok(Fetched::New(snap, raw)) => self.take(&snap, &raw),
+                Ok(Fetched::NotModified) => (started.elapsed() < FAST_POLL).then_some(FAST_POLL_PAUSE),
+                Err(FetchError::Http(HttpError::Aborted)) => return,
+                Err(e) => {
+                    if was_up {
+                        tracing::warn!(error = %e, "agent: snapshot poll failed; retrying");
+                    } else {
+                        tracing::debug!(error = %e, "agent: snapshot poll failed");
+                    }
+                    Some(backoff.next())
+                }
+            };
+            if ok {
+                if !was_up {
+                    tracing::info!("agent: snapshot poll reconnected");
+                }
+                backoff.reset();
+            }
+            was_up = ok;
+            if let Some(d) = wait {
+                if !self.pause(d) {
+                    return;
+                }
+            } else if matches!(
+                self.stop.try_recv(),
+                Err(crossbeam_channel::TryRecvError::Disconnected)
+            ) {
+                return;
+            }
+        }
+    }
+
+    /// Compiles and publishes `snap`; returns how long to pause before the next poll.
+    fn take(&mut self, snap: &Snapshot, raw: &[u8]) -> Option<Duration> {
+        let version = snap.version;
+        if version <= self.after {
+            tracing::debug!(version, after = self.after, "agent: control sent an old snapshot");
+            return Some(FAST_POLL_PAUSE);
+        }
+        // Either way, do not ask for this version again: a snapshot that does
+        // not compile is reported once and the current one keeps serving.
+        self.after = version;
+        match compile(snap, &self.seal) {
+            Ok(index) => {
+                self.cell.publish(index);
+                self.stats.snapshot_version.store(version, Ordering::Relaxed);
+                tracing::info!(version, "agent: snapshot published");
+                store_cache(&self.dir, raw, version);
+            }
+            Err(e) => {
+                tracing::warn!(version, error = %e, "agent: snapshot does not compile; keeping the current one");
+            }
+        }
+        None
+    }
+}
+
+/// The shipper's handle on the poll thread. Dropping it stops the thread
+/// without waiting; [`PollerHandle::stop`] also waits for it.
+pub(super) struct PollerHandle {
+    abort: Arc<Abort>,
+    stop: Option<Sender<()>>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl PollerHandle {
+    pub(super) fn new(abort: Arc<Abort>, stop: Sender<()>, join: JoinHandle<()>) -> Self {
+        PollerHandle {
+            abort,
+            stop: Some(stop),
+            join: Some(join),
+        }
+    }
+
+    /// Stops the poll thread (breaking its current poll) and waits for it.
+    pub(super) fn stop(mut self) {
+        self.abort.abort();
+        self.stop = None;
+        if let Some(join) = self.join.take() {
+            if join.join().is_err() {
+                tracing::error!("agent: snapshot thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for PollerHandle {
+    fn drop(&mut self) {
+        self.abort.abort();
+        self.stop = None;
+    }
+}

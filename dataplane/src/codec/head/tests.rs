@@ -1,0 +1,191 @@
+use super::*;
+
+fn req(raw: &[u8]) -> Result<Option<RequestHead>, HeadError> {
+    let mut h = Vec::new();
+    parse_request(raw, &HeadLimits::default(), &mut h)
+}
+
+const GOOD: &[u8] = b"POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer k\r\nContent-Length: 12\r\n\r\n{\"model\":1}\n";
+
+#[test]
+fn parses_a_request_and_spans_point_into_the_buffer() {
+    let mut hs = Vec::new();
+    let head = parse_request(GOOD, &HeadLimits::default(), &mut hs)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.method, Method::Post);
+    assert_eq!(head.path(GOOD), b"/v1/chat/completions");
+    assert_eq!(head.target.of(GOOD), b"/v1/chat/completions?x=1");
+    assert_eq!(head.framing, Framing::Length(12));
+    assert!(head.keep_alive && head.http11 && !head.expect_continue);
+    assert_eq!(&GOOD[head.len..], b"{\"model\":1}\n");
+    assert_eq!(hs.len(), 3);
+    assert_eq!(hs[1].name.of(GOOD), b"Authorization");
+    assert_eq!(hs[1].value.of(GOOD), b"Bearer k");
+}
+
+#[test]
+fn every_split_is_incomplete_until_the_last_byte() {
+    let head_len = GOOD.len() - 12;
+    for cut in 0..head_len {
+        assert_eq!(req(&GOOD[..cut]), Ok(None), "cut at {cut}");
+    }
+    for cut in head_len..=GOOD.len() {
+        assert!(req(&GOOD[..cut]).unwrap().is_some(), "cut at {cut}");
+    }
+}
+
+#[test]
+fn framing_ambiguities_are_refused() {
+    let cases: &[(&[u8], HeadError)] = &[
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            HeadError::ConflictingLength,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            HeadError::ConflictingLength,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\n",
+            HeadError::ConflictingLength,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -3\r\n\r\n",
+            HeadError::BadContentLength,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n",
+            HeadError::BadContentLength,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            HeadError::BadContentLength,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            HeadError::UnsupportedTransferEncoding,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+            HeadError::UnsupportedTransferEncoding,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            HeadError::UnsupportedTransferEncoding,
+        ),
+        (
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            HeadError::UnsupportedTransferEncoding,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n",
+            HeadError::Malformed,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+            HeadError::BadHost,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            HeadError::BadHost,
+        ),
+        (b"GARBAGE\r\n\r\n", HeadError::Malformed),
+        (b"POST / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n", HeadError::Malformed),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(req(raw), Err(*want), "{}", String::from_utf8_lossy(raw));
+    }
+    let same = req(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(same.framing, Framing::Length(3));
+    let chunked = req(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(chunked.framing, Framing::Chunked);
+}
+
+#[test]
+fn size_limits_give_431() {
+    let limits = HeadLimits {
+        max_bytes: 64,
+        max_headers: 2,
+    };
+    let mut hs = Vec::new();
+    let big = [b"GET / HTTP/1.1\r\nHost: a\r\nX: ".as_slice(), &[b'a'; 100]].concat();
+    assert_eq!(parse_request(&big, &limits, &mut hs), Err(HeadError::TooLarge));
+    let many = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
+    assert_eq!(
+        parse_request(many, &limits, &mut hs),
+        Err(HeadError::TooManyHeaders)
+    );
+    assert_eq!(HeadError::TooLarge.status(), 431);
+    assert_eq!(HeadError::Malformed.status(), 400);
+}
+
+#[test]
+fn connection_semantics() {
+    let h = req(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+    assert!(!h.keep_alive);
+    let h = req(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert!(h.keep_alive);
+    let h = req(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert!(!h.keep_alive);
+    let h = req(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert!(h.expect_continue);
+}
+
+#[test]
+fn response_framing() {
+    let mut hs = Vec::new();
+    let parse = |raw: &[u8], head: bool, hs: &mut Vec<Header>| parse_response(raw, head, 16384, hs);
+    let r = parse(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        false,
+        &mut hs,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!((r.status, r.framing, r.keep_alive), (200, Framing::Chunked, true));
+    let r = parse(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+        false,
+        &mut hs,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!((r.framing, r.keep_alive), (Framing::Length(5), false));
+    let r = parse(b"HTTP/1.1 200 OK\r\n\r\n", false, &mut hs)
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.framing, r.keep_alive), (Framing::UntilClose, false));
+    let r = parse(b"HTTP/1.1 204 No Content\r\n\r\n", false, &mut hs)
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.framing, Framing::Empty);
+    let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true, &mut hs)
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.framing, Framing::Empty);
+    assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-Le", false, &mut hs), Ok(None));
+    assert!(parse(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        false,
+        &mut hs
+    )
+    .is_err());
+}
+
+#[test]
+fn hop_by_hop_names() {
+    assert!(is_hop_by_hop(b"Connection"));
+    assert!(is_hop_by_hop(b"TRANSFER-ENCODING"));
+    assert!(!is_hop_by_hop(b"content-type"));
+}

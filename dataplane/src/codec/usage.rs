@@ -1,0 +1,360 @@
+//! Provider usage and stream completion, read from SSE events or from a
+//! non-streamed JSON body.
+//!
+//! Invariants:
+//! - No I/O, never panics, never an error: JSON that is malformed or has an
+//!   unexpected shape is ignored (the event simply carries no usage).
+//! - Cheap per event: JSON is only deserialized when the data contains the
+//!   bytes `"usage"` (one SIMD substring search), and not even then when the
+//!   only such key is followed by `null` (OpenAI sends `"usage":null` in
+//!   every chunk when `stream_options.include_usage` is set). Deserializing
+//!   uses borrowed structs and `IgnoredAny`: no `Value` trees, and no heap
+//!   except for a `"type"` string with escapes in it.
+//! - Normalisation follows [`Usage`]: `input_tokens` counts every prompt token
+//!   once, cached or not.
+//!   - OpenAI: `input = prompt_tokens` (already includes cached),
+//!     `cached_input = prompt_tokens_details.cached_tokens`,
+//!     `output = completion_tokens`,
+//!     `reasoning = completion_tokens_details.reasoning_tokens`. A later
+//!     non-null `usage` replaces an earlier one.
+//!   - Anthropic: `message_start` carries `message.usage`, `message_delta`
+//!     carries `usage` (cumulative `output_tokens`, possibly input and cache
+//!     fields); each field present replaces the earlier value.
+//!     `input = input_tokens + cache_read_input_tokens +
+//!     cache_creation_input_tokens` (Anthropic's `input_tokens` excludes
+//!     both), `cached_input = cache_read_input_tokens`,
+//!     `cache_creation = cache_creation_input_tokens`.
+//! - Completion: OpenAI streams complete with `data: [DONE]`, Anthropic
+//!   streams with the `message_stop` event; a non-streamed body completes
+//!   when it parses as a JSON object.
+
+use crate::codec::sse::SseEvent;
+use crate::record::Usage;
+use memchr::memmem::Finder;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::LazyLock;
+
+/// The key every usage report is under; built once per process.
+static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+
+/// Which provider wire format a response is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI chat completions (and compatible providers).
+    OpenAi,
+    /// Anthropic messages.
+    Anthropic,
+}
+
+/// Reads usage and completion from one response. See the module docs.
+#[derive(Clone, Debug)]
+pub struct UsageScanner {
+    dialect: Dialect,
+    /// OpenAI: the last non-null usage seen.
+    openai: Option<Usage>,
+    /// Anthropic: the latest value of each usage field.
+    anthropic: AnthropicUsage,
+    saw_anthropic: bool,
+    completed: bool,
+    usage_only: bool,
+}
+
+impl UsageScanner {
+    /// A scanner for one response in `dialect`.
+    pub fn new(dialect: Dialect) -> Self {
+        UsageScanner {
+            dialect,
+            openai: None,
+            anthropic: AnthropicUsage::default(),
+            saw_anthropic: false,
+            completed: false,
+            usage_only: false,
+        }
+    }
+
+    /// The dialect this scanner reads.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Reads one streamed event.
+    pub fn on_event(&mut self, ev: &SseEvent<'_>) {
+        self.usage_only = false;
+        match self.dialect {
+            Dialect::OpenAi => {
+                if ev.data.trim_ascii() == b"[DONE]" {
+                    self.completed = true;
+                } else if has_usage(ev.data) {
+                    self.openai_json(ev.data);
+                }
+            }
+            Dialect::Anthropic => {
+                if ev.event == b"message_stop" || (ev.event.is_empty() && is_message_stop(ev.data)) {
+                    self.completed = true;
+                } else if has_usage(ev.data) {
+                    self.anthropic_json(ev.data);
+                }
+            }
+        }
+    }
+
+    /// Reads a non-streamed JSON response body.
+    pub fn on_json_body(&mut self, body: &[u8]) {
+        self.usage_only = false;
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return;
+        }
+        let parsed = has_usage(body)
+            && match self.dialect {
+                Dialect::OpenAi => self.openai_json(body),
+                Dialect::Anthropic => self.anthropic_json(body),
+            };
+        // Without usage (or with usage of an unexpected shape) the body may
+        // still be a whole JSON object, and then the response is complete.
+        if parsed || serde_json::from_slice::<IgnoredAny>(body).is_ok() {
+            self.completed = true;
+        }
+    }
+
+    /// The usage reported so far, normalised; `None` when none was reported.
+    pub fn usage(&self) -> Option<Usage> {
+        match self.dialect {
+            Dialect::OpenAi => self.openai,
+            Dialect::Anthropic if self.saw_anthropic => Some(self.anthropic.normalise()),
+            Dialect::Anthropic => None,
+        }
+    }
+
+    /// Whether the response completed: OpenAI streams saw `data: [DONE]`,
+    /// Anthropic streams saw `message_stop`, a non-streamed body parsed as a
+    /// JSON object.
+    pub fn completed(&self) -> bool {
+        self.completed
+    }
+
+    /// Whether the last event fed was an OpenAI usage-only chunk
+    /// (`"choices":[]` with a non-null `usage`), which the gateway strips when
+    /// the client did not ask for usage.
+    pub fn usage_only_event(&self) -> bool {
+        self.usage_only
+    }
+
+    /// Parses an OpenAI chunk or body; returns whether it parsed.
+    fn openai_json(&mut self, json: &[u8]) -> bool {
+        let Ok(chunk) = serde_json::from_slice::<Obj<OpenAiChunk>>(json) else {
+            return false;
+        };
+        let chunk = chunk.0;
+        // A usage object with neither count is not OpenAI's (nor useful).
+        let usage = chunk
+            .usage
+            .filter(|u| u.0.prompt_tokens.is_some() || u.0.completion_tokens.is_some());
+        if let Some(Obj(u)) = usage {
+            self.openai = Some(Usage {
+                input_tokens: u.prompt_tokens.unwrap_or(0),
+                output_tokens: u.completion_tokens.unwrap_or(0),
+                cached_input_tokens: u
+                    .prompt_tokens_details
+                    .and_then(|d| d.0.cached_tokens)
+                    .unwrap_or(0),
+                cache_creation_tokens: 0,
+                reasoning_tokens: u
+                    .completion_tokens_details
+                    .and_then(|d| d.0.reasoning_tokens)
+                    .unwrap_or(0),
+            });
+            self.usage_only = chunk.choices.is_some_and(|c| c.0 == 0);
+        }
+        true
+    }
+
+    /// Parses an Anthropic event or body; returns whether it parsed.
+    fn anthropic_json(&mut self, json: &[u8]) -> bool {
+        let Ok(ev) = serde_json::from_slice::<Obj<AnthropicJson>>(json) else {
+            return false;
+        };
+        let ev = ev.0;
+        for Obj(u) in [ev.message.and_then(|m| m.0.usage), ev.usage]
+            .into_iter()
+            .flatten()
+        {
+            if u.any() {
+                self.anthropic.merge(u);
+                self.saw_anthropic = true;
+            }
+        }
+        true
+    }
+}
+
+/// Whether `data` may carry a usage report worth deserializing: it contains
+/// `"usage"`, and not only as one key whose value is `null`.
+fn has_usage(data: &[u8]) -> bool {
+    let Some(at) = USAGE_KEY.find(data) else {
+        return false;
+    };
+    let after = data.get(at + 7..).unwrap_or_default();
+    let Some(value) = after.trim_ascii_start().strip_prefix(b":") else {
+        return true;
+    };
+    if !value.trim_ascii_start().starts_with(b"null") {
+        return true;
+    }
+    // One `"usage": null` key; any other occurrence might be the real one.
+    USAGE_KEY.find(after).is_some()
+}
+
+/// Whether an event without an `event:` line is Anthropic's `message_stop`
+/// (some relays drop the `event:` lines; the JSON `type` says the same).
+fn is_message_stop(data: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Typed<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<Cow<'a, str>>,
+    }
+    memchr::memmem::find(data, b"message_stop").is_some()
+        && serde_json::from_slice::<Typed<'_>>(data).is_ok_and(|t| t.kind.as_deref() == Some("message_stop"))
+}
+
+#[derive(Deserialize)]
+struct OpenAiChunk {
+    #[serde(default)]
+    choices: Option<SeqLen>,
+    #[serde(default)]
+    usage: Option<Obj<OpenAiUsage>>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<Obj<OpenAiDetails>>,
+    #[serde(default)]
+    completion_tokens_details: Option<Obj<OpenAiDetails>>,
+}
+
+/// `prompt_tokens_details` holds `cached_tokens`;
+/// `completion_tokens_details` holds `reasoning_tokens`.
+#[derive(Deserialize)]
+struct OpenAiDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicJson {
+    #[serde(default)]
+    message: Option<Obj<AnthropicMessage>>,
+    #[serde(default)]
+    usage: Option<Obj<AnthropicUsage>>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicMessage {
+    #[serde(default)]
+    usage: Option<Obj<AnthropicUsage>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+struct AnthropicUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl AnthropicUsage {
+    /// Later values replace earlier ones, field by field.
+    fn merge(&mut self, later: AnthropicUsage) {
+        self.input_tokens = later.input_tokens.or(self.input_tokens);
+        self.output_tokens = later.output_tokens.or(self.output_tokens);
+        self.cache_creation_input_tokens = later
+            .cache_creation_input_tokens
+            .or(self.cache_creation_input_tokens);
+        self.cache_read_input_tokens = later.cache_read_input_tokens.or(self.cache_read_input_tokens);
+    }
+
+    /// Whether any known field is present.
+    fn any(&self) -> bool {
+        self.input_tokens.is_some()
+            || self.output_tokens.is_some()
+            || self.cache_creation_input_tokens.is_some()
+            || self.cache_read_input_tokens.is_some()
+    }
+
+    fn normalise(&self) -> Usage {
+        let read = self.cache_read_input_tokens.unwrap_or(0);
+        let creation = self.cache_creation_input_tokens.unwrap_or(0);
+        Usage {
+            input_tokens: self
+                .input_tokens
+                .unwrap_or(0)
+                .saturating_add(read)
+                .saturating_add(creation),
+            output_tokens: self.output_tokens.unwrap_or(0),
+            cached_input_tokens: read,
+            cache_creation_tokens: creation,
+            reasoning_tokens: 0,
+        }
+    }
+}
+
+/// The length of a JSON array, read without building it.
+struct SeqLen(usize);
+
+impl<'de> Deserialize<'de> for SeqLen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Count;
+        impl<'de> Visitor<'de> for Count {
+            type Value = SeqLen;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SeqLen, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(SeqLen(n))
+            }
+        }
+        d.deserialize_seq(Count)
+    }
+}
+
+/// A struct read only from a JSON object. Derived struct impls also accept
+/// an array of the fields in order, which would let `[1,2]` pass for usage.
+struct Obj<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Map<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Map<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Obj)
+            }
+        }
+        d.deserialize_map(Map(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,307 @@
+//! `sluice-dataplane`: the Sluice data plane binary.
+//!
+//! Standalone: `--snapshot FILE` (TOML) and `--records FILE` (JSON lines);
+//! SIGHUP reloads the snapshot. With a control plane: `--control URL
+//! --token-file F --spool-dir DIR`. SIGTERM or SIGINT: stop accepting, let
+//! requests in flight finish within the grace period, flush records, exit.
+
+use clap::Parser;
+use sluice_dataplane::agent::{Agent, AgentConfig};
+use sluice_dataplane::config::{FileConfig, Limits};
+use sluice_dataplane::metrics::Metrics;
+use sluice_dataplane::server::{self, admin, ServerConfig};
+use sluice_dataplane::sink;
+use sluice_dataplane::snapshot::{Index, KeyMaterial, Snapshot, SnapshotCell};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit status for bad configuration (EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice-dataplane",
+    version,
+    about = "Sluice data plane: thread-per-core LLM API gateway"
+)]
+struct Args {
+    /// TOML file with any of these options (flags win).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Client listener [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Admin listener for /metrics and /healthz [default: 127.0.0.1:9090].
+    #[arg(long)]
+    admin: Option<String>,
+    /// Worker threads [default: the cores available].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Standalone mode: snapshot file (TOML).
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// Standalone mode: append records here as JSON lines [default: sluice-records.jsonl].
+    #[arg(long)]
+    records: Option<PathBuf>,
+    /// Control plane sync URL.
+    #[arg(long)]
+    control: Option<String>,
+    /// File holding this data plane's enrollment token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Directory for the record spool and the snapshot cache.
+    #[arg(long)]
+    spool_dir: Option<PathBuf>,
+    /// Extra CA certificates (PEM) to trust for upstreams and control.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Do not pin workers to cores.
+    #[arg(long)]
+    no_pin: bool,
+    /// Largest request body, bytes.
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Upstream response head timeout, ms.
+    #[arg(long)]
+    upstream_head_timeout_ms: Option<u64>,
+    /// Upstream body idle timeout, ms.
+    #[arg(long)]
+    upstream_idle_timeout_ms: Option<u64>,
+    /// Upstream connect timeout, ms.
+    #[arg(long)]
+    upstream_connect_timeout_ms: Option<u64>,
+    /// Grace period for requests in flight at shutdown, ms.
+    #[arg(long)]
+    shutdown_grace_ms: Option<u64>,
+}
+
+/// Bad configuration: reported in one line, exit 64.
+struct ConfigError(String);
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice-dataplane: {}", e.0);
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+enum Mode {
+    Standalone { snapshot: PathBuf, records: PathBuf },
+    Control(AgentConfig),
+}
+
+fn run(args: Args) -> Result<(), ConfigError> {
+    let file = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            toml::from_str::<FileConfig>(&text)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+        }
+        None => FileConfig::default(),
+    };
+    let mut limits: Limits = file.limits.clone();
+    macro_rules! set {
+        ($($field:ident),*) => { $( if let Some(v) = args.$field { limits.$field = v; } )* };
+    }
+    set!(
+        max_body_bytes,
+        upstream_head_timeout_ms,
+        upstream_idle_timeout_ms,
+        upstream_connect_timeout_ms,
+        shutdown_grace_ms
+    );
+
+    let listen = parse_addr(
+        args.listen.or(file.listen).as_deref().unwrap_or("127.0.0.1:8080"),
+        "--listen",
+    )?;
+    let admin_addr = parse_addr(
+        args.admin.or(file.admin).as_deref().unwrap_or("127.0.0.1:9090"),
+        "--admin",
+    )?;
+    let workers = args
+        .workers
+        .or(file.workers)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let ca_file = args.ca_file.or(file.ca_file);
+    let mode = match (args.snapshot.or(file.snapshot), args.control.or(file.control)) {
+        (Some(snapshot), None) => Mode::Standalone {
+            snapshot,
+            records: args
+                .records
+                .or(file.records)
+                .unwrap_or_else(|| PathBuf::from("sluice-records.jsonl")),
+        },
+        (None, Some(control_url)) => {
+            let token_file = args
+                .token_file
+                .or(file.token_file)
+                .ok_or_else(|| ConfigError("--control needs --token-file".into()))?;
+            let token = std::fs::read_to_string(&token_file)
+                .map_err(|e| ConfigError(format!("{}: {e}", token_file.display())))?;
+            let spool_dir = args
+                .spool_dir
+                .or(file.spool_dir)
+                .ok_or_else(|| ConfigError("--control needs --spool-dir".into()))?;
+            std::fs::create_dir_all(&spool_dir)
+                .map_err(|e| ConfigError(format!("{}: {e}", spool_dir.display())))?;
+            Mode::Control(AgentConfig {
+                control_url,
+                token: zeroize::Zeroizing::new(token.trim().to_owned()),
+                spool_dir,
+                ca_file: ca_file.clone(),
+            })
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigError(
+                "give either --snapshot or --control, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(ConfigError(
+                "give --snapshot FILE (standalone) or --control URL".into(),
+            ))
+        }
+    };
+
+    raise_fd_limit();
+    let tls = sluice_dataplane::upstream::tls::client_config(ca_file.as_deref()).map_err(ConfigError)?;
+    let (records_tx, records_rx) = sink::channel(64 * 1024);
+    let metrics = Arc::new(Metrics::new(workers));
+
+    type Started = (
+        Arc<SnapshotCell>,
+        std::thread::JoinHandle<()>,
+        admin::Extra,
+        Option<PathBuf>,
+    );
+    let (cell, consumer, extra, reload_from): Started = match mode {
+        Mode::Standalone { snapshot, records } => {
+            let index = load_snapshot(&snapshot).map_err(ConfigError)?;
+            let cell = Arc::new(SnapshotCell::new(index));
+            let writer = sink::spawn_jsonl_writer(records.clone(), records_rx)
+                .map_err(|e| ConfigError(format!("{}: {e}", records.display())))?;
+            (cell, writer, Arc::new(String::new), Some(snapshot))
+        }
+        Mode::Control(cfg) => {
+            let (agent, index) = Agent::bootstrap(cfg).map_err(|e| ConfigError(e.to_string()))?;
+            let stats = agent.stats();
+            let cell = Arc::new(SnapshotCell::new(index));
+            let handle = agent
+                .spawn(cell.clone(), records_rx)
+                .map_err(|e| ConfigError(format!("agent thread: {e}")))?;
+            let extra: admin::Extra = Arc::new(move || render_agent_stats(&stats));
+            (cell, handle, extra, None)
+        }
+    };
+
+    let config = ServerConfig {
+        listen,
+        workers,
+        pin: !args.no_pin,
+    };
+    let server = server::start(&config, limits, cell.clone(), metrics.clone(), tls, records_tx)
+        .map_err(|e| ConfigError(format!("listen {listen}: {e}")))?;
+    let admin_bound = admin::spawn(admin_addr, metrics, extra)
+        .map_err(|e| ConfigError(format!("admin {admin_addr}: {e}")))?;
+    tracing::info!(listen = %server.local_addr(), admin = %admin_bound, workers, "sluice data plane serving");
+    // Tests and scripts read these two lines to find the ports.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "listening on http://{}", server.local_addr());
+    let _ = writeln!(stdout, "admin on http://{admin_bound}");
+    let _ = stdout.flush();
+
+    wait_for_signals(reload_from.as_deref(), &cell);
+    tracing::info!("shutting down: no new connections; finishing requests in flight");
+    server.shutdown();
+    // Every sender is gone once the workers ended: the consumer drains and stops.
+    if consumer.join().is_err() {
+        tracing::error!("record consumer thread panicked");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn wait_for_signals(reload_from: Option<&Path>, cell: &SnapshotCell) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers; running until killed");
+            loop {
+                std::thread::park();
+            }
+        }
+    };
+    for signal in signals.forever() {
+        match (signal, reload_from) {
+            (SIGHUP, Some(snapshot)) => match load_snapshot(snapshot) {
+                Ok(index) => {
+                    tracing::info!(
+                        version = index.version,
+                        keys = index.key_count(),
+                        "snapshot reloaded"
+                    );
+                    cell.publish(index);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "snapshot reload failed; still serving the previous one")
+                }
+            },
+            (SIGHUP, None) => tracing::info!("SIGHUP ignored: snapshots come from the control plane"),
+            _ => return,
+        }
+    }
+}
+
+fn render_agent_stats(stats: &sluice_dataplane::agent::AgentStats) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    format!(
+        "# HELP sluice_snapshot_version Snapshot version being served.\n# TYPE sluice_snapshot_version gauge\nsluice_snapshot_version {}\n\
+         # HELP sluice_records_shipped_total Records acknowledged by the control plane.\n# TYPE sluice_records_shipped_total counter\nsluice_records_shipped_total {}\n\
+         # HELP sluice_records_spooled_total Records written to the spool.\n# TYPE sluice_records_spooled_total counter\nsluice_records_spooled_total {}\n\
+         # HELP sluice_spool_pending Records in the spool awaiting acknowledgement.\n# TYPE sluice_spool_pending gauge\nsluice_spool_pending {}\n\
+         # HELP sluice_control_up Whether the control plane answered the last call.\n# TYPE sluice_control_up gauge\nsluice_control_up {}\n",
+        stats.snapshot_version.load(Relaxed),
+        stats.records_shipped.load(Relaxed),
+        stats.records_spooled.load(Relaxed),
+        stats.spool_pending.load(Relaxed),
+        u8::from(stats.control_up.load(Relaxed)),
+    )
+}
+
+fn load_snapshot(path: &Path) -> Result<Index, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let snap: Snapshot = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let env = |name: &str| std::env::var(name).ok();
+    Index::build(&snap, KeyMaterial::Env(&env)).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn parse_addr(s: &str, flag: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse()
+        .map_err(|_| ConfigError(format!("{flag}: {s:?} is not an address like 127.0.0.1:8080")))
+}
+
+/// Each client stream also holds an upstream socket: take every descriptor
+/// the hard limit allows.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(nofile = n, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the file descriptor limit"),
+    }
+}

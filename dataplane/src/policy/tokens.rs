@@ -1,0 +1,213 @@
+//! Token counting with OpenAI's BPE encodings (tiktoken-rs).
+//!
+//! - [`encoding_for`] maps a model name to its encoding: `o200k_base` for
+//!   gpt-4o, gpt-4.1, gpt-4.5, gpt-5, o1/o3/o4 and gpt-oss; `cl100k_base` for
+//!   gpt-4 (not 4o/4.1/4.5), gpt-3.5 and text-embedding-*. Any other model
+//!   (Claude, Gemini, unknown) is counted with `o200k_base` and marked as an
+//!   estimate. A provider prefix (`openai/gpt-4o`) is looked through.
+//! - [`count`] is the ordinary encoder (special tokens are plain text), equal
+//!   to Python `tiktoken`'s `encode_ordinary` (see the parity test).
+//! - Each encoding is built once, lazily, on first use: `o200k_base` takes
+//!   ~150 ms, so the binary calls [`warm_up`] at start, off the request path.
+//!
+//! Long whitespace: the tokenizer's pre-split regex gives up (and tiktoken
+//! panics, in Rust and in Python) on a run of about a million whitespace
+//! characters. [`count`] cuts whitespace runs longer than [`MAX_WS_RUN`] bytes
+//! and counts the pieces apart (off by about one token per cut, only for such
+//! runs), and stays panic-free even if the library panics on some other input:
+//! it then falls back to one token per four bytes.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+use tiktoken_rs::CoreBPE;
+
+/// A BPE encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// `o200k_base`.
+    O200kBase,
+    /// `cl100k_base`.
+    Cl100kBase,
+}
+
+impl Encoding {
+    /// Its tiktoken name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::O200kBase => "o200k_base",
+            Encoding::Cl100kBase => "cl100k_base",
+        }
+    }
+}
+
+/// Whitespace runs longer than this (bytes) are cut before encoding.
+pub const MAX_WS_RUN: usize = 64 * 1024;
+
+/// The encoding for `model`, and whether counts with it are only an estimate
+/// (the model is not a known OpenAI one).
+pub fn encoding_for(model: &str) -> (Encoding, bool) {
+    let (prefix, name) = match model.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, model),
+    };
+    let foreign = prefix.is_some_and(|p| p != "openai");
+    // `o1` is a family, `o1x` is not.
+    let family = |f: &str| name.strip_prefix(f).is_some_and(|rest| rest.is_empty() || rest.starts_with('-'));
+    let o200k = ["gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "gpt-oss"].iter().any(|p| name.starts_with(p))
+        || ["o1", "o3", "o4"].iter().any(|f| family(f));
+    if o200k {
+        return (Encoding::O200kBase, foreign);
+    }
+    let cl100k = family("gpt-4")
+        || ["gpt-3.5", "gpt-35", "text-embedding-"].iter().any(|p| name.starts_with(p));
+    if cl100k {
+        return (Encoding::Cl100kBase, foreign);
+    }
+    (Encoding::O200kBase, true)
+}
+
+fn bpe(enc: Encoding) -> Option<&'static CoreBPE> {
+    static O200K: OnceLock<Option<CoreBPE>> = OnceLock::new();
+    static CL100K: OnceLock<Option<CoreBPE>> = OnceLock::new();
+    match enc {
+        Encoding::O200kBase => O200K.get_or_init(|| tiktoken_rs::o200k_base().ok()).as_ref(),
+        Encoding::Cl100kBase => CL100K.get_or_init(|| tiktoken_rs::cl100k_base().ok()).as_ref(),
+    }
+}
+
+/// Builds both encodings now (a few hundred ms), so that no request pays for
+/// it. Returns false if one could not be built (counts then fall back to an
+/// estimate of one token per four bytes).
+pub fn warm_up() -> bool {
+    let o = bpe(Encoding::O200kBase).is_some();
+    let c = bpe(Encoding::Cl100kBase).is_some();
+    o && c
+}
+
+/// Tokens in `text` with `enc`, special tokens counted as plain text.
+pub fn count(enc: Encoding, text: &str) -> usize {
+    let Some(bpe) = bpe(enc) else { return estimate(text) };
+    if text.len() <= MAX_WS_RUN {
+        return encode_len(bpe, text);
+    }
+    let mut total = 0;
+    let mut seg = 0;
+    let mut run: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        if !c.is_whitespace() {
+            run = None;
+            continue;
+        }
+        let start = *run.get_or_insert(i);
+        let end = i + c.len_utf8();
+        if end - start >= MAX_WS_RUN {
+            total += encode_len(bpe, &text[seg..end]);
+            seg = end;
+            run = Some(end);
+        }
+    }
+    total + encode_len(bpe, &text[seg..])
+}
+
+/// Sum of [`count`] over several texts.
+pub fn count_all<'a>(enc: Encoding, texts: impl IntoIterator<Item = &'a str>) -> u64 {
+    texts.into_iter().map(|t| count(enc, t) as u64).sum()
+}
+
+fn encode_len(bpe: &CoreBPE, text: &str) -> usize {
+    if text.is_empty() {
+        return 0;
+    }
+    // tiktoken unwraps the pre-split regex's result; a panic there must not
+    // take the worker down.
+    catch_unwind(AssertUnwindSafe(|| bpe.encode_ordinary(text).len())).unwrap_or_else(|_| estimate(text))
+}
+
+fn estimate(text: &str) -> usize {
+    text.len().div_ceil(4)
+}
+
+/// Counts completion tokens of a streamed response as its text deltas
+/// arrive, without holding anything back.
+///
+/// Method: deltas are appended to a pending buffer; once it holds at least
+/// [`CompletionCounter::FLUSH_AT`] bytes, everything before its last *safe cut*
+/// is counted and dropped. A safe cut is a position holding U+0020 SPACE whose
+/// preceding character is not whitespace. Both encodings' pre-split regexes
+/// can put a space inside a piece only at the piece's start or inside an
+/// all-whitespace piece, have no look-behind, and their look-ahead `(?!\S)`
+/// accepts a space as it accepts the end of text; so the pieces of `a + b`,
+/// cut there, are the pieces of `a` followed by those of `b`, and BPE works
+/// per piece: the sum is exactly `count(a + b)`. Text with no such position
+/// for [`CompletionCounter::FORCE_AT`] bytes (CJK, minified code) is cut at a
+/// character boundary anyway, which can be off by a token or two per 4 KiB.
+///
+/// The pending buffer keeps its capacity; the counting itself allocates (in
+/// tiktoken) once per flush, not per delta.
+#[derive(Clone, Debug)]
+pub struct CompletionCounter {
+    enc: Encoding,
+    pending: String,
+    /// Bytes of `pending` already searched for a cut.
+    scanned: usize,
+    /// The last safe cut found in `pending[..scanned]`, 0 if none.
+    cut: usize,
+    counted: u64,
+}
+
+impl CompletionCounter {
+    /// Pending bytes that trigger a count at the last safe cut.
+    pub const FLUSH_AT: usize = 256;
+    /// Pending bytes without a safe cut that trigger a forced one.
+    pub const FORCE_AT: usize = 4096;
+
+    /// A counter for a completion of a model using `enc`.
+    pub fn new(enc: Encoding) -> Self {
+        CompletionCounter { enc, pending: String::new(), scanned: 0, cut: 0, counted: 0 }
+    }
+
+    /// Feeds the next text delta.
+    pub fn push(&mut self, delta: &str) {
+        self.pending.push_str(delta);
+        let bytes = self.pending.as_bytes();
+        for i in self.scanned.max(1)..bytes.len() {
+            if bytes[i] == b' ' && !self.pending[..i].chars().next_back().is_some_and(char::is_whitespace) {
+                self.cut = i;
+            }
+        }
+        self.scanned = bytes.len();
+        if self.pending.len() < Self::FLUSH_AT {
+            return;
+        }
+        let cut = if self.cut > 0 {
+            self.cut
+        } else if self.pending.len() >= Self::FORCE_AT {
+            self.pending.len()
+        } else {
+            return;
+        };
+        self.counted += count(self.enc, &self.pending[..cut]) as u64;
+        self.pending.drain(..cut);
+        self.scanned = self.pending.len();
+        self.cut = 0;
+    }
+
+    /// Tokens so far: counted exactly up to the last cut, estimated (four
+    /// bytes a token) after it.
+    pub fn tokens(&self) -> u64 {
+        self.counted + estimate(&self.pending) as u64
+    }
+
+    /// Counts what is pending and returns the total. The counter can go on
+    /// being fed afterwards.
+    pub fn finish(&mut self) -> u64 {
+        self.counted += count(self.enc, &self.pending) as u64;
+        self.pending.clear();
+        self.scanned = 0;
+        self.cut = 0;
+        self.counted
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,276 @@
+//! Sending the request upstream: target order, dialling or reusing a pooled
+//! connection, the upstream request head, and fallback.
+//!
+//! A target is abandoned for the next on a connect error, a timeout, or a 429
+//! or 5xx answer — always before a byte went to the client. A pooled
+//! connection that turns out to be closed is retried once on a fresh one; that
+//! is not a fallback.
+
+use super::inspect::{with_model, RequestInfo};
+use super::Ctx;
+use crate::codec::head::{self, Header, RequestHead, ResponseHead};
+use crate::respond::ErrorKind;
+use crate::server::conn::{ClientIo, FullRequest};
+use crate::server::worker::Worker;
+use crate::snapshot::{ProviderKind, RouteTarget, UpstreamEntry};
+use crate::upstream::{dial, Conn, DialError};
+use bytes::{Buf, Bytes, BytesMut};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+use zeroize::Zeroize;
+
+/// Bodies up to this size go out in the same write as the head.
+const COALESCE_BODY: usize = 16 * 1024;
+/// Largest upstream response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Anthropic requires a version; used when the client sent none.
+const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// An upstream's answer whose head has been read.
+pub struct Answer {
+    /// The connection, positioned after the bytes in `buf`.
+    pub conn: Conn,
+    /// Which upstream answered.
+    pub upstream: Arc<UpstreamEntry>,
+    /// The parsed head.
+    pub head: ResponseHead,
+    /// Header spans into `buf`.
+    pub headers: Vec<Header>,
+    /// The head, and whatever body bytes arrived with it.
+    pub buf: BytesMut,
+}
+
+/// Forwards `req` to the first target that answers acceptably.
+pub async fn forward(
+    w: &Worker,
+    io: &ClientIo,
+    client_head: &RequestHead,
+    req: &FullRequest,
+    info: &RequestInfo,
+    targets: &[RouteTarget],
+    ctx: &mut Ctx<'_>,
+) -> Result<Answer, super::Reject> {
+    let order = order_targets(w, targets);
+    let mut last = ErrorKind::UpstreamUnreachable;
+    for (i, &ti) in order.iter().enumerate() {
+        let target = &targets[ti];
+        if i > 0 {
+            w.metrics().fallback();
+        }
+        ctx.record.attempts = ctx.record.attempts.saturating_add(1);
+        ctx.record.upstream = Some(target.upstream.name.clone());
+        match attempt(w, &io.headers, client_head, req, info, target, ctx).await {
+            Ok(answer) => {
+                let status = answer.head.status;
+                let retryable = status == 429 || status >= 500;
+                if retryable && i + 1 < order.len() {
+                    tracing::debug!(upstream = %target.upstream.name, status, "falling back");
+                    last = ErrorKind::UpstreamUnreachable;
+                    continue;
+                }
+                return Ok(answer);
+            }
+            Err(kind) => {
+                tracing::debug!(upstream = %target.upstream.name, error = kind.label(), "attempt failed");
+                last = kind;
+            }
+        }
+    }
+    Err(last.into())
+}
+
+/// Targets arrive sorted by priority; within a priority, a weighted random order.
+fn order_targets(w: &Worker, targets: &[RouteTarget]) -> Vec<usize> {
+    let mut order: Vec<usize> = Vec::with_capacity(targets.len());
+    let mut start = 0;
+    while start < targets.len() {
+        let priority = targets[start].priority;
+        let end = targets[start..]
+            .iter()
+            .position(|t| t.priority != priority)
+            .map_or(targets.len(), |n| start + n);
+        let mut group: Vec<usize> = (start..end).collect();
+        while !group.is_empty() {
+            let total: u64 = group.iter().map(|&i| u64::from(targets[i].weight)).sum();
+            let mut pick = if total > 0 { w.random() % total } else { 0 };
+            let mut chosen = 0;
+            for (gi, &i) in group.iter().enumerate() {
+                let weight = u64::from(targets[i].weight);
+                if pick < weight {
+                    chosen = gi;
+                    break;
+                }
+                pick -= weight;
+            }
+            order.push(group.remove(chosen));
+        }
+        start = end;
+    }
+    order
+}
+
+async fn attempt(
+    w: &Worker,
+    client_headers: &[Header],
+    client_head: &RequestHead,
+    req: &FullRequest,
+    info: &RequestInfo,
+    target: &RouteTarget,
+    ctx: &mut Ctx<'_>,
+) -> Result<Answer, ErrorKind> {
+    let up = &target.upstream;
+    let limits = &w.shared.limits;
+    let body = match target.model.as_deref() {
+        Some(model) if model != info.model => {
+            Bytes::from(with_model(&req.body, model).ok_or(ErrorKind::InvalidJson)?)
+        }
+        _ => req.body.clone(),
+    };
+    let mut use_pool = true;
+    loop {
+        let pooled = if use_pool {
+            w.pool.borrow_mut().take(&up.pool_key)
+        } else {
+            None
+        };
+        let reused = pooled.is_some();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => dial(up, &w.tls, limits.upstream_connect_timeout())
+                .await
+                .map_err(|e| match e {
+                    DialError::Timeout => ErrorKind::UpstreamTimeout,
+                    DialError::Unreachable | DialError::Tls => ErrorKind::UpstreamUnreachable,
+                })?,
+        };
+        w.metrics().upstream_conn(reused);
+
+        let mut out = Vec::with_capacity(1024 + body.len().min(COALESCE_BODY));
+        write_head(&mut out, up, target, client_head, client_headers, req, body.len())?;
+        let coalesce = body.len() <= COALESCE_BODY;
+        if coalesce {
+            out.extend_from_slice(&body);
+        }
+        let (res, mut out) = conn.write_all(out).await;
+        // The head held the opened provider key: wipe it now.
+        out.zeroize();
+        let mut sent = res.is_ok();
+        if sent && !coalesce {
+            sent = conn.write_all(body.clone()).await.0.is_ok();
+        }
+        if !sent {
+            if reused {
+                use_pool = false;
+                continue;
+            }
+            return Err(ErrorKind::UpstreamUnreachable);
+        }
+
+        let deadline = Instant::now() + limits.upstream_head_timeout();
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut headers = Vec::with_capacity(32);
+        loop {
+            match head::parse_response(&buf, false, MAX_RESPONSE_HEAD, &mut headers) {
+                Ok(Some(h)) if (100..200).contains(&h.status) => {
+                    // Interim responses (100 Continue, 103 Early Hints) are not relayed.
+                    buf.advance(h.len);
+                    continue;
+                }
+                Ok(Some(h)) => {
+                    return Ok(Answer {
+                        conn,
+                        upstream: up.clone(),
+                        head: h,
+                        headers,
+                        buf,
+                    });
+                }
+                Ok(None) => {}
+                Err(_) => return Err(ErrorKind::UpstreamProtocol),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match monoio::time::timeout(left, conn.read_into(buf)).await {
+                Ok((Ok(n), b)) if n > 0 => {
+                    if ctx.record.ttfb_us.is_none() {
+                        let ttfb = ctx.started.elapsed().as_micros() as u64;
+                        ctx.record.ttfb_us = Some(ttfb);
+                        w.metrics().ttfb(ttfb);
+                    }
+                    buf = b;
+                }
+                Ok((_, b)) => {
+                    if reused && b.is_empty() {
+                        // The pooled connection had been closed by the upstream.
+                        use_pool = false;
+                        break;
+                    }
+                    return Err(ErrorKind::UpstreamUnreachable);
+                }
+                Err(_) => return Err(ErrorKind::UpstreamTimeout),
+            }
+        }
+    }
+}
+
+/// Writes the upstream request head: the client's end-to-end headers, with
+/// the gateway's own authority, framing and the tenant's provider key.
+fn write_head(
+    out: &mut Vec<u8>,
+    up: &UpstreamEntry,
+    target: &RouteTarget,
+    client_head: &RequestHead,
+    client_headers: &[Header],
+    req: &FullRequest,
+    body_len: usize,
+) -> Result<(), ErrorKind> {
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(up.path_prefix.as_bytes());
+    out.extend_from_slice(client_head.target.of(&req.raw));
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(up.authority.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-length: ");
+    let _ = write!(out, "{body_len}");
+    out.extend_from_slice(b"\r\naccept-encoding: identity\r\nconnection: keep-alive\r\n");
+    let mut saw_version = false;
+    // The client's header spans index into `req.raw`, which starts with its head.
+    for h in client_headers.iter().filter(|h| forwarded(h.name.of(&req.raw))) {
+        let (name, value) = (h.name.of(&req.raw), h.value.of(&req.raw));
+        saw_version |= name.eq_ignore_ascii_case(b"anthropic-version");
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    let key = target.key.open().map_err(|_| ErrorKind::Internal)?;
+    if key.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(ErrorKind::Internal);
+    }
+    match up.kind {
+        ProviderKind::Openai | ProviderKind::Openrouter => {
+            out.extend_from_slice(b"authorization: Bearer ");
+            out.extend_from_slice(&key);
+        }
+        ProviderKind::Anthropic => {
+            out.extend_from_slice(b"x-api-key: ");
+            out.extend_from_slice(&key);
+            if !saw_version {
+                out.extend_from_slice(b"\r\nanthropic-version: ");
+                out.extend_from_slice(DEFAULT_ANTHROPIC_VERSION.as_bytes());
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    Ok(())
+}
+
+/// Whether a client header is forwarded: all but hop-by-hop ones, the
+/// client's own credentials, and those the gateway sets itself.
+fn forwarded(name: &[u8]) -> bool {
+    !(head::is_hop_by_hop(name)
+        || name.eq_ignore_ascii_case(b"host")
+        || name.eq_ignore_ascii_case(b"authorization")
+        || name.eq_ignore_ascii_case(b"x-api-key")
+        || name.eq_ignore_ascii_case(b"accept-encoding")
+        || name.eq_ignore_ascii_case(b"expect"))
+}

@@ -1,0 +1,339 @@
+//! Relaying the upstream's response to the client as it arrives.
+//!
+//! Every piece read from upstream is written to the client as the same
+//! `Bytes` — chunk framing included — so plaintext responses are never copied.
+//! Beside the pass-through, [`Scan`] de-chunks and frames SSE events to count
+//! them and read the provider's usage. While the response flows, a read is kept
+//! pending on the client socket: a client that goes away is noticed at once
+//! and the upstream connection is closed (never pooled).
+//!
+//! Truncation is never repaired: if the upstream dies mid-body the client gets
+//! exactly the bytes that arrived (no final zero-size chunk, no forged
+//! `[DONE]`) and the connection is closed.
+
+use super::forward::Answer;
+use super::Ctx;
+use crate::codec::chunked::ChunkedDecoder;
+use crate::codec::head::{is_hop_by_hop, Framing, Header, RequestHead, ResponseHead};
+use crate::codec::sse::SseFramer;
+use crate::codec::usage::{Dialect, UsageScanner};
+use crate::record::Outcome;
+use crate::server::conn::{ClientIo, Next};
+use crate::server::worker::Worker;
+use crate::snapshot::ProviderKind;
+use bytes::{Buf, BytesMut};
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
+
+/// Bytes kept free in the upstream read buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
+/// Largest SSE event inspected (bigger ones pass through uninspected).
+const MAX_EVENT: usize = 1024 * 1024;
+/// Largest non-streamed body kept aside for reading its usage.
+const MAX_JSON_CAPTURE: usize = 4 * 1024 * 1024;
+
+/// What the gateway reads from a response body while it passes through.
+struct Scan {
+    left: u64,
+    framing: Framing,
+    decoder: ChunkedDecoder,
+    framer: Option<SseFramer>,
+    usage: UsageScanner,
+    json: Option<Vec<u8>>,
+    /// De-chunked payload to send instead of the raw bytes (HTTP/1.0 clients).
+    plain: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl Scan {
+    /// Scans `bytes`; returns how many belong to this response, or `Err` if
+    /// the upstream's framing is broken.
+    fn feed(&mut self, bytes: &[u8]) -> Result<usize, ()> {
+        let Scan {
+            framer,
+            usage,
+            json,
+            plain,
+            ..
+        } = self;
+        let mut payload = |piece: &[u8]| {
+            if let Some(f) = framer.as_mut() {
+                f.feed(piece, |ev| usage.on_event(ev));
+            }
+            if let Some(j) = json.as_mut() {
+                if j.len() + piece.len() <= MAX_JSON_CAPTURE {
+                    j.extend_from_slice(piece);
+                }
+            }
+            if let Some(p) = plain.as_mut() {
+                p.extend_from_slice(piece);
+            }
+        };
+        match self.framing {
+            Framing::Empty => {
+                self.done = true;
+                Ok(0)
+            }
+            Framing::Length(_) => {
+                let take = (bytes.len() as u64).min(self.left) as usize;
+                payload(&bytes[..take]);
+                self.left -= take as u64;
+                self.done = self.left == 0;
+                Ok(take)
+            }
+            Framing::Chunked => {
+                let used = self.decoder.feed(bytes, payload).map_err(|_| ())?;
+                self.done = self.decoder.is_done();
+                Ok(used)
+            }
+            Framing::UntilClose => {
+                payload(bytes);
+                Ok(bytes.len())
+            }
+        }
+    }
+}
+
+/// Decrements the active-stream gauge however the relay ends.
+struct StreamGuard<'a>(&'a Worker);
+
+impl Drop for StreamGuard<'_> {
+    fn drop(&mut self) {
+        self.0.metrics().streams(-1);
+    }
+}
+
+/// Relays `answer` to the client and completes the record.
+pub async fn relay(
+    w: &Worker,
+    io: &mut ClientIo,
+    client_head: &RequestHead,
+    answer: Answer,
+    ctx: &mut Ctx<'_>,
+) -> Next {
+    let Answer {
+        mut conn,
+        upstream,
+        head: rh,
+        headers,
+        mut buf,
+    } = answer;
+    w.metrics().streams(1);
+    let _guard = StreamGuard(w);
+    ctx.record.status = rh.status;
+    if rh.status >= 400 {
+        ctx.record.outcome = Outcome::UpstreamError;
+    }
+    let is_sse = header(&buf, &headers, b"content-type")
+        .is_some_and(|v| v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream"));
+    let dialect = match upstream.kind {
+        ProviderKind::Anthropic => Dialect::Anthropic,
+        ProviderKind::Openai | ProviderKind::Openrouter => Dialect::OpenAi,
+    };
+    let dechunk = rh.framing == Framing::Chunked && !client_head.http11;
+    let client_keep = client_head.keep_alive && rh.framing != Framing::UntilClose && !dechunk;
+    write_client_head(&mut io.out, &buf, &headers, &rh, client_keep, dechunk);
+    buf.advance(rh.len);
+    ctx.record.bytes_out += io.out.len() as u64;
+    if !io.write_out().await {
+        ctx.record.outcome = Outcome::Cancelled;
+        return Next::Close;
+    }
+
+    let mut scan = Scan {
+        left: if let Framing::Length(n) = rh.framing { n } else { 0 },
+        framing: rh.framing,
+        decoder: ChunkedDecoder::new(),
+        framer: is_sse.then(|| SseFramer::new(MAX_EVENT)),
+        usage: UsageScanner::new(dialect),
+        json: (!is_sse).then(Vec::new),
+        plain: dechunk.then(Vec::new),
+        done: rh.framing == Framing::Empty,
+    };
+
+    let ClientIo {
+        rd,
+        wr,
+        buf: client_buf,
+        ..
+    } = io;
+    // Probe the client only when no pipelined request is already buffered
+    // (its bytes must stay where they are).
+    let mut probing = client_buf.is_empty();
+    let mut probe_buf = if probing {
+        std::mem::take(client_buf)
+    } else {
+        BytesMut::new()
+    };
+    if probing && probe_buf.capacity() < 1024 {
+        probe_buf.reserve(4096);
+    }
+    let canceller = Canceller::new();
+    let cap = probe_buf.capacity();
+    let probe = rd.cancelable_read(probe_buf.slice_mut(0..cap), canceller.handle());
+    let mut probe = std::pin::pin!(probe);
+    let mut upstream_clean = true;
+    let idle = w.shared.limits.upstream_idle_timeout();
+
+    let outcome = loop {
+        if !buf.is_empty() {
+            let chunk = buf.split().freeze();
+            let Ok(take) = scan.feed(&chunk) else {
+                upstream_clean = false;
+                break Outcome::Truncated;
+            };
+            if take < chunk.len() {
+                // Bytes beyond the end of the response: the upstream is confused.
+                upstream_clean = false;
+            }
+            let written = match scan.plain.as_mut() {
+                Some(plain) if !plain.is_empty() => {
+                    let out = std::mem::take(plain);
+                    let (res, mut out) = wr.write_all(out).await;
+                    let n = out.len();
+                    out.clear();
+                    *plain = out;
+                    res.map(|_| n)
+                }
+                Some(_) => Ok(0),
+                None if take > 0 => wr.write_all(chunk.slice(..take)).await.0,
+                None => Ok(0),
+            };
+            match written {
+                Ok(n) => ctx.record.bytes_out += n as u64,
+                Err(_) => break Outcome::Cancelled,
+            }
+        }
+        if scan.done {
+            break Outcome::Ok;
+        }
+        buf.reserve(READ_CHUNK);
+        let read = monoio::time::timeout(idle, conn.read_into(buf));
+        let mut read = std::pin::pin!(read);
+        let result = if probing {
+            monoio::select! {
+                r = &mut read => r,
+                p = &mut probe => {
+                    probing = false;
+                    match p {
+                        (Ok(n), b) if n > 0 => {
+                            // The client sent its next request early: keep it.
+                            *client_buf = b.into_inner();
+                            read.await
+                        }
+                        _ => {
+                            // The client closed or reset: stop at once.
+                            ctx.record.outcome = Outcome::Cancelled;
+                            return finish(w, ctx, &scan, Next::Close);
+                        }
+                    }
+                }
+            }
+        } else {
+            read.await
+        };
+        match result {
+            Ok((Ok(n), b)) if n > 0 => buf = b,
+            Ok((Ok(_), b)) if scan.framing == Framing::UntilClose => {
+                buf = b;
+                scan.done = true;
+                upstream_clean = false;
+            }
+            Ok((_, _)) => {
+                upstream_clean = false;
+                break Outcome::Truncated;
+            }
+            Err(_) => {
+                ctx.record.error = Some("upstream_idle_timeout".into());
+                upstream_clean = false;
+                break Outcome::Truncated;
+            }
+        }
+    };
+
+    let mut next = if client_keep && outcome == Outcome::Ok {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    };
+    if probing {
+        canceller.cancel();
+        match probe.await {
+            (Ok(0), _) => next = Next::Close,
+            (Ok(_), b) | (Err(_), b) => *client_buf = b.into_inner(),
+        }
+    }
+    if outcome == Outcome::Ok {
+        if let Some(json) = scan.json.as_ref().filter(|j| !j.is_empty()) {
+            scan.usage.on_json_body(json);
+        }
+        if upstream_clean && rh.keep_alive {
+            w.pool.borrow_mut().put(&upstream.pool_key, conn);
+        }
+    }
+    if outcome != Outcome::Ok || ctx.record.outcome == Outcome::Ok {
+        ctx.record.outcome = outcome;
+    }
+    finish(w, ctx, &scan, next)
+}
+
+fn finish(_w: &Worker, ctx: &mut Ctx<'_>, scan: &Scan, next: Next) -> Next {
+    if let Some(f) = &scan.framer {
+        ctx.record.events = f.events().min(u64::from(u32::MAX)) as u32;
+    }
+    ctx.record.usage = scan.usage.usage();
+    next
+}
+
+fn header<'a>(buf: &'a [u8], headers: &[Header], name: &[u8]) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.of(buf).eq_ignore_ascii_case(name))
+        .map(|h| h.value.of(buf))
+}
+
+/// The response head sent to the client: the upstream's status and end-to-end
+/// headers, with framing and connection headers of the gateway's own.
+fn write_client_head(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    headers: &[Header],
+    rh: &ResponseHead,
+    keep: bool,
+    dechunk: bool,
+) {
+    let status_line_end = memchr::memmem::find(buf, b"\r\n").unwrap_or(0);
+    let line = &buf[..status_line_end];
+    // "HTTP/1.x SSS reason": keep status and reason, speak HTTP/1.1.
+    let rest = line.get(9..).unwrap_or(b"502 Bad Gateway");
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(rest);
+    out.extend_from_slice(b"\r\n");
+    for h in headers {
+        let name = h.name.of(buf);
+        if is_hop_by_hop(name) {
+            continue;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.of(buf));
+        out.extend_from_slice(b"\r\n");
+    }
+    match rh.framing {
+        Framing::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked if !dechunk => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Empty if !(100..200).contains(&rh.status) && rh.status != 204 && rh.status != 304 => {
+            out.extend_from_slice(b"content-length: 0\r\n");
+        }
+        _ => {}
+    }
+    out.extend_from_slice(if keep {
+        b"connection: keep-alive\r\n\r\n"
+    } else {
+        b"connection: close\r\n\r\n"
+    });
+}

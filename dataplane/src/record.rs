@@ -1,0 +1,155 @@
+//! The metadata record: one per request, whatever its fate.
+//!
+//! A record never holds prompt or completion content. It is produced once, when
+//! a request completes, and handed to a [`crate::sink::RecordTx`].
+
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Which API a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiRoute {
+    /// `POST /v1/chat/completions` (OpenAI).
+    ChatCompletions,
+    /// `POST /v1/messages` (Anthropic).
+    Messages,
+    /// `GET /v1/models`.
+    Models,
+    /// `GET /healthz`.
+    Health,
+    /// Anything else (answered 404).
+    Other,
+}
+
+impl ApiRoute {
+    /// A short label, stable for metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            ApiRoute::ChatCompletions => "chat_completions",
+            ApiRoute::Messages => "messages",
+            ApiRoute::Models => "models",
+            ApiRoute::Health => "healthz",
+            ApiRoute::Other => "other",
+        }
+    }
+}
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The response was delivered whole.
+    Ok,
+    /// The gateway refused the request (bad input, auth, policy, unknown model).
+    Rejected,
+    /// The upstream answered with an error status that was passed on.
+    UpstreamError,
+    /// No upstream could be reached or none answered in time.
+    UpstreamUnavailable,
+    /// The upstream died mid-response; the client saw a truncated stream.
+    Truncated,
+    /// The client went away before the response was complete.
+    Cancelled,
+}
+
+impl Outcome {
+    /// A short label, stable for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Rejected => "rejected",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::UpstreamUnavailable => "upstream_unavailable",
+            Outcome::Truncated => "truncated",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Token usage, normalised across providers.
+///
+/// `input_tokens` counts every prompt token exactly once, cached or not (OpenAI's
+/// `prompt_tokens`; Anthropic's `input_tokens + cache_read + cache_creation`).
+/// `cached_input_tokens` and `cache_creation_tokens` are subsets of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// All prompt tokens, including cached ones.
+    pub input_tokens: u64,
+    /// Completion tokens, including reasoning ones.
+    pub output_tokens: u64,
+    /// Prompt tokens served from the provider's cache (subset of input).
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    /// Prompt tokens written to the provider's cache (subset of input).
+    #[serde(default)]
+    pub cache_creation_tokens: u64,
+    /// Reasoning tokens (subset of output).
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+}
+
+/// One metadata record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Unix time in milliseconds when the request head was read.
+    pub ts_ms: u64,
+    /// Tenant id, when the caller authenticated.
+    pub tenant: Option<Arc<str>>,
+    /// Gateway key id (never the key), when the caller authenticated.
+    pub key_id: Option<Arc<str>>,
+    /// The API the request came in on.
+    pub route: ApiRoute,
+    /// Model asked for, when the body named one.
+    pub model: Option<String>,
+    /// Upstream that served the final attempt.
+    pub upstream: Option<Arc<str>>,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// HTTP status sent to the client (0 if none was sent).
+    pub status: u16,
+    /// How the request ended.
+    pub outcome: Outcome,
+    /// Low-cardinality error label, when the gateway produced an error.
+    pub error: Option<Cow<'static, str>>,
+    /// Upstream attempts made (fallbacks included).
+    pub attempts: u8,
+    /// Request bytes received from the client (head and body).
+    pub bytes_in: u64,
+    /// Response bytes written to the client (head and body).
+    pub bytes_out: u64,
+    /// Time from request read to the first response byte from upstream, µs.
+    pub ttfb_us: Option<u64>,
+    /// Time from request read to the last byte written, µs.
+    pub total_us: u64,
+    /// SSE events seen in the response.
+    pub events: u32,
+    /// Usage as the provider reported it, when it did.
+    pub usage: Option<Usage>,
+}
+
+impl Record {
+    /// A fresh record for a request that arrived at `ts_ms`.
+    pub fn new(ts_ms: u64, route: ApiRoute) -> Self {
+        Record {
+            ts_ms,
+            tenant: None,
+            key_id: None,
+            route,
+            model: None,
+            upstream: None,
+            stream: false,
+            status: 0,
+            outcome: Outcome::Ok,
+            error: None,
+            attempts: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            ttfb_us: None,
+            total_us: 0,
+            events: 0,
+            usage: None,
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Workers and listeners.
+//!
+//! Each worker is a thread pinned to a core, running its own monoio runtime
+//! (io_uring, or epoll where io_uring is unavailable) with its own
+//! SO_REUSEPORT listener, upstream pools and record sink handle. A request
+//! never changes thread. [`start`] returns once every listener is bound.
+
+pub mod admin;
+pub mod conn;
+pub mod worker;
+
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::sink::RecordTx;
+use crate::snapshot::SnapshotCell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// What the workers share (read-only, or atomics).
+pub struct Shared {
+    /// Limits and timeouts.
+    pub limits: Limits,
+    /// The current snapshot.
+    pub cell: Arc<SnapshotCell>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Client TLS config for upstreams.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Closed when the data plane starts shutting down.
+    pub shutdown: async_channel::Receiver<()>,
+}
+
+/// How to run the workers.
+pub struct ServerConfig {
+    /// Client listener address (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Worker threads.
+    pub workers: usize,
+    /// Pin worker `i` to core `i` (modulo the cores available).
+    pub pin: bool,
+}
+
+/// Running workers.
+pub struct Server {
+    local_addr: SocketAddr,
+    shutdown: async_channel::Sender<()>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// The address the listeners are bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets requests in flight finish within the grace
+    /// period, and waits for every worker to end.
+    pub fn shutdown(self) {
+        self.shutdown.close();
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Starts the workers; returns once all listeners are bound.
+pub fn start(
+    config: &ServerConfig,
+    limits: Limits,
+    cell: Arc<SnapshotCell>,
+    metrics: Arc<Metrics>,
+    tls: Arc<rustls::ClientConfig>,
+    records: RecordTx,
+) -> std::io::Result<Server> {
+    let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
+    let shared = Arc::new(Shared {
+        limits,
+        cell,
+        metrics,
+        tls,
+        shutdown: shutdown_rx,
+    });
+    let cores = if config.pin {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut addr = config.listen;
+    let mut workers = Vec::with_capacity(config.workers);
+    for id in 0..config.workers.max(1) {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let shared = shared.clone();
+        let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+        let records = records.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("sluice-worker-{id}"))
+            .spawn(move || worker::run(id, core, addr, shared, records, ready_tx))?;
+        // Worker 0 learns the port when asked for port 0; the others share it.
+        match ready_rx.recv() {
+            Ok(Ok(bound)) => addr = bound,
+            Ok(Err(e)) => {
+                shutdown_tx.close();
+                return Err(e);
+            }
+            Err(_) => {
+                shutdown_tx.close();
+                return Err(std::io::Error::other("worker died while starting"));
+            }
+        }
+        workers.push(handle);
+    }
+    Ok(Server {
+        local_addr: addr,
+        shutdown: shutdown_tx,
+        workers,
+    })
+}

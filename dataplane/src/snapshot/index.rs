@@ -1,0 +1,403 @@
+//! The compiled snapshot: hash maps built off the hot path, read per request.
+
+use super::types::{ProviderKind, Snapshot};
+use crate::crypto::{unhex, SealKey};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// Why a snapshot could not be compiled. The message names the offending item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexError(pub String);
+
+impl fmt::Display for IndexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for IndexError {}
+
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err(IndexError(format!($($arg)*))) };
+}
+
+/// A tenant as the hot path sees it.
+#[derive(Debug)]
+pub struct TenantEntry {
+    /// Tenant id.
+    pub id: Arc<str>,
+    /// Region, if the tenant's traffic is pinned to one.
+    pub region: Option<Arc<str>>,
+    /// Model alias → targets, the tenant's own routes over the shared ones.
+    pub routes: HashMap<Box<str>, RouteEntry>,
+}
+
+/// The targets of one model alias for one tenant.
+#[derive(Debug, Clone)]
+pub enum RouteEntry {
+    /// Targets that may serve the request, in priority order.
+    Targets(Arc<[RouteTarget]>),
+    /// The route exists but none of its targets is in the tenant's region.
+    OutOfRegion,
+}
+
+/// A gateway key as the hot path sees it.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    /// Key id.
+    pub id: Arc<str>,
+    /// Owning tenant.
+    pub tenant: Arc<TenantEntry>,
+}
+
+/// A parsed upstream endpoint.
+#[derive(Debug)]
+pub struct UpstreamEntry {
+    /// Upstream name.
+    pub name: Arc<str>,
+    /// Wire dialect.
+    pub kind: ProviderKind,
+    /// Whether to speak TLS.
+    pub tls: bool,
+    /// Host name or IP literal (without brackets).
+    pub host: Box<str>,
+    /// TCP port.
+    pub port: u16,
+    /// Value for the `Host` header.
+    pub authority: Box<str>,
+    /// Path prefix before `/v1/...` (empty or starting with `/`, no trailing `/`).
+    pub path_prefix: Box<str>,
+    /// Pool key: scheme, host and port; equal endpoints share connections
+    /// across snapshots.
+    pub pool_key: Arc<str>,
+    /// Region the upstream is in.
+    pub region: Option<Arc<str>>,
+    /// Addresses, resolved when the snapshot was compiled (off the hot path:
+    /// name resolution blocks). Empty when resolution failed.
+    pub addrs: Box<[std::net::SocketAddr]>,
+}
+
+/// A provider key, sealed, opened only at the moment of forwarding.
+pub struct SealedProviderKey {
+    /// Key id.
+    pub id: Arc<str>,
+    sealed: Box<[u8]>,
+    aad: Box<[u8]>,
+    opener: Arc<SealKey>,
+}
+
+impl fmt::Debug for SealedProviderKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SealedProviderKey({})", self.id)
+    }
+}
+
+impl SealedProviderKey {
+    /// Opens the key into a buffer that is wiped when dropped.
+    pub fn open(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, crate::crypto::CryptoError> {
+        self.opener.open(&self.sealed, &self.aad)
+    }
+}
+
+/// One target of a route.
+#[derive(Debug, Clone)]
+pub struct RouteTarget {
+    /// Where to send.
+    pub upstream: Arc<UpstreamEntry>,
+    /// With which key.
+    pub key: Arc<SealedProviderKey>,
+    /// Model name to send upstream, when it differs from the alias.
+    pub model: Option<Arc<str>>,
+    /// Priority (lower first).
+    pub priority: u32,
+    /// Weight among targets of equal priority.
+    pub weight: u32,
+}
+
+/// A compiled snapshot.
+#[derive(Debug)]
+pub struct Index {
+    /// Version of the snapshot this was built from.
+    pub version: u64,
+    keys: HashMap<[u8; 32], KeyEntry>,
+}
+
+/// How provider keys reach the index.
+pub enum KeyMaterial<'a> {
+    /// Standalone: read `api_key_env` variables through `env` and seal them under
+    /// a key that lives only in this process.
+    Env(&'a dyn Fn(&str) -> Option<String>),
+    /// Control mode: keys arrive sealed under this data plane's key.
+    Sealed(Arc<SealKey>),
+}
+
+impl Index {
+    /// Compiles `snap`. Every reference must resolve: a route to a missing
+    /// upstream or key is an error, not a request-time surprise.
+    pub fn build(snap: &Snapshot, material: KeyMaterial<'_>) -> Result<Index, IndexError> {
+        let process_key;
+        let opener = match &material {
+            KeyMaterial::Env(_) => {
+                let (key, _raw) = SealKey::generate().map_err(|e| IndexError(e.to_string()))?;
+                process_key = Arc::new(key);
+                process_key.clone()
+            }
+            KeyMaterial::Sealed(k) => k.clone(),
+        };
+
+        let mut upstreams: HashMap<&str, Arc<UpstreamEntry>> = HashMap::new();
+        for u in &snap.upstreams {
+            let entry = parse_upstream(u)?;
+            if upstreams.insert(u.name.as_str(), Arc::new(entry)).is_some() {
+                bail!("duplicate upstream {:?}", u.name);
+            }
+        }
+
+        // (tenant or "" for operator-wide, key id) → key.
+        let mut pkeys: HashMap<(&str, &str), Arc<SealedProviderKey>> = HashMap::new();
+        for k in &snap.provider_keys {
+            let aad = k.aad();
+            let sealed = match (&k.api_key_env, &k.sealed, &material) {
+                (Some(var), None, KeyMaterial::Env(env)) => {
+                    let Some(value) = env(var) else {
+                        bail!("provider key {:?}: environment variable {var} is not set", k.id);
+                    };
+                    let value = zeroize::Zeroizing::new(value);
+                    opener
+                        .seal(value.trim().as_bytes(), aad.as_bytes())
+                        .map_err(|e| IndexError(e.to_string()))?
+                }
+                (None, Some(hex), KeyMaterial::Sealed(_)) => {
+                    let Some(bytes) = unhex_vec(hex) else {
+                        bail!("provider key {:?}: sealed value is not hex", k.id);
+                    };
+                    bytes
+                }
+                (Some(_), Some(_), _) | (None, None, _) => {
+                    bail!(
+                        "provider key {:?}: give exactly one of api_key_env or sealed",
+                        k.id
+                    )
+                }
+                (Some(_), None, KeyMaterial::Sealed(_)) => {
+                    bail!("provider key {:?}: api_key_env is only for standalone mode", k.id)
+                }
+                (None, Some(_), KeyMaterial::Env(_)) => {
+                    bail!(
+                        "provider key {:?}: sealed keys need a control-plane enrollment",
+                        k.id
+                    )
+                }
+            };
+            let entry = SealedProviderKey {
+                id: Arc::from(k.id.as_str()),
+                sealed: sealed.into_boxed_slice(),
+                aad: aad.into_bytes().into_boxed_slice(),
+                opener: opener.clone(),
+            };
+            if pkeys
+                .insert(
+                    (k.tenant.as_deref().unwrap_or(""), k.id.as_str()),
+                    Arc::new(entry),
+                )
+                .is_some()
+            {
+                bail!("duplicate provider key {:?}", k.id);
+            }
+        }
+
+        let mut tenants: HashMap<&str, TenantEntry> = HashMap::new();
+        for t in &snap.tenants {
+            let entry = TenantEntry {
+                id: Arc::from(t.id.as_str()),
+                region: t.region.as_deref().map(Arc::from),
+                routes: HashMap::new(),
+            };
+            if tenants.insert(t.id.as_str(), entry).is_some() {
+                bail!("duplicate tenant {:?}", t.id);
+            }
+        }
+
+        // Shared routes first, then tenant routes override them.
+        let mut ordered: Vec<&super::types::Route> =
+            snap.routes.iter().filter(|r| r.tenant.is_none()).collect();
+        ordered.extend(snap.routes.iter().filter(|r| r.tenant.is_some()));
+        for route in ordered {
+            if route.targets.is_empty() {
+                bail!("route {:?} has no targets", route.model);
+            }
+            let owners: Vec<&str> = match &route.tenant {
+                Some(t) if !tenants.contains_key(t.as_str()) => {
+                    bail!("route {:?} names unknown tenant {t:?}", route.model)
+                }
+                Some(t) => vec![t.as_str()],
+                None => tenants.keys().copied().collect(),
+            };
+            for owner in owners {
+                let mut targets = Vec::with_capacity(route.targets.len());
+                for (pos, t) in route.targets.iter().enumerate() {
+                    let Some(upstream) = upstreams.get(t.upstream.as_str()) else {
+                        bail!("route {:?} names unknown upstream {:?}", route.model, t.upstream);
+                    };
+                    let key = pkeys
+                        .get(&(owner, t.provider_key.as_str()))
+                        .or_else(|| pkeys.get(&("", t.provider_key.as_str())));
+                    let Some(key) = key else {
+                        bail!(
+                            "route {:?} names unknown provider key {:?} for tenant {owner:?}",
+                            route.model,
+                            t.provider_key
+                        );
+                    };
+                    targets.push(RouteTarget {
+                        upstream: upstream.clone(),
+                        key: key.clone(),
+                        model: t.model.as_deref().map(Arc::from),
+                        priority: t.priority.unwrap_or(pos as u32),
+                        weight: t.weight.max(1),
+                    });
+                }
+                targets.sort_by_key(|t| t.priority);
+                let Some(tenant) = tenants.get_mut(owner) else {
+                    continue;
+                };
+                if let Some(region) = &tenant.region {
+                    targets.retain(|t| t.upstream.region.as_deref() == Some(&**region));
+                }
+                let entry = if targets.is_empty() {
+                    RouteEntry::OutOfRegion
+                } else {
+                    RouteEntry::Targets(targets.into())
+                };
+                tenant.routes.insert(Box::from(route.model.as_str()), entry);
+            }
+        }
+
+        let tenants: HashMap<&str, Arc<TenantEntry>> =
+            tenants.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        let mut keys = HashMap::with_capacity(snap.api_keys.len());
+        for k in &snap.api_keys {
+            let Some(hash) = unhex::<32>(&k.sha256) else {
+                bail!("api key {:?}: sha256 must be 64 hex digits", k.id);
+            };
+            let Some(tenant) = tenants.get(k.tenant.as_str()) else {
+                bail!("api key {:?} names unknown tenant {:?}", k.id, k.tenant);
+            };
+            let entry = KeyEntry {
+                id: Arc::from(k.id.as_str()),
+                tenant: tenant.clone(),
+            };
+            if keys.insert(hash, entry).is_some() {
+                bail!("duplicate api key hash for {:?}", k.id);
+            }
+        }
+        Ok(Index {
+            version: snap.version,
+            keys,
+        })
+    }
+
+    /// The key whose SHA-256 is `hash`.
+    pub fn key(&self, hash: &[u8; 32]) -> Option<&KeyEntry> {
+        self.keys.get(hash)
+    }
+
+    /// Number of gateway keys.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+fn unhex_vec(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|p| {
+            let hi = (p[0] as char).to_digit(16)?;
+            let lo = (p[1] as char).to_digit(16)?;
+            Some((hi * 16 + lo) as u8)
+        })
+        .collect()
+}
+
+fn parse_upstream(u: &super::types::Upstream) -> Result<UpstreamEntry, IndexError> {
+    let url = u.base_url.trim();
+    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        bail!(
+            "upstream {:?}: base_url must start with http:// or https://",
+            u.name
+        );
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some(end) = v6.find(']') else {
+            bail!("upstream {:?}: bad IPv6 literal", u.name)
+        };
+        let host = &v6[..end];
+        let port = match &v6[end + 1..] {
+            "" => default_port,
+            p => match p.strip_prefix(':').and_then(|p| p.parse().ok()) {
+                Some(p) => p,
+                None => bail!("upstream {:?}: bad port", u.name),
+            },
+        };
+        (host, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => match p.parse() {
+                Ok(p) => (h, p),
+                Err(_) => bail!("upstream {:?}: bad port {p:?}", u.name),
+            },
+            None => (authority, default_port),
+        }
+    };
+    if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b == b'@') {
+        bail!("upstream {:?}: bad host in base_url", u.name);
+    }
+    let mut path_prefix = path.trim_end_matches('/');
+    // Accept a base URL given with its `/v1` (as SDKs are configured).
+    if let Some(p) = path_prefix.strip_suffix("/v1") {
+        path_prefix = p;
+    }
+    let scheme = if tls { "https" } else { "http" };
+    Ok(UpstreamEntry {
+        name: Arc::from(u.name.as_str()),
+        kind: u.kind,
+        tls,
+        host: Box::from(host),
+        port,
+        authority: Box::from(authority),
+        path_prefix: Box::from(path_prefix),
+        pool_key: Arc::from(format!("{scheme}://{authority}").as_str()),
+        region: u.region.as_deref().map(Arc::from),
+        addrs: resolve(host, port),
+    })
+}
+
+fn resolve(host: &str, port: u16) -> Box<[std::net::SocketAddr]> {
+    use std::net::ToSocketAddrs;
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Box::new([std::net::SocketAddr::new(ip, port)]);
+    }
+    match (host, port).to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
+        Err(e) => {
+            tracing::warn!(host, error = %e, "upstream name did not resolve");
+            Box::new([])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

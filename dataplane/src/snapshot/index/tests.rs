@@ -1,0 +1,122 @@
+use super::*;
+use crate::crypto::{hex, sha256};
+use crate::snapshot::types::Snapshot;
+
+const SNAP: &str = r#"
+version = 3
+[[tenants]]
+id = "acme"
+[[tenants]]
+id = "eu"
+region = "eu"
+[[api_keys]]
+id = "k1"
+tenant = "acme"
+sha256 = "HASH"
+[[upstreams]]
+name = "mock"
+kind = "openai"
+base_url = "http://127.0.0.1:9000/v1/"
+region = "us"
+[[upstreams]]
+name = "mock-eu"
+kind = "anthropic"
+base_url = "https://[::1]:8443/prefix"
+region = "eu"
+[[provider_keys]]
+id = "pk"
+api_key_env = "PK"
+[[routes]]
+model = "gpt-4o"
+targets = [{ upstream = "mock", provider_key = "pk" }, { upstream = "mock-eu", provider_key = "pk", priority = 0 }]
+"#;
+
+fn env(name: &str) -> Option<String> {
+    (name == "PK").then(|| "sk-test-provider".to_string())
+}
+
+fn build(text: &str) -> Result<Index, IndexError> {
+    let snap: Snapshot =
+        toml::from_str(&text.replace("HASH", &hex(&sha256(b"sk-sluice-k1-secret")))).unwrap();
+    Index::build(&snap, KeyMaterial::Env(&env))
+}
+
+#[test]
+fn builds_and_looks_up() {
+    let index = build(SNAP).unwrap();
+    assert_eq!(index.version, 3);
+    let key = index.key(&sha256(b"sk-sluice-k1-secret")).unwrap();
+    assert_eq!(&*key.id, "k1");
+    assert_eq!(&*key.tenant.id, "acme");
+    assert!(index.key(&sha256(b"other")).is_none());
+    let Some(RouteEntry::Targets(targets)) = key.tenant.routes.get("gpt-4o") else {
+        panic!("no route")
+    };
+    // Explicit priority 0 sorts before position 0's default (stable on ties).
+    assert_eq!(targets.len(), 2);
+    assert_eq!(&*targets[0].upstream.name, "mock");
+    let up = &targets[0].upstream;
+    assert_eq!(
+        (up.tls, &*up.host, up.port, &*up.path_prefix),
+        (false, "127.0.0.1", 9000, "")
+    );
+    let eu = &targets[1].upstream;
+    assert_eq!(
+        (eu.tls, &*eu.host, eu.port, &*eu.path_prefix),
+        (true, "::1", 8443, "/prefix")
+    );
+    assert_eq!(&targets[0].key.open().unwrap()[..], b"sk-test-provider");
+}
+
+#[test]
+fn region_pins_targets() {
+    let index =
+        build(&SNAP.replace("id = \"k1\"\ntenant = \"acme\"", "id = \"k1\"\ntenant = \"eu\"")).unwrap();
+    let key = index.key(&sha256(b"sk-sluice-k1-secret")).unwrap();
+    let Some(RouteEntry::Targets(targets)) = key.tenant.routes.get("gpt-4o") else {
+        panic!("no route")
+    };
+    assert_eq!(targets.len(), 1);
+    assert_eq!(&*targets[0].upstream.name, "mock-eu");
+    let only_us = SNAP.replace(
+        "region = \"eu\"\n[[provider_keys]]",
+        "region = \"us\"\n[[provider_keys]]",
+    );
+    let index =
+        build(&only_us.replace("id = \"k1\"\ntenant = \"acme\"", "id = \"k1\"\ntenant = \"eu\"")).unwrap();
+    let key = index.key(&sha256(b"sk-sluice-k1-secret")).unwrap();
+    assert!(matches!(
+        key.tenant.routes.get("gpt-4o"),
+        Some(RouteEntry::OutOfRegion)
+    ));
+}
+
+#[test]
+fn dangling_references_are_errors() {
+    let e = build(&SNAP.replace("upstream = \"mock\",", "upstream = \"nope\",")).unwrap_err();
+    assert!(e.0.contains("unknown upstream \"nope\""), "{e}");
+    let e = build(&SNAP.replace("provider_key = \"pk\" },", "provider_key = \"zz\" },")).unwrap_err();
+    assert!(e.0.contains("unknown provider key"), "{e}");
+    let e = build(&SNAP.replace("api_key_env = \"PK\"", "api_key_env = \"MISSING\"")).unwrap_err();
+    assert!(e.0.contains("MISSING is not set"), "{e}");
+    let e = build(&SNAP.replace("http://127.0.0.1:9000/v1/", "ftp://x")).unwrap_err();
+    assert!(e.0.contains("http:// or https://"), "{e}");
+    let e = build(&SNAP.replace("tenant = \"acme\"\nsha256", "tenant = \"ghost\"\nsha256")).unwrap_err();
+    assert!(e.0.contains("unknown tenant"), "{e}");
+    assert!(toml::from_str::<Snapshot>("[[tenants]]\nid = \"a\"\nbogus = 1\n").is_err());
+}
+
+#[test]
+fn sealed_material_round_trips() {
+    let key = Arc::new(SealKey::derive(b"secret", b"sluice-snapshot-v1", b"dp1").unwrap());
+    let mut snap: Snapshot = toml::from_str(&SNAP.replace("HASH", &hex(&sha256(b"x")))).unwrap();
+    let pk = &mut snap.provider_keys[0];
+    pk.api_key_env = None;
+    pk.sealed = Some(hex(&key.seal(b"sk-sealed", pk.aad().as_bytes()).unwrap()));
+    let index = Index::build(&snap, KeyMaterial::Sealed(key)).unwrap();
+    let entry = index.key(&sha256(b"x")).unwrap();
+    let Some(RouteEntry::Targets(t)) = entry.tenant.routes.get("gpt-4o") else {
+        panic!()
+    };
+    assert_eq!(&t[0].key.open().unwrap()[..], b"sk-sealed");
+}

@@ -1,0 +1,166 @@
+//! Snapshot wire and file types.
+//!
+//! Unknown fields are refused so that a typo in a hand-written snapshot is an
+//! error, not a silently ignored setting.
+
+use serde::{Deserialize, Serialize};
+
+/// A complete, versioned description of what a data plane serves.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// Monotonic version; every change in the control plane bumps it.
+    #[serde(default)]
+    pub version: u64,
+    /// Tenants.
+    #[serde(default)]
+    pub tenants: Vec<Tenant>,
+    /// Gateway keys, as SHA-256 hashes.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKey>,
+    /// Provider endpoints.
+    #[serde(default)]
+    pub upstreams: Vec<Upstream>,
+    /// Tenants' provider keys (BYOK).
+    #[serde(default)]
+    pub provider_keys: Vec<ProviderKey>,
+    /// Model routes.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// A tenant.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    /// Stable id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Region the tenant's traffic must stay in, if any.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// A gateway key: only its SHA-256 is ever known to the data plane.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// Key id (appears in records; not secret).
+    pub id: String,
+    /// Owning tenant id.
+    pub tenant: String,
+    /// Lower-case hex SHA-256 of the full key string.
+    pub sha256: String,
+}
+
+/// The wire dialect of an upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI (`Authorization: Bearer`).
+    Openai,
+    /// Anthropic (`x-api-key`, `anthropic-version`).
+    Anthropic,
+    /// OpenRouter (OpenAI dialect).
+    Openrouter,
+}
+
+impl ProviderKind {
+    /// The name used in config and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Openrouter => "openrouter",
+        }
+    }
+}
+
+/// A provider endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    /// Unique name.
+    pub name: String,
+    /// Wire dialect.
+    pub kind: ProviderKind,
+    /// Base URL, `http://` or `https://`, including any path prefix up to
+    /// (not including) `/v1`, e.g. `https://api.openai.com`.
+    pub base_url: String,
+    /// Region this upstream serves from.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// Where a provider key's secret comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySource {
+    /// Standalone mode: the name of an environment variable holding the key.
+    Env(String),
+    /// Control mode: hex of the key sealed for this data plane (see
+    /// [`crate::crypto::SealKey::seal`]), with `tenant/id` as associated data.
+    Sealed(String),
+}
+
+/// A tenant's provider key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderKey {
+    /// Key id, unique within its tenant.
+    pub id: String,
+    /// Owning tenant id; absent for an operator-wide key usable by any route.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Standalone mode: environment variable that holds the key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Control mode: the sealed key, hex.
+    #[serde(default)]
+    pub sealed: Option<String>,
+}
+
+impl ProviderKey {
+    /// The associated data a sealed copy of this key is bound to.
+    pub fn aad(&self) -> String {
+        format!("{}/{}", self.tenant.as_deref().unwrap_or(""), self.id)
+    }
+}
+
+/// A model alias and the targets that can serve it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Tenant the route belongs to; absent for a route every tenant may use.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// The model name clients ask for.
+    pub model: String,
+    /// Targets, tried by ascending priority, weighted within a priority.
+    pub targets: Vec<Target>,
+}
+
+/// One place a route can send a request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Upstream name.
+    pub upstream: String,
+    /// Provider key id (of the route's tenant, or operator-wide).
+    pub provider_key: String,
+    /// Model name to send upstream, when it differs from the alias.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Lower is tried first; defaults to the target's position.
+    #[serde(default)]
+    pub priority: Option<u32>,
+    /// Share of traffic among targets of equal priority.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}

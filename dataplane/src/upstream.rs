@@ -1,0 +1,111 @@
+//! Upstream connections: dialling (plain or TLS), and each worker's pools.
+//!
+//! A worker owns its pools outright (no sharing, no locks). A connection goes
+//! back to its pool only after a response was read to its exact end with
+//! keep-alive; one that saw any error, or whose response was cut short, is
+//! dropped, never reused.
+
+pub mod pool;
+pub mod tls;
+
+use crate::snapshot::UpstreamEntry;
+use bytes::BytesMut;
+use monoio::buf::IoBuf;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use monoio::BufResult;
+use monoio_rustls::TlsConnector;
+use rustls::pki_types::ServerName;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A connection to an upstream.
+pub enum Conn {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<monoio_rustls::ClientTlsStream<TcpStream>>),
+}
+
+impl Conn {
+    /// Reads into the spare capacity of `buf` (appending); `Ok(0)` is end of stream.
+    pub async fn read_into(&mut self, buf: BytesMut) -> BufResult<usize, BytesMut> {
+        match self {
+            Conn::Plain(s) => read_append(s, buf).await,
+            Conn::Tls(s) => read_append(&mut **s, buf).await,
+        }
+    }
+
+    /// Writes all of `buf`.
+    pub async fn write_all<T: IoBuf + 'static>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Conn::Plain(s) => s.write_all(buf).await,
+            Conn::Tls(s) => s.write_all(buf).await,
+        }
+    }
+}
+
+/// Reads into `buf`'s spare capacity, so the bytes already in it stay.
+pub async fn read_append<R: AsyncReadRent>(r: &mut R, mut buf: BytesMut) -> BufResult<usize, BytesMut> {
+    if buf.capacity() == buf.len() {
+        // A full buffer would read zero bytes, indistinguishable from EOF.
+        buf.reserve(4096);
+    }
+    let (len, cap) = (buf.len(), buf.capacity());
+    let (res, slice) = r.read(monoio::buf::IoBufMut::slice_mut(buf, len..cap)).await;
+    (res, slice.into_inner())
+}
+
+/// Why an upstream could not be dialled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialError {
+    /// No address for the host, or every address refused.
+    Unreachable,
+    /// Connecting or the TLS handshake took too long.
+    Timeout,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+}
+
+/// Dials `up`: TCP with TCP_NODELAY, then TLS when the upstream is `https`.
+pub async fn dial(up: &UpstreamEntry, tls: &TlsConnector, timeout: Duration) -> Result<Conn, DialError> {
+    match monoio::time::timeout(timeout, dial_inner(up, tls)).await {
+        Ok(r) => r,
+        Err(_) => Err(DialError::Timeout),
+    }
+}
+
+async fn dial_inner(up: &UpstreamEntry, tls: &TlsConnector) -> Result<Conn, DialError> {
+    let mut last = DialError::Unreachable;
+    for addr in up.addrs.iter() {
+        match connect(*addr).await {
+            Ok(tcp) => {
+                if !up.tls {
+                    return Ok(Conn::Plain(tcp));
+                }
+                let Ok(name) = ServerName::try_from(up.host.to_string()) else {
+                    return Err(DialError::Tls);
+                };
+                return match tls.connect(name, tcp).await {
+                    Ok(s) => Ok(Conn::Tls(Box::new(s))),
+                    Err(e) => {
+                        tracing::debug!(upstream = %up.name, error = %e, "tls handshake failed");
+                        Err(DialError::Tls)
+                    }
+                };
+            }
+            Err(e) => {
+                tracing::debug!(upstream = %up.name, %addr, error = %e, "connect failed");
+                last = DialError::Unreachable;
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let tcp = TcpStream::connect_addr(addr).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
