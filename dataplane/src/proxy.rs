@@ -11,6 +11,7 @@ pub mod forward;
 pub mod inspect;
 pub mod models;
 pub mod relay;
+pub mod strip;
 
 use crate::codec::head::{Framing, Method, RequestHead};
 use crate::record::{ApiRoute, Outcome, Record};

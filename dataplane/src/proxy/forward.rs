@@ -6,7 +6,7 @@
 //! connection that turns out to be closed is retried once on a fresh one; that
 //! is not a fallback.
 
-use super::inspect::{with_model, RequestInfo};
+use super::inspect::{rewrite, RequestInfo};
 use super::Ctx;
 use crate::codec::head::{self, Header, RequestHead, ResponseHead};
 use crate::respond::ErrorKind;
@@ -39,6 +39,8 @@ pub struct Answer {
     pub headers: Vec<Header>,
     /// The head, and whatever body bytes arrived with it.
     pub buf: BytesMut,
+    /// The gateway asked for usage the client did not: strip that event.
+    pub strip_usage: bool,
 }
 
 /// Forwards `req` to the first target that answers acceptably.
@@ -121,11 +123,16 @@ async fn attempt(
 ) -> Result<Answer, ErrorKind> {
     let up = &target.upstream;
     let limits = &w.shared.limits;
-    let body = match target.model.as_deref() {
-        Some(model) if model != info.model => {
-            Bytes::from(with_model(&req.body, model).ok_or(ErrorKind::InvalidJson)?)
-        }
-        _ => req.body.clone(),
+    // Every OpenAI-dialect stream is metered from the provider's own usage.
+    let strip_usage = info.stream
+        && !info.include_usage
+        && client_head.path(&req.raw).ends_with(b"/chat/completions")
+        && matches!(up.kind, ProviderKind::Openai | ProviderKind::Openrouter);
+    let model = target.model.as_deref().filter(|m| *m != info.model);
+    let body = match rewrite(&req.body, model, strip_usage) {
+        Some(body) => Bytes::from(body),
+        None if model.is_some() => return Err(ErrorKind::InvalidJson),
+        None => req.body.clone(),
     };
     let mut use_pool = true;
     loop {
@@ -184,6 +191,7 @@ async fn attempt(
                         head: h,
                         headers,
                         buf,
+                        strip_usage,
                     });
                 }
                 Ok(None) => {}

@@ -12,6 +12,7 @@
 //! `[DONE]`) and the connection is closed.
 
 use super::forward::Answer;
+use super::strip::EventCut;
 use super::Ctx;
 use crate::codec::chunked::ChunkedDecoder;
 use crate::codec::head::{is_hop_by_hop, Framing, Header, RequestHead, ResponseHead};
@@ -24,6 +25,7 @@ use crate::snapshot::ProviderKind;
 use bytes::{Buf, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
+use std::io::Write;
 
 /// Bytes kept free in the upstream read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -31,6 +33,21 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAX_EVENT: usize = 1024 * 1024;
 /// Largest non-streamed body kept aside for reading its usage.
 const MAX_JSON_CAPTURE: usize = 4 * 1024 * 1024;
+
+/// How the body reaches the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    /// The upstream's bytes as read, framing included (zero-copy).
+    Raw,
+    /// De-chunked payload, delimited by closing (HTTP/1.0 clients).
+    Plain,
+    /// Re-framed events with the usage-only one removed; chunked unless the
+    /// client speaks HTTP/1.0.
+    Events {
+        /// Frame as chunks.
+        chunked: bool,
+    },
+}
 
 /// What the gateway reads from a response body while it passes through.
 struct Scan {
@@ -40,8 +57,10 @@ struct Scan {
     framer: Option<SseFramer>,
     usage: UsageScanner,
     json: Option<Vec<u8>>,
-    /// De-chunked payload to send instead of the raw bytes (HTTP/1.0 clients).
-    plain: Option<Vec<u8>>,
+    output: Output,
+    cut: EventCut,
+    /// What to send instead of the raw bytes (`Plain` and `Events` output).
+    out: Vec<u8>,
     done: bool,
 }
 
@@ -49,24 +68,31 @@ impl Scan {
     /// Scans `bytes`; returns how many belong to this response, or `Err` if
     /// the upstream's framing is broken.
     fn feed(&mut self, bytes: &[u8]) -> Result<usize, ()> {
+        let output = self.output;
         let Scan {
             framer,
             usage,
             json,
-            plain,
+            cut,
+            out,
             ..
         } = self;
         let mut payload = |piece: &[u8]| {
-            if let Some(f) = framer.as_mut() {
-                f.feed(piece, |ev| usage.on_event(ev));
+            match (output, framer.as_mut()) {
+                (Output::Events { .. }, Some(f)) => cut.feed(piece, f, usage, out),
+                (Output::Plain, f) => {
+                    out.extend_from_slice(piece);
+                    if let Some(f) = f {
+                        f.feed(piece, |ev| usage.on_event(ev));
+                    }
+                }
+                (_, Some(f)) => f.feed(piece, |ev| usage.on_event(ev)),
+                (_, None) => {}
             }
             if let Some(j) = json.as_mut() {
                 if j.len() + piece.len() <= MAX_JSON_CAPTURE {
                     j.extend_from_slice(piece);
                 }
-            }
-            if let Some(p) = plain.as_mut() {
-                p.extend_from_slice(piece);
             }
         };
         match self.framing {
@@ -89,6 +115,29 @@ impl Scan {
             Framing::UntilClose => {
                 payload(bytes);
                 Ok(bytes.len())
+            }
+        }
+    }
+
+    /// Moves what is to be sent for the bytes fed so far into `buf` (cleared
+    /// first), framed for the client. Empty when nothing is to be sent.
+    fn take_output(&mut self, buf: &mut Vec<u8>, end: bool) {
+        buf.clear();
+        if end && matches!(self.output, Output::Events { .. }) {
+            self.cut.finish(&mut self.out);
+        }
+        match self.output {
+            Output::Raw => {}
+            Output::Plain | Output::Events { chunked: false } => buf.append(&mut self.out),
+            Output::Events { chunked: true } => {
+                if !self.out.is_empty() {
+                    let _ = write!(buf, "{:x}\r\n", self.out.len());
+                    buf.append(&mut self.out);
+                    buf.extend_from_slice(b"\r\n");
+                }
+                if end {
+                    buf.extend_from_slice(b"0\r\n\r\n");
+                }
             }
         }
     }
@@ -117,6 +166,7 @@ pub async fn relay(
         head: rh,
         headers,
         mut buf,
+        strip_usage: answer_strip,
     } = answer;
     w.metrics().streams(1);
     let _guard = StreamGuard(w);
@@ -130,9 +180,22 @@ pub async fn relay(
         ProviderKind::Anthropic => Dialect::Anthropic,
         ProviderKind::Openai | ProviderKind::Openrouter => Dialect::OpenAi,
     };
-    let dechunk = rh.framing == Framing::Chunked && !client_head.http11;
-    let client_keep = client_head.keep_alive && rh.framing != Framing::UntilClose && !dechunk;
-    write_client_head(&mut io.out, &buf, &headers, &rh, client_keep, dechunk);
+    let output = if answer_strip && is_sse {
+        Output::Events {
+            chunked: client_head.http11,
+        }
+    } else if rh.framing == Framing::Chunked && !client_head.http11 {
+        Output::Plain
+    } else {
+        Output::Raw
+    };
+    let client_keep = client_head.keep_alive
+        && match output {
+            Output::Raw => rh.framing != Framing::UntilClose,
+            Output::Plain | Output::Events { chunked: false } => false,
+            Output::Events { chunked: true } => true,
+        };
+    write_client_head(&mut io.out, &buf, &headers, &rh, client_keep, output);
     buf.advance(rh.len);
     ctx.record.bytes_out += io.out.len() as u64;
     if !io.write_out().await {
@@ -147,9 +210,12 @@ pub async fn relay(
         framer: is_sse.then(|| SseFramer::new(MAX_EVENT)),
         usage: UsageScanner::new(dialect),
         json: (!is_sse).then(Vec::new),
-        plain: dechunk.then(Vec::new),
-        done: rh.framing == Framing::Empty,
+        output,
+        cut: EventCut::default(),
+        out: Vec::new(),
+        done: false,
     };
+    let mut framed = Vec::new();
 
     let ClientIo {
         rd,
@@ -176,7 +242,7 @@ pub async fn relay(
     let idle = w.shared.limits.upstream_idle_timeout();
 
     let outcome = loop {
-        if !buf.is_empty() {
+        if !buf.is_empty() || scan.framing == Framing::Empty {
             let chunk = buf.split().freeze();
             let Ok(take) = scan.feed(&chunk) else {
                 upstream_clean = false;
@@ -186,18 +252,21 @@ pub async fn relay(
                 // Bytes beyond the end of the response: the upstream is confused.
                 upstream_clean = false;
             }
-            let written = match scan.plain.as_mut() {
-                Some(plain) if !plain.is_empty() => {
-                    let out = std::mem::take(plain);
-                    let (res, mut out) = wr.write_all(out).await;
-                    let n = out.len();
-                    out.clear();
-                    *plain = out;
-                    res.map(|_| n)
+            let written = if scan.output == Output::Raw {
+                if take > 0 {
+                    wr.write_all(chunk.slice(..take)).await.0
+                } else {
+                    Ok(0)
                 }
-                Some(_) => Ok(0),
-                None if take > 0 => wr.write_all(chunk.slice(..take)).await.0,
-                None => Ok(0),
+            } else {
+                scan.take_output(&mut framed, scan.done);
+                if framed.is_empty() {
+                    Ok(0)
+                } else {
+                    let (res, back) = wr.write_all(std::mem::take(&mut framed)).await;
+                    framed = back;
+                    res
+                }
             };
             match written {
                 Ok(n) => ctx.record.bytes_out += n as u64,
@@ -238,6 +307,16 @@ pub async fn relay(
                 buf = b;
                 scan.done = true;
                 upstream_clean = false;
+                if scan.output != Output::Raw {
+                    scan.take_output(&mut framed, true);
+                    if !framed.is_empty() {
+                        let (res, back) = wr.write_all(std::mem::take(&mut framed)).await;
+                        framed = back;
+                        if res.is_err() {
+                            break Outcome::Cancelled;
+                        }
+                    }
+                }
             }
             Ok((_, _)) => {
                 upstream_clean = false;
@@ -300,7 +379,7 @@ fn write_client_head(
     headers: &[Header],
     rh: &ResponseHead,
     keep: bool,
-    dechunk: bool,
+    output: Output,
 ) {
     let status_line_end = memchr::memmem::find(buf, b"\r\n").unwrap_or(0);
     let line = &buf[..status_line_end];
@@ -319,14 +398,18 @@ fn write_client_head(
         out.extend_from_slice(h.value.of(buf));
         out.extend_from_slice(b"\r\n");
     }
-    match rh.framing {
-        Framing::Length(n) => {
+    match (output, rh.framing) {
+        (Output::Events { chunked: true }, _) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (Output::Events { chunked: false } | Output::Plain, _) => {}
+        (Output::Raw, Framing::Length(n)) => {
             out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(n.to_string().as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        Framing::Chunked if !dechunk => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        Framing::Empty if !(100..200).contains(&rh.status) && rh.status != 204 && rh.status != 304 => {
+        (Output::Raw, Framing::Chunked) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (Output::Raw, Framing::Empty)
+            if !(100..200).contains(&rh.status) && rh.status != 204 && rh.status != 304 =>
+        {
             out.extend_from_slice(b"content-length: 0\r\n");
         }
         _ => {}

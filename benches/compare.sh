@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The standard comparison behind BENCHMARKS.md: the mock directly, Sluice and
+# nginx, on this machine, in one run each (see loadtest/LOADTEST.md).
+#
+#   benches/compare.sh            # all three parts
+#   benches/compare.sh latency    # or: rate, streams
+#
+# Issue targets checked (printed as PASS/FAIL):
+#   1. streaming, 50 tokens/response, no artificial delay, 1,000 req/s:
+#      Sluice's added TTFT p99 over direct no higher than nginx's;
+#   2. highest sustained streaming rate, Sluice / nginx >= 1.0;
+#   3. 10,000 open streams at one token a second: Sluice RSS <= 300 MiB.
+#      The fd limit here is 20,000 per process and a proxy holds two sockets
+#      per stream, so this is measured at 9,500 streams.
+#
+# Environment: OUT (results directory, default target/compare), WORKERS
+# (server workers, default 1), ROUNDS (default 5), ROUND (seconds per round,
+# default 2), STREAMS (default 9500). Extra arguments after the part name go
+# to every compare command (e.g. --install-nginx).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+part="${1:-all}"
+[ $# -gt 0 ] && shift
+out="${OUT:-target/compare}"
+workers="${WORKERS:-1}"
+mkdir -p "$out"
+
+cargo build --release -p sluice-loadtest -p sluice-dataplane
+bin=target/release/sluice-loadtest
+common=(--workers "$workers" --tokens 50 "$@")
+
+if [ "$part" = all ] || [ "$part" = latency ]; then
+    echo "== 1. added TTFT at 1,000 req/s, 50 tokens, no delay"
+    "$bin" compare "${common[@]}" --rate 1000 --rounds "${ROUNDS:-5}" --duration "${ROUND:-2}s" \
+        --json "$out/latency.json" | tee "$out/latency.txt"
+fi
+if [ "$part" = all ] || [ "$part" = rate ]; then
+    echo "== 2. highest sustained streaming rate (p99 TTFT <= 50 ms, errors <= 0.1%)"
+    "$bin" compare "${common[@]}" --max-rate-search --p99-bound-ms 50 --start-rate 1000 --step 1.25 \
+        --duration 3s --drivers --json "$out/max-rate.json" | tee "$out/max-rate.txt"
+fi
+if [ "$part" = all ] || [ "$part" = streams ]; then
+    echo "== 3. memory with ${STREAMS:-9500} open streams, one token a second"
+    "$bin" compare "${common[@]}" --open-streams "${STREAMS:-9500}" --ramp 5s --hold 10s \
+        --targets sluice,nginx --json "$out/open-streams.json" | tee "$out/open-streams.txt"
+fi
+echo "results in $out/"

@@ -1,0 +1,174 @@
+//! Removing the usage-only event from an OpenAI stream.
+//!
+//! The gateway asks OpenAI for usage (`stream_options.include_usage`) even
+//! when the client did not, so that every stream is metered from the
+//! provider's own figures. The client must then not see the extra event. In
+//! this mode the relay re-frames the stream: events are cut at their blank
+//! line, each is framed and scanned, and every event except the usage-only
+//! one is passed on. An incomplete event is held until its end arrives (a
+//! client cannot use half an event anyway); nothing else is delayed.
+//!
+//! This is the one path that copies response bytes (into a buffer reused for
+//! the whole stream); plain pass-through stays zero-copy.
+
+use crate::codec::sse::SseFramer;
+use crate::codec::usage::UsageScanner;
+
+/// Cuts an SSE byte stream into events and keeps all but usage-only ones.
+#[derive(Debug, Default)]
+pub struct EventCut {
+    /// Bytes of the event being assembled.
+    pending: Vec<u8>,
+    /// Length of the current line so far (0: at a line start).
+    line_len: usize,
+    /// The previous byte was a CR (a following LF belongs to it).
+    after_cr: bool,
+    /// Events removed.
+    stripped: u32,
+    /// Whether the last event emitted was kept (its CR-ended blank line may
+    /// still be followed by an LF, which shares its fate).
+    last_kept: bool,
+}
+
+impl EventCut {
+    /// Feeds decoded body bytes; appends what the client should see to `out`.
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        framer: &mut SseFramer,
+        usage: &mut UsageScanner,
+        out: &mut Vec<u8>,
+    ) {
+        while !input.is_empty() {
+            if self.pending.is_empty() && self.after_cr && input[0] == b'\n' {
+                // The LF of a CRLF that ended the previous event.
+                if self.last_kept {
+                    out.push(b'\n');
+                }
+                self.after_cr = false;
+                input = &input[1..];
+                continue;
+            }
+            match self.find_end(input) {
+                Some(end) => {
+                    self.pending.extend_from_slice(&input[..end]);
+                    input = &input[end..];
+                    self.emit(framer, usage, out);
+                }
+                None => {
+                    self.pending.extend_from_slice(input);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// End of stream: an unterminated last event is passed on as it is (the
+    /// framer will never dispatch it, and neither would a client).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.pending);
+    }
+
+    /// Usage-only events removed so far.
+    pub fn stripped(&self) -> u32 {
+        self.stripped
+    }
+
+    /// Index just past the blank line that ends the current event, if `input`
+    /// holds it. Tracks line state across calls.
+    fn find_end(&mut self, input: &[u8]) -> Option<usize> {
+        for (i, &b) in input.iter().enumerate() {
+            match b {
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\n' | b'\r' => {
+                    let blank = self.line_len == 0;
+                    self.line_len = 0;
+                    self.after_cr = b == b'\r';
+                    if blank {
+                        return Some(i + 1);
+                    }
+                }
+                _ => {
+                    self.line_len += 1;
+                    self.after_cr = false;
+                }
+            }
+        }
+        None
+    }
+
+    fn emit(&mut self, framer: &mut SseFramer, usage: &mut UsageScanner, out: &mut Vec<u8>) {
+        let before = framer.events();
+        framer.feed(&self.pending, |ev| usage.on_event(ev));
+        let dispatched = framer.events() > before;
+        self.last_kept = !(dispatched && usage.usage_only_event());
+        if self.last_kept {
+            out.extend_from_slice(&self.pending);
+        } else {
+            self.stripped += 1;
+        }
+        self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::usage::Dialect;
+
+    const STREAM: &[u8] = b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"h\xc3\xa9\"}}],\"usage\":null}\n\n\
+: keep-alive\n\n\
+data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\r\n\r\n\
+data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,\"total_tokens\":9}}\n\n\
+data: [DONE]\n\n";
+
+    fn run(pieces: &[&[u8]]) -> (Vec<u8>, UsageScanner, u32) {
+        let mut cut = EventCut::default();
+        let mut framer = SseFramer::new(1 << 20);
+        let mut usage = UsageScanner::new(Dialect::OpenAi);
+        let mut out = Vec::new();
+        for p in pieces {
+            cut.feed(p, &mut framer, &mut usage, &mut out);
+        }
+        cut.finish(&mut out);
+        let stripped = cut.stripped();
+        (out, usage, stripped)
+    }
+
+    fn expected() -> Vec<u8> {
+        let text = std::str::from_utf8(STREAM).unwrap();
+        let usage_event = text.find("data: {\"id\":\"c\",\"choices\":[],").unwrap();
+        let done = text.find("data: [DONE]").unwrap();
+        [&STREAM[..usage_event], &STREAM[done..]].concat()
+    }
+
+    #[test]
+    fn strips_only_the_usage_event() {
+        let (out, usage, stripped) = run(&[STREAM]);
+        assert_eq!(out, expected());
+        assert_eq!(stripped, 1);
+        let u = usage.usage().unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (7, 2));
+        assert!(usage.completed());
+    }
+
+    #[test]
+    fn every_split_gives_the_same_result() {
+        for at in 0..=STREAM.len() {
+            let (out, usage, stripped) = run(&[&STREAM[..at], &STREAM[at..]]);
+            assert_eq!(out, expected(), "split at {at}");
+            assert_eq!(stripped, 1, "split at {at}");
+            assert!(usage.completed());
+        }
+        let bytes: Vec<&[u8]> = STREAM.chunks(1).collect();
+        assert_eq!(run(&bytes).0, expected());
+    }
+
+    #[test]
+    fn streams_without_usage_pass_unchanged() {
+        let plain = b"data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\ndata: [DONE]\n\npartial";
+        let (out, _, stripped) = run(&[plain]);
+        assert_eq!(out, plain);
+        assert_eq!(stripped, 0);
+    }
+}
