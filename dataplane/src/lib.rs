@@ -23,6 +23,7 @@ pub mod crypto;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod quota;
 pub mod record;
 pub mod respond;
 pub mod server;

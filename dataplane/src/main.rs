@@ -192,7 +192,7 @@ fn run(args: Args) -> Result<(), ConfigError> {
     );
     let (cell, consumer, extra, reload_from): Started = match mode {
         Mode::Standalone { snapshot, records } => {
-            let index = load_snapshot(&snapshot).map_err(ConfigError)?;
+            let index = load_snapshot(&snapshot, None).map_err(ConfigError)?;
             let cell = Arc::new(SnapshotCell::new(index));
             let writer = sink::spawn_jsonl_writer(records.clone(), records_rx)
                 .map_err(|e| ConfigError(format!("{}: {e}", records.display())))?;
@@ -250,7 +250,7 @@ fn wait_for_signals(reload_from: Option<&Path>, cell: &SnapshotCell) {
     };
     for signal in signals.forever() {
         match (signal, reload_from) {
-            (SIGHUP, Some(snapshot)) => match load_snapshot(snapshot) {
+            (SIGHUP, Some(snapshot)) => match load_snapshot(snapshot, Some(&cell.current())) {
                 Ok(index) => {
                     tracing::info!(
                         version = index.version,
@@ -285,11 +285,16 @@ fn render_agent_stats(stats: &sluice_dataplane::agent::AgentStats) -> String {
     )
 }
 
-fn load_snapshot(path: &Path) -> Result<Index, String> {
+/// Loads and compiles a snapshot file; with `prev`, quota state carries over.
+fn load_snapshot(path: &Path, prev: Option<&Index>) -> Result<Index, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let snap: Snapshot = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let env = |name: &str| std::env::var(name).ok();
-    Index::build(&snap, KeyMaterial::Env(&env)).map_err(|e| format!("{}: {e}", path.display()))
+    match prev {
+        Some(prev) => Index::rebuild(&snap, KeyMaterial::Env(&env), prev),
+        None => Index::build(&snap, KeyMaterial::Env(&env)),
+    }
+    .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn parse_addr(s: &str, flag: &str) -> Result<SocketAddr, ConfigError> {

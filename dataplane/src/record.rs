@@ -127,6 +127,40 @@ pub struct Record {
     pub events: u32,
     /// Usage as the provider reported it, when it did.
     pub usage: Option<Usage>,
+    /// Prompt tokens counted by the gateway at admission.
+    #[serde(default)]
+    pub prompt_tokens_counted: Option<u64>,
+    /// Completion tokens counted by the gateway as the response streamed.
+    #[serde(default)]
+    pub completion_tokens_counted: Option<u64>,
+    /// The counts are estimates (a tokenizer other than the model's own).
+    #[serde(default)]
+    pub tokens_estimated: bool,
+    /// Cost in micro-dollars: reported usage when present, else counted.
+    #[serde(default)]
+    pub cost_micros: Option<u64>,
+    /// Policy verdict, when a policy was evaluated.
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
+    /// Every rule id that matched.
+    #[serde(default)]
+    pub rule_ids: Vec<String>,
+    /// PII findings by detector (counts only, never values).
+    #[serde(default)]
+    pub pii: std::collections::BTreeMap<String, u32>,
+    /// HMAC-SHA256 of the client IP under the day's salt.
+    #[serde(default)]
+    pub client_ip_hash: Option<String>,
+}
+
+/// The policy's decision on a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// Forwarded.
+    Allow,
+    /// Refused.
+    Block,
 }
 
 impl Record {
@@ -150,6 +184,14 @@ impl Record {
             total_us: 0,
             events: 0,
             usage: None,
+            prompt_tokens_counted: None,
+            completion_tokens_counted: None,
+            tokens_estimated: false,
+            cost_micros: None,
+            verdict: None,
+            rule_ids: Vec::new(),
+            pii: std::collections::BTreeMap::new(),
+            client_ip_hash: None,
         }
     }
 }

@@ -153,6 +153,7 @@ impl Poller {
                 Ok(Fetched::New(snap, raw)) => self.take(&snap, &raw),
                 Ok(Fetched::NotModified) => (started.elapsed() < FAST_POLL).then_some(FAST_POLL_PAUSE),
                 Err(FetchError::Http(HttpError::Aborted)) => return,
+                Err(_) if self.client.is_aborted() => return,
                 Err(e) => {
                     if was_up {
                         tracing::warn!(error = %e, "agent: snapshot poll failed; retrying");
@@ -192,7 +193,8 @@ impl Poller {
         // Either way, do not ask for this version again: a snapshot that does
         // not compile is reported once and the current one keeps serving.
         self.after = version;
-        match compile(snap, &self.seal) {
+        // Rate-limit and credit state carries over from the snapshot in use.
+        match Index::rebuild(snap, KeyMaterial::Sealed(self.seal.clone()), &self.cell.current()) {
             Ok(index) => {
                 self.cell.publish(index);
                 self.stats.snapshot_version.store(version, Ordering::Relaxed);

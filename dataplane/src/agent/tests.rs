@@ -67,6 +67,7 @@ fn snapshot(version: u64) -> Snapshot {
                 weight: 1,
             }],
         }],
+        ..Snapshot::default()
     }
 }
 
@@ -173,6 +174,9 @@ struct Control {
     /// Refuse everything: drop new connections, close open ones.
     down: AtomicBool,
     stop: AtomicBool,
+    /// Close each connection silently after one answer (as a server whose
+    /// keep-alive timer fired would), without `Connection: close`.
+    one_shot: AtomicBool,
 }
 
 struct Fake {
@@ -286,7 +290,7 @@ fn serve(mut s: impl Read + Write, st: &Control) {
             let Some(resp) = handle(st, &method, &path, auth.as_deref(), &body) else {
                 return;
             };
-            if s.write_all(&resp).and_then(|()| s.flush()).is_err() {
+            if s.write_all(&resp).and_then(|()| s.flush()).is_err() || st.one_shot.load(Ordering::SeqCst) {
                 return;
             }
             continue;
@@ -690,6 +694,28 @@ fn restart_replays_the_spool_and_continues_above_its_seqs() {
     drop(sink);
     handle.join().unwrap();
     assert_eq!(stats.spool_pending.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_keep_alive_connection_closed_by_control_is_retried_fresh() {
+    let fake = Fake::start(None);
+    fake.set_snapshot(&snapshot(1));
+    let dir = TempDir::new("stale");
+    let (agent, index) = Agent::bootstrap(config(&fake.url(), dir.path())).unwrap();
+    let stats = agent.stats();
+    let (tx, rx) = channel(1024);
+    let handle = agent.spawn(Arc::new(SnapshotCell::new(index)), rx).unwrap();
+    fake.state.one_shot.store(true, Ordering::SeqCst);
+    let sink = WorkerSink::new(tx);
+    for round in 0..4u64 {
+        sink.push(record(round));
+        wait_for("a round", || fake.record_count() as u64 > round);
+    }
+    assert_in_order(&fake.records(), 0..4);
+    // Each stale connection was retried at once, not treated as control down.
+    assert_eq!(stats.records_spooled.load(Ordering::Relaxed), 0);
+    drop(sink);
+    handle.join().unwrap();
 }
 
 #[test]

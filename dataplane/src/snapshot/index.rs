@@ -2,6 +2,10 @@
 
 use super::types::{ProviderKind, Snapshot};
 use crate::crypto::{unhex, SealKey};
+use crate::quota::credit::Credit;
+use crate::quota::gcra::Gcra;
+use crate::quota::price::{Price, PriceTable};
+use crate::quota::Registry;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -31,7 +35,21 @@ pub struct TenantEntry {
     pub region: Option<Arc<str>>,
     /// Model alias → targets, the tenant's own routes over the shared ones.
     pub routes: HashMap<Box<str>, RouteEntry>,
+    /// The tenant's compiled policy, if it has one.
+    pub policy: Option<Arc<crate::policy::CompiledPolicy>>,
+    /// Requests-per-minute limit of the tenant.
+    pub rpm: Option<Arc<Gcra>>,
+    /// Tokens-per-minute limit of the tenant.
+    pub tpm: Option<Arc<Gcra>>,
+    /// Prepaid credit, when the tenant's spending is metered against one.
+    pub credit: Option<Arc<Credit>>,
+    /// Completion tokens reserved for when a request sets no `max_tokens`.
+    pub default_max_tokens: u64,
 }
+
+/// Completion tokens reserved for a request without `max_tokens`, unless the
+/// tenant's credit grant says otherwise.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// The targets of one model alias for one tenant.
 #[derive(Debug, Clone)]
@@ -49,6 +67,10 @@ pub struct KeyEntry {
     pub id: Arc<str>,
     /// Owning tenant.
     pub tenant: Arc<TenantEntry>,
+    /// Requests-per-minute limit of this key.
+    pub rpm: Option<Arc<Gcra>>,
+    /// Tokens-per-minute limit of this key.
+    pub tpm: Option<Arc<Gcra>>,
 }
 
 /// A parsed upstream endpoint.
@@ -121,6 +143,9 @@ pub struct Index {
     /// Version of the snapshot this was built from.
     pub version: u64,
     keys: HashMap<[u8; 32], KeyEntry>,
+    /// Prices by model.
+    pub prices: PriceTable,
+    registry: Arc<Registry>,
 }
 
 /// How provider keys reach the index.
@@ -136,6 +161,16 @@ impl Index {
     /// Compiles `snap`. Every reference must resolve: a route to a missing
     /// upstream or key is an error, not a request-time surprise.
     pub fn build(snap: &Snapshot, material: KeyMaterial<'_>) -> Result<Index, IndexError> {
+        Index::build_with(snap, material, Arc::new(Registry::default()))
+    }
+
+    /// Like [`Index::build`], carrying rate-limit and credit state over from
+    /// `prev` so that a new snapshot neither resets nor refunds them.
+    pub fn rebuild(snap: &Snapshot, material: KeyMaterial<'_>, prev: &Index) -> Result<Index, IndexError> {
+        Index::build_with(snap, material, prev.registry.clone())
+    }
+
+    fn build_with(snap: &Snapshot, material: KeyMaterial<'_>, registry: Arc<Registry>) -> Result<Index, IndexError> {
         let process_key;
         let opener = match &material {
             KeyMaterial::Env(_) => {
@@ -207,12 +242,40 @@ impl Index {
             }
         }
 
+        let mut tenant_limits: HashMap<&str, (Option<u64>, Option<u64>)> = HashMap::new();
+        let mut key_limits: HashMap<(&str, &str), (Option<u64>, Option<u64>)> = HashMap::new();
+        for l in &snap.rate_limits {
+            let slot = match &l.key {
+                Some(k) => key_limits.entry((l.tenant.as_str(), k.as_str())).or_default(),
+                None => tenant_limits.entry(l.tenant.as_str()).or_default(),
+            };
+            if l.rpm == Some(0) || l.tpm == Some(0) {
+                bail!("rate limit for {:?}: a limit of 0 would refuse everything; remove it instead", l.tenant);
+            }
+            *slot = (l.rpm.or(slot.0), l.tpm.or(slot.1));
+        }
+        let mut policies: HashMap<&str, Arc<crate::policy::CompiledPolicy>> = HashMap::new();
+        for p in &snap.policies {
+            let compiled = crate::policy::CompiledPolicy::compile(&p.toml)
+                .map_err(|e| IndexError(format!("policy of tenant {:?}: {e}", p.tenant)))?;
+            policies.insert(p.tenant.as_str(), Arc::new(compiled));
+        }
+        let credits: HashMap<&str, &super::types::CreditGrant> =
+            snap.credits.iter().map(|c| (c.tenant.as_str(), c)).collect();
+
         let mut tenants: HashMap<&str, TenantEntry> = HashMap::new();
         for t in &snap.tenants {
+            let (rpm, tpm) = tenant_limits.get(t.id.as_str()).copied().unwrap_or_default();
+            let credit = credits.get(t.id.as_str());
             let entry = TenantEntry {
                 id: Arc::from(t.id.as_str()),
                 region: t.region.as_deref().map(Arc::from),
                 routes: HashMap::new(),
+                policy: policies.get(t.id.as_str()).cloned(),
+                rpm: rpm.map(|r| registry.limiter(&format!("tenant/{}/rpm", t.id), r)),
+                tpm: tpm.map(|r| registry.limiter(&format!("tenant/{}/tpm", t.id), r)),
+                credit: credit.map(|c| registry.credit(&t.id, c.granted_micros)),
+                default_max_tokens: credit.and_then(|c| c.default_max_tokens).unwrap_or(DEFAULT_MAX_TOKENS),
             };
             if tenants.insert(t.id.as_str(), entry).is_some() {
                 bail!("duplicate tenant {:?}", t.id);
@@ -284,18 +347,41 @@ impl Index {
             let Some(tenant) = tenants.get(k.tenant.as_str()) else {
                 bail!("api key {:?} names unknown tenant {:?}", k.id, k.tenant);
             };
+            let (rpm, tpm) = key_limits.get(&(k.tenant.as_str(), k.id.as_str())).copied().unwrap_or_default();
             let entry = KeyEntry {
                 id: Arc::from(k.id.as_str()),
                 tenant: tenant.clone(),
+                rpm: rpm.map(|r| registry.limiter(&format!("key/{}/{}/rpm", k.tenant, k.id), r)),
+                tpm: tpm.map(|r| registry.limiter(&format!("key/{}/{}/tpm", k.tenant, k.id), r)),
             };
             if keys.insert(hash, entry).is_some() {
                 bail!("duplicate api key hash for {:?}", k.id);
             }
         }
-        Ok(Index {
-            version: snap.version,
-            keys,
-        })
+        for t in policies.keys().chain(credits.keys()).chain(tenant_limits.keys()) {
+            if !tenants.contains_key(t) {
+                bail!("policy, limit or credit names unknown tenant {t:?}");
+            }
+        }
+        let mut prices = Vec::with_capacity(snap.prices.len());
+        for p in &snap.prices {
+            let usd = |v: f64| -> Result<u64, IndexError> {
+                if v.is_finite() && (0.0..=1e6).contains(&v) {
+                    Ok((v * 1e6).round() as u64)
+                } else {
+                    Err(IndexError(format!("price of {:?}: {v} is not a price in USD per million tokens", p.model)))
+                }
+            };
+            let input = usd(p.input)?;
+            let price = Price {
+                input,
+                cached_input: p.cached_input.map(usd).transpose()?.unwrap_or(input),
+                cache_write: p.cache_write.map(usd).transpose()?.unwrap_or(input),
+                output: usd(p.output)?,
+            };
+            prices.push((p.model.as_str(), price));
+        }
+        Ok(Index { version: snap.version, keys, prices: PriceTable::with_overrides(prices), registry })
     }
 
     /// The key whose SHA-256 is `hash`.

@@ -27,6 +27,78 @@ pub struct Snapshot {
     /// Model routes.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Tenant policies (rules, allow-list, PII), as TOML text.
+    #[serde(default)]
+    pub policies: Vec<PolicyDoc>,
+    /// Rate limits per tenant or per gateway key.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimit>,
+    /// Model prices replacing the built-in defaults.
+    #[serde(default)]
+    pub prices: Vec<ModelPrice>,
+    /// Prepaid credit granted to this data plane, per tenant.
+    #[serde(default)]
+    pub credits: Vec<CreditGrant>,
+}
+
+/// A tenant's policy document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDoc {
+    /// Tenant id.
+    pub tenant: String,
+    /// The policy, TOML (see [`crate::policy::CompiledPolicy::compile`]).
+    pub toml: String,
+}
+
+/// Requests and tokens per minute for a tenant, or for one of its keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Tenant id.
+    pub tenant: String,
+    /// Gateway key id; absent for the tenant as a whole.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Requests per minute.
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    /// Tokens (prompt plus completion) per minute.
+    #[serde(default)]
+    pub tpm: Option<u64>,
+}
+
+/// A model's price in USD per million tokens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Model name, or a prefix of dated names (longest match wins).
+    pub model: String,
+    /// Uncached prompt tokens.
+    pub input: f64,
+    /// Cached prompt tokens; defaults to `input`.
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+    /// Prompt tokens written to cache; defaults to `input`.
+    #[serde(default)]
+    pub cache_write: Option<f64>,
+    /// Completion tokens.
+    pub output: f64,
+}
+
+/// Credit a tenant may spend on this data plane: the cumulative total granted
+/// (a lease from the control plane), in micro-dollars.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditGrant {
+    /// Tenant id.
+    pub tenant: String,
+    /// Cumulative micro-dollars granted.
+    pub granted_micros: i64,
+    /// Completion tokens assumed for the reservation when a request sets no
+    /// `max_tokens`.
+    #[serde(default)]
+    pub default_max_tokens: Option<u64>,
 }
 
 /// A tenant.
