@@ -2,6 +2,7 @@
 //! what little state it needs between reads, and never panics on any input.
 
 pub mod chunked;
+pub mod delta;
 pub mod head;
 pub mod sse;
 pub mod usage;

@@ -180,6 +180,13 @@ fn run(args: Args) -> Result<(), ConfigError> {
     };
 
     raise_fd_limit();
+    // Build the tokenizer tables now rather than on a worker's first request.
+    let tokenizer_start = std::time::Instant::now();
+    sluice_dataplane::policy::tokens::warm_up();
+    tracing::debug!(
+        ms = tokenizer_start.elapsed().as_millis() as u64,
+        "tokenizers ready"
+    );
     let tls = sluice_dataplane::upstream::tls::client_config(ca_file.as_deref()).map_err(ConfigError)?;
     let (records_tx, records_rx) = sink::channel(64 * 1024);
     let metrics = Arc::new(Metrics::new(workers));

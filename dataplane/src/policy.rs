@@ -1,1 +1,52 @@
-//! TODO: being written.
+//! The policy library: pure functions and compiled structures, no I/O.
+//!
+//! Per request, on the worker that serves it:
+//! 1. [`extract`] reads the body once: model, stream flags, `max_tokens`, and
+//!    every prompt text the caller controls (borrowed from the body where it
+//!    has no escapes). Everything else passes through untouched.
+//! 2. [`CompiledPolicy::evaluate`] (or [`evaluate`]) applies the tenant's
+//!    policy to what was read: model allow-list, token cap, ordered
+//!    allow/block rules, PII detectors (redact or block). One pass per matcher
+//!    over the texts; the body is rewritten only when something was redacted.
+//! 3. [`tokens`] counts prompt tokens and, as the response streams,
+//!    completion tokens ([`tokens::CompletionCounter`]).
+//!
+//! Per snapshot, off the request path: [`CompiledPolicy::compile`] turns a
+//! tenant's policy TOML into matchers (the control plane calls the same
+//! function to validate a policy before accepting it). Per process:
+//! [`tokens::warm_up`] builds the BPE tables (~150 ms) and the PII patterns
+//! compile on first use.
+//!
+//! Nothing here logs, and nothing here stores prompt content: findings are
+//! counts and offsets, never values.
+
+pub mod extract;
+mod json;
+pub mod pii;
+pub mod rules;
+pub mod tokens;
+
+pub use extract::{extract, Api, ExtractError, RequestView, TextKind, TextRef};
+pub use pii::{Detector, PiiAction, PiiConfig, PiiFindings, PiiMatch, PiiScanner};
+pub use rules::{CompiledPolicy, Decision, PolicyError, RequestContext, RuleAction, Verdict};
+
+/// Applies `policy` to a request already read by [`extract`]: rules, then
+/// PII, over `view`'s texts; `body` is the raw body, rewritten if redaction
+/// is needed.
+pub fn evaluate(policy: &CompiledPolicy, view: &RequestView<'_>, key_id: &str, body: &[u8]) -> Decision {
+    policy.evaluate(&RequestContext { view, key_id, body })
+}
+
+/// Reads `body` as dialect `api` and applies `policy` to it in one call.
+/// A body that cannot be read is an error (a 400 for the caller), not a
+/// policy verdict.
+pub fn extract_and_evaluate<'b>(
+    policy: &CompiledPolicy,
+    api: Api,
+    key_id: &str,
+    body: &'b [u8],
+) -> Result<(RequestView<'b>, Decision), ExtractError> {
+    let view = extract(api, body)?;
+    let decision = evaluate(policy, &view, key_id, body);
+    Ok((view, decision))
+}

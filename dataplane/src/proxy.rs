@@ -9,11 +9,13 @@
 pub mod auth;
 pub mod forward;
 pub mod inspect;
+pub mod meter;
 pub mod models;
 pub mod relay;
 pub mod strip;
 
 use crate::codec::head::{Framing, Method, RequestHead};
+use crate::policy::Api;
 use crate::record::{ApiRoute, Outcome, Record};
 use crate::respond::{write_error, ErrorKind, Flavor};
 use crate::server::conn::{BodyError, ClientIo, Next};
@@ -29,11 +31,17 @@ pub struct Reject {
     pub kind: ErrorKind,
     /// A message replacing the generic one (never request content).
     pub detail: Option<String>,
+    /// Extra response headers (rate-limit hints).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl From<ErrorKind> for Reject {
     fn from(kind: ErrorKind) -> Self {
-        Reject { kind, detail: None }
+        Reject {
+            kind,
+            detail: None,
+            headers: Vec::new(),
+        }
     }
 }
 
@@ -43,6 +51,7 @@ impl Reject {
         Reject {
             kind,
             detail: Some(detail.into()),
+            headers: Vec::new(),
         }
     }
 }
@@ -60,6 +69,8 @@ pub struct Ctx<'w> {
     pub body_read: bool,
     /// Whether the request's bytes have been taken out of the read buffer.
     pub consumed: bool,
+    /// What admission reserved, settled when the record is finished.
+    pub admission: Option<meter::Admission>,
     done: bool,
 }
 
@@ -76,6 +87,9 @@ impl Drop for Ctx<'_> {
 impl Ctx<'_> {
     fn finish_record(&mut self) {
         self.done = true;
+        if let Some(adm) = self.admission.take() {
+            meter::settle(adm, &mut self.record);
+        }
         self.record.total_us = self.started.elapsed().as_micros() as u64;
         let m = self.worker.metrics();
         m.request(self.record.route, self.record.status);
@@ -128,6 +142,7 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
         flavor,
         body_read: head.framing == Framing::Empty,
         consumed: false,
+        admission: None,
         done: false,
     };
     ctx.record.bytes_in = head.len as u64;
@@ -218,9 +233,23 @@ async fn serve_api(
     let info = inspect::inspect(&req.body, ctx.record.route).map_err(|(kind, detail)| Reject {
         kind,
         detail: detail.map(str::to_owned),
+        headers: Vec::new(),
     })?;
     ctx.record.model = Some(info.model.clone());
     ctx.record.stream = info.stream;
+    let api = if ctx.record.route == ApiRoute::Messages {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    };
+    let view = crate::policy::extract(api, &req.body)
+        .map_err(|e| Reject::with(ErrorKind::InvalidField, e.to_string()))?;
+    let (admission, redacted) = meter::admit(&index, &key, &view, &req.body, ctx)?;
+    ctx.admission = Some(admission);
+    let body = match redacted {
+        Some(b) => bytes::Bytes::from(b),
+        None => req.body.clone(),
+    };
 
     let targets = match key.tenant.routes.get(info.model.as_str()) {
         Some(RouteEntry::Targets(t)) => t.clone(),
@@ -244,7 +273,14 @@ async fn serve_api(
             ))
         }
     };
-    let answer = forward::forward(w, io, head, &req, &info, &targets, ctx).await?;
+    let outgoing = forward::Outgoing {
+        head,
+        headers: &io.headers,
+        req: &req,
+        body: &body,
+        info: &info,
+    };
+    let answer = forward::forward(w, &outgoing, &targets, ctx).await?;
     Ok(relay::relay(w, io, head, answer, ctx).await)
 }
 

@@ -34,13 +34,18 @@ impl Registry {
     pub fn limiter(&self, owner: &str, per_minute: u64) -> Arc<Gcra> {
         let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|(o, rate), _| o != owner || *rate == per_minute);
-        map.entry((owner.to_owned(), per_minute)).or_insert_with(|| Arc::new(Gcra::per_minute(per_minute))).clone()
+        map.entry((owner.to_owned(), per_minute))
+            .or_insert_with(|| Arc::new(Gcra::per_minute(per_minute)))
+            .clone()
     }
 
     /// The credit of `tenant`, with the cumulative grant brought up to `granted`.
     pub fn credit(&self, tenant: &str, granted: i64) -> Arc<Credit> {
         let mut map = self.credits.lock().unwrap_or_else(|e| e.into_inner());
-        let credit = map.entry(tenant.to_owned()).or_insert_with(|| Arc::new(Credit::default())).clone();
+        let credit = map
+            .entry(tenant.to_owned())
+            .or_insert_with(|| Arc::new(Credit::default()))
+            .clone();
         credit.grant_total(granted);
         credit
     }

@@ -254,8 +254,13 @@ impl Client {
         self
     }
 
+    /// Whether this client was stopped through its [`Abort`].
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.abort.as_ref().is_some_and(|a| a.is_aborted())
+    }
+
     /// Sends one request to `base_path + path` and reads the whole response,
-    /// within `timeout` (from the first byte written to the last byte read).
+    /// all within `timeout` (connecting included).
     pub(crate) fn request(
         &mut self,
         method: &str,
@@ -263,10 +268,10 @@ impl Client {
         body: Option<Body<'_>>,
         timeout: Duration,
     ) -> Result<Response, HttpError> {
+        let deadline = Instant::now() + timeout;
         let head = self.head(method, path, body.as_ref());
         if let Some(conn) = self.conn.as_mut() {
-            let deadline = Instant::now() + timeout;
-            match conn.exchange(&head, body.as_ref(), deadline, timeout) {
+            match conn.exchange(&head, body.as_ref(), deadline) {
                 Ok((resp, keep)) => {
                     if !keep {
                         self.conn = None;
@@ -281,9 +286,8 @@ impl Client {
                 }
             }
         }
-        let mut conn = self.connect()?;
-        let deadline = Instant::now() + timeout;
-        let (resp, keep) = conn.exchange(&head, body.as_ref(), deadline, timeout)?;
+        let mut conn = self.connect(deadline)?;
+        let (resp, keep) = conn.exchange(&head, body.as_ref(), deadline)?;
         if keep {
             self.conn = Some(conn);
         }
@@ -326,7 +330,7 @@ impl Client {
         h
     }
 
-    fn connect(&mut self) -> Result<Conn, HttpError> {
+    fn connect(&mut self, deadline: Instant) -> Result<Conn, HttpError> {
         if self.abort.as_ref().is_some_and(|a| a.is_aborted()) {
             return Err(HttpError::Aborted);
         }
@@ -341,7 +345,7 @@ impl Client {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "control host resolved to no address");
         let mut sock = None;
         for addr in addrs {
-            match TcpStream::connect_timeout(&addr, self.connect_timeout) {
+            match TcpStream::connect_timeout(&addr, self.connect_timeout.min(remaining(deadline)?)) {
                 Ok(s) => {
                     sock = Some(s);
                     break;
@@ -448,17 +452,18 @@ impl Conn {
         head: &[u8],
         body: Option<&Body<'_>>,
         deadline: Instant,
-        timeout: Duration,
     ) -> Result<(Response, bool), HttpError> {
         self.received = false;
         self.deadline = deadline;
+        let left = remaining(deadline)?;
+        // A TLS write may also read (handshake): both directions are bounded.
         self.stream
             .tcp()
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .set_read_timeout(Some(left))
             .map_err(HttpError::Io)?;
         self.stream
             .tcp()
-            .set_write_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .set_write_timeout(Some(left))
             .map_err(HttpError::Io)?;
         self.stream.write_all(head).map_err(HttpError::from_io)?;
         if let Some(b) = body {
@@ -571,9 +576,12 @@ impl Conn {
     /// Reads more bytes after `buf[..end]`, compacting or growing the buffer;
     /// returns how many arrived (0 at end of stream).
     fn fill(&mut self) -> Result<usize, HttpError> {
-        if Instant::now() >= self.deadline {
-            return Err(HttpError::Timeout);
-        }
+        let left = remaining(self.deadline)?;
+        // Each read may only wait for what is left of the request's time.
+        self.stream
+            .tcp()
+            .set_read_timeout(Some(left))
+            .map_err(HttpError::Io)?;
         if self.pos == self.end {
             self.pos = 0;
             self.end = 0;
@@ -684,6 +692,15 @@ impl Conn {
             }
         }
     }
+}
+
+/// Time left before `deadline`; an error once none is.
+fn remaining(deadline: Instant) -> Result<Duration, HttpError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(HttpError::Timeout);
+    }
+    Ok(left)
 }
 
 /// The size in a chunk-size line (`hex[;ext]`), refusing empty, non-hex and

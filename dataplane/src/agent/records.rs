@@ -133,8 +133,11 @@ impl Shipper {
         if let Some(first) = self.first_wait {
             until = until.min((first + BATCH_WAIT).max(self.disk_retry_at));
         }
-        if !self.spool.is_drained() || !self.unsaved.is_empty() {
+        if !self.spool.is_drained() {
             until = until.min(self.retry_at.max(now));
+        }
+        if !self.unsaved.is_empty() {
+            until = until.min(self.retry_at.max(self.disk_retry_at).max(now));
         }
         until.saturating_duration_since(now)
     }

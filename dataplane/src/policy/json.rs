@@ -47,7 +47,9 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Number(v.into()))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
-        serde_json::Number::from_f64(v).map(Json::Number).ok_or_else(|| E::custom("non-finite number"))
+        serde_json::Number::from_f64(v)
+            .map(Json::Number)
+            .ok_or_else(|| E::custom("non-finite number"))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
         Ok(Json::String(v.to_owned()))

@@ -144,7 +144,9 @@ pub struct PiiConfig {
 impl PiiConfig {
     /// Every detector set to `action`.
     pub fn all(action: PiiAction) -> Self {
-        PiiConfig { actions: [action; Detector::COUNT] }
+        PiiConfig {
+            actions: [action; Detector::COUNT],
+        }
     }
 
     /// This config with `detector` set to `action`.
@@ -203,7 +205,10 @@ impl PiiFindings {
 
     /// `(detector, count)` for each detector that found something.
     pub fn counts(&self) -> impl Iterator<Item = (Detector, u32)> + '_ {
-        Detector::ALL.into_iter().map(|d| (d, self.count(d))).filter(|&(_, n)| n > 0)
+        Detector::ALL
+            .into_iter()
+            .map(|d| (d, self.count(d)))
+            .filter(|&(_, n)| n > 0)
     }
 }
 
@@ -229,7 +234,9 @@ pub struct PiiScanner {
 
 impl fmt::Debug for PiiScanner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PiiScanner").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("PiiScanner")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -269,13 +276,20 @@ impl PiiScanner {
         }
         let first = out.matches.len();
         for i in candidates.iter() {
-            let Some(entry) = self.bank.entries.get(i) else { continue };
+            let Some(entry) = self.bank.entries.get(i) else {
+                continue;
+            };
             if self.config.action(entry.detector) == PiiAction::Off {
                 continue;
             }
             for m in entry.regex.find_iter(hay) {
                 if let Some((start, end)) = (entry.validate)(hay, m.start(), m.end()) {
-                    out.matches.push(PiiMatch { detector: entry.detector, text: index, start, end });
+                    out.matches.push(PiiMatch {
+                        detector: entry.detector,
+                        text: index,
+                        start,
+                        end,
+                    });
                 }
             }
         }
@@ -309,7 +323,10 @@ impl PiiScanner {
 
     /// True when something was found by a detector set to redact.
     pub fn wants_redaction(&self, findings: &PiiFindings) -> bool {
-        findings.matches.iter().any(|m| self.config.action(m.detector) == PiiAction::Redact)
+        findings
+            .matches
+            .iter()
+            .any(|m| self.config.action(m.detector) == PiiAction::Redact)
     }
 
     /// `text` with every match of a redacting detector replaced by its
@@ -321,7 +338,9 @@ impl PiiScanner {
 
     /// Redacts `text` given its matches (all from this text, ordered by start).
     pub fn redact_found(&self, text: &str, matches: &[PiiMatch]) -> Option<String> {
-        let mut spans = matches.iter().filter(|m| self.config.action(m.detector) == PiiAction::Redact);
+        let mut spans = matches
+            .iter()
+            .filter(|m| self.config.action(m.detector) == PiiAction::Redact);
         let first = spans.next()?;
         let mut out = String::with_capacity(text.len());
         let mut copied = 0;

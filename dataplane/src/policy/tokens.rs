@@ -52,14 +52,21 @@ pub fn encoding_for(model: &str) -> (Encoding, bool) {
     };
     let foreign = prefix.is_some_and(|p| p != "openai");
     // `o1` is a family, `o1x` is not.
-    let family = |f: &str| name.strip_prefix(f).is_some_and(|rest| rest.is_empty() || rest.starts_with('-'));
-    let o200k = ["gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "gpt-oss"].iter().any(|p| name.starts_with(p))
+    let family = |f: &str| {
+        name.strip_prefix(f)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+    };
+    let o200k = ["gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "gpt-oss"]
+        .iter()
+        .any(|p| name.starts_with(p))
         || ["o1", "o3", "o4"].iter().any(|f| family(f));
     if o200k {
         return (Encoding::O200kBase, foreign);
     }
     let cl100k = family("gpt-4")
-        || ["gpt-3.5", "gpt-35", "text-embedding-"].iter().any(|p| name.starts_with(p));
+        || ["gpt-3.5", "gpt-35", "text-embedding-"]
+            .iter()
+            .any(|p| name.starts_with(p));
     if cl100k {
         return (Encoding::Cl100kBase, foreign);
     }
@@ -86,7 +93,9 @@ pub fn warm_up() -> bool {
 
 /// Tokens in `text` with `enc`, special tokens counted as plain text.
 pub fn count(enc: Encoding, text: &str) -> usize {
-    let Some(bpe) = bpe(enc) else { return estimate(text) };
+    let Some(bpe) = bpe(enc) else {
+        return estimate(text);
+    };
     if text.len() <= MAX_WS_RUN {
         return encode_len(bpe, text);
     }
@@ -163,19 +172,30 @@ impl CompletionCounter {
 
     /// A counter for a completion of a model using `enc`.
     pub fn new(enc: Encoding) -> Self {
-        CompletionCounter { enc, pending: String::new(), scanned: 0, cut: 0, counted: 0 }
+        CompletionCounter {
+            enc,
+            pending: String::new(),
+            scanned: 0,
+            cut: 0,
+            counted: 0,
+        }
     }
 
     /// Feeds the next text delta.
     pub fn push(&mut self, delta: &str) {
         self.pending.push_str(delta);
-        let bytes = self.pending.as_bytes();
-        for i in self.scanned.max(1)..bytes.len() {
-            if bytes[i] == b' ' && !self.pending[..i].chars().next_back().is_some_and(char::is_whitespace) {
+        let from = self.scanned.max(1);
+        for (i, &b) in self.pending.as_bytes().iter().enumerate().skip(from) {
+            if b == b' '
+                && !self.pending[..i]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_whitespace)
+            {
                 self.cut = i;
             }
         }
-        self.scanned = bytes.len();
+        self.scanned = self.pending.len();
         if self.pending.len() < Self::FLUSH_AT {
             return;
         }

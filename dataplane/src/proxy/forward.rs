@@ -10,7 +10,7 @@ use super::inspect::{rewrite, RequestInfo};
 use super::Ctx;
 use crate::codec::head::{self, Header, RequestHead, ResponseHead};
 use crate::respond::ErrorKind;
-use crate::server::conn::{ClientIo, FullRequest};
+use crate::server::conn::FullRequest;
 use crate::server::worker::Worker;
 use crate::snapshot::{ProviderKind, RouteTarget, UpstreamEntry};
 use crate::upstream::{dial, Conn, DialError};
@@ -43,13 +43,24 @@ pub struct Answer {
     pub strip_usage: bool,
 }
 
-/// Forwards `req` to the first target that answers acceptably.
+/// The request as it goes upstream.
+pub struct Outgoing<'a> {
+    /// The client's request head.
+    pub head: &'a RequestHead,
+    /// Its header spans (into `req.raw`).
+    pub headers: &'a [Header],
+    /// The request as received.
+    pub req: &'a FullRequest,
+    /// The body to send (redacted when the policy said so).
+    pub body: &'a Bytes,
+    /// What the gateway read from the body.
+    pub info: &'a RequestInfo,
+}
+
+/// Forwards the request to the first target that answers acceptably.
 pub async fn forward(
     w: &Worker,
-    io: &ClientIo,
-    client_head: &RequestHead,
-    req: &FullRequest,
-    info: &RequestInfo,
+    out: &Outgoing<'_>,
     targets: &[RouteTarget],
     ctx: &mut Ctx<'_>,
 ) -> Result<Answer, super::Reject> {
@@ -62,7 +73,7 @@ pub async fn forward(
         }
         ctx.record.attempts = ctx.record.attempts.saturating_add(1);
         ctx.record.upstream = Some(target.upstream.name.clone());
-        match attempt(w, &io.headers, client_head, req, info, target, ctx).await {
+        match attempt(w, out, target, ctx).await {
             Ok(answer) => {
                 let status = answer.head.status;
                 let retryable = status == 429 || status >= 500;
@@ -114,13 +125,17 @@ fn order_targets(w: &Worker, targets: &[RouteTarget]) -> Vec<usize> {
 
 async fn attempt(
     w: &Worker,
-    client_headers: &[Header],
-    client_head: &RequestHead,
-    req: &FullRequest,
-    info: &RequestInfo,
+    out_req: &Outgoing<'_>,
     target: &RouteTarget,
     ctx: &mut Ctx<'_>,
 ) -> Result<Answer, ErrorKind> {
+    let Outgoing {
+        head: client_head,
+        headers: client_headers,
+        req,
+        body: original,
+        info,
+    } = *out_req;
     let up = &target.upstream;
     let limits = &w.shared.limits;
     // Every OpenAI-dialect stream is metered from the provider's own usage.
@@ -129,10 +144,10 @@ async fn attempt(
         && client_head.path(&req.raw).ends_with(b"/chat/completions")
         && matches!(up.kind, ProviderKind::Openai | ProviderKind::Openrouter);
     let model = target.model.as_deref().filter(|m| *m != info.model);
-    let body = match rewrite(&req.body, model, strip_usage) {
+    let body = match rewrite(original, model, strip_usage) {
         Some(body) => Bytes::from(body),
         None if model.is_some() => return Err(ErrorKind::InvalidJson),
-        None => req.body.clone(),
+        None => original.clone(),
     };
     let mut use_pool = true;
     loop {

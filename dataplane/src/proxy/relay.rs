@@ -15,9 +15,11 @@ use super::forward::Answer;
 use super::strip::EventCut;
 use super::Ctx;
 use crate::codec::chunked::ChunkedDecoder;
+use crate::codec::delta;
 use crate::codec::head::{is_hop_by_hop, Framing, Header, RequestHead, ResponseHead};
-use crate::codec::sse::SseFramer;
+use crate::codec::sse::{SseEvent, SseFramer};
 use crate::codec::usage::{Dialect, UsageScanner};
+use crate::policy::tokens::CompletionCounter;
 use crate::record::Outcome;
 use crate::server::conn::{ClientIo, Next};
 use crate::server::worker::Worker;
@@ -59,6 +61,9 @@ struct Scan {
     json: Option<Vec<u8>>,
     output: Output,
     cut: EventCut,
+    dialect: Dialect,
+    /// Completion tokens counted from the text deltas as they pass.
+    counter: Option<CompletionCounter>,
     /// What to send instead of the raw bytes (`Plain` and `Events` output).
     out: Vec<u8>,
     done: bool,
@@ -68,25 +73,37 @@ impl Scan {
     /// Scans `bytes`; returns how many belong to this response, or `Err` if
     /// the upstream's framing is broken.
     fn feed(&mut self, bytes: &[u8]) -> Result<usize, ()> {
-        let output = self.output;
+        let (output, dialect) = (self.output, self.dialect);
         let Scan {
             framer,
             usage,
             json,
             cut,
             out,
+            counter,
             ..
         } = self;
+        let mut count = |ev: &SseEvent<'_>| {
+            if let Some(c) = counter.as_mut() {
+                delta::for_each_text(dialect, ev, |text| c.push(text));
+            }
+        };
         let mut payload = |piece: &[u8]| {
             match (output, framer.as_mut()) {
-                (Output::Events { .. }, Some(f)) => cut.feed(piece, f, usage, out),
+                (Output::Events { .. }, Some(f)) => cut.feed(piece, f, usage, &mut count, out),
                 (Output::Plain, f) => {
                     out.extend_from_slice(piece);
                     if let Some(f) = f {
-                        f.feed(piece, |ev| usage.on_event(ev));
+                        f.feed(piece, |ev| {
+                            usage.on_event(ev);
+                            count(ev);
+                        });
                     }
                 }
-                (_, Some(f)) => f.feed(piece, |ev| usage.on_event(ev)),
+                (_, Some(f)) => f.feed(piece, |ev| {
+                    usage.on_event(ev);
+                    count(ev);
+                }),
                 (_, None) => {}
             }
             if let Some(j) = json.as_mut() {
@@ -212,6 +229,11 @@ pub async fn relay(
         json: (!is_sse).then(Vec::new),
         output,
         cut: EventCut::default(),
+        dialect,
+        counter: match (&ctx.admission, is_sse) {
+            (Some(adm), true) => Some(CompletionCounter::new(adm.encoding)),
+            _ => None,
+        },
         out: Vec::new(),
         done: false,
     };
@@ -293,7 +315,7 @@ pub async fn relay(
                         _ => {
                             // The client closed or reset: stop at once.
                             ctx.record.outcome = Outcome::Cancelled;
-                            return finish(w, ctx, &scan, Next::Close);
+                            return finish(w, ctx, &mut scan, Next::Close);
                         }
                     }
                 }
@@ -353,12 +375,15 @@ pub async fn relay(
     if outcome != Outcome::Ok || ctx.record.outcome == Outcome::Ok {
         ctx.record.outcome = outcome;
     }
-    finish(w, ctx, &scan, next)
+    finish(w, ctx, &mut scan, next)
 }
 
-fn finish(_w: &Worker, ctx: &mut Ctx<'_>, scan: &Scan, next: Next) -> Next {
+fn finish(_w: &Worker, ctx: &mut Ctx<'_>, scan: &mut Scan, next: Next) -> Next {
     if let Some(f) = &scan.framer {
         ctx.record.events = f.events().min(u64::from(u32::MAX)) as u32;
+    }
+    if let Some(c) = scan.counter.as_mut() {
+        ctx.record.completion_tokens_counted = Some(c.finish());
     }
     ctx.record.usage = scan.usage.usage();
     next

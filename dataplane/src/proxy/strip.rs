@@ -11,7 +11,7 @@
 //! This is the one path that copies response bytes (into a buffer reused for
 //! the whole stream); plain pass-through stays zero-copy.
 
-use crate::codec::sse::SseFramer;
+use crate::codec::sse::{SseEvent, SseFramer};
 use crate::codec::usage::UsageScanner;
 
 /// Cuts an SSE byte stream into events and keeps all but usage-only ones.
@@ -32,11 +32,13 @@ pub struct EventCut {
 
 impl EventCut {
     /// Feeds decoded body bytes; appends what the client should see to `out`.
+    /// `observe` sees every event too (for counting completion tokens).
     pub fn feed(
         &mut self,
         mut input: &[u8],
         framer: &mut SseFramer,
         usage: &mut UsageScanner,
+        observe: &mut dyn FnMut(&SseEvent<'_>),
         out: &mut Vec<u8>,
     ) {
         while !input.is_empty() {
@@ -53,7 +55,7 @@ impl EventCut {
                 Some(end) => {
                     self.pending.extend_from_slice(&input[..end]);
                     input = &input[end..];
-                    self.emit(framer, usage, out);
+                    self.emit(framer, usage, observe, out);
                 }
                 None => {
                     self.pending.extend_from_slice(input);
@@ -97,9 +99,18 @@ impl EventCut {
         None
     }
 
-    fn emit(&mut self, framer: &mut SseFramer, usage: &mut UsageScanner, out: &mut Vec<u8>) {
+    fn emit(
+        &mut self,
+        framer: &mut SseFramer,
+        usage: &mut UsageScanner,
+        observe: &mut dyn FnMut(&SseEvent<'_>),
+        out: &mut Vec<u8>,
+    ) {
         let before = framer.events();
-        framer.feed(&self.pending, |ev| usage.on_event(ev));
+        framer.feed(&self.pending, |ev| {
+            usage.on_event(ev);
+            observe(ev);
+        });
         let dispatched = framer.events() > before;
         self.last_kept = !(dispatched && usage.usage_only_event());
         if self.last_kept {
@@ -128,7 +139,7 @@ data: [DONE]\n\n";
         let mut usage = UsageScanner::new(Dialect::OpenAi);
         let mut out = Vec::new();
         for p in pieces {
-            cut.feed(p, &mut framer, &mut usage, &mut out);
+            cut.feed(p, &mut framer, &mut usage, &mut |_| {}, &mut out);
         }
         cut.finish(&mut out);
         let stripped = cut.stripped();

@@ -35,7 +35,10 @@ impl Credit {
             if amount > cur {
                 return false;
             }
-            match self.balance.compare_exchange_weak(cur, cur - amount, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .balance
+                .compare_exchange_weak(cur, cur - amount, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return true,
                 Err(actual) => cur = actual,
             }
@@ -55,7 +58,10 @@ impl Credit {
         let mut cur = self.balance.load(Ordering::Acquire);
         loop {
             let take = extra.min(cur.max(0));
-            match self.balance.compare_exchange_weak(cur, cur - take, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .balance
+                .compare_exchange_weak(cur, cur - take, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return reserved + take,
                 Err(actual) => cur = actual,
             }

@@ -28,7 +28,11 @@ impl Gcra {
     /// `per_minute` units a minute (at least 1).
     pub fn per_minute(per_minute: u64) -> Self {
         let per_minute = per_minute.max(1);
-        Gcra { tat_ns: AtomicU64::new(0), emission_ns: (MINUTE_NS / per_minute).max(1), per_minute }
+        Gcra {
+            tat_ns: AtomicU64::new(0),
+            emission_ns: (MINUTE_NS / per_minute).max(1),
+            per_minute,
+        }
     }
 
     /// The limit, per minute.
@@ -46,9 +50,14 @@ impl Gcra {
             let base = tat.max(now_ns);
             let new_tat = base.saturating_add(increment);
             if new_tat > now_ns.saturating_add(tolerance) {
-                return Err(RetryAfter { ns: new_tat - now_ns - tolerance });
+                return Err(RetryAfter {
+                    ns: new_tat - now_ns - tolerance,
+                });
             }
-            match self.tat_ns.compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Relaxed) {
+            match self
+                .tat_ns
+                .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => {
                     let used = new_tat - now_ns;
                     return Ok((tolerance - used) / self.emission_ns);
@@ -64,7 +73,10 @@ impl Gcra {
         let mut tat = self.tat_ns.load(Ordering::Relaxed);
         loop {
             let new_tat = tat.saturating_sub(decrement).max(now_ns.min(tat));
-            match self.tat_ns.compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Relaxed) {
+            match self
+                .tat_ns
+                .compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => return,
                 Err(actual) => tat = actual,
             }

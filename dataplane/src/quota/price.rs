@@ -70,8 +70,16 @@ impl Price {
     /// The most a request can cost: every prompt token uncached, and
     /// `max_output` completion tokens.
     pub fn worst_case_micros(&self, prompt_tokens: u64, max_output: u64) -> u64 {
-        let usage = Usage { input_tokens: prompt_tokens, output_tokens: max_output, ..Usage::default() };
-        let uncached = Price { cached_input: self.input, cache_write: self.input.max(self.cache_write), ..*self };
+        let usage = Usage {
+            input_tokens: prompt_tokens,
+            output_tokens: max_output,
+            ..Usage::default()
+        };
+        let uncached = Price {
+            cached_input: self.input,
+            cache_write: self.input.max(self.cache_write),
+            ..*self
+        };
         uncached.cost_micros(&usage)
     }
 }
@@ -101,7 +109,10 @@ impl PriceTable {
         if let Some(p) = self.exact.get(model) {
             return Some(*p);
         }
-        self.by_length.iter().find(|(name, _)| model.starts_with(&**name)).map(|(_, p)| *p)
+        self.by_length
+            .iter()
+            .find(|(name, _)| model.starts_with(&**name))
+            .map(|(_, p)| *p)
     }
 }
 
@@ -132,8 +143,18 @@ mod tests {
         };
         // 500k*2 + 400k*0.5 + 100k*2.5 + 250k*8 = 1.0 + 0.2 + 0.25 + 2.0 USD
         assert_eq!(p.cost_micros(&u), 3_450_000);
-        let one = Usage { input_tokens: 1, ..Usage::default() };
+        let one = Usage {
+            input_tokens: 1,
+            ..Usage::default()
+        };
         assert_eq!(p.cost_micros(&one), 2, "rounded up to a whole micro-dollar");
-        assert!(p.worst_case_micros(1000, 100) >= p.cost_micros(&Usage { input_tokens: 1000, output_tokens: 100, ..Usage::default() }));
+        assert!(
+            p.worst_case_micros(1000, 100)
+                >= p.cost_micros(&Usage {
+                    input_tokens: 1000,
+                    output_tokens: 100,
+                    ..Usage::default()
+                })
+        );
     }
 }

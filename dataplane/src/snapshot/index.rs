@@ -170,7 +170,11 @@ impl Index {
         Index::build_with(snap, material, prev.registry.clone())
     }
 
-    fn build_with(snap: &Snapshot, material: KeyMaterial<'_>, registry: Arc<Registry>) -> Result<Index, IndexError> {
+    fn build_with(
+        snap: &Snapshot,
+        material: KeyMaterial<'_>,
+        registry: Arc<Registry>,
+    ) -> Result<Index, IndexError> {
         let process_key;
         let opener = match &material {
             KeyMaterial::Env(_) => {
@@ -242,15 +246,20 @@ impl Index {
             }
         }
 
-        let mut tenant_limits: HashMap<&str, (Option<u64>, Option<u64>)> = HashMap::new();
-        let mut key_limits: HashMap<(&str, &str), (Option<u64>, Option<u64>)> = HashMap::new();
+        // (requests, tokens) per minute, by tenant and by (tenant, key).
+        type PerMinute = (Option<u64>, Option<u64>);
+        let mut tenant_limits: HashMap<&str, PerMinute> = HashMap::new();
+        let mut key_limits: HashMap<(&str, &str), PerMinute> = HashMap::new();
         for l in &snap.rate_limits {
             let slot = match &l.key {
                 Some(k) => key_limits.entry((l.tenant.as_str(), k.as_str())).or_default(),
                 None => tenant_limits.entry(l.tenant.as_str()).or_default(),
             };
             if l.rpm == Some(0) || l.tpm == Some(0) {
-                bail!("rate limit for {:?}: a limit of 0 would refuse everything; remove it instead", l.tenant);
+                bail!(
+                    "rate limit for {:?}: a limit of 0 would refuse everything; remove it instead",
+                    l.tenant
+                );
             }
             *slot = (l.rpm.or(slot.0), l.tpm.or(slot.1));
         }
@@ -275,7 +284,9 @@ impl Index {
                 rpm: rpm.map(|r| registry.limiter(&format!("tenant/{}/rpm", t.id), r)),
                 tpm: tpm.map(|r| registry.limiter(&format!("tenant/{}/tpm", t.id), r)),
                 credit: credit.map(|c| registry.credit(&t.id, c.granted_micros)),
-                default_max_tokens: credit.and_then(|c| c.default_max_tokens).unwrap_or(DEFAULT_MAX_TOKENS),
+                default_max_tokens: credit
+                    .and_then(|c| c.default_max_tokens)
+                    .unwrap_or(DEFAULT_MAX_TOKENS),
             };
             if tenants.insert(t.id.as_str(), entry).is_some() {
                 bail!("duplicate tenant {:?}", t.id);
@@ -347,7 +358,10 @@ impl Index {
             let Some(tenant) = tenants.get(k.tenant.as_str()) else {
                 bail!("api key {:?} names unknown tenant {:?}", k.id, k.tenant);
             };
-            let (rpm, tpm) = key_limits.get(&(k.tenant.as_str(), k.id.as_str())).copied().unwrap_or_default();
+            let (rpm, tpm) = key_limits
+                .get(&(k.tenant.as_str(), k.id.as_str()))
+                .copied()
+                .unwrap_or_default();
             let entry = KeyEntry {
                 id: Arc::from(k.id.as_str()),
                 tenant: tenant.clone(),
@@ -369,7 +383,10 @@ impl Index {
                 if v.is_finite() && (0.0..=1e6).contains(&v) {
                     Ok((v * 1e6).round() as u64)
                 } else {
-                    Err(IndexError(format!("price of {:?}: {v} is not a price in USD per million tokens", p.model)))
+                    Err(IndexError(format!(
+                        "price of {:?}: {v} is not a price in USD per million tokens",
+                        p.model
+                    )))
                 }
             };
             let input = usd(p.input)?;
@@ -381,7 +398,12 @@ impl Index {
             };
             prices.push((p.model.as_str(), price));
         }
-        Ok(Index { version: snap.version, keys, prices: PriceTable::with_overrides(prices), registry })
+        Ok(Index {
+            version: snap.version,
+            keys,
+            prices: PriceTable::with_overrides(prices),
+            registry,
+        })
     }
 
     /// The key whose SHA-256 is `hash`.

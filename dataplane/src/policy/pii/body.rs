@@ -15,8 +15,13 @@ use crate::policy::json::Json;
 /// it needed redacting.
 pub fn redact_body(scanner: &PiiScanner, api: Api, body: &[u8]) -> Result<Option<Vec<u8>>, ExtractError> {
     let mut root: Json = serde_json::from_slice(body).map_err(|_| ExtractError::NotJson)?;
-    let Json::Object(entries) = &mut root else { return Err(ExtractError::NotObject) };
-    let mut w = Rewriter { scanner, changed: false };
+    let Json::Object(entries) = &mut root else {
+        return Err(ExtractError::NotObject);
+    };
+    let mut w = Rewriter {
+        scanner,
+        changed: false,
+    };
     for (k, v) in entries.iter_mut() {
         match (api, k.as_str()) {
             (_, "messages") => w.each(v, Rewriter::message),
@@ -28,7 +33,9 @@ pub fn redact_body(scanner: &PiiScanner, api: Api, body: &[u8]) -> Result<Option
     if !w.changed {
         return Ok(None);
     }
-    serde_json::to_vec(&root).map(Some).map_err(|_| ExtractError::NotJson)
+    serde_json::to_vec(&root)
+        .map(Some)
+        .map_err(|_| ExtractError::NotJson)
 }
 
 struct Rewriter<'s> {

@@ -43,9 +43,17 @@ const SPECS: &[Spec] = &[
     spec(Detector::Card, r"\b[0-9](?:[ \-]?[0-9]){12,18}\b", card),
     spec(Detector::Iban, r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b", iban),
     spec(Detector::Ssn, r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", ssn),
-    spec(Detector::Email, r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", any),
+    spec(
+        Detector::Email,
+        r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
+        any,
+    ),
     // E.164 with or without separators: +14155552671, +44 20 7946 0958, +49 (0)30 1234567.
-    spec(Detector::Phone, r"\+[1-9][0-9]{0,3}(?:[ .\-]?(?:\([0-9]{1,4}\)|[0-9]{1,6})){1,7}", phone_intl),
+    spec(
+        Detector::Phone,
+        r"\+[1-9][0-9]{0,3}(?:[ .\-]?(?:\([0-9]{1,4}\)|[0-9]{1,6})){1,7}",
+        phone_intl,
+    ),
     // North American with separators: (415) 555-2671, 415-555-2671, 415.555.2671.
     spec(
         Detector::Phone,
@@ -53,8 +61,16 @@ const SPECS: &[Spec] = &[
         phone_nanp,
     ),
     // National with a trunk 0 and separators: 020 7946 0958, 06 12 34 56 78, 030/1234567.
-    spec(Detector::Phone, r"\b0[1-9][0-9]{0,4}(?:[ .\-/][0-9]{2,8}){1,4}\b", phone_national),
-    spec(Detector::Ipv6, r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]*(?:\.[0-9]{1,3}){0,3}", ipv6),
+    spec(
+        Detector::Phone,
+        r"\b0[1-9][0-9]{0,4}(?:[ .\-/][0-9]{2,8}){1,4}\b",
+        phone_national,
+    ),
+    spec(
+        Detector::Ipv6,
+        r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]*(?:\.[0-9]{1,3}){0,3}",
+        ipv6,
+    ),
     spec(
         Detector::Ipv4,
         r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\b",
@@ -63,7 +79,11 @@ const SPECS: &[Spec] = &[
 ];
 
 const fn spec(detector: Detector, pattern: &'static str, validate: Validate) -> Spec {
-    Spec { detector, pattern, validate }
+    Spec {
+        detector,
+        pattern,
+        validate,
+    }
 }
 
 /// One compiled pattern.
@@ -94,7 +114,11 @@ pub(super) fn compile() -> Result<Bank, regex::Error> {
     let mut entries = Vec::with_capacity(SPECS.len());
     for s in SPECS {
         let regex = RegexBuilder::new(s.pattern).unicode(false).build()?;
-        entries.push(Entry { detector: s.detector, regex, validate: s.validate });
+        entries.push(Entry {
+            detector: s.detector,
+            regex,
+            validate: s.validate,
+        });
     }
     Ok(Bank { set, entries })
 }
@@ -126,7 +150,8 @@ fn trim_trailing_space(hay: &[u8], s: usize, mut e: usize) -> Option<(usize, usi
 /// (`1.2.3.4.5`, `1-555-555-5555-1`): then it is part of something else.
 fn glued(hay: &[u8], s: usize, e: usize, seps: &[u8]) -> bool {
     let before = s >= 2 && seps.contains(&hay[s - 1]) && hay[s - 2].is_ascii_digit();
-    let after = matches!((hay.get(e), hay.get(e + 1)), (Some(c), Some(d)) if seps.contains(c) && d.is_ascii_digit());
+    let after =
+        matches!((hay.get(e), hay.get(e + 1)), (Some(c), Some(d)) if seps.contains(c) && d.is_ascii_digit());
     before || after
 }
 
@@ -145,7 +170,7 @@ fn luhn(span: &[u8]) -> bool {
         sum += d;
         double = !double;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Payment card: 13–19 digits, Luhn-valid, starting with 2–6 (every major
@@ -236,7 +261,11 @@ fn iban(hay: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
             b'A'..=b'Z' => u32::from(b - b'A') + 10,
             _ => return None,
         };
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     (rem == 1).then_some((s, end))
 }
@@ -245,7 +274,8 @@ fn iban(hay: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
 /// 0000 (the SSA never issues those).
 fn ssn(hay: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
     let d = &hay[s..e];
-    let bad = d[0] == b'9' || &d[..3] == b"000" || &d[..3] == b"666" || &d[4..6] == b"00" || &d[7..] == b"0000";
+    let bad =
+        d[0] == b'9' || &d[..3] == b"000" || &d[..3] == b"666" || &d[4..6] == b"00" || &d[7..] == b"0000";
     (!bad && !glued(hay, s, e, b"-")).then_some((s, e))
 }
 
@@ -298,7 +328,9 @@ fn ipv4(hay: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
 /// addresses, nor is `::1` worth reporting.
 fn ipv6(hay: &[u8], s: usize, mut e: usize) -> Option<(usize, usize)> {
     let before_ok = s == 0 || !(hay[s - 1].is_ascii_alphanumeric() || b":._".contains(&hay[s - 1]));
-    let after_ok = !matches!(hay.get(e), Some(&b) if b.is_ascii_alphanumeric() || b == b'_');
+    let after_ok = hay
+        .get(e)
+        .is_none_or(|&b| !(b.is_ascii_alphanumeric() || b == b'_'));
     if !before_ok || !after_ok {
         return None;
     }

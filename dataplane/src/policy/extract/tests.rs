@@ -1,0 +1,236 @@
+use super::*;
+use TextKind::*;
+
+fn texts<'a>(v: &'a RequestView<'_>) -> Vec<(TextKind, &'a str)> {
+    v.texts.iter().map(|t| (t.kind, t.text.as_ref())).collect()
+}
+
+#[test]
+fn openai_string_content_and_flags() {
+    let body = br#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},
+        "max_tokens":100,"temperature":0.2,"messages":[
+        {"role":"system","content":"be brief"},
+        {"role":"user","content":"hello","name":"alice"}]}"#;
+    let v = extract(Api::OpenAi, body).unwrap();
+    assert_eq!(v.api, Api::OpenAi);
+    assert_eq!(v.model, "gpt-4o");
+    assert!(v.stream && v.include_usage);
+    assert_eq!(v.max_tokens, Some(100));
+    assert_eq!(
+        texts(&v),
+        [(Message, "be brief"), (Message, "hello"), (Name, "alice")]
+    );
+    // Unescaped strings are borrowed from the body, not copied.
+    assert!(v.texts.iter().all(|t| matches!(t.text, Cow::Borrowed(_))));
+}
+
+#[test]
+fn openai_parts_tool_calls_and_tools() {
+    let body = br#"{"model":"gpt-4.1","messages":[
+        {"role":"user","content":[{"type":"text","text":"what is in"},
+            {"type":"image_url","image_url":{"url":"https://x/y.png"}},
+            {"type":"text","text":"this \"image\"?\n"}]},
+        {"role":"assistant","content":null,"tool_calls":[
+            {"id":"c1","type":"function","function":{"name":"lookup","arguments":"{\"q\":\"zeus\"}"}}]},
+        {"role":"assistant","function_call":{"name":"f","arguments":"{}"}},
+        {"role":"tool","tool_call_id":"c1","content":"result text"}],
+        "tools":[{"type":"function","function":{"name":"lookup","description":"Looks things up",
+            "parameters":{"type":"object","description":"not read"}}}],
+        "functions":[{"name":"old","description":"legacy function"}]}"#;
+    let v = extract(Api::OpenAi, body).unwrap();
+    assert!(!v.stream && !v.include_usage);
+    assert_eq!(v.max_tokens, None);
+    assert_eq!(
+        texts(&v),
+        [
+            (Message, "what is in"),
+            (Message, "this \"image\"?\n"),
+            (ToolArguments, "{\"q\":\"zeus\"}"),
+            (ToolArguments, "{}"),
+            (Message, "result text"),
+            (ToolDescription, "Looks things up"),
+            (ToolDescription, "legacy function"),
+        ]
+    );
+    // An escaped string had to be decoded, so it is owned.
+    assert!(matches!(v.texts[1].text, Cow::Owned(_)));
+}
+
+#[test]
+fn openai_max_tokens_takes_the_larger_of_both_fields() {
+    let v = extract(
+        Api::OpenAi,
+        br#"{"model":"o3","max_completion_tokens":50,"messages":[]}"#,
+    )
+    .unwrap();
+    assert_eq!(v.max_tokens, Some(50));
+    let v = extract(
+        Api::OpenAi,
+        br#"{"model":"o3","max_tokens":70,"max_completion_tokens":50,"messages":[]}"#,
+    )
+    .unwrap();
+    assert_eq!(v.max_tokens, Some(70));
+    let v = extract(
+        Api::OpenAi,
+        br#"{"model":"o3","max_tokens":null,"messages":[],"stream":null}"#,
+    )
+    .unwrap();
+    assert_eq!(v.max_tokens, None);
+    assert!(!v.stream);
+}
+
+#[test]
+fn anthropic_string_and_block_forms() {
+    let body = br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,
+        "system":"you are terse",
+        "messages":[
+            {"role":"user","content":"plain string"},
+            {"role":"assistant","content":[{"type":"text","text":"let me check"},
+                {"type":"tool_use","id":"t1","name":"search","input":{"query":"zeus","n":3}}]},
+            {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"found it"},
+                {"type":"tool_result","tool_use_id":"t2","content":[{"type":"text","text":"nested"}]},
+                {"type":"image","source":{"type":"base64","data":"AAAA"}}]}],
+        "tools":[{"name":"search","description":"web search","input_schema":{"type":"object"}}],
+        "stream_options":{"include_usage":true},"max_completion_tokens":99999}"#;
+    let v = extract(Api::Anthropic, body).unwrap();
+    assert_eq!(v.model, "claude-sonnet-4-5");
+    assert!(v.stream);
+    // OpenAI-only fields are not read for Anthropic.
+    assert!(!v.include_usage);
+    assert_eq!(v.max_tokens, Some(1024));
+    assert_eq!(
+        texts(&v),
+        [
+            (System, "you are terse"),
+            (Message, "plain string"),
+            (Message, "let me check"),
+            (ToolInput, r#"{"query":"zeus","n":3}"#),
+            (ToolResult, "found it"),
+            (ToolResult, "nested"),
+            (ToolDescription, "web search"),
+        ]
+    );
+}
+
+#[test]
+fn anthropic_system_blocks() {
+    let body = br#"{"model":"claude-3","system":[{"type":"text","text":"rule one","cache_control":{"type":"ephemeral"}},
+        {"type":"text","text":"rule two"}],"messages":[{"role":"user","content":"hi"}]}"#;
+    let v = extract(Api::Anthropic, body).unwrap();
+    assert_eq!(
+        texts(&v),
+        [(System, "rule one"), (System, "rule two"), (Message, "hi")]
+    );
+}
+
+#[test]
+fn system_is_not_read_for_openai() {
+    let v = extract(Api::OpenAi, br#"{"model":"m","system":"ignored","messages":[]}"#).unwrap();
+    assert!(v.texts.is_empty());
+}
+
+#[test]
+fn a_block_of_unknown_type_with_text_is_still_read() {
+    let body = br#"{"model":"m","messages":[{"role":"user","content":[{"type":"future_kind","text":"secret plan"}]}]}"#;
+    let v = extract(Api::OpenAi, body).unwrap();
+    assert_eq!(texts(&v), [(Message, "secret plan")]);
+}
+
+#[test]
+fn key_order_does_not_matter() {
+    let body = br#"{"messages":[{"content":[{"text":"t","type":"text"}],"role":"user"}],"model":"m"}"#;
+    let v = extract(Api::OpenAi, body).unwrap();
+    assert_eq!(texts(&v), [(Message, "t")]);
+}
+
+#[test]
+fn escaped_keys_are_recognised() {
+    // `"mod\u0065l"` is `"model"`: a parser that skipped escaped keys could be
+    // fooled into reading a different model than the provider does.
+    let v = extract(Api::OpenAi, br#"{"mod\u0065l":"gpt-4o","messages":[]}"#).unwrap();
+    assert_eq!(v.model, "gpt-4o");
+}
+
+#[test]
+fn errors() {
+    use ExtractError::*;
+    let cases: &[(&[u8], ExtractError)] = &[
+        (b"", NotJson),
+        (b"{", NotJson),
+        (b"not json", NotJson),
+        (br#"{"model":"m","messages":[]} trailing"#, NotJson),
+        (br#"{"model":"m","messages":[{"content":"x"]}"#, NotJson),
+        (b"[1,2]", NotObject),
+        (b" \"str\"", NotObject),
+        (b"42", NotObject),
+        (br#"{"messages":[]}"#, MissingModel),
+        (br#"{"model":null,"messages":[]}"#, MissingModel),
+        (br#"{"model":"","messages":[]}"#, MissingModel),
+        (br#"{"model":"m"}"#, MissingMessages),
+        (br#"{"model":"m","messages":null}"#, MissingMessages),
+        (br#"{"model":5,"messages":[]}"#, BadField("model")),
+        (
+            br#"{"model":"m","stream":"yes","messages":[]}"#,
+            BadField("stream"),
+        ),
+        (
+            br#"{"model":"m","max_tokens":-1,"messages":[]}"#,
+            BadField("max_tokens"),
+        ),
+        (
+            br#"{"model":"m","max_tokens":1.5,"messages":[]}"#,
+            BadField("max_tokens"),
+        ),
+        (br#"{"model":"m","messages":{}}"#, BadField("messages")),
+        (br#"{"model":"m","messages":["hi"]}"#, BadField("messages")),
+        (
+            br#"{"model":"m","messages":[{"content":5}]}"#,
+            BadField("content"),
+        ),
+        (
+            br#"{"model":"m","messages":[{"content":[{"text":7}]}]}"#,
+            BadField("text"),
+        ),
+        (br#"{"model":"m","messages":[{"name":["a"]}]}"#, BadField("name")),
+        (
+            br#"{"model":"m","messages":[],"stream_options":{"include_usage":1}}"#,
+            BadField("stream_options"),
+        ),
+        (
+            br#"{"model":"m","messages":[],"tools":[{"description":false}]}"#,
+            BadField("description"),
+        ),
+        (br#"{"model":"m","model":"n","messages":[]}"#, BadField("model")),
+        (
+            br#"{"model":"m","messages":[],"messages":[]}"#,
+            BadField("messages"),
+        ),
+        (
+            br#"{"model":"m","messages":[{"content":"a","content":"b"}]}"#,
+            BadField("content"),
+        ),
+    ];
+    for (body, want) in cases {
+        let got = extract(Api::OpenAi, body).unwrap_err();
+        assert_eq!(got, *want, "{}", String::from_utf8_lossy(body));
+        assert!(!got.to_string().is_empty() && !got.label().is_empty());
+    }
+    let got = extract(Api::Anthropic, br#"{"model":"m","messages":[],"system":3}"#).unwrap_err();
+    assert_eq!(got, BadField("system"));
+}
+
+#[test]
+fn invalid_utf8_is_not_json() {
+    let body = b"{\"model\":\"m\",\"messages\":[{\"content\":\"\xff\"}]}";
+    assert_eq!(extract(Api::OpenAi, body).unwrap_err(), ExtractError::NotJson);
+}
+
+#[test]
+fn deep_nesting_is_refused_not_overflowed() {
+    let mut body = String::from(r#"{"model":"m","messages":[],"x":"#);
+    body.push_str(&"[".repeat(100_000));
+    assert_eq!(
+        extract(Api::OpenAi, body.as_bytes()).unwrap_err(),
+        ExtractError::NotJson
+    );
+}

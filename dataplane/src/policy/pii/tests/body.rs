@@ -1,0 +1,131 @@
+//! The JSON body rewrite.
+
+use super::*;
+use serde_json::{json, Value};
+
+fn redact_all() -> PiiScanner {
+    PiiScanner::new(PiiConfig::all(PiiAction::Redact)).unwrap()
+}
+
+const OPENAI: &str = r#"{"temperature":0.7,"model":"gpt-4o","user":"bob@example.com",
+ "messages":[
+  {"role":"system","content":"mail alice@example.com"},
+  {"role":"user","name":"carol@example.com","content":[
+     {"type":"text","text":"card 4111 1111 1111 1111"},
+     {"type":"image_url","image_url":{"url":"https://x/dan@example.com.png"}}]},
+  {"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function",
+     "function":{"name":"f","arguments":"{\"to\":\"erin@example.com\"}"}}]},
+  {"role":"assistant","function_call":{"name":"g","arguments":"ip 10.1.2.3"}}],
+ "tools":[{"type":"function","function":{"name":"f","description":"send to frank@example.com",
+     "parameters":{"type":"object","properties":{"to":{"description":"grace@example.com"}}}}}],
+ "functions":[{"name":"old","description":"call +44 20 7946 0958"}],
+ "metadata":{"z":1,"a":[1,2.5,-3,true,null],"big":18446744073709551615,"neg":-9223372036854775808},
+ "stream":false}"#;
+
+#[test]
+fn openai_body_rewrites_only_the_read_fields() {
+    let out = redact_body(&redact_all(), Api::OpenAi, OPENAI.as_bytes())
+        .unwrap()
+        .unwrap();
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    let mut want: Value = serde_json::from_str(OPENAI).unwrap();
+    want["messages"][0]["content"] = json!("mail [REDACTED_EMAIL]");
+    want["messages"][1]["name"] = json!("[REDACTED_EMAIL]");
+    want["messages"][1]["content"][0]["text"] = json!("card [REDACTED_CARD]");
+    want["messages"][2]["tool_calls"][0]["function"]["arguments"] = json!("{\"to\":\"[REDACTED_EMAIL]\"}");
+    want["messages"][3]["function_call"]["arguments"] = json!("ip [REDACTED_IPV4]");
+    want["tools"][0]["function"]["description"] = json!("send to [REDACTED_EMAIL]");
+    want["functions"][0]["description"] = json!("call [REDACTED_PHONE]");
+    // Not read, so not touched: `user`, the image URL, parameter descriptions.
+    assert_eq!(got, want);
+    // Key order is the body's.
+    let text = String::from_utf8(out).unwrap();
+    let pos = |k: &str| text.find(k).unwrap();
+    assert!(pos("\"temperature\"") < pos("\"model\"") && pos("\"model\"") < pos("\"user\""));
+    assert!(pos("\"z\"") < pos("\"a\"") && pos("\"metadata\"") < pos("\"stream\""));
+    assert!(text.contains("18446744073709551615") && text.contains("-9223372036854775808"));
+}
+
+#[test]
+fn anthropic_body_rewrites_system_blocks_and_tool_input() {
+    let body = r#"{"model":"claude-3","max_tokens":10,"system":[{"type":"text","text":"ssn 123-45-6789"}],
+      "messages":[{"role":"user","content":"key AKIAIOSFODNN7EXAMPLE"},
+       {"role":"assistant","content":[{"type":"tool_use","id":"t","name":"s",
+          "input":{"henry@example.com":["iris@example.com",{"n":1}],"q":"ok"}}]},
+       {"role":"user","content":[{"type":"tool_result","tool_use_id":"t",
+          "content":[{"type":"text","text":"reach jack@example.com"}]}]}],
+      "metadata":{"user_id":"kate@example.com"}}"#;
+    let out = redact_body(&redact_all(), Api::Anthropic, body.as_bytes())
+        .unwrap()
+        .unwrap();
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    let want = json!({"model":"claude-3","max_tokens":10,"system":[{"type":"text","text":"ssn [REDACTED_SSN]"}],
+      "messages":[{"role":"user","content":"key [REDACTED_SECRET]"},
+       {"role":"assistant","content":[{"type":"tool_use","id":"t","name":"s",
+          "input":{"[REDACTED_EMAIL]":["[REDACTED_EMAIL]",{"n":1}],"q":"ok"}}]},
+       {"role":"user","content":[{"type":"tool_result","tool_use_id":"t",
+          "content":[{"type":"text","text":"reach [REDACTED_EMAIL]"}]}]}],
+      "metadata":{"user_id":"kate@example.com"}});
+    assert_eq!(got, want);
+}
+
+#[test]
+fn nothing_to_redact_is_none_and_bad_bodies_are_errors() {
+    let s = redact_all();
+    let clean = br#"{"model":"m","messages":[{"role":"user","content":"hello"}],"user":"a@b.co"}"#;
+    assert_eq!(redact_body(&s, Api::OpenAi, clean).unwrap(), None);
+    assert_eq!(
+        redact_body(&s, Api::OpenAi, b"{").unwrap_err(),
+        ExtractError::NotJson
+    );
+    assert_eq!(
+        redact_body(&s, Api::OpenAi, b"[]").unwrap_err(),
+        ExtractError::NotObject
+    );
+    let off = PiiScanner::new(PiiConfig::default()).unwrap();
+    assert_eq!(redact_body(&off, Api::OpenAi, OPENAI.as_bytes()).unwrap(), None);
+}
+
+use crate::policy::extract::ExtractError;
+
+/// The rewrite walks the very fields extraction reads: after it, no text that
+/// extraction returns holds anything a redacting detector finds, and nothing
+/// was redacted that extraction does not read.
+#[test]
+fn rewrite_and_extraction_agree() {
+    let s = only(Detector::Email);
+    for (api, body) in [(Api::OpenAi, OPENAI), (Api::Anthropic, ANTHROPIC_ALL_FIELDS)] {
+        let before = extract(api, body.as_bytes()).unwrap();
+        let dirty = before
+            .texts
+            .iter()
+            .filter(|t| !s.scan(&t.text).is_empty())
+            .count();
+        assert!(dirty >= 4, "the fixture should put an address in most fields");
+        let out = redact_body(&s, api, body.as_bytes()).unwrap().unwrap();
+        let after = extract(api, &out).unwrap();
+        assert_eq!(before.texts.len(), after.texts.len());
+        for t in &after.texts {
+            assert!(s.scan(&t.text).is_empty(), "{:?} still holds an address", t.kind);
+        }
+        // Addresses outside the read fields survive, in the same number.
+        let outside = |b: &[u8]| {
+            let total = String::from_utf8_lossy(b).matches("@example.com").count();
+            total
+                - extract(api, b)
+                    .unwrap()
+                    .texts
+                    .iter()
+                    .map(|t| t.text.matches("@example.com").count())
+                    .sum::<usize>()
+        };
+        assert_eq!(outside(body.as_bytes()), outside(&out));
+    }
+}
+
+const ANTHROPIC_ALL_FIELDS: &str = r#"{"model":"claude","system":"a@example.com",
+ "messages":[{"role":"user","content":[{"type":"text","text":"b@example.com"},
+   {"type":"tool_result","content":"c@example.com"},
+   {"type":"tool_use","input":{"to":"d@example.com"}}]}],
+ "tools":[{"name":"t","description":"e@example.com","input_schema":{"description":"f@example.com"}}],
+ "metadata":{"user_id":"g@example.com"}}"#;

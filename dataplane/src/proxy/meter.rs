@@ -1,0 +1,236 @@
+//! Admission and settlement: policy, prompt tokens, rate limits, credit.
+//!
+//! [`admit`] runs after the body is read and before anything is sent
+//! upstream. It evaluates the tenant's policy (rules, allow-list, PII), counts
+//! prompt tokens, takes from the request and token rate limits, and reserves
+//! the worst-case cost against the tenant's credit. [`settle`] runs exactly
+//! once when the request ends, however it ends: the real cost is charged,
+//! the rest of the reservation and of the token budget is given back.
+
+use super::{Ctx, Reject};
+use crate::policy::tokens::{self, Encoding};
+use crate::policy::{CompiledPolicy, RequestContext, RequestView, Verdict};
+use crate::quota::credit::Credit;
+use crate::quota::gcra::Gcra;
+use crate::quota::now_ns;
+use crate::quota::price::Price;
+use crate::record::{self, Outcome, Record, Usage};
+use crate::respond::ErrorKind;
+use crate::snapshot::{Index, KeyEntry};
+use std::sync::Arc;
+
+/// Tokens OpenAI adds per message and per reply beyond the texts; the
+/// reservation counts them so that a provider's figure cannot exceed it.
+const OVERHEAD_PER_TEXT: u64 = 4;
+const OVERHEAD_PER_REQUEST: u64 = 8;
+
+/// What admission took, to be settled when the request ends.
+pub struct Admission {
+    /// Tokenizer for this model.
+    pub encoding: Encoding,
+    tpm: Vec<Arc<Gcra>>,
+    tokens_taken: u64,
+    credit: Option<(Arc<Credit>, i64)>,
+    price: Option<Price>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("tokens_taken", &self.tokens_taken)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Admits the request described by `view`, or refuses it. On success returns
+/// the body to forward when the policy redacted it.
+pub fn admit(
+    index: &Index,
+    key: &KeyEntry,
+    view: &RequestView<'_>,
+    body: &[u8],
+    ctx: &mut Ctx<'_>,
+) -> Result<(Admission, Option<Vec<u8>>), Reject> {
+    let tenant = &key.tenant;
+    let redacted = match &tenant.policy {
+        Some(policy) => apply_policy(policy, view, &key.id, body, &mut ctx.record)?,
+        None => None,
+    };
+
+    let (encoding, estimated) = tokens::encoding_for(&view.model);
+    let prompt = tokens::count_all(encoding, view.texts.iter().map(|t| t.text.as_ref()));
+    ctx.record.prompt_tokens_counted = Some(prompt);
+    ctx.record.tokens_estimated = estimated || ctx.record.route == record::ApiRoute::Messages;
+
+    let now = now_ns();
+    let mut taken_rpm: Vec<&Arc<Gcra>> = Vec::new();
+    let refund_rpm = |taken: &[&Arc<Gcra>]| taken.iter().for_each(|g| g.refund(now, 1));
+    for limiter in [&tenant.rpm, &key.rpm].into_iter().flatten() {
+        if let Err(retry) = limiter.take(now, 1) {
+            refund_rpm(&taken_rpm);
+            return Err(rate_limited("requests", limiter, retry.ns, now));
+        }
+        taken_rpm.push(limiter);
+    }
+    let max_out = view.max_tokens.unwrap_or(tenant.default_max_tokens);
+    let reserve_prompt = prompt + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT * view.texts.len() as u64;
+    let tokens_taken = reserve_prompt.saturating_add(max_out);
+    let mut tpm: Vec<Arc<Gcra>> = Vec::new();
+    for limiter in [&tenant.tpm, &key.tpm].into_iter().flatten() {
+        if let Err(retry) = limiter.take(now, tokens_taken) {
+            tpm.iter().for_each(|g| g.refund(now, tokens_taken));
+            refund_rpm(&taken_rpm);
+            return Err(rate_limited("tokens", limiter, retry.ns, now));
+        }
+        tpm.push(limiter.clone());
+    }
+
+    let price = index.prices.lookup(&view.model);
+    let credit = match (&tenant.credit, price) {
+        (Some(credit), Some(price)) => {
+            let worst = i64::try_from(price.worst_case_micros(reserve_prompt, max_out)).unwrap_or(i64::MAX);
+            if !credit.reserve(worst) {
+                tpm.iter().for_each(|g| g.refund(now, tokens_taken));
+                refund_rpm(&taken_rpm);
+                return Err(Reject::with(
+                    ErrorKind::InsufficientCredit,
+                    format!(
+                        "insufficient credit: this request may cost up to ${:.6}, the balance is ${:.6}",
+                        worst as f64 / 1e6,
+                        credit.balance().max(0) as f64 / 1e6
+                    ),
+                ));
+            }
+            Some((credit.clone(), worst))
+        }
+        (Some(_), None) => {
+            // Credit-metered tenant, model without a price: it cannot be billed.
+            tpm.iter().for_each(|g| g.refund(now, tokens_taken));
+            refund_rpm(&taken_rpm);
+            return Err(Reject::with(
+                ErrorKind::InsufficientCredit,
+                format!(
+                    "model {:?} has no price; a credit-metered request cannot be admitted",
+                    view.model
+                ),
+            ));
+        }
+        (None, _) => None,
+    };
+    Ok((
+        Admission {
+            encoding,
+            tpm,
+            tokens_taken,
+            credit,
+            price,
+        },
+        redacted,
+    ))
+}
+
+fn apply_policy(
+    policy: &CompiledPolicy,
+    view: &RequestView<'_>,
+    key_id: &str,
+    body: &[u8],
+    record: &mut Record,
+) -> Result<Option<Vec<u8>>, Reject> {
+    let decision = policy.evaluate(&RequestContext { view, key_id, body });
+    record.rule_ids = decision.matched.iter().map(|id| id.to_string()).collect();
+    record.pii = decision
+        .pii
+        .counts()
+        .map(|(d, n)| (d.name().to_owned(), n))
+        .collect();
+    match decision.verdict {
+        Verdict::Allow => {
+            record.verdict = Some(record::Verdict::Allow);
+            Ok(decision.redacted_body)
+        }
+        Verdict::Block { rule_id } => {
+            record.verdict = Some(record::Verdict::Block);
+            Err(Reject::with(
+                ErrorKind::PolicyBlocked,
+                format!("request blocked by policy rule `{rule_id}`"),
+            ))
+        }
+    }
+}
+
+fn rate_limited(what: &'static str, limiter: &Gcra, retry_ns: u64, now: u64) -> Reject {
+    let retry_ms = retry_ns.div_ceil(1_000_000).max(1);
+    let mut r = Reject::with(
+        ErrorKind::RateLimited,
+        format!(
+            "rate limit of {} {what} per minute reached; retry in {retry_ms} ms",
+            limiter.limit()
+        ),
+    );
+    let reset = format!("{}ms", limiter.reset_ns(now).div_ceil(1_000_000));
+    r.headers = vec![
+        ("retry-after", retry_ms.div_ceil(1000).to_string()),
+        ("retry-after-ms", retry_ms.to_string()),
+        (
+            if what == "requests" {
+                "x-ratelimit-limit-requests"
+            } else {
+                "x-ratelimit-limit-tokens"
+            },
+            limiter.limit().to_string(),
+        ),
+        (
+            if what == "requests" {
+                "x-ratelimit-remaining-requests"
+            } else {
+                "x-ratelimit-remaining-tokens"
+            },
+            limiter.remaining(now).to_string(),
+        ),
+        (
+            if what == "requests" {
+                "x-ratelimit-reset-requests"
+            } else {
+                "x-ratelimit-reset-tokens"
+            },
+            reset,
+        ),
+    ];
+    r
+}
+
+/// Settles `adm` against what `record` says happened; sets the cost.
+pub fn settle(adm: Admission, record: &mut Record) {
+    let billable = !matches!(
+        record.outcome,
+        Outcome::Rejected | Outcome::UpstreamError | Outcome::UpstreamUnavailable
+    ) && record.status < 400;
+    let used = if billable {
+        record.usage.or_else(|| {
+            let input = record.prompt_tokens_counted?;
+            Some(Usage {
+                input_tokens: input,
+                output_tokens: record.completion_tokens_counted.unwrap_or(0),
+                ..Usage::default()
+            })
+        })
+    } else {
+        None
+    };
+    let cost = match (used, adm.price) {
+        (Some(u), Some(p)) => p.cost_micros(&u),
+        _ => 0,
+    };
+    if adm.price.is_some() {
+        record.cost_micros = Some(cost);
+    }
+    if let Some((credit, reserved)) = &adm.credit {
+        credit.settle(*reserved, i64::try_from(cost).unwrap_or(i64::MAX));
+    }
+    let used_tokens = used.map_or(0, |u| u.input_tokens + u.output_tokens);
+    let unused = adm.tokens_taken.saturating_sub(used_tokens);
+    if unused > 0 {
+        let now = now_ns();
+        adm.tpm.iter().for_each(|g| g.refund(now, unused));
+    }
+}
