@@ -20,6 +20,7 @@ pub mod agent;
 pub mod codec;
 pub mod config;
 pub mod crypto;
+pub mod iphash;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

@@ -29,6 +29,8 @@ pub struct Shared {
     pub tls: Arc<rustls::ClientConfig>,
     /// Closed when the data plane starts shutting down.
     pub shutdown: async_channel::Receiver<()>,
+    /// Hashes client addresses for records.
+    pub ip_hasher: crate::iphash::IpHasher,
 }
 
 /// How to run the workers.
@@ -80,6 +82,7 @@ pub fn start(
         metrics,
         tls,
         shutdown: shutdown_rx,
+        ip_hasher: crate::iphash::IpHasher::default(),
     });
     let cores = if config.pin {
         core_affinity::get_core_ids().unwrap_or_default()

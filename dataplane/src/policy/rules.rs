@@ -30,23 +30,24 @@
 //! something the rewritten body comes with it.
 //!
 //! Cost. All rules' `prompt_contains` strings form one Aho-Corasick automaton
-//! and all their regexes one `RegexSet`; each runs once over the prompt texts,
+//! and all their regexes one matcher (see `matchers` for why it is one
+//! `RegexSet` only beyond 16 regexes); each runs once over the prompt texts,
 //! only if some rule whose other conditions hold needs it, and the per-rule
 //! checks are then bit tests.
 
 mod build;
 mod config;
 mod glob;
+mod matchers;
 
 pub use config::{PolicyError, RuleAction};
 
 use crate::policy::extract::RequestView;
 use crate::policy::pii::{redact_body, Detector, PiiConfig, PiiFindings, PiiScanner};
-use aho_corasick::AhoCorasick;
 use build::{globs, Builder};
 use config::{PolicyToml, MAX_TOKENS_CAP_ID, MODEL_ALLOW_ID, REDACT_FAILED_ID};
 use glob::Glob;
-use regex::{RegexSet, RegexSetBuilder};
+use matchers::{Phrases, Regexes};
 use std::sync::Arc;
 
 /// At most this many rules.
@@ -165,13 +166,10 @@ pub struct CompiledPolicy {
     max_tokens_cap: Option<u64>,
     pii: PiiScanner,
     rules: Vec<Rule>,
-    /// All rules' `prompt_contains` strings, deduplicated; and for each, the
-    /// rules that use it.
-    contains: Option<AhoCorasick>,
-    contains_rules: Vec<Box<[u32]>>,
-    /// All rules' regexes, deduplicated; and for each, the rules using it.
-    regexes: Option<RegexSet>,
-    regex_rules: Vec<Box<[u32]>>,
+    /// All rules' `prompt_contains` strings.
+    contains: Option<Phrases>,
+    /// All rules' regexes.
+    regexes: Option<Regexes>,
     builtin: [Arc<str>; 3],
     pii_ids: [Arc<str>; Detector::COUNT],
 }
@@ -212,36 +210,15 @@ impl CompiledPolicy {
         for (i, raw) in doc.rules.into_iter().enumerate() {
             b.rule(i, raw)?;
         }
-        let contains = match b.contains.is_empty() {
-            true => None,
-            false => Some(
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .build(&b.contains)
-                    .map_err(|e| PolicyError::Internal(e.to_string()))?,
-            ),
-        };
-        let regexes = match b.regexes.is_empty() {
-            true => None,
-            false => Some(
-                RegexSetBuilder::new(&b.regexes)
-                    .size_limit(REGEX_SIZE_LIMIT * 16)
-                    .build()
-                    .map_err(|_| PolicyError::TooLarge {
-                        what: "regex bytes once compiled",
-                        limit: REGEX_SIZE_LIMIT * 16,
-                    })?,
-            ),
-        };
+        let contains = Phrases::build(&b.contains, b.contains_rules)?;
+        let regexes = Regexes::build(&b.regexes, b.compiled, b.regex_rules)?;
         Ok(CompiledPolicy {
             model_allow,
             max_tokens_cap: doc.max_tokens_cap,
             pii,
             rules: b.rules,
             contains,
-            contains_rules: b.contains_rules.into_iter().map(Vec::into_boxed_slice).collect(),
             regexes,
-            regex_rules: b.regex_rules.into_iter().map(Vec::into_boxed_slice).collect(),
             builtin: [
                 MODEL_ALLOW_ID.into(),
                 MAX_TOKENS_CAP_ID.into(),
@@ -321,47 +298,18 @@ impl CompiledPolicy {
         }
     }
 
-    /// Runs the automaton and the regex set over the texts, each only if a
-    /// rule whose cheap conditions hold needs it; returns the rules hit.
+    /// Runs the text matchers, each only if a rule whose cheap conditions
+    /// hold needs it; returns the rules hit.
     fn scan_texts(&self, view: &RequestView<'_>, cheap: &[bool]) -> (Bits, Bits) {
         let n = self.rules.len();
         let wanted = |f: fn(&Rule) -> bool| self.rules.iter().zip(cheap).any(|(r, &c)| c && f(r));
         let mut contains_hits = Bits::new(n);
-        if let Some(ac) = self.contains.as_ref().filter(|_| wanted(|r| r.contains)) {
-            let mut seen = vec![false; self.contains_rules.len()];
-            let mut left = seen.len();
-            'texts: for t in &view.texts {
-                for m in ac.find_overlapping_iter(t.text.as_ref()) {
-                    let p = m.pattern().as_usize();
-                    if !std::mem::replace(&mut seen[p], true) {
-                        self.contains_rules[p]
-                            .iter()
-                            .for_each(|&r| contains_hits.set(r as usize));
-                        left -= 1;
-                        if left == 0 {
-                            break 'texts;
-                        }
-                    }
-                }
-            }
+        if let Some(phrases) = self.contains.as_ref().filter(|_| wanted(|r| r.contains)) {
+            phrases.hits(&view.texts, &mut contains_hits);
         }
         let mut regex_hits = Bits::new(n);
-        if let Some(set) = self.regexes.as_ref().filter(|_| wanted(|r| r.regex)) {
-            let mut seen = vec![false; self.regex_rules.len()];
-            let mut left = seen.len();
-            for t in &view.texts {
-                for p in set.matches(&t.text).iter() {
-                    if !std::mem::replace(&mut seen[p], true) {
-                        self.regex_rules[p]
-                            .iter()
-                            .for_each(|&r| regex_hits.set(r as usize));
-                        left -= 1;
-                    }
-                }
-                if left == 0 {
-                    break;
-                }
-            }
+        if let Some(regexes) = self.regexes.as_ref().filter(|_| wanted(|r| r.regex)) {
+            regexes.hits(&view.texts, cheap, &mut regex_hits);
         }
         (contains_hits, regex_hits)
     }

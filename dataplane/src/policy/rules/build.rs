@@ -3,7 +3,7 @@
 use super::config::{self, RuleToml};
 use super::glob::Glob;
 use super::{PolicyError, Rule, MAX_PATTERNS, REGEX_SIZE_LIMIT};
-use regex::RegexBuilder;
+use regex::{Regex, RegexBuilder};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -31,6 +31,7 @@ pub(super) struct Builder {
     contains_index: HashMap<String, usize>,
     pub(super) contains_rules: Vec<Vec<u32>>,
     pub(super) regexes: Vec<String>,
+    pub(super) compiled: Vec<Regex>,
     regex_index: HashMap<String, usize>,
     pub(super) regex_rules: Vec<Vec<u32>>,
 }
@@ -71,19 +72,27 @@ impl Builder {
         if let Some(list) = w.prompt_regex {
             non_empty(&list, || field("prompt_regex"))?;
             for pattern in list {
-                if let Err(e) = RegexBuilder::new(&pattern).size_limit(REGEX_SIZE_LIMIT).build() {
-                    return Err(PolicyError::BadRegex {
-                        rule: name,
-                        pattern,
-                        message: e.to_string(),
-                    });
-                }
+                let re = match RegexBuilder::new(&pattern).size_limit(REGEX_SIZE_LIMIT).build() {
+                    Ok(re) => re,
+                    Err(e) => {
+                        let message = e.to_string();
+                        return Err(PolicyError::BadRegex {
+                            rule: name,
+                            pattern,
+                            message,
+                        });
+                    }
+                };
+                let known = self.regexes.len();
                 let p = intern(
                     &mut self.regexes,
                     &mut self.regex_index,
                     &mut self.regex_rules,
                     pattern,
                 )?;
+                if p == known {
+                    self.compiled.push(re);
+                }
                 self.regex_rules[p].push(index);
             }
         }

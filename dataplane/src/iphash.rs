@@ -1,0 +1,89 @@
+//! Client IPs, hashed: HMAC-SHA256 under a salt that lives only in this
+//! process's memory and is replaced at each UTC midnight, the old one
+//! destroyed. Hashes from the same day can be compared (abuse analysis);
+//! no raw address is ever recorded, and once a day has passed its hashes
+//! cannot be linked back to addresses even with the process's memory.
+
+use arc_swap::ArcSwap;
+use ring::hmac;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const DAY_SECS: u64 = 86_400;
+
+/// The day's salt, shared by all workers.
+pub struct IpHasher {
+    day: AtomicU64,
+    key: ArcSwap<hmac::Key>,
+}
+
+impl Default for IpHasher {
+    fn default() -> Self {
+        IpHasher { day: AtomicU64::new(u64::MAX), key: ArcSwap::from_pointee(fresh_key()) }
+    }
+}
+
+impl std::fmt::Debug for IpHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IpHasher(..)")
+    }
+}
+
+fn fresh_key() -> hmac::Key {
+    // A failing system RNG leaves a key nobody knows either way: the bytes
+    // are zeroed on drop by `Zeroizing`.
+    let salt = crate::crypto::random_bytes::<32>().unwrap_or_else(|_| zeroize::Zeroizing::new([0x5a; 32]));
+    hmac::Key::new(hmac::HMAC_SHA256, &salt[..])
+}
+
+impl IpHasher {
+    /// Lower-case hex HMAC of `ip` under today's salt.
+    pub fn hash(&self, ip: IpAddr) -> String {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.hash_at(ip, now / DAY_SECS)
+    }
+
+    fn hash_at(&self, ip: IpAddr, day: u64) -> String {
+        if self.day.load(Ordering::Acquire) != day {
+            // Whoever swaps the day first replaces the key; a loser of the
+            // race uses the winner's. The old key is dropped (destroyed) once
+            // no request holds it.
+            let prev = self.day.swap(day, Ordering::AcqRel);
+            if prev != day {
+                self.key.store(Arc::new(fresh_key()));
+            }
+        }
+        let key = self.key.load();
+        let tag = match ip {
+            IpAddr::V4(v4) => hmac::sign(&key, &v4.octets()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => hmac::sign(&key, &v4.octets()),
+                None => hmac::sign(&key, &v6.octets()),
+            },
+        };
+        crate::crypto::hex(tag.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_within_a_day_and_unlinkable_across_days() {
+        let h = IpHasher::default();
+        let a: IpAddr = "203.0.113.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        let day1 = h.hash_at(a, 100);
+        assert_eq!(day1.len(), 64);
+        assert_eq!(h.hash_at(a, 100), day1);
+        assert_eq!(h.hash_at(mapped, 100), day1);
+        assert_ne!(h.hash_at("203.0.113.8".parse().unwrap(), 100), day1);
+        assert!(!day1.contains("203"));
+        let day2 = h.hash_at(a, 101);
+        assert_ne!(day2, day1);
+        assert_ne!(h.hash_at(a, 100), day1, "yesterday's salt is gone");
+    }
+}
