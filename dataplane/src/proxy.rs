@@ -7,6 +7,7 @@
 //! (the [`Ctx`] pushes it on drop).
 
 pub mod auth;
+pub mod content;
 pub mod forward;
 pub mod inspect;
 pub mod meter;
@@ -71,6 +72,8 @@ pub struct Ctx<'w> {
     pub consumed: bool,
     /// What admission reserved, settled when the record is finished.
     pub admission: Option<meter::Admission>,
+    /// Opt-in content capture, sealed into the record when it is finished.
+    pub capture: Option<content::Capture>,
     done: bool,
 }
 
@@ -89,6 +92,9 @@ impl Ctx<'_> {
         self.done = true;
         if let Some(adm) = self.admission.take() {
             meter::settle(adm, &mut self.record);
+        }
+        if let Some(capture) = self.capture.take() {
+            capture.seal_into(&mut self.record);
         }
         self.record.total_us = self.started.elapsed().as_micros() as u64;
         let m = self.worker.metrics();
@@ -143,6 +149,7 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
         body_read: head.framing == Framing::Empty,
         consumed: false,
         admission: None,
+        capture: None,
         done: false,
     };
     ctx.record.bytes_in = head.len as u64;
@@ -251,6 +258,10 @@ async fn serve_api(
         Some(b) => bytes::Bytes::from(b),
         None => req.body.clone(),
     };
+    if let Some(content_key) = &key.tenant.content_key {
+        // What is logged is what was forwarded: redacted values stay redacted.
+        ctx.capture = Some(content::Capture::new(content_key.clone(), body.clone()));
+    }
 
     let targets = match key.tenant.routes.get(info.model.as_str()) {
         Some(RouteEntry::Targets(t)) => t.clone(),

@@ -151,6 +151,11 @@ pub struct Record {
     /// HMAC-SHA256 of the client IP under the day's salt.
     #[serde(default)]
     pub client_ip_hash: Option<String>,
+    /// Opt-in content logging only: hex of `{"request":…,"response":…}`
+    /// sealed under the tenant's content key (associated data
+    /// `content/<tenant>/<ts_ms>`). Absent unless the tenant opted in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sealed: Option<String>,
 }
 
 /// The policy's decision on a request.
@@ -192,6 +197,7 @@ impl Record {
             rule_ids: Vec::new(),
             pii: std::collections::BTreeMap::new(),
             client_ip_hash: None,
+            content_sealed: None,
         }
     }
 }

@@ -40,17 +40,29 @@ where
     S: ReadableTable<&'static str, &'static [u8]>,
     P: ReadableTable<(&'static str, &'static str), &'static [u8]>,
 {
-    let mut snapshot = Snapshot { version, ..Snapshot::default() };
+    let mut snapshot = Snapshot {
+        version,
+        ..Snapshot::default()
+    };
     for item in src.tenants.range::<&str>(..)? {
         let (_, v) = item?;
         let t: TenantRow = decode(v.value())?;
-        snapshot.tenants.push(Tenant { id: t.id, name: t.name, region: t.region });
+        snapshot.tenants.push(Tenant {
+            id: t.id,
+            name: t.name,
+            region: t.region,
+            ..Tenant::default()
+        });
     }
     for item in src.api_keys.range::<(&str, &str)>(..)? {
         let (_, v) = item?;
         let k: ApiKeyRow = decode(v.value())?;
         if k.revoked_ms.is_none() {
-            snapshot.api_keys.push(ApiKey { id: k.id, tenant: k.tenant, sha256: k.sha256 });
+            snapshot.api_keys.push(ApiKey {
+                id: k.id,
+                tenant: k.tenant,
+                sha256: k.sha256,
+            });
         }
     }
     for item in src.upstreams.range::<&str>(..)? {
@@ -87,7 +99,7 @@ pub(crate) fn envelope_of(k: &ProviderKeyRow) -> Result<Envelope, StoreError> {
 
 /// Lower/upper-case hex of any length into bytes.
 pub(crate) fn unhex_vec(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.as_bytes()

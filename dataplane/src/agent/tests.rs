@@ -41,8 +41,7 @@ fn snapshot(version: u64) -> Snapshot {
         version,
         tenants: vec![Tenant {
             id: "acme".into(),
-            name: None,
-            region: None,
+            ..Tenant::default()
         }],
         api_keys: vec![ApiKey {
             id: "k1".into(),

@@ -64,6 +64,8 @@ struct Scan {
     dialect: Dialect,
     /// Completion tokens counted from the text deltas as they pass.
     counter: Option<CompletionCounter>,
+    /// Opt-in content logging: the payload as relayed.
+    capture: Option<super::content::Capture>,
     /// What to send instead of the raw bytes (`Plain` and `Events` output).
     out: Vec<u8>,
     done: bool,
@@ -81,6 +83,7 @@ impl Scan {
             cut,
             out,
             counter,
+            capture,
             ..
         } = self;
         let mut count = |ev: &SseEvent<'_>| {
@@ -105,6 +108,9 @@ impl Scan {
                     count(ev);
                 }),
                 (_, None) => {}
+            }
+            if let Some(c) = capture.as_mut() {
+                c.push(piece);
             }
             if let Some(j) = json.as_mut() {
                 if j.len() + piece.len() <= MAX_JSON_CAPTURE {
@@ -230,6 +236,7 @@ pub async fn relay(
         output,
         cut: EventCut::default(),
         dialect,
+        capture: ctx.capture.take(),
         counter: match (&ctx.admission, is_sse) {
             (Some(adm), true) => Some(CompletionCounter::new(adm.encoding)),
             _ => None,
@@ -384,6 +391,9 @@ fn finish(_w: &Worker, ctx: &mut Ctx<'_>, scan: &mut Scan, next: Next) -> Next {
     }
     if let Some(c) = scan.counter.as_mut() {
         ctx.record.completion_tokens_counted = Some(c.finish());
+    }
+    if let Some(capture) = scan.capture.take() {
+        ctx.capture = Some(capture);
     }
     ctx.record.usage = scan.usage.usage();
     next

@@ -45,6 +45,8 @@ pub struct TenantEntry {
     pub credit: Option<Arc<Credit>>,
     /// Completion tokens reserved for when a request sets no `max_tokens`.
     pub default_max_tokens: u64,
+    /// Opt-in content logging: bodies are sealed under this key.
+    pub content_key: Option<Arc<SealKey>>,
 }
 
 /// Completion tokens reserved for a request without `max_tokens`, unless the
@@ -276,6 +278,22 @@ impl Index {
         for t in &snap.tenants {
             let (rpm, tpm) = tenant_limits.get(t.id.as_str()).copied().unwrap_or_default();
             let credit = credits.get(t.id.as_str());
+            let content_key = match (&t.content_key, &material) {
+                (None, _) => None,
+                (Some(_), KeyMaterial::Env(_)) => {
+                    bail!("tenant {:?}: content logging needs a control plane (content_key)", t.id)
+                }
+                (Some(hex), KeyMaterial::Sealed(opener)) => {
+                    let sealed = unhex_vec(hex)
+                        .ok_or_else(|| IndexError(format!("tenant {:?}: content_key is not hex", t.id)))?;
+                    let raw = opener
+                        .open(&sealed, format!("content/{}", t.id).as_bytes())
+                        .map_err(|e| IndexError(format!("tenant {:?}: content_key: {e}", t.id)))?;
+                    let key = SealKey::from_bytes(&raw)
+                        .map_err(|e| IndexError(format!("tenant {:?}: content_key: {e}", t.id)))?;
+                    Some(Arc::new(key))
+                }
+            };
             let entry = TenantEntry {
                 id: Arc::from(t.id.as_str()),
                 region: t.region.as_deref().map(Arc::from),
@@ -287,6 +305,7 @@ impl Index {
                 default_max_tokens: credit
                     .and_then(|c| c.default_max_tokens)
                     .unwrap_or(DEFAULT_MAX_TOKENS),
+                content_key,
             };
             if tenants.insert(t.id.as_str(), entry).is_some() {
                 bail!("duplicate tenant {:?}", t.id);

@@ -113,6 +113,11 @@ pub struct Tenant {
     /// Region the tenant's traffic must stay in, if any.
     #[serde(default)]
     pub region: Option<String>,
+    /// Opt-in content logging: the tenant's content key, sealed for this data
+    /// plane (hex; associated data `content/<tenant id>`). Request and
+    /// response bodies are sealed under it before they leave the worker.
+    #[serde(default)]
+    pub content_key: Option<String>,
 }
 
 /// A gateway key: only its SHA-256 is ever known to the data plane.

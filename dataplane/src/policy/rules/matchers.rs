@@ -132,6 +132,12 @@ impl Regexes {
         Ok(Some(Regexes { engine, rules }))
     }
 
+    /// True when the regexes run as one `RegexSet`.
+    #[cfg(test)]
+    pub(super) fn is_set(&self) -> bool {
+        matches!(self.engine, Engine::Set(_))
+    }
+
     /// Marks in `out` every rule one of whose regexes matches a text; skips
     /// regexes no `candidates` rule uses.
     pub(super) fn hits(&self, texts: &[TextRef<'_>], candidates: &[bool], out: &mut Bits) {

@@ -269,3 +269,47 @@ fn glob_matching() {
     assert!(m("modèle-?", "modèle-é") && m("*é", "café"));
     assert!(!m("GPT-4O", "gpt-4o"), "case-sensitive");
 }
+
+#[test]
+fn overlapping_phrases_are_all_found() {
+    let p = policy(
+        "[[rules]]\nid = \"a\"\naction = \"allow\"\nwhen.prompt_contains = [\"zeus\"]\n\
+         [[rules]]\nid = \"b\"\naction = \"allow\"\nwhen.prompt_contains = [\"project zeus\"]\n\
+         [[rules]]\nid = \"c\"\naction = \"allow\"\nwhen.prompt_contains = [\"ject\"]\n",
+    );
+    assert_eq!(
+        ids(&eval(&p, "k", &body("m", "about PROJECT ZEUS", ""))),
+        ["a", "b", "c"]
+    );
+    assert_eq!(ids(&eval(&p, "k", &body("m", "a project", ""))), ["c"]);
+}
+
+#[test]
+fn only_ascii_letters_fold_case() {
+    let p = policy("[[rules]]\nid = \"u\"\naction = \"block\"\nwhen.prompt_contains = [\"Über plan\"]\n");
+    assert!(!eval(&p, "k", &body("m", "the ÜBER PLAN", "")).allowed());
+    assert!(eval(&p, "k", &body("m", "the über plan", "")).allowed());
+}
+
+#[test]
+fn many_regexes_share_one_set_with_the_same_results() {
+    let n = matchers::SET_ABOVE + 4;
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            "[[rules]]\nid = \"r{i}\"\naction = \"allow\"\nwhen.prompt_regex = [\"w{i}x\\\\b\"]\n"
+        ));
+    }
+    // A regex used by two rules is compiled once and serves both.
+    text.push_str("[[rules]]\nid = \"again\"\naction = \"allow\"\nwhen.prompt_regex = [\"w3x\\\\b\"]\n");
+    let p = policy(&text);
+    assert!(matches!(p.regexes.as_ref().map(|r| r.is_set()), Some(true)));
+    assert_eq!(
+        ids(&eval(&p, "k", &body("m", "w3x and w17x but not w1xx", ""))),
+        ["r3", "r17", "again"]
+    );
+    // Below the threshold, separate regexes give the same answer.
+    let few = policy("[[rules]]\nid = \"r3\"\naction = \"allow\"\nwhen.prompt_regex = [\"w3x\\\\b\"]\n");
+    assert!(matches!(few.regexes.as_ref().map(|r| r.is_set()), Some(false)));
+    assert_eq!(ids(&eval(&few, "k", &body("m", "w3x", ""))), ["r3"]);
+}
