@@ -92,7 +92,7 @@ fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sluice-dataplane: {}", e.0);
+            eprintln!("sluice-dataplane: {}", one_line(&e.0));
             ExitCode::from(EXIT_CONFIG)
         }
     }
@@ -302,6 +302,15 @@ fn load_snapshot(path: &Path, prev: Option<&Index>) -> Result<Index, String> {
         None => Index::build(&snap, KeyMaterial::Env(&env)),
     }
     .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Folds a multi-line message (TOML errors quote the offending source with a
+/// caret) into one line: the message lines, without the excerpt.
+fn one_line(message: &str) -> String {
+    let is_excerpt = |l: &str| {
+        l.starts_with('|') || l.starts_with('^') || l.split_once('|').is_some_and(|(n, _)| n.trim().parse::<u64>().is_ok())
+    };
+    message.lines().map(str::trim).filter(|l| !l.is_empty() && !is_excerpt(l)).collect::<Vec<_>>().join(": ")
 }
 
 fn parse_addr(s: &str, flag: &str) -> Result<SocketAddr, ConfigError> {

@@ -180,7 +180,12 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
             ctx.record.status = reject.kind.status();
             ctx.record.error = Some(reject.kind.label().into());
             if ctx.record.outcome == Outcome::Ok {
-                ctx.record.outcome = Outcome::Rejected;
+                ctx.record.outcome = match reject.kind {
+                    ErrorKind::UpstreamUnreachable | ErrorKind::UpstreamTimeout | ErrorKind::UpstreamProtocol => {
+                        Outcome::UpstreamUnavailable
+                    }
+                    _ => Outcome::Rejected,
+                };
             }
             if io.write_out().await && keep {
                 Next::KeepAlive

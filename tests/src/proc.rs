@@ -23,8 +23,12 @@ impl Proc {
     pub fn spawn(name: &str, mut cmd: Command, stderr_path: PathBuf) -> Proc {
         let stderr = std::fs::File::create(&stderr_path)
             .unwrap_or_else(|e| panic!("creating {}: {e}", stderr_path.display()));
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(stderr));
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name} ({cmd:?}): {e}"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name} ({cmd:?}): {e}"));
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, lines) = mpsc::channel();
         std::thread::Builder::new()
@@ -42,7 +46,12 @@ impl Proc {
                 }
             })
             .expect("spawning a stdout reader");
-        Proc { name: name.to_owned(), child, lines, stderr_path }
+        Proc {
+            name: name.to_owned(),
+            child,
+            lines,
+            stderr_path,
+        }
     }
 
     /// The process id.
@@ -63,7 +72,11 @@ impl Proc {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("{}: no stdout line {prefix:?} within {timeout:?}; stderr:\n{}", self.name, self.stderr_text())
+                    panic!(
+                        "{}: no stdout line {prefix:?} within {timeout:?}; stderr:\n{}",
+                        self.name,
+                        self.stderr_text()
+                    )
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = self.wait_exit(Duration::from_secs(5));
@@ -89,7 +102,9 @@ impl Proc {
 
     /// The exit status, if the process has exited.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().unwrap_or_else(|e| panic!("{}: wait: {e}", self.name))
+        self.child
+            .try_wait()
+            .unwrap_or_else(|e| panic!("{}: wait: {e}", self.name))
     }
 
     /// Waits up to `timeout` for the process to exit.

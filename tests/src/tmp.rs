@@ -16,9 +16,10 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        let path =
-            std::env::temp_dir().join(format!("sluice-e2e-{tag}-{}-{n}-{nanos}", std::process::id()));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!("sluice-e2e-{tag}-{}-{n}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
         TempDir { path }
     }

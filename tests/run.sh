@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Sluice's whole test suite, as CI runs it (.ci/run calls exactly this):
+# formatting, lints, the binaries, every Rust test (unit, and end-to-end on
+# both the io_uring and the epoll driver), then the official Python SDKs
+# against real processes. Safe to run again: the virtual environment in
+# .venv is created once and reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() {
+    printf '\n========================================================================\n'
+    printf '==== %s\n' "$*"
+    printf '========================================================================\n'
+}
+
+stage "1/6 format: cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+stage "2/6 lints: cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+stage "3/6 binaries: cargo build --workspace --bins"
+# The end-to-end tests start these from target/debug.
+cargo build --workspace --bins
+
+stage "4/6 Rust tests: cargo test --workspace"
+cargo test --workspace
+
+stage "5/6 Python environment: .venv"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+for extra in tests/python/*/requirements.txt; do
+    if [ -f "$extra" ]; then
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$extra"
+    fi
+done
+
+stage "6/6 Python SDK tests: pytest -q tests/python"
+status=0
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/python || status=$?
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure here" >&2
+    exit 1
+fi
+if [ "$status" -ne 0 ]; then
+    exit "$status"
+fi
+
+stage "all stages passed"
