@@ -2,7 +2,7 @@
 //!
 //! One streaming pass of `serde_json` over the body with hand-written visitors:
 //! fields the gateway does not read are skipped without being built
-//! ([`IgnoredAny`]), and prompt strings without escapes are borrowed from the
+//! ([`serde::de::IgnoredAny`]), and prompt strings without escapes are borrowed from the
 //! body rather than copied.
 //!
 //! Invariants:

@@ -29,7 +29,7 @@
 mod body;
 mod detectors;
 
-pub use body::redact_body;
+pub use body::{redact_body, redact_body_found};
 
 use std::fmt;
 

@@ -43,7 +43,7 @@ mod matchers;
 pub use config::{PolicyError, RuleAction};
 
 use crate::policy::extract::RequestView;
-use crate::policy::pii::{redact_body, Detector, PiiConfig, PiiFindings, PiiScanner};
+use crate::policy::pii::{redact_body_found, Detector, PiiConfig, PiiFindings, PiiScanner};
 use build::{globs, Builder};
 use config::{PolicyToml, MAX_TOKENS_CAP_ID, MODEL_ALLOW_ID, REDACT_FAILED_ID};
 use glob::Glob;
@@ -280,7 +280,7 @@ impl CompiledPolicy {
         }
         let mut redacted_body = None;
         if verdict.is_none() && self.pii.wants_redaction(&pii) {
-            match redact_body(&self.pii, view.api, req.body) {
+            match redact_body_found(&self.pii, view.api, req.body, &view.texts, &pii) {
                 Ok(body) => redacted_body = body,
                 // Never forward what should have been redacted.
                 Err(_) => block(&self.builtin[2], &mut matched, &mut verdict),

@@ -9,6 +9,9 @@
 //!   to Python `tiktoken`'s `encode_ordinary` (see the parity test).
 //! - Each encoding is built once, lazily, on first use: `o200k_base` takes
 //!   ~150 ms, so the binary calls [`warm_up`] at start, off the request path.
+//! - Speed: ~26 MB/s (`o200k_base`), ~15 MB/s (`cl100k_base`) on the
+//!   project's VM, i.e. tens of µs per KB of prompt: by far the costliest
+//!   step of the policy library.
 //!
 //! Long whitespace: the tokenizer's pre-split regex gives up (and tiktoken
 //! panics, in Rust and in Python) on a run of about a million whitespace

@@ -6,14 +6,65 @@
 //! else keeps its value, its key order and its repeated keys; only
 //! insignificant whitespace and number spelling (`1.0e2` becomes `100.0`) may
 //! change. Inside a tool-use `input`, every string is redacted, keys included.
+//!
+//! The walk meets the read strings in the order extraction returned them, so
+//! [`redact_body_found`] reuses the spans of the scan the policy already did
+//! instead of scanning each string again; a string is only redacted from
+//! those spans after checking it is the text they were found in (else it is
+//! scanned afresh), so a walk that ever drifted from extraction would cost
+//! time, never a wrong redaction.
 
-use super::PiiScanner;
-use crate::policy::extract::{Api, ExtractError};
+use super::{PiiFindings, PiiMatch, PiiScanner};
+use crate::policy::extract::{Api, ExtractError, TextRef};
 use crate::policy::json::Json;
 
 /// The body with every redactable match replaced; `Ok(None)` when nothing in
 /// it needed redacting.
 pub fn redact_body(scanner: &PiiScanner, api: Api, body: &[u8]) -> Result<Option<Vec<u8>>, ExtractError> {
+    rewrite(scanner, api, body, None)
+}
+
+/// Like [`redact_body`], reusing `findings`: the scan of `texts` (the texts
+/// extraction read from this very body) by this scanner.
+pub fn redact_body_found(
+    scanner: &PiiScanner,
+    api: Api,
+    body: &[u8],
+    texts: &[TextRef<'_>],
+    findings: &PiiFindings,
+) -> Result<Option<Vec<u8>>, ExtractError> {
+    rewrite(
+        scanner,
+        api,
+        body,
+        Some(Known {
+            texts,
+            matches: &findings.matches,
+        }),
+    )
+}
+
+/// A previous scan of the extracted texts.
+struct Known<'k> {
+    texts: &'k [TextRef<'k>],
+    /// Ordered by text index, then start.
+    matches: &'k [PiiMatch],
+}
+
+impl Known<'_> {
+    fn matches_of(&self, text: usize) -> &[PiiMatch] {
+        let from = self.matches.partition_point(|m| m.text < text);
+        let to = self.matches.partition_point(|m| m.text <= text);
+        self.matches.get(from..to).unwrap_or(&[])
+    }
+}
+
+fn rewrite(
+    scanner: &PiiScanner,
+    api: Api,
+    body: &[u8],
+    known: Option<Known<'_>>,
+) -> Result<Option<Vec<u8>>, ExtractError> {
     let mut root: Json = serde_json::from_slice(body).map_err(|_| ExtractError::NotJson)?;
     let Json::Object(entries) = &mut root else {
         return Err(ExtractError::NotObject);
@@ -21,6 +72,8 @@ pub fn redact_body(scanner: &PiiScanner, api: Api, body: &[u8]) -> Result<Option
     let mut w = Rewriter {
         scanner,
         changed: false,
+        known,
+        cursor: 0,
     };
     for (k, v) in entries.iter_mut() {
         match (api, k.as_str()) {
@@ -41,9 +94,13 @@ pub fn redact_body(scanner: &PiiScanner, api: Api, body: &[u8]) -> Result<Option
 struct Rewriter<'s> {
     scanner: &'s PiiScanner,
     changed: bool,
+    known: Option<Known<'s>>,
+    /// Index of the next extracted text the walk will meet.
+    cursor: usize,
 }
 
 impl Rewriter<'_> {
+    /// A string extraction did not return as such (inside a tool input).
     fn string(&mut self, s: &mut String) {
         if let Some(r) = self.scanner.redact(s) {
             *s = r;
@@ -51,9 +108,25 @@ impl Rewriter<'_> {
         }
     }
 
+    /// A string extraction returned as the next text.
+    fn read_string(&mut self, s: &mut String) {
+        let index = self.cursor;
+        self.cursor += 1;
+        let found = match &self.known {
+            Some(k) if k.texts.get(index).is_some_and(|t| t.text == s.as_str()) => {
+                self.scanner.redact_found(s, k.matches_of(index))
+            }
+            _ => self.scanner.redact(s),
+        };
+        if let Some(r) = found {
+            *s = r;
+            self.changed = true;
+        }
+    }
+
     fn text(&mut self, v: &mut Json) {
         if let Json::String(s) = v {
-            self.string(s);
+            self.read_string(s);
         }
     }
 
@@ -101,7 +174,7 @@ impl Rewriter<'_> {
 
     fn content(&mut self, v: &mut Json) {
         match v {
-            Json::String(s) => self.string(s),
+            Json::String(s) => self.read_string(s),
             Json::Array(_) => self.each(v, Rewriter::block),
             _ => {}
         }
@@ -111,9 +184,18 @@ impl Rewriter<'_> {
         self.fields(v, |w, k, v| match k {
             "text" => w.text(v),
             "content" => w.content(v),
-            "input" => w.everything(v),
+            "input" => w.input(v),
             _ => {}
         });
+    }
+
+    /// Extraction returned a tool input as one JSON text: its strings are
+    /// scanned one by one here.
+    fn input(&mut self, v: &mut Json) {
+        if *v != Json::Null {
+            self.cursor += 1;
+            self.everything(v);
+        }
     }
 
     fn everything(&mut self, v: &mut Json) {

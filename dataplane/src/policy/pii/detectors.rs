@@ -201,7 +201,10 @@ fn card(hay: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
             let (gs, ge) = (groups[first].0, groups[last].1);
             let span = &hay[gs..ge];
             let digits = span.iter().filter(|b| b.is_ascii_digit()).count();
-            if (13..=19).contains(&digits) && (b'2'..=b'6').contains(&span[0]) && luhn(span) {
+            if (13..=19).contains(&digits)
+                && span.first().is_some_and(|b| (b'2'..=b'6').contains(b))
+                && luhn(span)
+            {
                 return Some((gs, ge));
             }
         }

@@ -393,3 +393,30 @@ fn digit_heavy_text_stays_correct() {
     assert_eq!(f.count(Detector::Card) as usize, valid);
     assert_eq!(f.total() as usize, valid, "nothing else in plain numbers");
 }
+
+#[test]
+fn random_text_never_panics_and_redaction_removes_every_finding() {
+    let alphabet: Vec<char> = "0123456789 .-+()@:/_ABCDEFZskabcdef\n\té中👍".chars().collect();
+    let s = PiiScanner::new(PiiConfig::all(PiiAction::Redact)).unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..300 {
+        let len = (x % 200) as usize;
+        let text: String = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                alphabet[(x % alphabet.len() as u64) as usize]
+            })
+            .collect();
+        let f = s.scan(&text);
+        for m in &f.matches {
+            assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end) && m.start < m.end);
+        }
+        if let Some(r) = s.redact(&text) {
+            assert!(!f.is_empty());
+            // Placeholders contain nothing any detector finds.
+            assert!(s.scan(&r).is_empty(), "{text:?} -> {r:?}");
+        }
+    }
+}

@@ -129,3 +129,31 @@ const ANTHROPIC_ALL_FIELDS: &str = r#"{"model":"claude","system":"a@example.com"
    {"type":"tool_use","input":{"to":"d@example.com"}}]}],
  "tools":[{"name":"t","description":"e@example.com","input_schema":{"description":"f@example.com"}}],
  "metadata":{"user_id":"g@example.com"}}"#;
+
+/// Reusing the policy's scan gives the very same body as scanning afresh,
+/// and texts that do not belong to the body are never trusted.
+#[test]
+fn reusing_findings_gives_the_same_body() {
+    let s = redact_all();
+    for (api, body) in [(Api::OpenAi, OPENAI), (Api::Anthropic, ANTHROPIC_ALL_FIELDS)] {
+        let view = extract(api, body.as_bytes()).unwrap();
+        let mut found = PiiFindings::default();
+        for (i, t) in view.texts.iter().enumerate() {
+            s.scan_into(&t.text, i, &mut found);
+        }
+        let fresh = redact_body(&s, api, body.as_bytes()).unwrap();
+        let reused = super::super::redact_body_found(&s, api, body.as_bytes(), &view.texts, &found).unwrap();
+        assert!(fresh.is_some());
+        assert_eq!(fresh, reused);
+    }
+    // Findings of another body: every text mismatches, so each is scanned afresh.
+    let other = extract(Api::Anthropic, ANTHROPIC_ALL_FIELDS.as_bytes()).unwrap();
+    let mut found = PiiFindings::default();
+    for (i, t) in other.texts.iter().enumerate() {
+        s.scan_into(&t.text, i, &mut found);
+    }
+    let fresh = redact_body(&s, Api::OpenAi, OPENAI.as_bytes()).unwrap();
+    let misled =
+        super::super::redact_body_found(&s, Api::OpenAi, OPENAI.as_bytes(), &other.texts, &found).unwrap();
+    assert_eq!(fresh, misled);
+}
