@@ -36,14 +36,23 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
         ("GET", ["metrics"]) => return metrics(app),
         _ => {}
     }
-    if !req.bearer().is_some_and(|t| secret_eq(t.as_bytes(), &app.admin_token_sha256)) {
-        return Response::error(401, "missing or wrong admin token (Authorization: Bearer <DIR/admin.token>)");
+    if !req
+        .bearer()
+        .is_some_and(|t| secret_eq(t.as_bytes(), &app.admin_token_sha256))
+    {
+        return Response::error(
+            401,
+            "missing or wrong admin token (Authorization: Bearer <DIR/admin.token>)",
+        );
     }
     let result = match segs.as_slice() {
         ["v1", "tenants", rest @ ..] => tenants::route(app, req, rest),
         ["v1", "upstreams", rest @ ..] => fleet::upstreams(app, req, rest),
         ["v1", "dataplanes", rest @ ..] => fleet::dataplanes(app, req, rest),
-        _ => Err(Response::error(404, &format!("no such admin endpoint: {} {}", req.method, req.path))),
+        _ => Err(Response::error(
+            404,
+            &format!("no such admin endpoint: {} {}", req.method, req.path),
+        )),
     };
     result.unwrap_or_else(|resp| resp)
 }
@@ -80,5 +89,8 @@ fn method_not_allowed(req: &Request) -> Response {
 }
 
 fn not_found(req: &Request) -> Response {
-    Response::error(404, &format!("no such admin endpoint: {} {}", req.method, req.path))
+    Response::error(
+        404,
+        &format!("no such admin endpoint: {} {}", req.method, req.path),
+    )
 }

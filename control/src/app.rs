@@ -60,14 +60,20 @@ impl App {
 
     /// Takes the store away from request handlers (shutdown).
     pub(crate) fn take_store(&self) -> Option<Arc<Store>> {
-        self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 
 /// Compares two secrets in constant time (by their SHA-256, so lengths leak nothing).
 pub(crate) fn secret_eq(presented: &[u8], expected_sha256: &[u8; 32]) -> bool {
     let h = sluice_dataplane::crypto::sha256(presented);
-    h.iter().zip(expected_sha256).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    h.iter()
+        .zip(expected_sha256)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
 }
 
 /// The response for a store error.
@@ -103,7 +109,9 @@ impl Observer for Notify {
     fn records_committed(&self, results: &[Ingested]) {
         let stored: u64 = results.iter().map(|r| r.stored).sum();
         self.metrics.records.fetch_add(stored, Ordering::Relaxed);
-        self.metrics.batches.fetch_add(results.len() as u64, Ordering::Relaxed);
+        self.metrics
+            .batches
+            .fetch_add(results.len() as u64, Ordering::Relaxed);
         self.metrics.ingest_commits.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -76,11 +76,15 @@ impl Client {
 
     /// A client with a known token.
     pub(crate) fn with_token(base: &str, token: zeroize::Zeroizing<String>) -> Client {
-        Client { base: base.trim_end_matches('/').to_owned(), token }
+        Client {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        }
     }
 
     fn send(&self, method: &str, path: &str, body: Option<&[u8]>) -> anyhow::Result<Reply> {
-        let reply = call(&self.base, method, path, Some(&self.token), body, CALL_TIMEOUT).map_err(|e| anyhow!(e))?;
+        let reply =
+            call(&self.base, method, path, Some(&self.token), body, CALL_TIMEOUT).map_err(|e| anyhow!(e))?;
         if !(200..300).contains(&reply.status) {
             let msg = serde_json::from_slice::<serde_json::Value>(&reply.body)
                 .ok()

@@ -28,7 +28,10 @@ pub(crate) struct Request {
 impl Request {
     /// The first header named `name` (lower-case).
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The token of `Authorization: Bearer <token>`.
@@ -48,7 +51,11 @@ impl Request {
 
     /// Path segments, percent-decoded; `None` if one does not decode.
     pub(crate) fn segments(&self) -> Option<Vec<String>> {
-        self.path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
+        self.path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect()
     }
 }
 
@@ -69,7 +76,12 @@ impl Response {
     /// `value` as JSON.
     pub(crate) fn json(status: u16, value: &impl Serialize) -> Response {
         match serde_json::to_vec(value) {
-            Ok(body) => Response { status, content_type: "application/json", headers: Vec::new(), body },
+            Ok(body) => Response {
+                status,
+                content_type: "application/json",
+                headers: Vec::new(),
+                body,
+            },
             Err(e) => Response::error(500, &format!("encoding response: {e}")),
         }
     }
@@ -77,17 +89,32 @@ impl Response {
     /// `{"error": message}`.
     pub(crate) fn error(status: u16, message: &str) -> Response {
         let body = serde_json::json!({ "error": message }).to_string().into_bytes();
-        Response { status, content_type: "application/json", headers: Vec::new(), body }
+        Response {
+            status,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body,
+        }
     }
 
     /// A plain-text body.
     pub(crate) fn text(status: u16, content_type: &'static str, body: String) -> Response {
-        Response { status, content_type, headers: Vec::new(), body: body.into_bytes() }
+        Response {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into_bytes(),
+        }
     }
 
     /// No body.
     pub(crate) fn empty(status: u16) -> Response {
-        Response { status, content_type: "text/plain", headers: Vec::new(), body: Vec::new() }
+        Response {
+            status,
+            content_type: "text/plain",
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     /// Adds a header.

@@ -40,7 +40,10 @@ pub(crate) struct Metrics {
 impl Metrics {
     /// Notes a sync request from `dataplane` that holds (or was served) `version`.
     pub(crate) fn seen(&self, dataplane: &str, version: Option<u64>) {
-        let mut live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = live.entry(dataplane.to_owned()).or_default();
         entry.last_seen_ms = now_ms();
         if let Some(v) = version {
@@ -50,21 +53,59 @@ impl Metrics {
 
     /// What `dataplane` last did.
     pub(crate) fn live(&self, dataplane: &str) -> Option<Live> {
-        self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(dataplane).copied()
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(dataplane)
+            .copied()
     }
 
     /// Prometheus text exposition.
     pub(crate) fn render(&self, snapshot_version: u64, store_bytes: u64) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
         };
-        counter(&mut out, "sluice_control_records_ingested_total", "Records stored.", &self.records);
-        counter(&mut out, "sluice_control_records_replayed_total", "Records skipped as already stored.", &self.replayed);
-        counter(&mut out, "sluice_control_record_batches_total", "Record batches stored.", &self.batches);
-        counter(&mut out, "sluice_control_ingest_commits_total", "Write transactions that stored records.", &self.ingest_commits);
-        counter(&mut out, "sluice_control_snapshots_served_total", "Snapshots sent to data planes.", &self.snapshots_served);
-        counter(&mut out, "sluice_control_sync_unauthorized_total", "Sync requests refused for their token.", &self.unauthorized);
+        counter(
+            &mut out,
+            "sluice_control_records_ingested_total",
+            "Records stored.",
+            &self.records,
+        );
+        counter(
+            &mut out,
+            "sluice_control_records_replayed_total",
+            "Records skipped as already stored.",
+            &self.replayed,
+        );
+        counter(
+            &mut out,
+            "sluice_control_record_batches_total",
+            "Record batches stored.",
+            &self.batches,
+        );
+        counter(
+            &mut out,
+            "sluice_control_ingest_commits_total",
+            "Write transactions that stored records.",
+            &self.ingest_commits,
+        );
+        counter(
+            &mut out,
+            "sluice_control_snapshots_served_total",
+            "Snapshots sent to data planes.",
+            &self.snapshots_served,
+        );
+        counter(
+            &mut out,
+            "sluice_control_sync_unauthorized_total",
+            "Sync requests refused for their token.",
+            &self.unauthorized,
+        );
         let _ = writeln!(
             out,
             "# HELP sluice_control_store_bytes Size of control.redb.\n# TYPE sluice_control_store_bytes gauge\nsluice_control_store_bytes {store_bytes}"
@@ -74,9 +115,14 @@ impl Metrics {
             "# HELP sluice_control_snapshot_version Current snapshot version.\n# TYPE sluice_control_snapshot_version gauge\nsluice_control_snapshot_version {snapshot_version}"
         );
         let now = now_ms();
-        let live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let connected: Vec<(&String, &Live)> =
-            live.iter().filter(|(_, l)| now.saturating_sub(l.last_seen_ms) <= CONNECTED_WINDOW_MS).collect();
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let connected: Vec<(&String, &Live)> = live
+            .iter()
+            .filter(|(_, l)| now.saturating_sub(l.last_seen_ms) <= CONNECTED_WINDOW_MS)
+            .collect();
         let _ = writeln!(
             out,
             "# HELP sluice_control_dataplanes_connected Data planes that polled in the last 60 s.\n# TYPE sluice_control_dataplanes_connected gauge\nsluice_control_dataplanes_connected {}",
@@ -87,7 +133,11 @@ impl Metrics {
             "# HELP sluice_control_dataplane_snapshot_version Snapshot version a data plane holds.\n# TYPE sluice_control_dataplane_snapshot_version gauge"
         );
         for (id, l) in &connected {
-            let _ = writeln!(out, "sluice_control_dataplane_snapshot_version{{dataplane=\"{id}\"}} {}", l.version);
+            let _ = writeln!(
+                out,
+                "sluice_control_dataplane_snapshot_version{{dataplane=\"{id}\"}} {}",
+                l.version
+            );
         }
         let _ = writeln!(
             out,
@@ -95,7 +145,10 @@ impl Metrics {
         );
         for (id, l) in live.iter() {
             let age = now.saturating_sub(l.last_seen_ms) as f64 / 1000.0;
-            let _ = writeln!(out, "sluice_control_dataplane_last_seen_seconds{{dataplane=\"{id}\"}} {age:.3}");
+            let _ = writeln!(
+                out,
+                "sluice_control_dataplane_last_seen_seconds{{dataplane=\"{id}\"}} {age:.3}"
+            );
         }
         out
     }

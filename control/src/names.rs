@@ -18,8 +18,11 @@ const MODEL_MAX: usize = 128;
 pub(crate) fn check_name(what: &str, s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= NAME_MAX
-        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        && s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -33,11 +36,14 @@ pub(crate) fn check_name(what: &str, s: &str) -> Result<(), String> {
 pub(crate) fn check_dataplane_id(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= DATAPLANE_MAX
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(format!("invalid data plane id {s:?}: use 1 to {DATAPLANE_MAX} of a-z, 0-9 and '_'"))
+        Err(format!(
+            "invalid data plane id {s:?}: use 1 to {DATAPLANE_MAX} of a-z, 0-9 and '_'"
+        ))
     }
 }
 
@@ -46,7 +52,8 @@ pub(crate) fn check_dataplane_id(s: &str) -> Result<(), String> {
 pub(crate) fn check_model(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= MODEL_MAX
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:/@-".contains(&b));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:/@-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -74,7 +81,10 @@ impl EnrollToken {
             return None;
         }
         let secret = Zeroizing::new(unhex::<32>(hex)?);
-        Some(EnrollToken { dataplane: id.to_owned(), secret })
+        Some(EnrollToken {
+            dataplane: id.to_owned(),
+            secret,
+        })
     }
 }
 

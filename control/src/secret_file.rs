@@ -20,14 +20,21 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> 
 /// Writes `contents` to a new file `path` (mode 0600), flushed to disk; fails
 /// if the file exists.
 pub(crate) fn write_new(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(contents)?;
     f.sync_all()
 }
 
 /// Flushes the directory holding `path`, so a rename in it survives a crash.
 pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::File::open(dir)?.sync_all()
 }
 

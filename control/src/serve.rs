@@ -82,13 +82,18 @@ pub(crate) fn open(data: &Path, master_key_file: Option<&Path>) -> anyhow::Resul
                 KekSource::File(p) => secret_file::sibling(p, ".new"),
                 KekSource::Env => secret_file::sibling(&data.join(MASTER_KEY_FILE), ".new"),
             };
-            let Ok(new) = Vault::from_file(&pending) else { return Err(anyhow!(msg)) };
-            store.bind_master_key(&new, &source).map_err(|_| anyhow!(msg.clone()))?;
+            let Ok(new) = Vault::from_file(&pending) else {
+                return Err(anyhow!(msg));
+            };
+            store
+                .bind_master_key(&new, &source)
+                .map_err(|_| anyhow!(msg.clone()))?;
             let dest = match &source {
                 KekSource::File(p) => p.clone(),
                 KekSource::Env => return Err(anyhow!("{msg}; {} holds the rotated key", pending.display())),
             };
-            std::fs::rename(&pending, &dest).with_context(|| format!("finishing rotation to {}", dest.display()))?;
+            std::fs::rename(&pending, &dest)
+                .with_context(|| format!("finishing rotation to {}", dest.display()))?;
             secret_file::sync_dir(&dest)?;
             tracing::warn!(key = %dest.display(), "finished an interrupted master key rotation");
             Ok((store, new, source))
@@ -120,25 +125,52 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let hub = Arc::new(Hub::new(store.snapshot_version()?));
     let metrics = Arc::new(Metrics::default());
-    let writer = Writer::spawn(store.clone(), Arc::new(Notify { hub: hub.clone(), metrics: metrics.clone() }))
-        .context("starting the writer thread")?;
+    let writer = Writer::spawn(
+        store.clone(),
+        Arc::new(Notify {
+            hub: hub.clone(),
+            metrics: metrics.clone(),
+        }),
+    )
+    .context("starting the writer thread")?;
     let app = Arc::new(App::new(store, writer, vault, hub, metrics, &token));
     drop(token);
 
-    let admin = TcpListener::bind(&args.admin).with_context(|| format!("binding admin API to {}", args.admin))?;
+    let admin =
+        TcpListener::bind(&args.admin).with_context(|| format!("binding admin API to {}", args.admin))?;
     let sync = TcpListener::bind(&args.sync).with_context(|| format!("binding sync API to {}", args.sync))?;
     let (admin_addr, sync_addr) = (admin.local_addr()?, sync.local_addr()?);
 
     let a = app.clone();
-    let admin_limits =
-        Limits { max_head: 16 * 1024, max_body: admin_api::MAX_BODY, idle: Duration::from_secs(30), max_connections: 64 };
-    server::spawn("admin", admin, None, admin_limits, Arc::new(move |req| admin_api::handle(&a, req)))?;
+    let admin_limits = Limits {
+        max_head: 16 * 1024,
+        max_body: admin_api::MAX_BODY,
+        idle: Duration::from_secs(30),
+        max_connections: 64,
+    };
+    server::spawn(
+        "admin",
+        admin,
+        None,
+        admin_limits,
+        Arc::new(move |req| admin_api::handle(&a, req)),
+    )?;
     let s = app.clone();
     let long_poll = Duration::from_secs(args.long_poll_secs);
-    let sync_limits =
-        Limits { max_head: 16 * 1024, max_body: sync_api::MAX_BODY, idle: Duration::from_secs(90), max_connections: 1024 };
+    let sync_limits = Limits {
+        max_head: 16 * 1024,
+        max_body: sync_api::MAX_BODY,
+        idle: Duration::from_secs(90),
+        max_connections: 1024,
+    };
     let tls_note = if tls.is_some() { " (TLS)" } else { "" };
-    server::spawn("sync", sync, tls, sync_limits, Arc::new(move |req| sync_api::handle(&s, req, long_poll)))?;
+    server::spawn(
+        "sync",
+        sync,
+        tls,
+        sync_limits,
+        Arc::new(move |req| sync_api::handle(&s, req, long_poll)),
+    )?;
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "admin listening on {admin_addr}")?;
@@ -154,7 +186,8 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
 
 fn wait_for_signal() -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
     if let Some(sig) = signals.forever().next() {
         tracing::info!(signal = sig, "shutting down");
     }

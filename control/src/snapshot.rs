@@ -21,8 +21,15 @@ pub(crate) const SEAL_SALT: &[u8] = b"sluice-snapshot-v1";
 
 /// The key the provider keys of `token`'s snapshots are sealed under.
 pub(crate) fn dataplane_key(token: &EnrollToken) -> Result<SealKey, StoreError> {
-    Ok(SealKey::derive(&token.secret[..], SEAL_SALT, token.dataplane.as_bytes())?)
+    Ok(SealKey::derive(
+        &token.secret[..],
+        SEAL_SALT,
+        token.dataplane.as_bytes(),
+    )?)
 }
+
+/// A snapshot version and its JSON body, sealed for one data plane.
+type Sealed = (u64, Arc<Vec<u8>>);
 
 struct State {
     version: u64,
@@ -34,8 +41,8 @@ pub(crate) struct Hub {
     state: Mutex<State>,
     changed: Condvar,
     compiled: Mutex<Option<Arc<Compiled>>>,
-    /// Token SHA-256 → (version, sealed JSON body).
-    bodies: Mutex<HashMap<String, (u64, Arc<Vec<u8>>)>>,
+    /// Token SHA-256 → the body last sealed for it.
+    bodies: Mutex<HashMap<String, Sealed>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,7 +54,10 @@ impl Hub {
     /// A hub at the store's current `version`.
     pub(crate) fn new(version: u64) -> Hub {
         Hub {
-            state: Mutex::new(State { version, closed: false }),
+            state: Mutex::new(State {
+                version,
+                closed: false,
+            }),
             changed: Condvar::new(),
             compiled: Mutex::new(None),
             bodies: Mutex::new(HashMap::new()),
@@ -59,7 +69,7 @@ impl Hub {
     pub(crate) fn publish(&self, version: u64, compiled: Option<Compiled>) {
         if let Some(c) = compiled {
             let mut slot = lock(&self.compiled);
-            if slot.as_ref().map_or(true, |old| old.snapshot.version < version) {
+            if slot.as_ref().is_none_or(|old| old.snapshot.version < version) {
                 *slot = Some(Arc::new(c));
             }
         }
@@ -131,7 +141,10 @@ impl Hub {
         }
         let fresh = Arc::new(store.compile_current()?);
         let mut slot = lock(&self.compiled);
-        if slot.as_ref().map_or(true, |old| old.snapshot.version < fresh.snapshot.version) {
+        if slot
+            .as_ref()
+            .is_none_or(|old| old.snapshot.version < fresh.snapshot.version)
+        {
             *slot = Some(fresh.clone());
         }
         Ok(fresh)
@@ -140,7 +153,11 @@ impl Hub {
 
 /// `compiled` as JSON, each provider key opened from its envelope and sealed
 /// under the data plane's derived key with the key's `tenant/id` as associated data.
-pub(crate) fn seal_for(compiled: &Compiled, vault: &Vault, token: &EnrollToken) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn seal_for(
+    compiled: &Compiled,
+    vault: &Vault,
+    token: &EnrollToken,
+) -> Result<Vec<u8>, StoreError> {
     let key = dataplane_key(token)?;
     let mut snap = compiled.snapshot.clone();
     for (pk, env) in snap.provider_keys.iter_mut().zip(&compiled.envelopes) {

@@ -20,6 +20,7 @@ use crate::vault::{KekSource, Vault};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
 use schema::{meta, META};
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Name of the store file inside the data directory.
@@ -107,9 +108,15 @@ impl Store {
     /// Opens `path`, creating a new store when the file is absent or empty.
     ///
     /// A file that is not redb, or a redb file that is not a Sluice store of
-    /// this layout, is refused untouched.
+    /// this layout, is refused untouched: it is first inspected read-only.
     pub(crate) fn open(path: &Path) -> Result<Store, OpenError> {
         let io = |e: &dyn std::fmt::Display| OpenError::Io(format!("{}: {e}", path.display()));
+        let in_use = || {
+            OpenError::Io(format!(
+                "{} is in use by another process (is `sluice-control serve` running?)",
+                path.display()
+            ))
+        };
         if let Ok(mut f) = std::fs::File::open(path) {
             let mut head = [0u8; 4];
             let n = f.read(&mut head).map_err(|e| io(&e))?;
@@ -119,56 +126,33 @@ impl Store {
                     path.display()
                 )));
             }
+            if n > 0 {
+                match Database::builder().open_read_only(path) {
+                    Ok(ro) => {
+                        identity(&ro, path)?;
+                    }
+                    // Not shut down cleanly: only a writable open can repair it,
+                    // so the identity check waits until after that.
+                    Err(redb::DatabaseError::RepairAborted) => {}
+                    Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(in_use()),
+                    Err(e) => return Err(io(&e)),
+                }
+            }
         }
         let db = Database::builder().create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::Io(format!(
-                "{} is in use by another process (is `sluice-control serve` running?)",
-                path.display()
-            )),
+            redb::DatabaseError::DatabaseAlreadyOpen => in_use(),
             other => io(&other),
         })?;
-        let store = Store { db, path: path.to_owned() };
-        store.check_identity()?;
+        let store = Store {
+            db,
+            path: path.to_owned(),
+        };
+        if !identity(&store.db, path)? {
+            // Hashes and sealed secrets: nobody else needs to read them.
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| io(&e))?;
+            store.init().map_err(|e| io(&e))?;
+        }
         Ok(store)
-    }
-
-    fn check_identity(&self) -> Result<(), OpenError> {
-        let io = |e: &dyn std::fmt::Display| OpenError::Io(format!("{}: {e}", self.path.display()));
-        let read = self.db.begin_read().map_err(|e| io(&e))?;
-        let tables: Vec<String> =
-            read.list_tables().map_err(|e| io(&e))?.map(|t| t.name().to_owned()).collect();
-        if tables.is_empty() {
-            drop(read);
-            return self.init().map_err(|e| io(&e));
-        }
-        if !tables.iter().any(|t| t == META.name()) {
-            return Err(OpenError::Foreign(format!(
-                "{} is a redb database but not a Sluice control store (tables: {}); refusing to touch it",
-                self.path.display(),
-                tables.join(", ")
-            )));
-        }
-        let table = read.open_table(META).map_err(|e| io(&e))?;
-        let magic = table.get(meta::MAGIC).map_err(|e| io(&e))?.map(|v| v.value().to_vec());
-        if magic.as_deref() != Some(schema::MAGIC) {
-            return Err(OpenError::Foreign(format!(
-                "{} is a redb database without the Sluice control magic; refusing to touch it",
-                self.path.display()
-            )));
-        }
-        let version = table
-            .get(meta::SCHEMA_VERSION)
-            .map_err(|e| io(&e))?
-            .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
-            .map(u32::from_be_bytes);
-        if version != Some(schema::SCHEMA_VERSION) {
-            return Err(OpenError::Version(format!(
-                "{} has store layout {version:?}; this sluice-control reads layout {}",
-                self.path.display(),
-                schema::SCHEMA_VERSION
-            )));
-        }
-        Ok(())
     }
 
     /// Writes the meta entries and creates every table, in one transaction.
@@ -247,17 +231,75 @@ impl Store {
     }
 }
 
+/// Checks that `db` is a Sluice control store of this layout: `Ok(true)` if
+/// it is, `Ok(false)` if it has no tables yet, an error otherwise.
+fn identity(db: &impl ReadableDatabase, path: &Path) -> Result<bool, OpenError> {
+    let io = |e: &dyn std::fmt::Display| OpenError::Io(format!("{}: {e}", path.display()));
+    let read = db.begin_read().map_err(|e| io(&e))?;
+    let tables: Vec<String> = read
+        .list_tables()
+        .map_err(|e| io(&e))?
+        .map(|t| t.name().to_owned())
+        .collect();
+    if tables.is_empty() {
+        return Ok(false);
+    }
+    if !tables.iter().any(|t| t == META.name()) {
+        return Err(OpenError::Foreign(format!(
+            "{} is a redb database but not a Sluice control store (tables: {}); refusing to touch it",
+            path.display(),
+            tables.join(", ")
+        )));
+    }
+    let table = read.open_table(META).map_err(|e| io(&e))?;
+    let magic = table
+        .get(meta::MAGIC)
+        .map_err(|e| io(&e))?
+        .map(|v| v.value().to_vec());
+    if magic.as_deref() != Some(schema::MAGIC) {
+        return Err(OpenError::Foreign(format!(
+            "{} is a redb database without the Sluice control magic; refusing to touch it",
+            path.display()
+        )));
+    }
+    let version = table
+        .get(meta::SCHEMA_VERSION)
+        .map_err(|e| io(&e))?
+        .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+        .map(u32::from_be_bytes);
+    if version != Some(schema::SCHEMA_VERSION) {
+        return Err(OpenError::Version(format!(
+            "{} has store layout {version:?}; this sluice-control reads layout {}",
+            path.display(),
+            schema::SCHEMA_VERSION
+        )));
+    }
+    Ok(true)
+}
+
 /// Reads a big-endian u64 meta entry.
-pub(crate) fn meta_u64(table: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<u64, StoreError> {
-    let v = table.get(key)?.ok_or_else(|| StoreError::Internal(format!("meta entry {key} is missing")))?;
-    let b = <[u8; 8]>::try_from(v.value()).map_err(|_| StoreError::Internal(format!("meta entry {key} is malformed")))?;
+pub(crate) fn meta_u64(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<u64, StoreError> {
+    let v = table
+        .get(key)?
+        .ok_or_else(|| StoreError::Internal(format!("meta entry {key} is missing")))?;
+    let b = <[u8; 8]>::try_from(v.value())
+        .map_err(|_| StoreError::Internal(format!("meta entry {key} is malformed")))?;
     Ok(u64::from_be_bytes(b))
 }
 
 /// Reads a big-endian u32 meta entry.
-pub(crate) fn meta_u32(table: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<u32, StoreError> {
-    let v = table.get(key)?.ok_or_else(|| StoreError::Internal(format!("meta entry {key} is missing")))?;
-    let b = <[u8; 4]>::try_from(v.value()).map_err(|_| StoreError::Internal(format!("meta entry {key} is malformed")))?;
+pub(crate) fn meta_u32(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<u32, StoreError> {
+    let v = table
+        .get(key)?
+        .ok_or_else(|| StoreError::Internal(format!("meta entry {key} is missing")))?;
+    let b = <[u8; 4]>::try_from(v.value())
+        .map_err(|_| StoreError::Internal(format!("meta entry {key} is malformed")))?;
     Ok(u32::from_be_bytes(b))
 }
 

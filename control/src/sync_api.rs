@@ -57,7 +57,12 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request, long_poll: Duration) -> Resp
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/healthz") => return Response::text(200, "text/plain", "ok\n".into()),
         (_, "/v1/snapshot" | "/v1/records") => {}
-        _ => return Response::error(404, &format!("no such sync endpoint: {} {}", req.method, req.path)),
+        _ => {
+            return Response::error(
+                404,
+                &format!("no such sync endpoint: {} {}", req.method, req.path),
+            )
+        }
     }
     let (token, row) = match authenticate(app, req) {
         Ok(v) => v,
@@ -78,7 +83,10 @@ fn authenticate(app: &App, req: &Request) -> Result<(EnrollToken, DataplaneRow),
     let presented = req.bearer().ok_or_else(deny)?;
     let token = EnrollToken::parse(presented).ok_or_else(deny)?;
     let store = app.store().map_err(|e| store_error(&e))?;
-    let row = store.dataplane(&token.dataplane).map_err(|e| store_error(&e))?.ok_or_else(deny)?;
+    let row = store
+        .dataplane(&token.dataplane)
+        .map_err(|e| store_error(&e))?
+        .ok_or_else(deny)?;
     let expected = unhex::<32>(&row.token_sha256).ok_or_else(deny)?;
     if row.revoked_ms.is_some() || !secret_eq(presented.as_bytes(), &expected) {
         return Err(deny());
@@ -86,7 +94,13 @@ fn authenticate(app: &App, req: &Request) -> Result<(EnrollToken, DataplaneRow),
     Ok((token, row))
 }
 
-fn snapshot(app: &App, req: &Request, token: &EnrollToken, row: &DataplaneRow, long_poll: Duration) -> Response {
+fn snapshot(
+    app: &App,
+    req: &Request,
+    token: &EnrollToken,
+    row: &DataplaneRow,
+    long_poll: Duration,
+) -> Response {
     let after = match req.query_param("after").map(|v| v.parse::<u64>()) {
         None => None,
         Some(Ok(v)) => Some(v),
@@ -108,8 +122,13 @@ fn snapshot(app: &App, req: &Request, token: &EnrollToken, row: &DataplaneRow, l
         Ok((version, body)) => {
             app.metrics.seen(&row.id, Some(version));
             app.metrics.snapshots_served.fetch_add(1, Ordering::Relaxed);
-            Response { status: 200, content_type: "application/json", headers: Vec::new(), body: body.to_vec() }
-                .with_header(VERSION_HEADER, version.to_string())
+            Response {
+                status: 200,
+                content_type: "application/json",
+                headers: Vec::new(),
+                body: body.to_vec(),
+            }
+            .with_header(VERSION_HEADER, version.to_string())
         }
         Err(e) => store_error(&e),
     }
@@ -117,6 +136,7 @@ fn snapshot(app: &App, req: &Request, token: &EnrollToken, row: &DataplaneRow, l
 
 fn records(app: &App, req: &Request, token: &EnrollToken, row: &DataplaneRow) -> Response {
     app.metrics.seen(&token.dataplane, None);
+    let start = std::time::Instant::now();
     let parsed: RecordsBody = match serde_json::from_slice(&req.body) {
         Ok(b) => b,
         Err(e) => return Response::error(400, &format!("bad records body: {e}")),
@@ -132,13 +152,35 @@ fn records(app: &App, req: &Request, token: &EnrollToken, row: &DataplaneRow) ->
         }
     }
     let total = prepared.len() as u64;
+    tracing::debug!(
+        records = total,
+        parse_us = start.elapsed().as_micros() as u64,
+        "records batch decoded"
+    );
     if total == 0 {
-        return Response::json(200, &Ack { acked_through: 0, stored: 0 });
+        return Response::json(
+            200,
+            &Ack {
+                acked_through: 0,
+                stored: 0,
+            },
+        );
     }
-    match app.writer.ingest(Batch { dataplane: row.num, records: prepared }) {
+    match app.writer.ingest(Batch {
+        dataplane: row.num,
+        records: prepared,
+    }) {
         Ok(done) => {
-            app.metrics.replayed.fetch_add(total - done.stored, Ordering::Relaxed);
-            Response::json(200, &Ack { acked_through: done.acked_through, stored: done.stored })
+            app.metrics
+                .replayed
+                .fetch_add(total - done.stored, Ordering::Relaxed);
+            Response::json(
+                200,
+                &Ack {
+                    acked_through: done.acked_through,
+                    stored: done.stored,
+                },
+            )
         }
         Err(e) => store_error(&e),
     }

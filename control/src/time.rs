@@ -9,7 +9,10 @@ const MS_PER_DAY: u64 = 86_400_000;
 
 /// Milliseconds since the unix epoch.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The UTC day number (days since 1970-01-01) of `ms`.
@@ -36,7 +39,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// `YYYY-MM-DD` of a day number.
@@ -136,7 +147,14 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "yesterday", "2024-13-01", "2024-05-01T12:00", "2024-05-01T12:00:00", "2024-05-01T12:00:00+0200"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01",
+            "2024-05-01T12:00",
+            "2024-05-01T12:00:00",
+            "2024-05-01T12:00:00+0200",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
     }

@@ -53,7 +53,9 @@ pub(crate) struct Vault {
 impl Vault {
     /// A vault over 32 raw key bytes.
     pub(crate) fn from_raw(raw: &[u8]) -> Result<Vault, CryptoError> {
-        Ok(Vault { kek: SealKey::from_bytes(raw)? })
+        Ok(Vault {
+            kek: SealKey::from_bytes(raw)?,
+        })
     }
 
     /// A fresh random KEK and its hex form (to be written somewhere safe).
@@ -64,9 +66,8 @@ impl Vault {
 
     /// Parses a KEK given as 64 hex digits.
     pub(crate) fn from_hex(text: &str) -> Result<Vault, String> {
-        let raw = Zeroizing::new(
-            unhex::<32>(text.trim()).ok_or("master key must be 64 hex digits (32 bytes)")?,
-        );
+        let raw =
+            Zeroizing::new(unhex::<32>(text.trim()).ok_or("master key must be 64 hex digits (32 bytes)")?);
         Vault::from_raw(&raw[..]).map_err(|e| e.to_string())
     }
 
@@ -129,7 +130,9 @@ impl Vault {
 
     /// Whether `check` was made by [`Vault::check_value`] of this KEK.
     pub(crate) fn verifies(&self, check: &[u8]) -> bool {
-        self.kek.open(check, CHECK_PLAINTEXT).is_ok_and(|v| &v[..] == CHECK_PLAINTEXT)
+        self.kek
+            .open(check, CHECK_PLAINTEXT)
+            .is_ok_and(|v| &v[..] == CHECK_PLAINTEXT)
     }
 }
 
@@ -149,7 +152,10 @@ mod tests {
         assert_eq!(&a.open_secret("acme/k1", &env).unwrap()[..], b"sk-live-123");
         assert!(a.open_secret("acme/k2", &env).is_err());
         assert!(b.open_secret("acme/k1", &env).is_err());
-        let moved = Envelope { wrapped_dek: b.clone_wrap(&a, &env), sealed: env.sealed.clone() };
+        let moved = Envelope {
+            wrapped_dek: b.clone_wrap(&a, &env),
+            sealed: env.sealed.clone(),
+        };
         assert_eq!(&b.open_secret("acme/k1", &moved).unwrap()[..], b"sk-live-123");
         assert!(a.verifies(&a.check_value().unwrap()));
         assert!(!b.verifies(&a.check_value().unwrap()));

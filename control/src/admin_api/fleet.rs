@@ -37,9 +37,14 @@ pub(super) fn upstreams(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
             app.writer.admin(AdminOp::AddUpstream(u.clone())).map_err(se)?;
             Ok(Response::json(201, &u))
         }
-        ("GET", []) => Ok(Response::json(200, &app.store().map_err(se)?.upstreams().map_err(se)?)),
+        ("GET", []) => Ok(Response::json(
+            200,
+            &app.store().map_err(se)?.upstreams().map_err(se)?,
+        )),
         ("DELETE", [name]) => {
-            app.writer.admin(AdminOp::RemoveUpstream((*name).to_owned())).map_err(se)?;
+            app.writer
+                .admin(AdminOp::RemoveUpstream((*name).to_owned()))
+                .map_err(se)?;
             Ok(Response::json(200, &serde_json::json!({ "deleted": name })))
         }
         (_, []) | (_, [_]) => Err(method_not_allowed(req)),
@@ -83,7 +88,12 @@ pub(super) fn dataplanes(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply 
             Ok(Response::json(200, &list))
         }
         ("POST", [id, "revoke"]) => {
-            app.writer.admin(AdminOp::RevokeDataplane { id: (*id).to_owned(), now_ms: now_ms() }).map_err(se)?;
+            app.writer
+                .admin(AdminOp::RevokeDataplane {
+                    id: (*id).to_owned(),
+                    now_ms: now_ms(),
+                })
+                .map_err(se)?;
             Ok(Response::json(200, &serde_json::json!({ "revoked": id })))
         }
         (_, []) => Err(method_not_allowed(req)),

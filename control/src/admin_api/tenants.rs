@@ -93,14 +93,19 @@ pub(super) fn route(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
         ("GET", [t]) => Ok(Response::json(200, &store.tenant(t).map_err(se)?)),
         ("PATCH", [t]) => update_tenant(app, req, t),
         ("DELETE", [t]) => {
-            app.writer.admin(AdminOp::DeleteTenant((*t).to_owned())).map_err(se)?;
+            app.writer
+                .admin(AdminOp::DeleteTenant((*t).to_owned()))
+                .map_err(se)?;
             Ok(Response::json(200, &serde_json::json!({ "deleted": t })))
         }
         (_, [_]) => Err(method_not_allowed(req)),
         ("POST", [t, "api-keys"]) => create_api_key(app, req, t),
         ("GET", [t, "api-keys"]) => Ok(Response::json(200, &store.api_keys(t).map_err(se)?)),
         ("POST", [t, "api-keys", id, "revoke"]) => {
-            let op = AdminOp::RevokeApiKey { tenant: (*t).to_owned(), id: (*id).to_owned() };
+            let op = AdminOp::RevokeApiKey {
+                tenant: (*t).to_owned(),
+                id: (*id).to_owned(),
+            };
             app.writer.admin(op).map_err(se)?;
             let rows = store.api_keys(t).map_err(se)?;
             let row = rows.into_iter().find(|r| r.id == *id);
@@ -116,14 +121,20 @@ pub(super) fn route(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
             put_provider_key(app, t, id, Zeroizing::new(b.secret), false)
         }
         ("DELETE", [t, "provider-keys", id]) => {
-            let op = AdminOp::DeleteProviderKey { tenant: (*t).to_owned(), id: (*id).to_owned() };
+            let op = AdminOp::DeleteProviderKey {
+                tenant: (*t).to_owned(),
+                id: (*id).to_owned(),
+            };
             app.writer.admin(op).map_err(se)?;
             Ok(Response::json(200, &serde_json::json!({ "deleted": id })))
         }
         ("PUT", [t, "routes"]) => set_route(app, req, t),
         ("GET", [t, "routes"]) => Ok(Response::json(200, &store.routes(t).map_err(se)?)),
         ("DELETE", [t, "routes", model]) => {
-            let op = AdminOp::RemoveRoute { tenant: (*t).to_owned(), model: (*model).to_owned() };
+            let op = AdminOp::RemoveRoute {
+                tenant: (*t).to_owned(),
+                model: (*model).to_owned(),
+            };
             app.writer.admin(op).map_err(se)?;
             Ok(Response::json(200, &serde_json::json!({ "deleted": model })))
         }
@@ -138,7 +149,9 @@ pub(super) fn route(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
 
 fn check_label(what: &str, s: &str) -> Result<(), Response> {
     if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) {
-        return Err(invalid(format!("invalid {what} {s:?}: 1 to 200 characters, no control characters")));
+        return Err(invalid(format!(
+            "invalid {what} {s:?}: 1 to 200 characters, no control characters"
+        )));
     }
     Ok(())
 }
@@ -152,7 +165,12 @@ fn create_tenant(app: &App, req: &Request) -> Reply {
     if let Some(r) = &b.region {
         check_name("region", r).map_err(invalid)?;
     }
-    let row = TenantRow { id: b.id, name: b.name, region: b.region, created_ms: now_ms() };
+    let row = TenantRow {
+        id: b.id,
+        name: b.name,
+        region: b.region,
+        created_ms: now_ms(),
+    };
     app.writer.admin(AdminOp::CreateTenant(row.clone())).map_err(se)?;
     Ok(Response::json(201, &row))
 }
@@ -165,9 +183,16 @@ fn update_tenant(app: &App, req: &Request, id: &str) -> Reply {
     if let Some(Some(r)) = &b.region {
         check_name("region", r).map_err(invalid)?;
     }
-    let op = AdminOp::UpdateTenant { id: id.to_owned(), name: b.name, region: b.region };
+    let op = AdminOp::UpdateTenant {
+        id: id.to_owned(),
+        name: b.name,
+        region: b.region,
+    };
     app.writer.admin(op).map_err(se)?;
-    Ok(Response::json(200, &app.store().map_err(se)?.tenant(id).map_err(se)?))
+    Ok(Response::json(
+        200,
+        &app.store().map_err(se)?.tenant(id).map_err(se)?,
+    ))
 }
 
 fn create_api_key(app: &App, req: &Request, tenant: &str) -> Reply {
@@ -208,8 +233,17 @@ fn put_provider_key(app: &App, tenant: &str, id: &str, secret: Zeroizing<String>
             "provider key secret must be 1 to {MAX_SECRET} characters without spaces or control characters"
         )));
     }
-    let aad = ProviderKey { id: id.to_owned(), tenant: Some(tenant.to_owned()), api_key_env: None, sealed: None }.aad();
-    let env = app.vault.seal_secret(&aad, s.as_bytes()).map_err(|e| Response::error(500, &e.to_string()))?;
+    let aad = ProviderKey {
+        id: id.to_owned(),
+        tenant: Some(tenant.to_owned()),
+        api_key_env: None,
+        sealed: None,
+    }
+    .aad();
+    let env = app
+        .vault
+        .seal_secret(&aad, s.as_bytes())
+        .map_err(|e| Response::error(500, &e.to_string()))?;
     let now = now_ms();
     let row = ProviderKeyRow {
         id: id.to_owned(),
@@ -219,7 +253,12 @@ fn put_provider_key(app: &App, tenant: &str, id: &str, secret: Zeroizing<String>
         created_ms: now,
         updated_ms: now,
     };
-    app.writer.admin(AdminOp::PutProviderKey { row: row.clone(), create }).map_err(se)?;
+    app.writer
+        .admin(AdminOp::PutProviderKey {
+            row: row.clone(),
+            create,
+        })
+        .map_err(se)?;
     let info = app
         .store()
         .map_err(se)?
@@ -244,14 +283,20 @@ fn set_route(app: &App, req: &Request, tenant: &str) -> Reply {
             check_model(m).map_err(invalid)?;
         }
     }
-    let route = Route { tenant: Some(tenant.to_owned()), model: b.model, targets: b.targets };
+    let route = Route {
+        tenant: Some(tenant.to_owned()),
+        model: b.model,
+        targets: b.targets,
+    };
     app.writer.admin(AdminOp::SetRoute(route.clone())).map_err(se)?;
     Ok(Response::json(200, &route))
 }
 
 fn log_query(req: &Request) -> Result<LogQuery, Response> {
     let time = |name: &str| -> Result<Option<u64>, Response> {
-        req.query_param(name).map(|v| parse_time(&v).map_err(invalid)).transpose()
+        req.query_param(name)
+            .map(|v| parse_time(&v).map_err(invalid))
+            .transpose()
     };
     let limit = match req.query_param("limit") {
         None => LOG_LIMIT.0,
@@ -261,5 +306,9 @@ fn log_query(req: &Request) -> Result<LogQuery, Response> {
             .filter(|n| (1..=LOG_LIMIT.1).contains(n))
             .ok_or_else(|| invalid(format!("limit must be 1 to {}", LOG_LIMIT.1)))?,
     };
-    Ok(LogQuery { since: time("since")?, until: time("until")?, limit })
+    Ok(LogQuery {
+        since: time("since")?,
+        until: time("until")?,
+        limit,
+    })
 }

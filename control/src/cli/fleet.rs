@@ -61,8 +61,18 @@ pub(crate) enum UpstreamCmd {
 pub(crate) fn run_upstream(cmd: Noun<UpstreamCmd>) -> anyhow::Result<()> {
     let c = Client::new(&cmd.admin)?;
     match cmd.verb {
-        UpstreamCmd::Add { name, kind, base_url, region } => {
-            let u = Upstream { name, kind: kind.into(), base_url, region };
+        UpstreamCmd::Add {
+            name,
+            kind,
+            base_url,
+            region,
+        } => {
+            let u = Upstream {
+                name,
+                kind: kind.into(),
+                base_url,
+                region,
+            };
             let u: Upstream = c.json(method::POST, "/v1/upstreams", Some(&u))?;
             println!("added upstream {} ({}, {})", u.name, u.kind.as_str(), u.base_url);
         }
@@ -74,13 +84,22 @@ pub(crate) fn run_upstream(cmd: Noun<UpstreamCmd>) -> anyhow::Result<()> {
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|u| {
-                    vec![u.name.clone(), u.kind.as_str().to_owned(), u.base_url.clone(), table::opt(u.region.as_deref())]
+                    vec![
+                        u.name.clone(),
+                        u.kind.as_str().to_owned(),
+                        u.base_url.clone(),
+                        table::opt(u.region.as_deref()),
+                    ]
                 })
                 .collect();
             table::print(&["NAME", "KIND", "BASE URL", "REGION"], &rows);
         }
         UpstreamCmd::Remove { name } => {
-            let _: Value = c.json(method::DELETE, &format!("/v1/upstreams/{}", seg(&name)), None::<&()>)?;
+            let _: Value = c.json(
+                method::DELETE,
+                &format!("/v1/upstreams/{}", seg(&name)),
+                None::<&()>,
+            )?;
             println!("removed upstream {name}");
         }
     }
@@ -120,7 +139,11 @@ pub(crate) fn run_dataplane(cmd: Noun<DataplaneCmd>) -> anyhow::Result<()> {
     let c = Client::new(&cmd.admin)?;
     match cmd.verb {
         DataplaneCmd::Enroll { id } => {
-            let e: Enrolled = c.json(method::POST, "/v1/dataplanes", Some(&serde_json::json!({ "id": id })))?;
+            let e: Enrolled = c.json(
+                method::POST,
+                "/v1/dataplanes",
+                Some(&serde_json::json!({ "id": id })),
+            )?;
             eprintln!("enrolled data plane {}; its token is shown only this once:", e.id);
             println!("{}", e.token);
         }
@@ -134,9 +157,15 @@ pub(crate) fn run_dataplane(cmd: Noun<DataplaneCmd>) -> anyhow::Result<()> {
                 .map(|d| {
                     vec![
                         d.id.clone(),
-                        if d.revoked_ms.is_some() { "revoked".into() } else { "active".into() },
+                        if d.revoked_ms.is_some() {
+                            "revoked".into()
+                        } else {
+                            "active".into()
+                        },
                         table::time(d.last_seen_ms),
-                        d.snapshot_version.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                        d.snapshot_version
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "-".into()),
                         d.records.to_string(),
                     ]
                 })
@@ -144,7 +173,11 @@ pub(crate) fn run_dataplane(cmd: Noun<DataplaneCmd>) -> anyhow::Result<()> {
             table::print(&["ID", "STATE", "LAST SEEN", "SNAPSHOT", "RECORDS"], &rows);
         }
         DataplaneCmd::Revoke { id } => {
-            let _: Value = c.json(method::POST, &format!("/v1/dataplanes/{}/revoke", seg(&id)), None::<&()>)?;
+            let _: Value = c.json(
+                method::POST,
+                &format!("/v1/dataplanes/{}/revoke", seg(&id)),
+                None::<&()>,
+            )?;
             println!("revoked data plane {id}");
         }
     }

@@ -56,7 +56,12 @@ struct Created {
 pub(crate) fn run_apikey(cmd: Noun<ApikeyCmd>) -> anyhow::Result<()> {
     let c = Client::new(&cmd.admin)?;
     match cmd.verb {
-        ApikeyCmd::Create { tenant, id, name, json } => {
+        ApikeyCmd::Create {
+            tenant,
+            id,
+            name,
+            json,
+        } => {
             let path = format!("/v1/tenants/{}/api-keys", seg(&tenant));
             let created: Created = c.json(method::POST, &path, Some(&json!({ "id": id, "name": name })))?;
             if json {
@@ -149,9 +154,15 @@ pub(crate) fn run_provider_key(cmd: Noun<ProviderKeyCmd>) -> anyhow::Result<()> 
     match cmd.verb {
         ProviderKeyCmd::Add { tenant, id } => {
             let secret = read_secret(&format!("provider key secret for {tenant}/{id}: "))?;
-            let body = SecretBody { id: Some(&id), secret: &secret };
-            let _: ProviderKeyInfo =
-                c.json(method::POST, &format!("/v1/tenants/{}/provider-keys", seg(&tenant)), Some(&body))?;
+            let body = SecretBody {
+                id: Some(&id),
+                secret: &secret,
+            };
+            let _: ProviderKeyInfo = c.json(
+                method::POST,
+                &format!("/v1/tenants/{}/provider-keys", seg(&tenant)),
+                Some(&body),
+            )?;
             println!("added provider key {id} for tenant {tenant}");
         }
         ProviderKeyCmd::List { tenant, json } => {
@@ -161,13 +172,22 @@ pub(crate) fn run_provider_key(cmd: Noun<ProviderKeyCmd>) -> anyhow::Result<()> 
             }
             let rows: Vec<Vec<String>> = list
                 .iter()
-                .map(|k| vec![k.id.clone(), table::time(Some(k.created_ms)), table::time(Some(k.updated_ms))])
+                .map(|k| {
+                    vec![
+                        k.id.clone(),
+                        table::time(Some(k.created_ms)),
+                        table::time(Some(k.updated_ms)),
+                    ]
+                })
                 .collect();
             table::print(&["ID", "CREATED", "ROTATED"], &rows);
         }
         ProviderKeyCmd::Rotate { tenant, id } => {
             let secret = read_secret(&format!("new provider key secret for {tenant}/{id}: "))?;
-            let body = SecretBody { id: None, secret: &secret };
+            let body = SecretBody {
+                id: None,
+                secret: &secret,
+            };
             let path = format!("/v1/tenants/{}/provider-keys/{}", seg(&tenant), seg(&id));
             let _: ProviderKeyInfo = c.json(method::PUT, &path, Some(&body))?;
             println!("rotated provider key {id} of tenant {tenant}");
@@ -187,7 +207,9 @@ fn read_secret(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
         Zeroizing::new(rpassword::prompt_password(prompt).context("reading the secret from the terminal")?)
     } else {
         let mut s = Zeroizing::new(String::new());
-        std::io::stdin().read_to_string(&mut s).context("reading the secret from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the secret from stdin")?;
         s
     };
     let trimmed = Zeroizing::new(secret.trim().to_owned());

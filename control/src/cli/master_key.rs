@@ -34,7 +34,10 @@ pub(crate) enum MasterKeyCmd {
 
 /// Runs a master key verb.
 pub(crate) fn run(cmd: MasterKeyCmd) -> anyhow::Result<()> {
-    let MasterKeyCmd::Rotate { data, master_key_file } = cmd;
+    let MasterKeyCmd::Rotate {
+        data,
+        master_key_file,
+    } = cmd;
     let (store, old, source) = serve::open(&data, master_key_file.as_deref())?;
     let dest = match &source {
         KekSource::File(p) => p.clone(),
@@ -79,11 +82,18 @@ pub(crate) fn run(cmd: MasterKeyCmd) -> anyhow::Result<()> {
     };
     txn.commit().context("committing the re-wrapped keys")?;
     std::fs::rename(&pending, &dest).with_context(|| {
-        format!("the store now uses the key in {}; rename it to {} by hand", pending.display(), dest.display())
+        format!(
+            "the store now uses the key in {}; rename it to {} by hand",
+            pending.display(),
+            dest.display()
+        )
     })?;
     secret_file::sync_dir(&dest)?;
     store.close().map_err(|e| anyhow!(e))?;
-    println!("master key rotated: {count} provider key(s) re-wrapped; new key in {}", dest.display());
+    println!(
+        "master key rotated: {count} provider key(s) re-wrapped; new key in {}",
+        dest.display()
+    );
     if source == KekSource::Env {
         eprintln!("note: the old key came from $SLUICE_MASTER_KEY; unset it (or set it to the new key)");
     }

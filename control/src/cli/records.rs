@@ -76,13 +76,19 @@ pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    table::print(&["TIME", "KEY", "MODEL", "UPSTREAM", "STATUS", "OUTCOME", "IN", "OUT", "MS"], &rows);
+    table::print(
+        &[
+            "TIME", "KEY", "MODEL", "UPSTREAM", "STATUS", "OUTCOME", "IN", "OUT", "MS",
+        ],
+        &rows,
+    );
     Ok(())
 }
 
 /// Runs `usage`.
 pub(crate) fn usage(args: UsageArgs) -> anyhow::Result<()> {
-    let list: Vec<UsageRow> = Client::new(&args.admin)?.get(&format!("/v1/tenants/{}/usage", seg(&args.tenant)))?;
+    let list: Vec<UsageRow> =
+        Client::new(&args.admin)?.get(&format!("/v1/tenants/{}/usage", seg(&args.tenant)))?;
     if args.json {
         return print_json(&list);
     }
@@ -97,12 +103,19 @@ pub(crate) fn print_usage(list: &[UsageRow]) {
         .map(|u| {
             vec![
                 u.day.clone(),
-                if u.model.is_empty() { "-".into() } else { u.model.clone() },
+                if u.model.is_empty() {
+                    "-".into()
+                } else {
+                    u.model.clone()
+                },
                 u.requests.to_string(),
                 u.input_tokens.to_string(),
                 u.output_tokens.to_string(),
             ]
         })
         .collect();
-    table::print(&["DAY", "MODEL", "REQUESTS", "INPUT TOKENS", "OUTPUT TOKENS"], &rows);
+    table::print(
+        &["DAY", "MODEL", "REQUESTS", "INPUT TOKENS", "OUTPUT TOKENS"],
+        &rows,
+    );
 }

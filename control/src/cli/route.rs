@@ -43,10 +43,21 @@ pub(crate) enum RouteCmd {
 
 /// Parses `upstream=u,key=k,priority=0,weight=1,model=m`.
 pub(crate) fn parse_target(s: &str) -> anyhow::Result<Target> {
-    let mut t = Target { upstream: String::new(), provider_key: String::new(), model: None, priority: None, weight: 1 };
+    let mut t = Target {
+        upstream: String::new(),
+        provider_key: String::new(),
+        model: None,
+        priority: None,
+        weight: 1,
+    };
     for part in s.split(',').filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').ok_or_else(|| anyhow!("target {s:?}: expected key=value, got {part:?}"))?;
-        let num = |v: &str| v.parse::<u32>().map_err(|_| anyhow!("target {s:?}: {k} must be a number"));
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| anyhow!("target {s:?}: expected key=value, got {part:?}"))?;
+        let num = |v: &str| {
+            v.parse::<u32>()
+                .map_err(|_| anyhow!("target {s:?}: {k} must be a number"))
+        };
         match k.trim() {
             "upstream" => t.upstream = v.to_owned(),
             "key" | "provider_key" => t.provider_key = v.to_owned(),
@@ -66,11 +77,26 @@ pub(crate) fn parse_target(s: &str) -> anyhow::Result<Target> {
 pub(crate) fn run(cmd: Noun<RouteCmd>) -> anyhow::Result<()> {
     let c = Client::new(&cmd.admin)?;
     match cmd.verb {
-        RouteCmd::Set { tenant, model, targets } => {
-            let targets = targets.iter().map(|t| parse_target(t)).collect::<anyhow::Result<Vec<_>>>()?;
+        RouteCmd::Set {
+            tenant,
+            model,
+            targets,
+        } => {
+            let targets = targets
+                .iter()
+                .map(|t| parse_target(t))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let path = format!("/v1/tenants/{}/routes", seg(&tenant));
-            let r: Route = c.json(method::PUT, &path, Some(&json!({ "model": model, "targets": targets })))?;
-            println!("route {} for tenant {tenant}: {} target(s)", r.model, r.targets.len());
+            let r: Route = c.json(
+                method::PUT,
+                &path,
+                Some(&json!({ "model": model, "targets": targets })),
+            )?;
+            println!(
+                "route {} for tenant {tenant}: {} target(s)",
+                r.model,
+                r.targets.len()
+            );
         }
         RouteCmd::List { tenant, json } => {
             let list: Vec<Route> = c.get(&format!("/v1/tenants/{}/routes", seg(&tenant)))?;
@@ -90,7 +116,10 @@ pub(crate) fn run(cmd: Noun<RouteCmd>) -> anyhow::Result<()> {
                     ]);
                 }
             }
-            table::print(&["MODEL", "UPSTREAM", "KEY", "PRIORITY", "WEIGHT", "UPSTREAM MODEL"], &rows);
+            table::print(
+                &["MODEL", "UPSTREAM", "KEY", "PRIORITY", "WEIGHT", "UPSTREAM MODEL"],
+                &rows,
+            );
         }
         RouteCmd::Remove { tenant, model } => {
             let path = format!("/v1/tenants/{}/routes/{}", seg(&tenant), seg(&model));
@@ -109,7 +138,10 @@ mod tests {
     fn targets_parse() {
         let t = parse_target("upstream=mock,key=k1,priority=2,weight=3,model=gpt-4o-2024").unwrap();
         assert_eq!((t.upstream.as_str(), t.provider_key.as_str()), ("mock", "k1"));
-        assert_eq!((t.priority, t.weight, t.model.as_deref()), (Some(2), 3, Some("gpt-4o-2024")));
+        assert_eq!(
+            (t.priority, t.weight, t.model.as_deref()),
+            (Some(2), 3, Some("gpt-4o-2024"))
+        );
         assert!(parse_target("upstream=mock").is_err());
         assert!(parse_target("upstream=mock,key=k,colour=red").is_err());
         assert!(parse_target("upstream=mock,key=k,weight=x").is_err());

@@ -34,5 +34,6 @@ pub(crate) fn opt(value: Option<&str>) -> String {
 
 /// An RFC 3339 time or `-`.
 pub(crate) fn time(ms: Option<u64>) -> String {
-    ms.map(crate::time::format_rfc3339).unwrap_or_else(|| "-".to_owned())
+    ms.map(crate::time::format_rfc3339)
+        .unwrap_or_else(|| "-".to_owned())
 }

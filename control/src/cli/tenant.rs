@@ -61,8 +61,11 @@ pub(crate) fn run(cmd: Noun<TenantCmd>) -> anyhow::Result<()> {
     let c = Client::new(&cmd.admin)?;
     match cmd.verb {
         TenantCmd::Create { id, name, region } => {
-            let t: TenantRow =
-                c.json(method::POST, "/v1/tenants", Some(&json!({ "id": id, "name": name, "region": region })))?;
+            let t: TenantRow = c.json(
+                method::POST,
+                "/v1/tenants",
+                Some(&json!({ "id": id, "name": name, "region": region })),
+            )?;
             println!("created tenant {}", t.id);
         }
         TenantCmd::List { json } => {
@@ -80,7 +83,13 @@ pub(crate) fn run(cmd: Noun<TenantCmd>) -> anyhow::Result<()> {
             }
             table::print(&["ID", "NAME", "REGION", "CREATED"], &[row(&t)]);
         }
-        TenantCmd::Update { id, name, clear_name, region, clear_region } => {
+        TenantCmd::Update {
+            id,
+            name,
+            clear_name,
+            region,
+            clear_region,
+        } => {
             let mut patch = Map::new();
             if let Some(n) = name {
                 patch.insert("name".into(), Value::String(n));

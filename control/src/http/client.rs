@@ -51,14 +51,18 @@ pub(crate) fn call(
         head.push_str(&format!("authorization: Bearer {t}\r\n"));
     }
     if let Some(b) = body {
-        head.push_str(&format!("content-type: application/json\r\ncontent-length: {}\r\n", b.len()));
+        head.push_str(&format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            b.len()
+        ));
     }
     head.push_str("\r\n");
     let mut out = head.into_bytes();
     out.extend_from_slice(body.unwrap_or_default());
     s.write_all(&out).map_err(|e| format!("sending to {base}: {e}"))?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| format!("reading from {base}: {e}"))?;
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("reading from {base}: {e}"))?;
     parse_reply(&raw).ok_or_else(|| format!("{base} sent a malformed HTTP response"))
 }
 
@@ -66,7 +70,9 @@ pub(crate) fn call(
 pub(crate) fn parse_reply(raw: &[u8]) -> Option<Reply> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(n) = resp.parse(raw).ok()? else { return None };
+    let httparse::Status::Complete(n) = resp.parse(raw).ok()? else {
+        return None;
+    };
     let status = resp.code?;
     let len = resp
         .headers

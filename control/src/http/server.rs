@@ -36,32 +36,36 @@ pub(crate) fn spawn(
     handler: Handler,
 ) -> io::Result<()> {
     let active = Arc::new(AtomicUsize::new(0));
-    std::thread::Builder::new().name(format!("{name}-accept")).spawn(move || {
-        for stream in listener.incoming() {
-            let stream = match stream {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(server = name, error = %e, "accept failed");
-                    std::thread::sleep(Duration::from_millis(50));
+    std::thread::Builder::new()
+        .name(format!("{name}-accept"))
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let stream = match stream {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(server = name, error = %e, "accept failed");
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                };
+                if active.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
+                    active.fetch_sub(1, Ordering::AcqRel);
+                    let mut s = stream;
+                    let _ = write_response(&mut s, &Response::error(503, "too many connections"), true);
                     continue;
                 }
-            };
-            if active.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
-                active.fetch_sub(1, Ordering::AcqRel);
-                let mut s = stream;
-                let _ = write_response(&mut s, &Response::error(503, "too many connections"), true);
-                continue;
+                let (handler, tls, active) = (handler.clone(), tls.clone(), active.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("{name}-conn"))
+                    .spawn(move || {
+                        connection(stream, tls, limits, handler.as_ref());
+                        active.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!(server = name, error = %e, "could not start a connection thread");
+                }
             }
-            let (handler, tls, active) = (handler.clone(), tls.clone(), active.clone());
-            let spawned = std::thread::Builder::new().name(format!("{name}-conn")).spawn(move || {
-                connection(stream, tls, limits, handler.as_ref());
-                active.fetch_sub(1, Ordering::AcqRel);
-            });
-            if let Err(e) = spawned {
-                tracing::warn!(server = name, error = %e, "could not start a connection thread");
-            }
-        }
-    })?;
+        })?;
     Ok(())
 }
 
@@ -72,7 +76,9 @@ fn connection(
     handler: &(dyn Fn(&Request) -> Response + Send + Sync),
 ) {
     let _ = stream.set_nodelay(true);
-    if stream.set_read_timeout(Some(limits.idle)).is_err() || stream.set_write_timeout(Some(limits.idle)).is_err() {
+    if stream.set_read_timeout(Some(limits.idle)).is_err()
+        || stream.set_write_timeout(Some(limits.idle)).is_err()
+    {
         return;
     }
     match tls {
@@ -121,7 +127,11 @@ fn fill<S: Read>(s: &mut S, buf: &mut Vec<u8>) -> io::Result<usize> {
 
 /// Reads one request from `s`, using and leaving pipelined bytes in `buf`.
 /// Returns the request and whether to close after answering it.
-fn read_request<S: Read + Write>(s: &mut S, buf: &mut Vec<u8>, limits: &Limits) -> Result<(Request, bool), Stop> {
+fn read_request<S: Read + Write>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+) -> Result<(Request, bool), Stop> {
     let bad = |m: &str| Stop::Reply(Response::error(400, m));
     let (head_len, mut req, close, framing) = loop {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -150,13 +160,19 @@ fn read_request<S: Read + Write>(s: &mut S, buf: &mut Vec<u8>, limits: &Limits) 
         return Err(Stop::Reply(Response::error(431, "request head too large")));
     }
     buf.drain(..head_len);
-    if req.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) && framing != Framing::None {
+    if req
+        .header("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+        && framing != Framing::None
+    {
         if let Framing::Length(n) = framing {
             if n > limits.max_body {
                 return Err(too_large(limits));
             }
         }
-        let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").and_then(|_| s.flush());
+        let _ = s
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .and_then(|_| s.flush());
     }
     req.body = match framing {
         Framing::None => Vec::new(),
@@ -190,7 +206,10 @@ enum Framing {
 }
 
 fn too_large(limits: &Limits) -> Stop {
-    Stop::Reply(Response::error(413, &format!("request body larger than {} bytes", limits.max_body)))
+    Stop::Reply(Response::error(
+        413,
+        &format!("request body larger than {} bytes", limits.max_body),
+    ))
 }
 
 fn head_of(parsed: &httparse::Request<'_, '_>) -> Result<(Request, bool, Framing), Stop> {
@@ -209,7 +228,10 @@ fn head_of(parsed: &httparse::Request<'_, '_>) -> Result<(Request, bool, Framing
     let mut chunked = false;
     for h in parsed.headers.iter() {
         let name = h.name.to_ascii_lowercase();
-        let value = std::str::from_utf8(h.value).map_err(|_| bad("header value is not UTF-8"))?.trim().to_owned();
+        let value = std::str::from_utf8(h.value)
+            .map_err(|_| bad("header value is not UTF-8"))?
+            .trim()
+            .to_owned();
         if name == "content-length" {
             let n: usize = value
                 .parse()
@@ -222,7 +244,10 @@ fn head_of(parsed: &httparse::Request<'_, '_>) -> Result<(Request, bool, Framing
             length = Some(n);
         } else if name == "transfer-encoding" {
             if !value.eq_ignore_ascii_case("chunked") {
-                return Err(Stop::Reply(Response::error(501, "only chunked transfer-encoding is supported")));
+                return Err(Stop::Reply(Response::error(
+                    501,
+                    "only chunked transfer-encoding is supported",
+                )));
             }
             chunked = true;
         }
@@ -234,12 +259,25 @@ fn head_of(parsed: &httparse::Request<'_, '_>) -> Result<(Request, bool, Framing
         (None, true) => Framing::Chunked,
         (None, false) => Framing::None,
     };
-    let conn = headers.iter().find(|(n, _)| n == "connection").map(|(_, v)| v.to_ascii_lowercase());
+    let conn = headers
+        .iter()
+        .find(|(n, _)| n == "connection")
+        .map(|(_, v)| v.to_ascii_lowercase());
     let close = match parsed.version {
         Some(1) => conn.as_deref().is_some_and(|c| c.contains("close")),
         _ => !conn.as_deref().is_some_and(|c| c.contains("keep-alive")),
     };
-    Ok((Request { method, path, query, headers, body: Vec::new() }, close, framing))
+    Ok((
+        Request {
+            method,
+            path,
+            query,
+            headers,
+            body: Vec::new(),
+        },
+        close,
+        framing,
+    ))
 }
 
 fn read_chunked<S: Read>(s: &mut S, buf: &mut Vec<u8>, limits: &Limits) -> Result<Vec<u8>, Stop> {

@@ -97,13 +97,19 @@ pub(crate) fn apply(txn: &WriteTransaction, op: &AdminOp) -> Result<Applied, Sto
     let mut m = txn.open_table(META)?;
     let mut version = meta_u64(&m, meta::SNAPSHOT_VERSION)?;
     if !changes_snapshot {
-        return Ok(Applied { version, compiled: None });
+        return Ok(Applied {
+            version,
+            compiled: None,
+        });
     }
     version += 1;
     let compiled = compile_in(txn, version)?;
     validate(&compiled)?;
     m.insert(meta::SNAPSHOT_VERSION, &version.to_be_bytes()[..])?;
-    Ok(Applied { version, compiled: Some(compiled) })
+    Ok(Applied {
+        version,
+        compiled: Some(compiled),
+    })
 }
 
 /// Compiles the snapshot of `version` from the state inside `txn`.
@@ -131,7 +137,10 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
         AdminOp::CreateTenant(row) => {
             let mut t = txn.open_table(schema::TENANTS)?;
             if t.get(row.id.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!("tenant {:?} already exists", row.id)));
+                return Err(StoreError::Conflict(format!(
+                    "tenant {:?} already exists",
+                    row.id
+                )));
             }
             t.insert(row.id.as_str(), encode(row)?.as_slice())?;
         }
@@ -186,18 +195,21 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
                         row.id, row.tenant
                     )))
                 }
-                (None, false) => return Err(not_found("provider key", &format!("{}/{}", row.tenant, row.id))),
+                (None, false) => {
+                    return Err(not_found("provider key", &format!("{}/{}", row.tenant, row.id)))
+                }
                 (Some(old), false) => row.created_ms = old.created_ms,
                 (None, true) => {}
             }
             t.insert(key, encode(&row)?.as_slice())?;
         }
         AdminOp::DeleteProviderKey { tenant, id } => {
-            if let Some(model) = route_using(txn, |r| {
-                r.tenant.as_deref() == Some(tenant.as_str()) && r.targets.iter().any(|t| &t.provider_key == id)
+            if let Some(route) = route_using(txn, |r| {
+                r.tenant.as_deref() == Some(tenant.as_str())
+                    && r.targets.iter().any(|t| &t.provider_key == id)
             })? {
                 return Err(StoreError::Conflict(format!(
-                    "provider key {tenant}/{id} is used by route {tenant}/{model}; change or remove that route first"
+                    "provider key {tenant}/{id} is used by route {route}; change or remove that route first"
                 )));
             }
             let mut t = txn.open_table(schema::PROVIDER_KEYS)?;
@@ -208,14 +220,17 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
         AdminOp::AddUpstream(u) => {
             let mut t = txn.open_table(schema::UPSTREAMS)?;
             if t.get(u.name.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!("upstream {:?} already exists", u.name)));
+                return Err(StoreError::Conflict(format!(
+                    "upstream {:?} already exists",
+                    u.name
+                )));
             }
             t.insert(u.name.as_str(), encode(u)?.as_slice())?;
         }
         AdminOp::RemoveUpstream(name) => {
-            if let Some(model) = route_using(txn, |r| r.targets.iter().any(|t| &t.upstream == name))? {
+            if let Some(route) = route_using(txn, |r| r.targets.iter().any(|t| &t.upstream == name))? {
                 return Err(StoreError::Conflict(format!(
-                    "upstream {name:?} is used by route {model}; change or remove that route first"
+                    "upstream {name:?} is used by route {route}; change or remove that route first"
                 )));
             }
             let mut t = txn.open_table(schema::UPSTREAMS)?;
@@ -235,7 +250,11 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
                 return Err(not_found("route", &format!("{tenant}/{model}")));
             }
         }
-        AdminOp::EnrollDataplane { id, token_sha256, now_ms } => {
+        AdminOp::EnrollDataplane {
+            id,
+            token_sha256,
+            now_ms,
+        } => {
             enroll(txn, id, token_sha256, *now_ms)?;
             return Ok(false);
         }
@@ -293,7 +312,9 @@ fn enroll(txn: &WriteTransaction, id: &str, token_sha256: &str, now_ms: u64) -> 
         None => {
             let mut m = txn.open_table(META)?;
             let num = meta_u32(&m, meta::NEXT_DATAPLANE)?;
-            let next = num.checked_add(1).ok_or_else(|| StoreError::Internal("data plane numbers exhausted".into()))?;
+            let next = num
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Internal("data plane numbers exhausted".into()))?;
             m.insert(meta::NEXT_DATAPLANE, &next.to_be_bytes()[..])?;
             num
         }
@@ -341,8 +362,10 @@ fn delete_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
     let mut records = txn.open_table(schema::RECORDS)?;
     let lo = (id, [0u8; 20]);
     let hi = (id, [0xffu8; 20]);
-    let keys: Vec<[u8; 20]> =
-        index.range(lo..=hi)?.map(|item| item.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?;
+    let keys: Vec<[u8; 20]> = index
+        .range(lo..=hi)?
+        .map(|item| item.map(|(k, _)| k.value().1))
+        .collect::<Result<_, _>>()?;
     for k in keys {
         index.remove((id, k))?;
         records.remove(schema::split_tenant_record_key(&k).1)?;

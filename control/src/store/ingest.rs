@@ -67,46 +67,62 @@ pub(crate) struct Ingested {
 }
 
 /// Stores `batches` inside `txn`; the caller commits.
+///
+/// A record whose seq is above the highest stored for its data plane is new
+/// without a lookup (data planes send seqs in order, so that is the common
+/// case); any other is looked up and skipped if present.
 pub(crate) fn apply(txn: &WriteTransaction, batches: &[Batch]) -> Result<Vec<Ingested>, StoreError> {
     let mut records = txn.open_table(schema::RECORDS)?;
     let mut index = txn.open_table(schema::RECORDS_BY_TENANT)?;
+    let mut st = txn.open_table(schema::DATAPLANE_STATS)?;
     let mut out = Vec::with_capacity(batches.len());
     // (tenant, day, model) → (requests, input, output), summed before touching the table.
     let mut usage: HashMap<(&str, u32, &str), (u64, u64, u64)> = HashMap::new();
-    // data plane → (stored, max seq).
+    // data plane → (records stored, highest seq stored), as of this transaction.
     let mut stats: HashMap<u32, (u64, u64)> = HashMap::new();
     for batch in batches {
+        let dp = batch.dataplane;
+        let (mut count, mut highest) = match stats.get(&dp) {
+            Some(s) => *s,
+            None => st
+                .get(dp.to_be_bytes())?
+                .map(|v| unpack2(&v.value()))
+                .unwrap_or_default(),
+        };
         let mut stored = 0u64;
         let mut max_seq = 0u64;
         for r in &batch.records {
             max_seq = max_seq.max(r.seq);
-            let key = record_key(batch.dataplane, r.seq);
-            if records.get(key)?.is_some() {
+            let key = record_key(dp, r.seq);
+            if r.seq <= highest && records.get(key)?.is_some() {
                 continue;
             }
             records.insert(key, r.json.as_slice())?;
-            index.insert((r.tenant.as_str(), tenant_record_key(r.ts_ms, batch.dataplane, r.seq)), ())?;
-            let u = usage.entry((r.tenant.as_str(), r.day, r.model.as_str())).or_default();
+            index.insert((r.tenant.as_str(), tenant_record_key(r.ts_ms, dp, r.seq)), ())?;
+            let u = usage
+                .entry((r.tenant.as_str(), r.day, r.model.as_str()))
+                .or_default();
             u.0 += 1;
             u.1 += r.input_tokens;
             u.2 += r.output_tokens;
             stored += 1;
+            highest = highest.max(r.seq);
         }
-        let s = stats.entry(batch.dataplane).or_default();
-        s.0 += stored;
-        s.1 = s.1.max(max_seq);
-        out.push(Ingested { stored, acked_through: max_seq });
+        count += stored;
+        stats.insert(dp, (count, highest));
+        out.push(Ingested {
+            stored,
+            acked_through: max_seq,
+        });
+    }
+    for (dp, (count, highest)) in stats {
+        st.insert(dp.to_be_bytes(), pack2(count, highest))?;
     }
     let mut rollup = txn.open_table(schema::USAGE_DAILY)?;
     for ((tenant, day, model), (n, input, output)) in usage {
         let key = (tenant, day.to_be_bytes(), model);
         let (n0, i0, o0) = rollup.get(key)?.map(|v| unpack3(&v.value())).unwrap_or_default();
         rollup.insert(key, pack3(n0 + n, i0 + input, o0 + output))?;
-    }
-    let mut st = txn.open_table(schema::DATAPLANE_STATS)?;
-    for (dp, (stored, max_seq)) in stats {
-        let (c0, m0) = st.get(dp.to_be_bytes())?.map(|v| unpack2(&v.value())).unwrap_or_default();
-        st.insert(dp.to_be_bytes(), pack2(c0 + stored, m0.max(max_seq)))?;
     }
     Ok(out)
 }

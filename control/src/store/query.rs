@@ -109,7 +109,10 @@ impl Store {
         let mut out = Vec::new();
         for item in t.range::<&str>(..)? {
             let row: DataplaneRow = decode(item?.1.value())?;
-            let (n, max) = stats.get(row.num.to_be_bytes())?.map(|v| unpack2(&v.value())).unwrap_or_default();
+            let (n, max) = stats
+                .get(row.num.to_be_bytes())?
+                .map(|v| unpack2(&v.value()))
+                .unwrap_or_default();
             out.push((row, n, max));
         }
         Ok(out)
@@ -131,13 +134,22 @@ impl Store {
         let index = r.open_table(schema::RECORDS_BY_TENANT)?;
         let records = r.open_table(schema::RECORDS)?;
         let lo = (tenant, schema::tenant_record_key(q.since.unwrap_or(0), 0, 0));
-        let hi = (tenant, schema::tenant_record_key(q.until.unwrap_or(u64::MAX), 0, 0));
+        let hi = (
+            tenant,
+            schema::tenant_record_key(q.until.unwrap_or(u64::MAX), 0, 0),
+        );
         let range = index.range(lo..hi)?;
         let keys: Vec<[u8; 20]> = if q.since.is_some() {
-            range.take(q.limit).map(|i| i.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?
+            range
+                .take(q.limit)
+                .map(|i| i.map(|(k, _)| k.value().1))
+                .collect::<Result<_, _>>()?
         } else {
-            let mut v: Vec<[u8; 20]> =
-                range.rev().take(q.limit).map(|i| i.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?;
+            let mut v: Vec<[u8; 20]> = range
+                .rev()
+                .take(q.limit)
+                .map(|i| i.map(|(k, _)| k.value().1))
+                .collect::<Result<_, _>>()?;
             v.reverse();
             v
         };
@@ -182,7 +194,9 @@ impl Store {
 
 fn tenant_in(r: &ReadTransaction, id: &str) -> Result<TenantRow, StoreError> {
     let t = r.open_table(schema::TENANTS)?;
-    let v = t.get(id)?.ok_or_else(|| StoreError::NotFound(format!("tenant {id:?} does not exist")))?;
+    let v = t
+        .get(id)?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {id:?} does not exist")))?;
     decode(v.value())
 }
 

@@ -72,7 +72,12 @@ pub(crate) struct ProviderKeyInfo {
 
 impl From<&ProviderKeyRow> for ProviderKeyInfo {
     fn from(r: &ProviderKeyRow) -> Self {
-        ProviderKeyInfo { id: r.id.clone(), tenant: r.tenant.clone(), created_ms: r.created_ms, updated_ms: r.updated_ms }
+        ProviderKeyInfo {
+            id: r.id.clone(),
+            tenant: r.tenant.clone(),
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+        }
     }
 }
 

@@ -46,20 +46,27 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || run(&store, &rx, observer.as_ref()))?;
-        Ok(Writer { tx, thread: Mutex::new(Some(thread)) })
+        Ok(Writer {
+            tx,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Applies an admin change and waits until it is durable (or refused).
     pub(crate) fn admin(&self, op: AdminOp) -> Result<Applied, StoreError> {
         let (tx, rx) = bounded(1);
-        self.tx.send(Job::Admin(op, tx)).map_err(|_| StoreError::Unavailable)?;
+        self.tx
+            .send(Job::Admin(op, tx))
+            .map_err(|_| StoreError::Unavailable)?;
         rx.recv().map_err(|_| StoreError::Unavailable)?
     }
 
     /// Stores a record batch and waits until it is durable.
     pub(crate) fn ingest(&self, batch: Batch) -> Result<Ingested, StoreError> {
         let (tx, rx) = bounded(1);
-        self.tx.send(Job::Ingest(batch, tx)).map_err(|_| StoreError::Unavailable)?;
+        self.tx
+            .send(Job::Ingest(batch, tx))
+            .map_err(|_| StoreError::Unavailable)?;
         rx.recv().map_err(|_| StoreError::Unavailable)?
     }
 
@@ -144,10 +151,19 @@ fn run_admin(store: &Store, op: &AdminOp) -> Result<Applied, StoreError> {
 }
 
 fn run_ingest(store: &Store, batches: &[Batch]) -> Result<Vec<Ingested>, StoreError> {
+    let start = std::time::Instant::now();
     let txn = store.begin_write()?;
     match ingest::apply(&txn, batches) {
         Ok(results) => {
+            let applied = start.elapsed();
             txn.commit()?;
+            tracing::debug!(
+                batches = batches.len(),
+                records = batches.iter().map(|b| b.records.len()).sum::<usize>(),
+                apply_us = applied.as_micros() as u64,
+                commit_us = (start.elapsed() - applied).as_micros() as u64,
+                "records committed"
+            );
             Ok(results)
         }
         Err(e) => {
