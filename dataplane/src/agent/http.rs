@@ -250,6 +250,10 @@ impl Client {
 
     /// Makes this client stoppable from another thread through `abort`.
     pub(crate) fn with_abort(mut self, abort: Arc<Abort>) -> Client {
+        // A connection kept alive from earlier requests was never registered
+        // with this abort, so it could not be broken at shutdown: drop it, and
+        // the next request opens (and registers) a fresh one.
+        self.conn = None;
         self.abort = Some(abort);
         self
     }
