@@ -34,6 +34,9 @@ pub struct Limits {
     pub pool_idle_timeout_ms: u64,
     /// On SIGTERM, how long streams in flight may run before exit, ms.
     pub shutdown_grace_ms: u64,
+    /// Count prompt and completion tokens locally. Off: records carry only
+    /// the provider's usage, and reservations estimate four bytes a token.
+    pub count_tokens: bool,
 }
 
 impl Default for Limits {
@@ -51,6 +54,7 @@ impl Default for Limits {
             pool_max_idle: 256,
             pool_idle_timeout_ms: 90_000,
             shutdown_grace_ms: 30_000,
+            count_tokens: true,
         }
     }
 }

@@ -76,6 +76,9 @@ struct Args {
     /// Grace period for requests in flight at shutdown, ms.
     #[arg(long)]
     shutdown_grace_ms: Option<u64>,
+    /// Do not count tokens locally (records keep the provider's usage only).
+    #[arg(long)]
+    no_token_count: bool,
 }
 
 /// Bad configuration: reported in one line, exit 64.

@@ -257,7 +257,7 @@ async fn serve_api(
     };
     let view = crate::policy::extract(api, &req.body)
         .map_err(|e| Reject::with(ErrorKind::InvalidField, e.to_string()))?;
-    let (admission, redacted) = meter::admit(&index, &key, &view, &req.body, ctx)?;
+    let (admission, redacted) = meter::admit(&index, &key, &view, &req.body, w.shared.limits.count_tokens, ctx)?;
     ctx.admission = Some(admission);
     let body = match redacted {
         Some(b) => bytes::Bytes::from(b),

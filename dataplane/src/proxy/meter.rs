@@ -26,8 +26,8 @@ const OVERHEAD_PER_REQUEST: u64 = 8;
 
 /// What admission took, to be settled when the request ends.
 pub struct Admission {
-    /// Tokenizer for this model.
-    pub encoding: Encoding,
+    /// Tokenizer for this model; `None` when tokens are not counted locally.
+    pub encoding: Option<Encoding>,
     tpm: Vec<Arc<Gcra>>,
     tokens_taken: u64,
     credit: Option<(Arc<Credit>, i64)>,
@@ -49,6 +49,7 @@ pub fn admit(
     key: &KeyEntry,
     view: &RequestView<'_>,
     body: &[u8],
+    count_tokens: bool,
     ctx: &mut Ctx<'_>,
 ) -> Result<(Admission, Option<Vec<u8>>), Reject> {
     let tenant = &key.tenant;
@@ -58,9 +59,16 @@ pub fn admit(
     };
 
     let (encoding, estimated) = tokens::encoding_for(&view.model);
-    let prompt = tokens::count_all(encoding, view.texts.iter().map(|t| t.text.as_ref()));
-    ctx.record.prompt_tokens_counted = Some(prompt);
-    ctx.record.tokens_estimated = estimated || ctx.record.route == record::ApiRoute::Messages;
+    let prompt = if count_tokens {
+        let n = tokens::count_all(encoding, view.texts.iter().map(|t| t.text.as_ref()));
+        ctx.record.prompt_tokens_counted = Some(n);
+        ctx.record.tokens_estimated = estimated || ctx.record.route == record::ApiRoute::Messages;
+        n
+    } else {
+        // Not counted: no text encodes to fewer than one token per four bytes
+        // often enough to matter for a worst-case reservation, so bound by bytes.
+        view.texts.iter().map(|t| t.text.len() as u64).sum::<u64>()
+    };
 
     let now = now_ns();
     let mut taken_rpm: Vec<&Arc<Gcra>> = Vec::new();
@@ -119,7 +127,7 @@ pub fn admit(
     };
     Ok((
         Admission {
-            encoding,
+            encoding: count_tokens.then_some(encoding),
             tpm,
             tokens_taken,
             credit,

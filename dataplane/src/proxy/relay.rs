@@ -238,7 +238,7 @@ pub async fn relay(
         dialect,
         capture: ctx.capture.take(),
         counter: match (&ctx.admission, is_sse) {
-            (Some(adm), true) => Some(CompletionCounter::new(adm.encoding)),
+            (Some(adm), true) => adm.encoding.map(CompletionCounter::new),
             _ => None,
         },
         out: Vec::new(),
