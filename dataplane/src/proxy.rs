@@ -168,14 +168,8 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
             } else if !ctx.consumed {
                 io.buf.advance(head.len);
             }
-            write_error(
-                &mut io.out,
-                ctx.flavor,
-                reject.kind,
-                reject.detail.as_deref(),
-                keep,
-                &[],
-            );
+            let extra: Vec<(&str, &str)> = reject.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            write_error(&mut io.out, ctx.flavor, reject.kind, reject.detail.as_deref(), keep, &extra);
             ctx.record.bytes_out += io.out.len() as u64;
             ctx.record.status = reject.kind.status();
             ctx.record.error = Some(reject.kind.label().into());

@@ -19,6 +19,7 @@ pub mod bins;
 pub mod fake;
 pub mod gateway;
 pub mod http;
+pub mod metering;
 pub mod mock;
 pub mod proc;
 pub mod records;
