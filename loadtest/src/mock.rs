@@ -7,10 +7,24 @@
 //! reused read and write buffer per connection, and no lock or shared counter
 //! on the request path (the `--record` inspection is the one opt-in lock).
 //!
-//! Behaviour is set by flags (defaults) and per-request `x-mock-*` headers
-//! (overrides): output length, time to first token, inter-token delay, how
-//! the SSE stream is cut into HTTP chunks, error statuses, truncated or reset
-//! streams, a delayed response head, and a required provider key.
+//! Endpoints: `POST /v1/chat/completions` (OpenAI), `POST /v1/messages`
+//! (Anthropic), streamed or not; `GET /v1/models` (Anthropic's shape when the
+//! request has `anthropic-version`); `GET /healthz`; `GET /_mock/last` (with
+//! `--record`) and `GET /_mock/stats` (`{"requests":N}`; neither they nor
+//! `/healthz` are counted or recorded).
+//!
+//! Per-request headers (flags set the defaults where one exists):
+//!
+//! | header | effect |
+//! |---|---|
+//! | `x-mock-tokens: N` | output tokens (`--tokens`); `max_tokens` caps it, and then the completion ends with `length` / `max_tokens` |
+//! | `x-mock-ttft-ms: MS` | delay after the head, before the first event (`--ttft-ms`) |
+//! | `x-mock-itl-ms: MS` | delay between token events (`--itl-ms`); non-streamed answers wait ttft + itl × (N−1) before the head |
+//! | `x-mock-split: event\|coalesce\|bytes:N\|utf8` | how the stream is cut into HTTP chunks, each its own write (`--split`) |
+//! | `x-mock-status: CODE` | answer that error (400–599) in the provider's shape; `x-mock-error-type` replaces its type |
+//! | `x-mock-truncate-after: K` | send K events and close, without the last chunk (non-streamed: K body bytes) |
+//! | `x-mock-reset-after: K` | the same; meant as a TCP reset, sent as a plain close (see `conn`) |
+//! | `x-mock-head-delay-ms: MS` | delay before the response head |
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -32,30 +46,6 @@ mod tls;
 
 #[cfg(test)]
 mod tests;
-
-/// Token `i` of every completion is `VOCAB[i % VOCAB.len()]`; the text is
-/// their concatenation. Most pieces carry multi-byte UTF-8 (2, 3 and 4-byte
-/// characters) so that a stream cut inside a character is the common case,
-/// and two need JSON escapes (a quote, a newline), so clients that reassemble
-/// the text exercise both.
-pub(crate) const VOCAB: &[&str] = &[
-    " Hello",
-    " héllo",
-    " 世界",
-    " 🚀",
-    " naïve",
-    " Ω",
-    " stream",
-    " café",
-    " 日本語",
-    ",",
-    " über",
-    " \"quoted\"",
-    " ☃",
-    " señor",
-    " 💡",
-    ".\n",
-];
 
 /// Flags of `sluice-loadtest mock`. Knobs set here are defaults that the
 /// request headers named in each field's help override per request.
@@ -98,7 +88,8 @@ pub(crate) struct MockArgs {
     #[arg(long, value_parser = split::Split::parse_arg)]
     pub(crate) split: Option<split::Split>,
     /// Answer 401 in the provider's shape unless the request carries
-    /// `Authorization: Bearer KEY` (OpenAI) or `x-api-key: KEY` (Anthropic).
+    /// `Authorization: Bearer KEY` (OpenAI; newer Anthropic SDKs too) or
+    /// `x-api-key: KEY` (Anthropic).
     #[arg(long)]
     pub(crate) require_key: Option<String>,
     /// Keep the last request (method, path, headers, body) for

@@ -19,10 +19,11 @@ use super::server::Worker;
 use super::stream::{self, Events, Pace, Scratch};
 use super::text::push_u64;
 
-/// Initial capacity of a connection's read buffer (a typical request).
-const READ_BUF: usize = 8 * 1024;
+/// Initial capacity of a connection's read buffer (a typical request); small,
+/// since thousands of idle keep-alive connections each hold one.
+const READ_BUF: usize = 4 * 1024;
 /// Spare room always offered to a read.
-const MIN_READ: usize = 4 * 1024;
+const MIN_READ: usize = 1024;
 /// Buffers grown past this by one large request are shrunk back afterwards.
 const KEEP_BUF: usize = 64 * 1024;
 
@@ -46,7 +47,10 @@ struct Bufs {
 async fn run<S: AsyncReadRent + AsyncWriteRent>(io: &mut S, w: &Worker) -> io::Result<()> {
     let mut read = Vec::with_capacity(READ_BUF);
     let mut decoded = Vec::new();
-    let mut bufs = Bufs { out: Vec::with_capacity(READ_BUF), ..Bufs::default() };
+    let mut bufs = Bufs {
+        out: Vec::with_capacity(READ_BUF),
+        ..Bufs::default()
+    };
     let key = w.shared.require_key.as_deref();
     let record = w.shared.last.is_some();
     loop {
@@ -93,7 +97,11 @@ async fn run<S: AsyncReadRent + AsyncWriteRent>(io: &mut S, w: &Worker) -> io::R
                 }
             },
         };
-        let body = if in_read { &read[head.len..used] } else { &decoded[..] };
+        let body = if in_read {
+            &read[head.len..used]
+        } else {
+            &decoded[..]
+        };
         let keep_alive = respond(io, w, &head, body, &mut bufs).await?;
         read.drain(..used);
         if !keep_alive {
@@ -151,7 +159,12 @@ async fn reject<S: AsyncWriteRent>(io: &mut S, b: &mut Bufs, bad: BadRequest) ->
         BadRequest::HeadTooLarge => ApiError::new(431, "request head too large"),
         BadRequest::BodyTooLarge => ApiError::new(413, "request body too large"),
     };
-    let meta = Meta { api: Api::OpenAi, id: 0, keep_alive: false, processing_ms: 0 };
+    let meta = Meta {
+        api: Api::OpenAi,
+        id: 0,
+        keep_alive: false,
+        processing_ms: 0,
+    };
     push_error(&mut b.out, &mut b.tmp, &e, &meta);
     flush(io, &mut b.out).await
 }
@@ -171,12 +184,24 @@ async fn respond<S: AsyncWriteRent>(
             record(last, head, body);
         }
     }
-    let api = if head.route == Route::Messages || head.anthropic { Api::Anthropic } else { Api::OpenAi };
-    let meta = Meta { api, id: w.next_id(), keep_alive: head.keep_alive, processing_ms: 0 };
+    let api = if head.route == Route::Messages || head.anthropic {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    };
+    let meta = Meta {
+        api,
+        id: w.next_id(),
+        keep_alive: head.keep_alive,
+        processing_ms: 0,
+    };
     match head.route {
         Route::Chat | Route::Messages | Route::Models => return provider(io, w, head, body, b, meta).await,
         _ if !head.is_get && head.route != Route::Unknown => {
-            let e = ApiError::new(405, format!("Method {} not allowed on {}", head.method, head.path));
+            let e = ApiError::new(
+                405,
+                format!("Method {} not allowed on {}", head.method, head.path),
+            );
             push_error(&mut b.out, &mut b.tmp, &e, &meta);
         }
         Route::Healthz => push_full(&mut b.out, 200, "text/plain", b"ok", &meta),
@@ -188,7 +213,10 @@ async fn respond<S: AsyncWriteRent>(
             push_full(&mut b.out, 200, "application/json", &b.tmp, &meta);
         }
         Route::MockLast => {
-            let last = shared.last.as_ref().and_then(|l| l.lock().unwrap_or_else(PoisonError::into_inner).clone());
+            let last = shared
+                .last
+                .as_ref()
+                .and_then(|l| l.lock().unwrap_or_else(PoisonError::into_inner).clone());
             match last {
                 Some(json) => push_full(&mut b.out, 200, "application/json", json.as_bytes(), &meta),
                 None => {
@@ -245,8 +273,14 @@ async fn provider<S: AsyncWriteRent>(
         return Ok(head.keep_alive);
     };
     let want = k.tokens.unwrap_or(shared.tokens);
-    let n = ask.max_tokens.map_or(want, |m| u32::try_from(m).unwrap_or(u32::MAX).min(want));
-    let usage = Usage { prompt: ask.prompt_tokens, completion: n, capped: n < want };
+    let n = ask
+        .max_tokens
+        .map_or(want, |m| u32::try_from(m).unwrap_or(u32::MAX).min(want));
+    let usage = Usage {
+        prompt: ask.prompt_tokens,
+        completion: n,
+        capped: n < want,
+    };
     let ttft = Duration::from_millis(k.ttft_ms.unwrap_or(shared.ttft_ms));
     let itl = Duration::from_millis(k.itl_ms.unwrap_or(shared.itl_ms));
     // A reset is sent as a plain close: SO_LINGER=0 needs a raw descriptor,
@@ -255,7 +289,9 @@ async fn provider<S: AsyncWriteRent>(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let created = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let created = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     if ask.stream {
         push_head(&mut b.out, 200, "text/event-stream; charset=utf-8", None, &meta);
         let events = Events {
@@ -266,7 +302,12 @@ async fn provider<S: AsyncWriteRent>(
             usage,
             include_usage: ask.include_usage,
         };
-        let pace = Pace { ttft, itl, split: k.split.or(shared.split), cut };
+        let pace = Pace {
+            ttft,
+            itl,
+            split: k.split.or(shared.split),
+            cut,
+        };
         stream::send(io, &mut b.out, &events, pace, &mut b.stream).await?;
     } else {
         // A provider sends nothing until the whole completion is generated.
@@ -292,13 +333,22 @@ async fn provider<S: AsyncWriteRent>(
 /// The checks a provider makes before answering, in its order: method,
 /// key, the mock's error knobs, then the body. `Ok(None)`: a model listing.
 fn check(head: &Head, body: &[u8], api: Api) -> Result<Option<prompt::Ask>, ApiError> {
-    let allowed = if head.route == Route::Models { head.is_get } else { head.is_post };
+    let allowed = if head.route == Route::Models {
+        head.is_get
+    } else {
+        head.is_post
+    };
     if !allowed {
-        return Err(ApiError::new(405, format!("Method {} not allowed on {}", head.method, head.path)));
+        return Err(ApiError::new(
+            405,
+            format!("Method {} not allowed on {}", head.method, head.path),
+        ));
     }
+    // Anthropic takes its key as `x-api-key` or, from newer SDKs, as a
+    // bearer token.
     let authorized = match api {
         Api::OpenAi => head.bearer_ok,
-        Api::Anthropic => head.api_key_ok,
+        Api::Anthropic => head.api_key_ok || head.bearer_ok,
     };
     if !authorized {
         return Err(ApiError::new(
@@ -314,7 +364,10 @@ fn check(head: &Head, body: &[u8], api: Api) -> Result<Option<prompt::Ask>, ApiE
         return Err(ApiError::invalid(format!("invalid value in header {name}"), None));
     }
     if let Some(status) = k.status {
-        return Err(ApiError { kind: k.error_type.clone(), ..ApiError::new(status, default_message(status)) });
+        return Err(ApiError {
+            kind: k.error_type.clone(),
+            ..ApiError::new(status, default_message(status))
+        });
     }
     match head.route {
         Route::Chat => prompt::openai(body).map(Some),

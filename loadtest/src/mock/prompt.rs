@@ -56,7 +56,9 @@ pub(super) fn openai(body: &[u8]) -> Result<Ask, ApiError> {
             None,
         )
     })?;
-    let model = b.model.ok_or_else(|| ApiError::invalid("you must provide a model parameter", None))?;
+    let model = b
+        .model
+        .ok_or_else(|| ApiError::invalid("you must provide a model parameter", None))?;
     let messages = b.messages.ok_or_else(|| ApiError {
         code: Some("missing_required_parameter"),
         ..ApiError::invalid("Missing required parameter: 'messages'.", Some("messages"))
@@ -66,7 +68,10 @@ pub(super) fn openai(body: &[u8]) -> Result<Ask, ApiError> {
         (a, b) => a.or(b),
     };
     if max_tokens == Some(0) {
-        return Err(ApiError::invalid("max_tokens must be at least 1", Some("max_tokens")));
+        return Err(ApiError::invalid(
+            "max_tokens must be at least 1",
+            Some("max_tokens"),
+        ));
     }
     Ok(Ask {
         model: model.into_owned(),
@@ -81,11 +86,20 @@ pub(super) fn openai(body: &[u8]) -> Result<Ask, ApiError> {
 pub(super) fn anthropic(body: &[u8]) -> Result<Ask, ApiError> {
     let b: AnthropicBody<'_> = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}"), None))?;
-    let model = b.model.ok_or_else(|| ApiError::invalid("model: Field required", None))?;
-    let messages = b.messages.ok_or_else(|| ApiError::invalid("messages: Field required", None))?;
-    let max_tokens = b.max_tokens.ok_or_else(|| ApiError::invalid("max_tokens: Field required", None))?;
+    let model = b
+        .model
+        .ok_or_else(|| ApiError::invalid("model: Field required", None))?;
+    let messages = b
+        .messages
+        .ok_or_else(|| ApiError::invalid("messages: Field required", None))?;
+    let max_tokens = b
+        .max_tokens
+        .ok_or_else(|| ApiError::invalid("max_tokens: Field required", None))?;
     if max_tokens == 0 {
-        return Err(ApiError::invalid("max_tokens: Input should be greater than or equal to 1", None));
+        return Err(ApiError::invalid(
+            "max_tokens: Input should be greater than or equal to 1",
+            None,
+        ));
     }
     Ok(Ask {
         model: model.into_owned(),

@@ -155,7 +155,10 @@ pub(super) fn parse_head(
         let name = h.name;
         let value = trim(h.value);
         if let Some(all) = head.headers.as_mut() {
-            all.push((name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()));
+            all.push((
+                name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            ));
         }
         if name.eq_ignore_ascii_case("content-length") {
             let n = parse_num(value).ok_or(BadRequest::Malformed("invalid content-length"))?;
@@ -209,7 +212,10 @@ pub(super) fn parse_head(
 fn knob(knobs: &mut Knobs, name: &str, value: &[u8]) {
     let name = name.to_ascii_lowercase();
     let ok = match name.as_str() {
-        "tokens" => set(&mut knobs.tokens, parse_num(value).and_then(|n| u32::try_from(n).ok())),
+        "tokens" => set(
+            &mut knobs.tokens,
+            parse_num(value).and_then(|n| u32::try_from(n).ok()),
+        ),
         "ttft-ms" => set(&mut knobs.ttft_ms, parse_num(value)),
         "itl-ms" => set(&mut knobs.itl_ms, parse_num(value)),
         "head-delay-ms" => set(&mut knobs.head_delay_ms, parse_num(value)),
@@ -217,10 +223,18 @@ fn knob(knobs: &mut Knobs, name: &str, value: &[u8]) {
         "reset-after" => set(&mut knobs.reset_after, parse_num(value).map(saturate)),
         "status" => set(
             &mut knobs.status,
-            parse_num(value).and_then(|n| u16::try_from(n).ok()).filter(|n| (400..=599).contains(n)),
+            parse_num(value)
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| (400..=599).contains(n)),
         ),
-        "split" => set(&mut knobs.split, std::str::from_utf8(value).ok().and_then(Split::parse)),
-        "error-type" => set(&mut knobs.error_type, std::str::from_utf8(value).ok().map(str::to_owned)),
+        "split" => set(
+            &mut knobs.split,
+            std::str::from_utf8(value).ok().and_then(Split::parse),
+        ),
+        "error-type" => set(
+            &mut knobs.error_type,
+            std::str::from_utf8(value).ok().map(str::to_owned),
+        ),
         _ => true,
     };
     if !ok && knobs.bad.is_none() {
@@ -258,7 +272,10 @@ fn parse_num(v: &[u8]) -> Option<u64> {
 
 fn trim(v: &[u8]) -> &[u8] {
     let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
     &v[start..end]
 }
 

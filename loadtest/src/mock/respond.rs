@@ -42,12 +42,21 @@ pub(super) struct ApiError {
 impl ApiError {
     /// An error with the status's usual type and code.
     pub(super) fn new(status: u16, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status, kind: None, message: message.into(), param: None, code: None }
+        Self {
+            status,
+            kind: None,
+            message: message.into(),
+            param: None,
+            code: None,
+        }
     }
 
     /// A 400 about a missing or invalid body field.
     pub(super) fn invalid(message: impl Into<Cow<'static, str>>, param: Option<&'static str>) -> Self {
-        Self { param, ..Self::new(400, message) }
+        Self {
+            param,
+            ..Self::new(400, message)
+        }
     }
 }
 
@@ -60,7 +69,13 @@ pub(super) fn push_id(out: &mut Vec<u8>, id: u64) {
 }
 
 /// Appends a response head. `body_len: None` means a chunked event stream.
-pub(super) fn push_head(out: &mut Vec<u8>, status: u16, content_type: &str, body_len: Option<usize>, m: &Meta) {
+pub(super) fn push_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    body_len: Option<usize>,
+    m: &Meta,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_u64(out, u64::from(status));
     out.push(b' ');
@@ -74,7 +89,11 @@ pub(super) fn push_head(out: &mut Vec<u8>, status: u16, content_type: &str, body
         }
         None => out.extend_from_slice(b"\r\ntransfer-encoding: chunked\r\ncache-control: no-cache"),
     }
-    out.extend_from_slice(if m.keep_alive { b"\r\nconnection: keep-alive" } else { b"\r\nconnection: close" });
+    out.extend_from_slice(if m.keep_alive {
+        b"\r\nconnection: keep-alive"
+    } else {
+        b"\r\nconnection: close"
+    });
     match m.api {
         Api::OpenAi => {
             out.extend_from_slice(b"\r\nx-request-id: req_mock");

@@ -95,9 +95,14 @@ pub(super) fn worker(
         }
     }
     let runtime = if shared.epoll {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().map(Into::into)
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(Into::into)
     } else {
-        monoio::RuntimeBuilder::<monoio::FusionDriver>::new().enable_timer().build()
+        monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
     };
     let mut runtime = match runtime.context("building the monoio runtime") {
         Ok(rt) => rt,
@@ -122,7 +127,11 @@ pub(super) fn worker(
             }
         };
         let tls = shared.tls.clone().map(monoio_rustls::TlsAcceptor::from);
-        let worker = Rc::new(Worker { id, shared, seq: Cell::new(0) });
+        let worker = Rc::new(Worker {
+            id,
+            shared,
+            seq: Cell::new(0),
+        });
         loop {
             let stream = match listener.accept().await {
                 Ok((stream, _peer)) => stream,

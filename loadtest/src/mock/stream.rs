@@ -190,7 +190,9 @@ pub(super) async fn send<S: AsyncWriteRent>(
                 flush(io, out).await?;
                 monoio::time::sleep(pace.itl).await;
             }
-            (at + 1..limit).find(|&e| ev.token_of(e).is_some_and(|t| t > 0)).unwrap_or(limit)
+            (at + 1..limit)
+                .find(|&e| ev.token_of(e).is_some_and(|t| t > 0))
+                .unwrap_or(limit)
         };
         s.events.clear();
         s.ends.clear();

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::split::Split;
 use super::text::push_json_str;
-use super::VOCAB;
+use super::text::VOCAB;
 use super::{spawn, MockArgs, MockServer};
 
 #[derive(Parser)]
@@ -21,9 +21,12 @@ struct Cli {
 }
 
 fn start(extra: &[&str]) -> MockServer {
-    let mut argv = vec!["mock", "--listen", "127.0.0.1:0", "--workers", "1"];
+    let mut argv = vec!["mock", "--listen", "127.0.0.1:0"];
+    if !extra.contains(&"--workers") {
+        argv.extend(["--workers", "1"]);
+    }
     argv.extend_from_slice(extra);
-    spawn(&Cli::parse_from(argv).args).expect("start the mock")
+    spawn(&Cli::try_parse_from(argv).expect("mock flags").args).expect("start the mock")
 }
 
 /// Both drivers: the default (io_uring here) and epoll.
@@ -48,7 +51,10 @@ struct Resp {
 
 impl Resp {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     fn json(&self) -> Value {
@@ -70,14 +76,19 @@ struct Client<S> {
 impl Client<TcpStream> {
     fn connect(addr: SocketAddr) -> Self {
         let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
         Client::new(s)
     }
 }
 
 impl<S: Read + Write> Client<S> {
     fn new(s: S) -> Self {
-        Self { s, buf: Vec::new(), eof: false }
+        Self {
+            s,
+            buf: Vec::new(),
+            eof: false,
+        }
     }
 
     fn send(&mut self, raw: &[u8]) {
@@ -128,7 +139,12 @@ impl<S: Read + Write> Client<S> {
                     let headers = r
                         .headers
                         .iter()
-                        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                        .map(|h| {
+                            (
+                                h.name.to_ascii_lowercase(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
                         .collect::<Vec<_>>();
                     break (r.code.expect("status"), headers, n);
                 }
@@ -138,11 +154,24 @@ impl<S: Read + Write> Client<S> {
             if status == 100 {
                 continue;
             }
-            let mut resp = Resp { status, headers, body: Vec::new(), chunks: Vec::new(), complete: false };
-            if resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            let mut resp = Resp {
+                status,
+                headers,
+                body: Vec::new(),
+                chunks: Vec::new(),
+                complete: false,
+            };
+            if resp
+                .header("transfer-encoding")
+                .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+            {
                 self.read_chunked(&mut resp);
             } else {
-                let n: usize = resp.header("content-length").expect("content-length").parse().expect("length");
+                let n: usize = resp
+                    .header("content-length")
+                    .expect("content-length")
+                    .parse()
+                    .expect("length");
                 while self.buf.len() < n && self.fill() {}
                 let got = n.min(self.buf.len());
                 resp.body = self.take(got);
@@ -174,7 +203,11 @@ impl<S: Read + Write> Client<S> {
                     return;
                 }
             }
-            assert_eq!(&self.buf[at + size..at + size + 2], b"\r\n", "chunk data ends with CRLF");
+            assert_eq!(
+                &self.buf[at + size..at + size + 2],
+                b"\r\n",
+                "chunk data ends with CRLF"
+            );
             let data = self.buf[at..at + size].to_vec();
             self.take(at + size + 2);
             resp.body.extend_from_slice(&data);
@@ -272,9 +305,17 @@ fn check_openai_stream(r: &Resp, include_usage: bool, tokens: usize) -> String {
         assert_eq!(c["object"], "chat.completion.chunk");
         assert!(c["created"].as_u64().is_some());
         assert_eq!(c["model"], "gpt-4o-mini");
-        assert_eq!(c.get("usage").is_some(), include_usage, "usage key only with include_usage");
+        assert_eq!(
+            c.get("usage").is_some(),
+            include_usage,
+            "usage key only with include_usage"
+        );
     }
-    let with_choices = if include_usage { &chunks[..chunks.len() - 1] } else { &chunks[..] };
+    let with_choices = if include_usage {
+        &chunks[..chunks.len() - 1]
+    } else {
+        &chunks[..]
+    };
     for c in with_choices {
         assert_eq!(c["choices"].as_array().map(Vec::len), Some(1));
         assert_eq!(c["choices"][0]["index"], 0);
@@ -321,7 +362,10 @@ fn openai_stream_with_and_without_usage() {
             assert_eq!(check_openai_stream(&r, include_usage, 16), text(16));
             // The default framing: one HTTP chunk per event.
             assert_eq!(r.chunks.len(), 16 + 3 + usize::from(include_usage));
-            assert!(r.chunks.iter().all(|c| c.starts_with(b"data: ") && c.ends_with(b"\n\n")));
+            assert!(r
+                .chunks
+                .iter()
+                .all(|c| c.starts_with(b"data: ") && c.ends_with(b"\n\n")));
         }
     }
 }
@@ -334,11 +378,17 @@ fn check_anthropic_stream(r: &Resp, tokens: usize) -> String {
     assert!(r.complete);
     let events = sse(&r.body);
     let mut names = vec!["message_start", "content_block_start", "ping"];
-    names.extend(std::iter::repeat("content_block_delta").take(tokens));
+    names.resize(3 + tokens, "content_block_delta");
     names.extend(["content_block_stop", "message_delta", "message_stop"]);
-    let got: Vec<&str> = events.iter().map(|(n, _)| n.as_deref().expect("event name")).collect();
+    let got: Vec<&str> = events
+        .iter()
+        .map(|(n, _)| n.as_deref().expect("event name"))
+        .collect();
     assert_eq!(got, names);
-    let data: Vec<Value> = events.iter().map(|(_, d)| serde_json::from_str(d).expect("data JSON")).collect();
+    let data: Vec<Value> = events
+        .iter()
+        .map(|(_, d)| serde_json::from_str(d).expect("data JSON"))
+        .collect();
     for (name, d) in names.iter().zip(&data) {
         assert_eq!(d["type"], *name);
     }
@@ -352,7 +402,10 @@ fn check_anthropic_stream(r: &Resp, tokens: usize) -> String {
     assert_eq!(msg["usage"]["input_tokens"], 10);
     assert_eq!(msg["usage"]["output_tokens"], 1);
     assert_eq!(data[1]["index"], 0);
-    assert_eq!(data[1]["content_block"], serde_json::json!({"type": "text", "text": ""}));
+    assert_eq!(
+        data[1]["content_block"],
+        serde_json::json!({"type": "text", "text": ""})
+    );
     let mut text = String::new();
     for d in &data[3..3 + tokens] {
         assert_eq!(d["index"], 0);
@@ -361,7 +414,10 @@ fn check_anthropic_stream(r: &Resp, tokens: usize) -> String {
     }
     assert_eq!(data[3 + tokens]["index"], 0);
     let delta = &data[4 + tokens];
-    assert_eq!(delta["delta"], serde_json::json!({"stop_reason": "end_turn", "stop_sequence": null}));
+    assert_eq!(
+        delta["delta"],
+        serde_json::json!({"stop_reason": "end_turn", "stop_sequence": null})
+    );
     assert_eq!(delta["usage"], serde_json::json!({"output_tokens": tokens}));
     text
 }
@@ -371,7 +427,11 @@ fn anthropic_stream_event_sequence() {
     for flags in DRIVERS {
         let m = start(flags);
         let mut c = Client::connect(m.addr);
-        let r = c.roundtrip(&post("/v1/messages", &[("anthropic-version", "2023-06-01")], &messages(true)));
+        let r = c.roundtrip(&post(
+            "/v1/messages",
+            &[("anthropic-version", "2023-06-01")],
+            &messages(true),
+        ));
         assert_eq!(check_anthropic_stream(&r, 16), text(16));
         assert_eq!(r.chunks.len(), 16 + 6);
     }
@@ -411,7 +471,10 @@ fn non_stream_bodies_and_usage() {
     assert_eq!(v["type"], "message");
     assert_eq!(v["role"], "assistant");
     assert_eq!(v["model"], "claude-sonnet-4-5");
-    assert_eq!(v["content"], serde_json::json!([{"type": "text", "text": text(20)}]));
+    assert_eq!(
+        v["content"],
+        serde_json::json!([{"type": "text", "text": text(20)}])
+    );
     assert_eq!(v["stop_reason"], "end_turn");
     assert!(v["stop_sequence"].is_null());
     assert_eq!(
@@ -432,9 +495,17 @@ fn max_tokens_and_token_knob() {
     assert_eq!(v["choices"][0]["message"]["content"], text(3));
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     assert_eq!(v["usage"]["prompt_tokens"], 1, "at least one prompt token");
-    let r = c.roundtrip(&post("/v1/chat/completions", &[("x-mock-tokens", "40")], &chat(true, true)));
+    let r = c.roundtrip(&post(
+        "/v1/chat/completions",
+        &[("x-mock-tokens", "40")],
+        &chat(true, true),
+    ));
     assert_eq!(check_openai_stream(&r, true, 40), text(40));
-    let r = c.roundtrip(&post("/v1/chat/completions", &[("x-mock-tokens", "0")], &chat(true, false)));
+    let r = c.roundtrip(&post(
+        "/v1/chat/completions",
+        &[("x-mock-tokens", "0")],
+        &chat(true, false),
+    ));
     assert_eq!(check_openai_stream(&r, false, 0), "");
     let body = serde_json::json!({"model": "c", "max_tokens": 5, "messages": []}).to_string();
     let v = c.roundtrip(&post("/v1/messages", &[], &body)).json();
@@ -481,7 +552,11 @@ fn split_modes_keep_the_payload() {
                     // utf8: every token event with a multi-byte character is
                     // cut inside it, so its first piece is not valid UTF-8.
                     let multibyte = (0..16).filter(|&i| !VOCAB[i].is_ascii()).count();
-                    let broken = r.chunks.iter().filter(|c| std::str::from_utf8(c).is_err()).count();
+                    let broken = r
+                        .chunks
+                        .iter()
+                        .filter(|c| std::str::from_utf8(c).is_err())
+                        .count();
                     assert_eq!(broken, 2 * multibyte);
                     assert_eq!(r.chunks.len(), 22 + multibyte);
                 }
@@ -494,9 +569,17 @@ fn split_modes_keep_the_payload() {
 fn pacing_knobs_keep_the_payload() {
     let m = start(&["--ttft-ms", "1", "--itl-ms", "1"]);
     let mut c = Client::connect(m.addr);
-    let r = c.roundtrip(&post("/v1/chat/completions", &[("x-mock-head-delay-ms", "1")], &chat(true, true)));
+    let r = c.roundtrip(&post(
+        "/v1/chat/completions",
+        &[("x-mock-head-delay-ms", "1")],
+        &chat(true, true),
+    ));
     assert_eq!(check_openai_stream(&r, true, 16), text(16));
-    let r = c.roundtrip(&post("/v1/chat/completions", &[("x-mock-ttft-ms", "0")], &chat(false, false)));
+    let r = c.roundtrip(&post(
+        "/v1/chat/completions",
+        &[("x-mock-ttft-ms", "0")],
+        &chat(false, false),
+    ));
     assert_eq!(r.json()["choices"][0]["message"]["content"], text(16));
 }
 
@@ -509,12 +592,20 @@ fn truncate_and_reset_end_the_stream_without_the_last_chunk() {
         assert_eq!(r.status, 200);
         assert!(!r.complete, "{knob}: no terminating chunk");
         assert!(c.eof, "{knob}: connection closed");
-        assert_eq!(r.body.iter().filter(|&&b| b == b'\n').count(), 6, "{knob}: three events");
+        assert_eq!(
+            r.body.iter().filter(|&&b| b == b'\n').count(),
+            6,
+            "{knob}: three events"
+        );
         assert!(!String::from_utf8_lossy(&r.body).contains("[DONE]"));
     }
     // Non-streamed: the head promises more body than follows.
     let mut c = Client::connect(m.addr);
-    let r = c.roundtrip(&post("/v1/chat/completions", &[("x-mock-truncate-after", "10")], &chat(false, false)));
+    let r = c.roundtrip(&post(
+        "/v1/chat/completions",
+        &[("x-mock-truncate-after", "10")],
+        &chat(false, false),
+    ));
     assert_eq!(r.body.len(), 10);
     assert!(!r.complete && c.eof);
 }
@@ -523,7 +614,11 @@ fn truncate_and_reset_end_the_stream_without_the_last_chunk() {
 fn status_knob_answers_in_the_provider_shape() {
     let m = start(&[]);
     let mut c = Client::connect(m.addr);
-    let r = c.roundtrip(&post("/v1/chat/completions", &[("x-mock-status", "429")], &chat(true, false)));
+    let r = c.roundtrip(&post(
+        "/v1/chat/completions",
+        &[("x-mock-status", "429")],
+        &chat(true, false),
+    ));
     assert_eq!(r.status, 429);
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header("retry-after"), Some("1"));
@@ -539,13 +634,21 @@ fn status_knob_answers_in_the_provider_shape() {
     ));
     assert_eq!(r.status, 500);
     assert_eq!(r.json()["error"]["type"], "custom_error");
-    let r = c.roundtrip(&post("/v1/messages", &[("x-mock-status", "529")], &messages(true)));
+    let r = c.roundtrip(&post(
+        "/v1/messages",
+        &[("x-mock-status", "529")],
+        &messages(true),
+    ));
     assert_eq!(r.status, 529);
     let v = r.json();
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "overloaded_error");
     assert!(v["error"]["message"].is_string());
-    let r = c.roundtrip(&post("/v1/messages", &[("x-mock-status", "oops")], &messages(true)));
+    let r = c.roundtrip(&post(
+        "/v1/messages",
+        &[("x-mock-status", "oops")],
+        &messages(true),
+    ));
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
 }
@@ -560,7 +663,9 @@ fn body_validation_errors() {
     let v = r.json();
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "invalid_request_error");
-    assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("max_tokens")));
+    assert!(v["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("max_tokens")));
     let r = c.roundtrip(&post("/v1/chat/completions", &[], "{not json"));
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
@@ -581,14 +686,37 @@ fn require_key_answers_401_in_the_provider_shape() {
     let r = c.roundtrip(&post("/v1/chat/completions", &[], &chat(false, false)));
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["code"], "invalid_api_key");
-    let r = c.roundtrip(&post("/v1/chat/completions", &[("authorization", "Bearer sk-wrong")], &chat(false, false)));
+    let r = c.roundtrip(&post(
+        "/v1/chat/completions",
+        &[("authorization", "Bearer sk-wrong")],
+        &chat(false, false),
+    ));
     assert_eq!(r.status, 401);
-    let r = c.roundtrip(&post("/v1/chat/completions", &[("Authorization", "Bearer sk-upstream")], &chat(false, false)));
+    let r = c.roundtrip(&post(
+        "/v1/chat/completions",
+        &[("Authorization", "Bearer sk-upstream")],
+        &chat(false, false),
+    ));
     assert_eq!(r.status, 200);
-    let r = c.roundtrip(&post("/v1/messages", &[("authorization", "Bearer sk-upstream")], &messages(false)));
+    let r = c.roundtrip(&post(
+        "/v1/messages",
+        &[("x-api-key", "sk-wrong")],
+        &messages(false),
+    ));
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["type"], "authentication_error");
-    let r = c.roundtrip(&post("/v1/messages", &[("x-api-key", "sk-upstream")], &messages(false)));
+    let r = c.roundtrip(&post(
+        "/v1/messages",
+        &[("x-api-key", "sk-upstream")],
+        &messages(false),
+    ));
+    assert_eq!(r.status, 200);
+    // Newer Anthropic SDKs send the key as a bearer token.
+    let r = c.roundtrip(&post(
+        "/v1/messages",
+        &[("authorization", "Bearer sk-upstream")],
+        &messages(false),
+    ));
     assert_eq!(r.status, 200);
     // The mock's own endpoints need no key.
     assert_eq!(c.roundtrip(&get("/healthz")).status, 200);
@@ -635,7 +763,9 @@ fn keep_alive_chunked_bodies_and_continue() {
         assert_eq!(c.read_response().text(), "ok");
         let models = c.read_response().json();
         assert_eq!(models["object"], "list");
-        assert!(models["data"].as_array().is_some_and(|d| d.iter().all(|m| m["object"] == "model")));
+        assert!(models["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|m| m["object"] == "model")));
         // Connection: close is honoured.
         let r = c.roundtrip(b"GET /healthz HTTP/1.1\r\nconnection: close\r\n\r\n");
         assert_eq!(r.header("connection"), Some("close"));
@@ -651,7 +781,8 @@ fn garbage_gets_400_and_close() {
     assert_eq!(r.status, 400);
     assert!(c.closed());
     let mut c = Client::connect(m.addr);
-    let r = c.roundtrip(b"POST /v1/messages HTTP/1.1\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n");
+    let r =
+        c.roundtrip(b"POST /v1/messages HTTP/1.1\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n");
     assert_eq!(r.status, 400);
     assert!(c.closed());
 }
@@ -661,14 +792,21 @@ fn record_and_stats() {
     let m = start(&["--record"]);
     let mut c = Client::connect(m.addr);
     assert_eq!(c.roundtrip(&get("/_mock/last")).status, 404);
-    c.roundtrip(&post("/v1/chat/completions", &[("X-Custom", "a b")], &chat(false, false)));
+    c.roundtrip(&post(
+        "/v1/chat/completions",
+        &[("X-Custom", "a b")],
+        &chat(false, false),
+    ));
     c.roundtrip(&get("/healthz"));
     let last = c.roundtrip(&get("/_mock/last")).json();
     assert_eq!(last["method"], "POST");
     assert_eq!(last["path"], "/v1/chat/completions");
     assert_eq!(last["headers"]["x-custom"], "a b");
     assert_eq!(last["body"], chat(false, false));
-    assert_eq!(c.roundtrip(&get("/_mock/stats")).json(), serde_json::json!({"requests": 1}));
+    assert_eq!(
+        c.roundtrip(&get("/_mock/stats")).json(),
+        serde_json::json!({"requests": 1})
+    );
     // Without --record the last request is not kept.
     let m = start(&[]);
     let mut c = Client::connect(m.addr);
@@ -685,7 +823,10 @@ fn several_workers_share_one_port() {
         check_anthropic_stream(&r, 16);
     }
     let mut c = Client::connect(m.addr);
-    assert_eq!(c.roundtrip(&get("/_mock/stats")).json(), serde_json::json!({"requests": 12}));
+    assert_eq!(
+        c.roundtrip(&get("/_mock/stats")).json(),
+        serde_json::json!({"requests": 12})
+    );
 }
 
 #[test]
@@ -706,24 +847,38 @@ fn tls_with_the_written_certificate() {
         .with_root_certificates(roots)
         .with_no_client_auth();
     for name in ["localhost", "127.0.0.1"] {
-        let server_name = rustls_pki_types::ServerName::try_from(name).expect("name").to_owned();
+        let server_name = rustls_pki_types::ServerName::try_from(name)
+            .expect("name")
+            .to_owned();
         let conn = rustls::ClientConnection::new(Arc::new(cfg.clone()), server_name).expect("client");
         let tcp = TcpStream::connect(m.addr).expect("connect");
-        tcp.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        tcp.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
         let mut c = Client::new(rustls::StreamOwned::new(conn, tcp));
         let r = c.roundtrip(&post("/v1/chat/completions", &[], &chat(true, true)));
         assert_eq!(check_openai_stream(&r, true, 16), text(16));
-        let r = c.roundtrip(&post("/v1/messages", &[("x-mock-split", "bytes:3")], &messages(true)));
+        let r = c.roundtrip(&post(
+            "/v1/messages",
+            &[("x-mock-split", "bytes:3")],
+            &messages(true),
+        ));
         assert_eq!(check_anthropic_stream(&r, 16), text(16));
     }
 }
 
 #[test]
 fn json_strings_match_serde() {
-    for s in VOCAB.iter().copied().chain(["", "a\"b\\c\u{1}\u{1f}\t\r\n", "plain"]) {
+    for s in VOCAB
+        .iter()
+        .copied()
+        .chain(["", "a\"b\\c\u{1}\u{1f}\t\r\n", "plain"])
+    {
         let mut out = Vec::new();
         push_json_str(&mut out, s);
-        assert_eq!(String::from_utf8(out).expect("utf8"), serde_json::to_string(s).expect("json"));
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            serde_json::to_string(s).expect("json")
+        );
     }
 }
 

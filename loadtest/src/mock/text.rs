@@ -1,6 +1,28 @@
 //! The mock's completion text and the small writers every renderer shares.
 
-use super::VOCAB;
+/// Token `i` of every completion is `VOCAB[i % VOCAB.len()]`; the text is
+/// their concatenation. Most pieces carry multi-byte UTF-8 (2, 3 and 4-byte
+/// characters) so that a stream cut inside a character is the common case,
+/// and two need JSON escapes (a quote, a newline), so clients that reassemble
+/// the text exercise both.
+pub(crate) const VOCAB: &[&str] = &[
+    " Hello",
+    " héllo",
+    " 世界",
+    " 🚀",
+    " naïve",
+    " Ω",
+    " stream",
+    " café",
+    " 日本語",
+    ",",
+    " über",
+    " \"quoted\"",
+    " ☃",
+    " señor",
+    " 💡",
+    ".\n",
+];
 
 /// Token `i` of a completion.
 pub(super) fn token(i: u32) -> &'static str {
@@ -37,7 +59,14 @@ pub(super) fn push_json_escaped(out: &mut Vec<u8>, s: &str) {
         };
         out.extend_from_slice(&bytes[start..i]);
         if esc.is_empty() {
-            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]);
         } else {
             out.extend_from_slice(esc);
         }
