@@ -21,7 +21,10 @@ pub struct IpHasher {
 
 impl Default for IpHasher {
     fn default() -> Self {
-        IpHasher { day: AtomicU64::new(u64::MAX), key: ArcSwap::from_pointee(fresh_key()) }
+        IpHasher {
+            day: AtomicU64::new(u64::MAX),
+            key: ArcSwap::from_pointee(fresh_key()),
+        }
     }
 }
 
@@ -41,7 +44,9 @@ fn fresh_key() -> hmac::Key {
 impl IpHasher {
     /// Lower-case hex HMAC of `ip` under today's salt.
     pub fn hash(&self, ip: IpAddr) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         self.hash_at(ip, now / DAY_SECS)
     }
 

@@ -311,9 +311,17 @@ fn load_snapshot(path: &Path, prev: Option<&Index>) -> Result<Index, String> {
 /// caret) into one line: the message lines, without the excerpt.
 fn one_line(message: &str) -> String {
     let is_excerpt = |l: &str| {
-        l.starts_with('|') || l.starts_with('^') || l.split_once('|').is_some_and(|(n, _)| n.trim().parse::<u64>().is_ok())
+        l.starts_with('|')
+            || l.starts_with('^')
+            || l.split_once('|')
+                .is_some_and(|(n, _)| n.trim().parse::<u64>().is_ok())
     };
-    message.lines().map(str::trim).filter(|l| !l.is_empty() && !is_excerpt(l)).collect::<Vec<_>>().join(": ")
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_excerpt(l))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 fn parse_addr(s: &str, flag: &str) -> Result<SocketAddr, ConfigError> {

@@ -169,15 +169,22 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
                 io.buf.advance(head.len);
             }
             let extra: Vec<(&str, &str)> = reject.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            write_error(&mut io.out, ctx.flavor, reject.kind, reject.detail.as_deref(), keep, &extra);
+            write_error(
+                &mut io.out,
+                ctx.flavor,
+                reject.kind,
+                reject.detail.as_deref(),
+                keep,
+                &extra,
+            );
             ctx.record.bytes_out += io.out.len() as u64;
             ctx.record.status = reject.kind.status();
             ctx.record.error = Some(reject.kind.label().into());
             if ctx.record.outcome == Outcome::Ok {
                 ctx.record.outcome = match reject.kind {
-                    ErrorKind::UpstreamUnreachable | ErrorKind::UpstreamTimeout | ErrorKind::UpstreamProtocol => {
-                        Outcome::UpstreamUnavailable
-                    }
+                    ErrorKind::UpstreamUnreachable
+                    | ErrorKind::UpstreamTimeout
+                    | ErrorKind::UpstreamProtocol => Outcome::UpstreamUnavailable,
                     _ => Outcome::Rejected,
                 };
             }
@@ -251,7 +258,8 @@ async fn serve_api(
     };
     let view = crate::policy::extract(api, &req.body)
         .map_err(|e| Reject::with(ErrorKind::InvalidField, e.to_string()))?;
-    let (admission, redacted) = meter::admit(&index, &key, &view, &req.body, w.shared.limits.count_tokens, ctx)?;
+    let (admission, redacted) =
+        meter::admit(&index, &key, &view, &req.body, w.shared.limits.count_tokens, ctx)?;
     ctx.admission = Some(admission);
     let body = match redacted {
         Some(b) => bytes::Bytes::from(b),

@@ -25,7 +25,12 @@ pub struct Capture {
 impl Capture {
     /// Starts capturing a request whose body is `request`.
     pub fn new(key: Arc<SealKey>, request: Bytes) -> Self {
-        Capture { key, request, response: Vec::new(), cut: false }
+        Capture {
+            key,
+            request,
+            response: Vec::new(),
+            cut: false,
+        }
     }
 
     /// Appends response payload, within the bound.
@@ -42,8 +47,14 @@ impl Capture {
             "response": String::from_utf8_lossy(&self.response),
             "response_truncated": self.cut,
         });
-        let Ok(plain) = serde_json::to_vec(&doc).map(zeroize::Zeroizing::new) else { return };
-        let aad = format!("content/{}/{}", record.tenant.as_deref().unwrap_or(""), record.ts_ms);
+        let Ok(plain) = serde_json::to_vec(&doc).map(zeroize::Zeroizing::new) else {
+            return;
+        };
+        let aad = format!(
+            "content/{}/{}",
+            record.tenant.as_deref().unwrap_or(""),
+            record.ts_ms
+        );
         if let Ok(sealed) = self.key.seal(&plain, aad.as_bytes()) {
             record.content_sealed = Some(hex(&sealed));
         }
@@ -66,7 +77,9 @@ mod tests {
         c.seal_into(&mut r);
         let sealed = r.content_sealed.clone().unwrap();
         assert!(!sealed.contains("canary"));
-        let bytes: Vec<u8> = (0..sealed.len() / 2).map(|i| u8::from_str_radix(&sealed[2 * i..2 * i + 2], 16).unwrap()).collect();
+        let bytes: Vec<u8> = (0..sealed.len() / 2)
+            .map(|i| u8::from_str_radix(&sealed[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
         let plain = key.open(&bytes, b"content/acme/42").unwrap();
         let v: serde_json::Value = serde_json::from_slice(&plain).unwrap();
         assert_eq!(v["response"], "data: hello\n\n");

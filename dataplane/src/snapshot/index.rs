@@ -281,7 +281,10 @@ impl Index {
             let content_key = match (&t.content_key, &material) {
                 (None, _) => None,
                 (Some(_), KeyMaterial::Env(_)) => {
-                    bail!("tenant {:?}: content logging needs a control plane (content_key)", t.id)
+                    bail!(
+                        "tenant {:?}: content logging needs a control plane (content_key)",
+                        t.id
+                    )
                 }
                 (Some(hex), KeyMaterial::Sealed(opener)) => {
                     let sealed = unhex_vec(hex)
