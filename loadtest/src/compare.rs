@@ -1,10 +1,226 @@
-//! Being written.
+//! `sluice-loadtest compare`: the same workload against the mock directly,
+//! Sluice in front of it and nginx in front of it, in one run.
+//!
+//! It starts everything on loopback (the mock: this binary; Sluice: the
+//! `sluice-dataplane` next to it, standalone mode with a generated snapshot;
+//! nginx: a config rendered from `benches/nginx/nginx.conf.tmpl`) and then,
+//! in one of three modes:
+//!
+//! - latency (default): short rounds, interleaved round-robin (direct,
+//!   sluice, nginx, direct, ...), so drift on the machine hits every target
+//!   alike; results are added up per target over the rounds;
+//! - `--max-rate-search`: the rate steps up (×`--step`) for every target
+//!   until p99 TTFT exceeds `--p99-bound-ms` or errors exceed 0.1%;
+//! - `--open-streams N`: N streams held open (closed loop, one token a
+//!   second), sampling each server's RSS.
+//!
+//! Nothing is pinned: the load, the mock and the proxies share the cores
+//! under the kernel's scheduler (see `loadtest/LOADTEST.md`).
 
-/// Arguments.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::run::parse_duration;
+use crate::run::schedule::Arrivals;
+
+mod nginx;
+mod output;
+mod procs;
+mod rounds;
+mod streams;
+
+/// Which servers to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Which {
+    /// The mock, directly.
+    Direct,
+    /// Sluice in front of the mock.
+    Sluice,
+    /// nginx in front of the mock.
+    Nginx,
+}
+
+/// Arguments of `sluice-loadtest compare`.
 #[derive(clap::Args, Debug, Clone)]
-pub(crate) struct CompareArgs {}
+pub(crate) struct CompareArgs {
+    /// Requests per second (open loop), the same for every target.
+    #[arg(long, default_value_t = 1000.0)]
+    pub(crate) rate: f64,
+    /// Open-loop arrival process.
+    #[arg(long, value_enum, default_value = "constant")]
+    pub(crate) arrivals: Arrivals,
+    /// Length of one round against one target.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub(crate) duration: Duration,
+    /// Rounds; each visits every target once, in turn.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) rounds: usize,
+    /// Unmeasured warm-up against each target before the rounds.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub(crate) warmup: Duration,
+    /// Output tokens per response (sent as `x-mock-tokens`).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) tokens: u64,
+    /// Mock delay before the first token, ms (`x-mock-ttft-ms`).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) ttft_ms: u64,
+    /// Mock delay between tokens, ms (`x-mock-itl-ms`).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) itl_ms: u64,
+    /// Ask for non-streamed responses (streaming is the default).
+    #[arg(long)]
+    pub(crate) no_stream: bool,
+    /// Worker threads/processes of each server (Sluice, nginx).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) workers: usize,
+    /// Worker threads of the mock (default: --workers).
+    #[arg(long)]
+    pub(crate) mock_workers: Option<usize>,
+    /// Worker threads of the load generator.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) load_workers: usize,
+    /// Targets to measure, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "direct,sluice,nginx"
+    )]
+    pub(crate) targets: Vec<Which>,
+    /// Run Sluice twice: on io_uring and on epoll (MONOIO_FORCE_LEGACY_DRIVER=1).
+    #[arg(long)]
+    pub(crate) drivers: bool,
+    /// Find each target's highest sustained rate instead of comparing at --rate.
+    #[arg(long, conflicts_with = "open_streams")]
+    pub(crate) max_rate_search: bool,
+    /// Max-rate search: the p99 TTFT (e2e if not streamed) a sustained rate must stay under.
+    #[arg(long, default_value_t = 50.0)]
+    pub(crate) p99_bound_ms: f64,
+    /// Max-rate search: the first rate tried.
+    #[arg(long, default_value_t = 1000.0)]
+    pub(crate) start_rate: f64,
+    /// Max-rate search: the factor from one rate to the next.
+    #[arg(long, default_value_t = 1.25)]
+    pub(crate) step: f64,
+    /// Max-rate search: bisection steps between the last rate sustained and
+    /// the first that was not.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) refine: usize,
+    /// Max-rate search: stop here even if every target keeps up.
+    #[arg(long, default_value_t = 200_000.0)]
+    pub(crate) max_rate: f64,
+    /// Hold this many streams open (the mock sends one token a second) and
+    /// sample each server's memory. The fd limit here (20,000 per process,
+    /// two per proxied stream) makes ~9,500 the most a proxy can hold.
+    #[arg(long)]
+    pub(crate) open_streams: Option<usize>,
+    /// Open streams: how long to hold them once all are open.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub(crate) hold: Duration,
+    /// Open streams: spread the opening over this long.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub(crate) ramp: Duration,
+    /// The sluice-dataplane binary (default: next to this one).
+    #[arg(long)]
+    pub(crate) sluice: Option<PathBuf>,
+    /// The nginx binary (default: from PATH or /usr/sbin).
+    #[arg(long)]
+    pub(crate) nginx: Option<PathBuf>,
+    /// Install nginx-light with apt-get if nginx is missing.
+    #[arg(long)]
+    pub(crate) install_nginx: bool,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+    /// Keep the temporary directory (configs, logs, records) for inspection.
+    #[arg(long)]
+    pub(crate) keep_dir: bool,
+}
 
-/// Entry point.
-pub(crate) fn main(_args: CompareArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+/// One measured target: where the load goes and the proxy process, if any.
+pub(crate) struct Side {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    pub(crate) key: String,
+    pub(crate) proxy: Option<procs::Server>,
+}
+
+/// Entry point of `sluice-loadtest compare`.
+pub(crate) fn main(args: CompareArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("sluice-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = compare(&args, &dir);
+    if args.keep_dir {
+        eprintln!("configs and logs kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn compare(args: &CompareArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut mock = procs::start_mock(args.mock_workers.unwrap_or(args.workers), dir)?;
+    let mut sides = Vec::new();
+    let want = |w: Which| args.targets.contains(&w);
+    if want(Which::Direct) {
+        sides.push(Side {
+            name: "direct".into(),
+            url: mock.url.clone(),
+            key: "sk-direct".into(),
+            proxy: None,
+        });
+    }
+    if want(Which::Sluice) {
+        let bin = procs::sluice_bin(args.sluice.as_deref())?;
+        let drivers: &[bool] = if args.drivers { &[false, true] } else { &[false] };
+        for &epoll in drivers {
+            let s = procs::start_sluice(&bin, &mock.url, args.workers, dir, epoll)?;
+            sides.push(Side {
+                name: s.name.clone(),
+                url: s.url.clone(),
+                key: procs::GATEWAY_KEY.into(),
+                proxy: Some(s),
+            });
+        }
+    }
+    if want(Which::Nginx) {
+        if let Some(bin) = procs::find_nginx(args.nginx.as_deref(), args.install_nginx)? {
+            let s = procs::start_nginx(&bin, &mock.url, args.workers, dir)?;
+            sides.push(Side {
+                name: "nginx".into(),
+                url: s.url.clone(),
+                key: "sk-direct".into(),
+                proxy: Some(s),
+            });
+        }
+    }
+    if sides.is_empty() {
+        anyhow::bail!("no target to measure");
+    }
+    eprintln!(
+        "targets: {} (mock at {}; load workers {}, server workers {}; nothing pinned)",
+        sides
+            .iter()
+            .map(|s| format!("{} {}", s.name, s.url))
+            .collect::<Vec<_>>()
+            .join(", "),
+        mock.url,
+        args.load_workers,
+        args.workers
+    );
+    let out = if let Some(n) = args.open_streams {
+        streams::run(args, &mut sides, &mut mock, n)?
+    } else if args.max_rate_search {
+        rounds::search(args, &mut sides, &mut mock)?
+    } else {
+        rounds::latency(args, &mut sides, &mut mock)?
+    };
+    print!("{}", out.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&out)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }

@@ -13,7 +13,11 @@ mod mock;
 mod run;
 
 #[derive(Parser, Debug)]
-#[command(name = "sluice-loadtest", version, about = "Sluice load tester and mock LLM provider")]
+#[command(
+    name = "sluice-loadtest",
+    version,
+    about = "Sluice load tester and mock LLM provider"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+mod cancel;
 mod chunked;
 mod client;
 mod http;
@@ -22,15 +23,16 @@ pub(crate) mod report;
 pub(crate) mod request;
 pub(crate) mod schedule;
 mod sse;
-mod sse_metrics;
-mod stats;
+pub(crate) mod sse_metrics;
+pub(crate) mod stats;
 mod worker;
 
 use client::{Clock, Connector};
 use report::{ConfigEcho, Report, Totals};
 use request::{Api, RequestSpec, Requests, Target};
 use schedule::Arrivals;
-use worker::{Live, Load, Plan};
+pub(crate) use worker::Load;
+use worker::{Live, Plan};
 
 /// Arguments of `sluice-loadtest run`.
 #[derive(clap::Args, Debug, Clone)]
@@ -125,7 +127,9 @@ pub(crate) struct RunArgs {
 /// Parses `10s`, `500ms`, `1m`, `1.5h`, `250us`; a bare number is seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
     let secs = match unit.trim() {
@@ -162,10 +166,15 @@ pub(crate) struct RunConfig {
 impl RunConfig {
     pub(crate) fn from_args(a: &RunArgs) -> anyhow::Result<Self> {
         let load = match (a.rate, a.concurrency) {
-            (Some(rate), None) if rate > 0.0 && rate.is_finite() => {
-                Load::Open { rate, arrivals: a.arrivals, seed: a.seed }
-            }
-            (None, Some(c)) if c > 0 => Load::Closed { concurrency: c, ramp: a.ramp },
+            (Some(rate), None) if rate > 0.0 && rate.is_finite() => Load::Open {
+                rate,
+                arrivals: a.arrivals,
+                seed: a.seed,
+            },
+            (None, Some(c)) if c > 0 => Load::Closed {
+                concurrency: c,
+                ramp: a.ramp,
+            },
             (None, None) => bail!("give --rate R (open loop) or --concurrency C (closed loop)"),
             _ => bail!("--rate must be > 0, --concurrency ≥ 1, and not both"),
         };
@@ -179,7 +188,11 @@ impl RunConfig {
             }
             None => None,
         };
-        let headers = a.headers.iter().map(|h| request::parse_header(h)).collect::<anyhow::Result<Vec<_>>>()?;
+        let headers = a
+            .headers
+            .iter()
+            .map(|h| request::parse_header(h))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
             url: a.url.clone(),
             spec: RequestSpec {
@@ -215,7 +228,11 @@ impl RunConfig {
             Load::Open { rate, arrivals, .. } => ("open", Some(*rate), Some(*arrivals), None),
             Load::Closed { concurrency, .. } => ("closed", None, None, Some(*concurrency as u64)),
         };
-        let secret = |n: &str| ["authorization", "x-api-key", "cookie"].iter().any(|s| n.eq_ignore_ascii_case(s));
+        let secret = |n: &str| {
+            ["authorization", "x-api-key", "cookie"]
+                .iter()
+                .any(|s| n.eq_ignore_ascii_case(s))
+        };
         ConfigEcho {
             url: self.url.clone(),
             api: self.api(),
@@ -235,7 +252,13 @@ impl RunConfig {
                 .spec
                 .headers
                 .iter()
-                .map(|(n, v)| if secret(n) { format!("{n}: <redacted>") } else { format!("{n}: {v}") })
+                .map(|(n, v)| {
+                    if secret(n) {
+                        format!("{n}: <redacted>")
+                    } else {
+                        format!("{n}: {v}")
+                    }
+                })
                 .collect(),
         }
     }
@@ -253,9 +276,17 @@ pub(crate) fn execute(cfg: &RunConfig, progress: bool) -> anyhow::Result<Totals>
     // Fail fast, before any load, if nothing listens there.
     std::net::TcpStream::connect_timeout(&addrs[0], Duration::from_secs(5))
         .with_context(|| format!("cannot connect to {} ({})", cfg.url, addrs[0]))?;
-    let tls = if target.tls { Some(client::tls_config(cfg.ca_file.as_deref())?) } else { None };
+    let tls = if target.tls {
+        Some(client::tls_config(cfg.ca_file.as_deref())?)
+    } else {
+        None
+    };
     let reqs = Arc::new(Requests::build(&target, &cfg.spec)?);
-    let cores = if cfg.pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let cores = if cfg.pin {
+        core_affinity::get_core_ids().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let live = Arc::new(Live::default());
     let (tx, rx) = crossbeam_channel::unbounded();
     let cpu0 = procstat::cpu_seconds(None).unwrap_or(0.0);
@@ -293,7 +324,10 @@ pub(crate) fn execute(cfg: &RunConfig, progress: bool) -> anyhow::Result<Totals>
     }
     let done = done?;
     let cpu_s = procstat::cpu_seconds(None).unwrap_or(0.0) - cpu0;
-    let mut totals = Totals { cpu_s, ..Default::default() };
+    let mut totals = Totals {
+        cpu_s,
+        ..Default::default()
+    };
     let mut dispatch_end_ns = 0;
     for d in &done {
         totals.stats.merge(&d.stats);
@@ -320,7 +354,11 @@ pub(crate) fn main(args: RunArgs) -> anyhow::Result<()> {
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     if args.fail_on_error && report.requests.errors > 0 {
-        bail!("{} of {} requests failed", report.requests.errors, report.requests.sent);
+        bail!(
+            "{} of {} requests failed",
+            report.requests.errors,
+            report.requests.sent
+        );
     }
     Ok(())
 }

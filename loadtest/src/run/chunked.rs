@@ -43,7 +43,10 @@ impl Default for ChunkedDecoder {
 
 impl ChunkedDecoder {
     pub(crate) fn new() -> Self {
-        Self { state: State::Size { digits: 0 }, size: 0 }
+        Self {
+            state: State::Size { digits: 0 },
+            size: 0,
+        }
     }
 
     /// Whether the terminating zero-size chunk and trailer have been read.
@@ -54,7 +57,11 @@ impl ChunkedDecoder {
     /// Decodes `input`, calling `on_data` with each run of payload bytes.
     /// Returns how many bytes of `input` were consumed: all of them, unless
     /// the body ended inside `input` (the rest belongs to the next message).
-    pub(crate) fn feed(&mut self, input: &[u8], mut on_data: impl FnMut(&[u8])) -> Result<usize, ChunkedError> {
+    pub(crate) fn feed(
+        &mut self,
+        input: &[u8],
+        mut on_data: impl FnMut(&[u8]),
+    ) -> Result<usize, ChunkedError> {
         let mut i = 0;
         while i < input.len() {
             let b = input[i];
@@ -77,7 +84,11 @@ impl ChunkedDecoder {
                 }
                 State::SizeLine => {
                     if b == b'\n' {
-                        self.state = if self.size == 0 { State::TrailerLineStart } else { State::Data(self.size) };
+                        self.state = if self.size == 0 {
+                            State::TrailerLineStart
+                        } else {
+                            State::Data(self.size)
+                        };
                         self.size = 0;
                     }
                     i += 1;
@@ -87,7 +98,11 @@ impl ChunkedDecoder {
                     on_data(&input[i..i + n]);
                     i += n;
                     let left = left - n as u64;
-                    self.state = if left == 0 { State::DataCr } else { State::Data(left) };
+                    self.state = if left == 0 {
+                        State::DataCr
+                    } else {
+                        State::Data(left)
+                    };
                 }
                 State::DataCr => {
                     // Tolerate a bare LF, as most servers' parsers do.

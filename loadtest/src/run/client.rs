@@ -83,7 +83,11 @@ pub(crate) struct Connector {
 }
 
 impl Connector {
-    pub(crate) fn new(target: &Target, addrs: Vec<SocketAddr>, tls: Option<Arc<rustls::ClientConfig>>) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        target: &Target,
+        addrs: Vec<SocketAddr>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> anyhow::Result<Self> {
         let tls = match tls {
             Some(cfg) => {
                 let name = ServerName::try_from(target.host.clone()).context("bad TLS server name")?;
@@ -91,7 +95,11 @@ impl Connector {
             }
             None => None,
         };
-        Ok(Self { addrs, next: Cell::new(0), tls })
+        Ok(Self {
+            addrs,
+            next: Cell::new(0),
+            tls,
+        })
     }
 
     pub(crate) async fn connect(&self) -> io::Result<Conn> {
@@ -104,7 +112,10 @@ impl Connector {
             None => Io::Plain(tcp),
             Some((connector, name)) => Io::Tls(Box::new(connector.connect(name.clone(), tcp).await?)),
         };
-        Ok(Conn { io, buf: Vec::with_capacity(BUF) })
+        Ok(Conn {
+            io,
+            buf: Vec::with_capacity(BUF),
+        })
     }
 }
 
@@ -114,12 +125,16 @@ pub(crate) fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Ar
     let mut roots = rustls::RootCertStore::empty();
     let files: Vec<std::path::PathBuf> = match ca_file {
         Some(f) => vec![f.to_path_buf()],
-        None => ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"]
-            .iter()
-            .map(Into::into)
-            .filter(|p: &std::path::PathBuf| p.exists())
-            .take(1)
-            .collect(),
+        None => [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+            "/etc/ssl/cert.pem",
+        ]
+        .iter()
+        .map(Into::into)
+        .filter(|p: &std::path::PathBuf| p.exists())
+        .take(1)
+        .collect(),
     };
     for f in &files {
         let pem = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
@@ -131,10 +146,11 @@ pub(crate) fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Ar
     if roots.is_empty() {
         anyhow::bail!("no trusted CA certificates: pass --ca-file");
     }
-    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut cfg =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
@@ -176,22 +192,24 @@ pub(crate) async fn exchange(
         return Err(Stale);
     }
     // The head (skipping any interim 1xx heads).
+    let mut got_any = false;
     let head = loop {
+        match parse_head(&conn.buf) {
+            Ok(None) => {}
+            Err(_) => return Ok(fail(resp, ErrorKind::Protocol, clock)),
+            Ok(Some(h)) if (100..200).contains(&h.status) => {
+                conn.buf.drain(..h.len);
+                continue;
+            }
+            Ok(Some(h)) => break h,
+        }
         if conn.buf.len() == conn.buf.capacity() {
             return Ok(fail(resp, ErrorKind::Protocol, clock));
         }
         match conn.read_more().await {
-            Ok(0) | Err(_) if conn.buf.is_empty() => return Err(Stale),
+            Ok(0) | Err(_) if !got_any => return Err(Stale),
             Ok(0) | Err(_) => return Ok(fail(resp, ErrorKind::Truncated, clock)),
-            Ok(_) => {}
-        }
-        match parse_head(&conn.buf) {
-            Ok(None) => continue,
-            Err(_) => return Ok(fail(resp, ErrorKind::Protocol, clock)),
-            Ok(Some(h)) if (100..200).contains(&h.status) => {
-                conn.buf.drain(..h.len);
-            }
-            Ok(Some(h)) => break h,
+            Ok(_) => got_any = true,
         }
     };
     let now = clock.now_ns();
@@ -287,3 +305,6 @@ fn fail(mut resp: Response, kind: ErrorKind, clock: Clock) -> Response {
     resp.reusable = false;
     resp
 }
+
+#[cfg(test)]
+mod tests;

@@ -50,7 +50,10 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
     for h in resp.headers.iter() {
         let v = h.value;
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or(HeadError)?;
+            let n = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or(HeadError)?;
             if length.is_some_and(|l| l != n) {
                 return Err(HeadError);
             }
@@ -67,7 +70,8 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
                 }
             }
         } else if h.name.eq_ignore_ascii_case("content-type") {
-            event_stream = v.trim_ascii().len() >= 17 && v.trim_ascii()[..17].eq_ignore_ascii_case(b"text/event-stream");
+            event_stream =
+                v.trim_ascii().len() >= 17 && v.trim_ascii()[..17].eq_ignore_ascii_case(b"text/event-stream");
         }
     }
     let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
@@ -82,7 +86,13 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
     if framing == Framing::UntilClose {
         keep_alive = false;
     }
-    Ok(Some(Head { status, len, framing, keep_alive, event_stream }))
+    Ok(Some(Head {
+        status,
+        len,
+        framing,
+        keep_alive,
+        event_stream,
+    }))
 }
 
 fn last_token(v: &[u8]) -> &[u8] {
@@ -166,9 +176,16 @@ mod tests {
 
     #[test]
     fn connection_semantics() {
-        let h = parse_head(b"HTTP/1.1 429 Too Many\r\nConnection: close\r\nContent-Length: 2\r\n\r\n").unwrap().unwrap();
-        assert_eq!((h.status, h.keep_alive, h.framing), (429, false, Framing::Length(2)));
-        let h = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n").unwrap().unwrap();
+        let h = parse_head(b"HTTP/1.1 429 Too Many\r\nConnection: close\r\nContent-Length: 2\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (h.status, h.keep_alive, h.framing),
+            (429, false, Framing::Length(2))
+        );
+        let h = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(!h.keep_alive);
         let h = parse_head(b"HTTP/1.1 200 OK\r\n\r\n").unwrap().unwrap();
         assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));

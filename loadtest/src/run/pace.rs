@@ -29,7 +29,11 @@ pub(crate) struct Pacer {
 
 impl Pacer {
     pub(crate) fn new(clock: Clock, precise: bool) -> Self {
-        Self { clock, precise, slack_ns: Cell::new(60_000) }
+        Self {
+            clock,
+            precise,
+            slack_ns: Cell::new(60_000),
+        }
     }
 
     /// Returns at (or, by under `SPIN_FLOOR_NS`, just before) `deadline_ns`.
@@ -56,7 +60,10 @@ impl Pacer {
                 return;
             }
             let asked = now + nap;
-            if monoio::spawn_blocking(move || std::thread::sleep(Duration::from_nanos(nap))).await.is_err() {
+            if monoio::spawn_blocking(move || std::thread::sleep(Duration::from_nanos(nap)))
+                .await
+                .is_err()
+            {
                 // No helper thread: fall back to the wheel.
                 monoio::time::sleep(Duration::from_nanos(left)).await;
                 return;

@@ -67,7 +67,9 @@ pub(crate) fn descendants(pid: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for entry in dir.flatten() {
-            let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
             if let Some(ppid) = stat_fields(Some(p)).and_then(|f| f.get(1)?.parse::<u32>().ok()) {
                 parents.push((p, ppid));
             }

@@ -35,7 +35,11 @@ pub(crate) fn collect(
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 let sent = live.sent.load(Ordering::Relaxed);
                 if show {
-                    let p99 = if ttft.is_empty() { "-".to_string() } else { fmt_us(ttft.value_at_quantile(0.99)) };
+                    let p99 = if ttft.is_empty() {
+                        "-".to_string()
+                    } else {
+                        fmt_us(ttft.value_at_quantile(0.99))
+                    };
                     eprintln!(
                         "[{:>5.1}s] done {sent} ({}/s)  ok {}  errors {}  in flight {}  ttft p99 {p99}",
                         clock.0.elapsed().as_secs_f64(),

@@ -195,7 +195,11 @@ impl Report {
                 error_kinds: s.errors.clone(),
                 completed_streams: s.completed_streams,
             },
-            rate: Rates { asked: config.rate, sent: per_s(s.sent - overload, t.window_s), ok: per_s(s.ok, t.window_s) },
+            rate: Rates {
+                asked: config.rate,
+                sent: per_s(s.sent - overload, t.window_s),
+                ok: per_s(s.ok, t.window_s),
+            },
             tokens: Tokens {
                 output: s.output_tokens,
                 counted: s.tokens_counted,
@@ -213,7 +217,11 @@ impl Report {
             },
             tester: Tester {
                 workers: config.workers,
-                cpu_percent: if t.elapsed_s > 0.0 { (t.cpu_s / t.elapsed_s * 1000.0).round() / 10.0 } else { 0.0 },
+                cpu_percent: if t.elapsed_s > 0.0 {
+                    (t.cpu_s / t.elapsed_s * 1000.0).round() / 10.0
+                } else {
+                    0.0
+                },
             },
             config,
         }
@@ -226,16 +234,24 @@ impl Report {
         let load = match (c.rate, c.concurrency) {
             (Some(r), _) => format!(
                 "open loop {r}/s {}",
-                c.arrivals.map_or("", |a| if a == super::schedule::Arrivals::Poisson { "poisson" } else { "constant" })
+                c.arrivals
+                    .map_or("", |a| if a == super::schedule::Arrivals::Poisson {
+                        "poisson"
+                    } else {
+                        "constant"
+                    })
             ),
             (None, Some(n)) => format!("closed loop, {n} concurrent"),
             _ => String::new(),
         };
         let _ = writeln!(
             out,
-            "{} ({:?}, {}), {load}, {} workers",
+            "{} ({}, {}), {load}, {} workers",
             c.url,
-            c.api,
+            match c.api {
+                super::request::Api::Openai => "openai",
+                super::request::Api::Anthropic => "anthropic",
+            },
             if c.stream { "streamed" } else { "not streamed" },
             c.workers
         );
@@ -247,7 +263,11 @@ impl Report {
             r.sent,
             r.ok,
             r.errors,
-            if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", kinds.join(", "))
+            },
             r.completed_streams
         );
         let asked = self.rate.asked.map_or("-".to_string(), |a| format!("{a:.1}/s"));

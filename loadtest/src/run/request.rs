@@ -73,12 +73,19 @@ impl Target {
             bail!("URL has no host: {url}");
         }
         let port = match port {
-            Some(p) => p.parse::<u16>().with_context(|| format!("bad port in URL {url}"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .with_context(|| format!("bad port in URL {url}"))?,
             None => default_port,
         };
         let path = path.trim_end_matches('/');
         let prefix = path.strip_suffix("/v1").unwrap_or(path).to_string();
-        Ok(Self { tls, host: host.to_string(), port, prefix })
+        Ok(Self {
+            tls,
+            host: host.to_string(),
+            port,
+            prefix,
+        })
     }
 
     /// The socket addresses the host resolves to.
@@ -94,7 +101,11 @@ impl Target {
     }
 
     fn host_header(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         if self.port == if self.tls { 443 } else { 80 } {
             host
         } else {
@@ -137,8 +148,11 @@ impl Requests {
                 bail!("bad header {name:?}");
             }
         }
-        let models: Vec<Option<&str>> =
-            if spec.models.is_empty() { vec![None] } else { spec.models.iter().map(|m| Some(m.as_str())).collect() };
+        let models: Vec<Option<&str>> = if spec.models.is_empty() {
+            vec![None]
+        } else {
+            spec.models.iter().map(|m| Some(m.as_str())).collect()
+        };
         let mut table = Vec::with_capacity(spec.api_keys.len() * models.len());
         for key in &spec.api_keys {
             for model in &models {
@@ -148,7 +162,11 @@ impl Requests {
                 table.push(Bytes::from(req));
             }
         }
-        Ok(Self { table, keys: spec.api_keys.len(), models: models.len() })
+        Ok(Self {
+            table,
+            keys: spec.api_keys.len(),
+            models: models.len(),
+        })
     }
 
     /// The bytes of request number `i` (a cheap reference-counted clone).
@@ -188,7 +206,12 @@ fn body(api: Api, spec: &RequestSpec, model: Option<&str>) -> anyhow::Result<Val
 
 fn head(api: Api, target: &Target, spec: &RequestSpec, key: &str, body_len: usize) -> String {
     let has = |name: &str| spec.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-    let mut h = format!("POST {}{} HTTP/1.1\r\nHost: {}\r\n", target.prefix, api.path(), target.host_header());
+    let mut h = format!(
+        "POST {}{} HTTP/1.1\r\nHost: {}\r\n",
+        target.prefix,
+        api.path(),
+        target.host_header()
+    );
     if !has("user-agent") {
         h.push_str("User-Agent: sluice-loadtest\r\n");
     }
@@ -196,7 +219,11 @@ fn head(api: Api, target: &Target, spec: &RequestSpec, key: &str, body_len: usiz
         h.push_str("Content-Type: application/json\r\n");
     }
     if !has("accept") {
-        h.push_str(if spec.stream { "Accept: text/event-stream\r\n" } else { "Accept: application/json\r\n" });
+        h.push_str(if spec.stream {
+            "Accept: text/event-stream\r\n"
+        } else {
+            "Accept: application/json\r\n"
+        });
     }
     match api {
         Api::Openai => h.push_str(&format!("Authorization: Bearer {key}\r\n")),
@@ -216,7 +243,9 @@ fn head(api: Api, target: &Target, spec: &RequestSpec, key: &str, body_len: usiz
 
 /// Parses `name: value`.
 pub(crate) fn parse_header(s: &str) -> anyhow::Result<(String, String)> {
-    let (n, v) = s.split_once(':').with_context(|| format!("header must be 'name: value': {s}"))?;
+    let (n, v) = s
+        .split_once(':')
+        .with_context(|| format!("header must be 'name: value': {s}"))?;
     Ok((n.trim().to_string(), v.trim().to_string()))
 }
 
@@ -227,11 +256,20 @@ mod tests {
     #[test]
     fn urls() {
         let t = Target::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!((t.tls, t.host.as_str(), t.port, t.prefix.as_str()), (false, "127.0.0.1", 8080, ""));
+        assert_eq!(
+            (t.tls, t.host.as_str(), t.port, t.prefix.as_str()),
+            (false, "127.0.0.1", 8080, "")
+        );
         assert_eq!(Target::parse("http://127.0.0.1:8080/v1/").unwrap().prefix, "");
-        assert_eq!(Target::parse("https://api.example.com/proxy/v1").unwrap().prefix, "/proxy");
+        assert_eq!(
+            Target::parse("https://api.example.com/proxy/v1").unwrap().prefix,
+            "/proxy"
+        );
         let t = Target::parse("https://[::1]/x").unwrap();
-        assert_eq!((t.tls, t.host.as_str(), t.port, t.prefix.as_str()), (true, "::1", 443, "/x"));
+        assert_eq!(
+            (t.tls, t.host.as_str(), t.port, t.prefix.as_str()),
+            (true, "::1", 443, "/x")
+        );
         assert_eq!(t.host_header(), "[::1]");
         for bad in ["ftp://x", "http://", "http://h:99999", "http://h/?q=1"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
@@ -264,7 +302,10 @@ mod tests {
         let t = Target::parse("http://127.0.0.1:9/gw").unwrap();
         let r = Requests::build(&t, &spec(Api::Openai)).unwrap();
         let (head, body) = split(&r.get(4));
-        assert!(head.starts_with("POST /gw/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"), "{head}");
+        assert!(
+            head.starts_with("POST /gw/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"),
+            "{head}"
+        );
         assert!(head.contains("Authorization: Bearer k1\r\n") && head.contains("x-mock-tokens: 7\r\n"));
         assert_eq!(body["model"], "m2");
         assert_eq!(body["stream"], true);
@@ -280,7 +321,13 @@ mod tests {
         s.stream = false;
         s.body = Some(json!({"model": "own", "max_tokens": 3, "messages": [], "stream": true}));
         let (head, body) = split(&Requests::build(&t, &s).unwrap().get(0));
-        assert!(head.starts_with("POST /v1/messages ") && head.contains("x-api-key: k1\r\nanthropic-version: 2023-06-01\r\n"));
-        assert_eq!((body["model"].as_str(), body["stream"].as_bool()), (Some("own"), Some(false)));
+        assert!(
+            head.starts_with("POST /v1/messages ")
+                && head.contains("x-api-key: k1\r\nanthropic-version: 2023-06-01\r\n")
+        );
+        assert_eq!(
+            (body["model"].as_str(), body["stream"].as_bool()),
+            (Some("own"), Some(false))
+        );
     }
 }

@@ -34,7 +34,13 @@ pub(crate) struct Schedule {
 impl Schedule {
     /// A schedule at `rate` requests per second (must be > 0).
     pub(crate) fn new(arrivals: Arrivals, rate: f64, seed: u64) -> Self {
-        Self { arrivals, gap_ns: 1e9 / rate, index: 0, poisson_t: 0.0, rng: SplitMix64(seed) }
+        Self {
+            arrivals,
+            gap_ns: 1e9 / rate,
+            index: 0,
+            poisson_t: 0.0,
+            rng: SplitMix64(seed),
+        }
     }
 
     /// This worker's share: arrivals `worker, worker + workers, ...`, bounded

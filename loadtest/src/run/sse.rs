@@ -48,7 +48,11 @@ impl SseFramer {
             let is_cr = input[pos] == b'\r';
             // A CR at the very end of this read may be the first half of a CRLF.
             self.skip_lf = is_cr && pos + 1 == input.len();
-            let next = if is_cr && input.get(pos + 1) == Some(&b'\n') { pos + 2 } else { pos + 1 };
+            let next = if is_cr && input.get(pos + 1) == Some(&b'\n') {
+                pos + 2
+            } else {
+                pos + 1
+            };
             if self.partial.is_empty() {
                 self.line(&input[..pos], &mut on_event);
             } else {
@@ -120,7 +124,12 @@ mod tests {
         let mut f = SseFramer::new(1 << 20);
         let mut out = Vec::new();
         for p in pieces {
-            f.feed(p, |e, d| out.push((String::from_utf8_lossy(e).into(), String::from_utf8_lossy(d).into())));
+            f.feed(p, |e, d| {
+                out.push((
+                    String::from_utf8_lossy(e).into(),
+                    String::from_utf8_lossy(d).into(),
+                ))
+            });
         }
         out
     }
@@ -135,7 +144,11 @@ mod tests {
         ];
         assert_eq!(frame(&[stream]), want);
         for split in 0..=stream.len() {
-            assert_eq!(frame(&[&stream[..split], &stream[split..]]), want, "split {split}");
+            assert_eq!(
+                frame(&[&stream[..split], &stream[split..]]),
+                want,
+                "split {split}"
+            );
         }
         let bytes: Vec<&[u8]> = stream.chunks(1).collect();
         assert_eq!(frame(&bytes), want);
@@ -143,7 +156,10 @@ mod tests {
 
     #[test]
     fn cr_then_lf_in_the_next_read_is_one_line_end() {
-        assert_eq!(frame(&[b"data: a\r", b"\n\r", b"\n"]), vec![(String::new(), "a".to_string())]);
+        assert_eq!(
+            frame(&[b"data: a\r", b"\n\r", b"\n"]),
+            vec![(String::new(), "a".to_string())]
+        );
     }
 
     #[test]

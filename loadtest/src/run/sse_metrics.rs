@@ -121,13 +121,18 @@ pub(crate) struct StreamMetrics {
 
 impl StreamMetrics {
     pub(crate) fn new(api: Api) -> Self {
-        Self { api, framer: SseFramer::new(MAX_EVENT), tally: Tally::default() }
+        Self {
+            api,
+            framer: SseFramer::new(MAX_EVENT),
+            tally: Tally::default(),
+        }
     }
 
     /// Feeds decoded body bytes that arrived at `now_ns`.
     pub(crate) fn feed(&mut self, bytes: &[u8], now_ns: u64) {
         let (api, tally) = (self.api, &mut self.tally);
-        self.framer.feed(bytes, |event, data| tally.on_event(api, event, data, now_ns));
+        self.framer
+            .feed(bytes, |event, data| tally.on_event(api, event, data, now_ns));
         if self.framer.overflowed() {
             self.tally.malformed = true;
         }

@@ -20,6 +20,9 @@ pub(crate) enum ErrorKind {
     Status(u16),
     /// The stream or body ended before its terminator.
     Truncated,
+    /// The connection closed before any byte of the response (on a fresh
+    /// connection, or on a pooled one and then on the fresh retry).
+    Closed,
     /// No complete response within `--timeout` (or the drain deadline).
     Timeout,
     /// The connection (or TLS handshake) could not be made.
@@ -37,6 +40,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Status(code) => format!("status_{code}"),
             ErrorKind::Truncated => "truncated".into(),
+            ErrorKind::Closed => "closed".into(),
             ErrorKind::Timeout => "timeout".into(),
             ErrorKind::Connect => "connect".into(),
             ErrorKind::Overload => "overload".into(),
@@ -188,7 +192,8 @@ impl Stats {
         // TPOT: decode time per token after the first (vLLM's definition).
         if let (Some(t), true) = (&o.stream, tokens >= 2) {
             if let Some(first) = t.first_content_ns {
-                self.tpot.saturating_record(us(o.end_ns.saturating_sub(first) / (tokens - 1)));
+                self.tpot
+                    .saturating_record(us(o.end_ns.saturating_sub(first) / (tokens - 1)));
             }
         }
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use monoio::blocking::DefaultThreadPool;
 
+use super::cancel::{or_cancel, Cancel};
 use super::client::{exchange, Clock, Conn, Connector, Response};
 use super::pace::Pacer;
 use super::request::{Api, Requests};
@@ -23,7 +24,11 @@ use super::stats::{histogram, ErrorKind, Outcome, Stats};
 #[derive(Clone, Debug)]
 pub(crate) enum Load {
     /// Requests start on a schedule, whatever the responses do.
-    Open { rate: f64, arrivals: Arrivals, seed: u64 },
+    Open {
+        rate: f64,
+        arrivals: Arrivals,
+        seed: u64,
+    },
     /// This many users, each sending its next request when the last ends;
     /// the users start spread evenly over `ramp`.
     Closed { concurrency: usize, ramp: Duration },
@@ -82,12 +87,14 @@ pub(crate) struct Plan {
 
 /// Starts the worker thread.
 pub(crate) fn spawn(plan: Plan) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name(format!("load-{}", plan.index)).spawn(move || {
-        let tx = plan.tx.clone();
-        if let Err(e) = run(plan) {
-            let _ = tx.send(Msg::Failed(format!("{e:#}")));
-        }
-    })
+    std::thread::Builder::new()
+        .name(format!("load-{}", plan.index))
+        .spawn(move || {
+            let tx = plan.tx.clone();
+            if let Err(e) = run(plan) {
+                let _ = tx.send(Msg::Failed(format!("{e:#}")));
+            }
+        })
 }
 
 fn run(plan: Plan) -> anyhow::Result<()> {
@@ -109,9 +116,9 @@ fn run(plan: Plan) -> anyhow::Result<()> {
             inflight: Cell::new(0),
             stats: RefCell::new(Stats::default()),
             ttft: RefCell::new(histogram()),
-            finished: Cell::new(false),
+            last_flush_ns: Cell::new(0),
+            cancel: Cancel::default(),
         });
-        monoio::spawn(ticker(w.clone()));
         match w.plan.load.clone() {
             Load::Open { rate, arrivals, seed } => open_loop(&w, rate, arrivals, seed).await,
             Load::Closed { concurrency, ramp } => closed_loop(&w, concurrency, ramp).await,
@@ -121,15 +128,22 @@ fn run(plan: Plan) -> anyhow::Result<()> {
         while w.inflight.get() > 0 && w.plan.clock.now_ns() < deadline {
             monoio::time::sleep(Duration::from_millis(1)).await;
         }
-        w.finished.set(true);
-        flush_ttft(&w);
-        let mut stats = w.stats.replace(Stats::default());
-        // Still running at the drain deadline: they get no answer in time.
-        for _ in 0..w.inflight.get() {
-            stats.sent += 1;
-            stats.error(ErrorKind::Timeout);
+        // Stop what is left (they count as timeouts) and every parked task,
+        // then give the driver a moment to close their sockets: tasks
+        // still parked when the runtime drops would leak them.
+        w.cancel.fire();
+        let stop = w.plan.clock.now_ns() + 1_000_000_000;
+        while w.inflight.get() > 0 && w.plan.clock.now_ns() < stop {
+            monoio::time::sleep(Duration::from_millis(1)).await;
         }
-        Done { stats, dispatch_end_ns }
+        w.pool.borrow_mut().clear();
+        monoio::time::sleep(Duration::from_millis(10)).await;
+        flush_ttft(&w);
+        let stats = w.stats.replace(Stats::default());
+        Done {
+            stats,
+            dispatch_end_ns,
+        }
     });
     let _ = tx.send(Msg::Done(Box::new(done)));
     Ok(())
@@ -143,9 +157,11 @@ struct Worker {
     pool: RefCell<Vec<Conn>>,
     inflight: Cell<usize>,
     stats: RefCell<Stats>,
-    /// TTFT since the last progress tick.
+    /// TTFT since the last flush to the progress line.
     ttft: RefCell<Histogram<u64>>,
-    finished: Cell<bool>,
+    last_flush_ns: Cell<u64>,
+    /// Fired at the end of the run: every task still waiting returns.
+    cancel: Cancel,
 }
 
 async fn open_loop(w: &Rc<Worker>, rate: f64, arrivals: Arrivals, seed: u64) {
@@ -176,20 +192,21 @@ async fn closed_loop(w: &Rc<Worker>, concurrency: usize, ramp: Duration) {
     // This worker's users: an even share, the remainder to the first workers.
     let users = concurrency / p.workers + usize::from(p.index < concurrency % p.workers);
     let stop_ns = p.duration.map(|d| d.as_nanos() as u64);
-    let mut handles = Vec::with_capacity(users);
+    let active = Rc::new(Cell::new(users));
     for u in 0..users {
         let w = w.clone();
+        let active = active.clone();
         // Global user number, so the ramp interleaves workers.
         let g = (u * p.workers + p.index) as u64;
         let start_ns = (ramp.as_nanos() as u64).saturating_mul(g) / concurrency.max(1) as u64;
-        handles.push(monoio::spawn(async move {
+        monoio::spawn(async move {
             let wait = start_ns.saturating_sub(w.plan.clock.now_ns());
-            if wait > 0 {
-                monoio::time::sleep(Duration::from_nanos(wait)).await;
-            }
-            loop {
+            let mut go = or_cancel(&w.cancel, monoio::time::sleep(Duration::from_nanos(wait)))
+                .await
+                .is_some();
+            while go {
                 let now = w.plan.clock.now_ns();
-                if stop_ns.is_some_and(|s| now >= s) {
+                if stop_ns.is_some_and(|s| now >= s) || w.cancel.is_fired() {
                     break;
                 }
                 let i = w.plan.live.claimed.fetch_add(1, Ordering::Relaxed);
@@ -199,11 +216,20 @@ async fn closed_loop(w: &Rc<Worker>, concurrency: usize, ramp: Duration) {
                 begin(&w);
                 let o = request(&w, i, now).await;
                 end(&w, &o);
+                if matches!(o.error, Some(ErrorKind::Connect | ErrorKind::Closed)) {
+                    // Refused before any response: don't spin on instant failures.
+                    go = or_cancel(&w.cancel, monoio::time::sleep(Duration::from_millis(10)))
+                        .await
+                        .is_some();
+                }
             }
-        }));
+            active.set(active.get() - 1);
+        });
     }
-    for h in handles {
-        h.await;
+    // Dispatch ends when the users stop starting requests: at the stop time,
+    // or when the request count runs out. Requests in flight then drain.
+    while active.get() > 0 && stop_ns.is_none_or(|s| p.clock.now_ns() < s) {
+        monoio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -213,9 +239,6 @@ fn begin(w: &Worker) {
 }
 
 fn end(w: &Worker, o: &Outcome) {
-    if w.finished.get() {
-        return;
-    }
     w.inflight.set(w.inflight.get() - 1);
     let live = &w.plan.live;
     live.inflight.fetch_sub(1, Ordering::Relaxed);
@@ -225,17 +248,30 @@ fn end(w: &Worker, o: &Outcome) {
     } else {
         live.ok.fetch_add(1, Ordering::Relaxed);
         if let Some(first) = o.stream.as_ref().and_then(|t| t.first_content_ns) {
-            w.ttft.borrow_mut().saturating_record(first.saturating_sub(o.origin_ns()) / 1000);
+            w.ttft
+                .borrow_mut()
+                .saturating_record(first.saturating_sub(o.origin_ns()) / 1000);
         }
     }
     w.stats.borrow_mut().record(o);
+    if o.end_ns >= w.last_flush_ns.get() + 500_000_000 {
+        w.last_flush_ns.set(o.end_ns);
+        flush_ttft(w);
+    }
 }
 
 async fn request(w: &Worker, i: u64, intended_ns: u64) -> Outcome {
     let p = &w.plan;
     let sent_ns = p.clock.now_ns();
-    let mut o = Outcome { intended_ns, sent_ns, ..Default::default() };
-    match monoio::time::timeout(p.timeout, attempt(w, i)).await {
+    let mut o = Outcome {
+        intended_ns,
+        sent_ns,
+        ..Default::default()
+    };
+    match or_cancel(&w.cancel, monoio::time::timeout(p.timeout, attempt(w, i)))
+        .await
+        .unwrap_or(Ok(Err(ErrorKind::Timeout)))
+    {
         Ok(Ok(r)) => {
             o.head_ns = r.head_ns;
             o.end_ns = r.end_ns;
@@ -262,7 +298,10 @@ async fn attempt(w: &Worker, i: u64) -> Result<Response, ErrorKind> {
     let pooled = w.pool.borrow_mut().pop();
     let (mut conn, mut reused) = match pooled {
         Some(c) => (c, true),
-        None => (w.connector.connect().await.map_err(|_| ErrorKind::Connect)?, false),
+        None => (
+            w.connector.connect().await.map_err(|_| ErrorKind::Connect)?,
+            false,
+        ),
     };
     loop {
         match exchange(&mut conn, p.reqs.get(i), p.api, p.stream, p.clock).await {
@@ -276,23 +315,15 @@ async fn attempt(w: &Worker, i: u64) -> Result<Response, ErrorKind> {
                 conn = w.connector.connect().await.map_err(|_| ErrorKind::Connect)?;
                 reused = false;
             }
-            // A new connection closed before any response: cut short.
-            Err(_) => return Err(ErrorKind::Truncated),
+            Err(_) => return Err(ErrorKind::Closed),
         }
     }
 }
 
-/// Sends the TTFT histogram of the last second to the progress line.
-async fn ticker(w: Rc<Worker>) {
-    while !w.finished.get() {
-        monoio::time::sleep(Duration::from_secs(1)).await;
-        flush_ttft(&w);
-    }
-}
-
+/// Sends the TTFT histogram since the last flush to the progress line.
 fn flush_ttft(w: &Worker) {
     let mut h = w.ttft.borrow_mut();
-    if h.len() > 0 {
+    if !h.is_empty() {
         let _ = w.plan.tx.send(Msg::Ttft(Box::new(h.clone())));
         h.reset();
     }

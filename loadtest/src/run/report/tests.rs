@@ -25,7 +25,12 @@ fn config() -> ConfigEcho {
 }
 
 fn totals() -> Totals {
-    let mut t = Totals { window_s: 2.0, elapsed_s: 2.5, cpu_s: 0.25, ..Default::default() };
+    let mut t = Totals {
+        window_s: 2.0,
+        elapsed_s: 2.5,
+        cpu_s: 0.25,
+        ..Default::default()
+    };
     for i in 0..200u64 {
         let start = i * 10_000_000;
         t.stats.record(&Outcome {
@@ -45,7 +50,10 @@ fn totals() -> Totals {
             ..Default::default()
         });
     }
-    t.stats.record(&Outcome { error: Some(ErrorKind::Status(503)), ..Default::default() });
+    t.stats.record(&Outcome {
+        error: Some(ErrorKind::Status(503)),
+        ..Default::default()
+    });
     t
 }
 
@@ -81,7 +89,17 @@ fn empty_summaries_are_null() {
 #[test]
 fn table_has_every_metric() {
     let table = Report::new(config(), &totals()).table();
-    for word in ["ttfb", "ttft", "itl", "tpot", "e2e", "sched lag", "status_503: 1", "tokens/s", "tester cpu"] {
+    for word in [
+        "ttfb",
+        "ttft",
+        "itl",
+        "tpot",
+        "e2e",
+        "sched lag",
+        "status_503: 1",
+        "tokens/s",
+        "tester cpu",
+    ] {
         assert!(table.contains(word), "{word} missing from\n{table}");
     }
 }

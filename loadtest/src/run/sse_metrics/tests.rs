@@ -42,14 +42,21 @@ fn split_at_every_byte_gives_the_same_counts() {
             let t = run(api, &[(&stream[..split], 10), (&stream[split..], 20)]);
             assert_eq!(t.content_events, 3, "{api:?} split {split}");
             assert_eq!(t.reported_tokens, Some(3), "{api:?} split {split}");
-            assert!(t.done && !t.error_event && !t.malformed, "{api:?} split {split}: {t:?}");
+            assert!(
+                t.done && !t.error_event && !t.malformed,
+                "{api:?} split {split}: {t:?}"
+            );
             assert_eq!(t.itl_ns.len(), 2);
             let first = t.first_content_ns.unwrap();
             assert!(first == 10 || first == 20);
         }
         let bytes: Vec<(&[u8], u64)> = stream.chunks(1).map(|b| (b, 0)).collect();
         let t = run(api, &bytes);
-        assert_eq!((t.content_events, t.reported_tokens, t.done), (3, Some(3), true), "{api:?} bytewise");
+        assert_eq!(
+            (t.content_events, t.reported_tokens, t.done),
+            (3, Some(3), true),
+            "{api:?} bytewise"
+        );
     }
 }
 
@@ -61,8 +68,12 @@ fn content_event_times_and_gaps() {
         let mut m = StreamMetrics::new(api);
         let mut t = 0;
         let mut rest = stream;
-        while let Some(i) = memchr::memmem::find(rest, b"\n\n").or_else(|| memchr::memmem::find(rest, b"\r\n\r\n")) {
-            let end = if rest[i..].starts_with(b"\n\n") { i + 2 } else { i + 4 };
+        loop {
+            let lf = memchr::memmem::find(rest, b"\n\n").map(|i| i + 2);
+            let crlf = memchr::memmem::find(rest, b"\r\n\r\n").map(|i| i + 4);
+            let Some(end) = [lf, crlf].into_iter().flatten().min() else {
+                break;
+            };
             t += 1000;
             m.feed(&rest[..end], t);
             rest = &rest[end..];
@@ -70,8 +81,15 @@ fn content_event_times_and_gaps() {
         let tally = m.tally;
         let first = tally.first_content_ns.unwrap();
         assert!(first > 1000, "{api:?}: the first event carries no content");
-        assert_eq!(tally.last_content_ns.unwrap() - first, tally.itl_ns.iter().sum::<u64>());
-        assert!(tally.itl_ns.iter().all(|&g| g >= 1000), "{api:?}: {:?}", tally.itl_ns);
+        assert_eq!(
+            tally.last_content_ns.unwrap() - first,
+            tally.itl_ns.iter().sum::<u64>()
+        );
+        assert!(
+            tally.itl_ns.iter().all(|&g| g >= 1000),
+            "{api:?}: {:?}",
+            tally.itl_ns
+        );
     }
 }
 
@@ -85,9 +103,15 @@ fn missing_terminator_is_not_done() {
 
 #[test]
 fn errors_and_garbage_are_flagged() {
-    let t = run(Api::Openai, &[(b"data: {\"error\":{\"message\":\"boom\"}}\n\n", 1)]);
+    let t = run(
+        Api::Openai,
+        &[(b"data: {\"error\":{\"message\":\"boom\"}}\n\n", 1)],
+    );
     assert!(t.error_event && !t.done);
-    let t = run(Api::Anthropic, &[(b"event: error\ndata: {\"type\":\"error\"}\n\n", 1)]);
+    let t = run(
+        Api::Anthropic,
+        &[(b"event: error\ndata: {\"type\":\"error\"}\n\n", 1)],
+    );
     assert!(t.error_event);
     let t = run(Api::Openai, &[(b"data: {not json\n\n", 1)]);
     assert!(t.malformed);
@@ -95,7 +119,13 @@ fn errors_and_garbage_are_flagged() {
 
 #[test]
 fn events_after_the_terminator_are_ignored() {
-    let t = run(Api::Openai, &[(b"data: [DONE]\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n", 1)]);
+    let t = run(
+        Api::Openai,
+        &[(
+            b"data: [DONE]\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n",
+            1,
+        )],
+    );
     assert_eq!((t.done, t.content_events), (true, 0));
 }
 
