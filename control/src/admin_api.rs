@@ -12,8 +12,12 @@
 //! - `GET /v1/tenants/{t}/logs?since=&until=&limit=`, `GET /v1/tenants/{t}/usage`
 //! - `POST|GET /v1/upstreams`, `DELETE /v1/upstreams/{name}`
 //! - `POST|GET /v1/dataplanes`, `POST /v1/dataplanes/{id}/revoke`
+//! - prices, policies, rate limits, credit and alerts: see `billing`
+//! - privacy settings, content, export, purge and the audit trail: see `privacy`
 
+mod billing;
 mod fleet;
+mod privacy;
 mod tenants;
 
 use crate::app::{secret_eq, store_error, App};
@@ -46,9 +50,15 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
         );
     }
     let result = match segs.as_slice() {
+        ["v1", "tenants", _, "privacy" | "content" | "export", ..] | ["v1", "purge" | "audit", ..] => {
+            privacy::route(app, req, &segs[1..])
+        }
         ["v1", "tenants", rest @ ..] => tenants::route(app, req, rest),
         ["v1", "upstreams", rest @ ..] => fleet::upstreams(app, req, rest),
         ["v1", "dataplanes", rest @ ..] => fleet::dataplanes(app, req, rest),
+        ["v1", "prices" | "policies" | "limits" | "credits" | "alerts", ..] => {
+            billing::route(app, req, &segs[1..])
+        }
         _ => Err(Response::error(
             404,
             &format!("no such admin endpoint: {} {}", req.method, req.path),

@@ -27,6 +27,10 @@ pub(crate) struct App {
     pub(crate) metrics: Arc<Metrics>,
     /// SHA-256 of the admin token.
     pub(crate) admin_token_sha256: [u8; 32],
+    /// Wakes the alert webhook thread.
+    pub(crate) billing: crate::billing::Runtime,
+    /// The audit trail (set once at start).
+    pub(crate) privacy: std::sync::OnceLock<Arc<crate::privacy::hooks::Hooks>>,
 }
 
 impl App {
@@ -46,6 +50,8 @@ impl App {
             hub,
             metrics,
             admin_token_sha256: sluice_dataplane::crypto::sha256(admin_token.as_bytes()),
+            billing: crate::billing::Runtime::default(),
+            privacy: std::sync::OnceLock::new(),
         }
     }
 
@@ -97,6 +103,8 @@ pub(crate) struct Notify {
     pub(crate) hub: Arc<Hub>,
     /// Where counts go.
     pub(crate) metrics: Arc<Metrics>,
+    /// The audit trail and the rewrite after deletions.
+    pub(crate) privacy: Option<Arc<crate::privacy::hooks::Hooks>>,
 }
 
 impl Observer for Notify {
@@ -113,6 +121,24 @@ impl Observer for Notify {
             .batches
             .fetch_add(results.len() as u64, Ordering::Relaxed);
         self.metrics.ingest_commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn admin_applying(
+        &self,
+        txn: &redb::WriteTransaction,
+        op: &crate::store::admin_ops::AdminOp,
+    ) -> Result<(), StoreError> {
+        self.privacy.as_ref().map_or(Ok(()), |p| p.applying(txn, op))
+    }
+
+    fn admin_refused(&self, store: &Store, op: &crate::store::admin_ops::AdminOp, error: &StoreError) {
+        if let Some(p) = &self.privacy {
+            p.refused(store, op, error);
+        }
+    }
+
+    fn admin_settled(&self, store: &Store, op: &crate::store::admin_ops::AdminOp) -> Result<(), StoreError> {
+        self.privacy.as_ref().map_or(Ok(()), |p| p.settled(store, op))
     }
 }
 

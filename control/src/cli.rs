@@ -5,9 +5,12 @@
 //! token from `--token-file`, else `$SLUICE_ADMIN_TOKEN`, else
 //! `DATA/admin.token` with `--data` / `$SLUICE_DATA`.
 
+pub(crate) mod billing;
 pub(crate) mod fleet;
 pub(crate) mod keys;
 pub(crate) mod master_key;
+pub(crate) mod policy;
+pub(crate) mod privacy;
 pub(crate) mod records;
 pub(crate) mod route;
 pub(crate) mod table;

@@ -6,11 +6,17 @@
 
 mod admin_api;
 mod app;
+mod audit;
+mod billing;
 mod cli;
+mod clock;
 mod demo;
+mod export;
 mod http;
 mod metrics;
 mod names;
+mod privacy;
+mod retention;
 mod secret_file;
 mod serve;
 mod snapshot;
@@ -61,6 +67,20 @@ enum Command {
     Logs(LogsArgs),
     /// A tenant's usage by day and model.
     Usage(UsageArgs),
+    /// Model prices (USD per million tokens).
+    Price(Noun<cli::billing::PriceCmd>),
+    /// Tenant policies (rules, model allow-list, PII).
+    Policy(Noun<cli::policy::PolicyCmd>),
+    /// Rate limits per tenant or gateway key.
+    Limit(Noun<cli::billing::LimitCmd>),
+    /// Low-balance alerts.
+    Alerts(cli::billing::AlertsArgs),
+    /// Remove what retention no longer allows, now.
+    Purge(cli::privacy::PurgeArgs),
+    /// Write everything stored of a tenant to one JSON file.
+    Export(cli::privacy::ExportArgs),
+    /// The audit trail of admin actions.
+    Audit(Noun<cli::privacy::AuditCmd>),
 }
 
 fn main() {
@@ -84,6 +104,13 @@ fn main() {
         Command::Dataplane(c) => cli::fleet::run_dataplane(c),
         Command::Logs(a) => cli::records::logs(a),
         Command::Usage(a) => cli::records::usage(a),
+        Command::Price(c) => cli::billing::run_price(c),
+        Command::Policy(c) => cli::policy::run(c),
+        Command::Limit(c) => cli::billing::run_limit(c),
+        Command::Alerts(a) => cli::billing::alerts(a),
+        Command::Purge(a) => cli::privacy::purge(a),
+        Command::Export(a) => cli::privacy::export(a),
+        Command::Audit(c) => cli::privacy::audit(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

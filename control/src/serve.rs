@@ -50,6 +50,12 @@ pub(crate) struct ServeArgs {
     /// How long a snapshot poll is held, in seconds.
     #[arg(long, default_value_t = sync_api::LONG_POLL.as_secs(), hide = true)]
     pub(crate) long_poll_secs: u64,
+    /// POST low-balance alerts as JSON to this http:// URL (5 s timeout, retried).
+    #[arg(long)]
+    pub(crate) alert_webhook: Option<String>,
+    /// Retention and the clock.
+    #[command(flatten)]
+    pub(crate) privacy: crate::privacy::ServeOpts,
 }
 
 /// Creates the data directory (mode 0700) if needed.
@@ -116,8 +122,14 @@ fn admin_token(data: &Path) -> anyhow::Result<Zeroizing<String>> {
 
 /// Runs the control process until SIGINT or SIGTERM.
 pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
+    let webhook = args
+        .alert_webhook
+        .as_deref()
+        .map(crate::billing::webhook::Target::parse)
+        .transpose()?;
     let (store, vault, _) = open(&args.data, args.master_key_file.as_deref())?;
     let token = admin_token(&args.data)?;
+    let privacy = crate::privacy::startup(&args.privacy, &store, &vault, &token)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some(crate::tls::server_config(c, k)?),
         _ => None,
@@ -130,11 +142,18 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(Notify {
             hub: hub.clone(),
             metrics: metrics.clone(),
+            privacy: Some(privacy.clone()),
         }),
     )
     .context("starting the writer thread")?;
     let app = Arc::new(App::new(store, writer, vault, hub, metrics, &token));
     drop(token);
+    let _ = app.privacy.set(privacy);
+    if let Some(target) = webhook {
+        crate::billing::webhook::start(&app, target).context("starting the alert webhook thread")?;
+    }
+    let every = Duration::from_secs(args.privacy.purge_interval_secs.max(1));
+    crate::retention::start(app.clone(), every).context("starting the retention thread")?;
 
     let admin =
         TcpListener::bind(&args.admin).with_context(|| format!("binding admin API to {}", args.admin))?;

@@ -160,11 +160,13 @@ pub(crate) fn seal_for(
 ) -> Result<Vec<u8>, StoreError> {
     let key = dataplane_key(token)?;
     let mut snap = compiled.snapshot.clone();
+    snap.credits = compiled.credits.for_dataplane(&token.dataplane);
     for (pk, env) in snap.provider_keys.iter_mut().zip(&compiled.envelopes) {
         let aad = pk.aad();
         let plain = vault.open_secret(&aad, env)?;
         pk.sealed = Some(hex(&key.seal(&plain, aad.as_bytes())?));
         pk.api_key_env = None;
     }
+    crate::privacy::content::seal_for_dataplane(compiled, vault, &key, &mut snap)?;
     Ok(serde_json::to_vec(&snap)?)
 }

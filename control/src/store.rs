@@ -6,9 +6,11 @@
 //!   would produce before it commits. [`ingest`]: record batches.
 //! - [`compile`]: the snapshot, compiled from tables. [`query`]: reads.
 //!
-//! Readers open read transactions directly; they never wait for the writer.
+//! Readers open read transactions directly; they never wait for the writer
+//! (only for the moment [`compact::rewrite`] swaps in a rewritten file).
 
 pub(crate) mod admin_ops;
+pub(crate) mod compact;
 pub(crate) mod compile;
 pub(crate) mod ingest;
 pub(crate) mod query;
@@ -100,7 +102,9 @@ internal_from!(
 
 /// The open store.
 pub(crate) struct Store {
-    db: Database,
+    /// Locked for writing only while [`compact::rewrite`] swaps in a fresh
+    /// file; every transaction begins under the read lock and outlives it.
+    db: std::sync::RwLock<Database>,
     path: PathBuf,
 }
 
@@ -144,10 +148,10 @@ impl Store {
             other => io(&other),
         })?;
         let store = Store {
-            db,
+            db: std::sync::RwLock::new(db),
             path: path.to_owned(),
         };
-        if !identity(&store.db, path)? {
+        if !identity(&*store.database(), path)? {
             // Hashes and sealed secrets: nobody else needs to read them.
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| io(&e))?;
             store.init().map_err(|e| io(&e))?;
@@ -209,13 +213,13 @@ impl Store {
 
     /// A read transaction.
     pub(crate) fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+        Ok(self.database().begin_read()?)
     }
 
     /// A write transaction that commits with immediate durability. Only the
     /// writer thread and offline maintenance (`master-key rotate`) call this.
     pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.database().begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         Ok(txn)
     }
@@ -227,7 +231,16 @@ impl Store {
 
     /// Closes the database cleanly (no repair on the next open).
     pub(crate) fn close(self) -> Result<(), String> {
-        self.db.close().map_err(|e| e.to_string())
+        self.db
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .close()
+            .map_err(|e| e.to_string())
+    }
+
+    /// The database, to begin a transaction on.
+    fn database(&self) -> std::sync::RwLockReadGuard<'_, Database> {
+        self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

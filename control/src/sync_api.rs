@@ -107,6 +107,7 @@ fn snapshot(
         Some(Err(_)) => return Response::error(400, "after must be a snapshot version (u64)"),
     };
     app.metrics.seen(&row.id, after);
+    crate::billing::ensure_leases(app, row);
     let current = match after {
         Some(v) => app.hub.wait_newer(v, long_poll),
         None => app.hub.current(),
@@ -171,6 +172,7 @@ fn records(app: &App, req: &Request, token: &EnrollToken, row: &DataplaneRow) ->
         records: prepared,
     }) {
         Ok(done) => {
+            crate::billing::after_ingest(app, row, parsed.batch.iter().map(|i| &i.record));
             app.metrics
                 .replayed
                 .fetch_add(total - done.stored, Ordering::Relaxed);

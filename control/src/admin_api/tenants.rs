@@ -292,7 +292,7 @@ fn set_route(app: &App, req: &Request, tenant: &str) -> Reply {
     Ok(Response::json(200, &route))
 }
 
-fn log_query(req: &Request) -> Result<LogQuery, Response> {
+pub(super) fn log_query(req: &Request) -> Result<LogQuery, Response> {
     let time = |name: &str| -> Result<Option<u64>, Response> {
         req.query_param(name)
             .map(|v| parse_time(&v).map_err(invalid))

@@ -68,6 +68,8 @@ pub(crate) fn run(cmd: MasterKeyCmd) -> anyhow::Result<()> {
             row.wrapped_dek = hex(&old.rewrap(&new, &aad, &wrapped)?);
             t.insert((row.tenant.as_str(), row.id.as_str()), encode(row)?.as_slice())?;
         }
+        // Content keys and the audit key are sealed under the master key too.
+        crate::privacy::rewrap_all(&txn, &old, &new)?;
         let mut m = txn.open_table(META)?;
         m.insert(meta::KEK_CHECK, new.check_value()?.as_slice())?;
         Ok(rows.len())

@@ -25,6 +25,10 @@ pub(crate) struct LogsArgs {
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Open the logged request and response bodies (tenants with
+    /// `--log-content on`); the access is recorded in the audit trail.
+    #[arg(long)]
+    pub(crate) content: bool,
 }
 
 /// Options of `usage`.
@@ -53,6 +57,10 @@ pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
     }
     if let Some(u) = &args.until {
         path.push_str(&format!("&until={}", percent_encode(u)));
+    }
+    if args.content {
+        let query = path.split_once('?').map_or("", |(_, q)| q);
+        return super::privacy::logs_content(&args.admin, query, &args.tenant, args.json);
     }
     let list: Vec<LogEntry> = Client::new(&args.admin)?.get(&path)?;
     if args.json {
@@ -111,11 +119,23 @@ pub(crate) fn print_usage(list: &[UsageRow]) {
                 u.requests.to_string(),
                 u.input_tokens.to_string(),
                 u.output_tokens.to_string(),
+                u.cached_input_tokens.to_string(),
+                u.reasoning_tokens.to_string(),
+                crate::billing::rows::usd(i64::try_from(u.cost_micros).unwrap_or(i64::MAX)),
             ]
         })
         .collect();
     table::print(
-        &["DAY", "MODEL", "REQUESTS", "INPUT TOKENS", "OUTPUT TOKENS"],
+        &[
+            "DAY",
+            "MODEL",
+            "REQUESTS",
+            "INPUT TOKENS",
+            "OUTPUT TOKENS",
+            "CACHED",
+            "REASONING",
+            "COST",
+        ],
         &rows,
     );
 }

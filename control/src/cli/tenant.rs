@@ -48,12 +48,24 @@ pub(crate) enum TenantCmd {
         /// Remove the region pin.
         #[arg(long)]
         clear_region: bool,
+        /// Log request and response bodies, sealed under the tenant's own key.
+        #[arg(long, value_parser = ["on", "off"])]
+        log_content: Option<String>,
+        /// Days the tenant's records are kept (default 30).
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// Days logged content is kept (default 30, at most --retention-days).
+        #[arg(long)]
+        content_retention_days: Option<u32>,
     },
     /// Delete a tenant with its keys, provider keys, routes, records and usage.
     Delete {
         /// Tenant id.
         id: String,
     },
+    /// Prepaid credit: add, show, alert threshold.
+    #[command(subcommand)]
+    Credit(super::billing::CreditCmd),
 }
 
 /// Runs a tenant verb.
@@ -89,7 +101,17 @@ pub(crate) fn run(cmd: Noun<TenantCmd>) -> anyhow::Result<()> {
             clear_name,
             region,
             clear_region,
+            log_content,
+            retention_days,
+            content_retention_days,
         } => {
+            let privacy = super::privacy::tenant_update(
+                &c,
+                &id,
+                log_content.as_deref(),
+                retention_days,
+                content_retention_days,
+            )?;
             let mut patch = Map::new();
             if let Some(n) = name {
                 patch.insert("name".into(), Value::String(n));
@@ -102,7 +124,10 @@ pub(crate) fn run(cmd: Noun<TenantCmd>) -> anyhow::Result<()> {
                 patch.insert("region".into(), Value::Null);
             }
             if patch.is_empty() {
-                anyhow::bail!("nothing to change: give --name, --clear-name, --region or --clear-region");
+                if privacy {
+                    return Ok(());
+                }
+                anyhow::bail!("nothing to change: give --name, --clear-name, --region, --clear-region, --log-content, --retention-days or --content-retention-days");
             }
             let t: TenantRow = c.json(method::PATCH, &format!("/v1/tenants/{}", seg(&id)), Some(&patch))?;
             println!("updated tenant {}", t.id);
@@ -111,6 +136,7 @@ pub(crate) fn run(cmd: Noun<TenantCmd>) -> anyhow::Result<()> {
             let _: Value = c.json(method::DELETE, &format!("/v1/tenants/{}", seg(&id)), None::<&()>)?;
             println!("deleted tenant {id} and its keys, provider keys, routes and records");
         }
+        TenantCmd::Credit(verb) => super::billing::run_credit(&c, verb)?,
     }
     Ok(())
 }

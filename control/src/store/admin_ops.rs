@@ -78,6 +78,10 @@ pub(crate) enum AdminOp {
         /// Now, unix ms.
         now_ms: u64,
     },
+    /// Prices, policies, rate limits, credit (see `crate::billing`).
+    Billing(crate::billing::ops::BillingOp),
+    /// Content logging, retention, purges (see `crate::privacy`).
+    Privacy(crate::privacy::PrivacyOp),
 }
 
 /// The result of a committed admin change.
@@ -119,7 +123,7 @@ pub(crate) fn compile_in(txn: &WriteTransaction, version: u64) -> Result<Compile
     let upstreams = txn.open_table(schema::UPSTREAMS)?;
     let provider_keys = txn.open_table(schema::PROVIDER_KEYS)?;
     let routes = txn.open_table(schema::ROUTES)?;
-    compile(
+    let mut compiled = compile(
         version,
         &Sources {
             tenants: &tenants,
@@ -128,7 +132,10 @@ pub(crate) fn compile_in(txn: &WriteTransaction, version: u64) -> Result<Compile
             provider_keys: &provider_keys,
             routes: &routes,
         },
-    )
+    )?;
+    crate::billing::sections::add_from_write(txn, &mut compiled)?;
+    crate::privacy::content::add_from_write(txn, &mut compiled)?;
+    Ok(compiled)
 }
 
 /// Performs the change; returns whether the snapshot is affected.
@@ -268,6 +275,8 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
             t.insert(id.as_str(), encode(&row)?.as_slice())?;
             return Ok(false);
         }
+        AdminOp::Billing(op) => return crate::billing::ops::mutate(txn, op),
+        AdminOp::Privacy(op) => return crate::privacy::apply(txn, op),
     }
     Ok(true)
 }
@@ -351,6 +360,8 @@ fn delete_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
             return Err(not_found("tenant", id));
         }
     }
+    // Before the usage rows go: they are folded into anonymous rollups.
+    crate::privacy::erase::tenant(txn, id)?;
     for def in [schema::API_KEYS, schema::PROVIDER_KEYS, schema::ROUTES] {
         let mut t = txn.open_table(def)?;
         for k in tenant_keys(&t, id)? {
@@ -383,5 +394,6 @@ fn delete_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
     for (day, model) in rollups {
         usage.remove((id, day, model.as_str()))?;
     }
+    crate::billing::tables::delete_tenant(txn, id)?;
     Ok(())
 }

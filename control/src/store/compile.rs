@@ -17,6 +17,11 @@ pub(crate) struct Compiled {
     pub(crate) snapshot: Snapshot,
     /// The envelope of each provider key, in the order of `snapshot.provider_keys`.
     pub(crate) envelopes: Vec<Envelope>,
+    /// Credit grants per data plane, put into `snapshot.credits` when sealed for one.
+    pub(crate) credits: crate::billing::sections::Credits,
+    /// (tenant, content key sealed under the master key) of every tenant that
+    /// logs content, put into its `content_key` when sealed for a data plane.
+    pub(crate) content_keys: Vec<(String, Envelope)>,
 }
 
 /// The tables a snapshot is compiled from (opened by a read or a write
@@ -85,7 +90,12 @@ where
         let (_, v) = item?;
         snapshot.routes.push(decode::<Route>(v.value())?);
     }
-    Ok(Compiled { snapshot, envelopes })
+    Ok(Compiled {
+        snapshot,
+        envelopes,
+        credits: Default::default(),
+        content_keys: Vec::new(),
+    })
 }
 
 /// The envelope stored in a provider key row.

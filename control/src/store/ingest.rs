@@ -29,6 +29,8 @@ pub(crate) struct Prepared {
     pub(crate) output_tokens: u64,
     /// The record, as compact JSON.
     pub(crate) json: Vec<u8>,
+    /// Its cost and token details, for `crate::billing::meter`.
+    pub(crate) meter: crate::billing::meter::Meter,
 }
 
 impl Prepared {
@@ -44,6 +46,7 @@ impl Prepared {
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             json: serde_json::to_vec(record)?,
+            meter: crate::billing::meter::Meter::of(record),
         })
     }
 }
@@ -80,6 +83,8 @@ pub(crate) fn apply(txn: &WriteTransaction, batches: &[Batch]) -> Result<Vec<Ing
     let mut usage: HashMap<(&str, u32, &str), (u64, u64, u64)> = HashMap::new();
     // data plane → (records stored, highest seq stored), as of this transaction.
     let mut stats: HashMap<u32, (u64, u64)> = HashMap::new();
+    // Records newly stored, with their data plane: what billing charges.
+    let mut metered: Vec<(&Prepared, u32)> = Vec::new();
     for batch in batches {
         let dp = batch.dataplane;
         let (mut count, mut highest) = match stats.get(&dp) {
@@ -107,6 +112,7 @@ pub(crate) fn apply(txn: &WriteTransaction, batches: &[Batch]) -> Result<Vec<Ing
             u.2 += r.output_tokens;
             stored += 1;
             highest = highest.max(r.seq);
+            metered.push((r, dp));
         }
         count += stored;
         stats.insert(dp, (count, highest));
@@ -124,5 +130,6 @@ pub(crate) fn apply(txn: &WriteTransaction, batches: &[Batch]) -> Result<Vec<Ing
         let (n0, i0, o0) = rollup.get(key)?.map(|v| unpack3(&v.value())).unwrap_or_default();
         rollup.insert(key, pack3(n0 + n, i0 + input, o0 + output))?;
     }
+    crate::billing::meter::apply(txn, &metered)?;
     Ok(out)
 }

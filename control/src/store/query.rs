@@ -37,7 +37,7 @@ impl Store {
         let upstreams = r.open_table(schema::UPSTREAMS)?;
         let provider_keys = r.open_table(schema::PROVIDER_KEYS)?;
         let routes = r.open_table(schema::ROUTES)?;
-        compile(
+        let mut compiled = compile(
             version,
             &Sources {
                 tenants: &tenants,
@@ -46,7 +46,10 @@ impl Store {
                 provider_keys: &provider_keys,
                 routes: &routes,
             },
-        )
+        )?;
+        crate::billing::sections::add_from_read(&r, &mut compiled)?;
+        crate::privacy::content::add_from_read(&r, &mut compiled)?;
+        Ok(compiled)
     }
 
     /// All tenants, by id.
@@ -186,8 +189,10 @@ impl Store {
                 requests,
                 input_tokens,
                 output_tokens,
+                ..UsageRow::default()
             });
         }
+        crate::billing::meter::add_to_usage(&r, tenant, &mut out)?;
         Ok(out)
     }
 }

@@ -131,7 +131,7 @@ pub(crate) struct LogEntry {
 }
 
 /// One row of `usage`: a tenant's requests for one model on one UTC day.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct UsageRow {
     /// `YYYY-MM-DD` (UTC).
     pub(crate) day: String,
@@ -143,4 +143,16 @@ pub(crate) struct UsageRow {
     pub(crate) input_tokens: u64,
     /// Output tokens.
     pub(crate) output_tokens: u64,
+    /// Settled cost, micro-dollars (sum of the records' `cost_micros`).
+    #[serde(default)]
+    pub(crate) cost_micros: u64,
+    /// Prompt tokens read from the provider's cache (part of input).
+    #[serde(default)]
+    pub(crate) cached_input_tokens: u64,
+    /// Prompt tokens written to the provider's cache (part of input).
+    #[serde(default)]
+    pub(crate) cache_creation_tokens: u64,
+    /// Reasoning tokens (part of output).
+    #[serde(default)]
+    pub(crate) reasoning_tokens: u64,
 }

@@ -54,6 +54,42 @@ pub(crate) const RECORDS_BY_TENANT: TableDefinition<(&str, TenantRecordKey), ()>
 /// tokens (u64 BE each): the daily usage rollup, kept at ingest.
 pub(crate) const USAGE_DAILY: TableDefinition<(&str, [u8; 4], &str), [u8; 24]> =
     TableDefinition::new("usage_daily");
+/// Metering and policy (see `crate::billing`); created on first write, read
+/// as empty while absent. Model → `ModelPrice` (the snapshot type itself).
+pub(crate) const PRICES: TableDefinition<&str, &[u8]> = TableDefinition::new("prices");
+/// Tenant → `PolicyRow` (the policy TOML as the operator wrote it).
+pub(crate) const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policies");
+/// (tenant, gateway key id or "" for the whole tenant) → `RateLimit` (the snapshot type).
+pub(crate) const RATE_LIMITS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("rate_limits");
+/// Tenant → `CreditAccount`: prepaid credit added, spent, leased.
+pub(crate) const CREDIT_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("credit_accounts");
+/// (tenant, data plane number u32 BE) → cumulative micro-dollars granted ++
+/// spent there per ingested records (u64 BE each): the credit leases.
+pub(crate) const CREDIT_LEASES: TableDefinition<(&str, [u8; 4]), [u8; 16]> =
+    TableDefinition::new("credit_leases");
+/// Alert id (u64 BE, ascending) → `AlertRow`.
+pub(crate) const ALERTS: TableDefinition<[u8; 8], &[u8]> = TableDefinition::new("alerts");
+/// (tenant, UTC day u32 BE, model or "") → cost micro-dollars ++ cached input
+/// ++ cache creation ++ reasoning tokens (u64 BE each), kept at ingest.
+pub(crate) const USAGE_METER_DAILY: TableDefinition<(&str, [u8; 4], &str), [u8; 32]> =
+    TableDefinition::new("usage_meter_daily");
+/// Privacy (see `crate::privacy`); created on first write, read as empty
+/// while absent. Tenant → `PrivacyRow`: content logging, retention periods,
+/// the content key sealed under the master key.
+pub(crate) const TENANT_PRIVACY: TableDefinition<&str, &[u8]> = TableDefinition::new("tenant_privacy");
+/// (tenant, [`TenantRecordKey`]) → nothing: the records still carrying sealed content.
+pub(crate) const CONTENT_INDEX: TableDefinition<(&str, TenantRecordKey), ()> =
+    TableDefinition::new("content_index");
+/// (UTC day u32 BE, model or "") → requests ++ input tokens ++ output tokens
+/// ++ cost micro-dollars (u64 BE each): the usage of deleted tenants, with no
+/// tenant identifier.
+pub(crate) const USAGE_ANONYMOUS: TableDefinition<([u8; 4], &str), [u8; 32]> =
+    TableDefinition::new("usage_anonymous");
+/// Audit entry seq (u64 BE, from 1) → `AuditEntry` JSON: a hash chain.
+pub(crate) const AUDIT: TableDefinition<[u8; 8], &[u8]> = TableDefinition::new("audit");
+/// Privacy bookkeeping: the audit key (sealed), the audit chain's head, the
+/// content scan cursor per data plane.
+pub(crate) const PRIVACY_META: TableDefinition<&str, &[u8]> = TableDefinition::new("privacy_meta");
 
 /// Data plane number, u32 BE.
 pub(crate) type RecordKeyDp = [u8; 4];

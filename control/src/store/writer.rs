@@ -9,6 +9,7 @@ use super::admin_ops::{self, AdminOp, Applied};
 use super::ingest::{self, Batch, Ingested};
 use super::{Store, StoreError};
 use crossbeam_channel::{bounded, Receiver, Sender};
+use redb::WriteTransaction;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -25,6 +26,18 @@ pub(crate) trait Observer: Send + Sync {
     fn admin_committed(&self, applied: &Applied);
     /// Record batches committed in one transaction.
     fn records_committed(&self, results: &[Ingested]);
+    /// Inside an admin change's transaction, after it applied and before it
+    /// commits (the audit trail appends here); an error aborts the change.
+    fn admin_applying(&self, _txn: &WriteTransaction, _op: &AdminOp) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// An admin change was refused; its transaction was aborted.
+    fn admin_refused(&self, _store: &Store, _op: &AdminOp, _error: &StoreError) {}
+    /// After an admin change committed, before it is answered (the rewrite
+    /// that takes a deleted tenant's bytes out of the file); an error is the answer.
+    fn admin_settled(&self, _store: &Store, _op: &AdminOp) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 enum Job {
@@ -93,11 +106,15 @@ fn run(store: &Store, rx: &Receiver<Job>, observer: &dyn Observer) {
         match job {
             Job::Stop => return,
             Job::Admin(op, reply) => {
-                let result = run_admin(store, &op);
+                let result = run_admin(store, &op, observer);
                 match &result {
                     Ok(applied) => observer.admin_committed(applied),
-                    Err(e) => tracing::info!(error = %e, "admin change refused"),
+                    Err(e) => {
+                        tracing::info!(error = %e, "admin change refused");
+                        observer.admin_refused(store, &op, e);
+                    }
                 }
+                let result = result.and_then(|a| observer.admin_settled(store, &op).map(|()| a));
                 let _ = reply.send(result);
             }
             Job::Ingest(batch, reply) => {
@@ -136,9 +153,9 @@ fn run(store: &Store, rx: &Receiver<Job>, observer: &dyn Observer) {
     }
 }
 
-fn run_admin(store: &Store, op: &AdminOp) -> Result<Applied, StoreError> {
+fn run_admin(store: &Store, op: &AdminOp, observer: &dyn Observer) -> Result<Applied, StoreError> {
     let txn = store.begin_write()?;
-    match admin_ops::apply(&txn, op) {
+    match admin_ops::apply(&txn, op).and_then(|a| observer.admin_applying(&txn, op).map(|()| a)) {
         Ok(applied) => {
             txn.commit()?;
             Ok(applied)

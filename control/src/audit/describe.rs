@@ -1,0 +1,192 @@
+//! What the audit trail says about an admin change: its kind and the names
+//! it touches, never its secrets (a provider key's envelope, a gateway key's
+//! hash, a policy's text).
+
+use crate::privacy::PrivacyOp;
+use crate::store::admin_ops::AdminOp;
+
+/// An admin change as the trail records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Described {
+    /// What was done, e.g. `tenant.delete`.
+    pub(crate) action: String,
+    /// Non-secret parameters.
+    pub(crate) detail: Option<String>,
+    /// What it was done to, e.g. `apikey acme/k1`.
+    pub(crate) target: Option<String>,
+    /// The tenant it concerns.
+    pub(crate) tenant: Option<String>,
+    /// Done by control itself, not an admin.
+    pub(crate) system: bool,
+    /// Keep only the target's hash: the entry records the tenant's deletion.
+    pub(crate) erase_target: bool,
+}
+
+fn of(action: &str, target: String, tenant: Option<&str>) -> Described {
+    Described {
+        action: action.to_owned(),
+        target: Some(target),
+        tenant: tenant.map(str::to_owned),
+        ..Described::default()
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// The description of `op`, or `None` for changes that are not admin actions
+/// (a timer's purge that removed nothing).
+pub(crate) fn describe(op: &AdminOp) -> Option<Described> {
+    Some(match op {
+        AdminOp::CreateTenant(row) => of("tenant.create", format!("tenant {}", row.id), Some(&row.id)),
+        AdminOp::UpdateTenant { id, name, region } => {
+            let mut parts = Vec::new();
+            if name.is_some() {
+                parts.push("name".to_owned());
+            }
+            if let Some(r) = region {
+                parts.push(format!("region={}", r.as_deref().unwrap_or("none")));
+            }
+            Described {
+                detail: Some(parts.join(" ")),
+                ..of("tenant.update", format!("tenant {id}"), Some(id))
+            }
+        }
+        AdminOp::DeleteTenant(id) => Described {
+            erase_target: true,
+            ..of("tenant.delete", format!("tenant {id}"), Some(id))
+        },
+        AdminOp::CreateApiKey(row) => of(
+            "apikey.create",
+            format!("apikey {}/{}", row.tenant, row.id),
+            Some(&row.tenant),
+        ),
+        AdminOp::RevokeApiKey { tenant, id } => {
+            of("apikey.revoke", format!("apikey {tenant}/{id}"), Some(tenant))
+        }
+        AdminOp::PutProviderKey { row, create } => of(
+            if *create {
+                "provider_key.create"
+            } else {
+                "provider_key.rotate"
+            },
+            format!("provider-key {}/{}", row.tenant, row.id),
+            Some(&row.tenant),
+        ),
+        AdminOp::DeleteProviderKey { tenant, id } => of(
+            "provider_key.delete",
+            format!("provider-key {tenant}/{id}"),
+            Some(tenant),
+        ),
+        AdminOp::AddUpstream(u) => of("upstream.add", format!("upstream {}", u.name), None),
+        AdminOp::RemoveUpstream(name) => of("upstream.remove", format!("upstream {name}"), None),
+        AdminOp::SetRoute(r) => {
+            let tenant = r.tenant.as_deref().unwrap_or("");
+            of("route.set", format!("route {tenant}/{}", r.model), Some(tenant))
+        }
+        AdminOp::RemoveRoute { tenant, model } => {
+            of("route.remove", format!("route {tenant}/{model}"), Some(tenant))
+        }
+        AdminOp::EnrollDataplane { id, .. } => of("dataplane.enroll", format!("dataplane {id}"), None),
+        AdminOp::RevokeDataplane { id, .. } => of("dataplane.revoke", format!("dataplane {id}"), None),
+        AdminOp::Privacy(p) => return privacy(p),
+        other => generic(other),
+    })
+}
+
+fn privacy(op: &PrivacyOp) -> Option<Described> {
+    Some(match op {
+        PrivacyOp::Settings { tenant, change, .. } => {
+            let mut parts = Vec::new();
+            if let Some(b) = change.log_content {
+                parts.push(format!("log_content={}", on_off(b)));
+            }
+            if let Some(d) = change.retention_days {
+                parts.push(format!("retention_days={d}"));
+            }
+            if let Some(d) = change.content_retention_days {
+                parts.push(format!("content_retention_days={d}"));
+            }
+            Described {
+                detail: Some(parts.join(" ")),
+                ..of("tenant.privacy", format!("tenant {tenant}"), Some(tenant))
+            }
+        }
+        PrivacyOp::Purge { by_admin, report, .. } => {
+            let r = *report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // The hourly purge is recorded only when it removed something.
+            if !by_admin && r.is_none_or(|r| r.is_empty()) {
+                return None;
+            }
+            Described {
+                action: "retention.purge".into(),
+                detail: r.map(|r| r.summary()),
+                system: !by_admin,
+                ..Described::default()
+            }
+        }
+        PrivacyOp::Note { action, tenant } => of(action, format!("tenant {tenant}"), Some(tenant)),
+    })
+}
+
+/// Changes this module does not know in detail: the variant's name only
+/// (its fields may hold secrets or policy text).
+fn generic(op: &AdminOp) -> Described {
+    let debug = format!("{op:?}");
+    let name: String = debug
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    // `Billing(SetPolicy(..))` → `billing.SetPolicy`.
+    let inner: String = debug
+        .get(name.len() + 1..)
+        .unwrap_or("")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    Described {
+        action: if inner.is_empty() {
+            name.to_lowercase()
+        } else {
+            format!("{}.{inner}", name.to_lowercase())
+        },
+        // Credit top-ups and alert deliveries are control's own doing.
+        system: matches!(inner.as_str(), "TopUp" | "AlertDelivered"),
+        ..Described::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::rows::ProviderKeyRow;
+
+    #[test]
+    fn descriptions_name_things_but_hold_no_secrets() {
+        let op = AdminOp::PutProviderKey {
+            row: ProviderKeyRow {
+                id: "k1".into(),
+                tenant: "acme".into(),
+                wrapped_dek: "deadbeefdek".into(),
+                sealed: "cafebabesealed".into(),
+                created_ms: 1,
+                updated_ms: 1,
+            },
+            create: true,
+        };
+        let d = describe(&op).unwrap();
+        assert_eq!(d.action, "provider_key.create");
+        assert_eq!(d.target.as_deref(), Some("provider-key acme/k1"));
+        assert_eq!(d.tenant.as_deref(), Some("acme"));
+        let all = format!("{d:?}");
+        assert!(!all.contains("deadbeef") && !all.contains("cafebabe"), "{all}");
+
+        let d = describe(&AdminOp::DeleteTenant("acme".into())).unwrap();
+        assert!(d.erase_target);
+    }
+}

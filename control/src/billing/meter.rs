@@ -1,0 +1,227 @@
+//! The billing side of ingest: in the same write transaction that stores a
+//! batch, each newly stored record's cost is charged to its tenant's credit
+//! account and to the lease of the data plane that sent it, the daily cost
+//! rollup grows, and a low-balance alert is raised when the balance crosses
+//! below its threshold. A replayed record is not stored again, so it is not
+//! charged again.
+
+use super::rows::{AlertRow, CreditAccount, LOW_BALANCE};
+use super::tables::open_read;
+use crate::store::ingest::Prepared;
+use crate::store::rows::UsageRow;
+use crate::store::schema::{self, pack2, unpack2};
+use crate::store::{decode, encode, StoreError};
+use redb::{ReadTransaction, ReadableTable, Table, WriteTransaction};
+use sluice_dataplane::record::Record;
+use std::collections::{BTreeMap, HashMap};
+
+/// What a record adds to the cost rollup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Meter {
+    /// Settled cost, micro-dollars.
+    pub(crate) cost_micros: u64,
+    /// Prompt tokens read from the provider's cache.
+    pub(crate) cached_input_tokens: u64,
+    /// Prompt tokens written to the provider's cache.
+    pub(crate) cache_creation_tokens: u64,
+    /// Reasoning tokens.
+    pub(crate) reasoning_tokens: u64,
+}
+
+impl Meter {
+    /// The meter of `record`.
+    pub(crate) fn of(record: &Record) -> Meter {
+        let u = record.usage.unwrap_or_default();
+        Meter {
+            cost_micros: record.cost_micros.unwrap_or(0),
+            cached_input_tokens: u.cached_input_tokens,
+            cache_creation_tokens: u.cache_creation_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+        }
+    }
+
+    fn is_zero(&self) -> bool {
+        *self == Meter::default()
+    }
+
+    fn pack(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, v) in [
+            self.cost_micros,
+            self.cached_input_tokens,
+            self.cache_creation_tokens,
+            self.reasoning_tokens,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_be_bytes());
+        }
+        out
+    }
+
+    fn unpack(v: &[u8; 32]) -> Meter {
+        let get = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v[i * 8..i * 8 + 8]);
+            u64::from_be_bytes(b)
+        };
+        Meter {
+            cost_micros: get(0),
+            cached_input_tokens: get(1),
+            cache_creation_tokens: get(2),
+            reasoning_tokens: get(3),
+        }
+    }
+
+    fn add(&mut self, o: &Meter) {
+        self.cost_micros = self.cost_micros.saturating_add(o.cost_micros);
+        self.cached_input_tokens = self.cached_input_tokens.saturating_add(o.cached_input_tokens);
+        self.cache_creation_tokens = self.cache_creation_tokens.saturating_add(o.cache_creation_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
+    }
+}
+
+/// Charges the records just stored in `txn`, each with the number of the
+/// data plane that sent it. The caller commits.
+pub(crate) fn apply(txn: &WriteTransaction, stored: &[(&Prepared, u32)]) -> Result<(), StoreError> {
+    let mut rollup: HashMap<(&str, u32, &str), Meter> = HashMap::new();
+    // tenant → data plane → cost.
+    let mut charges: BTreeMap<&str, BTreeMap<u32, u64>> = BTreeMap::new();
+    for (r, dp) in stored {
+        if r.meter.is_zero() {
+            continue;
+        }
+        rollup
+            .entry((r.tenant.as_str(), r.day, r.model.as_str()))
+            .or_default()
+            .add(&r.meter);
+        if r.meter.cost_micros > 0 && !r.tenant.is_empty() {
+            let c = charges
+                .entry(r.tenant.as_str())
+                .or_default()
+                .entry(*dp)
+                .or_default();
+            *c = c.saturating_add(r.meter.cost_micros);
+        }
+    }
+    if !rollup.is_empty() {
+        let mut t = txn.open_table(schema::USAGE_METER_DAILY)?;
+        for ((tenant, day, model), m) in rollup {
+            let key = (tenant, day.to_be_bytes(), model);
+            let mut total = t.get(key)?.map(|v| Meter::unpack(&v.value())).unwrap_or_default();
+            total.add(&m);
+            t.insert(key, total.pack())?;
+        }
+    }
+    if charges.is_empty() {
+        return Ok(());
+    }
+    let mut accounts = txn.open_table(schema::CREDIT_ACCOUNTS)?;
+    let mut leases = txn.open_table(schema::CREDIT_LEASES)?;
+    let now = crate::time::now_ms();
+    for (tenant, per_dp) in charges {
+        let Some(mut account) = accounts
+            .get(tenant)?
+            .map(|v| decode::<CreditAccount>(v.value()))
+            .transpose()?
+        else {
+            // Not credit-metered: its cost is in the rollup only.
+            continue;
+        };
+        for (dp, cost) in per_dp {
+            let key = (tenant, dp.to_be_bytes());
+            let (granted, spent) = leases.get(key)?.map(|v| unpack2(&v.value())).unwrap_or_default();
+            leases.insert(key, pack2(granted, spent.saturating_add(cost)))?;
+            account.spent_micros = account.spent_micros.saturating_add(cost);
+        }
+        account.updated_ms = now;
+        if account.update_alert_state() {
+            let mut alerts = txn.open_table(schema::ALERTS)?;
+            raise(&mut alerts, &account, now)?;
+        }
+        accounts.insert(tenant, encode(&account)?.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Appends a low-balance alert for `account` (whose balance just crossed).
+pub(crate) fn raise(
+    alerts: &mut Table<'_, [u8; 8], &'static [u8]>,
+    account: &CreditAccount,
+    now_ms: u64,
+) -> Result<AlertRow, StoreError> {
+    let id = match alerts.last()? {
+        Some((k, _)) => u64::from_be_bytes(k.value()) + 1,
+        None => 1,
+    };
+    let row = AlertRow {
+        id,
+        kind: LOW_BALANCE.to_owned(),
+        tenant: account.tenant.clone(),
+        balance_micros: account.balance(),
+        threshold_micros: account.low_balance_micros.unwrap_or(0),
+        ts_ms: now_ms,
+        delivered_ms: None,
+    };
+    alerts.insert(id.to_be_bytes(), encode(&row)?.as_slice())?;
+    tracing::info!(
+        tenant = %row.tenant,
+        balance_micros = row.balance_micros,
+        threshold_micros = row.threshold_micros,
+        "low balance alert"
+    );
+    Ok(row)
+}
+
+/// Fills in the cost and the cached, cache-write and reasoning tokens of
+/// `rows` (a tenant's usage by day and model) from the cost rollup.
+pub(crate) fn add_to_usage(
+    r: &ReadTransaction,
+    tenant: &str,
+    rows: &mut [UsageRow],
+) -> Result<(), StoreError> {
+    let Some(t) = open_read(r, schema::USAGE_METER_DAILY)? else {
+        return Ok(());
+    };
+    let mut by_day: HashMap<(String, String), Meter> = HashMap::new();
+    for item in t.range((tenant, [0u8; 4], "")..)? {
+        let (k, v) = item?;
+        let (tn, day, model) = k.value();
+        if tn != tenant {
+            break;
+        }
+        by_day.insert(
+            (crate::time::format_day(u32::from_be_bytes(day)), model.to_owned()),
+            Meter::unpack(&v.value()),
+        );
+    }
+    for row in rows {
+        if let Some(m) = by_day.get(&(row.day.clone(), row.model.clone())) {
+            row.cost_micros = m.cost_micros;
+            row.cached_input_tokens = m.cached_input_tokens;
+            row.cache_creation_tokens = m.cache_creation_tokens;
+            row.reasoning_tokens = m.reasoning_tokens;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meter_packs_and_adds() {
+        let mut m = Meter {
+            cost_micros: 5,
+            cached_input_tokens: 6,
+            cache_creation_tokens: 7,
+            reasoning_tokens: u64::MAX,
+        };
+        assert_eq!(Meter::unpack(&m.pack()), m);
+        m.add(&m.clone());
+        assert_eq!((m.cost_micros, m.reasoning_tokens), (10, u64::MAX));
+        assert!(Meter::default().is_zero());
+    }
+}

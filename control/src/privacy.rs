@@ -1,0 +1,209 @@
+//! Privacy and the data lifecycle: opt-in content logging, retention,
+//! deletion, and the hooks that tie the audit trail to the store's writer.
+//!
+//! - [`settings`]: a tenant's content-logging opt-in and retention periods.
+//! - [`content`]: the per-tenant content key. Control keeps it sealed under
+//!   the master key (like a provider key's data key) and hands it to data
+//!   planes sealed for each of them, only while the tenant opts in; records
+//!   arrive with their content already sealed under it and are stored as they
+//!   come. Only `logs --content` and `export` open it.
+//! - [`erase`]: what deleting a tenant adds to the store's own deletion: its
+//!   privacy row and content key (crypto-shredding every sealed copy), its
+//!   content index, and its usage folded into anonymous rollups.
+//! - [`crate::retention`]: the purge; [`crate::audit`]: the hash chain;
+//!   [`crate::export`]: the export document; [`crate::store::compact`]: the
+//!   rewrite that takes deleted bytes out of the file.
+//!
+//! Every change here is an [`crate::store::admin_ops::AdminOp::Privacy`],
+//! applied by the writer in one transaction like any admin change.
+
+pub(crate) mod content;
+pub(crate) mod erase;
+pub(crate) mod hooks;
+pub(crate) mod settings;
+
+use crate::retention::PurgeReport;
+use crate::store::StoreError;
+use crate::vault::Envelope;
+use redb::{
+    Key, ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition, TableError, Value, WriteTransaction,
+};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Days metadata and content are kept when a tenant sets nothing.
+pub(crate) const DEFAULT_RETENTION_DAYS: u32 = 30;
+/// Days the anonymous daily rollups are kept by default (13 months).
+pub(crate) const DEFAULT_ROLLUP_RETENTION_DAYS: u32 = 396;
+/// Longest retention period accepted, days (100 years).
+pub(crate) const MAX_RETENTION_DAYS: u32 = 36_500;
+
+static ROLLUP_RETENTION_DAYS: AtomicU32 = AtomicU32::new(DEFAULT_ROLLUP_RETENTION_DAYS);
+
+/// Sets how long daily rollups are kept (`serve --rollup-retention-days`).
+pub(crate) fn set_rollup_retention_days(days: u32) {
+    ROLLUP_RETENTION_DAYS.store(days.clamp(1, MAX_RETENTION_DAYS), Ordering::Relaxed);
+}
+
+/// How long daily rollups are kept, days.
+pub(crate) fn rollup_retention_days() -> u32 {
+    ROLLUP_RETENTION_DAYS.load(Ordering::Relaxed)
+}
+
+/// Options of `serve` for privacy and retention.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct ServeOpts {
+    /// Move control's clock by whole days (tests of retention). Records keep
+    /// the time their data plane gave them; purges and audit entries use this clock.
+    #[arg(
+        long,
+        env = "SLUICE_CLOCK_OFFSET_DAYS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub(crate) clock_offset_days: i64,
+    /// Days the daily usage rollups (no personal identifiers) are kept.
+    #[arg(long, default_value_t = DEFAULT_ROLLUP_RETENTION_DAYS)]
+    pub(crate) rollup_retention_days: u32,
+    /// Seconds between retention purges.
+    #[arg(long, default_value_t = 3600, hide = true)]
+    pub(crate) purge_interval_secs: u64,
+}
+
+/// Applies `serve`'s options and loads the audit trail, before the writer starts.
+pub(crate) fn startup(
+    opts: &ServeOpts,
+    store: &crate::store::Store,
+    vault: &crate::vault::Vault,
+    admin_token: &str,
+) -> anyhow::Result<Arc<hooks::Hooks>> {
+    crate::clock::set_offset_days(opts.clock_offset_days);
+    set_rollup_retention_days(opts.rollup_retention_days);
+    if opts.clock_offset_days != 0 {
+        tracing::warn!(
+            days = opts.clock_offset_days,
+            "control's clock is moved (--clock-offset-days)"
+        );
+    }
+    // A rewrite that stopped before its rename left a scratch copy: drop it.
+    crate::store::compact::remove_scratch(store)?;
+    let sha = sluice_dataplane::crypto::sha256(admin_token.as_bytes());
+    let auditor = crate::audit::Auditor::load(store, vault, &sha)?;
+    Ok(Arc::new(hooks::Hooks { auditor }))
+}
+
+/// Re-wraps every content key and the audit key for a new master key
+/// (inside `master-key rotate`); returns how many keys.
+pub(crate) fn rewrap_all(
+    txn: &WriteTransaction,
+    old: &crate::vault::Vault,
+    new: &crate::vault::Vault,
+) -> Result<usize, StoreError> {
+    let mut count = crate::audit::rewrap_key(txn, old, new)?;
+    let mut t = txn.open_table(crate::store::schema::TENANT_PRIVACY)?;
+    let mut rows: Vec<(String, settings::PrivacyRow)> = Vec::new();
+    for item in t.range::<&str>(..)? {
+        let (k, v) = item?;
+        rows.push((k.value().to_owned(), crate::store::decode(v.value())?));
+    }
+    for (tenant, mut row) in rows {
+        let Some(key) = row.content_key.as_mut() else {
+            continue;
+        };
+        let env = key.envelope()?;
+        key.wrapped_dek =
+            sluice_dataplane::crypto::hex(&old.rewrap(new, &content::key_aad(&tenant), &env.wrapped_dek)?);
+        t.insert(tenant.as_str(), crate::store::encode(&row)?.as_slice())?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Where a purge puts its report for the caller (admin ops carry no results).
+pub(crate) type PurgeSlot = Arc<Mutex<Option<PurgeReport>>>;
+
+/// One privacy change.
+#[derive(Debug, Clone)]
+pub(crate) enum PrivacyOp {
+    /// Change a tenant's content logging or retention periods.
+    Settings {
+        /// Tenant id.
+        tenant: String,
+        /// What changes.
+        change: settings::Change,
+        /// A fresh content key sealed under the master key, used when logging
+        /// is turned on and the tenant has no key yet.
+        new_key: Option<Envelope>,
+    },
+    /// Remove what retention no longer allows (see [`crate::retention`]).
+    Purge {
+        /// Now, unix ms (control's clock).
+        now_ms: u64,
+        /// Days daily rollups are kept.
+        rollup_days: u32,
+        /// Most records and contents removed in this transaction.
+        budget: u64,
+        /// Asked for by an admin (`purge --now`), not the hourly timer.
+        by_admin: bool,
+        /// Whether to rewrite the file afterwards.
+        rewrite: bool,
+        /// Filled with what was removed.
+        report: PurgeSlot,
+    },
+    /// Changes nothing: an admin read of tenant data, for the audit trail.
+    Note {
+        /// What was done, e.g. `tenant.export`.
+        action: &'static str,
+        /// Tenant id.
+        tenant: String,
+    },
+}
+
+/// Applies `op` inside `txn`; returns whether the snapshot is affected.
+pub(crate) fn apply(txn: &WriteTransaction, op: &PrivacyOp) -> Result<bool, StoreError> {
+    match op {
+        PrivacyOp::Settings {
+            tenant,
+            change,
+            new_key,
+        } => settings::apply(txn, tenant, change, new_key.as_ref()),
+        PrivacyOp::Purge {
+            now_ms,
+            rollup_days,
+            budget,
+            report,
+            ..
+        } => {
+            let r = crate::retention::purge(txn, *now_ms, *rollup_days, *budget)?;
+            *report.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+            Ok(false)
+        }
+        PrivacyOp::Note { tenant, .. } => {
+            require_tenant(txn, tenant)?;
+            Ok(false)
+        }
+    }
+}
+
+/// Fails unless tenant `id` exists.
+pub(crate) fn require_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
+    if txn.open_table(crate::store::schema::TENANTS)?.get(id)?.is_none() {
+        return Err(StoreError::NotFound(format!("tenant {id:?} does not exist")));
+    }
+    Ok(())
+}
+
+/// `def` in `r`, or `None` when it was never created (a store older than it).
+pub(crate) fn open_read<K: Key + 'static, V: Value + 'static>(
+    r: &ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<Option<ReadOnlyTable<K, V>>, StoreError> {
+    match r.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
