@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bins;
+pub mod control;
 pub mod fake;
 pub mod gateway;
 pub mod http;
