@@ -16,7 +16,7 @@ pub(crate) mod route;
 pub(crate) mod table;
 pub(crate) mod tenant;
 
-use crate::http::client::{call, Reply};
+use crate::http::client::{Endpoint, Reply};
 use anyhow::{anyhow, bail, Context};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -40,6 +40,10 @@ pub(crate) struct AdminOpts {
     /// File holding the admin token (instead of DATA/admin.token).
     #[arg(long, global = true)]
     pub(crate) token_file: Option<PathBuf>,
+    /// PEM CA certificates to trust for an `https://` admin URL, beside the
+    /// webpki roots (for a serve started with `--admin-tls-cert`).
+    #[arg(long, global = true, env = "SLUICE_ADMIN_CA_FILE")]
+    pub(crate) admin_ca_file: Option<PathBuf>,
 }
 
 /// A noun with its verbs, e.g. `tenant create`.
@@ -55,7 +59,7 @@ pub(crate) struct Noun<C: clap::Subcommand> {
 
 /// A connection to the admin API.
 pub(crate) struct Client {
-    base: String,
+    endpoint: Endpoint,
     token: zeroize::Zeroizing<String>,
 }
 
@@ -74,20 +78,21 @@ impl Client {
         } else {
             bail!("no admin token: pass --data DIR (or set SLUICE_DATA), --token-file F, or set SLUICE_ADMIN_TOKEN");
         };
-        Ok(Client::with_token(&opts.admin_url, token))
+        let endpoint = Endpoint::parse(&opts.admin_url, opts.admin_ca_file.as_deref())
+            .map_err(|e| anyhow!("--admin: {e}"))?;
+        Ok(Client::with_token(endpoint, token))
     }
 
     /// A client with a known token.
-    pub(crate) fn with_token(base: &str, token: zeroize::Zeroizing<String>) -> Client {
-        Client {
-            base: base.trim_end_matches('/').to_owned(),
-            token,
-        }
+    pub(crate) fn with_token(endpoint: Endpoint, token: zeroize::Zeroizing<String>) -> Client {
+        Client { endpoint, token }
     }
 
     fn send(&self, method: &str, path: &str, body: Option<&[u8]>) -> anyhow::Result<Reply> {
-        let reply =
-            call(&self.base, method, path, Some(&self.token), body, CALL_TIMEOUT).map_err(|e| anyhow!(e))?;
+        let reply = self
+            .endpoint
+            .call(method, path, Some(&self.token), body, CALL_TIMEOUT)
+            .map_err(|e| anyhow!(e))?;
         if !(200..300).contains(&reply.status) {
             let msg = serde_json::from_slice::<serde_json::Value>(&reply.body)
                 .ok()

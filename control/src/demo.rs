@@ -150,7 +150,8 @@ pub(crate) fn main(args: DemoArgs) -> anyhow::Result<()> {
     let admin_url = format!("http://127.0.0.1:{}", p.admin);
     let token =
         crate::secret_file::read(&dir.join(crate::serve::ADMIN_TOKEN_FILE)).map_err(|e| anyhow!(e))?;
-    let c = Client::with_token(&admin_url, token);
+    let endpoint = crate::http::client::Endpoint::parse(&admin_url, None).map_err(|e| anyhow!(e))?;
+    let c = Client::with_token(endpoint, token);
 
     let mut mock = Command::new(&loadtest_bin);
     mock.args(["mock", "--listen", &format!("127.0.0.1:{}", p.mock)]);

@@ -41,6 +41,14 @@ pub(crate) struct ServeArgs {
     /// else DATA/master.key, generated on first start.
     #[arg(long)]
     pub(crate) master_key_file: Option<PathBuf>,
+    /// PEM certificate chain: serve the admin API over TLS (with
+    /// --admin-tls-key); the CLI then takes `--admin https://…` and, for a
+    /// private CA, `--admin-ca-file`.
+    #[arg(long, requires = "admin_tls_key")]
+    pub(crate) admin_tls_cert: Option<PathBuf>,
+    /// PEM private key for --admin-tls-cert.
+    #[arg(long, requires = "admin_tls_cert")]
+    pub(crate) admin_tls_key: Option<PathBuf>,
     /// PEM certificate chain: serve the sync API over TLS (with --tls-key).
     #[arg(long, requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,
@@ -134,6 +142,10 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         (Some(c), Some(k)) => Some(crate::tls::server_config(c, k)?),
         _ => None,
     };
+    let admin_tls = match (&args.admin_tls_cert, &args.admin_tls_key) {
+        (Some(c), Some(k)) => Some(crate::tls::server_config(c, k)?),
+        _ => None,
+    };
     let store = Arc::new(store);
     let hub = Arc::new(Hub::new(store.snapshot_version()?));
     let metrics = Arc::new(Metrics::default());
@@ -167,10 +179,11 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         idle: Duration::from_secs(30),
         max_connections: 64,
     };
+    let admin_tls_note = if admin_tls.is_some() { " (TLS)" } else { "" };
     server::spawn(
         "admin",
         admin,
-        None,
+        admin_tls,
         admin_limits,
         Arc::new(move |req| admin_api::handle(&a, req)),
     )?;
@@ -192,7 +205,7 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     )?;
 
     let mut out = std::io::stdout().lock();
-    writeln!(out, "admin listening on {admin_addr}")?;
+    writeln!(out, "admin listening on {admin_addr}{admin_tls_note}")?;
     writeln!(out, "sync listening on {sync_addr}{tls_note}")?;
     out.flush()?;
     drop(out);

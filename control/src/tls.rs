@@ -1,4 +1,4 @@
-//! TLS for the sync listener (rustls with ring, PEM files).
+//! TLS for the admin and sync listeners (rustls with ring, PEM files).
 
 use anyhow::{anyhow, Context};
 use rustls::ServerConfig;

@@ -201,7 +201,9 @@ impl Agent {
         let enrollment = token::Enrollment::parse(&cfg.token).ok_or(AgentError::BadToken)?;
         let endpoint = Arc::new(Endpoint::parse(&cfg.control_url).map_err(AgentError::BadUrl)?);
         let tls = match endpoint.tls {
-            true => Some(http::tls_config(cfg.ca_file.as_deref()).map_err(AgentError::Tls)?),
+            true => {
+                Some(crate::upstream::tls::client_config(cfg.ca_file.as_deref()).map_err(AgentError::Tls)?)
+            }
             false => None,
         };
         let seal = Arc::new(enrollment.seal_key().map_err(AgentError::Crypto)?);

@@ -20,6 +20,7 @@ pub(crate) fn temp_dir(name: &str) -> PathBuf {
 pub(crate) struct Serve {
     child: Option<Child>,
     pub(crate) admin: String,
+    admin_tls: bool,
     pub(crate) sync: String,
     pub(crate) data: PathBuf,
 }
@@ -44,25 +45,33 @@ impl Serve {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addr = |prefix: &str| -> String {
+        // "admin listening on ADDR[ (TLS)]"
+        let mut addr = |prefix: &str| -> (String, bool) {
             let line = lines.next().expect("serve exited early").unwrap();
             let rest = line
                 .strip_prefix(prefix)
                 .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-            rest.split_whitespace().next().unwrap().to_owned()
+            let addr = rest.split_whitespace().next().unwrap().to_owned();
+            (addr, rest.ends_with("(TLS)"))
         };
-        let admin = addr("admin listening on ");
-        let sync = addr("sync listening on ");
+        let (admin, admin_tls) = addr("admin listening on ");
+        let (sync, _) = addr("sync listening on ");
         Serve {
             child: Some(child),
             admin,
+            admin_tls,
             sync,
             data: data.to_owned(),
         }
     }
 
+    /// The URL the CLI is given: https with the certificate's name when
+    /// the admin API serves TLS.
     pub(crate) fn admin_url(&self) -> String {
-        format!("http://{}", self.admin)
+        match self.admin_tls {
+            false => format!("http://{}", self.admin),
+            true => format!("https://localhost:{}", self.admin.rsplit(':').next().unwrap()),
+        }
     }
 
     /// Runs the CLI against this serve, feeding `stdin`.
