@@ -28,6 +28,9 @@ pub struct Limits {
     pub upstream_head_timeout_ms: u64,
     /// Longest silence allowed between two reads of an upstream body, ms.
     pub upstream_idle_timeout_ms: u64,
+    /// Longest time a client may take to accept one write of a response, ms
+    /// (a reader that stopped reading must not hold an upstream forever).
+    pub client_write_timeout_ms: u64,
     /// Idle upstream connections kept per upstream per worker.
     pub pool_max_idle: usize,
     /// How long an idle upstream connection may be reused, ms.
@@ -51,6 +54,7 @@ impl Default for Limits {
             upstream_connect_timeout_ms: 5_000,
             upstream_head_timeout_ms: 300_000,
             upstream_idle_timeout_ms: 300_000,
+            client_write_timeout_ms: 60_000,
             pool_max_idle: 256,
             pool_idle_timeout_ms: 90_000,
             shutdown_grace_ms: 30_000,
@@ -83,6 +87,10 @@ impl Limits {
     /// Upstream body idle timeout.
     pub fn upstream_idle_timeout(&self) -> Duration {
         Duration::from_millis(self.upstream_idle_timeout_ms)
+    }
+    /// Client write timeout.
+    pub fn client_write_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_write_timeout_ms)
     }
     /// Pool idle timeout.
     pub fn pool_idle_timeout(&self) -> Duration {

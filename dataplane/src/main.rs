@@ -73,6 +73,9 @@ struct Args {
     /// Upstream connect timeout, ms.
     #[arg(long)]
     upstream_connect_timeout_ms: Option<u64>,
+    /// Longest time a client may take to accept one write of a response, ms.
+    #[arg(long)]
+    client_write_timeout_ms: Option<u64>,
     /// Grace period for requests in flight at shutdown, ms.
     #[arg(long)]
     shutdown_grace_ms: Option<u64>,
@@ -125,6 +128,7 @@ fn run(args: Args) -> Result<(), ConfigError> {
         upstream_head_timeout_ms,
         upstream_idle_timeout_ms,
         upstream_connect_timeout_ms,
+        client_write_timeout_ms,
         shutdown_grace_ms
     );
 

@@ -26,6 +26,7 @@ both_drivers!(
     truncated_stream,
     truncated_non_streamed,
     client_disconnect_cancels,
+    client_that_stops_reading_is_cut_off,
     provider_key_injection,
     region_filters_targets,
 );
@@ -419,6 +420,29 @@ fn client_disconnect_cancels(d: Driver) {
     let r = stack.chat(&openai_body(OPENAI_MODEL, true), &[("x-mock-tokens", "3")]);
     assert_eq!(r.status(), 200);
     assert_eq!(sse::openai_text(&sse::parse(&r.body)), vocab::text(3));
+}
+
+fn client_that_stops_reading_is_cut_off(d: Driver) {
+    let opts = GatewayOpts::default().arg("--client-write-timeout-ms", Some("300"));
+    let stack = Stack::with(d, opts);
+    let mut c = stack.gw.connect();
+    // A million tokens with no delay: far more than the socket buffers hold.
+    c.send_req(&Req::chat(GATEWAY_KEY, &openai_body(OPENAI_MODEL, true)).header("x-mock-tokens", "1000000"));
+    assert_eq!(c.read_head().status, 200);
+    // ... and then the client reads nothing more, yet keeps the connection.
+    let rec = stack
+        .gw
+        .records()
+        .wait_for("the stalled stream", |r| r["route"] == "chat_completions");
+    assert_eq!(rec["outcome"], "cancelled", "{rec}");
+    assert_eq!(rec["error"], "client_write_timeout", "{rec}");
+    stack.gw.wait_metric("sluice_active_streams", 0.0);
+
+    // Others are served as usual meanwhile.
+    let r = stack.chat(&openai_body(OPENAI_MODEL, true), &[("x-mock-tokens", "3")]);
+    assert_eq!(r.status(), 200);
+    assert_eq!(sse::openai_text(&sse::parse(&r.body)), vocab::text(3));
+    drop(c);
 }
 
 fn provider_key_injection(d: Driver) {

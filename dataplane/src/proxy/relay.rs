@@ -269,6 +269,7 @@ pub async fn relay(
     let mut probe = std::pin::pin!(probe);
     let mut upstream_clean = true;
     let idle = w.shared.limits.upstream_idle_timeout();
+    let send_limit = w.shared.limits.client_write_timeout();
 
     let outcome = loop {
         if !buf.is_empty() || scan.framing == Framing::Empty {
@@ -283,7 +284,7 @@ pub async fn relay(
             }
             let written = if scan.output == Output::Raw {
                 if take > 0 {
-                    wr.write_all(chunk.slice(..take)).await.0
+                    to_client(wr, chunk.slice(..take), send_limit).await.0
                 } else {
                     Ok(0)
                 }
@@ -292,14 +293,17 @@ pub async fn relay(
                 if framed.is_empty() {
                     Ok(0)
                 } else {
-                    let (res, back) = wr.write_all(std::mem::take(&mut framed)).await;
+                    let (res, back) = to_client(wr, std::mem::take(&mut framed), send_limit).await;
                     framed = back;
                     res
                 }
             };
             match written {
                 Ok(n) => ctx.record.bytes_out += n as u64,
-                Err(_) => break Outcome::Cancelled,
+                Err(gone) => {
+                    ctx.record.error = gone.reason().or(ctx.record.error.take());
+                    break Outcome::Cancelled;
+                }
             }
         }
         if scan.done {
@@ -339,9 +343,10 @@ pub async fn relay(
                 if scan.output != Output::Raw {
                     scan.take_output(&mut framed, true);
                     if !framed.is_empty() {
-                        let (res, back) = wr.write_all(std::mem::take(&mut framed)).await;
+                        let (res, back) = to_client(wr, std::mem::take(&mut framed), send_limit).await;
                         framed = back;
-                        if res.is_err() {
+                        if let Err(gone) = res {
+                            ctx.record.error = gone.reason().or(ctx.record.error.take());
                             break Outcome::Cancelled;
                         }
                     }
@@ -383,6 +388,40 @@ pub async fn relay(
         ctx.record.outcome = outcome;
     }
     finish(w, ctx, &mut scan, next)
+}
+
+/// Why a response could not be written to the client.
+enum ClientGone {
+    /// The connection failed or closed.
+    Closed,
+    /// The client accepted nothing for the whole write timeout.
+    Stalled,
+}
+
+impl ClientGone {
+    /// What the record says.
+    fn reason(&self) -> Option<std::borrow::Cow<'static, str>> {
+        match self {
+            ClientGone::Closed => None,
+            ClientGone::Stalled => Some("client_write_timeout".into()),
+        }
+    }
+}
+
+/// Writes `bytes` to the client, giving up when the write does not complete
+/// within `limit`: a client that stopped reading must not pin an upstream
+/// connection and its buffers for ever. The buffer comes back unless the
+/// write was abandoned (then the connection is closed anyway).
+async fn to_client<B: monoio::buf::IoBuf + Default>(
+    wr: &mut monoio::io::OwnedWriteHalf<monoio::net::TcpStream>,
+    bytes: B,
+    limit: std::time::Duration,
+) -> (Result<usize, ClientGone>, B) {
+    match monoio::time::timeout(limit, wr.write_all(bytes)).await {
+        Ok((Ok(n), back)) => (Ok(n), back),
+        Ok((Err(_), back)) => (Err(ClientGone::Closed), back),
+        Err(_) => (Err(ClientGone::Stalled), B::default()),
+    }
 }
 
 fn finish(_w: &Worker, ctx: &mut Ctx<'_>, scan: &mut Scan, next: Next) -> Next {
