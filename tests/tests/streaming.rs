@@ -29,6 +29,7 @@ both_drivers!(
     models_list,
     metrics,
     healthz,
+    absolute_form_target,
 );
 
 /// The record of the one request a test made on `route`.
@@ -502,4 +503,31 @@ fn healthz(d: Driver) {
     assert_eq!(r.status(), 200, "{}", r.text());
     let r = sluice_tests::http::request(stack.gw.admin, &Req::get("/healthz"));
     assert_eq!(r.status(), 200, "{}", r.text());
+}
+
+/// RFC 9112 §3.2.2: a server must accept a request target in absolute form;
+/// the upstream gets origin form.
+fn absolute_form_target(d: Driver) {
+    let stack = Stack::start(d);
+    let url = format!("http://{}/v1/chat/completions", stack.gw.addr);
+    let r = stack.gw.request(
+        &Req::new("POST", &url)
+            .bearer(GATEWAY_KEY)
+            .json(&openai_body(OPENAI_MODEL, true))
+            .header("x-mock-tokens", "4"),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text());
+    assert_eq!(sse::openai_text(&sse::parse(&r.body)), vocab::text(4));
+    let r = stack
+        .gw
+        .request(&Req::get("http://gw/v1/models").bearer(GATEWAY_KEY));
+    assert_eq!(r.status(), 200, "{}", r.text());
+    // Absolute form without a path names nothing.
+    assert_eq!(
+        stack
+            .gw
+            .request(&Req::get("http://gw").bearer(GATEWAY_KEY))
+            .status(),
+        400
+    );
 }

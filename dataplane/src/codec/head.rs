@@ -147,6 +147,30 @@ impl RequestHead {
     }
 }
 
+/// The path-and-query of a request target. A server must accept the
+/// absolute form (`http://host/path?q`, RFC 9112 §3.2.2), which proxies and
+/// some clients send; only its path and query matter to the gateway (and to
+/// the upstream, which gets origin form). An absolute target without a path
+/// names no resource here.
+fn origin_form(target: &[u8]) -> Result<&[u8], HeadError> {
+    if target.first() == Some(&b'/') {
+        return Ok(target);
+    }
+    let rest = match target.iter().position(|&b| b == b':') {
+        Some(i)
+            if target[..i].eq_ignore_ascii_case(b"http") || target[..i].eq_ignore_ascii_case(b"https") =>
+        {
+            target[i + 1..].strip_prefix(b"//").ok_or(HeadError::Malformed)?
+        }
+        // `*` (OPTIONS) and anything else: kept as sent, matched by nothing.
+        _ => return Ok(target),
+    };
+    match memchr::memchr(b'/', rest) {
+        Some(i) => Ok(&rest[i..]),
+        None => Err(HeadError::Malformed),
+    }
+}
+
 /// Size limits for parsing a request head.
 #[derive(Clone, Copy, Debug)]
 pub struct HeadLimits {
@@ -197,7 +221,7 @@ pub fn parse_request(
         _ => Method::Other,
     };
     let http11 = req.version == Some(1);
-    let target = Span::within(buf, req.path.unwrap_or("").as_bytes());
+    let target = Span::within(buf, origin_form(req.path.unwrap_or("").as_bytes())?);
     let fields = collect(buf, req.headers, headers);
     let mut hosts = 0;
     for h in headers.iter() {

@@ -189,3 +189,21 @@ fn hop_by_hop_names() {
     assert!(is_hop_by_hop(b"TRANSFER-ENCODING"));
     assert!(!is_hop_by_hop(b"content-type"));
 }
+
+#[test]
+fn absolute_form_targets_are_reduced_to_their_path_and_query() {
+    let parse = |raw: &'static [u8]| {
+        let mut hs = Vec::new();
+        parse_request(raw, &HeadLimits::default(), &mut hs).map(|h| h.map(|h| h.target.of(raw)))
+    };
+    let raw = b"POST http://gw.example:8080/v1/chat/completions?x=1 HTTP/1.1\r\nHost: gw.example\r\n\r\n";
+    assert_eq!(parse(raw).unwrap(), Some(&b"/v1/chat/completions?x=1"[..]));
+    let raw = b"GET HTTPS://gw/v1/models HTTP/1.1\r\nHost: gw\r\n\r\n";
+    assert_eq!(parse(raw).unwrap(), Some(&b"/v1/models"[..]));
+    let raw = b"GET http://gw HTTP/1.1\r\nHost: gw\r\n\r\n";
+    assert_eq!(parse(raw), Err(HeadError::Malformed));
+    let raw = b"GET http:/v1/models HTTP/1.1\r\nHost: gw\r\n\r\n";
+    assert_eq!(parse(raw), Err(HeadError::Malformed));
+    let raw = b"OPTIONS * HTTP/1.1\r\nHost: gw\r\n\r\n";
+    assert_eq!(parse(raw).unwrap(), Some(&b"*"[..]));
+}
