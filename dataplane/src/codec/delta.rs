@@ -9,100 +9,219 @@
 
 use super::sse::SseEvent;
 use super::usage::Dialect;
-use serde::Deserialize;
-use std::borrow::Cow;
+use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::fmt;
+use std::marker::PhantomData;
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 struct OpenAiChunk<'a> {
     #[serde(borrow, default)]
-    choices: Vec<Choice<'a>>,
+    choices: Few<Choice<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 struct Choice<'a> {
     #[serde(borrow)]
     delta: Option<Delta<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 struct Delta<'a> {
     #[serde(borrow)]
-    content: Option<Cow<'a, str>>,
+    content: Option<&'a RawValue>,
     #[serde(borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
+    reasoning_content: Option<&'a RawValue>,
     #[serde(borrow)]
-    reasoning: Option<Cow<'a, str>>,
+    reasoning: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    tool_calls: Vec<ToolCall<'a>>,
+    tool_calls: Few<ToolCall<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 struct ToolCall<'a> {
     #[serde(borrow)]
     function: Option<Function<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 struct Function<'a> {
     #[serde(borrow)]
-    arguments: Option<Cow<'a, str>>,
+    arguments: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 struct AnthropicEvent<'a> {
     #[serde(borrow)]
     delta: Option<AnthropicDelta<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 struct AnthropicDelta<'a> {
     #[serde(borrow)]
-    text: Option<Cow<'a, str>>,
+    text: Option<&'a RawValue>,
     #[serde(borrow)]
-    partial_json: Option<Cow<'a, str>>,
+    partial_json: Option<&'a RawValue>,
     #[serde(borrow)]
-    thinking: Option<Cow<'a, str>>,
+    thinking: Option<&'a RawValue>,
 }
 
-/// Calls `text` with each piece of completion text in `ev`.
-pub fn for_each_text(dialect: Dialect, ev: &SseEvent<'_>, mut text: impl FnMut(&str)) {
-    match dialect {
-        Dialect::OpenAi => {
-            if ev.data.first() != Some(&b'{') {
-                return;
+/// A JSON array that nearly always holds one element (`choices` without
+/// `n`, one tool call per delta): the first is kept inline, so that reading
+/// an event allocates nothing; only further elements go to the heap.
+struct Few<T> {
+    first: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T> Default for Few<T> {
+    fn default() -> Self {
+        Few {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<T> Few<T> {
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.first.iter().chain(&self.rest)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Few<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Seq<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Seq<T> {
+            type Value = Few<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
             }
-            let Ok(chunk) = serde_json::from_slice::<OpenAiChunk<'_>>(ev.data) else {
-                return;
-            };
-            for choice in &chunk.choices {
-                let Some(d) = &choice.delta else { continue };
-                for piece in [&d.content, &d.reasoning_content, &d.reasoning]
-                    .into_iter()
-                    .flatten()
-                {
-                    text(piece);
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Few<T>, A::Error> {
+                let mut few = Few {
+                    first: seq.next_element()?,
+                    rest: Vec::new(),
+                };
+                while let Some(x) = seq.next_element()? {
+                    few.rest.push(x);
                 }
-                for call in &d.tool_calls {
-                    if let Some(args) = call.function.as_ref().and_then(|f| f.arguments.as_ref()) {
-                        text(args);
+                Ok(few)
+            }
+        }
+        d.deserialize_seq(Seq(PhantomData))
+    }
+}
+
+/// Reads the completion text out of streamed events. Strings are handed on
+/// as borrowed from the event; one with escapes is decoded into a buffer the
+/// reader keeps, so a stream is read without an allocation per event.
+#[derive(Debug, Default)]
+pub struct DeltaReader {
+    scratch: String,
+}
+
+impl DeltaReader {
+    /// Calls `text` with each piece of completion text in `ev`.
+    pub fn for_each_text(&mut self, dialect: Dialect, ev: &SseEvent<'_>, mut text: impl FnMut(&str)) {
+        let scratch = &mut self.scratch;
+        let mut emit = |raw: Option<&RawValue>| {
+            if let Some(s) = raw.and_then(|r| json_str(r.get(), scratch)) {
+                text(s);
+            }
+        };
+        match dialect {
+            Dialect::OpenAi => {
+                if ev.data.first() != Some(&b'{') {
+                    return;
+                }
+                let Ok(chunk) = serde_json::from_slice::<OpenAiChunk<'_>>(ev.data) else {
+                    return;
+                };
+                for d in chunk.choices.iter().filter_map(|c| c.delta.as_ref()) {
+                    emit(d.content);
+                    emit(d.reasoning_content);
+                    emit(d.reasoning);
+                    for call in d.tool_calls.iter() {
+                        emit(call.function.as_ref().and_then(|f| f.arguments));
                     }
                 }
             }
-        }
-        Dialect::Anthropic => {
-            if ev.event != b"content_block_delta" {
-                return;
-            }
-            let Ok(e) = serde_json::from_slice::<AnthropicEvent<'_>>(ev.data) else {
-                return;
-            };
-            if let Some(d) = &e.delta {
-                for piece in [&d.text, &d.partial_json, &d.thinking].into_iter().flatten() {
-                    text(piece);
+            Dialect::Anthropic => {
+                if ev.event != b"content_block_delta" {
+                    return;
+                }
+                let Ok(e) = serde_json::from_slice::<AnthropicEvent<'_>>(ev.data) else {
+                    return;
+                };
+                if let Some(d) = &e.delta {
+                    emit(d.text);
+                    emit(d.partial_json);
+                    emit(d.thinking);
                 }
             }
         }
     }
+}
+
+/// Calls `text` with each piece of completion text in `ev` (a one-off
+/// [`DeltaReader`]; streams keep one).
+pub fn for_each_text(dialect: Dialect, ev: &SseEvent<'_>, text: impl FnMut(&str)) {
+    DeltaReader::default().for_each_text(dialect, ev, text);
+}
+
+/// The text of a JSON string token (`"..."`, already validated by the
+/// parser): borrowed when it has no escapes, else decoded into `scratch`.
+/// Anything but a string (a number, say) carries no text.
+fn json_str<'s>(raw: &'s str, scratch: &'s mut String) -> Option<&'s str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+        return Some(inner);
+    }
+    scratch.clear();
+    unescape(inner, scratch);
+    Some(scratch)
+}
+
+/// Decodes JSON string escapes; a lone surrogate becomes U+FFFD, as
+/// Python's and JavaScript's decoders leave something in its place.
+fn unescape(s: &str, out: &mut String) {
+    let b = s.as_bytes();
+    let (mut at, mut from) = (0, 0);
+    while let Some(off) = memchr::memchr(b'\\', &b[at..]) {
+        let i = at + off;
+        out.push_str(&s[from..i]);
+        let (c, len) = match b.get(i + 1) {
+            Some(b'n') => ('\n', 2),
+            Some(b't') => ('\t', 2),
+            Some(b'r') => ('\r', 2),
+            Some(b'b') => ('\u{8}', 2),
+            Some(b'f') => ('\u{c}', 2),
+            Some(b'u') => match hex4(b, i + 2) {
+                Some(hi @ 0xD800..=0xDBFF) if b.get(i + 6..i + 8) == Some(b"\\u") => match hex4(b, i + 8) {
+                    Some(lo @ 0xDC00..=0xDFFF) => {
+                        let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                        (char::from_u32(c).unwrap_or('\u{FFFD}'), 12)
+                    }
+                    _ => ('\u{FFFD}', 6),
+                },
+                Some(u) => (char::from_u32(u).unwrap_or('\u{FFFD}'), 6),
+                None => ('\u{FFFD}', 2),
+            },
+            // `\"`, `\\`, `\/`: the character itself.
+            Some(&c) if c.is_ascii() => (char::from(c), 2),
+            _ => break,
+        };
+        out.push(c);
+        at = (i + len).min(b.len());
+        from = at;
+    }
+    out.push_str(&s[from..]);
+}
+
+/// Four hex digits at `at`.
+fn hex4(b: &[u8], at: usize) -> Option<u32> {
+    let digits = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
+    u32::from_str_radix(digits, 16).ok()
 }
 
 #[cfg(test)]
@@ -127,6 +246,32 @@ mod tests {
         )
         .is_empty());
         assert!(texts(Dialect::OpenAi, b"", b"{garbage").is_empty());
+    }
+
+    #[test]
+    fn escapes_are_decoded_and_plain_strings_borrowed() {
+        let ev = |content: &str| format!(r#"{{"choices":[{{"delta":{{"content":{content}}}}}]}}"#);
+        for (json, text) in [
+            (r#""a\nb""#, "a\nb"),
+            (r#""say \"hi\" \\ \/""#, "say \"hi\" \\ /"),
+            (r#""\t\r\b\f""#, "\t\r\u{8}\u{c}"),
+            (r#""caf\u00e9 \ud83d\ude80!""#, "café 🚀!"),
+            (r#""lone \ud800 x""#, "lone \u{FFFD} x"),
+            (r#""lone \udc00""#, "lone \u{FFFD}"),
+            (r#""世界 plain""#, "世界 plain"),
+        ] {
+            assert_eq!(texts(Dialect::OpenAi, b"", ev(json).as_bytes()), [text], "{json}");
+        }
+        // Not a string: no text.
+        assert!(texts(Dialect::OpenAi, b"", ev("12").as_bytes()).is_empty());
+        assert!(texts(Dialect::OpenAi, b"", ev("null").as_bytes()).is_empty());
+    }
+
+    #[test]
+    fn every_choice_and_tool_call_is_read() {
+        let d = br#"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}},{"delta":{"tool_calls":[{"function":{"arguments":"x"}},{"function":{"arguments":"y"}}]}}]}"#;
+        assert_eq!(texts(Dialect::OpenAi, b"", d), ["a", "b", "x", "y"]);
+        assert!(texts(Dialect::OpenAi, b"", br#"{"choices":{"delta":1}}"#).is_empty());
     }
 
     #[test]

@@ -14,8 +14,9 @@
 use super::forward::Answer;
 use super::strip::EventCut;
 use super::Ctx;
+use crate::codec::chunked::write_chunk_size;
 use crate::codec::chunked::ChunkedDecoder;
-use crate::codec::delta;
+use crate::codec::delta::DeltaReader;
 use crate::codec::head::{is_hop_by_hop, Framing, Header, RequestHead, ResponseHead};
 use crate::codec::sse::{SseEvent, SseFramer};
 use crate::codec::usage::{Dialect, UsageScanner};
@@ -27,7 +28,6 @@ use crate::snapshot::ProviderKind;
 use bytes::{Buf, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
-use std::io::Write;
 
 /// Bytes kept free in the upstream read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -64,6 +64,8 @@ struct Scan {
     dialect: Dialect,
     /// Completion tokens counted from the text deltas as they pass.
     counter: Option<CompletionCounter>,
+    /// Reads those deltas out of the events.
+    deltas: DeltaReader,
     /// Opt-in content logging: the payload as relayed.
     capture: Option<super::content::Capture>,
     /// What to send instead of the raw bytes (`Plain` and `Events` output).
@@ -83,12 +85,13 @@ impl Scan {
             cut,
             out,
             counter,
+            deltas,
             capture,
             ..
         } = self;
         let mut count = |ev: &SseEvent<'_>| {
             if let Some(c) = counter.as_mut() {
-                delta::for_each_text(dialect, ev, |text| c.push(text));
+                deltas.for_each_text(dialect, ev, |text| c.push(text));
             }
         };
         let mut payload = |piece: &[u8]| {
@@ -154,7 +157,7 @@ impl Scan {
             Output::Plain | Output::Events { chunked: false } => buf.append(&mut self.out),
             Output::Events { chunked: true } => {
                 if !self.out.is_empty() {
-                    let _ = write!(buf, "{:x}\r\n", self.out.len());
+                    write_chunk_size(buf, self.out.len());
                     buf.append(&mut self.out);
                     buf.extend_from_slice(b"\r\n");
                 }
@@ -241,6 +244,7 @@ pub async fn relay(
             (Some(adm), true) => adm.encoding.map(CompletionCounter::new),
             _ => None,
         },
+        deltas: DeltaReader::default(),
         out: Vec::new(),
         done: false,
     };

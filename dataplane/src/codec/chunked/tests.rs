@@ -361,3 +361,12 @@ fn random_corruption_never_panics_and_splits_agree() {
         assert_eq!(run(&[&body[..at], &body[at..]]), expect);
     }
 }
+
+#[test]
+fn chunk_sizes_are_written_in_hex() {
+    for n in [1usize, 9, 10, 15, 16, 255, 4096, 0xdead_beef, usize::MAX] {
+        let mut out = b"x".to_vec();
+        write_chunk_size(&mut out, n);
+        assert_eq!(out, format!("x{n:x}\r\n").into_bytes());
+    }
+}
