@@ -3,12 +3,16 @@
 //! The writer appends an entry inside the transaction of the change it
 //! records (a refused change gets its own transaction, outcome `refused:
 //! <kind>`), so the trail and the state cannot disagree. Entry `n` (from 1)
-//! holds `hash = SHA-256(hash of entry n-1 (32 zero bytes for the first) ||
-//! canonical bytes)`, where the canonical bytes are the compact JSON of
-//! `{seq, ts_ms, admin, action, detail, target_hash, tenant_hash, outcome}` in
-//! that order. The head (last seq and hash) is kept apart, so entries removed
-//! from the end are noticed too. [`Auditor::verify`] names the first entry
-//! that was altered, removed or reordered.
+//! holds `hash = HMAC-SHA256(audit key, "chain" || 0 || hash of entry n-1
+//! (32 zero bytes for the first) || canonical bytes)`, where the canonical
+//! bytes are the compact JSON of `{seq, ts_ms, admin, action, detail,
+//! target_hash, tenant_hash, outcome}` in that order. The head (last seq and
+//! hash) is kept apart, so entries removed from the end are noticed too.
+//! [`Auditor::verify`] names the first entry that was altered, removed or
+//! reordered. The chain is keyed so that someone with the file but without
+//! the master key (which seals the audit key) cannot alter an entry and
+//! recompute every hash after it: a plain hash chain could be rewritten
+//! whole.
 //!
 //! What an entry holds: `admin`, the first 16 hex digits of SHA-256 of the
 //! admin token that acted (`system` for control's own timer), never the
@@ -33,7 +37,7 @@ use describe::Described;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
-use sluice_dataplane::crypto::{hex, random_bytes, sha256, unhex};
+use sluice_dataplane::crypto::{hex, random_bytes, unhex};
 
 /// `admin` of entries made by control itself (the retention timer).
 pub(crate) const SYSTEM: &str = "system";
@@ -91,8 +95,8 @@ struct Canonical<'a> {
     outcome: &'a str,
 }
 
-/// `SHA-256(prev || canonical bytes of e)`.
-pub(crate) fn chain_hash(prev: &[u8; 32], e: &AuditEntry) -> Result<[u8; 32], StoreError> {
+/// The canonical bytes of `e` after `prev`: what its chain hash covers.
+fn chained_bytes(prev: &[u8; 32], e: &AuditEntry) -> Result<Vec<u8>, StoreError> {
     let mut buf = prev.to_vec();
     serde_json::to_writer(
         &mut buf,
@@ -107,7 +111,7 @@ pub(crate) fn chain_hash(prev: &[u8; 32], e: &AuditEntry) -> Result<[u8; 32], St
             outcome: &e.outcome,
         },
     )?;
-    Ok(sha256(&buf))
+    Ok(buf)
 }
 
 /// The result of `audit verify`.
@@ -187,6 +191,17 @@ impl Auditor {
         }
     }
 
+    /// `HMAC(key, "chain" || 0 || prev || canonical bytes of e)`.
+    pub(crate) fn chain_hash(&self, prev: &[u8; 32], e: &AuditEntry) -> Result<[u8; 32], StoreError> {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(b"chain\0");
+        ctx.update(&chained_bytes(prev, e)?);
+        let tag = ctx.sign();
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
     fn mac(&self, kind: &str, s: &str) -> String {
         let mut ctx = hmac::Context::with_key(&self.key);
         ctx.update(kind.as_bytes());
@@ -243,7 +258,7 @@ impl Auditor {
             target: if d.erase_target { None } else { d.target.clone() },
             erased: d.erase_target,
         };
-        let h = chain_hash(&prev, &e)?;
+        let h = self.chain_hash(&prev, &e)?;
         e.hash = hex(&h);
         txn.open_table(AUDIT)?
             .insert(seq.to_be_bytes(), encode(&e)?.as_slice())?;
@@ -316,7 +331,7 @@ impl Auditor {
             }
             let own_prev = unhex::<32>(&e.prev_hash);
             let own_ok = match own_prev {
-                Some(p) => hex(&chain_hash(&p, &e)?) == e.hash,
+                Some(p) => hex(&self.chain_hash(&p, &e)?) == e.hash,
                 None => false,
             };
             if !own_ok {

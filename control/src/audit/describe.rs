@@ -2,6 +2,7 @@
 //! it touches, never its secrets (a provider key's envelope, a gateway key's
 //! hash, a policy's text).
 
+use crate::billing::ops::BillingOp;
 use crate::privacy::PrivacyOp;
 use crate::store::admin_ops::AdminOp;
 
@@ -95,7 +96,7 @@ pub(crate) fn describe(op: &AdminOp) -> Option<Described> {
         AdminOp::EnrollDataplane { id, .. } => of("dataplane.enroll", format!("dataplane {id}"), None),
         AdminOp::RevokeDataplane { id, .. } => of("dataplane.revoke", format!("dataplane {id}"), None),
         AdminOp::Privacy(p) => return privacy(p),
-        other => generic(other),
+        AdminOp::Billing(b) => billing(b).unwrap_or_else(|| generic(op)),
     })
 }
 
@@ -131,6 +132,54 @@ fn privacy(op: &PrivacyOp) -> Option<Described> {
             }
         }
         PrivacyOp::Note { action, tenant } => of(action, format!("tenant {tenant}"), Some(tenant)),
+    })
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}
+
+/// Billing changes by an admin, with their target (a policy by its tenant,
+/// never its text); `None` for control's own (credit top-ups, alert
+/// deliveries) and for kinds this module does not know.
+fn billing(op: &BillingOp) -> Option<Described> {
+    let limit_target = |tenant: &str, key: Option<&str>| match key {
+        Some(k) => format!("limit {tenant}/{k}"),
+        None => format!("limit {tenant}"),
+    };
+    Some(match op {
+        BillingOp::SetPrice(p) => of("price.set", format!("price {}", p.model), None),
+        BillingOp::RemovePrice(model) => of("price.remove", format!("price {model}"), None),
+        BillingOp::SetPolicy(p) => of("policy.set", format!("policy {}", p.tenant), Some(&p.tenant)),
+        BillingOp::RemovePolicy(tenant) => of("policy.remove", format!("policy {tenant}"), Some(tenant)),
+        BillingOp::SetLimit(l) => Described {
+            detail: Some(format!("rpm={} tpm={}", opt(l.rpm), opt(l.tpm))),
+            ..of(
+                "limit.set",
+                limit_target(&l.tenant, l.key.as_deref()),
+                Some(&l.tenant),
+            )
+        },
+        BillingOp::RemoveLimit { tenant, key } => {
+            of("limit.remove", limit_target(tenant, key.as_deref()), Some(tenant))
+        }
+        BillingOp::AddCredit { tenant, micros, .. } => Described {
+            detail: Some(format!("micros={micros}")),
+            ..of("credit.add", format!("credit {tenant}"), Some(tenant))
+        },
+        BillingOp::SetThreshold { tenant, micros, .. } => Described {
+            detail: Some(format!("alert_below_micros={}", opt(*micros))),
+            ..of("credit.threshold", format!("credit {tenant}"), Some(tenant))
+        },
+        BillingOp::SetDefaultMaxTokens { tenant, tokens, .. } => Described {
+            detail: Some(format!("default_max_tokens={}", opt(*tokens))),
+            ..of(
+                "credit.default_max_tokens",
+                format!("credit {tenant}"),
+                Some(tenant),
+            )
+        },
+        _ => return None,
     })
 }
 
@@ -188,5 +237,24 @@ mod tests {
 
         let d = describe(&AdminOp::DeleteTenant("acme".into())).unwrap();
         assert!(d.erase_target);
+
+        // A policy is named by its tenant; its text stays out.
+        let op = AdminOp::Billing(BillingOp::SetPolicy(crate::billing::rows::PolicyRow {
+            tenant: "acme".into(),
+            toml: "[[rules]]\nid = \"secret-rule-text\"".into(),
+            updated_ms: 1,
+        }));
+        let d = describe(&op).unwrap();
+        assert_eq!(d.action, "policy.set");
+        assert_eq!(d.target.as_deref(), Some("policy acme"));
+        assert_eq!(d.tenant.as_deref(), Some("acme"));
+        assert!(!format!("{d:?}").contains("secret-rule-text"));
+        // Control's own top-ups are marked as such.
+        let d = describe(&AdminOp::Billing(BillingOp::TopUp {
+            dataplane: 1,
+            tenants: None,
+        }))
+        .unwrap();
+        assert!(d.system && d.target.is_none());
     }
 }

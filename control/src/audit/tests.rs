@@ -101,9 +101,38 @@ fn an_altered_and_rehashed_entry_is_named() {
     let (store, a) = trail("audit-rehashed");
     let mut e = entry(&store, 2);
     e.action = "tenant.delete".into();
-    e.hash = hex(&chain_hash(&unhex::<32>(&e.prev_hash).unwrap(), &e).unwrap());
+    e.hash = hex(&a.chain_hash(&unhex::<32>(&e.prev_hash).unwrap(), &e).unwrap());
     tamper(&store, 2, Some(encode(&e).unwrap()));
     assert_eq!(bad_at(&verify(&store, &a)), 2);
+}
+
+#[test]
+fn a_trail_rechained_without_the_key_is_named() {
+    // Someone with the file but not the master key alters entry 3 and
+    // recomputes every hash after it, and the head, under a key of their own.
+    let (store, a) = trail("audit-rechained");
+    let forger = Auditor::new("0123456789abcdef", &[9u8; 32]);
+    let mut prev = unhex::<32>(&entry(&store, 2).hash).unwrap();
+    for seq in 3..=5 {
+        let mut e = entry(&store, seq);
+        if seq == 3 {
+            e.outcome = "refused: conflict".into();
+        }
+        e.prev_hash = hex(&prev);
+        prev = forger.chain_hash(&prev, &e).unwrap();
+        e.hash = hex(&prev);
+        tamper(&store, seq, Some(encode(&e).unwrap()));
+    }
+    let txn = store.begin_write().unwrap();
+    {
+        let mut head = 5u64.to_be_bytes().to_vec();
+        head.extend_from_slice(&prev);
+        let mut meta = txn.open_table(PRIVACY_META).unwrap();
+        meta.insert("audit_head", head.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+    let v = verify(&store, &a);
+    assert_eq!(bad_at(&v), 3, "{v:?}");
 }
 
 #[test]
