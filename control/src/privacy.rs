@@ -59,7 +59,8 @@ pub(crate) struct ServeOpts {
         long,
         env = "SLUICE_CLOCK_OFFSET_DAYS",
         default_value_t = 0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        hide = true
     )]
     pub(crate) clock_offset_days: i64,
     /// Days the daily usage rollups (no personal identifiers) are kept.
