@@ -36,6 +36,19 @@
 //!   `g_d` of worst-case reservations, so the tenant's total spend stays
 //!   within `Σ g_d ≤ A` whatever the timing, also while control is
 //!   unreachable (the data plane runs its lease down, then refuses).
+//! - **Restarts**: `g_d` is cumulative, and a restarted data plane knows
+//!   nothing of what its earlier process spent. Each grant in its snapshot
+//!   therefore also carries `s_d` (`CreditGrant.spent_micros`), and the data
+//!   plane charges `s_d` minus its own settled spend, the largest seen, as
+//!   spent before it started (`sluice_dataplane::quota::credit`). A starting
+//!   data plane asks with `after=0`; when control has seen spend on its
+//!   leases it bumps the snapshot version first (unless a grant just did), so
+//!   the snapshot it starts on carries the current `s_d`. What it cannot
+//!   know is the cost of the records the earlier process had not delivered
+//!   yet (its spool, replayed after the start): the data plane learns of them
+//!   with its next snapshot, so a restart can overspend a lease by at most
+//!   that much until then, and a record lost in a `kill -9` before it was
+//!   spooled is never charged.
 //! - **Costs of the scheme**: credit leased to an idle data plane is stranded
 //!   there (at most one slice, ≤ 10 % of the balance, per data plane), since a
 //!   grant is never reduced: control cannot know what a data plane spent but
@@ -70,9 +83,25 @@ use ops::BillingOp;
 use sluice_dataplane::record::Record;
 
 /// Grants data plane `dp` what it is due before it is served a snapshot.
+/// When it is starting (`bootstrap`: it asks with `after=0`) and control has
+/// seen spend on its leases, the snapshot version is bumped unless a grant
+/// just did it, so that the snapshot it gets carries the current spend.
 /// Failures are logged, never passed to the data plane: it keeps its lease.
-pub(crate) fn ensure_leases(app: &App, dp: &DataplaneRow) {
-    top_up(app, dp, None);
+pub(crate) fn ensure_leases(app: &App, dp: &DataplaneRow, bootstrap: bool) {
+    if top_up(app, dp, None) || !bootstrap {
+        return;
+    }
+    let Ok(store) = app.store() else { return };
+    match store.spent_on(dp.num) {
+        Ok(false) => {}
+        Ok(true) => {
+            let op = AdminOp::Billing(BillingOp::Resync { dataplane: dp.num });
+            if let Err(e) = app.writer.admin(op) {
+                tracing::warn!(dataplane = %dp.id, error = %e, "credit resync failed");
+            }
+        }
+        Err(e) => tracing::warn!(dataplane = %dp.id, error = %e, "reading credit leases failed"),
+    }
 }
 
 /// After a records batch from `dp` is stored: tops up its leases of the
@@ -91,22 +120,30 @@ pub(crate) fn after_ingest<'a>(app: &App, dp: &DataplaneRow, records: impl Itera
     app.billing.kick();
 }
 
-fn top_up(app: &App, dp: &DataplaneRow, tenants: Option<Vec<String>>) {
+/// Grants `dp` what it is due; true when a grant was committed.
+fn top_up(app: &App, dp: &DataplaneRow, tenants: Option<Vec<String>>) -> bool {
     let store = match app.store() {
         Ok(s) => s,
-        Err(_) => return,
+        Err(_) => return false,
     };
     match store.leases_due(dp.num, tenants.as_deref()) {
-        Ok(false) => {}
+        Ok(false) => false,
         Ok(true) => {
             let op = AdminOp::Billing(BillingOp::TopUp {
                 dataplane: dp.num,
                 tenants,
             });
-            if let Err(e) = app.writer.admin(op) {
-                tracing::warn!(dataplane = %dp.id, error = %e, "credit top-up failed");
+            match app.writer.admin(op) {
+                Ok(applied) => applied.compiled.is_some(),
+                Err(e) => {
+                    tracing::warn!(dataplane = %dp.id, error = %e, "credit top-up failed");
+                    false
+                }
             }
         }
-        Err(e) => tracing::warn!(dataplane = %dp.id, error = %e, "reading credit leases failed"),
+        Err(e) => {
+            tracing::warn!(dataplane = %dp.id, error = %e, "reading credit leases failed");
+            false
+        }
     }
 }

@@ -107,7 +107,7 @@ fn snapshot(
         Some(Err(_)) => return Response::error(400, "after must be a snapshot version (u64)"),
     };
     app.metrics.seen(&row.id, after);
-    crate::billing::ensure_leases(app, row);
+    crate::billing::ensure_leases(app, row, after == Some(0));
     let current = match after {
         Some(v) => app.hub.wait_newer(v, long_poll),
         None => app.hub.current(),

@@ -39,14 +39,15 @@ impl Registry {
             .clone()
     }
 
-    /// The credit of `tenant`, with the cumulative grant brought up to `granted`.
-    pub fn credit(&self, tenant: &str, granted: i64) -> Arc<Credit> {
+    /// The credit of `tenant`, with the cumulative grant brought up to
+    /// `granted`, of which control has seen `spent` spent on this data plane.
+    pub fn credit(&self, tenant: &str, granted: i64, spent: i64) -> Arc<Credit> {
         let mut map = self.credits.lock().unwrap_or_else(|e| e.into_inner());
         let credit = map
             .entry(tenant.to_owned())
             .or_insert_with(|| Arc::new(Credit::default()))
             .clone();
-        credit.grant_total(granted);
+        credit.grant_total(granted, spent);
         credit
     }
 }

@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
+use sluice_tests::fake::Canned;
 use sluice_tests::http::{self, Conn, Req, Response};
 use sluice_tests::metering::{
     self, credit, fire_concurrently, mock_prompt_tokens, normalise_mock_ids, policy, price, rate_limit,
@@ -22,7 +23,7 @@ use sluice_tests::records::assert_shape;
 use sluice_tests::stack::{
     self, Stack, ANTHROPIC_MODEL, GATEWAY_KEY, KEY_ID, OPENAI_MODEL, PROVIDER_KEY, SHARED_MODEL, TENANT,
 };
-use sluice_tests::{both_drivers, sse, vocab, Driver, GatewayOpts, WAIT};
+use sluice_tests::{both_drivers, sse, vocab, Driver, Gateway, GatewayOpts, WAIT};
 use std::time::{Duration, Instant};
 
 both_drivers!(
@@ -34,6 +35,7 @@ both_drivers!(
     rpm_across_workers,
     rpm_per_key,
     tpm_reservation,
+    cached_tokens_counted_once,
 );
 
 /// A second gateway key of the tenant.
@@ -391,6 +393,30 @@ fn stream_usage_and_bytes(d: Driver) {
         rec["completion_tokens_counted"].as_u64().unwrap_or(0) > 0,
         "{rec}"
     );
+    assert_eq!(cost_of(&rec), Some(prompt + 13 * 2), "{rec}");
+
+    // OpenAI, the client says no explicitly: the same, and the gateway's
+    // request says yes.
+    let mut declined = chat_body(OPENAI_MODEL, text, true, None);
+    declined["stream_options"] = json!({"include_usage": false});
+    let r = stack.chat(&declined, &[("x-mock-tokens", "13")]);
+    assert_eq!(r.status(), 200, "{}", r.text());
+    assert!(r.complete);
+    assert_eq!(
+        normalise_mock_ids(&r.body),
+        without_usage_event(&reference),
+        "the stream is not the mock's minus its usage event"
+    );
+    let last = stack.mock.last();
+    let forwarded: Value = serde_json::from_str(last["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        forwarded["stream_options"],
+        json!({"include_usage": true}),
+        "{last}"
+    );
+    let rec = next_record(&stack, &mut seen);
+    assert_eq!(rec["usage"]["input_tokens"], prompt, "{rec}");
+    assert_eq!(rec["usage"]["output_tokens"], 13, "{rec}");
     assert_eq!(cost_of(&rec), Some(prompt + 13 * 2), "{rec}");
 
     // Anthropic, with a system prompt and content blocks: passed through.
@@ -1025,4 +1051,122 @@ fn tpm_reservation(d: Driver) {
     let fourth = stack.chat(&body, &[("x-mock-tokens", "3")]);
     assert_eq!(fourth.status(), 200, "{}", fourth.text());
     assert_429(&second, false, "tokens", 300);
+}
+
+// ---- 7. cached and reasoning tokens -------------------------------------------
+
+/// An OpenAI stream whose usage says 1117 prompt tokens, 1024 of them read
+/// from the cache (OpenAI's prompt_tokens includes cached ones), and 5
+/// completion tokens, 2 of them reasoning.
+const OPENAI_CACHED: &str = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null}\n\n\
+data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello there, world.\"},\"finish_reason\":null}],\"usage\":null}\n\n\
+data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n\
+data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":1117,\"completion_tokens\":5,\"total_tokens\":1122,\"prompt_tokens_details\":{\"cached_tokens\":1024},\"completion_tokens_details\":{\"reasoning_tokens\":2}}}\n\n\
+data: [DONE]\n\n";
+
+/// An Anthropic stream: 10 uncached input tokens, 2000 read from the cache
+/// and 100 written to it (Anthropic's input_tokens excludes both), and 7
+/// output tokens (message_delta's figure is cumulative).
+const ANTHROPIC_CACHED: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":10,\"cache_creation_input_tokens\":100,\"cache_read_input_tokens\":2000,\"output_tokens\":1}}}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello there, world.\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":7}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+fn sse_response(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A `[[prices]]` section with every field (USD per million tokens).
+fn full_price(model: &str, input: f64, cached: f64, write: f64, output: f64) -> String {
+    format!(
+        "[[prices]]\nmodel = {model:?}\ninput = {input:?}\ncached_input = {cached:?}\n\
+         cache_write = {write:?}\noutput = {output:?}\n"
+    )
+}
+
+fn cached_tokens_counted_once(d: Driver) {
+    let openai = Canned::start(&sse_response(OPENAI_CACHED));
+    let anthropic = Canned::start(&sse_response(ANTHROPIC_CACHED));
+    let snapshot = stack::base()
+        .upstream("canned-openai", "openai", &openai.url(), None)
+        .upstream("canned-anthropic", "anthropic", &anthropic.url(), None)
+        .route(Some(TENANT), OPENAI_MODEL, &[("canned-openai", "pk")])
+        .route(Some(TENANT), ANTHROPIC_MODEL, &[("canned-anthropic", "pk")]);
+    let extra = [
+        full_price(OPENAI_MODEL, 2.0, 0.5, 2.0, 8.0),
+        full_price(ANTHROPIC_MODEL, 3.0, 0.3, 3.75, 15.0),
+    ];
+    let toml = metering::toml_with(&snapshot, &extra);
+    let gw = Gateway::start_toml(d, &toml, GatewayOpts::default().env("MOCK_KEY", PROVIDER_KEY));
+    let mut seen = 0;
+    let next = |seen: &mut usize| -> Value {
+        *seen += 1;
+        let all = gw.records().wait_count(*seen);
+        assert_eq!(all.len(), *seen, "{}", gw.records().dump());
+        let r = all[*seen - 1].clone();
+        assert_shape(&r);
+        r
+    };
+
+    // OpenAI: 93 uncached + 1024 cached prompt tokens, 5 completion tokens
+    // (reasoning included): 93 × 2 + 1024 × 0.5 + 5 × 8 = 738 µ$.
+    for ask in [true, false] {
+        let mut body = chat_body(OPENAI_MODEL, "Hello again.", true, None);
+        if ask {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        let r = gw.request(&Req::chat(GATEWAY_KEY, &body));
+        assert_eq!(r.status(), 200, "{}", r.text());
+        assert!(r.complete);
+        let client = String::from_utf8(r.body.clone()).unwrap();
+        if ask {
+            assert_eq!(client, OPENAI_CACHED, "passed through as is");
+        } else {
+            assert_eq!(
+                client,
+                without_usage_event(OPENAI_CACHED),
+                "only the usage event removed"
+            );
+        }
+        let rec = next(&mut seen);
+        let u = &rec["usage"];
+        assert_eq!(u["input_tokens"], 1117, "{rec}");
+        assert_eq!(u["cached_input_tokens"], 1024, "{rec}");
+        assert_eq!(u["cache_creation_tokens"], 0, "{rec}");
+        assert_eq!(u["output_tokens"], 5, "{rec}");
+        assert_eq!(u["reasoning_tokens"], 2, "{rec}");
+        assert_eq!(cost_of(&rec), Some(738), "{rec}");
+        assert!(
+            rec["completion_tokens_counted"].as_u64().unwrap_or(0) > 0,
+            "{rec}"
+        );
+    }
+
+    // Anthropic: input normalised to 10 + 2000 + 100 = 2110, of which 2000
+    // cached and 100 written: 10 × 3 + 2000 × 0.3 + 100 × 3.75 + 7 × 15 =
+    // 1110 µ$.
+    let r = gw.request(&Req::messages(
+        GATEWAY_KEY,
+        &messages_body(ANTHROPIC_MODEL, "Hello again.", true, 64),
+    ));
+    assert_eq!(r.status(), 200, "{}", r.text());
+    assert_eq!(String::from_utf8(r.body.clone()).unwrap(), ANTHROPIC_CACHED);
+    let rec = next(&mut seen);
+    let u = &rec["usage"];
+    assert_eq!(u["input_tokens"], 2110, "{rec}");
+    assert_eq!(u["cached_input_tokens"], 2000, "{rec}");
+    assert_eq!(u["cache_creation_tokens"], 100, "{rec}");
+    assert_eq!(u["output_tokens"], 7, "{rec}");
+    assert_eq!(cost_of(&rec), Some(1110), "{rec}");
+    assert_eq!(
+        rec["tokens_estimated"], true,
+        "Anthropic prompts are counted with o200k: {rec}"
+    );
+    assert_eq!((openai.hits(), anthropic.hits()), (2, 1));
 }

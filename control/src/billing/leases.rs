@@ -137,6 +137,18 @@ pub(crate) fn grant_holders(txn: &WriteTransaction, tenant: &str, now_ms: u64) -
     Ok(changed)
 }
 
+/// Whether control has seen anything spent on a lease of data plane `dp`.
+pub(crate) fn spent_on(txn: &WriteTransaction, dp: u32) -> Result<bool, StoreError> {
+    let leases = txn.open_table(schema::CREDIT_LEASES)?;
+    for item in leases.range::<(&str, [u8; 4])>(..)? {
+        let (k, v) = item?;
+        if k.value().1 == dp.to_be_bytes() && unpack2(&v.value()).1 > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Numbers of the data planes that are not revoked.
 fn live_dataplanes(txn: &WriteTransaction) -> Result<Vec<u32>, StoreError> {
     let t = txn.open_table(schema::DATAPLANES)?;
@@ -151,6 +163,22 @@ fn live_dataplanes(txn: &WriteTransaction) -> Result<Vec<u32>, StoreError> {
 }
 
 impl Store {
+    /// Whether control has seen anything spent on a lease of data plane `dp`
+    /// (a read, so that a data plane without one costs no write).
+    pub(crate) fn spent_on(&self, dp: u32) -> Result<bool, StoreError> {
+        let r = self.begin_read()?;
+        let Some(leases) = open_read(&r, schema::CREDIT_LEASES)? else {
+            return Ok(false);
+        };
+        for item in leases.range::<(&str, [u8; 4])>(..)? {
+            let (k, v) = item?;
+            if k.value().1 == dp.to_be_bytes() && unpack2(&v.value()).1 > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Whether data plane `dp` is due a grant among `tenants` (every metered
     /// tenant when `None`): a read, so the common "no" costs no write.
     pub(crate) fn leases_due(&self, dp: u32, tenants: Option<&[String]>) -> Result<bool, StoreError> {

@@ -67,6 +67,12 @@ pub(crate) enum BillingOp {
         /// Only these tenants; every metered tenant when `None`.
         tenants: Option<Vec<String>>,
     },
+    /// A new snapshot for a data plane that just started, so that it learns
+    /// what control has seen spent on its leases (see [`crate::billing`]).
+    Resync {
+        /// Data plane number.
+        dataplane: u32,
+    },
     /// The webhook took an alert.
     AlertDelivered {
         /// Alert id.
@@ -197,6 +203,7 @@ pub(crate) fn mutate(txn: &WriteTransaction, op: &BillingOp) -> Result<bool, Sto
         BillingOp::TopUp { dataplane, tenants } => {
             return leases::grant(txn, *dataplane, tenants.as_deref(), crate::time::now_ms());
         }
+        BillingOp::Resync { dataplane } => return leases::spent_on(txn, *dataplane),
         BillingOp::AlertDelivered { id, now_ms } => {
             let mut t = txn.open_table(schema::ALERTS)?;
             let mut row: AlertRow = match t.get(id.to_be_bytes())? {

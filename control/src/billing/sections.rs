@@ -18,24 +18,27 @@ use std::collections::HashMap;
 pub(crate) struct Credits {
     /// Every metered tenant, with its `default_max_tokens`, by tenant id.
     metered: Vec<(String, Option<u64>)>,
-    /// Data plane id → tenant → cumulative grant.
-    granted: HashMap<String, HashMap<String, u64>>,
+    /// Data plane id → tenant → (cumulative grant, settled cost of its records).
+    granted: HashMap<String, HashMap<String, (u64, u64)>>,
 }
 
 impl Credits {
     /// The `credits` section of `dataplane`'s snapshot: every metered tenant,
     /// with 0 where nothing was granted, so that no data plane serves a
-    /// metered tenant without a limit.
+    /// metered tenant without a limit; and what control has seen spent on
+    /// each lease, so that a restarted data plane does not spend it again.
     pub(crate) fn for_dataplane(&self, dataplane: &str) -> Vec<CreditGrant> {
         let mine = self.granted.get(dataplane);
         self.metered
             .iter()
-            .map(|(tenant, default_max_tokens)| CreditGrant {
-                tenant: tenant.clone(),
-                granted_micros: mine
-                    .and_then(|m| m.get(tenant))
-                    .map_or(0, |g| i64::try_from(*g).unwrap_or(i64::MAX)),
-                default_max_tokens: *default_max_tokens,
+            .map(|(tenant, default_max_tokens)| {
+                let (granted, spent) = mine.and_then(|m| m.get(tenant)).copied().unwrap_or_default();
+                CreditGrant {
+                    tenant: tenant.clone(),
+                    granted_micros: i64::try_from(granted).unwrap_or(i64::MAX),
+                    spent_micros: i64::try_from(spent).unwrap_or(i64::MAX),
+                    default_max_tokens: *default_max_tokens,
+                }
             })
             .collect()
     }
@@ -112,12 +115,11 @@ where
             let Some(id) = ids.get(&u32::from_be_bytes(dp)) else {
                 continue;
             };
-            let (granted, _) = unpack2(&v.value());
             credits
                 .granted
                 .entry(id.clone())
                 .or_default()
-                .insert(tenant.to_owned(), granted);
+                .insert(tenant.to_owned(), unpack2(&v.value()));
         }
     }
     c.credits = credits;
@@ -146,10 +148,14 @@ mod tests {
             metered: vec![("a".into(), None), ("b".into(), Some(64))],
             ..Credits::default()
         };
-        c.granted.entry("dp1".into()).or_default().insert("a".into(), 7);
+        c.granted
+            .entry("dp1".into())
+            .or_default()
+            .insert("a".into(), (7, 5));
         let one = c.for_dataplane("dp1");
         assert_eq!(one.len(), 2);
         assert_eq!((one[0].granted_micros, one[1].granted_micros), (7, 0));
+        assert_eq!((one[0].spent_micros, one[1].spent_micros), (5, 0));
         assert_eq!(one[1].default_max_tokens, Some(64));
         let other = c.for_dataplane("dp2");
         assert!(other.iter().all(|g| g.granted_micros == 0));

@@ -245,4 +245,31 @@ fn small_balances_are_granted_whole_and_a_new_threshold_can_alert() {
     assert_eq!(granted(&s, "acme"), 5000);
     let out = serve.ok(&["alerts"], None);
     assert!(out.contains("low_balance") && out.contains("acme"), "{out}");
+
+    // Spend that brings no grant leaves the snapshot as it was; a data plane
+    // that starts (after=0) gets a new one carrying what was spent on its
+    // lease, so that it does not spend it again.
+    post_records(&serve, &dp, 1, &[costly(T0, "acme", 3000)]);
+    let same = snapshot(&serve, &dp);
+    assert_eq!(same.version, s.version, "no grant, no new snapshot");
+    let spent = |snap: &sluice_dataplane::snapshot::types::Snapshot| {
+        snap.credits
+            .iter()
+            .find(|c| c.tenant == "acme")
+            .unwrap()
+            .spent_micros
+    };
+    assert_eq!(spent(&same), 0);
+    let r = http(&serve.sync, "GET", "/v1/snapshot?after=0", Some(&dp), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let fresh: sluice_dataplane::snapshot::types::Snapshot = serde_json::from_slice(&r.body).unwrap();
+    assert!(fresh.version > s.version);
+    assert_eq!((granted(&fresh, "acme"), spent(&fresh)), (5000, 3000));
+    // Another data plane's start does not bump it: nothing was spent on it.
+    let other = serve.ok(&["dataplane", "enroll", "dp2"], None).trim().to_owned();
+    let r = http(&serve.sync, "GET", "/v1/snapshot?after=0", Some(&other), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let theirs: sluice_dataplane::snapshot::types::Snapshot = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(theirs.version, fresh.version);
+    assert_eq!((granted(&theirs, "acme"), spent(&theirs)), (0, 0));
 }

@@ -41,7 +41,10 @@ pub const DEFAULTS: &[(&str, Price)] = &[
     ("gpt-5", usd(1.25, 0.125, 1.25, 10.00)),
     ("gpt-5-mini", usd(0.25, 0.025, 0.25, 2.00)),
     ("gpt-5-nano", usd(0.05, 0.005, 0.05, 0.40)),
+    ("o1", usd(15.00, 7.50, 15.00, 60.00)),
+    ("o1-mini", usd(1.10, 0.55, 1.10, 4.40)),
     ("o3", usd(2.00, 0.50, 2.00, 8.00)),
+    ("o3-mini", usd(1.10, 0.55, 1.10, 4.40)),
     ("o4-mini", usd(1.10, 0.275, 1.10, 4.40)),
     ("gpt-4-turbo", usd(10.00, 10.00, 10.00, 30.00)),
     ("gpt-3.5-turbo", usd(0.50, 0.50, 0.50, 1.50)),
@@ -51,7 +54,9 @@ pub const DEFAULTS: &[(&str, Price)] = &[
     ("claude-3-5-sonnet", usd(3.00, 0.30, 3.75, 15.00)),
     ("claude-3-7-sonnet", usd(3.00, 0.30, 3.75, 15.00)),
     ("claude-sonnet-4", usd(3.00, 0.30, 3.75, 15.00)),
+    ("claude-3-opus", usd(15.00, 1.50, 18.75, 75.00)),
     ("claude-opus-4", usd(15.00, 1.50, 18.75, 75.00)),
+    ("claude-opus-4-5", usd(5.00, 0.50, 6.25, 25.00)),
 ];
 
 impl Price {
@@ -128,6 +133,12 @@ mod tests {
         assert_eq!(t.lookup("gpt-4o-2024-08-06").unwrap().input, 2_500_000);
         assert_eq!(t.lookup("my-model").unwrap().output, 2_000_000);
         assert!(t.lookup("unknown").is_none());
+        // A family's cheaper member is not priced as the family by its prefix.
+        assert_eq!(t.lookup("o3-mini-2025-01-31").unwrap().output, 4_400_000);
+        assert_eq!(t.lookup("o3-2025-04-16").unwrap().output, 8_000_000);
+        assert_eq!(t.lookup("claude-opus-4-5-20251101").unwrap().input, 5_000_000);
+        assert_eq!(t.lookup("claude-opus-4-1-20250805").unwrap().input, 15_000_000);
+        assert_eq!(t.lookup("claude-sonnet-4-5-20250929").unwrap().output, 15_000_000);
     }
 
     #[test]

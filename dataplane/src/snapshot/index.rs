@@ -304,7 +304,7 @@ impl Index {
                 policy: policies.get(t.id.as_str()).cloned(),
                 rpm: rpm.map(|r| registry.limiter(&format!("tenant/{}/rpm", t.id), r)),
                 tpm: tpm.map(|r| registry.limiter(&format!("tenant/{}/tpm", t.id), r)),
-                credit: credit.map(|c| registry.credit(&t.id, c.granted_micros)),
+                credit: credit.map(|c| registry.credit(&t.id, c.granted_micros, c.spent_micros)),
                 default_max_tokens: credit
                     .and_then(|c| c.default_max_tokens)
                     .unwrap_or(DEFAULT_MAX_TOKENS),

@@ -95,6 +95,11 @@ pub struct CreditGrant {
     pub tenant: String,
     /// Cumulative micro-dollars granted.
     pub granted_micros: i64,
+    /// Settled cost of this data plane's records that the control plane had
+    /// stored when it made the snapshot: what a restarted data plane already
+    /// spent of `granted_micros` (see [`crate::quota::credit`]).
+    #[serde(default)]
+    pub spent_micros: i64,
     /// Completion tokens assumed for the reservation when a request sets no
     /// `max_tokens`.
     #[serde(default)]

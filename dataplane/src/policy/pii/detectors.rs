@@ -318,7 +318,16 @@ fn phone_nanp(hay: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
 
 fn phone_national(hay: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
     let span = &hay[s..e];
-    let ok = (9..=12).contains(&digit_count(span)) && one_separator(span) && !glued(hay, s, e, b".-/");
+    // The tail of a longer run of digit groups (an IBAN written in groups of
+    // four: `DE89 3704 0044 0532 0130 00`) is no phone number, nor is the
+    // shape of a US SSN (`078-05-1120`).
+    let sep = span.iter().copied().find(|b| !b.is_ascii_digit()).unwrap_or(b'-');
+    let ssn_shape = span.len() == 11 && span[3] == b'-' && span[6] == b'-';
+    let ok = (9..=12).contains(&digit_count(span))
+        && one_separator(span)
+        && !glued(hay, s, e, b".-/")
+        && !glued(hay, s, e, &[sep])
+        && !ssn_shape;
     ok.then_some((s, e))
 }
 

@@ -102,6 +102,10 @@ fn phone() {
             "3.14159",
             "1-415-555-2671-99",
             "ISBN 978-3-16-148410-0",
+            // An SSN, and an IBAN in groups of four, are not phone numbers.
+            "078-05-1120",
+            "DE89 3704 0044 0532 0130 00",
+            "GB82 WEST 1234 5698 7654 32",
         ],
     );
 }
