@@ -31,6 +31,8 @@ pub struct Limits {
     /// Longest time a client may take to accept one write of a response, ms
     /// (a reader that stopped reading must not hold an upstream forever).
     pub client_write_timeout_ms: u64,
+    /// How often upstream host names are resolved again, ms.
+    pub dns_refresh_ms: u64,
     /// Idle upstream connections kept per upstream per worker.
     pub pool_max_idle: usize,
     /// How long an idle upstream connection may be reused, ms.
@@ -55,6 +57,7 @@ impl Default for Limits {
             upstream_head_timeout_ms: 300_000,
             upstream_idle_timeout_ms: 300_000,
             client_write_timeout_ms: 60_000,
+            dns_refresh_ms: 30_000,
             pool_max_idle: 256,
             pool_idle_timeout_ms: 90_000,
             shutdown_grace_ms: 30_000,
@@ -91,6 +94,10 @@ impl Limits {
     /// Client write timeout.
     pub fn client_write_timeout(&self) -> Duration {
         Duration::from_millis(self.client_write_timeout_ms)
+    }
+    /// Interval between upstream name resolutions.
+    pub fn dns_refresh(&self) -> Duration {
+        Duration::from_millis(self.dns_refresh_ms.max(100))
     }
     /// Pool idle timeout.
     pub fn pool_idle_timeout(&self) -> Duration {

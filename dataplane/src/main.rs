@@ -224,6 +224,8 @@ fn run(args: Args) -> Result<(), ConfigError> {
         }
     };
 
+    sluice_dataplane::snapshot::spawn_address_refresher(cell.clone(), limits.dns_refresh())
+        .map_err(|e| ConfigError(format!("dns refresh thread: {e}")))?;
     let config = ServerConfig {
         listen,
         workers,

@@ -43,3 +43,15 @@ impl SnapshotCell {
         self.current.store(Arc::new(index));
     }
 }
+
+/// Starts the thread that re-resolves upstream host names every `every`
+/// (see [`Index::refresh_addresses`]); it lives as long as the process.
+pub fn spawn_address_refresher(cell: Arc<SnapshotCell>, every: std::time::Duration) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("dns-refresh".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            cell.current().refresh_addresses();
+        })
+        .map(drop)
+}

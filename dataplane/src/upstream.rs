@@ -78,7 +78,8 @@ pub async fn dial(up: &UpstreamEntry, tls: &TlsConnector, timeout: Duration) -> 
 
 async fn dial_inner(up: &UpstreamEntry, tls: &TlsConnector) -> Result<Conn, DialError> {
     let mut last = DialError::Unreachable;
-    for addr in up.addrs.iter() {
+    let addrs = up.addrs.load_full();
+    for addr in addrs.iter() {
         match connect(*addr).await {
             Ok(tcp) => {
                 if !up.tls {

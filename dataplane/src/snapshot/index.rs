@@ -6,8 +6,10 @@ use crate::quota::credit::Credit;
 use crate::quota::gcra::Gcra;
 use crate::quota::price::{Price, PriceTable};
 use crate::quota::Registry;
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Why a snapshot could not be compiled. The message names the offending item.
@@ -97,9 +99,11 @@ pub struct UpstreamEntry {
     pub pool_key: Arc<str>,
     /// Region the upstream is in.
     pub region: Option<Arc<str>>,
-    /// Addresses, resolved when the snapshot was compiled (off the hot path:
-    /// name resolution blocks). Empty when resolution failed.
-    pub addrs: Box<[std::net::SocketAddr]>,
+    /// Addresses: resolved when the snapshot was compiled, and again by
+    /// [`Index::refresh_addresses`] from a thread of its own (name resolution
+    /// blocks, so never on the hot path). Empty while the name has never
+    /// resolved.
+    pub addrs: ArcSwap<Box<[SocketAddr]>>,
 }
 
 /// A provider key, sealed, opened only at the moment of forwarding.
@@ -145,6 +149,8 @@ pub struct Index {
     /// Version of the snapshot this was built from.
     pub version: u64,
     keys: HashMap<[u8; 32], KeyEntry>,
+    /// Every upstream, for refreshing their addresses.
+    upstreams: Box<[Arc<UpstreamEntry>]>,
     /// Prices by model.
     pub prices: PriceTable,
     registry: Arc<Registry>,
@@ -423,9 +429,33 @@ impl Index {
         Ok(Index {
             version: snap.version,
             keys,
+            upstreams: upstreams.into_values().collect(),
             prices: PriceTable::with_overrides(prices),
             registry,
         })
+    }
+
+    /// Resolves every upstream named by a host name again and swaps in the
+    /// addresses that changed; returns how many did. A name that fails to
+    /// resolve keeps its last addresses (stale beats none), and one that
+    /// never resolved is tried again here, so a DNS failure at start-up or
+    /// a provider moving its addresses heals without a new snapshot.
+    /// Blocking: call it from a thread of its own.
+    pub fn refresh_addresses(&self) -> usize {
+        let mut changed = 0;
+        for up in self.upstreams.iter() {
+            if up.host.parse::<std::net::IpAddr>().is_ok() {
+                continue;
+            }
+            let fresh = resolve(&up.host, up.port);
+            if fresh.is_empty() || same_addresses(&up.addrs.load(), &fresh) {
+                continue;
+            }
+            tracing::info!(upstream = %up.name, host = %up.host, addrs = ?fresh, "upstream addresses changed");
+            up.addrs.store(Arc::new(fresh));
+            changed += 1;
+        }
+        changed
     }
 
     /// The key whose SHA-256 is `hash`.
@@ -511,11 +541,17 @@ fn parse_upstream(u: &super::types::Upstream) -> Result<UpstreamEntry, IndexErro
         path_prefix: Box::from(path_prefix),
         pool_key: Arc::from(format!("{scheme}://{authority}").as_str()),
         region: u.region.as_deref().map(Arc::from),
-        addrs: resolve(host, port),
+        addrs: ArcSwap::from_pointee(resolve(host, port)),
     })
 }
 
-fn resolve(host: &str, port: u16) -> Box<[std::net::SocketAddr]> {
+/// Whether `a` and `b` hold the same addresses, in any order (a resolver
+/// rotating its answers is no change).
+fn same_addresses(a: &[SocketAddr], b: &[SocketAddr]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
+fn resolve(host: &str, port: u16) -> Box<[SocketAddr]> {
     use std::net::ToSocketAddrs;
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         return Box::new([std::net::SocketAddr::new(ip, port)]);

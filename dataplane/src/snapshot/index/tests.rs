@@ -120,3 +120,29 @@ fn sealed_material_round_trips() {
     };
     assert_eq!(&t[0].key.open().unwrap()[..], b"sk-sealed");
 }
+
+#[test]
+fn addresses_heal_after_a_failed_resolution() {
+    let text = SNAP.replace("http://127.0.0.1:9000/v1/", "http://localhost:9000/v1/");
+    let index = build(&text).unwrap();
+    let up = index
+        .upstreams
+        .iter()
+        .find(|u| &*u.name == "mock")
+        .unwrap()
+        .clone();
+    assert!(!up.addrs.load().is_empty(), "localhost did not resolve");
+    // Nothing changed: nothing is swapped.
+    assert_eq!(index.refresh_addresses(), 0);
+    // As if the name had failed to resolve when the snapshot was built.
+    up.addrs.store(Arc::new(Box::new([])));
+    assert_eq!(index.refresh_addresses(), 1);
+    let addrs = up.addrs.load();
+    assert!(
+        addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 9000),
+        "{addrs:?}"
+    );
+    // IP literals are never looked up.
+    let eu = index.upstreams.iter().find(|u| &*u.name == "mock-eu").unwrap();
+    assert_eq!(eu.addrs.load().len(), 1);
+}
