@@ -3,7 +3,7 @@
 //! chunked decoder, the SSE framer, the usage scanner, the delta reader,
 //! and the usage-event cut) is driven here over long streams under a
 //! counting allocator, cut into pieces of many sizes. Token counting is the
-//! one part that allocates: inside tiktoken, when a few hundred bytes of
+//! one part that allocates: inside the BPE library, when a few hundred bytes of
 //! text are counted at once, never when a delta is appended.
 
 // Test code: a failed unwrap is a failed test. Counting allocations takes
@@ -214,7 +214,7 @@ fn framing_usage_and_deltas_allocate_nothing_per_event() {
     }
 }
 
-/// Token counting is the exception: tiktoken allocates while it encodes.
+/// Token counting is the exception: the BPE library allocates while it counts.
 /// This pins down that it happens per flush of the pending text, not per
 /// delta: the same text fed one character at a time (six times the deltas)
 /// costs no more allocations than fed a word at a time, and gives the same
