@@ -15,25 +15,45 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 use monoio_rustls::TlsConnector;
+use nix::errno::Errno;
+use nix::sys::socket::{recv, MsgFlags};
 use rustls::pki_types::ServerName;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 /// A connection to an upstream.
 pub enum Conn {
     /// Plain TCP.
     Plain(TcpStream),
-    /// TLS over TCP.
-    Tls(Box<monoio_rustls::ClientTlsStream<TcpStream>>),
+    /// TLS over TCP, and the TCP socket's descriptor (the TLS stream owns the
+    /// socket, so the descriptor stays valid as long as the stream).
+    Tls(Box<monoio_rustls::ClientTlsStream<TcpStream>>, RawFd),
 }
 
 impl Conn {
+    /// Whether an idle connection can carry a new request: the upstream has
+    /// neither closed it nor sent anything since the last response ended.
+    /// One non-blocking `recv(MSG_PEEK)` on the socket; a TLS record waiting
+    /// (a close_notify, most likely) counts as something sent.
+    pub fn is_idle_clean(&self) -> bool {
+        let fd = match self {
+            Conn::Plain(s) => s.as_raw_fd(),
+            Conn::Tls(_, fd) => *fd,
+        };
+        let mut byte = [0u8; 1];
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        // Nothing to read yet is the one good answer; data, end of stream
+        // and errors all mean the connection is not fit for a request.
+        matches!(recv(fd, &mut byte, flags), Err(Errno::EAGAIN))
+    }
+
     /// Reads into the spare capacity of `buf` (appending); `Ok(0)` is end of stream.
     pub async fn read_into(&mut self, buf: BytesMut) -> BufResult<usize, BytesMut> {
         match self {
             Conn::Plain(s) => read_append(s, buf).await,
-            Conn::Tls(s) => read_append(&mut **s, buf).await,
+            Conn::Tls(s, _) => read_append(&mut **s, buf).await,
         }
     }
 
@@ -41,7 +61,7 @@ impl Conn {
     pub async fn write_all<T: IoBuf + 'static>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             Conn::Plain(s) => s.write_all(buf).await,
-            Conn::Tls(s) => s.write_all(buf).await,
+            Conn::Tls(s, _) => s.write_all(buf).await,
         }
     }
 }
@@ -88,8 +108,9 @@ async fn dial_inner(up: &UpstreamEntry, tls: &TlsConnector) -> Result<Conn, Dial
                 let Ok(name) = ServerName::try_from(up.host.to_string()) else {
                     return Err(DialError::Tls);
                 };
+                let fd = tcp.as_raw_fd();
                 return match tls.connect(name, tcp).await {
-                    Ok(s) => Ok(Conn::Tls(Box::new(s))),
+                    Ok(s) => Ok(Conn::Tls(Box::new(s), fd)),
                     Err(e) => {
                         tracing::debug!(upstream = %up.name, error = %e, "tls handshake failed");
                         Err(DialError::Tls)

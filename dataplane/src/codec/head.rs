@@ -291,6 +291,9 @@ pub fn parse_response(
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
         Err(_) => return Err(HeadError::Malformed),
     };
+    if len > max_bytes {
+        return Err(HeadError::TooLarge);
+    }
     let status = res.code.unwrap_or(0);
     let http11 = res.version == Some(1);
     let fields = collect(buf, res.headers, headers);
@@ -298,9 +301,14 @@ pub fn parse_response(
         Framing::Empty
     } else {
         match (fields.chunked, fields.content_length) {
+            // Transfer-Encoding in an HTTP/1.0 message is faulty framing
+            // (RFC 9112 §6.1), whatever else the head says.
+            (Some(_), _) if !http11 => return Err(HeadError::UnsupportedTransferEncoding),
             (Some(_), Some(_)) => return Err(HeadError::ConflictingLength),
             (Some(true), None) => Framing::Chunked,
-            (Some(false), None) => Framing::UntilClose,
+            // The gateway sends no TE, so only chunked may come (RFC 9112
+            // §7.4); a body in another coding cannot be relayed as it is.
+            (Some(false), None) => return Err(HeadError::UnsupportedTransferEncoding),
             (None, Some(0)) => Framing::Empty,
             (None, Some(n)) => Framing::Length(n),
             (None, None) => Framing::UntilClose,
@@ -387,6 +395,21 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
     v.iter().try_fold(0u64, |acc, &b| {
         b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
     })
+}
+
+/// Whether `name` is a connection option of one of the Connection fields
+/// among `headers` (spans into `buf`): such a field is hop-by-hop too and is
+/// not forwarded (RFC 9110 §7.6.1).
+pub fn is_connection_option(buf: &[u8], headers: &[Header], name: &[u8]) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.of(buf).eq_ignore_ascii_case(b"connection"))
+        .any(|h| {
+            h.value
+                .of(buf)
+                .split(|&b| b == b',')
+                .any(|token| trim(token).eq_ignore_ascii_case(name))
+        })
 }
 
 /// Whether a header is hop-by-hop (RFC 9110 §7.6.1) or one the gateway sets

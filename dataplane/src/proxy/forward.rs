@@ -152,7 +152,7 @@ async fn attempt(
     let mut use_pool = true;
     loop {
         let pooled = if use_pool {
-            w.pool.borrow_mut().take(&up.pool_key)
+            take_pooled(w, &up.pool_key)
         } else {
             None
         };
@@ -194,6 +194,12 @@ async fn attempt(
         let mut headers = Vec::with_capacity(32);
         loop {
             match head::parse_response(&buf, false, MAX_RESPONSE_HEAD, &mut headers) {
+                Ok(Some(h)) if h.status == 101 => {
+                    // The gateway never asks to upgrade (Upgrade is hop-by-hop
+                    // and not forwarded): what follows a 101 is not HTTP/1.1
+                    // (RFC 9110 §15.2.2), so it is no answer to relay.
+                    return Err(ErrorKind::UpstreamProtocol);
+                }
                 Ok(Some(h)) if (100..200).contains(&h.status) => {
                     // Interim responses (100 Continue, 103 Early Hints) are not relayed.
                     buf.advance(h.len);
@@ -236,6 +242,27 @@ async fn attempt(
     }
 }
 
+/// An idle pooled connection to `key` that can carry a request. One the
+/// upstream closed meanwhile, or on which it sent anything while idle, is
+/// dropped: such bytes answer no request, and taking them for the answer to
+/// the next one would hand a client someone else's response (RFC 9112 §6.3:
+/// extra data after a response must never be forwarded as a response).
+/// Checking before sending means a stale connection costs no retry of a
+/// request that may have been acted on.
+fn take_pooled(w: &Worker, key: &str) -> Option<Conn> {
+    let mut pool = w.pool.borrow_mut();
+    while let Some(conn) = pool.take(key) {
+        if conn.is_idle_clean() {
+            return Some(conn);
+        }
+        tracing::debug!(
+            upstream = key,
+            "dropping a pooled connection that closed or sent data while idle"
+        );
+    }
+    None
+}
+
 /// Writes the upstream request head: the client's end-to-end headers, with
 /// the gateway's own authority, framing and the tenant's provider key.
 fn write_head(
@@ -257,7 +284,11 @@ fn write_head(
     out.extend_from_slice(b"\r\naccept-encoding: identity\r\nconnection: keep-alive\r\n");
     let mut saw_version = false;
     // The client's header spans index into `req.raw`, which starts with its head.
-    for h in client_headers.iter().filter(|h| forwarded(h.name.of(&req.raw))) {
+    let forwarded = |h: &&Header| {
+        let name = h.name.of(&req.raw);
+        forwarded(name) && !head::is_connection_option(&req.raw, client_headers, name)
+    };
+    for h in client_headers.iter().filter(forwarded) {
         let (name, value) = (h.name.of(&req.raw), h.value.of(&req.raw));
         saw_version |= name.eq_ignore_ascii_case(b"anthropic-version");
         out.extend_from_slice(name);

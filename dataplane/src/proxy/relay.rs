@@ -17,7 +17,7 @@ use super::Ctx;
 use crate::codec::chunked::write_chunk_size;
 use crate::codec::chunked::ChunkedDecoder;
 use crate::codec::delta::DeltaReader;
-use crate::codec::head::{is_hop_by_hop, Framing, Header, RequestHead, ResponseHead};
+use crate::codec::head::{is_connection_option, is_hop_by_hop, Framing, Header, RequestHead, ResponseHead};
 use crate::codec::sse::{SseEvent, SseFramer};
 use crate::codec::usage::{Dialect, UsageScanner};
 use crate::policy::tokens::CompletionCounter;
@@ -279,6 +279,9 @@ pub async fn relay(
         if !buf.is_empty() || scan.framing == Framing::Empty {
             let chunk = buf.split().freeze();
             let Ok(take) = scan.feed(&chunk) else {
+                // Broken chunked framing: what came before it was relayed, and
+                // that is all the client gets.
+                ctx.record.error = scan.decoder.error().map(|e| e.label().into());
                 upstream_clean = false;
                 break Outcome::Truncated;
             };
@@ -459,8 +462,13 @@ fn write_client_head(
     keep: bool,
     output: Output,
 ) {
-    let status_line_end = memchr::memmem::find(buf, b"\r\n").unwrap_or(0);
-    let line = &buf[..status_line_end];
+    // The status line ends at the head's first LF: a bare LF is a line end
+    // too (RFC 9112 §2.2), and the search must not run on into the body.
+    let head = buf.get(..rh.len).unwrap_or(buf);
+    let line = match memchr::memchr(b'\n', head) {
+        Some(end) => head[..end].strip_suffix(b"\r").unwrap_or(&head[..end]),
+        None => &[],
+    };
     // "HTTP/1.x SSS reason": keep status and reason, speak HTTP/1.1.
     let rest = line.get(9..).unwrap_or(b"502 Bad Gateway");
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -468,7 +476,7 @@ fn write_client_head(
     out.extend_from_slice(b"\r\n");
     for h in headers {
         let name = h.name.of(buf);
-        if is_hop_by_hop(name) {
+        if is_hop_by_hop(name) || is_connection_option(buf, headers, name) {
             continue;
         }
         out.extend_from_slice(name);

@@ -184,6 +184,61 @@ fn response_framing() {
 }
 
 #[test]
+fn response_transfer_codings_other_than_chunked_are_refused() {
+    let mut hs = Vec::new();
+    let mut parse = |raw: &[u8]| parse_response(raw, false, 16384, &mut hs);
+    for raw in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        // HTTP/1.0 with Transfer-Encoding is faulty framing (RFC 9112 §6.1).
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+    ] {
+        assert_eq!(
+            parse(raw),
+            Err(HeadError::UnsupportedTransferEncoding),
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.framing, Framing::Chunked);
+    // No body, so no framing to get wrong.
+    let r = parse(b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: gzip\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.framing, Framing::Empty);
+}
+
+#[test]
+fn response_head_over_the_bound_is_refused_even_when_complete() {
+    let mut hs = Vec::new();
+    let raw = format!("HTTP/1.1 200 OK\r\nx-big: {}\r\n\r\n", "a".repeat(200));
+    assert_eq!(
+        parse_response(raw.as_bytes(), false, 100, &mut hs),
+        Err(HeadError::TooLarge)
+    );
+    assert!(parse_response(raw.as_bytes(), false, raw.len(), &mut hs).is_ok());
+}
+
+#[test]
+fn connection_options_are_hop_by_hop() {
+    let raw =
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Foo\r\nconnection:x-bar ,close\r\nX-Foo: 1\r\n\r\n";
+    let mut hs = Vec::new();
+    parse_response(raw, false, 16384, &mut hs).unwrap().unwrap();
+    assert!(is_connection_option(raw, &hs, b"x-foo"));
+    assert!(is_connection_option(raw, &hs, b"X-BAR"));
+    assert!(is_connection_option(raw, &hs, b"keep-alive"));
+    assert!(!is_connection_option(raw, &hs, b"x-fo"));
+    assert!(!is_connection_option(raw, &hs, b"content-type"));
+}
+
+#[test]
 fn hop_by_hop_names() {
     assert!(is_hop_by_hop(b"Connection"));
     assert!(is_hop_by_hop(b"TRANSFER-ENCODING"));
