@@ -32,7 +32,7 @@ use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
 /// Bytes kept free in the upstream read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
 /// Largest SSE event inspected (bigger ones pass through uninspected).
-const MAX_EVENT: usize = 1024 * 1024;
+const MAX_EVENT: usize = super::strip::MAX_HELD;
 /// Largest non-streamed body kept aside for reading its usage.
 const MAX_JSON_CAPTURE: usize = 4 * 1024 * 1024;
 

@@ -6,7 +6,10 @@
 //! this mode the relay re-frames the stream: events are cut at their blank
 //! line, each is framed and scanned, and every event except the usage-only
 //! one is passed on. An incomplete event is held until its end arrives (a
-//! client cannot use half an event anyway); nothing else is delayed.
+//! client cannot use half an event anyway); nothing else is delayed. An
+//! event that grows past [`MAX_HELD`] cannot be the usage event (the framer
+//! does not even dispatch it): it stops being held and passes through as it
+//! arrives, so an upstream cannot make the gateway buffer without bound.
 //!
 //! This is the one path that copies response bytes (into a buffer reused for
 //! the whole stream); plain pass-through stays zero-copy.
@@ -14,11 +17,17 @@
 use crate::codec::sse::{SseEvent, SseFramer};
 use crate::codec::usage::UsageScanner;
 
+/// Most bytes of one event held back; the framer's bound in the relay.
+pub const MAX_HELD: usize = 1 << 20;
+
 /// Cuts an SSE byte stream into events and keeps all but usage-only ones.
 #[derive(Debug, Default)]
 pub struct EventCut {
     /// Bytes of the event being assembled.
     pending: Vec<u8>,
+    /// The current event outgrew [`MAX_HELD`]: its bytes pass straight on
+    /// until its end.
+    passing: bool,
     /// Length of the current line so far (0: at a line start).
     line_len: usize,
     /// The previous byte was a CR (a following LF belongs to it).
@@ -42,7 +51,7 @@ impl EventCut {
         out: &mut Vec<u8>,
     ) {
         while !input.is_empty() {
-            if self.pending.is_empty() && self.after_cr && input[0] == b'\n' {
+            if self.pending.is_empty() && !self.passing && self.after_cr && input[0] == b'\n' {
                 // The LF of a CRLF that ended the previous event.
                 if self.last_kept {
                     out.push(b'\n');
@@ -52,13 +61,29 @@ impl EventCut {
                 continue;
             }
             match self.find_end(input) {
+                Some(end) if self.passing => {
+                    pass(&input[..end], framer, usage, observe, out);
+                    input = &input[end..];
+                    self.passing = false;
+                    self.last_kept = true;
+                }
                 Some(end) => {
                     self.pending.extend_from_slice(&input[..end]);
                     input = &input[end..];
                     self.emit(framer, usage, observe, out);
                 }
+                None if self.passing => {
+                    pass(input, framer, usage, observe, out);
+                    return;
+                }
                 None => {
                     self.pending.extend_from_slice(input);
+                    if self.pending.len() > MAX_HELD {
+                        // Too big to be the usage event: stop holding it
+                        // (and give its memory back; this is rare).
+                        pass(&std::mem::take(&mut self.pending), framer, usage, observe, out);
+                        self.passing = true;
+                    }
                     return;
                 }
             }
@@ -122,6 +147,21 @@ impl EventCut {
     }
 }
 
+/// Hands `bytes` of an event that is not held to the framer and the client.
+fn pass(
+    bytes: &[u8],
+    framer: &mut SseFramer,
+    usage: &mut UsageScanner,
+    observe: &mut dyn FnMut(&SseEvent<'_>),
+    out: &mut Vec<u8>,
+) {
+    framer.feed(bytes, |ev| {
+        usage.on_event(ev);
+        observe(ev);
+    });
+    out.extend_from_slice(bytes);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +221,29 @@ data: [DONE]\n\n";
         let (out, _, stripped) = run(&[plain]);
         assert_eq!(out, plain);
         assert_eq!(stripped, 0);
+    }
+
+    #[test]
+    fn a_huge_event_is_not_held_whole() {
+        let mut big = b"data: ".to_vec();
+        big.resize(3 * MAX_HELD, b'x');
+        big.extend_from_slice(b"\r\n\r\n");
+        let stream = [&big[..], STREAM].concat();
+        let mut cut = EventCut::default();
+        let mut framer = SseFramer::new(MAX_HELD);
+        let mut usage = UsageScanner::new(Dialect::OpenAi);
+        let mut out = Vec::new();
+        let mut most_held = 0;
+        for piece in stream.chunks(16 * 1024) {
+            cut.feed(piece, &mut framer, &mut usage, &mut |_| {}, &mut out);
+            most_held = most_held.max(cut.pending.len());
+        }
+        cut.finish(&mut out);
+        assert!(most_held <= MAX_HELD + 16 * 1024, "held {most_held} bytes");
+        // Everything passed, the big event whole, and the usage event after
+        // it was still found and removed.
+        assert_eq!(out, [&big[..], &expected()].concat());
+        assert_eq!(cut.stripped(), 1);
+        assert_eq!(usage.usage().unwrap().output_tokens, 2);
     }
 }
