@@ -1123,6 +1123,11 @@ fn errors_inside_200(d: Driver) {
         recs[1]
     );
     assert_eq!(recs[1]["events"], 2, "{}", recs[1]);
+    // The streams ended without their terminator: not truncated (the
+    // framing was whole) but incomplete, and the record says which.
+    assert_eq!(recs[0]["error"], Value::Null, "{}", recs[0]);
+    assert_eq!(recs[1]["error"], "stream_incomplete", "{}", recs[1]);
+    assert_eq!(recs[2]["error"], "stream_incomplete", "{}", recs[2]);
     // Anthropic reported 25 in, 1 out at message_start, and nothing after.
     assert_eq!(recs[2]["usage"]["input_tokens"], 25, "{}", recs[2]);
     assert_eq!(recs[2]["usage"]["output_tokens"], 1, "{}", recs[2]);

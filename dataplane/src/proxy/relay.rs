@@ -387,6 +387,12 @@ pub async fn relay(
         if let Some(json) = scan.json.as_ref().filter(|j| !j.is_empty()) {
             scan.usage.on_json_body(json);
         }
+        // The response ended cleanly, but a successful stream that never
+        // said it was done (`[DONE]`, `message_stop`) ended early at the
+        // provider, typically after an error event: the record says so.
+        if scan.framer.is_some() && rh.status < 300 && !scan.usage.completed() {
+            ctx.record.error.get_or_insert("stream_incomplete".into());
+        }
         if upstream_clean && rh.keep_alive {
             w.pool.borrow_mut().put(&upstream.pool_key, conn);
         }
