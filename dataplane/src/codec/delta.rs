@@ -267,6 +267,51 @@ mod tests {
         assert!(texts(Dialect::OpenAi, b"", ev("null").as_bytes()).is_empty());
     }
 
+    /// Differential check of the unescaper against serde_json on strings
+    /// built from every kind of escape, plain text and multi-byte characters.
+    #[test]
+    fn unescaping_agrees_with_serde_json() {
+        let parts = [
+            "a",
+            " ",
+            "é",
+            "世",
+            "🚀",
+            "\\n",
+            "\\t",
+            "\\r",
+            "\\b",
+            "\\f",
+            "\\/",
+            "\\\\",
+            "\\\"",
+            "\\u0041",
+            "\\u00e9",
+            "\\u4e16",
+            "\\ud83d\\ude80",
+            "\\u0000",
+            "\\u001f",
+            "\\uFFFF",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut scratch = String::new();
+        for _ in 0..20_000 {
+            let n = (next() % 12) as usize;
+            let body: String = (0..n)
+                .map(|_| parts[(next() % parts.len() as u64) as usize])
+                .collect();
+            let raw = format!("\"{body}\"");
+            let want: String = serde_json::from_str(&raw).unwrap();
+            assert_eq!(json_str(&raw, &mut scratch), Some(want.as_str()), "{raw}");
+        }
+    }
+
     #[test]
     fn every_choice_and_tool_call_is_read() {
         let d = br#"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}},{"delta":{"tool_calls":[{"function":{"arguments":"x"}},{"function":{"arguments":"y"}}]}}]}"#;
