@@ -131,6 +131,9 @@ fn run(args: Args) -> Result<(), ConfigError> {
         client_write_timeout_ms,
         shutdown_grace_ms
     );
+    if args.no_token_count {
+        limits.count_tokens = false;
+    }
 
     let listen = parse_addr(
         args.listen.or(file.listen).as_deref().unwrap_or("127.0.0.1:8080"),

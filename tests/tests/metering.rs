@@ -27,6 +27,7 @@ use sluice_tests::{both_drivers, sse, vocab, Driver, Gateway, GatewayOpts, WAIT}
 use std::time::{Duration, Instant};
 
 both_drivers!(
+    token_counting_can_be_switched_off,
     credit_under_concurrency,
     credit_refunds_unused_reservation,
     stream_usage_and_bytes,
@@ -329,6 +330,31 @@ fn credit_refunds_unused_reservation(d: Driver) {
 }
 
 // ---- 2. usage read from streams ------------------------------------------
+
+/// `--no-token-count`: records carry the provider's usage only.
+fn token_counting_can_be_switched_off(d: Driver) {
+    for (flag, counted) in [(None, true), (Some("--no-token-count"), false)] {
+        let opts = match flag {
+            Some(f) => GatewayOpts::default().arg(f, None),
+            None => GatewayOpts::default(),
+        };
+        let stack = metering::stack(d, opts, &[], stack::snapshot);
+        let mut seen = 0;
+        let r = stack.chat(
+            &chat_body(OPENAI_MODEL, "count me", true, None),
+            &[("x-mock-tokens", "7")],
+        );
+        assert_eq!(r.status(), 200, "{}", r.text());
+        let rec = next_record(&stack, &mut seen);
+        assert_eq!(rec["usage"]["output_tokens"], 7, "{rec}");
+        assert_eq!(
+            rec["completion_tokens_counted"].is_u64(),
+            counted,
+            "{flag:?}: {rec}"
+        );
+        assert_eq!(rec["prompt_tokens_counted"].is_u64(), counted, "{flag:?}: {rec}");
+    }
+}
 
 fn stream_usage_and_bytes(d: Driver) {
     let extra = [price(OPENAI_MODEL, 1.0, 2.0), price(ANTHROPIC_MODEL, 3.0, 4.0)];
