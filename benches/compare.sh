@@ -3,17 +3,19 @@
 # nginx, on this machine, in one run each (see loadtest/LOADTEST.md).
 #
 #   benches/compare.sh            # all three parts
-#   benches/compare.sh latency    # or: rate, streams
+#   benches/compare.sh latency    # or: rate, streams, itl (not in "all")
 #
 # Issue targets checked (printed as PASS/FAIL):
 #   1. streaming, 50 tokens/response, no artificial delay, 1,000 req/s:
-#      Sluice's added TTFT p99 over direct no higher than nginx's;
+#      Sluice's added TTFT p99 over direct no higher than nginx's (Sluice on
+#      io_uring and on epoll both measured, interleaved with the others);
 #   2. highest sustained streaming rate, Sluice / nginx >= 1.0;
 #   3. 10,000 open streams at one token a second: Sluice RSS <= 300 MiB.
 #      The fd limit here is 20,000 per process and a proxy holds two sockets
 #      per stream, so this is measured at 9,500 streams.
 #
-# Environment: OUT (results directory, default target/compare), WORKERS
+# Environment: BIN (a directory holding sluice-loadtest and sluice-dataplane,
+# used as they are; default: build them into target/release), OUT (results directory, default target/compare), WORKERS
 # (server workers, default 1), ROUNDS (default 5), ROUND (seconds per round,
 # default 2), STREAMS (default 9500). Extra arguments after the part name go
 # to every compare command (e.g. --install-nginx).
@@ -26,23 +28,36 @@ out="${OUT:-target/compare}"
 workers="${WORKERS:-1}"
 mkdir -p "$out"
 
-cargo build --release -p sluice-loadtest -p sluice-dataplane
-bin=target/release/sluice-loadtest
+if [ -n "${BIN:-}" ]; then
+    bin="$BIN/sluice-loadtest"
+else
+    cargo build --release -p sluice-loadtest -p sluice-dataplane
+    bin=target/release/sluice-loadtest
+fi
+# Two sockets per proxied stream: use the whole hard limit on open files.
+ulimit -n "$(ulimit -Hn)"
 common=(--workers "$workers" --tokens 50 "$@")
 
 if [ "$part" = all ] || [ "$part" = latency ]; then
     echo "== 1. added TTFT at 1,000 req/s, 50 tokens, no delay"
-    "$bin" compare "${common[@]}" --rate 1000 --rounds "${ROUNDS:-5}" --duration "${ROUND:-2}s" \
-        --json "$out/latency.json" | tee "$out/latency.txt"
+    "$bin" compare "${common[@]}" --rate 1000 --rounds "${ROUNDS:-5}" --duration "${ROUND:-2}s" --drivers \
+        --json "$out/latency.json" 2>&1 | tee "$out/latency.txt"
+fi
+if [ "$part" = itl ]; then
+    # Not an issue target: the same, with the tokens spaced 5 ms apart as a
+    # model would send them, so each event is its own read at the proxy.
+    echo "== 1b. added TTFT at 1,000 req/s, 50 tokens 5 ms apart"
+    "$bin" compare "${common[@]}" --rate 1000 --itl-ms 5 --rounds "${ROUNDS:-5}" --duration "${ROUND:-2}s" \
+        --drivers --json "$out/latency-itl.json" 2>&1 | tee "$out/latency-itl.txt"
 fi
 if [ "$part" = all ] || [ "$part" = rate ]; then
     echo "== 2. highest sustained streaming rate (p99 TTFT <= 50 ms, errors <= 0.1%)"
-    "$bin" compare "${common[@]}" --max-rate-search --p99-bound-ms 50 --start-rate 1000 --step 1.25 \
-        --duration 3s --drivers --json "$out/max-rate.json" | tee "$out/max-rate.txt"
+    "$bin" compare "${common[@]}" --max-rate-search --p99-bound-ms 50 --start-rate 3000 --step 1.25 \
+        --refine 3 --duration 3s --drivers --json "$out/max-rate.json" 2>&1 | tee "$out/max-rate.txt"
 fi
 if [ "$part" = all ] || [ "$part" = streams ]; then
     echo "== 3. memory with ${STREAMS:-9500} open streams, one token a second"
     "$bin" compare "${common[@]}" --open-streams "${STREAMS:-9500}" --ramp 5s --hold 10s \
-        --targets sluice,nginx --json "$out/open-streams.json" | tee "$out/open-streams.txt"
+        --targets sluice,nginx --json "$out/open-streams.json" 2>&1 | tee "$out/open-streams.txt"
 fi
 echo "results in $out/"

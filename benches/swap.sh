@@ -8,15 +8,20 @@
 #   B. a background loop changes the configuration every second (an upstream
 #      added, then removed, ...), so control publishes a new snapshot version
 #      each time and the data plane's agent compiles it and swaps it in under
-#      the running streams.
-# and prints TTFT and e2e p50/p99/p99.9 of both side by side, the error
-# counts, and how many snapshot versions the data plane went through during B
-# (from its /metrics sluice_snapshot_version).
+#      the running streams;
+#   C. the same loop runs a read-only CLI command instead (no new snapshot):
+#      on a 2-core machine the CLI process and control's work compete with
+#      the load for CPU, and C separates that from the swap itself;
+# in interleaved rounds (A, B, C, A, ...), and prints TTFT p50/p99/p99.9/max,
+# e2e p99 and the load generator's lag per round, the error counts, and how
+# many snapshot versions the data plane went through in each round (from its
+# /metrics sluice_snapshot_version).
 #
 #   benches/swap.sh
 #
-# Environment: OUT (results directory, default target/swap), RATE (req/s,
-# default 500), DURATION (default 20s), TOKENS (per response, default 50),
+# Environment: BIN (a directory with the release binaries, used as they
+# are; default: build them into target/release), OUT (results directory, default target/swap), RATE (req/s,
+# default 500), DURATION (per round and phase, default 10s), ROUNDS (default 3), TOKENS (per response, default 50),
 # WORKERS (data plane workers, default 2), CHANGE_EVERY (seconds between
 # changes, default 1).
 set -euo pipefail
@@ -24,15 +29,20 @@ cd "$(dirname "$0")/.."
 
 out="${OUT:-target/swap}"
 rate="${RATE:-500}"
-duration="${DURATION:-20s}"
+duration="${DURATION:-10s}"
+rounds="${ROUNDS:-3}"
 tokens="${TOKENS:-50}"
 workers="${WORKERS:-2}"
 every="${CHANGE_EVERY:-1}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
-cargo build --release -p sluice-control -p sluice-dataplane -p sluice-loadtest
-bin="$(pwd)/target/release"
+if [ -n "${BIN:-}" ]; then
+    bin="$(cd "$BIN" && pwd)"
+else
+    cargo build --release -p sluice-control -p sluice-dataplane -p sluice-loadtest
+    bin="$(pwd)/target/release"
+fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-swap.XXXXXX")"
 pids=()
@@ -93,62 +103,80 @@ version() {
     curl -fsS "http://$gw_admin/metrics" | awk '$1 == "sluice_snapshot_version" {print $2}'
 }
 
+# load JSON [DURATION]
 load() {
     "$bin/sluice-loadtest" run --url "http://$gw" --api-key "$key" --model gpt-4o-mini --stream \
-        --rate "$rate" --duration "$duration" --header "x-mock-tokens: $tokens" -q --json "$1"
+        --rate "$rate" --duration "${2:-$duration}" --header "x-mock-tokens: $tokens" -q --json "$1"
 }
 
-echo "== gateway http://$gw (control http://$sync), $rate req/s for $duration, $tokens tokens, $workers workers"
-echo "== A: no snapshot changes"
-load "$out/steady.json" >"$out/steady.txt"
-
-echo "== B: a snapshot change every ${every}s"
-v0="$(version)"
-(
-    i=0
+# changer MODE: every $every seconds, either change the configuration
+# (swap: an upstream added, then removed, so control publishes a new snapshot
+# version and the data plane compiles and swaps it in under the running
+# streams) or run a read-only CLI command (noop: the same process spawn,
+# admin round trip and control CPU, but no new snapshot).
+changer_loop() {
+    local mode="$1" i=0
     while true; do
         sleep "$every"
-        if [ $((i % 2)) -eq 0 ]; then
+        if [ "$mode" = noop ]; then
+            cli upstream list >/dev/null 2>&1 || true
+        elif [ $((i % 2)) -eq 0 ]; then
             cli upstream add "tmp$i" --kind openai --base-url "http://$mock" >/dev/null 2>&1 || true
         else
             cli upstream remove "tmp$((i - 1))" >/dev/null 2>&1 || true
         fi
         i=$((i + 1))
     done
-) &
-changer=$!
-load "$out/swapping.json" >"$out/swapping.txt"
-kill "$changer" 2>/dev/null || true
-wait "$changer" 2>/dev/null || true
-changer=""
-sleep 1
-v1="$(version)"
+}
 
-python3 - "$out/steady.json" "$out/swapping.json" "$v0" "$v1" <<'EOF'
+echo "== gateway http://$gw (control http://$sync), $rate req/s, $tokens tokens, $workers workers"
+echo "== $rounds rounds of $duration per phase, interleaved: A steady, B a snapshot change every ${every}s,"
+echo "== C the same CLI call rate without a change (upstream list)"
+load "$out/warmup.json" 2s >/dev/null
+: >"$out/rounds.tsv"
+for r in $(seq 1 "$rounds"); do
+    for phase in A B C; do
+        v0="$(version)"
+        case "$phase" in
+            B) changer_loop swap & changer=$! ;;
+            C) changer_loop noop & changer=$! ;;
+        esac
+        load "$out/$phase-$r.json" >"$out/$phase-$r.txt"
+        if [ -n "$changer" ]; then
+            kill "$changer" 2>/dev/null || true
+            wait "$changer" 2>/dev/null || true
+            changer=""
+        fi
+        sleep 1
+        v1="$(version)"
+        printf '%s\t%s\t%s\t%s\n' "$phase" "$r" "$((v1 - v0))" "$out/$phase-$r.json" >>"$out/rounds.tsv"
+    done
+done
+
+python3 - "$out/rounds.tsv" <<'EOF'
 import json, sys
 
-a, b = (json.load(open(p)) for p in sys.argv[1:3])
-v0, v1 = int(sys.argv[3]), int(sys.argv[4])
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1]) if line.strip()]
+names = {"A": "A steady", "B": "B swapping", "C": "C CLI, no swap"}
 
-def ms(report, metric, q):
-    s = report["latency_us"].get(metric)
+def ms(s, q):
     return "-" if not s else f"{s[q] / 1000:.2f}"
 
 print()
-print(f"{'':16}{'A: steady':>14}{'B: swapping':>14}")
-for metric in ("ttft", "e2e"):
-    for q, name in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
-        print(f"{metric + ' ' + name + ' (ms)':16}{ms(a, metric, q):>14}{ms(b, metric, q):>14}")
-for label, get in (
-    ("requests sent", lambda r: r["requests"]["sent"]),
-    ("ok", lambda r: r["requests"]["ok"]),
-    ("errors", lambda r: r["requests"]["errors"]),
-    ("lag p99 (ms)", lambda r: ms(r, "schedule_lag", "p99")),
-):
-    print(f"{label:16}{get(a):>14}{get(b):>14}")
-for name, r in (("A", a), ("B", b)):
+print(f"{'round':>5} {'phase':<15}{'swaps':>6}{'ok':>7}{'err':>5}{'ttft p50':>10}{'p99':>8}{'p99.9':>8}{'max':>8}"
+      f"{'e2e p99':>9}{'lag p99':>9}   (ms)")
+per = {}
+for phase, rnd, swaps, path in rows:
+    r = json.load(open(path))
+    t, e, lag = r["latency_us"]["ttft"], r["latency_us"]["e2e"], r["latency_us"]["schedule_lag"]
+    print(f"{rnd:>5} {names[phase]:<15}{swaps:>6}{r['requests']['ok']:>7}{r['requests']['errors']:>5}"
+          f"{ms(t, 'p50'):>10}{ms(t, 'p99'):>8}{ms(t, 'p999'):>8}{ms(t, 'max'):>8}{ms(e, 'p99'):>9}{ms(lag, 'p99'):>9}")
     if r["requests"]["errors"]:
-        print(f"{name} error kinds: {r['requests']['error_kinds']}")
-print(f"\nsnapshot versions served during B: {v0} -> {v1} ({v1 - v0} swaps)")
+        print(f"      error kinds: {r['requests']['error_kinds']}")
+    per.setdefault(phase, []).append((t or {}).get("p99", 0) / 1000)
+print()
+for phase, v in sorted(per.items()):
+    v = sorted(v)
+    print(f"{names[phase]:<15} ttft p99 by round (ms): {', '.join(f'{x:.2f}' for x in v)}; median {v[len(v) // 2]:.2f}")
 EOF
 echo "reports in $out/"

@@ -24,6 +24,10 @@ pub(crate) struct Server {
     pub(crate) url: String,
     /// Its log (stderr), for the error message if it dies.
     log: Option<PathBuf>,
+    /// Stop it with SIGTERM (and wait) rather than SIGKILL: nginx's master
+    /// stops its workers on SIGTERM, while a SIGKILL of the master leaves the
+    /// workers running, orphaned, still holding their connections.
+    term_first: bool,
 }
 
 impl Server {
@@ -81,6 +85,21 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.term_first && matches!(self.child.try_wait(), Ok(None)) {
+            let sent = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while sent && Instant::now() < deadline {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -117,6 +136,7 @@ pub(crate) fn start_mock(workers: usize, dir: &Path) -> anyhow::Result<Server> {
         child,
         url: String::new(),
         log: Some(log),
+        term_first: false,
     };
     let url = line.trim().strip_prefix("listening on ").map(str::to_string);
     match url {
@@ -173,6 +193,7 @@ pub(crate) fn start_sluice(
         child,
         url: format!("http://127.0.0.1:{port}"),
         log: Some(log),
+        term_first: false,
     };
     server.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)))?;
     Ok(server)
@@ -286,6 +307,7 @@ pub(crate) fn start_nginx(bin: &Path, mock_url: &str, workers: usize, dir: &Path
         child,
         url: format!("http://127.0.0.1:{port}"),
         log: Some(log),
+        term_first: true,
     };
     server.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)))?;
     Ok(server)

@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# What do metering and policy cost per request? (issue 5's end-to-end check:
+# the data plane's CPU per request must not grow by more than 10%.)
+#
+# Starts, from release builds, the mock provider and three standalone data
+# planes in front of it, identical but for what they do per request:
+#   off:   no policy, no rate limits, no credits, no local token counting
+#          (auth, routing and records stay on: they are the proxy itself);
+#   meter: token counting (prompt at admission, completion inline), cost,
+#          prepaid credits (reserve + settle), rate limits per tenant and
+#          per key (GCRA); no policy;
+#   on:    meter plus the full policy of benches/benches/policy.rs
+#          (allow-list, max_tokens cap, 10 rules, every PII detector).
+# Then runs the same streaming load (open loop, fixed rate, a ~2 KB prompt)
+# against them in interleaved rounds (off, meter, on, off, ...) and reads each
+# data plane's CPU (/proc/PID/task/*/schedstat) around every round:
+# CPU per request = CPU seconds / requests served.
+#
+#   benches/overhead.sh
+#
+# Environment: BIN (a directory with the release binaries, used as they
+# are; default: build them into target/release), OUT (results directory, default target/overhead), RATE (req/s,
+# default 500), ROUND (seconds per round, default 5s), ROUNDS (default 4),
+# TOKENS (per response, default 50), WORKERS (data plane workers, default 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out="${OUT:-target/overhead}"
+rate="${RATE:-500}"
+round="${ROUND:-5s}"
+rounds="${ROUNDS:-4}"
+tokens="${TOKENS:-50}"
+workers="${WORKERS:-1}"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+
+if [ -n "${BIN:-}" ]; then
+    bin="$(cd "$BIN" && pwd)"
+else
+    cargo build --release -p sluice-dataplane -p sluice-loadtest
+    bin="$(pwd)/target/release"
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-overhead.XXXXXX")"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# wait_line FILE PREFIX: prints the first word after PREFIX on a line of FILE.
+wait_line() {
+    local file="$1" prefix="$2" i
+    for i in $(seq 1 300); do
+        if line="$(grep -m1 "^$prefix" "$file" 2>/dev/null)"; then
+            echo "${line#"$prefix"}" | awk '{print $1}' | sed 's|^.*://||'
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "no line '$prefix' in $file; its stderr:" >&2
+    cat "${file%.out}.err" >&2 || true
+    return 1
+}
+
+"$bin/sluice-loadtest" mock --listen 127.0.0.1:0 --workers 1 >"$work/mock.out" 2>"$work/mock.err" &
+pids+=($!)
+mock="$(wait_line "$work/mock.out" "listening on ")"
+
+key="sk-sluice-bench-3f9a1c0d2b7e4a6f8e5d1c2b3a4f5e6d"
+sha="$(printf %s "$key" | sha256sum | awk '{print $1}')"
+
+# The snapshot both data planes share; "on" appends its extras below.
+cat >"$work/off.toml" <<EOF
+[[tenants]]
+id = "bench"
+
+[[api_keys]]
+id = "k1"
+tenant = "bench"
+sha256 = "$sha"
+
+[[upstreams]]
+name = "mock"
+kind = "openai"
+base_url = "http://$mock"
+
+[[provider_keys]]
+id = "mockkey"
+tenant = "bench"
+api_key_env = "SLUICE_BENCH_PROVIDER_KEY"
+
+[[routes]]
+tenant = "bench"
+model = "gpt-4o-mini"
+targets = [{ upstream = "mock", provider_key = "mockkey" }]
+EOF
+
+cp "$work/off.toml" "$work/meter.toml"
+cat >>"$work/meter.toml" <<'EOF'
+
+# Limits far above the load: every request pays for the check, none is refused.
+[[rate_limits]]
+tenant = "bench"
+rpm = 100000000
+tpm = 100000000000
+
+[[rate_limits]]
+tenant = "bench"
+key = "k1"
+rpm = 100000000
+tpm = 100000000000
+
+# $1M of credit: every request reserves and settles, none is refused.
+[[credits]]
+tenant = "bench"
+granted_micros = 1000000000000
+EOF
+
+cp "$work/meter.toml" "$work/on.toml"
+cat >>"$work/on.toml" <<'EOF'
+
+[[policies]]
+tenant = "bench"
+toml = '''
+model_allow = ["gpt-4o*", "gpt-4.1*", "claude-*"]
+max_tokens_cap = 8192
+
+[pii]
+email = "redact"
+phone = "redact"
+card = "block"
+iban = "block"
+ssn = "block"
+ipv4 = "redact"
+ipv6 = "redact"
+secret = "block"
+
+[[rules]]
+id = "trusted"
+action = "allow"
+when.key = ["k-trusted"]
+[[rules]]
+id = "codenames"
+action = "block"
+when.prompt_contains = ["project zeus", "codename hydra", "operation nightfall"]
+[[rules]]
+id = "injection"
+action = "block"
+when.prompt_regex = ["(?i)ignore (all|previous) instructions", "(?i)you are now (dan|developer mode)"]
+[[rules]]
+id = "big-stream"
+action = "block"
+when.stream = true
+when.max_tokens_above = 4000
+[[rules]]
+id = "mini-no-tools"
+action = "block"
+when.model = ["*-mini"]
+when.prompt_contains = ["function call"]
+[[rules]]
+id = "internal-hosts"
+action = "block"
+when.prompt_regex = ["\\b[a-z0-9-]+\\.corp\\.example\\b"]
+[[rules]]
+id = "exfil"
+action = "block"
+when.prompt_contains = ["base64 encode the", "send the contents of"]
+when.model = ["claude-*"]
+[[rules]]
+id = "legal"
+action = "block"
+when.prompt_contains = ["attorney-client", "privileged and confidential"]
+[[rules]]
+id = "k2-only-4o"
+action = "block"
+when.key = ["k2"]
+when.model = ["gpt-4.1*"]
+[[rules]]
+id = "weapons"
+action = "block"
+when.prompt_regex = ["(?i)\\b(nerve agent|enrich(ed|ing) uranium)\\b"]
+'''
+EOF
+
+# The request: a system message and a ~2 KB user prompt (the text of the
+# criterion policy benchmark), max_tokens = TOKENS.
+python3 - "$work/body.json" "$tokens" <<'EOF'
+import json, sys
+base = ("Please review the following function and explain what it does, step by step. "
+        "The service handles about 1,200 requests per second at peak, with a p99 latency of 45 ms; "
+        "we deploy it on 3 nodes behind a load balancer. Version 2.4 added retries.\n"
+        "```rust\nfn backoff(attempt: u32) -> Duration {\n    let base = Duration::from_millis(50);\n    "
+        "base * 2u32.saturating_pow(attempt.min(6))\n}\n```\n"
+        "Is the cap reasonable, and what would you change for a batch job that runs at night? ")
+prompt = (base * 20)[:2048]
+body = {"model": "gpt-4o-mini", "max_tokens": int(sys.argv[2]), "temperature": 0.2,
+        "messages": [{"role": "system", "content": "You are a careful senior engineer. Answer concisely."},
+                     {"role": "user", "content": prompt}]}
+json.dump(body, open(sys.argv[1], "w"))
+EOF
+
+declare -A url pid
+for side in off meter on; do
+    extra=()
+    if [ "$side" = off ]; then
+        # [limits] count_tokens = false is what --no-token-count sets; the
+        # file form is given too in case a build parses the flag but does
+        # not apply it.
+        printf '[limits]\ncount_tokens = false\n' >"$work/off-config.toml"
+        extra=(--config "$work/off-config.toml" --no-token-count)
+    fi
+    SLUICE_BENCH_PROVIDER_KEY=sk-mock-provider-key RUST_LOG=warn "$bin/sluice-dataplane" \
+        --listen 127.0.0.1:0 --admin 127.0.0.1:0 --snapshot "$work/$side.toml" \
+        --records "$work/$side-records.jsonl" --workers "$workers" --no-pin "${extra[@]}" \
+        >"$work/$side.out" 2>"$work/$side.err" &
+    pid[$side]=$!
+    pids+=($!)
+    url[$side]="$(wait_line "$work/$side.out" "listening on ")"
+done
+
+# cpu_ns PID: CPU time of all the process's threads, ns (the first field of
+# each /proc/PID/task/TID/schedstat; /proc/PID/stat has the same in 10 ms ticks,
+# too coarse for a few-second round). The workers live as long as the process.
+cpu_ns() {
+    cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
+
+load() {
+    "$bin/sluice-loadtest" run --url "http://${url[$1]}" --api-key "$key" --model gpt-4o-mini \
+        --body-file "$work/body.json" --stream --rate "$rate" --duration "$2" \
+        --header "x-mock-tokens: $tokens" --workers 1 -q --json "$3" >/dev/null
+}
+
+echo "== data planes: off http://${url[off]}, meter http://${url[meter]}, on http://${url[on]}; mock http://$mock"
+echo "== $rate req/s, streamed, $tokens tokens, ~2 KB prompt, $rounds rounds of $round each, interleaved"
+for side in off meter on; do
+    load "$side" 1s "$work/warmup-$side.json" # warm-up, not counted
+done
+: >"$out/rounds.tsv"
+for r in $(seq 1 "$rounds"); do
+    for side in off meter on; do
+        t0="$(cpu_ns "${pid[$side]}")"
+        load "$side" "$round" "$out/$side-$r.json"
+        t1="$(cpu_ns "${pid[$side]}")"
+        printf '%s\t%s\t%s\t%s\n' "$side" "$r" "$((t1 - t0))" "$out/$side-$r.json" >>"$out/rounds.tsv"
+    done
+done
+
+# PROFILE=1: one more round against "on" under perf (software clock events:
+# no hardware counters in this VM), the top of the flat profile kept.
+if [ -n "${PROFILE:-}" ]; then
+    perf record -q -F 1999 -e cpu-clock -g -p "${pid[on]}" -o "$work/perf.data" &
+    perf_pid=$!
+    sleep 0.5
+    load on "$round" "$out/on-profiled.json"
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
+    perf report -i "$work/perf.data" --no-children --percent-limit 0.7 --stdio -g none \
+        >"$out/profile-on.txt" 2>/dev/null || true
+    perf report -i "$work/perf.data" --children --percent-limit 2 --stdio -g none \
+        >"$out/profile-on-children.txt" 2>/dev/null || true
+    echo "profile of 'on': $out/profile-on.txt, $out/profile-on-children.txt"
+fi
+
+# Records written by "on" carry the counted tokens and the policy verdict.
+head -c 600 "$work/on-records.jsonl" >"$out/on-record-sample.json" || true
+head -c 600 "$work/off-records.jsonl" >"$out/off-record-sample.json" || true
+head -c 600 "$work/meter-records.jsonl" >"$out/meter-record-sample.json" || true
+
+python3 - "$out/rounds.tsv" <<'EOF'
+import json, sys
+
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1]) if line.strip()]
+acc = {}
+print(f"{'round':>5} {'side':>4} {'ok':>7} {'err':>5} {'cpu ms':>8} {'µs/req':>8} {'ttft p50':>9} {'ttft p99':>9}")
+for side, rnd, ns, path in rows:
+    rep = json.load(open(path))
+    ok, err = rep["requests"]["ok"], rep["requests"]["errors"]
+    cpu_s = int(ns) / 1e9
+    t = rep["latency_us"]["ttft"] or {}
+    print(f"{rnd:>5} {side:>4} {ok:>7} {err:>5} {cpu_s * 1000:>8.0f} {cpu_s / max(ok, 1) * 1e6:>8.1f}"
+          f" {t.get('p50', 0) / 1000:>8.2f}ms {t.get('p99', 0) / 1000:>8.2f}ms")
+    a = acc.setdefault(side, [0, 0, 0.0, []])
+    a[0] += ok; a[1] += err; a[2] += cpu_s; a[3].append(cpu_s / max(ok, 1))
+    if err:
+        print(f"      error kinds: {rep['requests']['error_kinds']}")
+print()
+for side, (ok, err, cpu, per) in acc.items():
+    print(f"{side:>4}: {ok} ok, {err} errors, {cpu:.2f} CPU s, {cpu / max(ok, 1) * 1e6:.1f} µs CPU per request "
+          f"(rounds: {', '.join(f'{p * 1e6:.1f}' for p in per)})")
+def per(side):
+    return acc[side][2] / max(acc[side][0], 1)
+if "off" in acc and "meter" in acc:
+    print(f"metering alone: CPU per request {(per('meter') / per('off') - 1) * 100:+.1f}% of off")
+if "off" in acc and "on" in acc:
+    growth = (per("on") / per("off") - 1) * 100
+    verdict = "PASS" if growth <= 10 else "FAIL"
+    print(f"{verdict}: CPU per request with metering and policy on is {growth:+.1f}% of off (target <= +10%)")
+EOF
+echo "reports in $out/"
