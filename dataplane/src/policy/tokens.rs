@@ -23,7 +23,10 @@
 //! library panics on some other input: it then falls back to one token per
 //! four bytes.
 
+use bpe_openai::byte_pair_encoding::BytePairEncoding;
 use bpe_openai::Tokenizer;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
@@ -106,7 +109,7 @@ pub fn count(enc: Encoding, text: &str) -> usize {
         return estimate(text);
     };
     if text.len() <= MAX_WS_RUN {
-        return encode_len(bpe, text);
+        return encode_len(enc, bpe, text);
     }
     let mut total = 0;
     let mut seg = 0;
@@ -119,25 +122,118 @@ pub fn count(enc: Encoding, text: &str) -> usize {
         let start = *run.get_or_insert(i);
         let end = i + c.len_utf8();
         if end - start >= MAX_WS_RUN {
-            total += encode_len(bpe, &text[seg..end]);
+            total += encode_len(enc, bpe, &text[seg..end]);
             seg = end;
             run = Some(end);
         }
     }
-    total + encode_len(bpe, &text[seg..])
+    total + encode_len(enc, bpe, &text[seg..])
 }
 
-/// Sum of [`count`] over several texts.
+/// Sum of [`count`] over several texts: the texts of a prompt. Long ones
+/// are remembered per worker, whole: applications send the same system
+/// prompt with every request, and a conversation resends its history with
+/// every turn.
 pub fn count_all<'a>(enc: Encoding, texts: impl IntoIterator<Item = &'a str>) -> u64 {
-    texts.into_iter().map(|t| count(enc, t) as u64).sum()
+    texts
+        .into_iter()
+        .map(|t| {
+            if !(TextCache::MIN_TEXT..=TextCache::MAX_TEXT).contains(&t.len()) {
+                return count(enc, t) as u64;
+            }
+            TEXTS.with_borrow_mut(|cache| cache[enc as usize].count(enc, t)) as u64
+        })
+        .sum()
 }
 
-fn encode_len(bpe: &Tokenizer, text: &str) -> usize {
+fn encode_len(enc: Encoding, bpe: &Tokenizer, text: &str) -> usize {
     if text.is_empty() {
         return 0;
     }
     // A panic in the library must not take the worker down.
-    catch_unwind(AssertUnwindSafe(|| bpe.count(text))).unwrap_or_else(|_| estimate(text))
+    catch_unwind(AssertUnwindSafe(|| {
+        PIECES.with_borrow_mut(|cache| {
+            let counts = &mut cache[enc as usize];
+            bpe.split(text).map(|p| counts.count(&bpe.bpe, p)).sum()
+        })
+    }))
+    .unwrap_or_else(|_| estimate(text))
+}
+
+/// Token counts of whole prompt texts, per thread (no lock); exact, keyed
+/// by the text itself. Bounded by the bytes it holds: when full, it starts
+/// over.
+#[derive(Default)]
+struct TextCache {
+    map: HashMap<Box<str>, u32>,
+    bytes: usize,
+}
+
+impl TextCache {
+    /// Shorter texts are cheap to count (and their pieces are remembered).
+    const MIN_TEXT: usize = 256;
+    /// Longer texts are counted each time.
+    const MAX_TEXT: usize = MAX_WS_RUN;
+    /// Text bytes held before the cache starts over.
+    const MAX_BYTES: usize = 4 << 20;
+
+    fn count(&mut self, enc: Encoding, text: &str) -> usize {
+        if let Some(&n) = self.map.get(text) {
+            return n as usize;
+        }
+        let n = count(enc, text);
+        if self.bytes + text.len() > Self::MAX_BYTES {
+            self.map.clear();
+            self.bytes = 0;
+        }
+        self.bytes += text.len();
+        self.map.insert(Box::from(text), n as u32);
+        n
+    }
+}
+
+thread_local! {
+    /// Each worker's counts of recently seen prompt texts, per encoding.
+    static TEXTS: RefCell<[TextCache; 2]> = RefCell::new(Default::default());
+    /// Each worker's counts of recently seen pieces, per encoding.
+    static PIECES: RefCell<[PieceCache; 2]> = RefCell::new(Default::default());
+}
+
+/// Token counts of pre-tokenised pieces, per thread (no lock).
+///
+/// Text is split into pieces (words with their leading space, numbers,
+/// punctuation runs) and each piece is encoded on its own, so a piece's count
+/// never depends on its neighbours and can be remembered. Language is
+/// repetitive: most pieces of a prompt or a completion were seen moments ago,
+/// and a lookup costs far less than running the encoder (which also
+/// allocates). Bounded: when full, it starts over.
+#[derive(Default)]
+struct PieceCache {
+    map: HashMap<Box<[u8]>, u32>,
+}
+
+impl PieceCache {
+    /// Entries before the cache starts over (about 1 MiB).
+    const MAX_ENTRIES: usize = 16 * 1024;
+    /// Longer pieces (rare: long numbers are cut at three digits, long words
+    /// are few) are always encoded.
+    const MAX_PIECE: usize = 24;
+
+    fn count(&mut self, bpe: &BytePairEncoding, piece: &str) -> usize {
+        let bytes = piece.as_bytes();
+        if bytes.len() > Self::MAX_PIECE {
+            return bpe.count(bytes);
+        }
+        if let Some(&n) = self.map.get(bytes) {
+            return n as usize;
+        }
+        let n = bpe.count(bytes);
+        if self.map.len() >= Self::MAX_ENTRIES {
+            self.map.clear();
+        }
+        self.map.insert(Box::from(bytes), n as u32);
+        n
+    }
 }
 
 fn estimate(text: &str) -> usize {

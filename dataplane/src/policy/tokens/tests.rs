@@ -200,3 +200,57 @@ fn count_all_sums() {
     assert_eq!(n, 3);
     assert!(warm_up());
 }
+
+#[test]
+fn remembered_pieces_count_as_fresh_ones() {
+    // More distinct pieces than the cache holds, twice over: every count
+    // goes through hits, misses and a cache that starts over, and must
+    // equal the encoder's own.
+    let text: String = (0..3 * PieceCache::MAX_ENTRIES)
+        .map(|i| format!(" w{i:x}"))
+        .collect();
+    let bpe = bpe(Encoding::O200kBase).unwrap();
+    let direct = bpe.count(text.as_str());
+    for _ in 0..2 {
+        assert_eq!(count(Encoding::O200kBase, &text), direct);
+    }
+    PIECES.with_borrow(|c| assert!(c[Encoding::O200kBase as usize].map.len() <= PieceCache::MAX_ENTRIES));
+    // The two encodings never share an entry: "gpt-4" style text differs.
+    let code = "    for (int i = 0; i < n; i++) {\n        total += values[i];\n    }\n";
+    for enc in [Encoding::O200kBase, Encoding::Cl100kBase, Encoding::O200kBase] {
+        assert_eq!(count(enc, code), bpe_count(enc, code), "{enc:?}");
+    }
+}
+
+fn bpe_count(enc: Encoding, text: &str) -> usize {
+    bpe(enc).unwrap().count(text)
+}
+
+#[test]
+fn remembered_prompts_count_as_fresh_ones() {
+    let system = "You are a careful assistant. ".repeat(20);
+    let history = "User: what is the capital of France?\nAssistant: Paris.\n".repeat(8);
+    let texts = [system.as_str(), history.as_str(), "and of Italy?"];
+    let fresh: u64 = texts
+        .iter()
+        .map(|t| bpe_count(Encoding::O200kBase, t) as u64)
+        .sum();
+    for _ in 0..3 {
+        assert_eq!(count_all(Encoding::O200kBase, texts), fresh);
+    }
+    // Per encoding: the same text counted with cl100k is not served o200k's count.
+    let cl: u64 = texts
+        .iter()
+        .map(|t| bpe_count(Encoding::Cl100kBase, t) as u64)
+        .sum();
+    assert_eq!(count_all(Encoding::Cl100kBase, texts), cl);
+    // Many distinct texts: the cache starts over and stays exact.
+    for i in 0..(TextCache::MAX_BYTES / 300) + 10 {
+        let t = format!("{i:08} {}", "filler words here ".repeat(16));
+        assert_eq!(
+            count_all(Encoding::O200kBase, [t.as_str()]),
+            bpe_count(Encoding::O200kBase, &t) as u64
+        );
+    }
+    TEXTS.with_borrow(|c| assert!(c[0].bytes <= TextCache::MAX_BYTES));
+}
