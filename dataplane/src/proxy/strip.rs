@@ -104,21 +104,31 @@ impl EventCut {
     /// Index just past the blank line that ends the current event, if `input`
     /// holds it. Tracks line state across calls.
     fn find_end(&mut self, input: &[u8]) -> Option<usize> {
-        for (i, &b) in input.iter().enumerate() {
-            match b {
-                b'\n' if self.after_cr => self.after_cr = false,
-                b'\n' | b'\r' => {
-                    let blank = self.line_len == 0;
-                    self.line_len = 0;
-                    self.after_cr = b == b'\r';
-                    if blank {
-                        return Some(i + 1);
-                    }
-                }
-                _ => {
-                    self.line_len += 1;
-                    self.after_cr = false;
-                }
+        let mut i = 0;
+        while i < input.len() {
+            // Jump over the rest of the line to its end.
+            let Some(off) = memchr::memchr2(b'\n', b'\r', &input[i..]) else {
+                self.line_len += input.len() - i;
+                self.after_cr = false;
+                return None;
+            };
+            if off > 0 {
+                self.line_len += off;
+                self.after_cr = false;
+            }
+            let at = i + off;
+            let b = input[at];
+            i = at + 1;
+            if b == b'\n' && self.after_cr {
+                // The LF of a CRLF: the line already ended at its CR.
+                self.after_cr = false;
+                continue;
+            }
+            let blank = self.line_len == 0;
+            self.line_len = 0;
+            self.after_cr = b == b'\r';
+            if blank {
+                return Some(i);
             }
         }
         None
