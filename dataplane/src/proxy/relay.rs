@@ -70,13 +70,54 @@ struct Scan {
     capture: Option<super::content::Capture>,
     /// What to send instead of the raw bytes (`Plain` and `Events` output).
     out: Vec<u8>,
+    /// Where the payload of the bytes last framed lies in them.
+    pieces: Vec<std::ops::Range<usize>>,
     done: bool,
 }
 
 impl Scan {
-    /// Scans `bytes`; returns how many belong to this response, or `Err` if
-    /// the upstream's framing is broken.
-    fn feed(&mut self, bytes: &[u8]) -> Result<usize, ()> {
+    /// Finds how many of `bytes` belong to this response (`Err` if the
+    /// upstream's framing is broken) and where their payload lies; cheap, so
+    /// that the bytes can go to the client before [`Scan::inspect`] looks
+    /// at them.
+    fn frame(&mut self, bytes: &[u8]) -> Result<usize, ()> {
+        let Scan { pieces, .. } = self;
+        pieces.clear();
+        let base = bytes.as_ptr() as usize;
+        // The decoder hands out sub-slices of `bytes`: their place in it is a
+        // plain difference of addresses.
+        let mut note = |piece: &[u8]| {
+            let start = piece.as_ptr() as usize - base;
+            pieces.push(start..start + piece.len());
+        };
+        match self.framing {
+            Framing::Empty => {
+                self.done = true;
+                Ok(0)
+            }
+            Framing::Length(_) => {
+                let take = (bytes.len() as u64).min(self.left) as usize;
+                note(&bytes[..take]);
+                self.left -= take as u64;
+                self.done = self.left == 0;
+                Ok(take)
+            }
+            Framing::Chunked => {
+                let used = self.decoder.feed(bytes, note).map_err(|_| ())?;
+                self.done = self.decoder.is_done();
+                Ok(used)
+            }
+            Framing::UntilClose => {
+                note(bytes);
+                Ok(bytes.len())
+            }
+        }
+    }
+
+    /// Runs the payload found by the last [`Scan::frame`] of `bytes` through
+    /// the SSE framer, the usage scanner, the token counter and the content
+    /// capture, and (for re-framed output) builds what the client is sent.
+    fn inspect(&mut self, bytes: &[u8]) {
         let (output, dialect) = (self.output, self.dialect);
         let Scan {
             framer,
@@ -87,6 +128,7 @@ impl Scan {
             counter,
             deltas,
             capture,
+            pieces,
             ..
         } = self;
         let mut count = |ev: &SseEvent<'_>| {
@@ -94,7 +136,8 @@ impl Scan {
                 deltas.for_each_text(dialect, ev, |text| c.push(text));
             }
         };
-        let mut payload = |piece: &[u8]| {
+        for range in pieces.iter() {
+            let piece = &bytes[range.clone()];
             match (output, framer.as_mut()) {
                 (Output::Events { .. }, Some(f)) => cut.feed(piece, f, usage, &mut count, out),
                 (Output::Plain, f) => {
@@ -119,28 +162,6 @@ impl Scan {
                 if j.len() + piece.len() <= MAX_JSON_CAPTURE {
                     j.extend_from_slice(piece);
                 }
-            }
-        };
-        match self.framing {
-            Framing::Empty => {
-                self.done = true;
-                Ok(0)
-            }
-            Framing::Length(_) => {
-                let take = (bytes.len() as u64).min(self.left) as usize;
-                payload(&bytes[..take]);
-                self.left -= take as u64;
-                self.done = self.left == 0;
-                Ok(take)
-            }
-            Framing::Chunked => {
-                let used = self.decoder.feed(bytes, payload).map_err(|_| ())?;
-                self.done = self.decoder.is_done();
-                Ok(used)
-            }
-            Framing::UntilClose => {
-                payload(bytes);
-                Ok(bytes.len())
             }
         }
     }
@@ -246,6 +267,7 @@ pub async fn relay(
         },
         deltas: DeltaReader::default(),
         out: Vec::new(),
+        pieces: Vec::new(),
         done: false,
     };
     let mut framed = Vec::new();
@@ -278,7 +300,7 @@ pub async fn relay(
     let outcome = loop {
         if !buf.is_empty() || scan.framing == Framing::Empty {
             let chunk = buf.split().freeze();
-            let Ok(take) = scan.feed(&chunk) else {
+            let Ok(take) = scan.frame(&chunk) else {
                 // Broken chunked framing: what came before it was relayed, and
                 // that is all the client gets.
                 ctx.record.error = scan.decoder.error().map(|e| e.label().into());
@@ -290,12 +312,18 @@ pub async fn relay(
                 upstream_clean = false;
             }
             let written = if scan.output == Output::Raw {
-                if take > 0 {
+                // Pass-through: the bytes go first, and are inspected while
+                // the client reads them (the first token must not wait for
+                // the events that came in the same read).
+                let written = if take > 0 {
                     to_client(wr, chunk.slice(..take), send_limit).await.0
                 } else {
                     Ok(0)
-                }
+                };
+                scan.inspect(&chunk);
+                written
             } else {
+                scan.inspect(&chunk);
                 scan.take_output(&mut framed, scan.done);
                 if framed.is_empty() {
                     Ok(0)
