@@ -78,8 +78,12 @@ impl WorkerSink {
     }
 }
 
+/// How long the records writer lets records gather while they keep coming.
+const LINGER: Duration = Duration::from_millis(5);
+
 /// Standalone mode: appends each record as one JSON line to `path`, flushing
-/// whenever the queue runs dry. Ends when every sender is gone.
+/// whenever the queue runs dry (at most every [`LINGER`] under load). Ends
+/// when every sender is gone, after writing what they sent.
 pub fn spawn_jsonl_writer(path: PathBuf, rx: RecordRx) -> std::io::Result<std::thread::JoinHandle<()>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -90,7 +94,28 @@ pub fn spawn_jsonl_writer(path: PathBuf, rx: RecordRx) -> std::io::Result<std::t
         .spawn(move || {
             let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
             let mut line = Vec::with_capacity(512);
-            while let Ok(first) = rx.recv() {
+            // Under load, wake on a timer and take what queued meanwhile: a
+            // writer parked on the channel costs every request a futex wake
+            // (and this thread a write per record). Idle, it parks.
+            let mut busy = false;
+            loop {
+                let first = if busy {
+                    std::thread::sleep(LINGER);
+                    match rx.try_recv() {
+                        Ok(r) => r,
+                        Err(crossbeam_channel::TryRecvError::Empty) => {
+                            busy = false;
+                            continue;
+                        }
+                        Err(crossbeam_channel::TryRecvError::Disconnected) => break,
+                    }
+                } else {
+                    match rx.recv() {
+                        Ok(r) => r,
+                        Err(_) => break,
+                    }
+                };
+                busy = true;
                 let mut next = Some(first);
                 while let Some(record) = next {
                     line.clear();
