@@ -192,7 +192,9 @@ fn run(args: Args) -> Result<(), ConfigError> {
     raise_fd_limit();
     // Build the tokenizer tables now rather than on a worker's first request.
     let tokenizer_start = std::time::Instant::now();
-    sluice_dataplane::policy::tokens::warm_up();
+    if limits.count_tokens {
+        sluice_dataplane::policy::tokens::warm_up();
+    }
     tracing::debug!(
         ms = tokenizer_start.elapsed().as_millis() as u64,
         "tokenizers ready"

@@ -94,13 +94,19 @@ fn bpe(enc: Encoding) -> Option<&'static Tokenizer> {
     }
 }
 
-/// Builds both encodings now (a few hundred ms), so that no request pays for
-/// it. Returns false if one could not be built (counts then fall back to an
-/// estimate of one token per four bytes).
+/// Loads `o200k_base` now (about 70 MB of tables), so that no request pays
+/// for it: it counts every current OpenAI model and estimates all others.
+/// `cl100k_base` (another 30 MB) is loaded by [`prepare`] when a snapshot
+/// routes a model that uses it, or else on first use. Returns false if the
+/// tables could not be loaded (counts then fall back to an estimate of one
+/// token per four bytes).
 pub fn warm_up() -> bool {
-    let o = bpe(Encoding::O200kBase).is_some();
-    let c = bpe(Encoding::Cl100kBase).is_some();
-    o && c
+    prepare(Encoding::O200kBase)
+}
+
+/// Loads `enc`'s tables now, if they are not loaded yet.
+pub fn prepare(enc: Encoding) -> bool {
+    bpe(enc).is_some()
 }
 
 /// Tokens in `text` with `enc`, special tokens counted as plain text.

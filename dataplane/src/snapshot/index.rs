@@ -329,6 +329,12 @@ impl Index {
             if route.targets.is_empty() {
                 bail!("route {:?} has no targets", route.model);
             }
+            // Off the hot path: cl100k's tables, if an older model is routed
+            // (o200k's are loaded at start; see `tokens::warm_up`).
+            let (encoding, _) = crate::policy::tokens::encoding_for(&route.model);
+            if encoding == crate::policy::tokens::Encoding::Cl100kBase {
+                crate::policy::tokens::prepare(encoding);
+            }
             let owners: Vec<&str> = match &route.tenant {
                 Some(t) if !tenants.contains_key(t.as_str()) => {
                     bail!("route {:?} names unknown tenant {t:?}", route.model)
