@@ -255,18 +255,20 @@ done
 
 # PROFILE=1: one more round against "on" under perf (software clock events:
 # no hardware counters in this VM), the top of the flat profile kept.
+# PROFILE_SIDE=off|meter|on chooses the side (default on).
 if [ -n "${PROFILE:-}" ]; then
-    perf record -q -F 1999 -e cpu-clock -g -p "${pid[on]}" -o "$work/perf.data" &
+    side="${PROFILE_SIDE:-on}"
+    perf record -q -F 1999 -e cpu-clock -g -p "${pid[$side]}" -o "$work/perf.data" &
     perf_pid=$!
     sleep 0.5
-    load on "$round" "$out/on-profiled.json"
+    load "$side" "$round" "$out/$side-profiled.json"
     kill -INT "$perf_pid"
     wait "$perf_pid" || true
     perf report -i "$work/perf.data" --no-children --percent-limit 0.7 --stdio -g none \
-        >"$out/profile-on.txt" 2>/dev/null || true
+        >"$out/profile-$side.txt" 2>/dev/null || true
     perf report -i "$work/perf.data" --children --percent-limit 2 --stdio -g none \
-        >"$out/profile-on-children.txt" 2>/dev/null || true
-    echo "profile of 'on': $out/profile-on.txt, $out/profile-on-children.txt"
+        >"$out/profile-$side-children.txt" 2>/dev/null || true
+    echo "profile of '$side': $out/profile-$side.txt, $out/profile-$side-children.txt"
 fi
 
 # Records written by "on" carry the counted tokens and the policy verdict.
