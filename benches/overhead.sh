@@ -34,40 +34,9 @@ workers="${WORKERS:-1}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
-if [ -n "${BIN:-}" ]; then
-    bin="$(cd "$BIN" && pwd)"
-else
-    cargo build --release -p sluice-dataplane -p sluice-loadtest
-    bin="$(pwd)/target/release"
-fi
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-overhead.XXXXXX")"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# wait_line FILE PREFIX: prints the first word after PREFIX on a line of FILE.
-wait_line() {
-    local file="$1" prefix="$2" i
-    for i in $(seq 1 300); do
-        if line="$(grep -m1 "^$prefix" "$file" 2>/dev/null)"; then
-            echo "${line#"$prefix"}" | awk '{print $1}' | sed 's|^.*://||'
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "no line '$prefix' in $file; its stderr:" >&2
-    cat "${file%.out}.err" >&2 || true
-    return 1
-}
+. benches/lib.sh
+bench_bins sluice-dataplane sluice-loadtest
+bench_workdir overhead
 
 "$bin/sluice-loadtest" mock --listen 127.0.0.1:0 --workers 1 >"$work/mock.out" 2>"$work/mock.err" &
 pids+=($!)
@@ -77,30 +46,7 @@ key="sk-sluice-bench-3f9a1c0d2b7e4a6f8e5d1c2b3a4f5e6d"
 sha="$(printf %s "$key" | sha256sum | awk '{print $1}')"
 
 # The snapshot both data planes share; "on" appends its extras below.
-cat >"$work/off.toml" <<EOF
-[[tenants]]
-id = "bench"
-
-[[api_keys]]
-id = "k1"
-tenant = "bench"
-sha256 = "$sha"
-
-[[upstreams]]
-name = "mock"
-kind = "openai"
-base_url = "http://$mock"
-
-[[provider_keys]]
-id = "mockkey"
-tenant = "bench"
-api_key_env = "SLUICE_BENCH_PROVIDER_KEY"
-
-[[routes]]
-tenant = "bench"
-model = "gpt-4o-mini"
-targets = [{ upstream = "mock", provider_key = "mockkey" }]
-EOF
+bench_snapshot "$mock" "$sha" >"$work/off.toml"
 
 cp "$work/off.toml" "$work/meter.toml"
 cat >>"$work/meter.toml" <<'EOF'

@@ -37,42 +37,10 @@ every="${CHANGE_EVERY:-1}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
-if [ -n "${BIN:-}" ]; then
-    bin="$(cd "$BIN" && pwd)"
-else
-    cargo build --release -p sluice-control -p sluice-dataplane -p sluice-loadtest
-    bin="$(pwd)/target/release"
-fi
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-swap.XXXXXX")"
-pids=()
+. benches/lib.sh
+bench_bins sluice-control sluice-dataplane sluice-loadtest
+bench_workdir swap
 changer=""
-cleanup() {
-    [ -n "$changer" ] && kill "$changer" 2>/dev/null || true
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# wait_line FILE PREFIX: prints the first word after PREFIX on a line of FILE.
-wait_line() {
-    local file="$1" prefix="$2" i
-    for i in $(seq 1 300); do
-        if line="$(grep -m1 "^$prefix" "$file" 2>/dev/null)"; then
-            echo "${line#"$prefix"}" | awk '{print $1}' | sed 's|^.*://||'
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "no line '$prefix' in $file; its stderr:" >&2
-    cat "${file%.out}.err" >&2 || true
-    return 1
-}
 
 "$bin/sluice-loadtest" mock --listen 127.0.0.1:0 --workers 1 >"$work/mock.out" 2>"$work/mock.err" &
 pids+=($!)
