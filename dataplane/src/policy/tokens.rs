@@ -181,7 +181,7 @@ impl TextCache {
     /// Longer texts are counted each time.
     const MAX_TEXT: usize = MAX_WS_RUN;
     /// Text bytes held before the cache starts over.
-    const MAX_BYTES: usize = 4 << 20;
+    const MAX_BYTES: usize = 1 << 20;
 
     fn count(&mut self, enc: Encoding, text: &str) -> usize {
         if let Some(&n) = self.map.get(text) {
