@@ -47,6 +47,32 @@ pub fn control_bin() -> PathBuf {
 }
 
 /// A string no process should ever print or store: `prefix` plus the pid and
+/// `sluice-control ARGS --admin http://ADMIN --data DATA`, feeding `stdin`.
+pub fn cli_at(admin: SocketAddr, data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(control_bin())
+        .args(args)
+        .arg("--admin")
+        .arg(format!("http://{admin}"))
+        .arg("--data")
+        .arg(data)
+        .env_remove("SLUICE_ADMIN_TOKEN")
+        .env_remove("SLUICE_ADMIN_URL")
+        .env_remove("SLUICE_DATA")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running sluice-control {args:?}: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        // The CLI may exit without reading stdin; that is its business.
+        let _ = input.write_all(stdin.unwrap_or("").as_bytes());
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for sluice-control {args:?}: {e}"))
+}
+
 /// the clock, so a hit cannot come from another test.
 pub fn canary(prefix: &str) -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -300,28 +326,7 @@ impl Control {
     /// Runs the CLI (`sluice-control ARGS --admin URL --data DIR`), feeding
     /// `stdin`.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(control_bin())
-            .args(args)
-            .arg("--admin")
-            .arg(self.admin_url())
-            .arg("--data")
-            .arg(&self.data)
-            .env_remove("SLUICE_ADMIN_TOKEN")
-            .env_remove("SLUICE_ADMIN_URL")
-            .env_remove("SLUICE_DATA")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("running sluice-control {args:?}: {e}"));
-        if let Some(mut input) = child.stdin.take() {
-            // The CLI may exit without reading stdin; that is its business.
-            let _ = input.write_all(stdin.unwrap_or("").as_bytes());
-        }
-        child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("waiting for sluice-control {args:?}: {e}"))
+        cli_at(self.admin, &self.data, args, stdin)
     }
 
     /// Runs the CLI and insists that it succeeds; returns stdout.

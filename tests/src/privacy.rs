@@ -2,13 +2,13 @@
 //! whose completions carry a canary, `serve` started with its clock moved,
 //! and byte scans.
 
-use crate::control::{control_bin, Logged};
+use crate::control::{cli_at, control_bin, Logged};
 use crate::WAIT;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 /// The header that picks what [`Scripted`] answers.
@@ -234,31 +234,6 @@ impl Clocked {
     pub fn kill(&mut self) {
         self.proc.kill();
     }
-}
-
-/// `sluice-control ARGS --admin http://ADMIN --data DATA`, feeding `stdin`.
-pub fn cli_at(admin: SocketAddr, data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(control_bin())
-        .args(args)
-        .arg("--admin")
-        .arg(format!("http://{admin}"))
-        .arg("--data")
-        .arg(data)
-        .env_remove("SLUICE_ADMIN_TOKEN")
-        .env_remove("SLUICE_ADMIN_URL")
-        .env_remove("SLUICE_DATA")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("running sluice-control {args:?}: {e}"));
-    if let Some(mut input) = child.stdin.take() {
-        let _ = input.write_all(stdin.unwrap_or("").as_bytes());
-    }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for sluice-control {args:?}: {e}"))
 }
 
 /// Offsets of every occurrence of `needle` in `hay`.
