@@ -607,6 +607,51 @@ impl Fleet {
         self.dir.path()
     }
 
+    /// Asserts that no canary is anywhere under the fleet's directory:
+    /// control's data directory (the redb file), the spool directory (spool,
+    /// sequence file, snapshot cache) and every process's stdout and stderr.
+    /// `spooled`: records are waiting in the spool, so it must exist too.
+    /// First it checks that the scan can find things: the files it must see
+    /// are there and not empty, and the token file holds the token.
+    #[track_caller]
+    pub fn assert_no_plaintext(&self, canaries: &[(&str, String)], when: &str, spooled: bool) {
+        let files = files_under(self.dir());
+        let mut must = vec!["control/control.redb", "spool/snapshot.json", "spool/seq"];
+        if spooled {
+            must.push("spool/spool.jsonl");
+        }
+        for must in must {
+            let p = self.dir().join(must);
+            assert!(
+                std::fs::metadata(&p).is_ok_and(|m| m.len() > 0),
+                "{when}: {} missing or empty",
+                p.display()
+            );
+        }
+        let logs: Vec<_> = files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "stdout" || e == "stderr"))
+            .collect();
+        assert!(logs.len() >= 4, "{when}: process logs: {logs:?}");
+        assert!(
+            logs.iter()
+                .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0)),
+            "{when}: every log is empty"
+        );
+        assert_eq!(
+            files_containing(&files, &self.dp_token),
+            vec![self.dir().join("dataplane.token")],
+            "{when}"
+        );
+        for (what, canary) in canaries {
+            let hits = files_containing(&files, canary);
+            assert!(
+                hits.is_empty(),
+                "{when}: {what} ({canary}) in plaintext in {hits:?}"
+            );
+        }
+    }
+
     /// The data plane's spool directory.
     pub fn spool_dir(&self) -> &Path {
         &self.opts.spool_dir

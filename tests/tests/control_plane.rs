@@ -13,8 +13,8 @@
 
 use serde_json::{json, Value};
 use sluice_tests::control::{
-    canary, chat_req, configure, enroll, files_containing, files_under, parse_key, Control, Dataplane, Fleet,
-    ANTHROPIC_MODEL, DATAPLANE_ID, KEY_ID, OPENAI_MODEL, TENANT,
+    canary, chat_req, configure, enroll, parse_key, Control, Dataplane, Fleet, ANTHROPIC_MODEL, DATAPLANE_ID,
+    KEY_ID, OPENAI_MODEL, TENANT,
 };
 use sluice_tests::http::{self, Req};
 use sluice_tests::stack::anthropic_body;
@@ -290,40 +290,6 @@ fn dataplane_starts_from_cached_snapshot(d: Driver) {
 
 // ---- 5. canaries: no plaintext secret on disk or in a log -----------------
 
-/// Scans every byte under the fleet's directory (control's data directory,
-/// the spool directory, every process's stdout and stderr) for `canaries`.
-#[track_caller]
-fn scan(f: &Fleet, canaries: &[(&str, String)], when: &str, spooled: bool) {
-    let files = files_under(f.dir());
-    let mut must = vec!["control/control.redb", "spool/snapshot.json", "spool/seq"];
-    if spooled {
-        must.push("spool/spool.jsonl");
-    }
-    for must in must {
-        let p = f.dir().join(must);
-        assert!(
-            std::fs::metadata(&p).is_ok_and(|m| m.len() > 0),
-            "{when}: {} missing or empty",
-            p.display()
-        );
-    }
-    let logs: Vec<_> = files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "stdout" || e == "stderr"))
-        .collect();
-    assert!(logs.len() >= 4, "{when}: process logs: {logs:?}");
-    // The scan itself works: the token file holds the enrollment token.
-    assert_eq!(
-        files_containing(&files, &f.dp_token),
-        vec![f.dir().join("dataplane.token")],
-        "{when}"
-    );
-    for (what, canary) in canaries {
-        let hits = files_containing(&files, canary);
-        assert!(hits.is_empty(), "{when}: {what} in plaintext in {hits:?}");
-    }
-}
-
 fn secrets_never_written_in_plaintext(d: Driver) {
     let mut f = Fleet::start_with(d, "debug");
     // Traffic of every kind, so every path that could log gets exercised.
@@ -359,12 +325,12 @@ fn secrets_never_written_in_plaintext(d: Driver) {
         ("the gateway key's secret", secret),
         ("a refused gateway key", wrong),
     ];
-    scan(&f, &canaries, "with records spooled", true);
+    f.assert_no_plaintext(&canaries, "with records spooled", true);
 
     // Replayed into the store: still nothing.
     f.control.restart();
     f.expect_records_exactly(4);
-    scan(&f, &canaries, "after the replay", false);
+    f.assert_no_plaintext(&canaries, "after the replay", false);
 }
 
 // ---- 6. a revoked key stops working within a snapshot round trip ----------

@@ -14,8 +14,7 @@
 use redb::{ReadableDatabase, TableDefinition};
 use serde_json::{json, Value};
 use sluice_tests::control::{
-    canary, chat_req, configure, files_containing, files_under, parse_key, Control, Fleet, ANTHROPIC_MODEL,
-    KEY_ID, OPENAI_MODEL, TENANT,
+    canary, chat_req, configure, parse_key, Control, Fleet, ANTHROPIC_MODEL, KEY_ID, OPENAI_MODEL, TENANT,
 };
 use sluice_tests::http::{Req, Response};
 use sluice_tests::privacy::{bytes, contains, occurrences, sha256_hex, Clocked, Scripted, SCRIPT_HEADER};
@@ -121,49 +120,6 @@ fn messages_body(stream: bool, prompt: &str) -> Value {
 /// The data directory's store file.
 fn db_path(c: &Control) -> PathBuf {
     c.data().join("control.redb")
-}
-
-/// Asserts no canary is in any file under the fleet's directory: control's
-/// data directory (the redb file), the spool directory (spool and snapshot
-/// cache) and every process's stdout and stderr.
-#[track_caller]
-fn scan(f: &Fleet, canaries: &[(&str, String)], when: &str, spooled: bool) {
-    let files = files_under(f.dir());
-    let mut must = vec!["control/control.redb", "spool/snapshot.json"];
-    if spooled {
-        must.push("spool/spool.jsonl");
-    }
-    for must in must {
-        let p = f.dir().join(must);
-        assert!(
-            std::fs::metadata(&p).is_ok_and(|m| m.len() > 0),
-            "{when}: {} missing or empty",
-            p.display()
-        );
-    }
-    let logs: Vec<_> = files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "stdout" || e == "stderr"))
-        .collect();
-    assert!(logs.len() >= 4, "{when}: process logs: {logs:?}");
-    assert!(
-        logs.iter()
-            .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0)),
-        "{when}: every log is empty"
-    );
-    // The scan itself finds what is there: the token file holds the token.
-    assert_eq!(
-        files_containing(&files, &f.dp_token),
-        vec![f.dir().join("dataplane.token")],
-        "{when}"
-    );
-    for (what, canary) in canaries {
-        let hits = files_containing(&files, canary);
-        assert!(
-            hits.is_empty(),
-            "{when}: {what} ({canary}) in plaintext in {hits:?}"
-        );
-    }
 }
 
 /// Asserts that the tenant's records carry a client IP hash and no raw
@@ -361,7 +317,7 @@ fn no_content_or_secret_at_rest_by_default(d: Driver) {
         ("the gateway key's secret", secret),
         ("a refused gateway key", wrong.clone()),
     ];
-    scan(&f, &canaries, "with records spooled", true);
+    f.assert_no_plaintext(&canaries, "with records spooled", true);
     let spool = bytes(&f.spool_dir().join("spool.jsonl"));
     assert!(contains(&spool, "client_ip_hash"), "no record in the spool");
     assert!(!contains(&spool, "127.0.0.1"), "a raw client IP in the spool");
@@ -369,7 +325,7 @@ fn no_content_or_secret_at_rest_by_default(d: Driver) {
     // Replayed into the store: still nothing; every record has its IP hashed.
     f.control.restart();
     wait_stored(&f, sent);
-    scan(&f, &canaries, "after the replay", false);
+    f.assert_no_plaintext(&canaries, "after the replay", false);
     assert_ips_hashed(&f, &[f.mock.addr.port(), scripted.addr.port()]);
 }
 
@@ -478,7 +434,7 @@ fn opted_in_content_is_sealed_at_rest_and_opens_for_the_admin() {
         ("the provider key", f.provider_key.clone()),
         ("the gateway key", f.key.clone()),
     ];
-    scan(&f, &canaries, "with content logging on", false);
+    f.assert_no_plaintext(&canaries, "with content logging on", false);
 }
 
 // ---- 3. deletion --------------------------------------------------------------
