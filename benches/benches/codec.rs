@@ -10,21 +10,10 @@
 //! Run: `cargo bench -p sluice-benches --bench codec`.
 
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
+use sluice_benches::{reads, Rng};
 use sluice_dataplane::codec::chunked::ChunkedDecoder;
 use sluice_dataplane::codec::sse::{SseEvent, SseFramer};
 use sluice_dataplane::codec::usage::{Dialect, UsageScanner};
-
-/// A tiny deterministic PRNG (xorshift64), so every run measures the same bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 const WORDS: &[&str] = &[
     " the",
@@ -93,20 +82,6 @@ fn chunked(pieces: &[&[u8]]) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"0\r\n\r\n");
-    out
-}
-
-/// Cuts `data` into reads of 1–4 KiB.
-fn reads(data: &[u8], seed: u64) -> Vec<&[u8]> {
-    let mut rng = Rng(seed);
-    let mut out = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        let n = (1024 + rng.below(3 * 1024 + 1) as usize).min(rest.len());
-        let (a, b) = rest.split_at(n);
-        out.push(a);
-        rest = b;
-    }
     out
 }
 

@@ -13,22 +13,11 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented items.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use sluice_benches::{reads, Rng};
 use sluice_dataplane::codec::delta;
 use sluice_dataplane::codec::sse::SseFramer;
 use sluice_dataplane::codec::usage::{Dialect, UsageScanner};
 use sluice_dataplane::policy::tokens::{self, CompletionCounter, Encoding};
-
-/// A tiny deterministic PRNG (xorshift64), so every run measures the same bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// JSON-escaped pieces of text (as they appear inside a JSON string).
 const WORDS: &[&str] = &[
@@ -117,20 +106,6 @@ fn anthropic_stream() -> Vec<u8> {
          event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
     );
     out.into_bytes()
-}
-
-/// Cuts `data` into reads of 1–4 KiB.
-fn reads(data: &[u8], seed: u64) -> Vec<&[u8]> {
-    let mut rng = Rng(seed);
-    let mut out = Vec::new();
-    let mut rest = data;
-    while !rest.is_empty() {
-        let n = (1024 + rng.below(3 * 1024 + 1) as usize).min(rest.len());
-        let (a, b) = rest.split_at(n);
-        out.push(a);
-        rest = b;
-    }
-    out
 }
 
 /// One pass over a response as the proxy makes it: framing, usage and,
