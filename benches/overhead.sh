@@ -70,70 +70,16 @@ granted_micros = 1000000000000
 EOF
 
 cp "$work/meter.toml" "$work/on.toml"
-cat >>"$work/on.toml" <<'EOF'
-
-[[policies]]
-tenant = "bench"
-toml = '''
-model_allow = ["gpt-4o*", "gpt-4.1*", "claude-*"]
-max_tokens_cap = 8192
-
-[pii]
-email = "redact"
-phone = "redact"
-card = "block"
-iban = "block"
-ssn = "block"
-ipv4 = "redact"
-ipv6 = "redact"
-secret = "block"
-
-[[rules]]
-id = "trusted"
-action = "allow"
-when.key = ["k-trusted"]
-[[rules]]
-id = "codenames"
-action = "block"
-when.prompt_contains = ["project zeus", "codename hydra", "operation nightfall"]
-[[rules]]
-id = "injection"
-action = "block"
-when.prompt_regex = ["(?i)ignore (all|previous) instructions", "(?i)you are now (dan|developer mode)"]
-[[rules]]
-id = "big-stream"
-action = "block"
-when.stream = true
-when.max_tokens_above = 4000
-[[rules]]
-id = "mini-no-tools"
-action = "block"
-when.model = ["*-mini"]
-when.prompt_contains = ["function call"]
-[[rules]]
-id = "internal-hosts"
-action = "block"
-when.prompt_regex = ["\\b[a-z0-9-]+\\.corp\\.example\\b"]
-[[rules]]
-id = "exfil"
-action = "block"
-when.prompt_contains = ["base64 encode the", "send the contents of"]
-when.model = ["claude-*"]
-[[rules]]
-id = "legal"
-action = "block"
-when.prompt_contains = ["attorney-client", "privileged and confidential"]
-[[rules]]
-id = "k2-only-4o"
-action = "block"
-when.key = ["k2"]
-when.model = ["gpt-4.1*"]
-[[rules]]
-id = "weapons"
-action = "block"
-when.prompt_regex = ["(?i)\\b(nerve agent|enrich(ed|ing) uranium)\\b"]
-'''
-EOF
+# The policy of the criterion benchmark (benches/policy/*.toml).
+{
+    printf "\n[[policies]]\ntenant = \"bench\"\ntoml = '''\n"
+    cat benches/policy/head.toml
+    echo
+    cat benches/policy/pii.toml
+    echo
+    cat benches/policy/rules.toml
+    printf "'''\n"
+} >>"$work/on.toml"
 
 # The request: a system message and a ~2 KB user prompt (the text of the
 # criterion policy benchmark), max_tokens = TOKENS.

@@ -8,71 +8,13 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use sluice_dataplane::policy::{self, tokens, Api, CompiledPolicy, PiiAction, PiiConfig, PiiScanner};
 
 /// The allow-list and cap.
-const HEAD: &str = r#"
-model_allow = ["gpt-4o*", "gpt-4.1*", "claude-*"]
-max_tokens_cap = 8192
-"#;
+const HEAD: &str = include_str!("../policy/head.toml");
 
 /// Every detector on.
-const PII: &str = r#"
-[pii]
-email = "redact"
-phone = "redact"
-card = "block"
-iban = "block"
-ssn = "block"
-ipv4 = "redact"
-ipv6 = "redact"
-secret = "block"
-"#;
+const PII: &str = include_str!("../policy/pii.toml");
 
 /// Ten rules over every kind of condition.
-const RULES: &str = r#"
-[[rules]]
-id = "trusted"
-action = "allow"
-when.key = ["k-trusted"]
-[[rules]]
-id = "codenames"
-action = "block"
-when.prompt_contains = ["project zeus", "codename hydra", "operation nightfall"]
-[[rules]]
-id = "injection"
-action = "block"
-when.prompt_regex = ["(?i)ignore (all|previous) instructions", "(?i)you are now (dan|developer mode)"]
-[[rules]]
-id = "big-stream"
-action = "block"
-when.stream = true
-when.max_tokens_above = 4000
-[[rules]]
-id = "mini-no-tools"
-action = "block"
-when.model = ["*-mini"]
-when.prompt_contains = ["function call"]
-[[rules]]
-id = "internal-hosts"
-action = "block"
-when.prompt_regex = ["\\b[a-z0-9-]+\\.corp\\.example\\b"]
-[[rules]]
-id = "exfil"
-action = "block"
-when.prompt_contains = ["base64 encode the", "send the contents of"]
-when.model = ["claude-*"]
-[[rules]]
-id = "legal"
-action = "block"
-when.prompt_contains = ["attorney-client", "privileged and confidential"]
-[[rules]]
-id = "k2-only-4o"
-action = "block"
-when.key = ["k2"]
-when.model = ["gpt-4.1*"]
-[[rules]]
-id = "weapons"
-action = "block"
-when.prompt_regex = ["(?i)\\b(nerve agent|enrich(ed|ing) uranium)\\b"]
-"#;
+const RULES: &str = include_str!("../policy/rules.toml");
 
 /// About 2 KB of ordinary prompt text: prose, a little code, numbers.
 fn prompt_2kb() -> String {
