@@ -1,6 +1,6 @@
 //! Inline completion counting, as the proxy runs it on every streamed
 //! response of a metered request: SSE framing, the usage scanner, the text
-//! of each delta event ([`delta::for_each_text`]) and the BPE completion
+//! of each delta event ([`DeltaReader`], one per stream) and the BPE completion
 //! counter ([`tokens::CompletionCounter`]), all on one pass over the bytes.
 //! Reported in bytes of stream per second (MB/s), next to the same pass
 //! without counting, so the cost of counting is the difference.
@@ -14,7 +14,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use sluice_benches::{reads, Rng};
-use sluice_dataplane::codec::delta;
+use sluice_dataplane::codec::delta::DeltaReader;
 use sluice_dataplane::codec::sse::SseFramer;
 use sluice_dataplane::codec::usage::{Dialect, UsageScanner};
 use sluice_dataplane::policy::tokens::{self, CompletionCounter, Encoding};
@@ -115,11 +115,12 @@ fn pass(dialect: Dialect, pieces: &[&[u8]], counting: Option<Encoding>) -> (u64,
     let mut framer = SseFramer::new(1 << 20);
     let mut usage = UsageScanner::new(dialect);
     let mut counter = counting.map(CompletionCounter::new);
+    let mut deltas = DeltaReader::default();
     for piece in pieces {
         framer.feed(piece, |ev| {
             usage.on_event(ev);
             if let Some(c) = counter.as_mut() {
-                delta::for_each_text(dialect, ev, |t| c.push(t));
+                deltas.for_each_text(dialect, ev, |t| c.push(t));
             }
         });
     }
@@ -130,9 +131,10 @@ fn pass(dialect: Dialect, pieces: &[&[u8]], counting: Option<Encoding>) -> (u64,
 /// Bytes of completion text in the deltas of a stream.
 fn text_bytes(dialect: Dialect, pieces: &[&[u8]]) -> usize {
     let mut framer = SseFramer::new(1 << 20);
+    let mut deltas = DeltaReader::default();
     let mut n = 0;
     for piece in pieces {
-        framer.feed(piece, |ev| delta::for_each_text(dialect, ev, |t| n += t.len()));
+        framer.feed(piece, |ev| deltas.for_each_text(dialect, ev, |t| n += t.len()));
     }
     n
 }

@@ -163,12 +163,6 @@ impl DeltaReader {
     }
 }
 
-/// Calls `text` with each piece of completion text in `ev` (a one-off
-/// [`DeltaReader`]; streams keep one).
-pub fn for_each_text(dialect: Dialect, ev: &SseEvent<'_>, text: impl FnMut(&str)) {
-    DeltaReader::default().for_each_text(dialect, ev, text);
-}
-
 /// The text of a JSON string token (`"..."`, already validated by the
 /// parser): borrowed when it has no escapes, else decoded into `scratch`.
 /// Anything but a string (a number, say) carries no text.
@@ -230,7 +224,7 @@ mod tests {
 
     fn texts(dialect: Dialect, event: &[u8], data: &[u8]) -> Vec<String> {
         let mut out = Vec::new();
-        for_each_text(dialect, &SseEvent { event, data }, |t| out.push(t.to_owned()));
+        DeltaReader::default().for_each_text(dialect, &SseEvent { event, data }, |t| out.push(t.to_owned()));
         out
     }
 
