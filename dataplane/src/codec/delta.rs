@@ -7,6 +7,8 @@
 //! `thinking_delta.thinking`. Strings are borrowed from the event unless they
 //! contain escapes. Anything else, malformed JSON included, carries no text.
 
+mod skim;
+
 use super::sse::SseEvent;
 use super::usage::Dialect;
 use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
@@ -115,49 +117,71 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Few<T> {
 /// Reads the completion text out of streamed events. Strings are handed on
 /// as borrowed from the event; one with escapes is decoded into a buffer the
 /// reader keeps, so a stream is read without an allocation per event.
+///
+/// Each event is read by [`skim`]'s one-pass reader first; what it is unsure
+/// of (malformed or unusual JSON) goes to `serde_json`, whose answer is the
+/// reference.
 #[derive(Debug, Default)]
 pub struct DeltaReader {
     scratch: String,
+    spans: skim::Spans,
 }
 
 impl DeltaReader {
     /// Calls `text` with each piece of completion text in `ev`.
     pub fn for_each_text(&mut self, dialect: Dialect, ev: &SseEvent<'_>, mut text: impl FnMut(&str)) {
-        let scratch = &mut self.scratch;
-        let mut emit = |raw: Option<&RawValue>| {
-            if let Some(s) = raw.and_then(|r| json_str(r.get(), scratch)) {
+        let wanted = match dialect {
+            Dialect::OpenAi => ev.data.first() == Some(&b'{'),
+            Dialect::Anthropic => ev.event == b"content_block_delta",
+        };
+        if !wanted {
+            return;
+        }
+        let fast = match dialect {
+            Dialect::OpenAi => skim::openai(ev.data, &mut self.spans),
+            Dialect::Anthropic => skim::anthropic(ev.data, &mut self.spans),
+        };
+        if fast.is_err() {
+            return parsed(dialect, ev.data, &mut self.scratch, text);
+        }
+        for span in &self.spans.texts {
+            let raw = std::str::from_utf8(&ev.data[span.clone()]);
+            if let Some(s) = raw.ok().and_then(|raw| json_str(raw, &mut self.scratch)) {
                 text(s);
             }
-        };
-        match dialect {
-            Dialect::OpenAi => {
-                if ev.data.first() != Some(&b'{') {
-                    return;
-                }
-                let Ok(chunk) = serde_json::from_slice::<OpenAiChunk<'_>>(ev.data) else {
-                    return;
-                };
-                for d in chunk.choices.iter().filter_map(|c| c.delta.as_ref()) {
-                    emit(d.content);
-                    emit(d.reasoning_content);
-                    emit(d.reasoning);
-                    for call in d.tool_calls.iter() {
-                        emit(call.function.as_ref().and_then(|f| f.arguments));
-                    }
+        }
+    }
+}
+
+/// The reference reader: the event deserialised by `serde_json`.
+fn parsed(dialect: Dialect, data: &[u8], scratch: &mut String, mut text: impl FnMut(&str)) {
+    let mut emit = |raw: Option<&RawValue>| {
+        if let Some(s) = raw.and_then(|r| json_str(r.get(), scratch)) {
+            text(s);
+        }
+    };
+    match dialect {
+        Dialect::OpenAi => {
+            let Ok(chunk) = serde_json::from_slice::<OpenAiChunk<'_>>(data) else {
+                return;
+            };
+            for d in chunk.choices.iter().filter_map(|c| c.delta.as_ref()) {
+                emit(d.content);
+                emit(d.reasoning_content);
+                emit(d.reasoning);
+                for call in d.tool_calls.iter() {
+                    emit(call.function.as_ref().and_then(|f| f.arguments));
                 }
             }
-            Dialect::Anthropic => {
-                if ev.event != b"content_block_delta" {
-                    return;
-                }
-                let Ok(e) = serde_json::from_slice::<AnthropicEvent<'_>>(ev.data) else {
-                    return;
-                };
-                if let Some(d) = &e.delta {
-                    emit(d.text);
-                    emit(d.partial_json);
-                    emit(d.thinking);
-                }
+        }
+        Dialect::Anthropic => {
+            let Ok(e) = serde_json::from_slice::<AnthropicEvent<'_>>(data) else {
+                return;
+            };
+            if let Some(d) = &e.delta {
+                emit(d.text);
+                emit(d.partial_json);
+                emit(d.thinking);
             }
         }
     }

@@ -25,8 +25,8 @@
 
 use bpe_openai::byte_pair_encoding::BytePairEncoding;
 use bpe_openai::Tokenizer;
+use foldhash::HashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
@@ -287,7 +287,8 @@ impl CompletionCounter {
     pub fn new(enc: Encoding) -> Self {
         CompletionCounter {
             enc,
-            pending: String::new(),
+            // A flush leaves at most a word behind: one allocation a stream.
+            pending: String::with_capacity(Self::FLUSH_AT * 2),
             scanned: 0,
             cut: 0,
             counted: 0,
