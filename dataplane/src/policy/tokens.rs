@@ -159,11 +159,38 @@ fn encode_len(enc: Encoding, bpe: &Tokenizer, text: &str) -> usize {
     // A panic in the library must not take the worker down.
     catch_unwind(AssertUnwindSafe(|| {
         PIECES.with_borrow_mut(|cache| {
-            let counts = &mut cache[enc as usize];
-            bpe.split(text).map(|p| counts.count(&bpe.bpe, p)).sum()
+            let memo = &mut cache[enc as usize];
+            segments(text).map(|seg| memo.segment(bpe, seg)).sum()
         })
     }))
     .unwrap_or_else(|_| estimate(text))
+}
+
+/// `text` cut at its *safe cuts*: every U+0020 SPACE whose preceding
+/// character is not whitespace.
+///
+/// Counts add up over these segments: `count(a + b) == count(a) + count(b)`
+/// when `b` starts at a safe cut. Both encodings' pre-split regexes can put
+/// a space inside a piece only at the piece's start or inside an
+/// all-whitespace piece, have no look-behind, and their look-ahead `(?!\S)`
+/// accepts a space as it accepts the end of text; so the pieces of `a + b`,
+/// cut there, are the pieces of `a` followed by those of `b`, and BPE works
+/// per piece. (Checked against the encoder on the parity corpus and on
+/// generated text rich in whitespace, in `tests.rs`.)
+fn segments(text: &str) -> impl Iterator<Item = &str> {
+    let mut from = 0;
+    let mut spaces = memchr::memchr_iter(b' ', text.as_bytes());
+    std::iter::from_fn(move || {
+        if from == text.len() {
+            return None;
+        }
+        let seg_start = from;
+        let cut = spaces
+            .by_ref()
+            .find(|&i| i > seg_start && !text[..i].chars().next_back().is_some_and(char::is_whitespace));
+        from = cut.unwrap_or(text.len());
+        Some(&text[seg_start..from])
+    })
 }
 
 /// Token counts of whole prompt texts, per thread (no lock); exact, keyed
@@ -205,25 +232,50 @@ thread_local! {
     static PIECES: RefCell<[PieceCache; 2]> = RefCell::new(Default::default());
 }
 
-/// Token counts of pre-tokenised pieces, per thread (no lock).
+/// Token counts of segments (see [`segments`]) and of pre-tokenised pieces,
+/// per thread (no lock).
 ///
-/// Text is split into pieces (words with their leading space, numbers,
-/// punctuation runs) and each piece is encoded on its own, so a piece's count
-/// never depends on its neighbours and can be remembered. Language is
-/// repetitive: most pieces of a prompt or a completion were seen moments ago,
-/// and a lookup costs far less than running the encoder (which also
-/// allocates). Bounded: when full, it starts over.
+/// Language is repetitive: most words of a prompt or a completion were seen
+/// moments ago. A segment (a word with its leading space and trailing
+/// punctuation, mostly) seen before costs one hash lookup; a new one is
+/// split into pieces by the encoding's regex, and each piece is encoded on
+/// its own (a piece's count never depends on its neighbours), a piece seen
+/// before again costing a lookup rather than a run of the encoder (which
+/// also allocates). Bounded: each map, when full, starts over.
 #[derive(Default)]
 struct PieceCache {
     map: HashMap<Box<[u8]>, u32>,
+    segments: HashMap<Box<[u8]>, u32>,
 }
 
 impl PieceCache {
-    /// Entries before the cache starts over (about 1 MiB).
+    /// Entries of each map before it starts over (about 1 MiB each).
     const MAX_ENTRIES: usize = 16 * 1024;
     /// Longer pieces (rare: long numbers are cut at three digits, long words
     /// are few) are always encoded.
     const MAX_PIECE: usize = 24;
+    /// Longer segments are split each time (their pieces are remembered).
+    const MAX_SEGMENT: usize = 32;
+
+    fn segment(&mut self, bpe: &Tokenizer, seg: &str) -> usize {
+        let bytes = seg.as_bytes();
+        if bytes.len() > Self::MAX_SEGMENT {
+            return self.pieces(bpe, seg);
+        }
+        if let Some(&n) = self.segments.get(bytes) {
+            return n as usize;
+        }
+        let n = self.pieces(bpe, seg);
+        if self.segments.len() >= Self::MAX_ENTRIES {
+            self.segments.clear();
+        }
+        self.segments.insert(Box::from(bytes), n as u32);
+        n
+    }
+
+    fn pieces(&mut self, bpe: &Tokenizer, text: &str) -> usize {
+        bpe.split(text).map(|p| self.count(&bpe.bpe, p)).sum()
+    }
 
     fn count(&mut self, bpe: &BytePairEncoding, piece: &str) -> usize {
         let bytes = piece.as_bytes();
@@ -250,16 +302,12 @@ fn estimate(text: &str) -> usize {
 /// arrive, without holding anything back.
 ///
 /// Method: deltas are appended to a pending buffer; once it holds at least
-/// [`CompletionCounter::FLUSH_AT`] bytes, everything before its last *safe cut*
-/// is counted and dropped. A safe cut is a position holding U+0020 SPACE whose
-/// preceding character is not whitespace. Both encodings' pre-split regexes
-/// can put a space inside a piece only at the piece's start or inside an
-/// all-whitespace piece, have no look-behind, and their look-ahead `(?!\S)`
-/// accepts a space as it accepts the end of text; so the pieces of `a + b`,
-/// cut there, are the pieces of `a` followed by those of `b`, and BPE works
-/// per piece: the sum is exactly `count(a + b)`. Text with no such position
-/// for [`CompletionCounter::FORCE_AT`] bytes (CJK, minified code) is cut at a
-/// character boundary anyway, which can be off by a token or two per 4 KiB.
+/// [`CompletionCounter::FLUSH_AT`] bytes, everything before its last safe
+/// cut (see [`segments`]) is counted and dropped: counts add up across safe
+/// cuts, so the total is exactly the count of the whole text. Text with no
+/// such position for [`CompletionCounter::FORCE_AT`] bytes (CJK, minified
+/// code) is cut at a character boundary anyway, which can be off by a token
+/// or two per 4 KiB.
 ///
 /// The pending buffer keeps its capacity, and deltas are only appended to
 /// it. The count itself runs once per flush, in the BPE library, which

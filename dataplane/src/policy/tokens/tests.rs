@@ -254,3 +254,73 @@ fn remembered_prompts_count_as_fresh_ones() {
     }
     TEXTS.with_borrow(|c| assert!(c[0].bytes <= TextCache::MAX_BYTES));
 }
+
+/// Counting by segments (with their memory) equals the encoder's count of
+/// the whole text, on generated text that puts every kind of whitespace,
+/// letter case, digit, apostrophe, mark and script next to spaces.
+#[test]
+fn counts_add_up_across_safe_cuts() {
+    const PARTS: &[&str] = &[
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\u{a0}",
+        "\u{3000}",
+        "\u{2003}",
+        "a",
+        "Hello",
+        "WORLD",
+        "'s",
+        "'LL",
+        "'re",
+        "123",
+        "4567",
+        ".",
+        ",",
+        "!?",
+        "/",
+        "(",
+        "\"",
+        "é",
+        "\u{301}",
+        "世界",
+        "日本語",
+        "🚀",
+        "Ω",
+        "ǅ",
+        "ʰ",
+        "٣",
+        "-",
+        "_",
+        "::",
+        "<|endoftext|>",
+    ];
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..6_000 {
+        let n = 1 + (next() % 24) as usize;
+        let text: String = (0..n)
+            .map(|_| PARTS[(next() % PARTS.len() as u64) as usize])
+            .collect();
+        let enc = if round % 2 == 0 {
+            Encoding::O200kBase
+        } else {
+            Encoding::Cl100kBase
+        };
+        assert_eq!(count(enc, &text), bpe_count(enc, &text), "{enc:?} {text:?}");
+    }
+    // The segments cover the text, in order, and each but the first starts
+    // at a safe cut (not after whitespace, ideographic space included).
+    let text = "a  b\u{3000} c, d\n e";
+    let segs: Vec<&str> = segments(text).collect();
+    assert_eq!(segs, ["a", "  b\u{3000} c,", " d\n e"]);
+    assert_eq!(segments("").count(), 0);
+    assert_eq!(segments(" x").collect::<Vec<_>>(), [" x"]);
+}
