@@ -21,7 +21,8 @@
 # Environment: BIN (a directory with the release binaries, used as they
 # are; default: build them into target/release), OUT (results directory, default target/overhead), RATE (req/s,
 # default 500), ROUND (seconds per round, default 5s), ROUNDS (default 4),
-# TOKENS (per response, default 50), WORKERS (data plane workers, default 1).
+# TOKENS (per response, default 50), WORKERS (data plane workers, default 1),
+# ORDER (the sides' order within a round, default "off meter on").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,8 @@ round="${ROUND:-5s}"
 rounds="${ROUNDS:-4}"
 tokens="${TOKENS:-50}"
 workers="${WORKERS:-1}"
+# The order of the sides within a round (a check on order effects).
+order="${ORDER:-off meter on}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
@@ -137,7 +140,7 @@ for side in off meter on; do
 done
 : >"$out/rounds.tsv"
 for r in $(seq 1 "$rounds"); do
-    for side in off meter on; do
+    for side in $order; do
         t0="$(cpu_ns "${pid[$side]}")"
         load "$side" "$round" "$out/$side-$r.json"
         t1="$(cpu_ns "${pid[$side]}")"
@@ -160,6 +163,8 @@ if [ -n "${PROFILE:-}" ]; then
         >"$out/profile-$side.txt" 2>/dev/null || true
     perf report -i "$work/perf.data" --children --percent-limit 2 --stdio -g none \
         >"$out/profile-$side-children.txt" 2>/dev/null || true
+    perf report -i "$work/perf.data" --no-children --sort comm,dso --stdio -g none \
+        >"$out/profile-$side-dso.txt" 2>/dev/null || true
     echo "profile of '$side': $out/profile-$side.txt, $out/profile-$side-children.txt"
 fi
 
