@@ -244,20 +244,23 @@ async fn serve_api(
     ctx.consumed = true;
     ctx.record.bytes_in = req.raw.len() as u64;
 
-    let info = inspect::inspect(&req.body, ctx.record.route).map_err(|(kind, detail)| Reject {
-        kind,
-        detail: detail.map(str::to_owned),
-        headers: Vec::new(),
-    })?;
-    ctx.record.model = Some(info.model.clone());
-    ctx.record.stream = info.stream;
+    // The body is read once: what forwarding, the policy and the meter need.
     let api = if ctx.record.route == ApiRoute::Messages {
         Api::Anthropic
     } else {
         Api::OpenAi
     };
+    let refuse = |(kind, detail)| Reject {
+        kind,
+        detail,
+        headers: Vec::new(),
+    };
     let view = crate::policy::extract(api, &req.body)
-        .map_err(|e| Reject::with(ErrorKind::InvalidField, e.to_string()))?;
+        .map_err(inspect::refusal)
+        .map_err(refuse)?;
+    let info = inspect::inspect(&view, ctx.record.route).map_err(refuse)?;
+    ctx.record.model = Some(info.model.clone());
+    ctx.record.stream = info.stream;
     let (admission, redacted) =
         meter::admit(&index, &key, &view, &req.body, w.shared.limits.count_tokens, ctx)?;
     ctx.admission = Some(admission);

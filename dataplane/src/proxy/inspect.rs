@@ -1,11 +1,11 @@
-//! Reads only what the gateway needs from a request body; everything else
-//! passes through untouched, so new provider parameters keep working.
+//! What forwarding needs from a request body, taken from the one reading
+//! of it ([`crate::policy::extract`], which the policy and the meter use
+//! too); everything else passes through untouched, so new provider
+//! parameters keep working.
 
+use crate::policy::{ExtractError, RequestView};
 use crate::record::ApiRoute;
 use crate::respond::ErrorKind;
-use serde::de::IgnoredAny;
-use serde::Deserialize;
-use std::borrow::Cow;
 
 /// What the gateway learned from a request body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,69 +16,43 @@ pub struct RequestInfo {
     pub stream: bool,
     /// OpenAI: `stream_options.include_usage` was set by the client.
     pub include_usage: bool,
-    /// `max_tokens` (or OpenAI's `max_completion_tokens`).
+    /// `max_tokens` (OpenAI: the larger of it and `max_completion_tokens`).
     pub max_tokens: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct Probe<'a> {
-    #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
-    stream: Option<bool>,
-    messages: Option<IgnoredAny>,
-    stream_options: Option<StreamOptions>,
-    max_tokens: Option<u64>,
-    max_completion_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct StreamOptions {
-    include_usage: Option<bool>,
-}
-
-/// Inspects the body of a chat completions or messages request.
-pub fn inspect(body: &[u8], api: ApiRoute) -> Result<RequestInfo, (ErrorKind, Option<&'static str>)> {
-    let probe: Probe<'_> = match serde_json::from_slice(body) {
-        Ok(p) => p,
-        Err(e) if e.is_data() => return Err((ErrorKind::InvalidField, Some(field_hint(&e)))),
-        Err(_) => return Err((ErrorKind::InvalidJson, None)),
-    };
-    let model = match probe.model {
-        Some(m) if !m.is_empty() => m.into_owned(),
-        _ => return Err((ErrorKind::MissingModel, None)),
-    };
-    if probe.messages.is_none() {
-        return Err((ErrorKind::MissingMessages, None));
-    }
-    let max_tokens = probe.max_tokens.or(probe.max_completion_tokens);
-    if api == ApiRoute::Messages && max_tokens.is_none() {
-        return Err((ErrorKind::InvalidField, Some("max_tokens: field required")));
+/// Checks a chat completions or messages body as read, and keeps what
+/// forwarding needs.
+pub fn inspect(view: &RequestView<'_>, api: ApiRoute) -> Result<RequestInfo, (ErrorKind, Option<String>)> {
+    if api == ApiRoute::Messages && view.max_tokens.is_none() {
+        return Err((ErrorKind::InvalidField, Some("max_tokens: field required".into())));
     }
     Ok(RequestInfo {
-        model,
-        stream: probe.stream.unwrap_or(false),
-        include_usage: probe
-            .stream_options
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false),
-        max_tokens,
+        model: view.model.clone(),
+        stream: view.stream,
+        include_usage: view.include_usage,
+        max_tokens: view.max_tokens,
     })
 }
 
-fn field_hint(e: &serde_json::Error) -> &'static str {
-    // serde's message names the offending type, not the field: say which
-    // fields the gateway reads so the caller can find it.
-    let text = e.to_string();
-    if text.contains("expected a boolean") {
-        "stream must be a boolean"
-    } else if text.contains("expected u64") {
-        "max_tokens must be a non-negative integer"
-    } else if text.contains("expected a borrowed string") || text.contains("expected a string") {
-        "model must be a string"
-    } else if text.contains("expected struct") || text.contains("expected a map") {
-        "the body and stream_options must be JSON objects"
-    } else {
-        "a request field has the wrong type"
+/// The refusal for a body that could not be read.
+pub fn refusal(e: ExtractError) -> (ErrorKind, Option<String>) {
+    match e {
+        ExtractError::NotJson => (ErrorKind::InvalidJson, None),
+        ExtractError::NotObject => (
+            ErrorKind::InvalidField,
+            Some("the request body must be a JSON object".into()),
+        ),
+        ExtractError::MissingModel => (ErrorKind::MissingModel, None),
+        ExtractError::MissingMessages => (ErrorKind::MissingMessages, None),
+        ExtractError::BadField(field) => {
+            let hint = match field {
+                "model" => "model must be a string".into(),
+                "stream" => "stream must be a boolean".into(),
+                "max_tokens" | "max_completion_tokens" => format!("{field} must be a non-negative integer"),
+                _ => e.to_string(),
+            };
+            (ErrorKind::InvalidField, Some(hint))
+        }
     }
 }
 
@@ -131,18 +105,25 @@ pub fn rewrite(body: &[u8], model: Option<&str>, ask_usage: bool) -> Option<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{extract, Api};
+
+    fn check(body: &[u8], route: ApiRoute) -> Result<RequestInfo, (ErrorKind, Option<String>)> {
+        let api = match route {
+            ApiRoute::Messages => Api::Anthropic,
+            _ => Api::OpenAi,
+        };
+        let view = extract(api, body).map_err(refusal)?;
+        inspect(&view, route)
+    }
 
     #[test]
     fn reads_what_it_needs() {
         let b = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true},"temperature":0.2,"future_param":{"x":1}}"#;
-        let info = inspect(b, ApiRoute::ChatCompletions).unwrap();
+        let info = check(b, ApiRoute::ChatCompletions).unwrap();
         assert_eq!(info.model, "gpt-4o");
         assert!(info.stream && info.include_usage);
         let escaped = br#"{"model":"gpt\u002d4o","messages":[]}"#;
-        assert_eq!(
-            inspect(escaped, ApiRoute::ChatCompletions).unwrap().model,
-            "gpt-4o"
-        );
+        assert_eq!(check(escaped, ApiRoute::ChatCompletions).unwrap().model, "gpt-4o");
     }
 
     #[test]
@@ -168,16 +149,25 @@ mod tests {
         ];
         for (body, kind) in cases {
             assert_eq!(
-                inspect(body, ApiRoute::ChatCompletions).unwrap_err().0,
+                check(body, ApiRoute::ChatCompletions).unwrap_err().0,
                 *kind,
                 "{}",
                 String::from_utf8_lossy(body)
             );
         }
+        let (kind, hint) = check(
+            br#"{"model":"m","messages":[],"stream":1}"#,
+            ApiRoute::ChatCompletions,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (kind, hint.as_deref()),
+            (ErrorKind::InvalidField, Some("stream must be a boolean"))
+        );
         let anthropic = br#"{"model":"claude","messages":[]}"#;
         assert_eq!(
-            inspect(anthropic, ApiRoute::Messages).unwrap_err().0,
-            ErrorKind::InvalidField
+            check(anthropic, ApiRoute::Messages).unwrap_err(),
+            (ErrorKind::InvalidField, Some("max_tokens: field required".into()))
         );
     }
 
