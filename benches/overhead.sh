@@ -165,7 +165,8 @@ if [ -n "${PROFILE:-}" ]; then
         >"$out/profile-$side-children.txt" 2>/dev/null || true
     perf report -i "$work/perf.data" --no-children --sort comm,dso --stdio -g none \
         >"$out/profile-$side-dso.txt" 2>/dev/null || true
-    echo "profile of '$side': $out/profile-$side.txt, $out/profile-$side-children.txt"
+    mv "$work/perf.data" "$out/perf-$side.data"
+    echo "profile of '$side': $out/profile-$side.txt, $out/profile-$side-children.txt, $out/perf-$side.data"
 fi
 
 # Records written by "on" carry the counted tokens and the policy verdict.

@@ -198,6 +198,15 @@ impl PiiFindings {
         self.counts.iter().sum()
     }
 
+    /// Adds the findings of a one-text scan ([`PiiScanner::scan`]) as those
+    /// of text number `index`, which must come after every text added so far.
+    pub fn append_text(&mut self, scan: &[PiiMatch], index: usize) {
+        for &m in scan {
+            self.counts[m.detector.index()] += 1;
+            self.matches.push(PiiMatch { text: index, ..m });
+        }
+    }
+
     /// True when nothing was found.
     pub fn is_empty(&self) -> bool {
         self.matches.is_empty()

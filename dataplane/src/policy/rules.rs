@@ -39,6 +39,7 @@ mod build;
 mod config;
 mod glob;
 mod matchers;
+mod memo;
 
 pub use config::{PolicyError, RuleAction};
 
@@ -47,7 +48,9 @@ use crate::policy::pii::{redact_body_found, Detector, PiiConfig, PiiFindings, Pi
 use build::{globs, Builder};
 use config::{PolicyToml, MAX_TOKENS_CAP_ID, MODEL_ALLOW_ID, REDACT_FAILED_ID};
 use glob::Glob;
-use matchers::{Phrases, Regexes};
+use matchers::{mark, Phrases, Regexes};
+use memo::TextScan;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// At most this many rules.
@@ -172,6 +175,8 @@ pub struct CompiledPolicy {
     regexes: Option<Regexes>,
     builtin: [Arc<str>; 3],
     pii_ids: [Arc<str>; Detector::COUNT],
+    /// Unique per compiled policy: what [`memo`] remembers is per policy.
+    id: u64,
 }
 
 impl CompiledPolicy {
@@ -225,6 +230,10 @@ impl CompiledPolicy {
                 REDACT_FAILED_ID.into(),
             ],
             pii_ids: Detector::ALL.map(|d| Arc::from(d.block_rule_id())),
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         })
     }
 
@@ -240,6 +249,12 @@ impl CompiledPolicy {
 
     /// Evaluates a request; see the module docs for the semantics.
     pub fn evaluate(&self, req: &RequestContext<'_>) -> Decision {
+        self.evaluate_with(req, true)
+    }
+
+    /// [`CompiledPolicy::evaluate`], with or without the [`memo`] (the
+    /// tests hold the two to the same decisions).
+    fn evaluate_with(&self, req: &RequestContext<'_>, remember: bool) -> Decision {
         let view = req.view;
         let mut matched = Vec::new();
         let mut verdict: Option<Arc<str>> = None;
@@ -255,7 +270,8 @@ impl CompiledPolicy {
         }
         let cheap = self.rules.iter().map(|r| r.cheap_match(view, req.key_id));
         let cheap: Vec<bool> = cheap.collect();
-        let (contains_hits, regex_hits) = self.scan_texts(view, &cheap);
+        let mut pii = PiiFindings::default();
+        let (contains_hits, regex_hits) = self.scan_texts(view, &cheap, remember, &mut pii);
         let mut decided = false;
         for (i, rule) in self.rules.iter().enumerate() {
             let hit =
@@ -268,12 +284,6 @@ impl CompiledPolicy {
                 _ => matched.push(rule.id.clone()),
             }
             decided = true;
-        }
-        let mut pii = PiiFindings::default();
-        if self.pii.is_active() {
-            for (i, t) in view.texts.iter().enumerate() {
-                self.pii.scan_into(&t.text, i, &mut pii);
-            }
         }
         if let Some(d) = self.pii.blocked_by(&pii) {
             block(&self.pii_ids[d as usize], &mut matched, &mut verdict);
@@ -298,20 +308,67 @@ impl CompiledPolicy {
         }
     }
 
-    /// Runs the text matchers, each only if a rule whose cheap conditions
-    /// hold needs it; returns the rules hit.
-    fn scan_texts(&self, view: &RequestView<'_>, cheap: &[bool]) -> (Bits, Bits) {
+    /// Runs the text matchers over the texts: PII into `pii`; phrases and
+    /// regexes, each only if a rule whose cheap conditions hold needs it,
+    /// returning the rules hit. Texts the [`memo`] keeps (with `remember`)
+    /// are scanned fully at their second sighting and then remembered.
+    fn scan_texts(
+        &self,
+        view: &RequestView<'_>,
+        cheap: &[bool],
+        remember: bool,
+        pii: &mut PiiFindings,
+    ) -> (Bits, Bits) {
         let n = self.rules.len();
         let wanted = |f: fn(&Rule) -> bool| self.rules.iter().zip(cheap).any(|(r, &c)| c && f(r));
+        let phrases = self.contains.as_ref().filter(|_| wanted(|r| r.contains));
+        let regexes = self.regexes.as_ref().filter(|_| wanted(|r| r.regex));
         let mut contains_hits = Bits::new(n);
-        if let Some(phrases) = self.contains.as_ref().filter(|_| wanted(|r| r.contains)) {
-            phrases.hits(&view.texts, &mut contains_hits);
-        }
         let mut regex_hits = Bits::new(n);
-        if let Some(regexes) = self.regexes.as_ref().filter(|_| wanted(|r| r.regex)) {
-            regexes.hits(&view.texts, cheap, &mut regex_hits);
+        let mut fresh = Vec::new();
+        for (i, t) in view.texts.iter().enumerate() {
+            let remembered = (remember && (memo::MIN_TEXT..=memo::MAX_TEXT).contains(&t.text.len()))
+                .then(|| memo::scan(self.id, &t.text, || self.scan_text(&t.text)))
+                .flatten();
+            if let Some(found) = remembered {
+                if let Some(p) = phrases {
+                    found
+                        .phrases
+                        .iter()
+                        .for_each(|&x| mark(p.rules(), x as usize, &mut contains_hits));
+                }
+                if let Some(r) = regexes {
+                    found
+                        .regexes
+                        .iter()
+                        .for_each(|&x| mark(r.rules(), x as usize, &mut regex_hits));
+                }
+                pii.append_text(&found.pii, i);
+            } else {
+                fresh.push(t.text.as_ref());
+                self.pii.scan_into(&t.text, i, pii);
+            }
+        }
+        if let Some(p) = phrases {
+            p.hits(&fresh, &mut contains_hits);
+        }
+        if let Some(r) = regexes {
+            r.hits(&fresh, cheap, &mut regex_hits);
         }
         (contains_hits, regex_hits)
+    }
+
+    /// Everything every matcher finds in `text`.
+    fn scan_text(&self, text: &str) -> TextScan {
+        let mut found = TextScan::default();
+        if let Some(p) = &self.contains {
+            p.patterns_in(text, &mut Vec::new(), &mut found.phrases);
+        }
+        if let Some(r) = &self.regexes {
+            r.patterns_in(text, &mut found.regexes);
+        }
+        found.pii = self.pii.scan(text).matches;
+        found
     }
 }
 

@@ -18,7 +18,6 @@
 //!   ones, one `RegexSet` beyond, where the set's single pass wins.
 
 use super::{Bits, PolicyError, REGEX_SIZE_LIMIT};
-use crate::policy::extract::TextRef;
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
@@ -26,7 +25,7 @@ use regex::{Regex, RegexSet, RegexSetBuilder};
 pub(super) const SET_ABOVE: usize = 16;
 
 /// Marks in `out` the rules of pattern `p`.
-fn mark(rules: &[Box<[u32]>], p: usize, out: &mut Bits) {
+pub(super) fn mark(rules: &[Box<[u32]>], p: usize, out: &mut Bits) {
     if let Some(rs) = rules.get(p) {
         rs.iter().for_each(|&r| out.set(r as usize));
     }
@@ -66,14 +65,36 @@ impl Phrases {
         Ok(Some(Phrases { quick, all, rules }))
     }
 
+    /// The rules of each pattern (`rules[p]`).
+    pub(super) fn rules(&self) -> &[Box<[u32]>] {
+        &self.rules
+    }
+
+    /// Appends to `out` every pattern that occurs in `text` (each once);
+    /// `lower` is a reused buffer.
+    pub(super) fn patterns_in(&self, text: &str, lower: &mut Vec<u8>, out: &mut Vec<u32>) {
+        lower.clear();
+        lower.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+        if !self.quick.is_match(&**lower) {
+            return;
+        }
+        let first = out.len();
+        for m in self.all.find_overlapping_iter(&**lower) {
+            let p = m.pattern().as_u32();
+            if !out[first..].contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+
     /// Marks in `out` every rule one of whose strings occurs in a text.
-    pub(super) fn hits(&self, texts: &[TextRef<'_>], out: &mut Bits) {
+    pub(super) fn hits(&self, texts: &[&str], out: &mut Bits) {
         let mut seen = vec![false; self.rules.len()];
         let mut left = seen.len();
         let mut lower = Vec::new();
         for t in texts {
             lower.clear();
-            lower.extend(t.text.bytes().map(|b| b.to_ascii_lowercase()));
+            lower.extend(t.bytes().map(|b| b.to_ascii_lowercase()));
             if !self.quick.is_match(&lower) {
                 continue;
             }
@@ -138,13 +159,31 @@ impl Regexes {
         matches!(self.engine, Engine::Set(_))
     }
 
+    /// The rules of each pattern (`rules[p]`).
+    pub(super) fn rules(&self) -> &[Box<[u32]>] {
+        &self.rules
+    }
+
+    /// Appends to `out` every pattern that matches `text`.
+    pub(super) fn patterns_in(&self, text: &str, out: &mut Vec<u32>) {
+        match &self.engine {
+            Engine::Each(regexes) => out.extend(
+                (0u32..)
+                    .zip(regexes)
+                    .filter(|(_, re)| re.is_match(text))
+                    .map(|(p, _)| p),
+            ),
+            Engine::Set(set) => out.extend(set.matches(text).iter().map(|p| p as u32)),
+        }
+    }
+
     /// Marks in `out` every rule one of whose regexes matches a text; skips
     /// regexes no `candidates` rule uses.
-    pub(super) fn hits(&self, texts: &[TextRef<'_>], candidates: &[bool], out: &mut Bits) {
+    pub(super) fn hits(&self, texts: &[&str], candidates: &[bool], out: &mut Bits) {
         match &self.engine {
             Engine::Each(regexes) => {
                 for (p, re) in regexes.iter().enumerate() {
-                    if wanted(&self.rules, p, candidates) && texts.iter().any(|t| re.is_match(&t.text)) {
+                    if wanted(&self.rules, p, candidates) && texts.iter().any(|t| re.is_match(t)) {
                         mark(&self.rules, p, out);
                     }
                 }
@@ -153,7 +192,7 @@ impl Regexes {
                 let mut seen = vec![false; self.rules.len()];
                 let mut left = seen.len();
                 for t in texts {
-                    for p in set.matches(&t.text).iter() {
+                    for p in set.matches(t).iter() {
                         if let Some(s) = seen.get_mut(p).filter(|s| !**s) {
                             *s = true;
                             mark(&self.rules, p, out);
