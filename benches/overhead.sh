@@ -150,10 +150,14 @@ done
 
 # PROFILE=1: one more round against "on" under perf (software clock events:
 # no hardware counters in this VM), the top of the flat profile kept.
-# PROFILE_SIDE=off|meter|on chooses the side (default on).
+# PROFILE_SIDE=off|meter|on chooses the side (default on); PERF_EVENTS
+# what perf records (default "-F 1999 -e cpu-clock").
 if [ -n "${PROFILE:-}" ]; then
     side="${PROFILE_SIDE:-on}"
-    perf record -q -F 1999 -e cpu-clock -g -p "${pid[$side]}" -o "$work/perf.data" &
+    # PERF_EVENTS replaces the sampling (e.g. "-e probe_libc:malloc" after
+    # `perf probe -x .../libc.so.6 malloc`, to count allocations).
+    # shellcheck disable=SC2086
+    perf record -q ${PERF_EVENTS:--F 1999 -e cpu-clock} -g -p "${pid[$side]}" -o "$work/perf.data" &
     perf_pid=$!
     sleep 0.5
     load "$side" "$round" "$out/$side-profiled.json"
