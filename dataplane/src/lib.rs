@@ -30,4 +30,6 @@ pub mod respond;
 pub mod server;
 pub mod sink;
 pub mod snapshot;
+#[cfg(test)]
+mod testing;
 pub mod upstream;

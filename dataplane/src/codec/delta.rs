@@ -311,13 +311,7 @@ mod tests {
             "\\u001f",
             "\\uFFFF",
         ];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1du64);
         let mut scratch = String::new();
         for _ in 0..20_000 {
             let n = (next() % 12) as usize;

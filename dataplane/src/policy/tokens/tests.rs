@@ -297,13 +297,7 @@ fn counts_add_up_across_safe_cuts() {
         "::",
         "<|endoftext|>",
     ];
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testing::xorshift(0x2545_F491_4F6C_DD1Du64);
     for round in 0..6_000 {
         let n = 1 + (next() % 24) as usize;
         let text: String = (0..n)

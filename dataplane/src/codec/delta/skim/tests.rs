@@ -173,13 +173,7 @@ fn agrees_with_the_reference_on_mutated_events() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40_000);
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testing::xorshift(0x9E37_79B9_7F4A_7C15u64);
     const INSERTS: &[u8] = b"{}[]\":,\\ 0-1.eE+tnu\x01\xC3\xA9a";
     let (mut answered, mut total) = (0, 0);
     for case in 0..cases {
@@ -232,13 +226,7 @@ fn agrees_with_the_reference_on_mutated_events() {
 /// do), some mutated, read by one reader: the prefix memo changes no answer.
 #[test]
 fn the_prefix_memo_agrees_with_the_reference_along_a_stream() {
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::testing::xorshift(0x2545_F491_4F6C_DD1Du64);
     const PREFIXES: &[&str] = &[
         r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":["#,
         r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o", "choices" : [ "#,
@@ -261,7 +249,7 @@ fn the_prefix_memo_agrees_with_the_reference_along_a_stream() {
         for _ in 0..8 {
             let tail = TAILS[(next() % TAILS.len() as u64) as usize];
             let mut ev = format!("{prefix}{tail}").into_bytes();
-            if next() % 3 == 0 {
+            if next().is_multiple_of(3) {
                 let at = (next() % ev.len() as u64) as usize;
                 match next() % 3 {
                     0 => {
