@@ -3,15 +3,17 @@
 //! without building anything.
 //!
 //! It answers exactly as the `serde_json` path does, or not at all: for any
-//! input it either returns the spans (of valid UTF-8, starting and ending at
-//! quotes) whose texts that path would emit, in the same order, or [`Unsure`], and the caller then runs that path. It is
-//! `Unsure` about everything off the happy path — a key with escapes, a
-//! repeated key it reads, a value of an unexpected type, a `\u` escape of a
-//! surrogate, a control character in a string, nesting deeper than
+//! input it either returns the spans (of valid UTF-8, starting and ending
+//! at quotes) whose texts that path would emit, in the same order, or
+//! [`Unsure`], and the caller then runs that path. It is `Unsure` about
+//! everything off the happy path — a key with escapes, a repeated key it
+//! reads, a value of an unexpected type, an escaped lone surrogate, a
+//! control character or invalid UTF-8 in a string, nesting deeper than
 //! [`MAX_DEPTH`], malformed JSON, trailing bytes — so that the rules of the
 //! full parser (duplicate fields are errors, a struct may be read from an
-//! array, which lone surrogates pass) need not be repeated here. The
-//! differential tests in `tests.rs` hold the two paths to the same answers.
+//! array, which lone surrogates and invalid UTF-8 pass) need not be
+//! repeated here. The differential tests in `tests.rs` hold the two paths
+//! to the same answers.
 //!
 //! Why: every streamed delta of a metered request goes through here, and a
 //! generic deserializer spent about 0.4 µs on an OpenAI chunk, most of a
