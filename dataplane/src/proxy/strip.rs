@@ -11,8 +11,10 @@
 //! does not even dispatch it): it stops being held and passes through as it
 //! arrives, so an upstream cannot make the gateway buffer without bound.
 //!
-//! This is the one path that copies response bytes (into a buffer reused for
-//! the whole stream); plain pass-through stays zero-copy.
+//! This is the one path that copies response bytes: kept events into the
+//! client's buffer (reused for the whole stream), and an event that spans
+//! reads into a holding buffer until it is whole; plain pass-through stays
+//! zero-copy.
 
 use crate::codec::sse::{SseEvent, SseFramer};
 use crate::codec::usage::UsageScanner;
@@ -67,10 +69,18 @@ impl EventCut {
                     self.passing = false;
                     self.last_kept = true;
                 }
-                Some(end) => {
-                    self.pending.extend_from_slice(&input[..end]);
+                Some(end) if self.pending.is_empty() => {
+                    // The whole event is in this read: framed where it lies.
+                    self.emit(&input[..end], framer, usage, observe, out);
                     input = &input[end..];
-                    self.emit(framer, usage, observe, out);
+                }
+                Some(end) => {
+                    let mut event = std::mem::take(&mut self.pending);
+                    event.extend_from_slice(&input[..end]);
+                    input = &input[end..];
+                    self.emit(&event, framer, usage, observe, out);
+                    event.clear();
+                    self.pending = event;
                 }
                 None if self.passing => {
                     pass(input, framer, usage, observe, out);
@@ -134,26 +144,28 @@ impl EventCut {
         None
     }
 
+    /// Frames one whole `event` (through its blank line) and keeps it
+    /// unless it is usage-only.
     fn emit(
         &mut self,
+        event: &[u8],
         framer: &mut SseFramer,
         usage: &mut UsageScanner,
         observe: &mut dyn FnMut(&SseEvent<'_>),
         out: &mut Vec<u8>,
     ) {
         let before = framer.events();
-        framer.feed(&self.pending, |ev| {
+        framer.feed(event, |ev| {
             usage.on_event(ev);
             observe(ev);
         });
         let dispatched = framer.events() > before;
         self.last_kept = !(dispatched && usage.usage_only_event());
         if self.last_kept {
-            out.extend_from_slice(&self.pending);
+            out.extend_from_slice(event);
         } else {
             self.stripped += 1;
         }
-        self.pending.clear();
     }
 }
 
