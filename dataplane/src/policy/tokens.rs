@@ -185,12 +185,16 @@ fn segments(text: &str) -> impl Iterator<Item = &str> {
             return None;
         }
         let seg_start = from;
-        let cut = spaces
-            .by_ref()
-            .find(|&i| i > seg_start && !text[..i].chars().next_back().is_some_and(char::is_whitespace));
+        let cut = spaces.by_ref().find(|&i| i > seg_start && is_safe_cut(text, i));
         from = cut.unwrap_or(text.len());
         Some(&text[seg_start..from])
     })
+}
+
+/// Whether the space at byte `i` of `text` is a safe cut (see [`segments`]):
+/// a character precedes it and is not whitespace.
+fn is_safe_cut(text: &str, i: usize) -> bool {
+    text.as_bytes().get(i) == Some(&b' ') && text[..i].chars().next_back().is_some_and(|c| !c.is_whitespace())
 }
 
 /// Token counts of whole prompt texts, per thread (no lock); exact, keyed
@@ -347,15 +351,13 @@ impl CompletionCounter {
     pub fn push(&mut self, delta: &str) {
         self.pending.push_str(delta);
         let from = self.scanned.max(1);
-        for (i, &b) in self.pending.as_bytes().iter().enumerate().skip(from) {
-            if b == b' '
-                && !self.pending[..i]
-                    .chars()
-                    .next_back()
-                    .is_some_and(char::is_whitespace)
-            {
-                self.cut = i;
-            }
+        let spaces = memchr::memchr_iter(b' ', &self.pending.as_bytes()[from..]);
+        if let Some(i) = spaces
+            .rev()
+            .map(|i| from + i)
+            .find(|&i| is_safe_cut(&self.pending, i))
+        {
+            self.cut = i;
         }
         self.scanned = self.pending.len();
         if self.pending.len() < Self::FLUSH_AT {

@@ -8,10 +8,11 @@
 //! policy — every phrase, every regex, every PII detector — and what was
 //! found is kept, keyed by the policy's id and the text's bytes (exact, no
 //! hash is trusted). Only from a text's second sighting: the first is
-//! scanned as usual and leaves a 64-bit hash behind, so that texts seen once
-//! (most of a conversation's newest turn) cost no more than without memory. The verdict is then made from it as from a fresh scan:
-//! the rule conditions are applied afterwards, so one scan serves requests
-//! whatever their model, key or flags.
+//! scanned as usual and leaves a 64-bit hash behind, so that texts seen
+//! once (most of a conversation's newest turn) cost no more than without
+//! memory. The verdict is then made from what was found as from a fresh
+//! scan: the rule conditions are applied afterwards, so one scan serves
+//! requests whatever their model, key or flags.
 //!
 //! Bounded by the text bytes it holds ([`MAX_BYTES`] per worker): when full,
 //! it starts over. No lock: each worker has its own. Nothing here leaves the
