@@ -350,7 +350,8 @@ impl CompletionCounter {
     /// Feeds the next text delta.
     pub fn push(&mut self, delta: &str) {
         self.pending.push_str(delta);
-        let from = self.scanned.max(1);
+        // A cut needs a character before it; an empty delta adds nothing.
+        let from = self.scanned.max(1).min(self.pending.len());
         let spaces = memchr::memchr_iter(b' ', &self.pending.as_bytes()[from..]);
         if let Some(i) = spaces
             .rev()

@@ -112,6 +112,19 @@ fn completion_counter_can_finish_twice_and_go_on() {
     assert_eq!(c.finish(), 3);
 }
 
+/// Streams open with an empty delta (OpenAI's role chunk has `content: ""`)
+/// and may send more; none of them may upset the counter.
+#[test]
+fn empty_and_tiny_deltas_count_as_nothing() {
+    let mut c = CompletionCounter::new(Encoding::O200kBase);
+    for d in ["", "", " ", "", "a", "", " b", ""] {
+        c.push(d);
+    }
+    assert_eq!(c.finish(), count(Encoding::O200kBase, " a b") as u64);
+    c.push("");
+    assert_eq!(c.finish(), count(Encoding::O200kBase, " a b") as u64);
+}
+
 #[test]
 fn encoding_for_known_and_unknown_models() {
     use Encoding::*;
