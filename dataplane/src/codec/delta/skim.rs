@@ -66,6 +66,21 @@ impl Once {
         Ok(())
     }
 
+    /// Reads the field's value when it must be `null` or an object; the
+    /// object's members go to `member`.
+    fn object<'a>(
+        &mut self,
+        c: &mut Cursor<'a>,
+        depth: u32,
+        member: impl FnMut(&'a [u8], &mut Cursor<'a>) -> R<()>,
+    ) -> R<()> {
+        self.first()?;
+        if c.null()? {
+            return Ok(());
+        }
+        c.object(depth, member)
+    }
+
     /// Reads the field's value (any JSON); keeps it when it is a string.
     fn read(&mut self, c: &mut Cursor<'_>, depth: u32) -> R<()> {
         self.first()?;
@@ -132,13 +147,9 @@ fn choice(c: &mut Cursor<'_>, out: &mut Spans) -> R<()> {
     let mut delta = Once::default();
     c.object(2, |key, c| match key {
         b"delta" => {
-            delta.first()?;
-            if c.null()? {
-                return Ok(());
-            }
             let (mut content, mut reasoning_content, mut reasoning) = Default::default();
             let mut calls = Once::default();
-            c.object(3, |key, c| match key {
+            delta.object(c, 3, |key, c| match key {
                 b"content" => Once::read(&mut content, c, 4),
                 b"reasoning_content" => Once::read(&mut reasoning_content, c, 4),
                 b"reasoning" => Once::read(&mut reasoning, c, 4),
@@ -161,12 +172,8 @@ fn tool_call(c: &mut Cursor<'_>, calls: &mut Vec<Range<usize>>) -> R<()> {
     let mut function = Once::default();
     c.object(5, |key, c| match key {
         b"function" => {
-            function.first()?;
-            if c.null()? {
-                return Ok(());
-            }
             let mut arguments = Once::default();
-            c.object(6, |key, c| match key {
+            function.object(c, 6, |key, c| match key {
                 b"arguments" => arguments.read(c, 7),
                 _ => c.skip(7),
             })?;
@@ -186,12 +193,8 @@ pub(super) fn anthropic(data: &[u8], out: &mut Spans) -> R<()> {
     let mut delta = Once::default();
     c.object(0, |key, c| match key {
         b"delta" => {
-            delta.first()?;
-            if c.null()? {
-                return Ok(());
-            }
             let (mut text, mut partial_json, mut thinking) = Default::default();
-            c.object(1, |key, c| match key {
+            delta.object(c, 1, |key, c| match key {
                 b"text" => Once::read(&mut text, c, 2),
                 b"partial_json" => Once::read(&mut partial_json, c, 2),
                 b"thinking" => Once::read(&mut thinking, c, 2),
