@@ -3,8 +3,9 @@
 //! Applications resend the same system prompt with every request, and a
 //! conversation resends its whole history with every turn: without memory,
 //! the policy scans each of those texts again on every request (a few µs
-//! per KB; a long conversation pays for all of it each turn). A text of
-//! [`MIN_TEXT`]..=[`MAX_TEXT`] bytes is scanned fully once per worker and
+//! per KB; a long conversation pays for all of it each turn; and a short
+//! system prompt still pays each matcher's fixed cost, a few µs in all).
+//! A text of up to [`MAX_TEXT`] bytes is scanned fully once per worker and
 //! policy — every phrase, every regex, every PII detector — and what was
 //! found is kept, keyed by the policy's id and the text's bytes (exact, no
 //! hash is trusted). Only from a text's second sighting: the first is
@@ -14,8 +15,8 @@
 //! scan: the rule conditions are applied afterwards, so one scan serves
 //! requests whatever their model, key or flags.
 //!
-//! Bounded by the text bytes it holds ([`MAX_BYTES`] per worker): when full,
-//! it starts over. No lock: each worker has its own. Nothing here leaves the
+//! Bounded by the bytes it holds, each text's plus [`ENTRY_COST`] for its
+//! entry ([`MAX_BYTES`] per worker): when full, it starts over. No lock: each worker has its own. Nothing here leaves the
 //! process, and it holds nothing the request did not already carry.
 
 use crate::policy::pii::PiiMatch;
@@ -24,12 +25,15 @@ use std::cell::RefCell;
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
-/// Shorter texts are scanned each time (it is cheap, and they are many).
-pub(super) const MIN_TEXT: usize = 256;
+/// Shorter texts are scanned each time: an empty one has nothing to find.
+pub(super) const MIN_TEXT: usize = 1;
 /// Longer texts are scanned each time (and not held).
 pub(super) const MAX_TEXT: usize = 64 * 1024;
-/// Text bytes held per worker before the memory starts over.
+/// Bytes held per worker before the memory starts over.
 pub(super) const MAX_BYTES: usize = 1 << 20;
+/// What an entry costs beside its text's bytes (the key's box, the shared
+/// scan and its map slot), so that many short texts stay bounded too.
+pub(super) const ENTRY_COST: usize = 128;
 
 /// What the matchers found in one text.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -82,11 +86,12 @@ pub(super) fn scan(policy: u64, text: &str, scan: impl FnOnce() -> TextScan) -> 
     }
     let found = Rc::new(scan());
     MEMO.with_borrow_mut(|m| {
-        if m.bytes + text.len() > MAX_BYTES {
+        let cost = text.len() + ENTRY_COST;
+        if m.bytes + cost > MAX_BYTES {
             m.policies.clear();
             m.bytes = 0;
         }
-        m.bytes += text.len();
+        m.bytes += cost;
         m.policies
             .entry(policy)
             .or_default()
@@ -95,7 +100,7 @@ pub(super) fn scan(policy: u64, text: &str, scan: impl FnOnce() -> TextScan) -> 
     Some(found)
 }
 
-/// Text bytes held by this worker's memory.
+/// Bytes held by this worker's memory (texts and entries).
 #[cfg(test)]
 pub(super) fn held() -> usize {
     MEMO.with_borrow(|m| m.bytes)
