@@ -137,11 +137,7 @@ impl DeltaReader {
         if !wanted {
             return;
         }
-        let fast = match dialect {
-            Dialect::OpenAi => skim::openai(ev.data, &mut self.spans),
-            Dialect::Anthropic => skim::anthropic(ev.data, &mut self.spans),
-        };
-        if fast.is_err() {
+        if skim::read(dialect, ev.data, &mut self.spans).is_err() {
             return parsed(dialect, ev.data, &mut self.scratch, text);
         }
         for span in &self.spans.texts {

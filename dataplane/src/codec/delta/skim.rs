@@ -19,6 +19,10 @@
 //! generic deserializer spent about 0.4 µs on an OpenAI chunk, most of a
 //! request's metering cost.
 
+mod shape;
+
+use crate::codec::usage::Dialect;
+use shape::Shape;
 use std::ops::Range;
 
 /// The event is not one this reader answers for; use the full parser.
@@ -44,6 +48,8 @@ pub(super) struct Spans {
     calls: Vec<Range<usize>>,
     /// OpenAI: the bytes before `choices` of the last chunk read.
     prefix: Vec<u8>,
+    /// The last event read whole with one text (see [`shape`]).
+    shape: Shape,
 }
 
 impl Spans {
@@ -90,6 +96,20 @@ impl Once {
         }
         Ok(())
     }
+}
+
+/// Reads one event of a stream: as the last event of its shape with
+/// another text when it is one (see [`shape`]), else whole.
+pub(super) fn read(dialect: Dialect, data: &[u8], out: &mut Spans) -> R<()> {
+    if out.shape.fits(dialect, data, &mut out.texts) {
+        return Ok(());
+    }
+    match dialect {
+        Dialect::OpenAi => openai(data, out)?,
+        Dialect::Anthropic => anthropic(data, out)?,
+    }
+    out.shape.learn(dialect, data, &out.texts);
+    Ok(())
 }
 
 /// An OpenAI chat completion chunk: `choices[].delta.{content,

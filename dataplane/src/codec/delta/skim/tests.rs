@@ -27,11 +27,7 @@ fn fast_with(dialect: Dialect, data: &[u8], spans: &mut Spans) -> Option<Vec<Str
     if dialect == Dialect::OpenAi && data.first() != Some(&b'{') {
         return Some(Vec::new()); // the reader's guard, as in `reference`
     }
-    match dialect {
-        Dialect::OpenAi => openai(data, spans),
-        Dialect::Anthropic => anthropic(data, spans),
-    }
-    .ok()?;
+    read(dialect, data, spans).ok()?;
     let mut scratch = String::new();
     Some(
         spans
@@ -286,4 +282,117 @@ fn the_prefix_is_kept_and_used() {
     let other = br#"{"id":"other","choices":[{"delta":{"content":"b"}}]}"#;
     assert_eq!(fast_with(Dialect::OpenAi, other, &mut spans).unwrap(), ["b"]);
     assert_eq!(spans.prefix, br#"{"id":"other","choices":["#);
+}
+
+/// Streams whose events differ only in their text (as a provider's do),
+/// the texts drawn from escapes, multi-byte and invalid UTF-8, quotes and
+/// control bytes, read by one reader: the shape memo changes no answer.
+#[test]
+fn the_shape_memo_agrees_with_the_reference_along_a_stream() {
+    let mut next = crate::testing::xorshift(0x51_7CC1_B727_220Au64);
+    const AROUND: &[(Dialect, &str, &str)] = &[
+        (
+            Dialect::OpenAi,
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"#,
+            r#"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+        ),
+        (
+            Dialect::OpenAi,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"#,
+            r#"}}]}}]}"#,
+        ),
+        (
+            Dialect::OpenAi,
+            r#"{"choices":[{"delta":{"content":"a","reasoning":"#,
+            r#"}}]}"#,
+        ),
+        (
+            Dialect::Anthropic,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#,
+            r#"}}"#,
+        ),
+        (
+            Dialect::Anthropic,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#,
+            r#","text":"twice"}}"#,
+        ),
+    ];
+    const PIECES: &[&[u8]] = &[
+        b" word",
+        b"x",
+        br#"\""#,
+        br"\\",
+        br"\n",
+        br"\u00e9",
+        br"\ud83d\ude80",
+        br"\ud800",
+        br"\u12",
+        br"\q",
+        "café 世".as_bytes(),
+        b"\xC3",
+        b"\x01",
+        b"\"",
+        b"\\",
+        br#""},{"x":""#,
+        b"1",
+    ];
+    let (mut answered, mut total) = (0, 0);
+    for _ in 0..3_000 {
+        let (dialect, head, tail) = AROUND[(next() % AROUND.len() as u64) as usize];
+        let mut spans = Spans::default();
+        for _ in 0..10 {
+            let mut ev = head.as_bytes().to_vec();
+            // Mostly a string token; now and then something else.
+            let quoted = !next().is_multiple_of(8);
+            if quoted {
+                ev.push(b'"');
+            }
+            for _ in 0..next() % 4 {
+                ev.extend_from_slice(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            if quoted {
+                ev.push(b'"');
+            }
+            ev.extend_from_slice(tail.as_bytes());
+            let want = reference(dialect, &ev);
+            total += 1;
+            if let Some(got) = fast_with(dialect, &ev, &mut spans) {
+                answered += 1;
+                assert_eq!(got, want, "{}", String::from_utf8_lossy(&ev));
+            }
+        }
+    }
+    // A third of the texts are valid strings the fast reader takes.
+    assert!(
+        answered * 4 > total,
+        "fast reader answered only {answered} of {total}"
+    );
+}
+
+#[test]
+fn the_shape_is_kept_and_used() {
+    let mut spans = Spans::default();
+    let first = OPENAI[0].as_bytes();
+    assert_eq!(fast_with(Dialect::OpenAi, first, &mut spans).unwrap(), [" hello"]);
+    assert_eq!(spans.shape.kept(), first);
+    // The next delta fits that shape: read without a whole read (which
+    // would have kept it instead).
+    let second = OPENAI[0].replace(" hello", r"caf\u00e9!").into_bytes();
+    assert_eq!(
+        fast_with(Dialect::OpenAi, &second, &mut spans).unwrap(),
+        ["café!"]
+    );
+    assert_eq!(spans.shape.kept(), first);
+    // An event of another shape is read whole; with one text it is kept.
+    let other = br#"{"choices":[{"delta":{"content":"b"}}]}"#;
+    assert_eq!(fast_with(Dialect::OpenAi, other, &mut spans).unwrap(), ["b"]);
+    assert_eq!(spans.shape.kept(), other);
+    // Without a text, it is read whole and the shape stays.
+    let none = br#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#;
+    assert!(fast_with(Dialect::OpenAi, none, &mut spans).unwrap().is_empty());
+    assert_eq!(spans.shape.kept(), other);
+    // The same bytes read by the other dialect's reader are not its shape.
+    assert!(fast_with(Dialect::Anthropic, other, &mut spans)
+        .unwrap()
+        .is_empty());
 }
