@@ -89,6 +89,9 @@ impl Phrases {
 
     /// Marks in `out` every rule one of whose strings occurs in a text.
     pub(super) fn hits(&self, texts: &[&str], out: &mut Bits) {
+        if texts.is_empty() {
+            return;
+        }
         let mut seen = vec![false; self.rules.len()];
         let mut left = seen.len();
         let mut lower = Vec::new();
@@ -180,6 +183,9 @@ impl Regexes {
     /// Marks in `out` every rule one of whose regexes matches a text; skips
     /// regexes no `candidates` rule uses.
     pub(super) fn hits(&self, texts: &[&str], candidates: &[bool], out: &mut Bits) {
+        if texts.is_empty() {
+            return;
+        }
         match &self.engine {
             Engine::Each(regexes) => {
                 for (p, re) in regexes.iter().enumerate() {
