@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod meter;
 pub mod models;
 pub mod relay;
+pub mod spares;
 pub mod strip;
 
 use crate::codec::head::{Framing, Method, RequestHead};

@@ -401,23 +401,34 @@ impl ChunkedDecoder {
     }
 }
 
+/// Room the head of a chunk takes at most: a `usize` in hex and CRLF.
+pub const CHUNK_SIZE_ROOM: usize = 2 * std::mem::size_of::<usize>() + 2;
+
 /// Appends `n` in hex and CRLF: the head of a chunk of `n` bytes (`n` > 0),
 /// without the formatting machinery.
 pub fn write_chunk_size(out: &mut Vec<u8>, n: usize) {
+    let mut head = [0u8; CHUNK_SIZE_ROOM];
+    let at = write_chunk_size_before(&mut head, CHUNK_SIZE_ROOM, n);
+    out.extend_from_slice(&head[at..]);
+}
+
+/// Writes the head of a chunk of `n` bytes (`n` > 0) so that it ends just
+/// before `end` of `buf`, and returns where it starts: a chunk can then be
+/// framed in place, its payload written after room left for its head.
+/// `end` must be at least [`CHUNK_SIZE_ROOM`].
+pub fn write_chunk_size_before(buf: &mut [u8], end: usize, n: usize) -> usize {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [0u8; 2 * std::mem::size_of::<usize>()];
-    let mut at = digits.len();
+    buf[end - 2..end].copy_from_slice(b"\r\n");
+    let mut at = end - 2;
     let mut n = n;
     loop {
         at -= 1;
-        digits[at] = DIGITS[n & 0xf];
+        buf[at] = DIGITS[n & 0xf];
         n >>= 4;
         if n == 0 {
-            break;
+            return at;
         }
     }
-    out.extend_from_slice(&digits[at..]);
-    out.extend_from_slice(b"\r\n");
 }
 
 fn hex_value(b: u8) -> Option<u8> {

@@ -14,8 +14,7 @@
 use super::forward::Answer;
 use super::strip::EventCut;
 use super::Ctx;
-use crate::codec::chunked::write_chunk_size;
-use crate::codec::chunked::ChunkedDecoder;
+use crate::codec::chunked::{write_chunk_size_before, ChunkedDecoder, CHUNK_SIZE_ROOM};
 use crate::codec::delta::DeltaReader;
 use crate::codec::head::{is_connection_option, is_hop_by_hop, Framing, Header, RequestHead, ResponseHead};
 use crate::codec::sse::{SseEvent, SseFramer};
@@ -28,6 +27,7 @@ use crate::snapshot::ProviderKind;
 use bytes::{Buf, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
+use std::ops::Range;
 
 /// Bytes kept free in the upstream read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -51,6 +51,10 @@ enum Output {
     },
 }
 
+/// Room before the output in [`Scan::out`]: the chunk head is written
+/// there when the output is sealed, so it goes out without being copied.
+const ROOM: usize = CHUNK_SIZE_ROOM;
+
 /// What the gateway reads from a response body while it passes through.
 struct Scan {
     left: u64,
@@ -68,10 +72,11 @@ struct Scan {
     deltas: DeltaReader,
     /// Opt-in content logging: the payload as relayed.
     capture: Option<super::content::Capture>,
-    /// What to send instead of the raw bytes (`Plain` and `Events` output).
+    /// What to send instead of the raw bytes (`Plain` and `Events` output),
+    /// after [`ROOM`] bytes kept free for the chunk head.
     out: Vec<u8>,
     /// Where the payload of the bytes last framed lies in them.
-    pieces: Vec<std::ops::Range<usize>>,
+    pieces: Vec<Range<usize>>,
     done: bool,
 }
 
@@ -136,6 +141,10 @@ impl Scan {
                 deltas.for_each_text(dialect, ev, |text| c.push(text));
             }
         };
+        if output != Output::Raw {
+            // All of it may go out, with a held event and the last chunk.
+            out.reserve(bytes.len() + cut.held() + b"\r\n0\r\n\r\n".len());
+        }
         for range in pieces.iter() {
             let piece = &bytes[range.clone()];
             match (output, framer.as_mut()) {
@@ -166,27 +175,51 @@ impl Scan {
         }
     }
 
-    /// Moves what is to be sent for the bytes fed so far into `buf` (cleared
-    /// first), framed for the client. Empty when nothing is to be sent.
-    fn take_output(&mut self, buf: &mut Vec<u8>, end: bool) {
-        buf.clear();
+    /// Frames what is to be sent for the bytes fed so far, in place in
+    /// `out`, and returns where it lies there (empty: nothing to send).
+    fn seal(&mut self, end: bool) -> Range<usize> {
         if end && matches!(self.output, Output::Events { .. }) {
             self.cut.finish(&mut self.out);
         }
+        let out = &mut self.out;
         match self.output {
-            Output::Raw => {}
-            Output::Plain | Output::Events { chunked: false } => buf.append(&mut self.out),
+            // Nothing is framed: the raw bytes went out as they came.
+            Output::Raw => 0..0,
+            Output::Plain | Output::Events { chunked: false } => ROOM..out.len(),
             Output::Events { chunked: true } => {
-                if !self.out.is_empty() {
-                    write_chunk_size(buf, self.out.len());
-                    buf.append(&mut self.out);
-                    buf.extend_from_slice(b"\r\n");
+                let mut start = ROOM;
+                let payload = out.len() - ROOM;
+                if payload > 0 {
+                    start = write_chunk_size_before(out, ROOM, payload);
+                    out.extend_from_slice(b"\r\n");
                 }
                 if end {
-                    buf.extend_from_slice(b"0\r\n\r\n");
+                    out.extend_from_slice(b"0\r\n\r\n");
                 }
+                start..out.len()
             }
         }
+    }
+
+    /// Sends what [`Scan::seal`] framed; `out` is then empty again.
+    async fn send(
+        &mut self,
+        wr: &mut monoio::io::OwnedWriteHalf<monoio::net::TcpStream>,
+        end: bool,
+        limit: std::time::Duration,
+    ) -> Result<usize, ClientGone> {
+        let range = self.seal(end);
+        if range.is_empty() {
+            return Ok(0);
+        }
+        let out = monoio::buf::IoBuf::slice(std::mem::take(&mut self.out), range);
+        let (res, back) = to_client(wr, out, limit).await;
+        // An abandoned write keeps the buffer; the relay stops then anyway.
+        if let Some(back) = back {
+            self.out = back.into_inner();
+            self.out.truncate(ROOM);
+        }
+        res
     }
 }
 
@@ -267,10 +300,13 @@ pub async fn relay(
         },
         deltas: DeltaReader::default(),
         out: Vec::new(),
-        pieces: Vec::new(),
+        pieces: w.spares.borrow_mut().ranges(),
         done: false,
     };
-    let mut framed = Vec::new();
+    if output != Output::Raw {
+        scan.out = w.spares.borrow_mut().bytes();
+        scan.out.resize(ROOM, 0);
+    }
 
     let ClientIo {
         rd,
@@ -324,14 +360,7 @@ pub async fn relay(
                 written
             } else {
                 scan.inspect(&chunk);
-                scan.take_output(&mut framed, scan.done);
-                if framed.is_empty() {
-                    Ok(0)
-                } else {
-                    let (res, back) = to_client(wr, std::mem::take(&mut framed), send_limit).await;
-                    framed = back;
-                    res
-                }
+                scan.send(wr, scan.done, send_limit).await
             };
             match written {
                 Ok(n) => ctx.record.bytes_out += n as u64,
@@ -375,16 +404,9 @@ pub async fn relay(
                 buf = b;
                 scan.done = true;
                 upstream_clean = false;
-                if scan.output != Output::Raw {
-                    scan.take_output(&mut framed, true);
-                    if !framed.is_empty() {
-                        let (res, back) = to_client(wr, std::mem::take(&mut framed), send_limit).await;
-                        framed = back;
-                        if let Err(gone) = res {
-                            ctx.record.error = gone.reason().or(ctx.record.error.take());
-                            break Outcome::Cancelled;
-                        }
-                    }
+                if let Err(gone) = scan.send(wr, true, send_limit).await {
+                    ctx.record.error = gone.reason().or(ctx.record.error.take());
+                    break Outcome::Cancelled;
                 }
             }
             Ok((_, _)) => {
@@ -453,19 +475,23 @@ impl ClientGone {
 /// within `limit`: a client that stopped reading must not pin an upstream
 /// connection and its buffers for ever. The buffer comes back unless the
 /// write was abandoned (then the connection is closed anyway).
-async fn to_client<B: monoio::buf::IoBuf + Default>(
+async fn to_client<B: monoio::buf::IoBuf>(
     wr: &mut monoio::io::OwnedWriteHalf<monoio::net::TcpStream>,
     bytes: B,
     limit: std::time::Duration,
-) -> (Result<usize, ClientGone>, B) {
+) -> (Result<usize, ClientGone>, Option<B>) {
     match monoio::time::timeout(limit, wr.write_all(bytes)).await {
-        Ok((Ok(n), back)) => (Ok(n), back),
-        Ok((Err(_), back)) => (Err(ClientGone::Closed), back),
-        Err(_) => (Err(ClientGone::Stalled), B::default()),
+        Ok((Ok(n), back)) => (Ok(n), Some(back)),
+        Ok((Err(_), back)) => (Err(ClientGone::Closed), Some(back)),
+        Err(_) => (Err(ClientGone::Stalled), None),
     }
 }
 
-fn finish(_w: &Worker, ctx: &mut Ctx<'_>, scan: &mut Scan, next: Next) -> Next {
+fn finish(w: &Worker, ctx: &mut Ctx<'_>, scan: &mut Scan, next: Next) -> Next {
+    let mut spares = w.spares.borrow_mut();
+    spares.put_bytes(std::mem::take(&mut scan.out));
+    spares.put_ranges(std::mem::take(&mut scan.pieces));
+    drop(spares);
     if let Some(f) = &scan.framer {
         ctx.record.events = f.events().min(u64::from(u32::MAX)) as u32;
     }

@@ -106,6 +106,12 @@ impl EventCut {
         out.append(&mut self.pending);
     }
 
+    /// Bytes of an incomplete event held back: they go out with the rest
+    /// of their event.
+    pub fn held(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Usage-only events removed so far.
     pub fn stripped(&self) -> u32 {
         self.stripped

@@ -23,6 +23,8 @@ pub struct Worker {
     pub sink: WorkerSink,
     /// This worker's idle upstream connections.
     pub pool: RefCell<Pool>,
+    /// This worker's spare relay buffers.
+    pub spares: RefCell<crate::proxy::spares::Spares>,
     /// TLS dialler for upstreams.
     pub tls: monoio_rustls::TlsConnector,
     rng: Cell<u64>,
@@ -95,6 +97,7 @@ pub(super) fn run(
             shared.limits.pool_max_idle,
             shared.limits.pool_idle_timeout(),
         )),
+        spares: RefCell::default(),
         tls: monoio_rustls::TlsConnector::from(shared.tls.clone()),
         shared,
         sink: WorkerSink::new(records),

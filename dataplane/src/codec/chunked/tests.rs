@@ -370,3 +370,17 @@ fn chunk_sizes_are_written_in_hex() {
         assert_eq!(out, format!("x{n:x}\r\n").into_bytes());
     }
 }
+
+#[test]
+fn chunk_sizes_are_written_in_place_before_their_payload() {
+    for n in [1usize, 15, 16, 4096, usize::MAX] {
+        let mut buf = vec![b'.'; CHUNK_SIZE_ROOM];
+        buf.extend_from_slice(b"payload");
+        let at = write_chunk_size_before(&mut buf, CHUNK_SIZE_ROOM, n);
+        assert_eq!(buf[at..], *format!("{n:x}\r\npayload").as_bytes());
+        assert!(
+            buf[..at].iter().all(|&b| b == b'.'),
+            "nothing written before the head"
+        );
+    }
+}
