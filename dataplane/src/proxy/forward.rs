@@ -168,7 +168,8 @@ async fn attempt(
         };
         w.metrics().upstream_conn(reused);
 
-        let mut out = Vec::with_capacity(1024 + body.len().min(COALESCE_BODY));
+        let mut out = w.spares.borrow_mut().bytes();
+        out.reserve(1024 + body.len().min(COALESCE_BODY));
         write_head(&mut out, up, target, client_head, client_headers, req, body.len())?;
         let coalesce = body.len() <= COALESCE_BODY;
         if coalesce {
@@ -177,6 +178,7 @@ async fn attempt(
         let (res, mut out) = conn.write_all(out).await;
         // The head held the opened provider key: wipe it now.
         out.zeroize();
+        w.spares.borrow_mut().put_bytes(out);
         let mut sent = res.is_ok();
         if sent && !coalesce {
             sent = conn.write_all(body.clone()).await.0.is_ok();
@@ -190,7 +192,7 @@ async fn attempt(
         }
 
         let deadline = Instant::now() + limits.upstream_head_timeout();
-        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut buf = w.spares.borrow_mut().read_buf(16 * 1024);
         let mut headers = Vec::with_capacity(32);
         loop {
             match head::parse_response(&buf, false, MAX_RESPONSE_HEAD, &mut headers) {

@@ -371,6 +371,9 @@ pub async fn relay(
             }
         }
         if scan.done {
+            // Every read of it was sent and dropped: its memory can serve
+            // the next request whole.
+            w.spares.borrow_mut().put_read_buf(std::mem::take(&mut buf));
             break Outcome::Ok;
         }
         buf.reserve(READ_CHUNK);
