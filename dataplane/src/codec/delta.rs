@@ -137,16 +137,41 @@ impl DeltaReader {
         if !wanted {
             return;
         }
-        if skim::read(dialect, ev.data, &mut self.spans).is_err() {
-            return parsed(dialect, ev.data, &mut self.scratch, text);
-        }
-        for span in &self.spans.texts {
-            let raw = std::str::from_utf8(&ev.data[span.clone()]);
-            if let Some(s) = raw.ok().and_then(|raw| json_str(raw, &mut self.scratch)) {
-                text(s);
-            }
+        let DeltaReader { scratch, spans } = self;
+        let fast =
+            skim::read(dialect, ev.data, spans).and_then(|()| emit(ev.data, spans, scratch, &mut text));
+        if fast.is_err() {
+            parsed(dialect, ev.data, scratch, text);
         }
     }
+}
+
+/// Hands on the texts [`skim`] found in `data`; `Unsure` (before any is
+/// handed on) when the one text read by its shape is not valid UTF-8, which
+/// the full parser judges.
+fn emit(
+    data: &[u8],
+    spans: &skim::Spans,
+    scratch: &mut String,
+    mut text: impl FnMut(&str),
+) -> Result<(), skim::Unsure> {
+    for span in &spans.texts {
+        let Ok(raw) = std::str::from_utf8(&data[span.clone()]) else {
+            if spans.checked {
+                continue; // cannot happen: checked spans are valid
+            }
+            return Err(skim::Unsure);
+        };
+        let s = if spans.escaped {
+            json_str(raw, scratch)
+        } else {
+            raw.strip_prefix('"').and_then(|r| r.strip_suffix('"'))
+        };
+        if let Some(s) = s {
+            text(s);
+        }
+    }
+    Ok(())
 }
 
 /// The reference reader: the event deserialised by `serde_json`.

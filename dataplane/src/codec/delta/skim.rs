@@ -42,8 +42,16 @@ const MAX_DEPTH: u32 = 32;
 /// tool-call arguments — the order of the full parser.
 #[derive(Debug, Default)]
 pub(super) struct Spans {
-    /// Spans of the JSON string tokens (quotes included) to emit, in order.
+    /// Spans of the JSON string tokens (quotes included) to emit, in order:
+    /// valid UTF-8, except a text read by its shape (see `checked`).
     pub(super) texts: Vec<Range<usize>>,
+    /// False when the texts are one read by its shape: its bytes were not
+    /// checked for UTF-8, and a caller that finds them invalid must use the
+    /// full parser.
+    pub(super) checked: bool,
+    /// Whether a text may hold escapes (false: each is its bytes as they
+    /// are between the quotes).
+    pub(super) escaped: bool,
     /// Tool-call arguments of the choice being read.
     calls: Vec<Range<usize>>,
     /// OpenAI: the bytes before `choices` of the last chunk read.
@@ -101,9 +109,11 @@ impl Once {
 /// Reads one event of a stream: as the last event of its shape with
 /// another text when it is one (see [`shape`]), else whole.
 pub(super) fn read(dialect: Dialect, data: &[u8], out: &mut Spans) -> R<()> {
-    if out.shape.fits(dialect, data, &mut out.texts) {
+    if let Some(escaped) = out.shape.fits(dialect, data, &mut out.texts) {
+        (out.checked, out.escaped) = (false, escaped);
         return Ok(());
     }
+    (out.checked, out.escaped) = (true, true);
     match dialect {
         Dialect::OpenAi => openai(data, out)?,
         Dialect::Anthropic => anthropic(data, out)?,
@@ -417,9 +427,22 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads the string here (quotes included); returns whether it had
-    /// escapes. Eight bytes at a time to the next quote, backslash or control
-    /// character.
+    /// escapes. Non-ASCII bytes in it must be valid UTF-8.
     fn string(&mut self) -> R<bool> {
+        let start = self.i + 1;
+        let (escaped, ascii) = self.string_unchecked()?;
+        // Only strings may hold non-ASCII bytes; the full parser judges
+        // invalid UTF-8 (it lets some through).
+        if !ascii && std::str::from_utf8(&self.b[start..self.i - 1]).is_err() {
+            return Err(Unsure);
+        }
+        Ok(escaped)
+    }
+
+    /// [`Cursor::string`] without the UTF-8 check; returns whether it had
+    /// escapes and whether it is all ASCII. Eight bytes at a time to the
+    /// next quote, backslash or control character.
+    fn string_unchecked(&mut self) -> R<(bool, bool)> {
         let b = self.b;
         let mut i = self.i + 1;
         let mut escaped = false;
@@ -440,13 +463,8 @@ impl<'a> Cursor<'a> {
             }
             match *b.get(i).ok_or(Unsure)? {
                 b'"' => {
-                    // Only strings may hold non-ASCII bytes; the full
-                    // parser judges invalid UTF-8 (it lets some through).
-                    if high & HIGH != 0 && std::str::from_utf8(&b[self.i + 1..i]).is_err() {
-                        return Err(Unsure);
-                    }
                     self.i = i + 1;
-                    return Ok(escaped);
+                    return Ok((escaped, high & HIGH == 0));
                 }
                 b'\\' => {
                     escaped = true;

@@ -10,7 +10,8 @@
 //! that event with one string token replaced by another. Its reading is the
 //! same but for that token: the reader only ever looks at a string value to
 //! see that it is a string, and a key's place, not its bytes, says it is a
-//! key. Such an event costs two comparisons and one string scan.
+//! key. Such an event costs two comparisons and one string scan. (Its
+//! UTF-8 is checked once, where the text is taken out.)
 
 use super::{Cursor, Dialect};
 use std::ops::Range;
@@ -30,10 +31,12 @@ impl Shape {
     pub(super) const MAX: usize = 2048;
 
     /// When `data` is the kept event with another string token in place of
-    /// its text, sets `texts` to that token's span and returns true.
-    pub(super) fn fits(&self, dialect: Dialect, data: &[u8], texts: &mut Vec<Range<usize>>) -> bool {
+    /// its text, sets `texts` to that token's span and returns whether the
+    /// token has escapes. Its UTF-8 is not checked: the caller turns it
+    /// into text, which checks it anyway.
+    pub(super) fn fits(&self, dialect: Dialect, data: &[u8], texts: &mut Vec<Range<usize>>) -> Option<bool> {
         if self.dialect != Some(dialect) {
-            return false;
+            return None;
         }
         let open = self.text.start;
         let tail = &self.bytes[self.text.end..];
@@ -42,15 +45,16 @@ impl Shape {
             && data[..=open] == self.bytes[..=open]
             && data.ends_with(tail);
         if !fits_around {
-            return false;
+            return None;
         }
         let mut c = Cursor { b: data, i: open };
-        if c.string().is_err() || c.i != data.len() - tail.len() {
-            return false;
+        let (escaped, _) = c.string_unchecked().ok()?;
+        if c.i != data.len() - tail.len() {
+            return None;
         }
         texts.clear();
         texts.push(open..c.i);
-        true
+        Some(escaped)
     }
 
     /// After `data` was read whole into `texts`: keeps it when it carried

@@ -28,17 +28,9 @@ fn fast_with(dialect: Dialect, data: &[u8], spans: &mut Spans) -> Option<Vec<Str
         return Some(Vec::new()); // the reader's guard, as in `reference`
     }
     read(dialect, data, spans).ok()?;
-    let mut scratch = String::new();
-    Some(
-        spans
-            .texts
-            .iter()
-            .filter_map(|s| {
-                let raw = std::str::from_utf8(&data[s.clone()]).expect("spans are UTF-8");
-                super::super::json_str(raw, &mut scratch).map(str::to_owned)
-            })
-            .collect(),
-    )
+    let mut texts = Vec::new();
+    super::super::emit(data, spans, &mut String::new(), |t| texts.push(t.to_owned())).ok()?;
+    Some(texts)
 }
 
 /// What the proxy's reader gives (fast, else reference).
