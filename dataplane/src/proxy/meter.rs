@@ -28,7 +28,8 @@ const OVERHEAD_PER_REQUEST: u64 = 8;
 pub struct Admission {
     /// Tokenizer for this model; `None` when tokens are not counted locally.
     pub encoding: Option<Encoding>,
-    tpm: Vec<Arc<Gcra>>,
+    /// The token limiters taken from (tenant's, key's).
+    tpm: [Option<Arc<Gcra>>; 2],
     tokens_taken: u64,
     credit: Option<(Arc<Credit>, i64)>,
     price: Option<Price>,
@@ -71,26 +72,29 @@ pub fn admit(
     };
 
     let now = now_ns();
-    let mut taken_rpm: Vec<&Arc<Gcra>> = Vec::new();
-    let refund_rpm = |taken: &[&Arc<Gcra>]| taken.iter().for_each(|g| g.refund(now, 1));
-    for limiter in [&tenant.rpm, &key.rpm].into_iter().flatten() {
+    // The limiters already taken from, to give back to on a refusal.
+    let mut taken_rpm: [Option<&Arc<Gcra>>; 2] = [None, None];
+    let refund_rpm = |taken: &[Option<&Arc<Gcra>>; 2]| taken.iter().flatten().for_each(|g| g.refund(now, 1));
+    for (slot, limiter) in [&tenant.rpm, &key.rpm].into_iter().enumerate() {
+        let Some(limiter) = limiter else { continue };
         if let Err(retry) = limiter.take(now, 1) {
             refund_rpm(&taken_rpm);
             return Err(rate_limited("requests", limiter, retry.ns, now));
         }
-        taken_rpm.push(limiter);
+        taken_rpm[slot] = Some(limiter);
     }
     let max_out = view.max_tokens.unwrap_or(tenant.default_max_tokens);
     let reserve_prompt = prompt + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT * view.texts.len() as u64;
     let tokens_taken = reserve_prompt.saturating_add(max_out);
-    let mut tpm: Vec<Arc<Gcra>> = Vec::new();
-    for limiter in [&tenant.tpm, &key.tpm].into_iter().flatten() {
+    let mut tpm: [Option<Arc<Gcra>>; 2] = [None, None];
+    for (slot, limiter) in [&tenant.tpm, &key.tpm].into_iter().enumerate() {
+        let Some(limiter) = limiter else { continue };
         if let Err(retry) = limiter.take(now, tokens_taken) {
-            tpm.iter().for_each(|g| g.refund(now, tokens_taken));
+            tpm.iter().flatten().for_each(|g| g.refund(now, tokens_taken));
             refund_rpm(&taken_rpm);
             return Err(rate_limited("tokens", limiter, retry.ns, now));
         }
-        tpm.push(limiter.clone());
+        tpm[slot] = Some(limiter.clone());
     }
 
     let price = index.prices.lookup(&view.model);
@@ -98,7 +102,7 @@ pub fn admit(
         (Some(credit), Some(price)) => {
             let worst = i64::try_from(price.worst_case_micros(reserve_prompt, max_out)).unwrap_or(i64::MAX);
             if !credit.reserve(worst) {
-                tpm.iter().for_each(|g| g.refund(now, tokens_taken));
+                tpm.iter().flatten().for_each(|g| g.refund(now, tokens_taken));
                 refund_rpm(&taken_rpm);
                 return Err(Reject::with(
                     ErrorKind::InsufficientCredit,
@@ -113,7 +117,7 @@ pub fn admit(
         }
         (Some(_), None) => {
             // Credit-metered tenant, model without a price: it cannot be billed.
-            tpm.iter().for_each(|g| g.refund(now, tokens_taken));
+            tpm.iter().flatten().for_each(|g| g.refund(now, tokens_taken));
             refund_rpm(&taken_rpm);
             return Err(Reject::with(
                 ErrorKind::InsufficientCredit,
@@ -239,6 +243,6 @@ pub fn settle(adm: Admission, record: &mut Record) {
     let unused = adm.tokens_taken.saturating_sub(used_tokens);
     if unused > 0 {
         let now = now_ns();
-        adm.tpm.iter().for_each(|g| g.refund(now, unused));
+        adm.tpm.iter().flatten().for_each(|g| g.refund(now, unused));
     }
 }
