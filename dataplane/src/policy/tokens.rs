@@ -198,8 +198,8 @@ fn is_safe_cut(text: &str, i: usize) -> bool {
 }
 
 /// Token counts of whole prompt texts, per thread (no lock); exact, keyed
-/// by the text itself. Bounded by the bytes it holds: when full, it starts
-/// over.
+/// by the text itself. Bounded by the bytes it holds (each text's, and
+/// [`TextCache::ENTRY_COST`] for its entry): when full, it starts over.
 #[derive(Default)]
 struct TextCache {
     map: HashMap<Box<str>, u32>,
@@ -207,23 +207,29 @@ struct TextCache {
 }
 
 impl TextCache {
-    /// Shorter texts are cheap to count (and their pieces are remembered).
-    const MIN_TEXT: usize = 256;
+    /// Shorter texts are counted each time: an empty one is no work. (A
+    /// short system prompt still costs a few segment lookups and a pass of
+    /// the safe-cut search; remembered whole it is one lookup.)
+    const MIN_TEXT: usize = 1;
     /// Longer texts are counted each time.
     const MAX_TEXT: usize = MAX_WS_RUN;
-    /// Text bytes held before the cache starts over.
+    /// Bytes held before the cache starts over.
     const MAX_BYTES: usize = 1 << 20;
+    /// What an entry costs beside its text (the key's box and its slot), so
+    /// that many short texts stay bounded too.
+    const ENTRY_COST: usize = 64;
 
     fn count(&mut self, enc: Encoding, text: &str) -> usize {
         if let Some(&n) = self.map.get(text) {
             return n as usize;
         }
         let n = count(enc, text);
-        if self.bytes + text.len() > Self::MAX_BYTES {
+        let cost = text.len() + Self::ENTRY_COST;
+        if self.bytes + cost > Self::MAX_BYTES {
             self.map.clear();
             self.bytes = 0;
         }
-        self.bytes += text.len();
+        self.bytes += cost;
         self.map.insert(Box::from(text), n as u32);
         n
     }
