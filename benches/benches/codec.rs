@@ -159,7 +159,11 @@ fn pipeline(reads: &[&[u8]]) -> (u64, Option<sluice_dataplane::record::Usage>) {
     let mut framer = SseFramer::default();
     let mut scanner = UsageScanner::new(Dialect::OpenAi);
     for r in reads {
-        let fed = dechunk.feed(r, |payload| framer.feed(payload, |ev| scanner.on_event(ev)));
+        let fed = dechunk.feed(r, |payload| {
+            framer.feed(payload, |ev| {
+                scanner.on_event(ev);
+            })
+        });
         black_box(fed.ok());
     }
     (framer.events(), scanner.usage())

@@ -18,6 +18,8 @@ use sluice_dataplane::codec::delta::DeltaReader;
 use sluice_dataplane::codec::sse::SseFramer;
 use sluice_dataplane::codec::usage::{Dialect, UsageScanner};
 use sluice_dataplane::policy::tokens::{self, CompletionCounter, Encoding};
+use sluice_dataplane::proxy::strip::{EventCut, EventReader};
+use std::ops::Range;
 
 /// JSON-escaped pieces of text (as they appear inside a JSON string).
 const WORDS: &[&str] = &[
@@ -128,13 +130,61 @@ fn pass(dialect: Dialect, pieces: &[&[u8]], counting: Option<Encoding>) -> (u64,
     (reported, counter.map_or(0, |mut c| c.finish()))
 }
 
+/// The counter's side of the event cut, as the relay has it.
+struct Texts {
+    deltas: DeltaReader,
+    counter: Option<CompletionCounter>,
+}
+
+impl EventReader for Texts {
+    fn event(
+        &mut self,
+        ev: &sluice_dataplane::codec::sse::SseEvent<'_>,
+        inert: bool,
+    ) -> Option<Range<usize>> {
+        match self.counter.as_mut() {
+            Some(c) => self.deltas.for_each_text(Dialect::OpenAi, ev, |t| c.push(t)),
+            None if inert => self.deltas.one_text(Dialect::OpenAi, ev),
+            None => None,
+        }
+    }
+    fn repeat(&mut self, ev: &sluice_dataplane::codec::sse::SseEvent<'_>, text: Range<usize>, escaped: bool) {
+        if let Some(c) = self.counter.as_mut() {
+            self.deltas
+                .for_each_text_at(Dialect::OpenAi, ev, text, escaped, |t| c.push(t));
+        }
+    }
+}
+
+/// [`pass`] as the relay makes it for an OpenAI stream whose client did not
+/// ask for usage: through the event cut, which removes the usage event and
+/// recognises events that repeat the one before. Returns the same.
+fn cut_pass(pieces: &[&[u8]], counting: Option<Encoding>) -> (u64, u64) {
+    let mut framer = SseFramer::new(1 << 20);
+    let mut usage = UsageScanner::new(Dialect::OpenAi);
+    let mut cut = EventCut::default();
+    let mut texts = Texts {
+        deltas: DeltaReader::default(),
+        counter: counting.map(CompletionCounter::new),
+    };
+    let mut out = Vec::with_capacity(8 * 1024);
+    for piece in pieces {
+        out.clear();
+        cut.feed(piece, &mut framer, &mut usage, &mut texts, &mut out);
+    }
+    let reported = usage.usage().map_or(0, |u| u.output_tokens);
+    (reported, texts.counter.map_or(0, |mut c| c.finish()))
+}
+
 /// Bytes of completion text in the deltas of a stream.
 fn text_bytes(dialect: Dialect, pieces: &[&[u8]]) -> usize {
     let mut framer = SseFramer::new(1 << 20);
     let mut deltas = DeltaReader::default();
     let mut n = 0;
     for piece in pieces {
-        framer.feed(piece, |ev| deltas.for_each_text(dialect, ev, |t| n += t.len()));
+        framer.feed(piece, |ev| {
+            deltas.for_each_text(dialect, ev, |t| n += t.len());
+        });
     }
     n
 }
@@ -168,6 +218,18 @@ fn bench(c: &mut Criterion) {
     let (_, _, openai) = &streams[0];
     let pieces = reads(openai, 7);
     g.throughput(Throughput::Bytes(openai.len() as u64));
+    let (reported, counted) = cut_pass(&pieces, Some(Encoding::O200kBase));
+    assert_eq!(
+        (reported, counted),
+        pass(Dialect::OpenAi, &pieces, Some(Encoding::O200kBase)),
+        "the cut reads the stream as the framer does"
+    );
+    g.bench_function("openai_cut_frame_usage_only", |b| {
+        b.iter(|| cut_pass(black_box(&pieces), None))
+    });
+    g.bench_function("openai_cut_count_o200k", |b| {
+        b.iter(|| cut_pass(black_box(&pieces), Some(Encoding::O200kBase)))
+    });
     g.bench_function("openai_stream_count_cl100k", |b| {
         b.iter(|| pass(Dialect::OpenAi, black_box(&pieces), Some(Encoding::Cl100kBase)))
     });

@@ -15,9 +15,10 @@ use sluice_dataplane::codec::delta::DeltaReader;
 use sluice_dataplane::codec::sse::{SseEvent, SseFramer};
 use sluice_dataplane::codec::usage::{Dialect, UsageScanner};
 use sluice_dataplane::policy::tokens::{CompletionCounter, Encoding};
-use sluice_dataplane::proxy::strip::EventCut;
+use sluice_dataplane::proxy::strip::{EventCut, EventReader};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::ops::Range;
 
 /// Counts this thread's allocations (tests run on several threads).
 struct Counting;
@@ -147,25 +148,63 @@ impl Pipeline {
             out,
             text_bytes,
         } = self;
-        let mut observe = |ev: &SseEvent<'_>| {
-            deltas.for_each_text(*dialect, ev, |t| {
-                *text_bytes += t.len();
-                if let Some(c) = counter.as_mut() {
-                    c.push(t);
-                }
-            });
+        let mut observe = Observe {
+            dialect: *dialect,
+            deltas,
+            counter: counter.as_mut(),
+            text_bytes,
         };
         decoder
             .feed(piece, |data| match cut.as_mut() {
                 Some(cut) => cut.feed(data, framer, usage, &mut observe, out),
                 None => framer.feed(data, |ev| {
                     usage.on_event(ev);
-                    observe(ev);
+                    observe.event(ev, false);
                 }),
             })
             .unwrap();
         // What was to be sent went to the client; its buffer is reused.
         out.clear();
+    }
+}
+
+/// The relay's reader of texts: the delta reader and the counter.
+struct Observe<'a> {
+    dialect: Dialect,
+    deltas: &'a mut DeltaReader,
+    counter: Option<&'a mut CompletionCounter>,
+    text_bytes: &'a mut usize,
+}
+
+impl EventReader for Observe<'_> {
+    fn event(&mut self, ev: &SseEvent<'_>, _: bool) -> Option<Range<usize>> {
+        let Observe {
+            dialect,
+            deltas,
+            counter,
+            text_bytes,
+        } = self;
+        deltas.for_each_text(*dialect, ev, |t| {
+            **text_bytes += t.len();
+            if let Some(c) = counter.as_deref_mut() {
+                c.push(t);
+            }
+        })
+    }
+
+    fn repeat(&mut self, ev: &SseEvent<'_>, text: Range<usize>, escaped: bool) {
+        let Observe {
+            dialect,
+            deltas,
+            counter,
+            text_bytes,
+        } = self;
+        deltas.for_each_text_at(*dialect, ev, text, escaped, |t| {
+            **text_bytes += t.len();
+            if let Some(c) = counter.as_deref_mut() {
+                c.push(t);
+            }
+        })
     }
 }
 

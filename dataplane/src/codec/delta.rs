@@ -15,6 +15,7 @@ use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;
 use std::marker::PhantomData;
+use std::ops::Range;
 
 #[derive(serde::Deserialize)]
 struct OpenAiChunk<'a> {
@@ -128,22 +129,84 @@ pub struct DeltaReader {
 }
 
 impl DeltaReader {
-    /// Calls `text` with each piece of completion text in `ev`.
-    pub fn for_each_text(&mut self, dialect: Dialect, ev: &SseEvent<'_>, mut text: impl FnMut(&str)) {
-        let wanted = match dialect {
-            Dialect::OpenAi => ev.data.first() == Some(&b'{'),
-            Dialect::Anthropic => ev.event == b"content_block_delta",
-        };
-        if !wanted {
-            return;
+    /// Calls `text` with each piece of completion text in `ev`. Returns
+    /// where the event's text lies in `ev.data` (its string token, quotes
+    /// included) when it has exactly one, read where only a string is
+    /// looked at (see [`DeltaReader::for_each_text_at`]).
+    pub fn for_each_text(
+        &mut self,
+        dialect: Dialect,
+        ev: &SseEvent<'_>,
+        mut text: impl FnMut(&str),
+    ) -> Option<Range<usize>> {
+        if !wanted(dialect, ev) {
+            return None;
         }
         let DeltaReader { scratch, spans } = self;
         let fast =
             skim::read(dialect, ev.data, spans).and_then(|()| emit(ev.data, spans, scratch, &mut text));
         if fast.is_err() {
             parsed(dialect, ev.data, scratch, text);
+            return None;
+        }
+        one(spans)
+    }
+
+    /// What [`DeltaReader::for_each_text`] returns for `ev`, without
+    /// handing on its texts.
+    pub fn one_text(&mut self, dialect: Dialect, ev: &SseEvent<'_>) -> Option<Range<usize>> {
+        if !wanted(dialect, ev) {
+            return None;
+        }
+        skim::read(dialect, ev.data, &mut self.spans).ok()?;
+        one(&self.spans)
+    }
+
+    /// Calls `text` with the completion text of `ev`, known to be an event
+    /// that [`DeltaReader::for_each_text`] found one text in, with the
+    /// string token at `at` in `ev.data` in place of that text (found by
+    /// [`string_token`], which says whether it holds `escaped`
+    /// characters). The reader looks at that token only to see that it is
+    /// a string, so its reading is the same but for the text; the token's
+    /// UTF-8 is checked here.
+    pub fn for_each_text_at(
+        &mut self,
+        dialect: Dialect,
+        ev: &SseEvent<'_>,
+        at: Range<usize>,
+        escaped: bool,
+        mut text: impl FnMut(&str),
+    ) {
+        let DeltaReader { scratch, spans } = self;
+        spans.set_one(at, escaped);
+        if emit(ev.data, spans, scratch, &mut text).is_err() {
+            parsed(dialect, ev.data, scratch, text);
         }
     }
+}
+
+/// Whether `ev` may carry completion text at all.
+fn wanted(dialect: Dialect, ev: &SseEvent<'_>) -> bool {
+    match dialect {
+        Dialect::OpenAi => ev.data.first() == Some(&b'{'),
+        Dialect::Anthropic => ev.event == b"content_block_delta",
+    }
+}
+
+/// The one text of the event just read, if it had exactly one.
+fn one(spans: &skim::Spans) -> Option<Range<usize>> {
+    match spans.texts.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// The JSON string token that opens at `data[open]` (a `"`): returns the
+/// index just past its closing quote and whether it has escapes. `None`
+/// when there is none there, or it holds a control character or a bad
+/// escape. Its UTF-8 is not checked.
+pub fn string_token(data: &[u8], open: usize) -> Option<(usize, bool)> {
+    skim::string_token(data, open)
 }
 
 /// Hands on the texts [`skim`] found in `data`; `Unsure` (before any is

@@ -129,6 +129,25 @@ impl SseFramer {
             || self.bom_matched != 0
     }
 
+    /// Counts an event its caller dispatched without feeding it: a whole
+    /// event of `len` bytes, at a line start, that repeats one this framer
+    /// dispatched with other bytes in place of one JSON string token (no
+    /// line ends in it). Feeding it would leave the framer as it leaves it
+    /// now, one event further on. Returns false, counting nothing, when the
+    /// framer is not between events (mid-line, mid-event, still at the
+    /// stream's start) or the event is over the bound; the caller then feeds
+    /// it.
+    pub fn dispatch_repeat(&mut self, len: usize) -> bool {
+        if self.at_start || self.has_pending() || len > self.max {
+            return false;
+        }
+        // A CR that ended the last feed only matters to an LF after it, and
+        // a repeated event does not start with one.
+        self.pending_cr = false;
+        self.events += 1;
+        true
+    }
+
     /// Makes the framer ready for the next stream, keeping its buffers'
     /// capacity. The counters start again from zero.
     pub fn reset(&mut self) {

@@ -82,8 +82,10 @@ impl UsageScanner {
         self.dialect
     }
 
-    /// Reads one streamed event.
-    pub fn on_event(&mut self, ev: &SseEvent<'_>) {
+    /// Reads one streamed event. Returns true when the event was *inert*:
+    /// it neither completed the stream nor could carry usage, so reading it
+    /// changed nothing but [`UsageScanner::usage_only_event`].
+    pub fn on_event(&mut self, ev: &SseEvent<'_>) -> bool {
         self.usage_only = false;
         match self.dialect {
             Dialect::OpenAi => {
@@ -91,6 +93,8 @@ impl UsageScanner {
                     self.completed = true;
                 } else if has_usage(ev.data) {
                     self.openai_json(ev.data);
+                } else {
+                    return true;
                 }
             }
             Dialect::Anthropic => {
@@ -98,9 +102,20 @@ impl UsageScanner {
                     self.completed = true;
                 } else if has_usage(ev.data) {
                     self.anthropic_json(ev.data);
+                } else {
+                    return true;
                 }
             }
         }
+        false
+    }
+
+    /// Reads an event that repeats an inert one (see
+    /// [`UsageScanner::on_event`]) with another JSON string in place of a
+    /// text deep in it: the same keys and structure, so it is inert too,
+    /// and need not be searched.
+    pub fn on_repeat(&mut self) {
+        self.usage_only = false;
     }
 
     /// Reads a non-streamed JSON response body.

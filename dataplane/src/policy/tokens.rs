@@ -356,7 +356,12 @@ impl CompletionCounter {
     /// Feeds the next text delta.
     pub fn push(&mut self, delta: &str) {
         self.pending.push_str(delta);
-        // A cut needs a character before it; an empty delta adds nothing.
+        if self.pending.len() < Self::FLUSH_AT {
+            return;
+        }
+        // Search what arrived since the last search, once, backwards: the
+        // last safe cut is all a flush needs. A cut needs a character
+        // before it.
         let from = self.scanned.max(1).min(self.pending.len());
         let spaces = memchr::memchr_iter(b' ', &self.pending.as_bytes()[from..]);
         if let Some(i) = spaces
@@ -367,9 +372,6 @@ impl CompletionCounter {
             self.cut = i;
         }
         self.scanned = self.pending.len();
-        if self.pending.len() < Self::FLUSH_AT {
-            return;
-        }
         let cut = if self.cut > 0 {
             self.cut
         } else if self.pending.len() >= Self::FORCE_AT {

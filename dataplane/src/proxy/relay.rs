@@ -12,7 +12,7 @@
 //! `[DONE]`) and the connection is closed.
 
 use super::forward::Answer;
-use super::strip::EventCut;
+use super::strip::{EventCut, EventReader};
 use super::Ctx;
 use crate::codec::chunked::{write_chunk_size_before, ChunkedDecoder, CHUNK_SIZE_ROOM};
 use crate::codec::delta::DeltaReader;
@@ -136,10 +136,10 @@ impl Scan {
             pieces,
             ..
         } = self;
-        let mut count = |ev: &SseEvent<'_>| {
-            if let Some(c) = counter.as_mut() {
-                deltas.for_each_text(dialect, ev, |text| c.push(text));
-            }
+        let mut texts = Texts {
+            deltas,
+            counter: counter.as_mut(),
+            dialect,
         };
         if output != Output::Raw {
             // All of it may go out, with a held event and the last chunk.
@@ -148,19 +148,19 @@ impl Scan {
         for range in pieces.iter() {
             let piece = &bytes[range.clone()];
             match (output, framer.as_mut()) {
-                (Output::Events { .. }, Some(f)) => cut.feed(piece, f, usage, &mut count, out),
+                (Output::Events { .. }, Some(f)) => cut.feed(piece, f, usage, &mut texts, out),
                 (Output::Plain, f) => {
                     out.extend_from_slice(piece);
                     if let Some(f) = f {
                         f.feed(piece, |ev| {
                             usage.on_event(ev);
-                            count(ev);
+                            texts.count(ev);
                         });
                     }
                 }
                 (_, Some(f)) => f.feed(piece, |ev| {
                     usage.on_event(ev);
-                    count(ev);
+                    texts.count(ev);
                 }),
                 (_, None) => {}
             }
@@ -220,6 +220,38 @@ impl Scan {
             self.out.truncate(ROOM);
         }
         res
+    }
+}
+
+/// Hands the completion texts of events to the token counter, if tokens
+/// are counted; finds what the event cut can learn either way.
+struct Texts<'a> {
+    deltas: &'a mut DeltaReader,
+    counter: Option<&'a mut CompletionCounter>,
+    dialect: Dialect,
+}
+
+impl Texts<'_> {
+    /// Counts the texts of `ev`, if tokens are counted.
+    fn count(&mut self, ev: &SseEvent<'_>) {
+        self.event(ev, false);
+    }
+}
+
+impl EventReader for Texts<'_> {
+    fn event(&mut self, ev: &SseEvent<'_>, inert: bool) -> Option<Range<usize>> {
+        match self.counter.as_deref_mut() {
+            Some(c) => self.deltas.for_each_text(self.dialect, ev, |text| c.push(text)),
+            None if inert => self.deltas.one_text(self.dialect, ev),
+            None => None,
+        }
+    }
+
+    fn repeat(&mut self, ev: &SseEvent<'_>, text: Range<usize>, escaped: bool) {
+        if let Some(c) = self.counter.as_deref_mut() {
+            self.deltas
+                .for_each_text_at(self.dialect, ev, text, escaped, |text| c.push(text));
+        }
     }
 }
 

@@ -15,12 +15,36 @@
 //! client's buffer (reused for the whole stream), and an event that spans
 //! reads into a holding buffer until it is whole; plain pass-through stays
 //! zero-copy.
+//!
+//! Most events of a stream repeat the one before with another text: those
+//! are recognised whole by the [`repeat`] memo and skip the line search,
+//! the framer and the usage search.
+
+mod repeat;
 
 use crate::codec::sse::{SseEvent, SseFramer};
 use crate::codec::usage::UsageScanner;
+use repeat::Repeat;
+use std::ops::Range;
 
 /// Most bytes of one event held back; the framer's bound in the relay.
 pub const MAX_HELD: usize = 1 << 20;
+
+/// Reads the events an [`EventCut`] passes on, beside the usage scanner.
+pub trait EventReader {
+    /// Reads a dispatched event. Returns where its one text lies in
+    /// `ev.data` (its string token, quotes included) when it has exactly one
+    /// that is looked at only as a string (see
+    /// `DeltaReader::for_each_text`), so that the event can be learned.
+    /// Only an event `inert` to the usage scanner is learned: a reader that
+    /// reads only to learn may skip the others.
+    fn event(&mut self, ev: &SseEvent<'_>, inert: bool) -> Option<Range<usize>>;
+
+    /// Reads an event that repeats one [`EventReader::event`] found a text
+    /// in, with the string token at `text` in `ev.data` instead (`escaped`:
+    /// it may hold escapes; its UTF-8 is not checked).
+    fn repeat(&mut self, ev: &SseEvent<'_>, text: Range<usize>, escaped: bool);
+}
 
 /// Cuts an SSE byte stream into events and keeps all but usage-only ones.
 #[derive(Debug, Default)]
@@ -39,21 +63,24 @@ pub struct EventCut {
     /// Whether the last event emitted was kept (its CR-ended blank line may
     /// still be followed by an LF, which shares its fate).
     last_kept: bool,
+    /// The last event learned, to recognise its repeats.
+    repeat: Repeat,
 }
 
 impl EventCut {
     /// Feeds decoded body bytes; appends what the client should see to `out`.
-    /// `observe` sees every event too (for counting completion tokens).
+    /// `observe` reads every event too (for counting completion tokens).
     pub fn feed(
         &mut self,
         mut input: &[u8],
         framer: &mut SseFramer,
         usage: &mut UsageScanner,
-        observe: &mut dyn FnMut(&SseEvent<'_>),
+        observe: &mut dyn EventReader,
         out: &mut Vec<u8>,
     ) {
         while !input.is_empty() {
-            if self.pending.is_empty() && !self.passing && self.after_cr && input[0] == b'\n' {
+            let between = self.pending.is_empty() && !self.passing;
+            if between && self.after_cr && input[0] == b'\n' {
                 // The LF of a CRLF that ended the previous event.
                 if self.last_kept {
                     out.push(b'\n');
@@ -61,6 +88,20 @@ impl EventCut {
                 self.after_cr = false;
                 input = &input[1..];
                 continue;
+            }
+            if between && self.line_len == 0 {
+                if let Some(fit) = self.repeat.fits(input) {
+                    if framer.dispatch_repeat(fit.len) {
+                        // Inert, so kept: it goes out as it is.
+                        usage.on_repeat();
+                        observe.repeat(&fit.event(input), fit.text.clone(), fit.escaped);
+                        out.extend_from_slice(&input[..fit.len]);
+                        self.after_cr = false;
+                        self.last_kept = true;
+                        input = &input[fit.len..];
+                        continue;
+                    }
+                }
             }
             match self.find_end(input) {
                 Some(end) if self.passing => {
@@ -151,19 +192,22 @@ impl EventCut {
     }
 
     /// Frames one whole `event` (through its blank line) and keeps it
-    /// unless it is usage-only.
+    /// unless it is usage-only; learns it when it can be repeated.
     fn emit(
         &mut self,
         event: &[u8],
         framer: &mut SseFramer,
         usage: &mut UsageScanner,
-        observe: &mut dyn FnMut(&SseEvent<'_>),
+        observe: &mut dyn EventReader,
         out: &mut Vec<u8>,
     ) {
         let before = framer.events();
+        let repeat = &mut self.repeat;
         framer.feed(event, |ev| {
-            usage.on_event(ev);
-            observe(ev);
+            let inert = usage.on_event(ev);
+            if let (Some(text), true) = (observe.event(ev, inert), inert) {
+                repeat.learn(event, ev, text);
+            }
         });
         let dispatched = framer.events() > before;
         self.last_kept = !(dispatched && usage.usage_only_event());
@@ -180,12 +224,12 @@ fn pass(
     bytes: &[u8],
     framer: &mut SseFramer,
     usage: &mut UsageScanner,
-    observe: &mut dyn FnMut(&SseEvent<'_>),
+    observe: &mut dyn EventReader,
     out: &mut Vec<u8>,
 ) {
     framer.feed(bytes, |ev| {
         usage.on_event(ev);
-        observe(ev);
+        observe.event(ev, false);
     });
     out.extend_from_slice(bytes);
 }
@@ -193,7 +237,279 @@ fn pass(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::delta::DeltaReader;
     use crate::codec::usage::Dialect;
+
+    /// Reads nothing.
+    struct Blind;
+
+    impl EventReader for Blind {
+        fn event(&mut self, _: &SseEvent<'_>, _: bool) -> Option<Range<usize>> {
+            None
+        }
+        fn repeat(&mut self, _: &SseEvent<'_>, _: Range<usize>, _: bool) {}
+    }
+
+    /// Collects texts and event types as the relay's counter reads them.
+    #[derive(Default)]
+    struct Collect {
+        dialect: Option<Dialect>,
+        deltas: DeltaReader,
+        texts: Vec<String>,
+        kinds: Vec<Vec<u8>>,
+        repeats: usize,
+    }
+
+    impl EventReader for Collect {
+        fn event(&mut self, ev: &SseEvent<'_>, _: bool) -> Option<Range<usize>> {
+            self.kinds.push(ev.event.to_vec());
+            let texts = &mut self.texts;
+            let dialect = self.dialect.unwrap_or(Dialect::OpenAi);
+            self.deltas
+                .for_each_text(dialect, ev, |t| texts.push(t.to_owned()))
+        }
+        fn repeat(&mut self, ev: &SseEvent<'_>, text: Range<usize>, escaped: bool) {
+            self.kinds.push(ev.event.to_vec());
+            self.repeats += 1;
+            let texts = &mut self.texts;
+            let dialect = self.dialect.unwrap_or(Dialect::OpenAi);
+            self.deltas
+                .for_each_text_at(dialect, ev, text, escaped, |t| texts.push(t.to_owned()));
+        }
+    }
+
+    /// A stream whose text events mostly repeat each other, with every
+    /// kind of token and interruption the memo must get right.
+    fn repeating_openai() -> Vec<u8> {
+        let chunk = |text: &str| {
+            format!(
+                "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{text}}},\"finish_reason\":null}}],\"usage\":null}}\n\n"
+            )
+            .into_bytes()
+        };
+        let mut s = b"data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"usage\":null}\n\n".to_vec();
+        for text in [
+            r#"" Hello""#,
+            r#"" h\u00e9llo\n""#,
+            r#""\"usage\":{\"prompt_tokens\":5}""#,
+            r#""\"usage\""#,
+            "\" 世界\"",
+            r#""""#,
+            r#"" \ud83d\ude80""#,
+        ] {
+            s.extend(chunk(text));
+        }
+        // Invalid UTF-8 in the token: the full parser's call (no text).
+        s.extend(chunk("\"\u{1}\"").iter().map(|&b| if b == 1 { 0xff } else { b }));
+        s.extend(chunk(r#"" again""#));
+        s.extend(b": keep-alive\n\n");
+        s.extend(chunk(r#"" after a comment""#));
+        // The same event with CRLF line ends, then with a field between.
+        s.extend(
+            String::from_utf8(chunk(r#"" crlf""#))
+                .unwrap()
+                .replace('\n', "\r\n")
+                .into_bytes(),
+        );
+        s.extend(chunk(r#"" back""#));
+        s.extend(b"id: 7\n");
+        s.extend(chunk(r#"" with an id""#));
+        // Not a string, then two texts: read whole.
+        s.extend(chunk("null"));
+        s.extend(chunk(r#"" last""#));
+        s.extend(b"data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n");
+        s.extend(b"data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":9,\"total_tokens\":12}}\n\n");
+        s.extend(b"data: [DONE]\n\n");
+        s
+    }
+
+    fn anthropic_stream() -> Vec<u8> {
+        let mut s = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":4,\"output_tokens\":1}}}\n\n".to_vec();
+        for text in ["Hi", " there", " \\\"q\\\"", " message_stop", " \\u00e9"] {
+            s.extend(format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{text}\"}}}}\n\n").bytes());
+        }
+        s.extend(
+            b"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":6}}\n\n",
+        );
+        s.extend(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+        s
+    }
+
+    /// What a read of a stream found.
+    #[derive(Debug, PartialEq)]
+    struct Read {
+        usage: Option<crate::record::Usage>,
+        completed: bool,
+        texts: Vec<String>,
+        kinds: Vec<Vec<u8>>,
+        events: u64,
+    }
+
+    /// What the cut makes of `pieces`: what it read, its output, and how
+    /// many repeats it recognised.
+    fn cut_all(dialect: Dialect, pieces: &[&[u8]]) -> (Read, Vec<u8>, usize) {
+        let mut cut = EventCut::default();
+        let mut framer = SseFramer::new(1 << 20);
+        let mut usage = UsageScanner::new(dialect);
+        let mut reader = Collect {
+            dialect: Some(dialect),
+            ..Collect::default()
+        };
+        let mut out = Vec::new();
+        for p in pieces {
+            cut.feed(p, &mut framer, &mut usage, &mut reader, &mut out);
+        }
+        cut.finish(&mut out);
+        let read = Read {
+            usage: usage.usage(),
+            completed: usage.completed(),
+            texts: reader.texts,
+            kinds: reader.kinds,
+            events: framer.events(),
+        };
+        (read, out, reader.repeats)
+    }
+
+    /// The same read without the cut: the framer over the whole stream.
+    fn reference(dialect: Dialect, stream: &[u8]) -> Read {
+        let mut framer = SseFramer::new(1 << 20);
+        let mut usage = UsageScanner::new(dialect);
+        let mut deltas = DeltaReader::default();
+        let (mut texts, mut kinds) = (Vec::new(), Vec::new());
+        framer.feed(stream, |ev| {
+            usage.on_event(ev);
+            kinds.push(ev.event.to_vec());
+            deltas.for_each_text(dialect, ev, |t| texts.push(t.to_owned()));
+        });
+        Read {
+            usage: usage.usage(),
+            completed: usage.completed(),
+            texts,
+            kinds,
+            events: framer.events(),
+        }
+    }
+
+    /// Streams built at random from events that mostly repeat each other,
+    /// with hostile texts and interruptions, read in random pieces: the cut
+    /// reads what the framer reads, and its output does not depend on the
+    /// pieces.
+    #[test]
+    fn random_repeating_streams_read_as_the_framer_reads_them() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        const BYTES: &[&[u8]] = &[
+            b"a",
+            b" ",
+            b"\\n",
+            b"\\\"",
+            b"\"",
+            b"\\",
+            b"\n",
+            b"\r",
+            b"\xc3\xa9",
+            b"\xff",
+            b"\xe4\xb8",
+            b"\\u00e9",
+            b"\\ud83d\\ude80",
+            b"\\ud83d",
+            b"usage",
+            b"\"usage\":",
+            b"[DONE]",
+            b"\x01",
+            b"\t",
+        ];
+        let mut repeats = 0;
+        for round in 0..300 {
+            let dialect = if round % 3 == 0 {
+                Dialect::Anthropic
+            } else {
+                Dialect::OpenAi
+            };
+            let mut stream = Vec::new();
+            for _ in 0..next(40) {
+                let mut text = b"\"".to_vec();
+                for _ in 0..next(4) {
+                    text.extend_from_slice(BYTES[next(BYTES.len())]);
+                }
+                if next(8) > 0 {
+                    text.push(b'"');
+                }
+                let event = match (dialect, next(12)) {
+                    (_, 0) => b": ping\n\n".to_vec(),
+                    (_, 1) => b"id: 1\n".to_vec(),
+                    (Dialect::OpenAi, 2) => {
+                        b"data: {\"choices\":[],\"usage\":{\"completion_tokens\":3}}\n\n".to_vec()
+                    }
+                    (Dialect::OpenAi, 3) => {
+                        b"data: {\"choices\":[{\"delta\":{}}],\"usage\":null}\r\n\r\n".to_vec()
+                    }
+                    (Dialect::OpenAi, _) => {
+                        let mut e = b"data: {\"id\":\"x\",\"choices\":[{\"delta\":{\"content\":".to_vec();
+                        e.extend_from_slice(&text);
+                        e.extend_from_slice(b"}}],\"usage\":null}\n\n");
+                        e
+                    }
+                    (Dialect::Anthropic, 2) => {
+                        b"event: message_delta\ndata: {\"usage\":{\"output_tokens\":2}}\n\n".to_vec()
+                    }
+                    (Dialect::Anthropic, 3) => b"data: {\"type\":\"message_stop\"}\n\n".to_vec(),
+                    (Dialect::Anthropic, _) => {
+                        let mut e = b"event: content_block_delta\ndata: {\"delta\":{\"text\":".to_vec();
+                        e.extend_from_slice(&text);
+                        e.extend_from_slice(b"}}\n\n");
+                        e
+                    }
+                };
+                stream.extend_from_slice(&event);
+            }
+            let want = reference(dialect, &stream);
+            let (read, out, n) = cut_all(dialect, &[&stream]);
+            assert_eq!(read, want, "round {round}: {}", String::from_utf8_lossy(&stream));
+            repeats += n;
+            let (a, b) = (next(stream.len() + 1), next(stream.len() + 1));
+            let (a, b) = (a.min(b), a.max(b));
+            let (read, split_out, _) = cut_all(dialect, &[&stream[..a], &stream[a..b], &stream[b..]]);
+            assert_eq!(read, want, "round {round} split at {a}, {b}");
+            assert_eq!(split_out, out, "round {round} split at {a}, {b}");
+        }
+        assert!(repeats > 1000, "only {repeats} repeats recognised");
+    }
+
+    #[test]
+    fn repeated_events_read_as_the_framer_reads_them() {
+        for (dialect, stream) in [
+            (Dialect::OpenAi, repeating_openai()),
+            (Dialect::Anthropic, anthropic_stream()),
+        ] {
+            let want = reference(dialect, &stream);
+            assert!(want.completed && want.usage.is_some());
+            let (read, out, repeats) = cut_all(dialect, &[&stream]);
+            assert_eq!(read, want, "{dialect:?}");
+            assert!(repeats >= 4, "{dialect:?}: only {repeats} repeats recognised");
+            for at in 0..=stream.len() {
+                let (read, split_out, _) = cut_all(dialect, &[&stream[..at], &stream[at..]]);
+                assert_eq!(read, want, "{dialect:?} split at {at}");
+                assert_eq!(split_out, out, "{dialect:?} split at {at}");
+            }
+            let bytes: Vec<&[u8]> = stream.chunks(7).collect();
+            assert_eq!(cut_all(dialect, &bytes).0, want, "{dialect:?} in pieces of 7");
+        }
+        // Only the usage-only event was left out.
+        let stream = repeating_openai();
+        let text = String::from_utf8_lossy(&stream).into_owned();
+        let usage_at = text.find("data: {\"id\":\"c1\",\"choices\":[],").unwrap();
+        let done = text.find("data: [DONE]").unwrap();
+        assert_eq!(
+            cut_all(Dialect::OpenAi, &[&stream]).1,
+            [&stream[..usage_at], &stream[done..]].concat()
+        );
+    }
 
     const STREAM: &[u8] = b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"h\xc3\xa9\"}}],\"usage\":null}\n\n\
 : keep-alive\n\n\
@@ -207,7 +523,7 @@ data: [DONE]\n\n";
         let mut usage = UsageScanner::new(Dialect::OpenAi);
         let mut out = Vec::new();
         for p in pieces {
-            cut.feed(p, &mut framer, &mut usage, &mut |_| {}, &mut out);
+            cut.feed(p, &mut framer, &mut usage, &mut Blind, &mut out);
         }
         cut.finish(&mut out);
         let stripped = cut.stripped();
@@ -263,7 +579,7 @@ data: [DONE]\n\n";
         let mut out = Vec::new();
         let mut most_held = 0;
         for piece in stream.chunks(16 * 1024) {
-            cut.feed(piece, &mut framer, &mut usage, &mut |_| {}, &mut out);
+            cut.feed(piece, &mut framer, &mut usage, &mut Blind, &mut out);
             most_held = most_held.max(cut.pending.len());
         }
         cut.finish(&mut out);

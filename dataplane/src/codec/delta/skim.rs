@@ -63,6 +63,23 @@ pub(super) struct Spans {
 impl Spans {
     /// A longer prefix is not kept.
     const MAX_PREFIX: usize = 512;
+
+    /// Makes the one text at `at` (UTF-8 not checked) what the event holds.
+    pub(super) fn set_one(&mut self, at: Range<usize>, escaped: bool) {
+        self.texts.clear();
+        self.texts.push(at);
+        (self.checked, self.escaped) = (false, escaped);
+    }
+}
+
+/// See [`super::string_token`].
+pub(super) fn string_token(data: &[u8], open: usize) -> Option<(usize, bool)> {
+    if data.get(open) != Some(&b'"') {
+        return None;
+    }
+    let mut c = Cursor { b: data, i: open };
+    let (escaped, _) = c.string_unchecked().ok()?;
+    Some((c.i, escaped))
 }
 
 /// One field read at most once per object, as the full parser insists.
