@@ -17,6 +17,8 @@ const DAY_SECS: u64 = 86_400;
 pub struct IpHasher {
     day: AtomicU64,
     key: ArcSwap<hmac::Key>,
+    /// Bumped after each new salt: a hash made under an older one is stale.
+    generation: AtomicU64,
 }
 
 impl Default for IpHasher {
@@ -24,8 +26,17 @@ impl Default for IpHasher {
         IpHasher {
             day: AtomicU64::new(u64::MAX),
             key: ArcSwap::from_pointee(fresh_key()),
+            generation: AtomicU64::new(0),
         }
     }
+}
+
+/// One connection's client IP hash, kept for its later requests: a
+/// connection has one peer, and an HMAC per request is most of the cost of
+/// a record. Stale once the salt is replaced.
+#[derive(Debug, Default)]
+pub struct IpHashMemo {
+    hash: Option<(u64, String)>,
 }
 
 impl std::fmt::Debug for IpHasher {
@@ -50,7 +61,33 @@ impl IpHasher {
         self.hash_at(ip, now / DAY_SECS)
     }
 
+    /// [`IpHasher::hash`], remembered in `memo` (which must only ever see
+    /// one `ip`: one connection's) while the salt stays the same.
+    pub fn hash_remembered(&self, ip: IpAddr, memo: &mut IpHashMemo) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.rotate(now / DAY_SECS);
+        // Read before the key: a hash tagged with it was made under this
+        // salt or a later one, never an earlier one.
+        let generation = self.generation.load(Ordering::Acquire);
+        match &memo.hash {
+            Some((g, hash)) if *g == generation => hash.clone(),
+            _ => {
+                let hash = self.sign(ip);
+                memo.hash = Some((generation, hash.clone()));
+                hash
+            }
+        }
+    }
+
     fn hash_at(&self, ip: IpAddr, day: u64) -> String {
+        self.rotate(day);
+        self.sign(ip)
+    }
+
+    /// Replaces the salt when `day` is not the salt's day.
+    fn rotate(&self, day: u64) {
         if self.day.load(Ordering::Acquire) != day {
             // Whoever swaps the day first replaces the key; a loser of the
             // race uses the winner's. The old key is dropped (destroyed) once
@@ -58,8 +95,12 @@ impl IpHasher {
             let prev = self.day.swap(day, Ordering::AcqRel);
             if prev != day {
                 self.key.store(Arc::new(fresh_key()));
+                self.generation.fetch_add(1, Ordering::AcqRel);
             }
         }
+    }
+
+    fn sign(&self, ip: IpAddr) -> String {
         let key = self.key.load();
         let tag = match ip {
             IpAddr::V4(v4) => hmac::sign(&key, &v4.octets()),
@@ -94,5 +135,21 @@ mod tests {
         let day2 = h.hash_at(a, 101);
         assert_ne!(day2, day1);
         assert_ne!(h.hash_at(a, 100), day1, "yesterday's salt is gone");
+    }
+
+    #[test]
+    fn a_remembered_hash_is_the_hash_until_the_salt_changes() {
+        let h = IpHasher::default();
+        let a: IpAddr = "198.51.100.4".parse().unwrap();
+        let mut memo = IpHashMemo::default();
+        let first = h.hash_remembered(a, &mut memo);
+        assert_eq!(first, h.hash(a));
+        assert_eq!(h.hash_remembered(a, &mut memo), first);
+        // A new salt (another day, then back): the memo is not used.
+        h.rotate(7);
+        let fresh = h.hash(a);
+        assert_ne!(fresh, first);
+        assert_eq!(h.hash_remembered(a, &mut memo), h.hash(a));
+        assert_ne!(h.hash_remembered(a, &mut memo), first);
     }
 }

@@ -154,7 +154,7 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
         done: false,
     };
     ctx.record.bytes_in = head.len as u64;
-    ctx.record.client_ip_hash = Some(w.shared.ip_hasher.hash(io.peer.ip()));
+    ctx.record.client_ip_hash = Some(w.shared.ip_hasher.hash_remembered(io.peer.ip(), &mut io.ip_hash));
     let result = match refused {
         Some(kind) => Err(Reject::from(kind)),
         None => serve_api(w, io, &head, &mut ctx).await,

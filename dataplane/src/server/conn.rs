@@ -35,6 +35,8 @@ pub struct ClientIo {
     pub headers: Vec<Header>,
     /// Peer address.
     pub peer: SocketAddr,
+    /// The peer's IP hash, for the records of its requests.
+    pub ip_hash: crate::iphash::IpHashMemo,
 }
 
 /// What happens to the connection after a request.
@@ -205,6 +207,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         out: Vec::with_capacity(1024),
         headers: Vec::with_capacity(32),
         peer,
+        ip_hash: Default::default(),
     };
     let limits = HeadLimits {
         max_bytes: w.shared.limits.max_head_bytes,
