@@ -182,6 +182,10 @@ impl ChunkedDecoder {
     pub fn feed(&mut self, input: &[u8], mut on_data: impl FnMut(&[u8])) -> Result<usize, ChunkedError> {
         let mut rest = input;
         loop {
+            if let Some(n) = self.plain_size_line(rest) {
+                rest = &rest[n..];
+                continue;
+            }
             match self.state {
                 State::Failed(e) => return Err(e),
                 State::Done => return Ok(input.len() - rest.len()),
@@ -232,6 +236,40 @@ impl ChunkedDecoder {
                 },
             }
         }
+    }
+
+    /// The common case in one step: at the end of a chunk's data (or the
+    /// start of the body), its CRLF and a plain size line (`1*16HEXDIG
+    /// CRLF`, no extensions) lie whole in `rest`. Returns the bytes taken,
+    /// leaving the decoder where the byte-at-a-time path would; `None`
+    /// leaves everything else, errors included, to that path.
+    fn plain_size_line(&mut self, rest: &[u8]) -> Option<usize> {
+        let start = match self.state {
+            State::DataCr if rest.starts_with(b"\r\n") => 2,
+            State::SizeStart if self.line_len == 0 && self.remaining == 0 => 0,
+            _ => return None,
+        };
+        let line = rest.get(start..)?;
+        let digits = line
+            .iter()
+            .take(17)
+            .take_while(|&&b| hex_value(b).is_some())
+            .count();
+        if digits == 0 || digits > 16 || line.get(digits..digits + 2) != Some(b"\r\n") {
+            return None;
+        }
+        let size = line[..digits]
+            .iter()
+            .fold(0u64, |n, &b| (n << 4) | u64::from(hex_value(b).unwrap_or(0)));
+        self.remaining = size;
+        self.significant = 0;
+        self.line_len = 0;
+        self.state = if size == 0 {
+            State::TrailerStart
+        } else {
+            State::Data
+        };
+        Some(start + digits + 2)
     }
 
     fn fail(&mut self, e: ChunkedError) -> ChunkedError {

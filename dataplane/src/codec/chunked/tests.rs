@@ -349,7 +349,7 @@ fn random_bodies_at_random_splits() {
 #[test]
 fn random_corruption_never_panics_and_splits_agree() {
     let mut rng = Rng::new(7);
-    for _ in 0..300 {
+    for _ in 0..2000 {
         let payload: Vec<u8> = (0..rng.below(200)).map(|_| b'a' + rng.below(26) as u8).collect();
         let mut body = encode_random(&payload, &mut rng);
         for _ in 0..1 + rng.below(3) {
@@ -359,6 +359,10 @@ fn random_corruption_never_panics_and_splits_agree() {
         let expect = whole(&body);
         let at = rng.below(body.len() + 1);
         assert_eq!(run(&[&body[..at], &body[at..]]), expect);
+        // One byte at a time no plain size line is ever whole in a feed:
+        // the byte-at-a-time path alone must agree with the fast one.
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(run(&bytes), expect, "{:?}", String::from_utf8_lossy(&body));
     }
 }
 
