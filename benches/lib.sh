@@ -54,6 +54,16 @@ wait_line() {
     return 1
 }
 
+# bench_mock: starts the mock provider (one worker), sets $mock to its
+# address, and $key and $sha to the benchmark's gateway key and its SHA-256.
+bench_mock() {
+    "$bin/sluice-loadtest" mock --listen 127.0.0.1:0 --workers 1 >"$work/mock.out" 2>"$work/mock.err" &
+    pids+=($!)
+    mock="$(wait_line "$work/mock.out" "listening on ")"
+    key="sk-sluice-bench-3f9a1c0d2b7e4a6f8e5d1c2b3a4f5e6d"
+    sha="$(printf %s "$key" | sha256sum | awk '{print $1}')"
+}
+
 # bench_snapshot MOCK_ADDR KEY_SHA256: a standalone snapshot on stdout: tenant
 # "bench", gateway key k1, the mock as its OpenAI upstream (key from
 # $SLUICE_BENCH_PROVIDER_KEY), a route for gpt-4o-mini.
@@ -81,5 +91,64 @@ api_key_env = "SLUICE_BENCH_PROVIDER_KEY"
 tenant = "bench"
 model = "gpt-4o-mini"
 targets = [{ upstream = "mock", provider_key = "mockkey" }]
+EOF
+}
+
+# overhead_sides MOCK_ADDR KEY_SHA256 TOKENS: writes, in $work, the snapshots
+# of overhead.sh's three sides (off.toml, meter.toml, on.toml) and its
+# request body (body.json): see overhead.sh for what each side does.
+overhead_sides() {
+    local mock="$1" sha="$2" tokens="$3"
+    # The snapshot both data planes share; "on" appends its extras below.
+    bench_snapshot "$mock" "$sha" >"$work/off.toml"
+
+    cp "$work/off.toml" "$work/meter.toml"
+    cat >>"$work/meter.toml" <<'EOF'
+
+    # Limits far above the load: every request pays for the check, none is refused.
+    [[rate_limits]]
+    tenant = "bench"
+    rpm = 100000000
+    tpm = 100000000000
+
+    [[rate_limits]]
+    tenant = "bench"
+    key = "k1"
+    rpm = 100000000
+    tpm = 100000000000
+
+    # $1M of credit: every request reserves and settles, none is refused.
+    [[credits]]
+    tenant = "bench"
+    granted_micros = 1000000000000
+EOF
+
+    cp "$work/meter.toml" "$work/on.toml"
+    # The policy of the criterion benchmark (benches/policy/*.toml).
+    {
+        printf "\n[[policies]]\ntenant = \"bench\"\ntoml = '''\n"
+        cat benches/policy/head.toml
+        echo
+        cat benches/policy/pii.toml
+        echo
+        cat benches/policy/rules.toml
+        printf "'''\n"
+    } >>"$work/on.toml"
+
+    # The request: a system message and a ~2 KB user prompt (the text of the
+    # criterion policy benchmark), max_tokens = TOKENS.
+    python3 - "$work/body.json" "$tokens" <<'EOF'
+import json, sys
+base = ("Please review the following function and explain what it does, step by step. "
+        "The service handles about 1,200 requests per second at peak, with a p99 latency of 45 ms; "
+        "we deploy it on 3 nodes behind a load balancer. Version 2.4 added retries.\n"
+        "```rust\nfn backoff(attempt: u32) -> Duration {\n    let base = Duration::from_millis(50);\n    "
+        "base * 2u32.saturating_pow(attempt.min(6))\n}\n```\n"
+        "Is the cap reasonable, and what would you change for a batch job that runs at night? ")
+prompt = (base * 20)[:2048]
+body = {"model": "gpt-4o-mini", "max_tokens": int(sys.argv[2]), "temperature": 0.2,
+        "messages": [{"role": "system", "content": "You are a careful senior engineer. Answer concisely."},
+                     {"role": "user", "content": prompt}]}
+json.dump(body, open(sys.argv[1], "w"))
 EOF
 }

@@ -31,12 +31,7 @@ out="$(cd "$out" && pwd)"
 bench_bins sluice-dataplane sluice-loadtest
 bench_workdir profile
 
-"$bin/sluice-loadtest" mock --listen 127.0.0.1:0 --workers 1 >"$work/mock.out" 2>"$work/mock.err" &
-pids+=($!)
-mock="$(wait_line "$work/mock.out" "listening on ")"
-
-key="sk-sluice-bench-3f9a1c0d2b7e4a6f8e5d1c2b3a4f5e6d"
-sha="$(printf %s "$key" | sha256sum | awk '{print $1}')"
+bench_mock
 bench_snapshot "$mock" "$sha" >"$work/snapshot.toml"
 if [ "${COUNT:-1}" = 0 ]; then
     printf '[limits]\ncount_tokens = false\n' >"$work/config.toml"

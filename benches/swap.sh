@@ -42,9 +42,7 @@ bench_bins sluice-control sluice-dataplane sluice-loadtest
 bench_workdir swap
 changer=""
 
-"$bin/sluice-loadtest" mock --listen 127.0.0.1:0 --workers 1 >"$work/mock.out" 2>"$work/mock.err" &
-pids+=($!)
-mock="$(wait_line "$work/mock.out" "listening on ")"
+bench_mock
 
 RUST_LOG=warn "$bin/sluice-control" serve --data "$work/control" --admin 127.0.0.1:0 --sync 127.0.0.1:0 \
     >"$work/control.out" 2>"$work/control.err" &
