@@ -36,6 +36,7 @@ both_drivers!(
     conflicting_content_lengths,
     unsupported_transfer_codings,
     bad_chunk_mid_stream,
+    bad_chunk_with_the_head,
     chunk_extensions_and_trailers,
     interim_responses_are_not_final,
     oversized_response_head,
@@ -617,6 +618,51 @@ fn bad_chunk_mid_stream(d: Driver) {
     let r = rig.chat(false);
     assert_eq!(r.status(), 200, "{}", r.text());
     assert_eq!(rig.fake.connections(), 3);
+    rig.assert_healthy();
+}
+
+/// Broken framing in the same read as the head (which the gateway sends
+/// together with the first events when they come with it): the client still
+/// gets the head, then the connection closes; nothing is forged.
+fn bad_chunk_with_the_head(d: Driver) {
+    let mut rig = rig(d, move |n| match n {
+        0 => vec![
+            Step::Send(cat(&[
+                SSE_HEAD.as_bytes(),
+                &chunk(openai_chunk("Hello").as_bytes()),
+                b"zz\r\nthis is not a chunk\r\n",
+            ])),
+            Step::Hold,
+        ],
+        1 => vec![
+            Step::Send(cat(&[SSE_HEAD.as_bytes(), b"zz\r\nnot a chunk either\r\n"])),
+            Step::Hold,
+        ],
+        _ => vec![ok("fine")],
+    });
+    for (i, text) in ["Hello", ""].into_iter().enumerate() {
+        let mut c = rig.stack.gw.connect();
+        c.send_req(&Rig::chat_req(true));
+        let head = c.read_head();
+        assert_eq!(head.status, 200, "request {i}");
+        let mut got = Vec::new();
+        loop {
+            match c.read_chunk() {
+                Chunk::Data(d) => got.extend_from_slice(&d),
+                Chunk::Last => panic!("request {i}: a final chunk was forged"),
+                Chunk::Closed => break,
+            }
+        }
+        let events = sse::parse(&got);
+        assert_eq!(sse::openai_text(&events), text, "request {i}");
+        assert!(!sse::openai_done(&events), "request {i}: a [DONE] was forged");
+        rig.wait_upstream_closed(i + 1);
+        let rec = rig.record(i);
+        assert_eq!(rec["outcome"], "truncated", "{rec}");
+        assert!(rec["bytes_out"].as_u64().unwrap() > 0, "the head was sent: {rec}");
+    }
+    let r = rig.chat(false);
+    assert_eq!(r.status(), 200, "{}", r.text());
     rig.assert_healthy();
 }
 

@@ -73,8 +73,14 @@ struct Scan {
     /// Opt-in content logging: the payload as relayed.
     capture: Option<super::content::Capture>,
     /// What to send instead of the raw bytes (`Plain` and `Events` output),
-    /// after [`ROOM`] bytes kept free for the chunk head.
+    /// after `room` bytes kept free for the chunk head (and, before the
+    /// first send, the response head).
     out: Vec<u8>,
+    /// Where the output starts in `out`.
+    room: usize,
+    /// Bytes at the start of `out` that are the response head, not sent
+    /// yet: it goes out in one write with the first output.
+    head: usize,
     /// Where the payload of the bytes last framed lies in them.
     pieces: Vec<Range<usize>>,
     done: bool,
@@ -176,21 +182,23 @@ impl Scan {
     }
 
     /// Frames what is to be sent for the bytes fed so far, in place in
-    /// `out`, and returns where it lies there (empty: nothing to send).
+    /// `out`, and returns where it lies there (empty: nothing to send). A
+    /// response head not sent yet is put right before it, and sent even
+    /// when nothing else is.
     fn seal(&mut self, end: bool) -> Range<usize> {
         if end && matches!(self.output, Output::Events { .. }) {
             self.cut.finish(&mut self.out);
         }
-        let out = &mut self.out;
-        match self.output {
+        let (out, room) = (&mut self.out, self.room);
+        let mut range = match self.output {
             // Nothing is framed: the raw bytes went out as they came.
             Output::Raw => 0..0,
-            Output::Plain | Output::Events { chunked: false } => ROOM..out.len(),
+            Output::Plain | Output::Events { chunked: false } => room..out.len(),
             Output::Events { chunked: true } => {
-                let mut start = ROOM;
-                let payload = out.len() - ROOM;
+                let mut start = room;
+                let payload = out.len() - room;
                 if payload > 0 {
-                    start = write_chunk_size_before(out, ROOM, payload);
+                    start = write_chunk_size_before(out, room, payload);
                     out.extend_from_slice(b"\r\n");
                 }
                 if end {
@@ -198,7 +206,15 @@ impl Scan {
                 }
                 start..out.len()
             }
+        };
+        let head = std::mem::take(&mut self.head);
+        if head > 0 {
+            // The chunk head takes at most ROOM bytes: the response head
+            // fits between the start of `out` and the output.
+            range.start -= head;
+            out.copy_within(..head, range.start);
         }
+        range
     }
 
     /// Sends what [`Scan::seal`] framed; `out` is then empty again.
@@ -218,6 +234,7 @@ impl Scan {
         if let Some(back) = back {
             self.out = back.into_inner();
             self.out.truncate(ROOM);
+            self.room = ROOM;
         }
         res
     }
@@ -309,10 +326,16 @@ pub async fn relay(
         };
     write_client_head(&mut io.out, &buf, &headers, &rh, client_keep, output);
     buf.advance(rh.len);
-    ctx.record.bytes_out += io.out.len() as u64;
-    if !io.write_out().await {
-        ctx.record.outcome = Outcome::Cancelled;
-        return Next::Close;
+    // When body bytes came with the head and are re-framed, the head goes
+    // out with them: one write, one segment, one wake-up of the client.
+    // Alone and at once otherwise.
+    let defer_head = output != Output::Raw && !buf.is_empty();
+    if !defer_head {
+        ctx.record.bytes_out += io.out.len() as u64;
+        if !io.write_out().await {
+            ctx.record.outcome = Outcome::Cancelled;
+            return Next::Close;
+        }
     }
 
     let mut scan = Scan {
@@ -332,12 +355,19 @@ pub async fn relay(
         },
         deltas: DeltaReader::default(),
         out: Vec::new(),
+        room: ROOM,
+        head: 0,
         pieces: w.spares.borrow_mut().ranges(),
         done: false,
     };
     if output != Output::Raw {
         scan.out = w.spares.borrow_mut().bytes();
-        scan.out.resize(ROOM, 0);
+        if defer_head {
+            scan.out.extend_from_slice(&io.out);
+            (scan.head, scan.room) = (io.out.len(), io.out.len() + ROOM);
+            io.out.clear();
+        }
+        scan.out.resize(scan.room, 0);
     }
 
     let ClientIo {
@@ -369,10 +399,19 @@ pub async fn relay(
         if !buf.is_empty() || scan.framing == Framing::Empty {
             let chunk = buf.split().freeze();
             let Ok(take) = scan.frame(&chunk) else {
-                // Broken chunked framing: what came before it was relayed, and
-                // that is all the client gets.
+                // Broken chunked framing: what came before it is relayed, and
+                // that is all the client gets. Re-framed output also sends
+                // the events of this read that came whole before the break
+                // (and the head, if it still waits); raw output stops at the
+                // last read that was whole.
                 ctx.record.error = scan.decoder.error().map(|e| e.label().into());
                 upstream_clean = false;
+                if scan.output != Output::Raw {
+                    scan.inspect(&chunk);
+                    if let Ok(n) = scan.send(wr, false, send_limit).await {
+                        ctx.record.bytes_out += n as u64;
+                    }
+                }
                 break Outcome::Truncated;
             };
             if take < chunk.len() {
