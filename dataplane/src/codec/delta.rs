@@ -165,7 +165,7 @@ impl DeltaReader {
     /// Calls `text` with the completion text of `ev`, known to be an event
     /// that [`DeltaReader::for_each_text`] found one text in, with the
     /// string token at `at` in `ev.data` in place of that text (found by
-    /// [`string_token`], which says whether it holds `escaped`
+    /// [`token_replaced`], which says whether it holds `escaped`
     /// characters). The reader looks at that token only to see that it is
     /// a string, so its reading is the same but for the text; the token's
     /// UTF-8 is checked here.
@@ -201,12 +201,22 @@ fn one(spans: &skim::Spans) -> Option<Range<usize>> {
     }
 }
 
-/// The JSON string token that opens at `data[open]` (a `"`): returns the
-/// index just past its closing quote and whether it has escapes. `None`
-/// when there is none there, or it holds a control character or a bad
-/// escape. Its UTF-8 is not checked.
-pub fn string_token(data: &[u8], open: usize) -> Option<(usize, bool)> {
-    skim::string_token(data, open)
+/// Whether `input` starts with `kept` with another JSON string token in
+/// place of the one at `kept[token]` (quotes included): the same bytes up
+/// to its opening quote, a string token (no control character, no bad
+/// escape; UTF-8 not checked), then the same bytes as after the kept one's
+/// closing quote. Returns the index in `input` just past the new token's
+/// closing quote, and whether the token has escapes. What follows the
+/// match in `input` is not looked at.
+pub fn token_replaced(kept: &[u8], token: Range<usize>, input: &[u8]) -> Option<(usize, bool)> {
+    let open = token.start;
+    let tail = kept.get(token.end..)?;
+    // The shortest string token is `""`.
+    if input.len() < open + 2 + tail.len() || kept.get(..=open)? != &input[..=open] {
+        return None;
+    }
+    let (close, escaped) = skim::string_token(input, open)?;
+    (input.get(close..close + tail.len())? == tail).then_some((close, escaped))
 }
 
 /// Hands on the texts [`skim`] found in `data`; `Unsure` (before any is

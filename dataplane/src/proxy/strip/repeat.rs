@@ -28,7 +28,7 @@
 //! and around the token as the framer found them.
 
 use super::SseEvent;
-use crate::codec::delta::string_token;
+use crate::codec::delta::token_replaced;
 use std::ops::Range;
 
 /// The last event learned; empty until one is.
@@ -76,19 +76,12 @@ impl Repeat {
     /// The event at the start of `input`, if it repeats the learned one and
     /// lies whole in `input`.
     pub(super) fn fits(&self, input: &[u8]) -> Option<Fit> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        let (close, escaped) = token_replaced(&self.bytes, self.text.clone(), input)?;
         let open = self.text.start;
-        if self.bytes.is_empty() || input.len() < self.bytes.len() - self.text.len() + 2 {
-            return None;
-        }
-        if input[..=open] != self.bytes[..=open] {
-            return None;
-        }
-        let (close, escaped) = string_token(input, open)?;
-        let tail = &self.bytes[self.text.end..];
-        if input.get(close..close + tail.len())? != tail {
-            return None;
-        }
-        let len = close + tail.len();
+        let len = close + (self.bytes.len() - self.text.end);
         Some(Fit {
             len,
             data: self.data_start..len - self.data_tail,

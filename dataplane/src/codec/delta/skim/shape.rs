@@ -13,7 +13,8 @@
 //! key. Such an event costs two comparisons and one string scan. (Its
 //! UTF-8 is checked once, where the text is taken out.)
 
-use super::{Cursor, Dialect};
+use super::Dialect;
+use crate::codec::delta::token_replaced;
 use std::ops::Range;
 
 /// The last event read whole with exactly one text.
@@ -38,22 +39,13 @@ impl Shape {
         if self.dialect != Some(dialect) {
             return None;
         }
-        let open = self.text.start;
-        let tail = &self.bytes[self.text.end..];
-        // The shortest string token is `""`.
-        let fits_around = data.len() >= open + 2 + tail.len()
-            && data[..=open] == self.bytes[..=open]
-            && data.ends_with(tail);
-        if !fits_around {
-            return None;
-        }
-        let mut c = Cursor { b: data, i: open };
-        let (escaped, _) = c.string_unchecked().ok()?;
-        if c.i != data.len() - tail.len() {
+        let (close, escaped) = token_replaced(&self.bytes, self.text.clone(), data)?;
+        // All of it: nothing may follow the kept event's last byte.
+        if close + (self.bytes.len() - self.text.end) != data.len() {
             return None;
         }
         texts.clear();
-        texts.push(open..c.i);
+        texts.push(self.text.start..close);
         Some(escaped)
     }
 
