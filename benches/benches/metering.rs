@@ -140,11 +140,11 @@ impl EventReader for Texts {
     fn event(
         &mut self,
         ev: &sluice_dataplane::codec::sse::SseEvent<'_>,
-        inert: bool,
+        learn: bool,
     ) -> Option<Range<usize>> {
         match self.counter.as_mut() {
             Some(c) => self.deltas.for_each_text(Dialect::OpenAi, ev, |t| c.push(t)),
-            None if inert => self.deltas.one_text(Dialect::OpenAi, ev),
+            None if learn => self.deltas.one_text(Dialect::OpenAi, ev),
             None => None,
         }
     }

@@ -256,10 +256,10 @@ impl Texts<'_> {
 }
 
 impl EventReader for Texts<'_> {
-    fn event(&mut self, ev: &SseEvent<'_>, inert: bool) -> Option<Range<usize>> {
+    fn event(&mut self, ev: &SseEvent<'_>, learn: bool) -> Option<Range<usize>> {
         match self.counter.as_deref_mut() {
             Some(c) => self.deltas.for_each_text(self.dialect, ev, |text| c.push(text)),
-            None if inert => self.deltas.one_text(self.dialect, ev),
+            None if learn => self.deltas.one_text(self.dialect, ev),
             None => None,
         }
     }

@@ -36,9 +36,10 @@ pub trait EventReader {
     /// `ev.data` (its string token, quotes included) when it has exactly one
     /// that is looked at only as a string (see
     /// `DeltaReader::for_each_text`), so that the event can be learned.
-    /// Only an event `inert` to the usage scanner is learned: a reader that
-    /// reads only to learn may skip the others.
-    fn event(&mut self, ev: &SseEvent<'_>, inert: bool) -> Option<Range<usize>>;
+    /// `learn` says whether the cut would learn the event (it is inert to
+    /// the usage scanner, and the cut has not given up on this stream): a
+    /// reader that reads only so that the cut can learn may skip the others.
+    fn event(&mut self, ev: &SseEvent<'_>, learn: bool) -> Option<Range<usize>>;
 
     /// Reads an event that repeats one [`EventReader::event`] found a text
     /// in, with the string token at `text` in `ev.data` instead (`escaped`:
@@ -65,9 +66,17 @@ pub struct EventCut {
     last_kept: bool,
     /// The last event learned, to recognise its repeats.
     repeat: Repeat,
+    /// Events learned since one was last recognised: a stream whose events
+    /// do not repeat the one before (several choices taking turns, say)
+    /// stops being learned for good at [`EventCut::MAX_LEARNS`], so that it
+    /// costs no more than before (the last event learned still serves).
+    learns: u8,
 }
 
 impl EventCut {
+    /// Events learned in a row, none recognised, before the cut gives up.
+    const MAX_LEARNS: u8 = 16;
+
     /// Feeds decoded body bytes; appends what the client should see to `out`.
     /// `observe` reads every event too (for counting completion tokens).
     pub fn feed(
@@ -93,6 +102,9 @@ impl EventCut {
                 if let Some(fit) = self.repeat.fits(input) {
                     if framer.dispatch_repeat(fit.len) {
                         // Inert, so kept: it goes out as it is.
+                        if self.learns < Self::MAX_LEARNS {
+                            self.learns = 0;
+                        }
                         usage.on_repeat();
                         observe.repeat(&fit.event(input), fit.text.clone(), fit.escaped);
                         out.extend_from_slice(&input[..fit.len]);
@@ -202,11 +214,13 @@ impl EventCut {
         out: &mut Vec<u8>,
     ) {
         let before = framer.events();
-        let repeat = &mut self.repeat;
+        let (repeat, learns) = (&mut self.repeat, &mut self.learns);
         framer.feed(event, |ev| {
-            let inert = usage.on_event(ev);
-            if let (Some(text), true) = (observe.event(ev, inert), inert) {
-                repeat.learn(event, ev, text);
+            let learn = usage.on_event(ev) && *learns < Self::MAX_LEARNS;
+            if let (Some(text), true) = (observe.event(ev, learn), learn) {
+                if repeat.learn(event, ev, text) {
+                    *learns += 1;
+                }
             }
         });
         let dispatched = framer.events() > before;
@@ -479,6 +493,53 @@ mod tests {
             assert_eq!(split_out, out, "round {round} split at {a}, {b}");
         }
         assert!(repeats > 1000, "only {repeats} repeats recognised");
+    }
+
+    /// Two choices taking turns: no event repeats the one before, so after
+    /// a few tries the cut stops asking for the reads it learns from, for
+    /// good; the last event learned still recognises its own choice's.
+    #[test]
+    fn a_stream_that_never_repeats_stops_being_learned() {
+        struct Learning {
+            deltas: DeltaReader,
+            asked: usize,
+            repeats: usize,
+        }
+        impl EventReader for Learning {
+            fn event(&mut self, ev: &SseEvent<'_>, learn: bool) -> Option<Range<usize>> {
+                if !learn {
+                    return None;
+                }
+                self.asked += 1;
+                self.deltas.one_text(Dialect::OpenAi, ev)
+            }
+            fn repeat(&mut self, _: &SseEvent<'_>, _: Range<usize>, _: bool) {
+                self.repeats += 1;
+            }
+        }
+        let mut stream = Vec::new();
+        for i in 0..100 {
+            let event = format!(
+                "data: {{\"choices\":[{{\"index\":{},\"delta\":{{\"content\":\"w{i}\"}}}}]}}\n\n",
+                i % 2
+            );
+            stream.extend_from_slice(event.as_bytes());
+        }
+        let mut reader = Learning {
+            deltas: DeltaReader::default(),
+            asked: 0,
+            repeats: 0,
+        };
+        let mut cut = EventCut::default();
+        let mut framer = SseFramer::new(1 << 20);
+        let mut usage = UsageScanner::new(Dialect::OpenAi);
+        let mut out = Vec::new();
+        cut.feed(&stream, &mut framer, &mut usage, &mut reader, &mut out);
+        assert_eq!(out, stream);
+        assert_eq!(framer.events(), 100);
+        assert_eq!(reader.asked, usize::from(EventCut::MAX_LEARNS));
+        // Learned last: event 15 (choice 1); choice 1's later events repeat it.
+        assert_eq!(reader.repeats, (17..100).step_by(2).count());
     }
 
     #[test]
