@@ -151,8 +151,10 @@ impl Pipeline {
         let mut observe = Observe {
             dialect: *dialect,
             deltas,
-            counter: counter.as_mut(),
-            text_bytes,
+            texts: Texts {
+                counter: counter.as_mut(),
+                bytes: text_bytes,
+            },
         };
         decoder
             .feed(piece, |data| match cut.as_mut() {
@@ -168,43 +170,38 @@ impl Pipeline {
     }
 }
 
-/// The relay's reader of texts: the delta reader and the counter.
+/// The relay's reader of texts: the delta reader and what takes the texts.
 struct Observe<'a> {
     dialect: Dialect,
     deltas: &'a mut DeltaReader,
+    texts: Texts<'a>,
+}
+
+/// Where the texts go: their bytes are summed, and counted when counting.
+struct Texts<'a> {
     counter: Option<&'a mut CompletionCounter>,
-    text_bytes: &'a mut usize,
+    bytes: &'a mut usize,
+}
+
+impl Texts<'_> {
+    fn take(&mut self, t: &str) {
+        *self.bytes += t.len();
+        if let Some(c) = self.counter.as_deref_mut() {
+            c.push(t);
+        }
+    }
 }
 
 impl EventReader for Observe<'_> {
     fn event(&mut self, ev: &SseEvent<'_>, _: bool) -> Option<Range<usize>> {
-        let Observe {
-            dialect,
-            deltas,
-            counter,
-            text_bytes,
-        } = self;
-        deltas.for_each_text(*dialect, ev, |t| {
-            **text_bytes += t.len();
-            if let Some(c) = counter.as_deref_mut() {
-                c.push(t);
-            }
-        })
+        let texts = &mut self.texts;
+        self.deltas.for_each_text(self.dialect, ev, |t| texts.take(t))
     }
 
     fn repeat(&mut self, ev: &SseEvent<'_>, text: Range<usize>, escaped: bool) {
-        let Observe {
-            dialect,
-            deltas,
-            counter,
-            text_bytes,
-        } = self;
-        deltas.for_each_text_at(*dialect, ev, text, escaped, |t| {
-            **text_bytes += t.len();
-            if let Some(c) = counter.as_deref_mut() {
-                c.push(t);
-            }
-        })
+        let texts = &mut self.texts;
+        self.deltas
+            .for_each_text_at(self.dialect, ev, text, escaped, |t| texts.take(t));
     }
 }
 
