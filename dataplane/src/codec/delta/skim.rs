@@ -72,7 +72,10 @@ impl Spans {
     }
 }
 
-/// See [`super::string_token`].
+/// The JSON string token that opens at `data[open]` (a `"`): returns the
+/// index just past its closing quote and whether it has escapes. `None`
+/// when there is none there, or it holds a control character or a bad
+/// escape. Its UTF-8 is not checked.
 pub(super) fn string_token(data: &[u8], open: usize) -> Option<(usize, bool)> {
     if data.get(open) != Some(&b'"') {
         return None;
