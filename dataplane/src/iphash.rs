@@ -52,22 +52,24 @@ fn fresh_key() -> hmac::Key {
     hmac::Key::new(hmac::HMAC_SHA256, &salt[..])
 }
 
+/// The UTC day number (days since the Unix epoch), which names the salt.
+fn today() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    now / DAY_SECS
+}
+
 impl IpHasher {
     /// Lower-case hex HMAC of `ip` under today's salt.
     pub fn hash(&self, ip: IpAddr) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.hash_at(ip, now / DAY_SECS)
+        self.hash_at(ip, today())
     }
 
     /// [`IpHasher::hash`], remembered in `memo` (which must only ever see
     /// one `ip`: one connection's) while the salt stays the same.
     pub fn hash_remembered(&self, ip: IpAddr, memo: &mut IpHashMemo) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.rotate(now / DAY_SECS);
+        self.rotate(today());
         // Read before the key: a hash tagged with it was made under this
         // salt or a later one, never an earlier one.
         let generation = self.generation.load(Ordering::Acquire);
