@@ -337,6 +337,14 @@ impl Conn {
         }
     }
 
+    /// Reads from the socket once and returns all that is buffered, which
+    /// stays buffered for the readers below: what one write of the server
+    /// brought, when nothing was buffered before.
+    pub fn read_once(&mut self) -> &[u8] {
+        self.fill();
+        &self.buf
+    }
+
     /// Reads one response head (interim or final); `None` if the connection
     /// closed first.
     pub fn try_read_head(&mut self) -> Option<Head> {

@@ -37,6 +37,7 @@ both_drivers!(
     unsupported_transfer_codings,
     bad_chunk_mid_stream,
     bad_chunk_with_the_head,
+    head_comes_with_the_first_events,
     chunk_extensions_and_trailers,
     interim_responses_are_not_final,
     oversized_response_head,
@@ -634,15 +635,18 @@ fn bad_chunk_with_the_head(d: Driver) {
             ])),
             Step::Hold,
         ],
-        1 => vec![
+        1 | 2 => vec![
             Step::Send(cat(&[SSE_HEAD.as_bytes(), b"zz\r\nnot a chunk either\r\n"])),
             Step::Hold,
         ],
         _ => vec![ok("fine")],
     });
-    for (i, text) in ["Hello", ""].into_iter().enumerate() {
+    // The third passes as it came (Anthropic): its head also waits for the
+    // bytes read with it, and still goes out when they turn out broken.
+    let reqs = [Rig::chat_req(true), Rig::chat_req(true), Rig::messages_req(true)];
+    for (i, text) in ["Hello", "", ""].into_iter().enumerate() {
         let mut c = rig.stack.gw.connect();
-        c.send_req(&Rig::chat_req(true));
+        c.send_req(&reqs[i]);
         let head = c.read_head();
         assert_eq!(head.status, 200, "request {i}");
         let mut got = Vec::new();
@@ -656,6 +660,7 @@ fn bad_chunk_with_the_head(d: Driver) {
         let events = sse::parse(&got);
         assert_eq!(sse::openai_text(&events), text, "request {i}");
         assert!(!sse::openai_done(&events), "request {i}: a [DONE] was forged");
+        assert!(i < 2 || got.is_empty(), "request {i}: {got:?}");
         rig.wait_upstream_closed(i + 1);
         let rec = rig.record(i);
         assert_eq!(rec["outcome"], "truncated", "{rec}");
@@ -663,6 +668,59 @@ fn bad_chunk_with_the_head(d: Driver) {
     }
     let r = rig.chat(false);
     assert_eq!(r.status(), 200, "{}", r.text());
+    rig.assert_healthy();
+}
+
+/// The head and the first events come in one upstream write: the client gets
+/// them in one write too (one read here, with the rest of the stream held
+/// back meanwhile), whether the bytes pass as they came (Anthropic) or are
+/// re-framed (OpenAI without `include_usage`); and then the rest, whole.
+fn head_comes_with_the_first_events(d: Driver) {
+    let anth = anthropic_stream(&["Hello", " world"], 2);
+    let anth_cut = anth.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
+    let (oa, oa_client) = openai_stream(&["Hello", " world"]);
+    let oa_cut = oa.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
+    let flags = [Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false))];
+    let (anth2, oa2, flags2) = (anth.clone(), oa.clone(), flags.clone());
+    let mut rig = rig(d, move |n| {
+        let (body, cut) = match n {
+            0 => (&anth2, anth_cut),
+            1 => (&oa2, oa_cut),
+            _ => return vec![ok("fine")],
+        };
+        vec![
+            Step::Send(cat(&[SSE_HEAD.as_bytes(), &chunk(&body[..cut])])),
+            Step::Wait(flags2[n].clone()),
+            Step::Send(cat(&[&chunk(&body[cut..]), b"0\r\n\r\n"])),
+        ]
+    });
+    let cases = [
+        (Rig::messages_req(true), &anth[..anth_cut], anth.clone()),
+        (Rig::chat_req(true), &oa[..oa_cut], oa_client),
+    ];
+    for (i, (req, first, whole)) in cases.into_iter().enumerate() {
+        let mut c = rig.stack.gw.connect();
+        c.send_req(&req);
+        let got = c.read_once().to_vec();
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| {
+            panic!(
+                "request {i}: the first read lacks a whole head: {:?}",
+                String::from_utf8_lossy(&got)
+            )
+        });
+        assert!(
+            got[head_end..].windows(first.len()).any(|w| w == first),
+            "request {i}: the first event did not come with the head: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        flags[i].store(true, Ordering::SeqCst);
+        let r = c.read_response();
+        assert_eq!(r.status(), 200, "request {i}");
+        assert!(r.complete, "request {i}: {}", r.text());
+        assert_eq!(r.body, whole, "request {i}");
+        let rec = rig.record(i);
+        assert_eq!(rec["outcome"], "ok", "{rec}");
+    }
     rig.assert_healthy();
 }
 

@@ -7,6 +7,11 @@
 //! pending on the client socket: a client that goes away is noticed at once
 //! and the upstream connection is closed (never pooled).
 //!
+//! The response head goes out at once, alone when nothing came with it, and
+//! otherwise in the same write as the body bytes read with it (raw output:
+//! one vectored write of both, see [`gather`]; re-framed output: the head is
+//! put before the first events).
+//!
 //! Truncation is never repaired: if the upstream dies mid-body the client gets
 //! exactly the bytes that arrived (no final zero-size chunk, no forged
 //! `[DONE]`) and the connection is closed.
@@ -28,6 +33,8 @@ use bytes::{Buf, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
 use std::ops::Range;
+
+mod gather;
 
 /// Bytes kept free in the upstream read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -326,10 +333,12 @@ pub async fn relay(
         };
     write_client_head(&mut io.out, &buf, &headers, &rh, client_keep, output);
     buf.advance(rh.len);
-    // When body bytes came with the head and are re-framed, the head goes
-    // out with them: one write, one segment, one wake-up of the client.
-    // Alone and at once otherwise.
-    let defer_head = output != Output::Raw && !buf.is_empty();
+    // When body bytes came with the head, the head goes out with them: one
+    // write, one segment, one wake-up of the client. Alone and at once
+    // otherwise.
+    let defer_head = !buf.is_empty();
+    // Raw output: the head waiting for the first body bytes.
+    let mut raw_head = None;
     if !defer_head {
         ctx.record.bytes_out += io.out.len() as u64;
         if !io.write_out().await {
@@ -360,7 +369,11 @@ pub async fn relay(
         pieces: w.spares.borrow_mut().ranges(),
         done: false,
     };
-    if output != Output::Raw {
+    if output == Output::Raw {
+        if defer_head {
+            raw_head = Some(std::mem::take(&mut io.out));
+        }
+    } else {
         scan.out = w.spares.borrow_mut().bytes();
         if defer_head {
             scan.out.extend_from_slice(&io.out);
@@ -374,6 +387,7 @@ pub async fn relay(
         rd,
         wr,
         buf: client_buf,
+        out: client_out,
         ..
     } = io;
     // Probe the client only when no pipelined request is already buffered
@@ -411,6 +425,10 @@ pub async fn relay(
                     if let Ok(n) = scan.send(wr, false, send_limit).await {
                         ctx.record.bytes_out += n as u64;
                     }
+                } else if let Some(head) = raw_head.take() {
+                    if let (Ok(n), _) = to_client(wr, head, send_limit).await {
+                        ctx.record.bytes_out += n as u64;
+                    }
                 }
                 break Outcome::Truncated;
             };
@@ -422,10 +440,20 @@ pub async fn relay(
                 // Pass-through: the bytes go first, and are inspected while
                 // the client reads them (the first token must not wait for
                 // the events that came in the same read).
-                let written = if take > 0 {
-                    to_client(wr, chunk.slice(..take), send_limit).await.0
-                } else {
-                    Ok(0)
+                let written = match (raw_head.take(), take) {
+                    (None, 0) => Ok(0),
+                    (None, _) => to_client(wr, chunk.slice(..take), send_limit).await.0,
+                    (Some(head), _) => {
+                        let both = gather::HeadAndBody::new(head, chunk.slice(..take));
+                        let (res, back) = to_client_gathered(wr, both, send_limit).await;
+                        if let Some(back) = back {
+                            // Its capacity serves the next response's head.
+                            let mut head = back.into_head();
+                            head.clear();
+                            *client_out = head;
+                        }
+                        res
+                    }
                 };
                 scan.inspect(&chunk);
                 written
@@ -555,6 +583,19 @@ async fn to_client<B: monoio::buf::IoBuf>(
     limit: std::time::Duration,
 ) -> (Result<usize, ClientGone>, Option<B>) {
     match monoio::time::timeout(limit, wr.write_all(bytes)).await {
+        Ok((Ok(n), back)) => (Ok(n), Some(back)),
+        Ok((Err(_), back)) => (Err(ClientGone::Closed), Some(back)),
+        Err(_) => (Err(ClientGone::Stalled), None),
+    }
+}
+
+/// [`to_client`] for the head and the first body bytes, in one write.
+async fn to_client_gathered(
+    wr: &mut monoio::io::OwnedWriteHalf<monoio::net::TcpStream>,
+    both: gather::HeadAndBody,
+    limit: std::time::Duration,
+) -> (Result<usize, ClientGone>, Option<gather::HeadAndBody>) {
+    match monoio::time::timeout(limit, gather::write_all(wr, both)).await {
         Ok((Ok(n), back)) => (Ok(n), Some(back)),
         Ok((Err(_), back)) => (Err(ClientGone::Closed), Some(back)),
         Err(_) => (Err(ClientGone::Stalled), None),
