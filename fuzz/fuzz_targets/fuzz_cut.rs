@@ -14,7 +14,7 @@ use sluice_dataplane::proxy::strip::{EventCut, EventReader};
 use std::ops::Range;
 
 /// What a read of a stream found.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Read {
     usage: Option<(u64, u64)>,
     completed: bool,
@@ -49,7 +49,9 @@ fn usage_of(u: &UsageScanner) -> Option<(u64, u64)> {
     u.usage().map(|u| (u.input_tokens, u.output_tokens))
 }
 
-fn cut<'a>(dialect: Dialect, parts: impl IntoIterator<Item = &'a [u8]>) -> (Read, Vec<u8>) {
+/// The cut over `parts`: what it read and output (`output`: `feed`), or what
+/// it read alone (`read`, raw output: the output is left empty).
+fn cut<'a>(dialect: Dialect, parts: impl IntoIterator<Item = &'a [u8]>, output: bool) -> (Read, Vec<u8>) {
     let mut cut = EventCut::default();
     let mut framer = SseFramer::new(1 << 16);
     let mut usage = UsageScanner::new(dialect);
@@ -61,9 +63,15 @@ fn cut<'a>(dialect: Dialect, parts: impl IntoIterator<Item = &'a [u8]>) -> (Read
     };
     let mut out = Vec::new();
     for part in parts {
-        cut.feed(part, &mut framer, &mut usage, &mut reader, &mut out);
+        if output {
+            cut.feed(part, &mut framer, &mut usage, &mut reader, &mut out);
+        } else {
+            cut.read(part, &mut framer, &mut usage, &mut reader);
+        }
     }
-    cut.finish(&mut out);
+    if output {
+        cut.finish(&mut out);
+    }
     let read = Read {
         usage: usage_of(&usage),
         completed: usage.completed(),
@@ -98,12 +106,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let dialect = if second & 1 == 0 { Dialect::OpenAi } else { Dialect::Anthropic };
-    let (read, out) = cut(dialect, [stream]);
+    let (read, out) = cut(dialect, [stream], true);
     assert_eq!(read, reference(dialect, stream));
     let at = usize::from(*first) * stream.len() / 255;
     let (a, b) = stream.split_at(at);
-    assert_eq!(cut(dialect, [a, b]), (read, out.clone()), "split at {at}");
+    assert_eq!(cut(dialect, [a, b], true), (read.clone(), out.clone()), "split at {at}");
+    assert_eq!(cut(dialect, [a, b], false).0, read, "read alone, split at {at}");
     if stream.len() <= 512 {
-        assert_eq!(cut(dialect, stream.chunks(1)).1, out, "byte at a time");
+        assert_eq!(cut(dialect, stream.chunks(1), true).1, out, "byte at a time");
     }
 });

@@ -165,16 +165,10 @@ impl Scan {
                 (Output::Plain, f) => {
                     out.extend_from_slice(piece);
                     if let Some(f) = f {
-                        f.feed(piece, |ev| {
-                            usage.on_event(ev);
-                            texts.count(ev);
-                        });
+                        cut.read(piece, f, usage, &mut texts);
                     }
                 }
-                (_, Some(f)) => f.feed(piece, |ev| {
-                    usage.on_event(ev);
-                    texts.count(ev);
-                }),
+                (_, Some(f)) => cut.read(piece, f, usage, &mut texts),
                 (_, None) => {}
             }
             if let Some(c) = capture.as_mut() {
@@ -253,13 +247,6 @@ struct Texts<'a> {
     deltas: &'a mut DeltaReader,
     counter: Option<&'a mut CompletionCounter>,
     dialect: Dialect,
-}
-
-impl Texts<'_> {
-    /// Counts the texts of `ev`, if tokens are counted.
-    fn count(&mut self, ev: &SseEvent<'_>) {
-        self.event(ev, false);
-    }
 }
 
 impl EventReader for Texts<'_> {

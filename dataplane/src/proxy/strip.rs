@@ -18,7 +18,11 @@
 //!
 //! Most events of a stream repeat the one before with another text: those
 //! are recognised whole by the [`repeat`] memo and skip the line search,
-//! the framer and the usage search.
+//! the framer and the usage search. Streams that pass as they came (raw
+//! output) are read the same way, for the same saving, by
+//! [`EventCut::read`], which outputs nothing (the relay has sent the bytes
+//! already; an event that spans reads is held as the framer alone would
+//! hold its partial line).
 
 mod repeat;
 
@@ -81,18 +85,42 @@ impl EventCut {
     /// `observe` reads every event too (for counting completion tokens).
     pub fn feed(
         &mut self,
-        mut input: &[u8],
+        input: &[u8],
         framer: &mut SseFramer,
         usage: &mut UsageScanner,
         observe: &mut dyn EventReader,
         out: &mut Vec<u8>,
+    ) {
+        self.cut(input, framer, usage, observe, out);
+    }
+
+    /// Reads decoded body bytes as [`EventCut::feed`] does (the same events
+    /// reach `framer`, `usage` and `observe`), for a stream whose bytes the
+    /// relay passes on itself: nothing is output, nothing is removed.
+    pub fn read(
+        &mut self,
+        input: &[u8],
+        framer: &mut SseFramer,
+        usage: &mut UsageScanner,
+        observe: &mut dyn EventReader,
+    ) {
+        self.cut(input, framer, usage, observe, &mut Discard);
+    }
+
+    fn cut<O: Output>(
+        &mut self,
+        mut input: &[u8],
+        framer: &mut SseFramer,
+        usage: &mut UsageScanner,
+        observe: &mut dyn EventReader,
+        out: &mut O,
     ) {
         while !input.is_empty() {
             let between = self.pending.is_empty() && !self.passing;
             if between && self.after_cr && input[0] == b'\n' {
                 // The LF of a CRLF that ended the previous event.
                 if self.last_kept {
-                    out.push(b'\n');
+                    out.put(b"\n");
                 }
                 self.after_cr = false;
                 input = &input[1..];
@@ -107,7 +135,7 @@ impl EventCut {
                         }
                         usage.on_repeat();
                         observe.repeat(&fit.event(input), fit.text.clone(), fit.escaped);
-                        out.extend_from_slice(&input[..fit.len]);
+                        out.put(&input[..fit.len]);
                         self.after_cr = false;
                         self.last_kept = true;
                         input = &input[fit.len..];
@@ -205,13 +233,13 @@ impl EventCut {
 
     /// Frames one whole `event` (through its blank line) and keeps it
     /// unless it is usage-only; learns it when it can be repeated.
-    fn emit(
+    fn emit<O: Output>(
         &mut self,
         event: &[u8],
         framer: &mut SseFramer,
         usage: &mut UsageScanner,
         observe: &mut dyn EventReader,
-        out: &mut Vec<u8>,
+        out: &mut O,
     ) {
         let before = framer.events();
         let (repeat, learns) = (&mut self.repeat, &mut self.learns);
@@ -224,28 +252,51 @@ impl EventCut {
             }
         });
         let dispatched = framer.events() > before;
-        self.last_kept = !(dispatched && usage.usage_only_event());
+        self.last_kept = !(O::REMOVES && dispatched && usage.usage_only_event());
         if self.last_kept {
-            out.extend_from_slice(event);
+            out.put(event);
         } else {
             self.stripped += 1;
         }
     }
 }
 
+/// Where the events [`EventCut`] keeps go.
+trait Output {
+    /// Whether the usage-only event is removed (there is an output to
+    /// remove it from).
+    const REMOVES: bool;
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Output for Vec<u8> {
+    const REMOVES: bool = true;
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// No output: [`EventCut::read`].
+struct Discard;
+
+impl Output for Discard {
+    const REMOVES: bool = false;
+    fn put(&mut self, _: &[u8]) {}
+}
+
 /// Hands `bytes` of an event that is not held to the framer and the client.
-fn pass(
+fn pass<O: Output>(
     bytes: &[u8],
     framer: &mut SseFramer,
     usage: &mut UsageScanner,
     observe: &mut dyn EventReader,
-    out: &mut Vec<u8>,
+    out: &mut O,
 ) {
     framer.feed(bytes, |ev| {
         usage.on_event(ev);
         observe.event(ev, false);
     });
-    out.extend_from_slice(bytes);
+    out.put(bytes);
 }
 
 #[cfg(test)]
@@ -381,7 +432,34 @@ mod tests {
             kinds: reader.kinds,
             events: framer.events(),
         };
+        // Reading alone (raw output) reads the same, recognising as many.
+        let (alone, repeats) = read_all(dialect, pieces);
+        assert_eq!(alone, read);
+        assert_eq!(repeats, reader.repeats);
         (read, out, reader.repeats)
+    }
+
+    /// What [`EventCut::read`] makes of `pieces`: what it read, and how many
+    /// repeats it recognised.
+    fn read_all(dialect: Dialect, pieces: &[&[u8]]) -> (Read, usize) {
+        let mut cut = EventCut::default();
+        let mut framer = SseFramer::new(1 << 20);
+        let mut usage = UsageScanner::new(dialect);
+        let mut reader = Collect {
+            dialect: Some(dialect),
+            ..Collect::default()
+        };
+        for p in pieces {
+            cut.read(p, &mut framer, &mut usage, &mut reader);
+        }
+        let read = Read {
+            usage: usage.usage(),
+            completed: usage.completed(),
+            texts: reader.texts,
+            kinds: reader.kinds,
+            events: framer.events(),
+        };
+        (read, reader.repeats)
     }
 
     /// The same read without the cut: the framer over the whole stream.

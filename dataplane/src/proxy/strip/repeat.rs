@@ -22,7 +22,7 @@
 //! Such an event costs two comparisons and one string scan instead of the
 //! line search, framing, usage search and JSON reading. (The delta reader's
 //! shape memo, `codec/delta/skim/shape.rs`, does the same for the JSON alone,
-//! for streams that are framed but not cut.) Only events with LF
+//! for the events this memo does not keep.) Only events with LF
 //! line ends are kept (a CR would make the cut's line state matter), and
 //! only those whose type and data lie in the event's own bytes, each before
 //! and around the token as the framer found them.
