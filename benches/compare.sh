@@ -15,10 +15,12 @@
 #      per stream, so this is measured at 9,500 streams.
 #
 # Environment: BIN (a directory holding sluice-loadtest and sluice-dataplane,
-# used as they are; default: build them into target/release), OUT (results directory, default target/compare), WORKERS
-# (server workers, default 1), ROUNDS (default 5), ROUND (seconds per round,
-# default 2), STREAMS (default 9500). Extra arguments after the part name go
-# to every compare command (e.g. --install-nginx).
+# used as they are; default: build them into target/release), OUT (results
+# directory, default target/compare), WORKERS (server workers, default 1),
+# ROUNDS (default 30, ~5 minutes: the p99 of the 10,000 requests a target
+# that 5 rounds gave turned on a few stalls of this VM), ROUND (seconds per
+# round, default 2), STREAMS (default 9500). Extra arguments after the part
+# name go to every compare command (e.g. --install-nginx).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,14 +42,14 @@ common=(--workers "$workers" --tokens 50 "$@")
 
 if [ "$part" = all ] || [ "$part" = latency ]; then
     echo "== 1. added TTFT at 1,000 req/s, 50 tokens, no delay"
-    "$bin" compare "${common[@]}" --rate 1000 --rounds "${ROUNDS:-5}" --duration "${ROUND:-2}s" --drivers \
+    "$bin" compare "${common[@]}" --rate 1000 --rounds "${ROUNDS:-30}" --duration "${ROUND:-2}s" --drivers \
         --json "$out/latency.json" 2>&1 | tee "$out/latency.txt"
 fi
 if [ "$part" = itl ]; then
     # Not an issue target: the same, with the tokens spaced 5 ms apart as a
     # model would send them, so each event is its own read at the proxy.
     echo "== 1b. added TTFT at 1,000 req/s, 50 tokens 5 ms apart"
-    "$bin" compare "${common[@]}" --rate 1000 --itl-ms 5 --rounds "${ROUNDS:-5}" --duration "${ROUND:-2}s" \
+    "$bin" compare "${common[@]}" --rate 1000 --itl-ms 5 --rounds "${ROUNDS:-30}" --duration "${ROUND:-2}s" \
         --drivers --json "$out/latency-itl.json" 2>&1 | tee "$out/latency-itl.txt"
 fi
 if [ "$part" = all ] || [ "$part" = rate ]; then

@@ -71,6 +71,41 @@ pub(crate) struct Added {
     pub(crate) ttft_p99_us: i64,
 }
 
+/// One target against another, round by round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RoundsWon {
+    /// Rounds where the first's added p99 was no higher than the second's.
+    won: usize,
+    of: usize,
+    /// Each one's median added p99 over the rounds, µs.
+    median: (i64, i64),
+}
+
+impl RoundsWon {
+    /// `a`'s added p99s against `b`'s, round by round (`None` unless both
+    /// cover the same rounds, at least one).
+    fn of(a: &[i64], b: &[i64]) -> Option<RoundsWon> {
+        if a.is_empty() || a.len() != b.len() {
+            return None;
+        }
+        let median = |v: &[i64]| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2
+            }
+        };
+        Some(RoundsWon {
+            won: a.iter().zip(b).filter(|(x, y)| x <= y).count(),
+            of: a.len(),
+            median: (median(a), median(b)),
+        })
+    }
+}
+
 /// A pass/fail line for one of the targets.
 #[derive(Debug, Serialize)]
 pub(crate) struct Check {
@@ -103,6 +138,10 @@ pub(crate) struct Compared {
     pub(crate) workload: Workload,
     pub(crate) sides: Vec<SideResult>,
     pub(crate) added_over_direct: BTreeMap<String, Added>,
+    /// Latency mode: each target's TTFT p99 added over direct's in the same
+    /// round, round by round (a pooled p99 can hang on a few stalls of the
+    /// machine in one round; these show how often a result holds).
+    pub(crate) added_p99_by_round: BTreeMap<String, Vec<i64>>,
     pub(crate) max_rate: Vec<MaxRate>,
     pub(crate) open_streams: Vec<StreamsResult>,
     /// Named ratios, e.g. `sluice_over_nginx_added_ttft_p99`.
@@ -134,6 +173,7 @@ impl Compared {
             },
             sides: Vec::new(),
             added_over_direct: BTreeMap::new(),
+            added_p99_by_round: BTreeMap::new(),
             max_rate: Vec::new(),
             open_streams: Vec::new(),
             ratios: BTreeMap::new(),
@@ -141,8 +181,16 @@ impl Compared {
         }
     }
 
-    pub(crate) fn latency(args: &CompareArgs, sides: Vec<SideResult>) -> Self {
+    /// `round_p99`: each side's TTFT p99 in each round, in `sides`' order.
+    pub(crate) fn latency(args: &CompareArgs, sides: Vec<SideResult>, round_p99: &[Vec<u64>]) -> Self {
         let mut c = Self::new(args, "latency");
+        let direct = sides.iter().position(|s| s.name == "direct");
+        if let Some(d) = direct.and_then(|d| round_p99.get(d)) {
+            for (s, p99s) in sides.iter().zip(round_p99).filter(|(s, _)| s.name != "direct") {
+                let added = p99s.iter().zip(d).map(|(&p, &d)| p as i64 - d as i64).collect();
+                c.added_p99_by_round.insert(s.name.clone(), added);
+            }
+        }
         let ttft = |s: &SideResult| {
             s.report
                 .latency_us
@@ -174,6 +222,13 @@ impl Compared {
                     c.ratios.insert(key.into(), r);
                 }
             }
+            if let Some(r) = c
+                .rounds("sluice", "nginx")
+                .and_then(|r| ratio(r.median.0 as f64, r.median.1 as f64))
+            {
+                c.ratios
+                    .insert("sluice_over_nginx_added_ttft_p99_round_median".into(), r);
+            }
             c.checks.push(Check {
                 what: format!(
                     "Sluice's added TTFT p99 over direct ({}) is no higher than nginx's ({})",
@@ -185,6 +240,12 @@ impl Compared {
         }
         c.sides = sides;
         c
+    }
+
+    /// `a` against `b` round by round: the rounds where `a`'s added p99 was
+    /// no higher, and each one's median added p99.
+    fn rounds(&self, a: &str, b: &str) -> Option<RoundsWon> {
+        RoundsWon::of(self.added_p99_by_round.get(a)?, self.added_p99_by_round.get(b)?)
     }
 
     pub(crate) fn search(args: &CompareArgs, sides: &[Side], steps: Vec<Vec<Step>>) -> Self {
@@ -336,6 +397,16 @@ impl Compared {
             );
         }
         let _ = writeln!(out, "+p50/+p99: TTFT added over direct (the target's percentile minus direct's); cpu: percent of one core");
+        if let Some(r) = self.rounds("sluice", "nginx") {
+            let _ = writeln!(
+                out,
+                "round by round: Sluice's added TTFT p99 no higher than nginx's in {} of {} rounds; median over the rounds {} vs {}",
+                r.won,
+                r.of,
+                signed_us(r.median.0),
+                signed_us(r.median.1)
+            );
+        }
     }
 
     fn search_table(&self, out: &mut String) {
@@ -389,4 +460,27 @@ impl Compared {
 fn signed_us(us: i64) -> String {
     let sign = if us < 0 { "-" } else { "+" };
     format!("{sign}{}", fmt_us(us.unsigned_abs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RoundsWon;
+
+    #[test]
+    fn rounds_won_counts_ties_and_takes_medians() {
+        let r = RoundsWon::of(&[100, 300, 200], &[150, 250, 200]).unwrap();
+        assert_eq!(
+            r,
+            RoundsWon {
+                won: 2,
+                of: 3,
+                median: (200, 200)
+            }
+        );
+        // An even count: the mean of the middle two; negative values too.
+        let r = RoundsWon::of(&[-10, 40, 10, 20], &[0, 0, 0, 0]).unwrap();
+        assert_eq!((r.won, r.median), (1, (15, 0)));
+        assert_eq!(RoundsWon::of(&[], &[]), None);
+        assert_eq!(RoundsWon::of(&[1, 2], &[1]), None);
+    }
 }

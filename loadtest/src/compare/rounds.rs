@@ -111,9 +111,11 @@ pub(crate) fn latency(args: &CompareArgs, sides: &mut [Side], mock: &mut Server)
         }
     }
     let mut accs: Vec<Acc> = sides.iter().map(|_| Acc::default()).collect();
+    // Each side's TTFT p99 in each round.
+    let mut round_p99: Vec<Vec<u64>> = sides.iter().map(|_| Vec::new()).collect();
     for round in 1..=args.rounds.max(1) {
         let mut line = format!("round {round}/{}:", args.rounds.max(1));
-        for (side, acc) in sides.iter_mut().zip(&mut accs) {
+        for ((side, acc), p99s) in sides.iter_mut().zip(&mut accs).zip(&mut round_p99) {
             let cfg = load_config(args, side, open(args, args.rate), args.duration);
             let t = measure(&cfg, side, mock, acc)?;
             let r = Report::new(cfg.echo(), &t);
@@ -123,6 +125,7 @@ pub(crate) fn latency(args: &CompareArgs, sides: &mut [Side], mock: &mut Server)
                 .as_ref()
                 .or(r.latency_us.e2e.as_ref())
                 .map_or(0, |s| s.p99);
+            p99s.push(p99);
             line += &format!(
                 "  {} ok {} err {} p99 {}",
                 side.name,
@@ -138,7 +141,7 @@ pub(crate) fn latency(args: &CompareArgs, sides: &mut [Side], mock: &mut Server)
         .zip(&accs)
         .map(|(s, a)| result(args, s, a, args.rate))
         .collect();
-    Ok(Compared::latency(args, results))
+    Ok(Compared::latency(args, results, &round_p99))
 }
 
 /// Steps the rate up for every side until it stops keeping up.
