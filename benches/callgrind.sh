@@ -17,7 +17,9 @@
 # Environment: BIN (a directory with the release binaries, used as they
 # are; default: build them into target/release), OUT (default
 # target/callgrind), SIDES (default "off meter on"), REQUESTS (default 200),
-# TOKENS (per response, default 50).
+# TOKENS (per response, default 50), USAGE (1: the requests ask for usage,
+# `stream_options.include_usage`, as compare's load does, so each stream
+# passes as it came instead of being re-framed without the usage event).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +41,14 @@ bench_workdir callgrind
 bench_mock
 overhead_sides "$mock" "$sha" "$tokens"
 printf '[limits]\ncount_tokens = false\n' >"$work/off-config.toml"
+if [ "${USAGE:-0}" = 1 ]; then
+    python3 - "$work/body.json" <<'EOF'
+import json, sys
+body = json.load(open(sys.argv[1]))
+body["stream_options"] = {"include_usage": True}
+json.dump(body, open(sys.argv[1], "w"))
+EOF
+fi
 
 load() {
     "$bin/sluice-loadtest" run --url "http://$1" --api-key "$key" --model gpt-4o-mini \
@@ -46,7 +56,7 @@ load() {
         --header "x-mock-tokens: $tokens" --workers 1 -q --json "$2" >/dev/null
 }
 
-echo "== user-space instructions a request: $requests streamed requests of $tokens tokens, ~2 KB prompt"
+echo "== user-space instructions a request: $requests streamed requests of $tokens tokens, ~2 KB prompt$([ "${USAGE:-0}" = 1 ] && echo ", usage asked (raw output)")"
 for side in $sides; do
     extra=()
     if [ "$side" = off ]; then
