@@ -9,8 +9,8 @@
 //!
 //! The response head goes out at once, alone when nothing came with it, and
 //! otherwise in the same write as the body bytes read with it (raw output:
-//! one vectored write of both, see [`gather`]; re-framed output: the head is
-//! put before the first events).
+//! one vectored write of both, see `relay/gather.rs`; re-framed output: the
+//! head is put before the first events).
 //!
 //! Truncation is never repaired: if the upstream dies mid-body the client gets
 //! exactly the bytes that arrived (no final zero-size chunk, no forged
