@@ -225,6 +225,46 @@ fn response_head_over_the_bound_is_refused_even_when_complete() {
     assert!(parse_response(raw.as_bytes(), false, raw.len(), &mut hs).is_ok());
 }
 
+/// The header array is left uninitialised: every field up to the cap is
+/// read, in order, and one more is refused (requests and responses).
+#[test]
+fn header_fields_up_to_the_cap() {
+    let fields = |n: usize| (0..n).map(|i| format!("x-f{i}: v{i}\r\n")).collect::<String>();
+    let mut hs = Vec::new();
+    let full = format!(
+        "HTTP/1.1 200 OK\r\n{}content-length: 0\r\n\r\n",
+        fields(MAX_HEADERS_CAP - 1)
+    );
+    let head = parse_response(full.as_bytes(), false, 1 << 20, &mut hs)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.framing, Framing::Empty);
+    assert_eq!(hs.len(), MAX_HEADERS_CAP);
+    assert_eq!(hs[7].name.of(full.as_bytes()), b"x-f7");
+    assert_eq!(hs[7].value.of(full.as_bytes()), b"v7");
+    let over = format!("HTTP/1.1 200 OK\r\n{}\r\n", fields(MAX_HEADERS_CAP + 1));
+    assert_eq!(
+        parse_response(over.as_bytes(), false, 1 << 20, &mut hs),
+        Err(HeadError::TooManyHeaders)
+    );
+    let limits = HeadLimits {
+        max_bytes: 1 << 20,
+        max_headers: MAX_HEADERS_CAP,
+    };
+    let full = format!("GET / HTTP/1.1\r\nhost: a\r\n{}\r\n", fields(MAX_HEADERS_CAP - 1));
+    parse_request(full.as_bytes(), &limits, &mut hs).unwrap().unwrap();
+    assert_eq!(hs.len(), MAX_HEADERS_CAP);
+    assert_eq!(
+        hs[MAX_HEADERS_CAP - 1].name.of(full.as_bytes()),
+        format!("x-f{}", MAX_HEADERS_CAP - 2).as_bytes()
+    );
+    let over = format!("GET / HTTP/1.1\r\nhost: a\r\n{}\r\n", fields(MAX_HEADERS_CAP));
+    assert_eq!(
+        parse_request(over.as_bytes(), &limits, &mut hs),
+        Err(HeadError::TooManyHeaders)
+    );
+}
+
 #[test]
 fn connection_options_are_hop_by_hop() {
     let raw =
