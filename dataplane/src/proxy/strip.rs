@@ -411,8 +411,19 @@ mod tests {
     }
 
     /// What the cut makes of `pieces`: what it read, its output, and how
-    /// many repeats it recognised.
+    /// many repeats it recognised. Reading alone ([`EventCut::read`], raw
+    /// output) must read the same, recognising as many.
     fn cut_all(dialect: Dialect, pieces: &[&[u8]]) -> (Read, Vec<u8>, usize) {
+        let (read, out, repeats) = run_cut(dialect, pieces, true);
+        let (alone, _, alone_repeats) = run_cut(dialect, pieces, false);
+        assert_eq!(alone, read);
+        assert_eq!(alone_repeats, repeats);
+        (read, out, repeats)
+    }
+
+    /// `pieces` through [`EventCut::feed`] (`output`) or [`EventCut::read`]
+    /// (the output is then left empty).
+    fn run_cut(dialect: Dialect, pieces: &[&[u8]], output: bool) -> (Read, Vec<u8>, usize) {
         let mut cut = EventCut::default();
         let mut framer = SseFramer::new(1 << 20);
         let mut usage = UsageScanner::new(dialect);
@@ -422,9 +433,15 @@ mod tests {
         };
         let mut out = Vec::new();
         for p in pieces {
-            cut.feed(p, &mut framer, &mut usage, &mut reader, &mut out);
+            if output {
+                cut.feed(p, &mut framer, &mut usage, &mut reader, &mut out);
+            } else {
+                cut.read(p, &mut framer, &mut usage, &mut reader);
+            }
         }
-        cut.finish(&mut out);
+        if output {
+            cut.finish(&mut out);
+        }
         let read = Read {
             usage: usage.usage(),
             completed: usage.completed(),
@@ -432,34 +449,7 @@ mod tests {
             kinds: reader.kinds,
             events: framer.events(),
         };
-        // Reading alone (raw output) reads the same, recognising as many.
-        let (alone, repeats) = read_all(dialect, pieces);
-        assert_eq!(alone, read);
-        assert_eq!(repeats, reader.repeats);
         (read, out, reader.repeats)
-    }
-
-    /// What [`EventCut::read`] makes of `pieces`: what it read, and how many
-    /// repeats it recognised.
-    fn read_all(dialect: Dialect, pieces: &[&[u8]]) -> (Read, usize) {
-        let mut cut = EventCut::default();
-        let mut framer = SseFramer::new(1 << 20);
-        let mut usage = UsageScanner::new(dialect);
-        let mut reader = Collect {
-            dialect: Some(dialect),
-            ..Collect::default()
-        };
-        for p in pieces {
-            cut.read(p, &mut framer, &mut usage, &mut reader);
-        }
-        let read = Read {
-            usage: usage.usage(),
-            completed: usage.completed(),
-            texts: reader.texts,
-            kinds: reader.kinds,
-            events: framer.events(),
-        };
-        (read, reader.repeats)
     }
 
     /// The same read without the cut: the framer over the whole stream.
