@@ -569,11 +569,7 @@ async fn to_client<B: monoio::buf::IoBuf>(
     bytes: B,
     limit: std::time::Duration,
 ) -> (Result<usize, ClientGone>, Option<B>) {
-    match monoio::time::timeout(limit, wr.write_all(bytes)).await {
-        Ok((Ok(n), back)) => (Ok(n), Some(back)),
-        Ok((Err(_), back)) => (Err(ClientGone::Closed), Some(back)),
-        Err(_) => (Err(ClientGone::Stalled), None),
-    }
+    sent(monoio::time::timeout(limit, wr.write_all(bytes)).await)
 }
 
 /// [`to_client`] for the head and the first body bytes, in one write.
@@ -582,7 +578,15 @@ async fn to_client_gathered(
     both: gather::HeadAndBody,
     limit: std::time::Duration,
 ) -> (Result<usize, ClientGone>, Option<gather::HeadAndBody>) {
-    match monoio::time::timeout(limit, gather::write_all(wr, both)).await {
+    sent(monoio::time::timeout(limit, gather::write_all(wr, both)).await)
+}
+
+/// What a client write bounded by a timeout came to, and its buffer back
+/// unless the write was abandoned.
+fn sent<B>(
+    write: Result<monoio::BufResult<usize, B>, monoio::time::error::Elapsed>,
+) -> (Result<usize, ClientGone>, Option<B>) {
+    match write {
         Ok((Ok(n), back)) => (Ok(n), Some(back)),
         Ok((Err(_), back)) => (Err(ClientGone::Closed), Some(back)),
         Err(_) => (Err(ClientGone::Stalled), None),
