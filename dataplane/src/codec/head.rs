@@ -403,17 +403,63 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
 
 /// Whether `name` is a connection option of one of the Connection fields
 /// among `headers` (spans into `buf`): such a field is hop-by-hop too and is
-/// not forwarded (RFC 9110 §7.6.1).
+/// not forwarded (RFC 9110 §7.6.1). Scans every field: to check all of a
+/// head's fields, read its [`ConnectionOptions`] once instead.
 pub fn is_connection_option(buf: &[u8], headers: &[Header], name: &[u8]) -> bool {
+    connection_options(buf, headers).any(|option| option.eq_ignore_ascii_case(name))
+}
+
+/// The options named by the Connection fields among `headers`.
+fn connection_options<'a>(buf: &'a [u8], headers: &'a [Header]) -> impl Iterator<Item = &'a [u8]> {
     headers
         .iter()
         .filter(|h| h.name.of(buf).eq_ignore_ascii_case(b"connection"))
-        .any(|h| {
-            h.value
-                .of(buf)
-                .split(|&b| b == b',')
-                .any(|token| trim(token).eq_ignore_ascii_case(name))
-        })
+        .flat_map(|h| h.value.of(buf).split(|&b| b == b','))
+        .map(trim)
+        .filter(|option| !option.is_empty())
+}
+
+/// A head's connection options, read once: checking each of its fields
+/// against them then costs a comparison per option, not a scan of the head
+/// per field (which was quadratic in the fields).
+pub struct ConnectionOptions<'a> {
+    names: [&'a [u8]; OPTIONS_HELD],
+    len: usize,
+    /// More options than `names` holds: checks fall back to scanning.
+    spill: Option<(&'a [u8], &'a [Header])>,
+}
+
+/// Options a [`ConnectionOptions`] holds; heads name one or two.
+const OPTIONS_HELD: usize = 8;
+
+impl<'a> ConnectionOptions<'a> {
+    /// The options of the head whose fields are `headers` (spans into `buf`).
+    pub fn of(buf: &'a [u8], headers: &'a [Header]) -> Self {
+        let mut options = ConnectionOptions {
+            names: [&[]; OPTIONS_HELD],
+            len: 0,
+            spill: None,
+        };
+        for name in connection_options(buf, headers) {
+            if options.len == OPTIONS_HELD {
+                options.spill = Some((buf, headers));
+                break;
+            }
+            options.names[options.len] = name;
+            options.len += 1;
+        }
+        options
+    }
+
+    /// Whether a field called `name` is one of them (so hop-by-hop).
+    pub fn contains(&self, name: &[u8]) -> bool {
+        match self.spill {
+            Some((buf, headers)) => is_connection_option(buf, headers, name),
+            None => self.names[..self.len]
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(name)),
+        }
+    }
 }
 
 /// Whether a header is hop-by-hop (RFC 9110 §7.6.1) or one the gateway sets

@@ -286,9 +286,10 @@ fn write_head(
     out.extend_from_slice(b"\r\naccept-encoding: identity\r\nconnection: keep-alive\r\n");
     let mut saw_version = false;
     // The client's header spans index into `req.raw`, which starts with its head.
+    let options = head::ConnectionOptions::of(&req.raw, client_headers);
     let forwarded = |h: &&Header| {
         let name = h.name.of(&req.raw);
-        forwarded(name) && !head::is_connection_option(&req.raw, client_headers, name)
+        forwarded(name) && !options.contains(name)
     };
     for h in client_headers.iter().filter(forwarded) {
         let (name, value) = (h.name.of(&req.raw), h.value.of(&req.raw));

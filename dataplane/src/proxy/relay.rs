@@ -21,7 +21,7 @@ use super::strip::{EventCut, EventReader};
 use super::Ctx;
 use crate::codec::chunked::{write_chunk_size_before, ChunkedDecoder, CHUNK_SIZE_ROOM};
 use crate::codec::delta::DeltaReader;
-use crate::codec::head::{is_connection_option, is_hop_by_hop, Framing, Header, RequestHead, ResponseHead};
+use crate::codec::head::{is_hop_by_hop, ConnectionOptions, Framing, Header, RequestHead, ResponseHead};
 use crate::codec::sse::{SseEvent, SseFramer};
 use crate::codec::usage::{Dialect, UsageScanner};
 use crate::policy::tokens::CompletionCounter;
@@ -640,9 +640,10 @@ fn write_client_head(
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(rest);
     out.extend_from_slice(b"\r\n");
+    let options = ConnectionOptions::of(buf, headers);
     for h in headers {
         let name = h.name.of(buf);
-        if is_hop_by_hop(name) || is_connection_option(buf, headers, name) {
+        if is_hop_by_hop(name) || options.contains(name) {
             continue;
         }
         out.extend_from_slice(name);

@@ -279,6 +279,53 @@ fn connection_options_are_hop_by_hop() {
 }
 
 #[test]
+fn connection_options_read_once_agree_with_the_scan() {
+    let many: String = (0..20).map(|i| format!("x-o{i}, ")).collect();
+    let heads = [
+        "HTTP/1.1 200 OK\r\nX-Foo: 1\r\n\r\n".to_string(),
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Foo\r\nconnection:x-bar ,close\r\nX-Foo: 1\r\n\r\n"
+            .into(),
+        "HTTP/1.1 200 OK\r\nConnection: ,, x-a ,\t\r\nConnection: x-b\r\n\r\n".into(),
+        // More options than are held: the spill scans.
+        format!("HTTP/1.1 200 OK\r\nConnection: {many}\r\nConnection: x-last\r\n\r\n"),
+    ];
+    let names: [&[u8]; 12] = [
+        b"x-foo",
+        b"X-BAR",
+        b"keep-alive",
+        b"close",
+        b"x-fo",
+        b"content-type",
+        b"x-a",
+        b"x-b",
+        b"x-o0",
+        b"X-O19",
+        b"x-last",
+        b"x-o20",
+    ];
+    for raw in &heads {
+        let mut hs = Vec::new();
+        parse_response(raw.as_bytes(), false, 16384, &mut hs)
+            .unwrap()
+            .unwrap();
+        let options = ConnectionOptions::of(raw.as_bytes(), &hs);
+        for name in names {
+            assert_eq!(
+                options.contains(name),
+                is_connection_option(raw.as_bytes(), &hs, name),
+                "{raw:?} {:?}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+    let mut hs = Vec::new();
+    let raw = heads[3].as_bytes();
+    parse_response(raw, false, 16384, &mut hs).unwrap().unwrap();
+    let options = ConnectionOptions::of(raw, &hs);
+    assert!(options.contains(b"x-o19") && options.contains(b"x-last") && !options.contains(b"x-o20"));
+}
+
+#[test]
 fn hop_by_hop_names() {
     assert!(is_hop_by_hop(b"Connection"));
     assert!(is_hop_by_hop(b"TRANSFER-ENCODING"));
