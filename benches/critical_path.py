@@ -51,7 +51,8 @@ def events(path):
             p = line.split()
             if len(p) < 3 or not p[0][:1].isdigit():
                 continue
-            t = float(p[0]) * 1e6
+            # perf prints seconds to the µs: keep whole µs, not float noise.
+            t = round(float(p[0]) * 1e6)
             if "awakened:" in p:
                 out.append(("w", t, comm(p[2]), comm(p[-1])))
             elif len(p) >= 6:
@@ -60,7 +61,7 @@ def events(path):
                 except ValueError:
                     continue
                 # The line is logged at switch-out; the run began run_ms before.
-                out.append(("r", t - run_ms * 1000, comm(p[2]), None))
+                out.append(("r", t - round(run_ms * 1000), comm(p[2]), None))
     out.sort(key=lambda e: e[1])
     return out
 
