@@ -29,12 +29,9 @@ requests="${REQUESTS:-200}"
 tokens="${TOKENS:-50}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-command -v valgrind >/dev/null || {
-    echo "valgrind not found: apt-get install -y valgrind" >&2
-    exit 1
-}
 
 . benches/lib.sh
+bench_need valgrind valgrind
 bench_bins sluice-dataplane sluice-loadtest
 bench_workdir callgrind
 

@@ -33,12 +33,9 @@ secs="${ROUND:-4}"
 targets="${TARGETS:-sluice sluice-epoll nginx}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-command -v perf >/dev/null || {
-    echo "perf not found: apt-get install -y linux-perf" >&2
-    exit 1
-}
 
 . benches/lib.sh
+bench_need perf linux-perf
 bench_bins sluice-dataplane sluice-loadtest
 bench_workdir critical-path
 

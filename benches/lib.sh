@@ -16,6 +16,15 @@ bench_bins() {
     fi
 }
 
+# bench_need COMMAND PACKAGE: exits, saying how to install it, when COMMAND
+# is missing.
+bench_need() {
+    command -v "$1" >/dev/null || {
+        echo "$1 not found: apt-get install -y $2" >&2
+        exit 1
+    }
+}
+
 # bench_workdir NAME: a scratch directory in $work. At exit every process in
 # $pids (and $changer, when a script sets it) is stopped and $work removed.
 bench_workdir() {
