@@ -11,9 +11,10 @@
 
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use sluice_benches::{reads, Rng};
-use sluice_dataplane::codec::chunked::ChunkedDecoder;
-use sluice_dataplane::codec::sse::{SseEvent, SseFramer};
-use sluice_dataplane::codec::usage::{Dialect, UsageScanner};
+use sluice_contract::codec::chunked::ChunkedDecoder;
+use sluice_contract::codec::sse::{SseEvent, SseFramer};
+use sluice_contract::codec::usage::UsageScanner;
+use sluice_contract::dialect::Dialect;
 
 const WORDS: &[&str] = &[
     " the",
@@ -154,7 +155,7 @@ fn bench_codecs(c: &mut Criterion) {
 }
 
 /// De-chunk, frame and scan, as the proxy does for each streamed response.
-fn pipeline(reads: &[&[u8]]) -> (u64, Option<sluice_dataplane::record::Usage>) {
+fn pipeline(reads: &[&[u8]]) -> (u64, Option<sluice_contract::record::Usage>) {
     let mut dechunk = ChunkedDecoder::new();
     let mut framer = SseFramer::default();
     let mut scanner = UsageScanner::new(Dialect::OpenAi);

@@ -14,11 +14,12 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use sluice_benches::{reads, Rng};
-use sluice_dataplane::codec::delta::DeltaReader;
-use sluice_dataplane::codec::sse::SseFramer;
-use sluice_dataplane::codec::usage::{Dialect, UsageScanner};
-use sluice_dataplane::policy::tokens::{self, CompletionCounter, Encoding};
-use sluice_dataplane::proxy::strip::{EventCut, EventReader};
+use sluice_contract::codec::delta::DeltaReader;
+use sluice_contract::codec::sse::SseFramer;
+use sluice_contract::codec::usage::UsageScanner;
+use sluice_contract::cut::{EventCut, EventReader};
+use sluice_contract::dialect::Dialect;
+use sluice_contract::policy::tokens::{self, CompletionCounter, Encoding};
 use std::ops::Range;
 
 /// JSON-escaped pieces of text (as they appear inside a JSON string).
@@ -137,18 +138,14 @@ struct Texts {
 }
 
 impl EventReader for Texts {
-    fn event(
-        &mut self,
-        ev: &sluice_dataplane::codec::sse::SseEvent<'_>,
-        learn: bool,
-    ) -> Option<Range<usize>> {
+    fn event(&mut self, ev: &sluice_contract::codec::sse::SseEvent<'_>, learn: bool) -> Option<Range<usize>> {
         match self.counter.as_mut() {
             Some(c) => self.deltas.for_each_text(Dialect::OpenAi, ev, |t| c.push(t)),
             None if learn => self.deltas.one_text(Dialect::OpenAi, ev),
             None => None,
         }
     }
-    fn repeat(&mut self, ev: &sluice_dataplane::codec::sse::SseEvent<'_>, text: Range<usize>, escaped: bool) {
+    fn repeat(&mut self, ev: &sluice_contract::codec::sse::SseEvent<'_>, text: Range<usize>, escaped: bool) {
         if let Some(c) = self.counter.as_mut() {
             self.deltas
                 .for_each_text_at(Dialect::OpenAi, ev, text, escaped, |t| c.push(t));

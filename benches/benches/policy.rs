@@ -5,7 +5,8 @@
 //! Run: `cargo bench -p sluice-benches --bench policy -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use sluice_dataplane::policy::{self, tokens, Api, CompiledPolicy, PiiAction, PiiConfig, PiiScanner};
+use sluice_contract::dialect::Dialect;
+use sluice_contract::policy::{self, tokens, CompiledPolicy, PiiAction, PiiConfig, PiiScanner};
 
 /// The allow-list and cap.
 const HEAD: &str = include_str!("../policy/head.toml");
@@ -83,11 +84,11 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("policy");
     g.throughput(Throughput::Bytes(clean.len() as u64));
     g.bench_function("extract_2kb", |b| {
-        b.iter(|| policy::extract(Api::OpenAi, black_box(&clean)).map(|v| v.texts.len()))
+        b.iter(|| policy::extract(Dialect::OpenAi, black_box(&clean)).map(|v| v.texts.len()))
     });
     g.bench_function("full_2kb_clean", |b| {
         b.iter(|| {
-            policy::extract_and_evaluate(&policy, Api::OpenAi, "k1", black_box(&clean))
+            policy::extract_and_evaluate(&policy, Dialect::OpenAi, "k1", black_box(&clean))
                 .map(|(_, d)| d.allowed())
         })
     });
@@ -101,17 +102,19 @@ fn bench(c: &mut Criterion) {
                 n += 1;
                 body(&format!("{n:012} {}", &prompt[13..]))
             },
-            |body| policy::extract_and_evaluate(&policy, Api::OpenAi, "k1", &body).map(|(_, d)| d.allowed()),
+            |body| {
+                policy::extract_and_evaluate(&policy, Dialect::OpenAi, "k1", &body).map(|(_, d)| d.allowed())
+            },
             BatchSize::SmallInput,
         )
     });
     g.bench_function("full_2kb_redact_one_email", |b| {
         b.iter(|| {
-            policy::extract_and_evaluate(&policy, Api::OpenAi, "k1", black_box(&with_email))
+            policy::extract_and_evaluate(&policy, Dialect::OpenAi, "k1", black_box(&with_email))
                 .map(|(_, d)| d.redacted_body.map(|b| b.len()))
         })
     });
-    if let Ok(view) = policy::extract(Api::OpenAi, &clean) {
+    if let Ok(view) = policy::extract(Dialect::OpenAi, &clean) {
         g.bench_function("evaluate_only_2kb", |b| {
             b.iter(|| policy::evaluate(&policy, black_box(&view), "k1", &clean).allowed())
         });

@@ -3,9 +3,9 @@
 //! head parsing, gateway key lookup, provider key opening.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use sluice_dataplane::codec::head::{parse_request, HeadLimits};
-use sluice_dataplane::crypto::{hex, sha256, SealKey};
-use sluice_dataplane::snapshot::{Index, KeyMaterial, Snapshot};
+use sluice_contract::codec::head::{parse_request, HeadLimits};
+use sluice_contract::crypto::{hex, sha256, SealKey};
+use sluice_contract::snapshot::{Index, KeyMaterial, Snapshot};
 
 /// A head as the official OpenAI Python SDK sends it.
 const SDK_HEAD: &[u8] = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\nAccept: application/json\r\nContent-Type: application/json\r\nUser-Agent: OpenAI/Python 1.54.0\r\nX-Stainless-Lang: python\r\nX-Stainless-Package-Version: 1.54.0\r\nX-Stainless-OS: Linux\r\nX-Stainless-Arch: x64\r\nX-Stainless-Runtime: CPython\r\nX-Stainless-Runtime-Version: 3.11.7\r\nAuthorization: Bearer sk-sluice-k1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\nX-Stainless-Async: false\r\nx-stainless-retry-count: 0\r\nContent-Length: 123\r\n\r\n";

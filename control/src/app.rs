@@ -49,7 +49,7 @@ impl App {
             vault,
             hub,
             metrics,
-            admin_token_sha256: sluice_dataplane::crypto::sha256(admin_token.as_bytes()),
+            admin_token_sha256: sluice_contract::crypto::sha256(admin_token.as_bytes()),
             billing: crate::billing::Runtime::default(),
             privacy: std::sync::OnceLock::new(),
         }
@@ -75,7 +75,7 @@ impl App {
 
 /// Compares two secrets in constant time (by their SHA-256, so lengths leak nothing).
 pub(crate) fn secret_eq(presented: &[u8], expected_sha256: &[u8; 32]) -> bool {
-    let h = sluice_dataplane::crypto::sha256(presented);
+    let h = sluice_contract::crypto::sha256(presented);
     h.iter()
         .zip(expected_sha256)
         .fold(0u8, |acc, (a, b)| acc | (a ^ b))
@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn secret_eq_compares_whole_secrets() {
-        let h = sluice_dataplane::crypto::sha256(b"token-abc");
+        let h = sluice_contract::crypto::sha256(b"token-abc");
         assert!(secret_eq(b"token-abc", &h));
         assert!(!secret_eq(b"token-abd", &h));
         assert!(!secret_eq(b"token-ab", &h));

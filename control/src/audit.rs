@@ -37,7 +37,7 @@ use describe::Described;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
-use sluice_dataplane::crypto::{hex, random_bytes, unhex};
+use sluice_contract::crypto::{hex, random_bytes, unhex};
 
 /// `admin` of entries made by control itself (the retention timer).
 pub(crate) const SYSTEM: &str = "system";

@@ -40,7 +40,7 @@
 //!   nothing of what its earlier process spent. Each grant in its snapshot
 //!   therefore also carries `s_d` (`CreditGrant.spent_micros`), and the data
 //!   plane charges `s_d` minus its own settled spend, the largest seen, as
-//!   spent before it started (`sluice_dataplane::quota::credit`). A starting
+//!   spent before it started (`sluice_contract::quota::credit`). A starting
 //!   data plane asks with `after=0`; when control has seen spend on its
 //!   leases it bumps the snapshot version first (unless a grant just did), so
 //!   the snapshot it starts on carries the current `s_d`. What it cannot
@@ -80,7 +80,7 @@ use crate::app::App;
 use crate::store::admin_ops::AdminOp;
 use crate::store::rows::DataplaneRow;
 use ops::BillingOp;
-use sluice_dataplane::record::Record;
+use sluice_contract::record::Record;
 
 /// Grants data plane `dp` what it is due before it is served a snapshot.
 /// When it is starting (`bootstrap`: it asks with `after=0`) and control has

@@ -29,9 +29,9 @@ use crate::store::schema::{self, split_record_key, split_tenant_record_key, Tena
 use crate::store::{decode, Store, StoreError};
 use crate::vault::Vault;
 use serde::{Deserialize, Serialize};
-use sluice_dataplane::crypto::{hex, unhex};
-use sluice_dataplane::record::Record;
-use sluice_dataplane::snapshot::types::{PolicyDoc, RateLimit, Route};
+use sluice_contract::crypto::{hex, unhex};
+use sluice_contract::record::Record;
+use sluice_contract::snapshot::types::{PolicyDoc, RateLimit, Route};
 use std::collections::HashMap;
 use std::ops::Bound;
 

@@ -4,7 +4,7 @@
 //! kept to a small alphabet; a bad one is refused with a message that says
 //! what is allowed.
 
-use sluice_dataplane::crypto::unhex;
+use sluice_contract::crypto::unhex;
 use zeroize::Zeroizing;
 
 /// Longest tenant, key, upstream or region name.

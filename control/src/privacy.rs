@@ -88,7 +88,7 @@ pub(crate) fn startup(
     }
     // A rewrite that stopped before its rename left a scratch copy: drop it.
     crate::store::compact::remove_scratch(store)?;
-    let sha = sluice_dataplane::crypto::sha256(admin_token.as_bytes());
+    let sha = sluice_contract::crypto::sha256(admin_token.as_bytes());
     let auditor = crate::audit::Auditor::load(store, vault, &sha)?;
     Ok(Arc::new(hooks::Hooks { auditor }))
 }
@@ -113,7 +113,7 @@ pub(crate) fn rewrap_all(
         };
         let env = key.envelope()?;
         key.wrapped_dek =
-            sluice_dataplane::crypto::hex(&old.rewrap(new, &content::key_aad(&tenant), &env.wrapped_dek)?);
+            sluice_contract::crypto::hex(&old.rewrap(new, &content::key_aad(&tenant), &env.wrapped_dek)?);
         t.insert(tenant.as_str(), crate::store::encode(&row)?.as_slice())?;
         count += 1;
     }

@@ -35,7 +35,7 @@ use crate::store::schema::{
 use crate::store::{decode, StoreError};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
-use sluice_dataplane::record::Record;
+use sluice_contract::record::Record;
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};

@@ -121,8 +121,8 @@ fn admin_token(data: &Path) -> anyhow::Result<Zeroizing<String>> {
     if path.exists() {
         return secret_file::read(&path).map_err(|e| anyhow!(e));
     }
-    let raw = sluice_dataplane::crypto::random_bytes::<32>().map_err(|e| anyhow!(e))?;
-    let token = Zeroizing::new(sluice_dataplane::crypto::hex(&raw[..]));
+    let raw = sluice_contract::crypto::random_bytes::<32>().map_err(|e| anyhow!(e))?;
+    let token = Zeroizing::new(sluice_contract::crypto::hex(&raw[..]));
     secret_file::write_atomic(&path, format!("{}\n", token.as_str()).as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(token)

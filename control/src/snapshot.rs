@@ -10,7 +10,7 @@ use crate::names::EnrollToken;
 use crate::store::compile::Compiled;
 use crate::store::{Store, StoreError};
 use crate::vault::Vault;
-use sluice_dataplane::crypto::{hex, SealKey};
+use sluice_contract::crypto::{hex, SealKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -96,7 +96,7 @@ internal_from!(
     redb::TransactionError,
     redb::CommitError,
     redb::SetDurabilityError,
-    sluice_dataplane::crypto::CryptoError,
+    sluice_contract::crypto::CryptoError,
     serde_json::Error
 );
 

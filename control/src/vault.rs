@@ -7,7 +7,7 @@
 //! file or the environment).
 
 use crate::secret_file;
-use sluice_dataplane::crypto::{hex, random_bytes, unhex, CryptoError, SealKey};
+use sluice_contract::crypto::{hex, random_bytes, unhex, CryptoError, SealKey};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 

@@ -6,7 +6,7 @@
 //! [`Agent::spawn`], because a long poll that blocks for 25 s cannot share a
 //! thread with a 100 ms batch timer.
 //! - `sluice-agent-snap` long-polls `GET /v1/snapshot?after=V`, compiles what
-//!   arrives with [`Index::build`], publishes it into the [`SnapshotCell`] and
+//!   arrives with [`crate::current::compile`], publishes it into the [`SnapshotCell`] and
 //!   caches its raw (sealed) JSON on disk.
 //! - `sluice-agent` drains the [`RecordRx`], numbers records, ships them with
 //!   `POST /v1/records`, spools them to disk when control does not ack, and
@@ -47,10 +47,11 @@ mod snapshots;
 pub(crate) mod spool;
 mod token;
 
-use crate::crypto::{CryptoError, SealKey};
+use crate::current::SnapshotCell;
 use crate::sink::RecordRx;
-use crate::snapshot::{Index, SnapshotCell};
 use http::{Client, Endpoint};
+use sluice_contract::crypto::{CryptoError, SealKey};
+use sluice_contract::snapshot::Index;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

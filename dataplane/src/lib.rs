@@ -17,19 +17,11 @@
 //! - [`policy`]: token counting, PII detection, rules.
 
 pub mod agent;
-pub mod codec;
 pub mod config;
-pub mod crypto;
-pub mod iphash;
+pub mod current;
 pub mod metrics;
-pub mod policy;
 pub mod proxy;
-pub mod quota;
-pub mod record;
 pub mod respond;
 pub mod server;
 pub mod sink;
-pub mod snapshot;
-#[cfg(test)]
-mod testing;
 pub mod upstream;

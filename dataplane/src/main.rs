@@ -6,12 +6,13 @@
 //! requests in flight finish within the grace period, flush records, exit.
 
 use clap::Parser;
+use sluice_contract::snapshot::{Index, KeyMaterial, Snapshot};
 use sluice_dataplane::agent::{Agent, AgentConfig};
 use sluice_dataplane::config::{FileConfig, Limits};
+use sluice_dataplane::current::{self, SnapshotCell};
 use sluice_dataplane::metrics::Metrics;
 use sluice_dataplane::server::{self, admin, ServerConfig};
 use sluice_dataplane::sink;
-use sluice_dataplane::snapshot::{Index, KeyMaterial, Snapshot, SnapshotCell};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -193,7 +194,7 @@ fn run(args: Args) -> Result<(), ConfigError> {
     // Build the tokenizer tables now rather than on a worker's first request.
     let tokenizer_start = std::time::Instant::now();
     if limits.count_tokens {
-        sluice_dataplane::policy::tokens::warm_up();
+        sluice_contract::policy::tokens::warm_up();
     }
     tracing::debug!(
         ms = tokenizer_start.elapsed().as_millis() as u64,
@@ -229,7 +230,7 @@ fn run(args: Args) -> Result<(), ConfigError> {
         }
     };
 
-    sluice_dataplane::snapshot::spawn_address_refresher(cell.clone(), limits.dns_refresh())
+    current::spawn_address_refresher(cell.clone(), limits.dns_refresh())
         .map_err(|e| ConfigError(format!("dns refresh thread: {e}")))?;
     let config = ServerConfig {
         listen,
@@ -311,11 +312,7 @@ fn load_snapshot(path: &Path, prev: Option<&Index>) -> Result<Index, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let snap: Snapshot = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let env = |name: &str| std::env::var(name).ok();
-    match prev {
-        Some(prev) => Index::rebuild(&snap, KeyMaterial::Env(&env), prev),
-        None => Index::build(&snap, KeyMaterial::Env(&env)),
-    }
-    .map_err(|e| format!("{}: {e}", path.display()))
+    current::compile(&snap, KeyMaterial::Env(&env), prev).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Folds a multi-line message (TOML errors quote the offending source with a

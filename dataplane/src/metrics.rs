@@ -2,7 +2,7 @@
 //! block of relaxed atomics (no contention, no locks); the admin listener sums
 //! the blocks when scraped.
 
-use crate::record::ApiRoute;
+use sluice_contract::record::ApiRoute;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 

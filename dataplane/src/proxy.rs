@@ -14,16 +14,15 @@ pub mod meter;
 pub mod models;
 pub mod relay;
 pub mod spares;
-pub mod strip;
 
-use crate::codec::head::{Framing, Method, RequestHead};
-use crate::policy::Api;
-use crate::record::{ApiRoute, Outcome, Record};
-use crate::respond::{write_error, ErrorKind, Flavor};
+use crate::respond::{write_error, ErrorKind};
 use crate::server::conn::{BodyError, ClientIo, Next};
 use crate::server::worker::Worker;
-use crate::snapshot::index::RouteEntry;
 use bytes::Buf;
+use sluice_contract::codec::head::{Framing, Method, RequestHead};
+use sluice_contract::dialect::Dialect;
+use sluice_contract::record::{ApiRoute, Outcome, Record};
+use sluice_contract::snapshot::index::RouteEntry;
 use std::time::Instant;
 
 /// A refusal by the gateway, turned into a response by [`handle`].
@@ -66,7 +65,7 @@ pub struct Ctx<'w> {
     /// When the request head was complete.
     pub started: Instant,
     /// The caller's API dialect.
-    pub flavor: Flavor,
+    pub dialect: Dialect,
     /// Whether the request body has been read whole (keep-alive is possible).
     pub body_read: bool,
     /// Whether the request's bytes have been taken out of the read buffer.
@@ -109,30 +108,30 @@ impl Ctx<'_> {
 }
 
 /// Decides the API and the error dialect from method, path and headers.
-fn classify(method: Method, path: &[u8], anthropic_hint: bool) -> (ApiRoute, Flavor, Option<ErrorKind>) {
-    let flavor = if anthropic_hint {
-        Flavor::Anthropic
+fn classify(method: Method, path: &[u8], anthropic_hint: bool) -> (ApiRoute, Dialect, Option<ErrorKind>) {
+    let dialect = if anthropic_hint {
+        Dialect::Anthropic
     } else {
-        Flavor::OpenAi
+        Dialect::OpenAi
     };
     let path = path.strip_suffix(b"/").filter(|p| !p.is_empty()).unwrap_or(path);
-    let (api, want, flavor) = match path {
+    let (api, want, dialect) = match path {
         b"/v1/chat/completions" | b"/chat/completions" => {
-            (ApiRoute::ChatCompletions, Method::Post, Flavor::OpenAi)
+            (ApiRoute::ChatCompletions, Method::Post, Dialect::OpenAi)
         }
-        b"/v1/messages" => (ApiRoute::Messages, Method::Post, Flavor::Anthropic),
-        b"/v1/models" | b"/models" => (ApiRoute::Models, Method::Get, flavor),
-        b"/healthz" => (ApiRoute::Health, Method::Get, flavor),
-        _ => return (ApiRoute::Other, flavor, Some(ErrorKind::UnknownPath)),
+        b"/v1/messages" => (ApiRoute::Messages, Method::Post, Dialect::Anthropic),
+        b"/v1/models" | b"/models" => (ApiRoute::Models, Method::Get, dialect),
+        b"/healthz" => (ApiRoute::Health, Method::Get, dialect),
+        _ => return (ApiRoute::Other, dialect, Some(ErrorKind::UnknownPath)),
     };
     let wrong = method != want && !(method == Method::Head && want == Method::Get);
-    (api, flavor, wrong.then_some(ErrorKind::MethodNotAllowed))
+    (api, dialect, wrong.then_some(ErrorKind::MethodNotAllowed))
 }
 
 /// Serves one request whose head is in `io.buf`.
 pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: Instant, ts_ms: u64) -> Next {
     let anthropic_hint = io.header(b"anthropic-version").is_some() || io.header(b"x-api-key").is_some();
-    let (api, flavor, refused) = classify(head.method, head.path(&io.buf), anthropic_hint);
+    let (api, dialect, refused) = classify(head.method, head.path(&io.buf), anthropic_hint);
     if api == ApiRoute::Health && refused.is_none() {
         io.out.extend_from_slice(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nok\n",
@@ -146,7 +145,7 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
         worker: w,
         record: Record::new(ts_ms, api),
         started,
-        flavor,
+        dialect,
         body_read: head.framing == Framing::Empty,
         consumed: false,
         admission: None,
@@ -172,7 +171,7 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
             let extra: Vec<(&str, &str)> = reject.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
             write_error(
                 &mut io.out,
-                ctx.flavor,
+                ctx.dialect,
                 reject.kind,
                 reject.detail.as_deref(),
                 keep,
@@ -247,16 +246,16 @@ async fn serve_api(
 
     // The body is read once: what forwarding, the policy and the meter need.
     let api = if ctx.record.route == ApiRoute::Messages {
-        Api::Anthropic
+        Dialect::Anthropic
     } else {
-        Api::OpenAi
+        Dialect::OpenAi
     };
     let refuse = |(kind, detail)| Reject {
         kind,
         detail,
         headers: Vec::new(),
     };
-    let view = crate::policy::extract(api, &req.body)
+    let view = sluice_contract::policy::extract(api, &req.body)
         .map_err(inspect::refusal)
         .map_err(refuse)?;
     let info = inspect::inspect(&view, ctx.record.route).map_err(refuse)?;
@@ -322,16 +321,16 @@ mod tests {
     #[test]
     fn classification() {
         let c = |m, p: &[u8], hint| {
-            let (api, flavor, err) = classify(m, p, hint);
-            (api, flavor, err)
+            let (api, dialect, err) = classify(m, p, hint);
+            (api, dialect, err)
         };
         assert_eq!(
             c(Method::Post, b"/v1/chat/completions", true),
-            (ApiRoute::ChatCompletions, Flavor::OpenAi, None)
+            (ApiRoute::ChatCompletions, Dialect::OpenAi, None)
         );
         assert_eq!(
             c(Method::Post, b"/v1/messages", false),
-            (ApiRoute::Messages, Flavor::Anthropic, None)
+            (ApiRoute::Messages, Dialect::Anthropic, None)
         );
         assert_eq!(
             c(Method::Get, b"/v1/messages", false).2,
@@ -339,15 +338,15 @@ mod tests {
         );
         assert_eq!(
             c(Method::Get, b"/v1/models/", true),
-            (ApiRoute::Models, Flavor::Anthropic, None)
+            (ApiRoute::Models, Dialect::Anthropic, None)
         );
         assert_eq!(
             c(Method::Post, b"/v2/x", true),
-            (ApiRoute::Other, Flavor::Anthropic, Some(ErrorKind::UnknownPath))
+            (ApiRoute::Other, Dialect::Anthropic, Some(ErrorKind::UnknownPath))
         );
         assert_eq!(
             c(Method::Get, b"/", false),
-            (ApiRoute::Other, Flavor::OpenAi, Some(ErrorKind::UnknownPath))
+            (ApiRoute::Other, Dialect::OpenAi, Some(ErrorKind::UnknownPath))
         );
     }
 

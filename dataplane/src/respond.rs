@@ -6,16 +6,8 @@
 //! The official SDKs pick their exception class from the status code, so each
 //! kind maps to the status those SDKs (and the providers) use for it.
 
+use sluice_contract::dialect::Dialect;
 use std::io::Write;
-
-/// The API dialect a caller speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    /// OpenAI-compatible.
-    OpenAi,
-    /// Anthropic Messages API.
-    Anthropic,
-}
 
 /// Every error the gateway answers by itself. Small and `Copy`: carried on the
 /// hot path, turned into bytes once.
@@ -314,7 +306,7 @@ impl ErrorKind {
 /// `extra` headers are written as given (e.g. `retry-after`).
 pub fn write_error(
     out: &mut Vec<u8>,
-    flavor: Flavor,
+    dialect: Dialect,
     kind: ErrorKind,
     detail: Option<&str>,
     keep_alive: bool,
@@ -324,8 +316,8 @@ pub fn write_error(
     let mut body = Vec::with_capacity(192);
     let message = detail.unwrap_or(shape.message);
     // Writing JSON into a Vec cannot fail; the results are ignored on purpose.
-    match flavor {
-        Flavor::OpenAi => {
+    match dialect {
+        Dialect::OpenAi => {
             body.extend_from_slice(b"{\"error\":{\"message\":");
             let _ = serde_json::to_writer(&mut body, message);
             let _ = write!(
@@ -341,7 +333,7 @@ pub fn write_error(
             }
             body.extend_from_slice(b"}}");
         }
-        Flavor::Anthropic => {
+        Dialect::Anthropic => {
             let _ = write!(
                 body,
                 "{{\"type\":\"error\",\"error\":{{\"type\":\"{}\",\"message\":",
@@ -382,7 +374,7 @@ mod tests {
     #[test]
     fn openai_shape() {
         let mut out = Vec::new();
-        write_error(&mut out, Flavor::OpenAi, ErrorKind::InvalidKey, None, true, &[]);
+        write_error(&mut out, Dialect::OpenAi, ErrorKind::InvalidKey, None, true, &[]);
         assert!(out.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
         let v = body(&out);
         assert_eq!(v["error"]["code"], "invalid_api_key");
@@ -396,7 +388,7 @@ mod tests {
         let detail = "model \"x\\y\" not found";
         write_error(
             &mut out,
-            Flavor::Anthropic,
+            Dialect::Anthropic,
             ErrorKind::UnknownModel,
             Some(detail),
             false,
@@ -439,7 +431,7 @@ mod tests {
             Internal,
         ] {
             let mut out = Vec::new();
-            write_error(&mut out, Flavor::OpenAi, kind, None, true, &[]);
+            write_error(&mut out, Dialect::OpenAi, kind, None, true, &[]);
             let status = format!("HTTP/1.1 {} ", kind.status());
             assert!(out.starts_with(status.as_bytes()), "{kind:?}");
             assert!(!kind.label().is_empty());

@@ -10,9 +10,9 @@ pub mod conn;
 pub mod worker;
 
 use crate::config::Limits;
+use crate::current::SnapshotCell;
 use crate::metrics::Metrics;
 use crate::sink::RecordTx;
-use crate::snapshot::SnapshotCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -30,7 +30,7 @@ pub struct Shared {
     /// Closed when the data plane starts shutting down.
     pub shutdown: async_channel::Receiver<()>,
     /// Hashes client addresses for records.
-    pub ip_hasher: crate::iphash::IpHasher,
+    pub ip_hasher: sluice_contract::iphash::IpHasher,
 }
 
 /// How to run the workers.
@@ -82,7 +82,7 @@ pub fn start(
         metrics,
         tls,
         shutdown: shutdown_rx,
-        ip_hasher: crate::iphash::IpHasher::default(),
+        ip_hasher: sluice_contract::iphash::IpHasher::default(),
     });
     let cores = if config.pin {
         core_affinity::get_core_ids().unwrap_or_default()

@@ -6,8 +6,8 @@
 //! from the same worker. The consumer is either the JSON-lines writer
 //! ([`spawn_jsonl_writer`], standalone mode) or the control-plane agent.
 
-use crate::record::Record;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use sluice_contract::record::Record;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::Write;
@@ -137,7 +137,7 @@ pub fn spawn_jsonl_writer(path: PathBuf, rx: RecordRx) -> std::io::Result<std::t
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ApiRoute;
+    use sluice_contract::record::ApiRoute;
 
     #[test]
     fn full_queue_keeps_records_in_order() {

@@ -8,7 +8,6 @@
 pub mod pool;
 pub mod tls;
 
-use crate::snapshot::UpstreamEntry;
 use bytes::BytesMut;
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
@@ -18,6 +17,7 @@ use monoio_rustls::TlsConnector;
 use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
 use rustls::pki_types::ServerName;
+use sluice_contract::snapshot::UpstreamEntry;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};

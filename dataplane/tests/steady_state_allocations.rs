@@ -10,12 +10,13 @@
 // a global allocator, whose trait is unsafe; it only forwards to `System`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unsafe_code)]
 
-use sluice_dataplane::codec::chunked::ChunkedDecoder;
-use sluice_dataplane::codec::delta::DeltaReader;
-use sluice_dataplane::codec::sse::{SseEvent, SseFramer};
-use sluice_dataplane::codec::usage::{Dialect, UsageScanner};
-use sluice_dataplane::policy::tokens::{CompletionCounter, Encoding};
-use sluice_dataplane::proxy::strip::{EventCut, EventReader};
+use sluice_contract::codec::chunked::ChunkedDecoder;
+use sluice_contract::codec::delta::DeltaReader;
+use sluice_contract::codec::sse::{SseEvent, SseFramer};
+use sluice_contract::codec::usage::UsageScanner;
+use sluice_contract::cut::{EventCut, EventReader};
+use sluice_contract::dialect::Dialect;
+use sluice_contract::policy::tokens::{CompletionCounter, Encoding};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ops::Range;
@@ -257,7 +258,7 @@ fn framing_usage_and_deltas_allocate_nothing_per_event() {
 /// count.
 #[test]
 fn token_counting_allocates_per_flush_not_per_delta() {
-    sluice_dataplane::policy::tokens::warm_up();
+    sluice_contract::policy::tokens::warm_up();
     let text: String = (0..4000).map(|i| WORDS[i % 3]).collect::<Vec<_>>().concat();
     let text = text.replace("\\u00e9", "é");
     let feed = |pieces: &mut dyn Iterator<Item = &str>| {

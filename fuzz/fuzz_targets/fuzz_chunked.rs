@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_dataplane::codec::chunked::{ChunkedDecoder, ChunkedError};
+use sluice_contract::codec::chunked::{ChunkedDecoder, ChunkedError};
 
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {

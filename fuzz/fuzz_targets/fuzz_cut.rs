@@ -7,10 +7,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_dataplane::codec::delta::DeltaReader;
-use sluice_dataplane::codec::sse::{SseEvent, SseFramer};
-use sluice_dataplane::codec::usage::{Dialect, UsageScanner};
-use sluice_dataplane::proxy::strip::{EventCut, EventReader};
+use sluice_contract::codec::delta::DeltaReader;
+use sluice_contract::codec::sse::{SseEvent, SseFramer};
+use sluice_contract::codec::usage::{Dialect, UsageScanner};
+use sluice_contract::cut::{EventCut, EventReader};
 use std::ops::Range;
 
 /// What a read of a stream found.

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_dataplane::codec::head::{parse_request, parse_response, HeadLimits};
+use sluice_contract::codec::head::{parse_request, parse_response, HeadLimits};
 
 fuzz_target!(|data: &[u8]| {
     let limits = HeadLimits::default();

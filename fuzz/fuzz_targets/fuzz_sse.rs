@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_dataplane::codec::sse::SseFramer;
+use sluice_contract::codec::sse::SseFramer;
 
 type Events = Vec<(Vec<u8>, Vec<u8>)>;
 

@@ -5,9 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_dataplane::codec::sse::{SseEvent, SseFramer};
-use sluice_dataplane::codec::usage::{Dialect, UsageScanner};
-use sluice_dataplane::record::Usage;
+use sluice_contract::codec::sse::{SseEvent, SseFramer};
+use sluice_contract::codec::usage::{Dialect, UsageScanner};
+use sluice_contract::record::Usage;
 
 fn scan<'a>(dialect: Dialect, parts: impl IntoIterator<Item = &'a [u8]>) -> (Option<Usage>, bool, Vec<bool>) {
     let mut framer = SseFramer::new(1 << 16);

@@ -20,8 +20,8 @@ use crate::names::{check_model, check_name};
 use crate::store::admin_ops::AdminOp;
 use crate::time::now_ms;
 use serde::Deserialize;
-use sluice_dataplane::policy::CompiledPolicy;
-use sluice_dataplane::snapshot::types::{ModelPrice, RateLimit};
+use sluice_contract::policy::CompiledPolicy;
+use sluice_contract::snapshot::types::{ModelPrice, RateLimit};
 use std::sync::Arc;
 
 /// Default and largest number of alerts listed.

@@ -8,8 +8,8 @@ use crate::store::admin_ops::AdminOp;
 use crate::store::rows::DataplaneInfo;
 use crate::time::now_ms;
 use serde::{Deserialize, Serialize};
-use sluice_dataplane::crypto::{hex, random_bytes, sha256};
-use sluice_dataplane::snapshot::types::Upstream;
+use sluice_contract::crypto::{hex, random_bytes, sha256};
+use sluice_contract::snapshot::types::Upstream;
 use std::sync::Arc;
 
 #[derive(Deserialize)]

@@ -10,8 +10,8 @@ use crate::store::query::LogQuery;
 use crate::store::rows::{ApiKeyRow, ProviderKeyInfo, ProviderKeyRow, TenantRow};
 use crate::time::{now_ms, parse_time};
 use serde::{Deserialize, Deserializer, Serialize};
-use sluice_dataplane::crypto::{hex, random_bytes, sha256};
-use sluice_dataplane::snapshot::types::{ProviderKey, Route, Target};
+use sluice_contract::crypto::{hex, random_bytes, sha256};
+use sluice_contract::snapshot::types::{ProviderKey, Route, Target};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 

@@ -12,7 +12,7 @@ use crate::store::rows::UsageRow;
 use crate::store::schema::{self, pack2, unpack2};
 use crate::store::{decode, encode, StoreError};
 use redb::{ReadTransaction, ReadableTable, Table, WriteTransaction};
-use sluice_dataplane::record::Record;
+use sluice_contract::record::Record;
 use std::collections::{BTreeMap, HashMap};
 
 /// What a record adds to the cost rollup.

@@ -8,7 +8,7 @@ use super::rows::{AlertRow, CreditAccount, PolicyRow};
 use crate::store::schema;
 use crate::store::{decode, encode, StoreError};
 use redb::{ReadableTable, WriteTransaction};
-use sluice_dataplane::snapshot::types::{ModelPrice, RateLimit};
+use sluice_contract::snapshot::types::{ModelPrice, RateLimit};
 
 /// Most credit one tenant can hold, in all: $1e12 keeps every sum in range.
 pub(crate) const MAX_CREDIT_MICROS: u64 = 1_000_000_000_000_000_000;

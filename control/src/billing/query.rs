@@ -7,8 +7,8 @@ use crate::store::rows::DataplaneRow;
 use crate::store::schema;
 use crate::store::{decode, Store, StoreError};
 use redb::ReadTransaction;
-use sluice_dataplane::quota::price::DEFAULTS;
-use sluice_dataplane::snapshot::types::{ModelPrice, RateLimit};
+use sluice_contract::quota::price::DEFAULTS;
+use sluice_contract::snapshot::types::{ModelPrice, RateLimit};
 use std::collections::BTreeMap;
 
 impl Store {

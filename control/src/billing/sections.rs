@@ -10,7 +10,7 @@ use crate::store::schema::{self, unpack2};
 use crate::store::{decode, StoreError};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::de::DeserializeOwned;
-use sluice_dataplane::snapshot::types::{CreditGrant, ModelPrice, PolicyDoc, RateLimit};
+use sluice_contract::snapshot::types::{CreditGrant, ModelPrice, PolicyDoc, RateLimit};
 use std::collections::HashMap;
 
 /// Every data plane's credit grants, as of one snapshot version.

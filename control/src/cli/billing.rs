@@ -4,7 +4,7 @@ use super::{method, print_json, seg, table, AdminOpts, Client, Noun};
 use crate::billing::rows::{usd, AlertRow, CreditView, PriceView};
 use anyhow::bail;
 use serde_json::{json, Value};
-use sluice_dataplane::snapshot::types::{ModelPrice, RateLimit};
+use sluice_contract::snapshot::types::{ModelPrice, RateLimit};
 
 /// Price verbs (USD per million tokens; overrides of the built-in defaults).
 #[derive(clap::Subcommand, Debug)]

@@ -4,7 +4,7 @@ use super::{method, print_json, seg, table, Client, Noun};
 use crate::store::rows::DataplaneInfo;
 use serde::Deserialize;
 use serde_json::Value;
-use sluice_dataplane::snapshot::types::{ProviderKind, Upstream};
+use sluice_contract::snapshot::types::{ProviderKind, Upstream};
 
 /// Wire dialects, as the CLI spells them.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

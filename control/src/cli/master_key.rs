@@ -9,7 +9,7 @@ use crate::store::{decode, encode, StoreError};
 use crate::vault::{KekSource, Vault, MASTER_KEY_FILE};
 use anyhow::{anyhow, Context};
 use redb::ReadableTable;
-use sluice_dataplane::crypto::hex;
+use sluice_contract::crypto::hex;
 use std::path::PathBuf;
 
 /// Master key verbs.

@@ -58,7 +58,7 @@ fn read(file: &Path) -> anyhow::Result<String> {
 pub(crate) fn run(cmd: Noun<PolicyCmd>) -> anyhow::Result<()> {
     if let PolicyCmd::Check { file } = &cmd.verb {
         let text = read(file)?;
-        sluice_dataplane::policy::CompiledPolicy::compile(&text)
+        sluice_contract::policy::CompiledPolicy::compile(&text)
             .map_err(|e| anyhow::anyhow!("policy refused: {e}"))?;
         println!("{} is a valid policy", file.display());
         return Ok(());

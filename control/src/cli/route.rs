@@ -3,7 +3,7 @@
 use super::{method, print_json, seg, table, Client, Noun};
 use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
-use sluice_dataplane::snapshot::types::{Route, Target};
+use sluice_contract::snapshot::types::{Route, Target};
 
 /// Route verbs.
 #[derive(clap::Subcommand, Debug)]

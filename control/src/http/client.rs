@@ -50,7 +50,7 @@ impl Endpoint {
             };
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let name = ServerName::try_from(host.to_owned()).map_err(|e| format!("{base:?}: {e}"))?;
-            let config = sluice_dataplane::upstream::tls::client_config(ca_file)?;
+            let config = crate::tls::client_config(ca_file)?;
             Some((config, name))
         } else {
             None

@@ -16,9 +16,9 @@ use crate::store::{decode, StoreError};
 use crate::vault::{Envelope, Vault};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
-use sluice_dataplane::crypto::{hex, random_bytes, CryptoError, SealKey};
-use sluice_dataplane::record::Record;
-use sluice_dataplane::snapshot::types::Snapshot;
+use sluice_contract::crypto::{hex, random_bytes, CryptoError, SealKey};
+use sluice_contract::record::Record;
+use sluice_contract::snapshot::types::Snapshot;
 
 /// Associated data of a tenant's content key (and, with `dek:`, of its data key).
 pub(crate) fn key_aad(tenant: &str) -> String {
@@ -181,7 +181,7 @@ impl Opener {
 mod tests {
     use super::*;
     use crate::privacy::settings::SealedKey;
-    use sluice_dataplane::record::ApiRoute;
+    use sluice_contract::record::ApiRoute;
 
     fn sealed_record(key: &SealKey, tenant: &str, ts: u64, doc: &serde_json::Value) -> Record {
         let mut r = Record::new(ts, ApiRoute::ChatCompletions);

@@ -20,7 +20,7 @@ pub(crate) fn public_model(model: &str) -> &'static str {
     if model.is_empty() {
         return "";
     }
-    sluice_dataplane::quota::price::DEFAULTS
+    sluice_contract::quota::price::DEFAULTS
         .iter()
         .map(|(name, _)| *name)
         .filter(|name| model.starts_with(name))

@@ -7,7 +7,7 @@ use crate::store::{decode, encode, StoreError};
 use crate::vault::Envelope;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
-use sluice_dataplane::crypto::hex;
+use sluice_contract::crypto::hex;
 
 /// A tenant's privacy settings, as stored ([`TENANT_PRIVACY`]); a tenant
 /// without a row has the defaults.

@@ -6,7 +6,7 @@ use crate::store::admin_ops::{self, AdminOp};
 use crate::store::ingest::{self, Batch, Prepared};
 use crate::store::rows::TenantRow;
 use crate::store::Store;
-use sluice_dataplane::record::{ApiRoute, Record, Usage};
+use sluice_contract::record::{ApiRoute, Record, Usage};
 use std::path::PathBuf;
 
 /// A fresh store file in its own temporary directory.

@@ -120,7 +120,7 @@ fn with_content(store: &Store, vault: &crate::vault::Vault, ts: u64) -> Record {
     let raw = vault
         .open_secret(&crate::privacy::content::key_aad("acme"), &env)
         .unwrap();
-    let key = sluice_dataplane::crypto::SealKey::from_bytes(&raw).unwrap();
+    let key = sluice_contract::crypto::SealKey::from_bytes(&raw).unwrap();
     let mut rec = record(ts, "acme", "gpt-4o");
     let sealed = key
         .seal(
@@ -128,7 +128,7 @@ fn with_content(store: &Store, vault: &crate::vault::Vault, ts: u64) -> Record {
             crate::privacy::content::record_aad("acme", ts).as_bytes(),
         )
         .unwrap();
-    rec.content_sealed = Some(sluice_dataplane::crypto::hex(&sealed));
+    rec.content_sealed = Some(sluice_contract::crypto::hex(&sealed));
     rec
 }
 

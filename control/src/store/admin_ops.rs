@@ -8,7 +8,7 @@ use super::rows::{ApiKeyRow, DataplaneRow, ProviderKeyRow, TenantRow};
 use super::schema::{self, meta, META};
 use super::{decode, encode, meta_u32, meta_u64, StoreError};
 use redb::{ReadableTable, Table, WriteTransaction};
-use sluice_dataplane::snapshot::types::{Route, Upstream};
+use sluice_contract::snapshot::types::{Route, Upstream};
 
 /// One admin change.
 #[derive(Debug, Clone)]

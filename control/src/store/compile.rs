@@ -5,9 +5,9 @@ use super::rows::{ApiKeyRow, ProviderKeyRow, TenantRow};
 use super::{decode, StoreError};
 use crate::vault::Envelope;
 use redb::ReadableTable;
-use sluice_dataplane::crypto::{hex, unhex, SealKey};
-use sluice_dataplane::snapshot::index::{Index, KeyMaterial};
-use sluice_dataplane::snapshot::types::{ApiKey, ProviderKey, Route, Snapshot, Tenant, Upstream};
+use sluice_contract::crypto::{hex, unhex, SealKey};
+use sluice_contract::snapshot::index::{Index, KeyMaterial};
+use sluice_contract::snapshot::types::{ApiKey, ProviderKey, Route, Snapshot, Tenant, Upstream};
 use std::sync::Arc;
 
 /// A snapshot as the store holds it: provider keys still in their envelopes.

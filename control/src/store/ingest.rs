@@ -7,7 +7,7 @@
 use super::schema::{self, pack2, pack3, record_key, tenant_record_key, unpack2, unpack3};
 use super::StoreError;
 use redb::{ReadableTable, WriteTransaction};
-use sluice_dataplane::record::Record;
+use sluice_contract::record::Record;
 use std::collections::HashMap;
 
 /// One record, encoded off the writer thread.

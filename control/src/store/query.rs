@@ -5,7 +5,7 @@ use super::rows::{ApiKeyRow, DataplaneRow, LogEntry, ProviderKeyInfo, ProviderKe
 use super::schema::{self, meta, split_record_key, split_tenant_record_key, unpack2, unpack3, META};
 use super::{decode, meta_u64, Store, StoreError};
 use redb::{ReadTransaction, ReadableTable};
-use sluice_dataplane::snapshot::types::{Route, Upstream};
+use sluice_contract::snapshot::types::{Route, Upstream};
 use std::collections::HashMap;
 
 /// Which records `logs` returns.

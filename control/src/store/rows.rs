@@ -127,7 +127,7 @@ pub(crate) struct LogEntry {
     /// Its sequence number there.
     pub(crate) seq: u64,
     /// The record.
-    pub(crate) record: sluice_dataplane::record::Record,
+    pub(crate) record: sluice_contract::record::Record,
 }
 
 /// One row of `usage`: a tenant's requests for one model on one UTC day.

@@ -4,8 +4,8 @@ use super::query::LogQuery;
 use super::rows::{ApiKeyRow, ProviderKeyRow, TenantRow};
 use super::*;
 use redb::ReadableTableMetadata;
-use sluice_dataplane::record::{ApiRoute, Record, Usage};
-use sluice_dataplane::snapshot::types::{ProviderKind, Route, Target, Upstream};
+use sluice_contract::record::{ApiRoute, Record, Usage};
+use sluice_contract::snapshot::types::{ProviderKind, Route, Target, Upstream};
 use std::sync::Arc;
 
 fn temp(name: &str) -> PathBuf {

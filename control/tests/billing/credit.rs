@@ -66,7 +66,7 @@ fn leases_top_up_as_spend_arrives_and_never_exceed_the_credit() {
         None,
     );
     assert_eq!(poll.status, 200, "a top-up must wake the poll: {}", poll.text());
-    let s1b: sluice_dataplane::snapshot::types::Snapshot = serde_json::from_slice(&poll.body).unwrap();
+    let s1b: sluice_contract::snapshot::types::Snapshot = serde_json::from_slice(&poll.body).unwrap();
     let g1b = granted(&s1b, "acme");
     assert!(g1b > g1, "{g1b} <= {g1}");
     assert!(g1b + granted(&snapshot(&serve, &dp2), "acme") <= 1_000_000);
@@ -252,7 +252,7 @@ fn small_balances_are_granted_whole_and_a_new_threshold_can_alert() {
     post_records(&serve, &dp, 1, &[costly(T0, "acme", 3000)]);
     let same = snapshot(&serve, &dp);
     assert_eq!(same.version, s.version, "no grant, no new snapshot");
-    let spent = |snap: &sluice_dataplane::snapshot::types::Snapshot| {
+    let spent = |snap: &sluice_contract::snapshot::types::Snapshot| {
         snap.credits
             .iter()
             .find(|c| c.tenant == "acme")
@@ -262,14 +262,14 @@ fn small_balances_are_granted_whole_and_a_new_threshold_can_alert() {
     assert_eq!(spent(&same), 0);
     let r = http(&serve.sync, "GET", "/v1/snapshot?after=0", Some(&dp), None);
     assert_eq!(r.status, 200, "{}", r.text());
-    let fresh: sluice_dataplane::snapshot::types::Snapshot = serde_json::from_slice(&r.body).unwrap();
+    let fresh: sluice_contract::snapshot::types::Snapshot = serde_json::from_slice(&r.body).unwrap();
     assert!(fresh.version > s.version);
     assert_eq!((granted(&fresh, "acme"), spent(&fresh)), (5000, 3000));
     // Another data plane's start does not bump it: nothing was spent on it.
     let other = serve.ok(&["dataplane", "enroll", "dp2"], None).trim().to_owned();
     let r = http(&serve.sync, "GET", "/v1/snapshot?after=0", Some(&other), None);
     assert_eq!(r.status, 200, "{}", r.text());
-    let theirs: sluice_dataplane::snapshot::types::Snapshot = serde_json::from_slice(&r.body).unwrap();
+    let theirs: sluice_contract::snapshot::types::Snapshot = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(theirs.version, fresh.version);
     assert_eq!((granted(&theirs, "acme"), spent(&theirs)), (0, 0));
 }

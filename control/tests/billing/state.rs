@@ -3,7 +3,7 @@
 
 use crate::support::{temp_dir, Serve};
 use crate::util::{json, snapshot, version};
-use sluice_dataplane::policy::CompiledPolicy;
+use sluice_contract::policy::CompiledPolicy;
 
 #[test]
 fn prices_round_trip_into_the_snapshot() {

@@ -3,7 +3,7 @@
 
 use crate::support::{http, Serve};
 use serde_json::Value;
-use sluice_dataplane::snapshot::types::Snapshot;
+use sluice_contract::snapshot::types::Snapshot;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc::{channel, Receiver};

@@ -1,8 +1,8 @@
 //! The data directory: foreign files, master keys, rotation.
 
 use crate::support::{http, temp_dir, Serve, BIN};
-use sluice_dataplane::crypto::{unhex, SealKey};
-use sluice_dataplane::snapshot::types::Snapshot;
+use sluice_contract::crypto::{unhex, SealKey};
+use sluice_contract::snapshot::types::Snapshot;
 use std::process::Command;
 
 #[test]

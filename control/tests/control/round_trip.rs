@@ -2,8 +2,8 @@
 //! secret reaches the store file.
 
 use crate::support::{http, temp_dir, Serve};
-use sluice_dataplane::crypto::{hex, sha256, unhex, SealKey};
-use sluice_dataplane::snapshot::types::{ProviderKind, Snapshot};
+use sluice_contract::crypto::{hex, sha256, unhex, SealKey};
+use sluice_contract::snapshot::types::{ProviderKind, Snapshot};
 
 const PROVIDER_SECRET: &str = "sk-provider-PLAINTEXT-4f1d2c";
 
@@ -124,9 +124,9 @@ fn cli_round_trip_into_a_sealed_snapshot() {
     assert_eq!(&plain[..], PROVIDER_SECRET.as_bytes());
     assert!(opener.open(&sealed_bytes, b"acme/k2").is_err());
     // The snapshot is exactly what the data plane's own index accepts.
-    sluice_dataplane::snapshot::index::Index::build(
+    sluice_contract::snapshot::index::Index::build(
         &snap,
-        sluice_dataplane::snapshot::index::KeyMaterial::Sealed(std::sync::Arc::new(opener)),
+        sluice_contract::snapshot::index::KeyMaterial::Sealed(std::sync::Arc::new(opener)),
     )
     .unwrap();
 

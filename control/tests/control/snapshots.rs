@@ -1,7 +1,7 @@
 //! Snapshot versions, long-polls and revocation.
 
 use crate::support::{http, temp_dir, Serve};
-use sluice_dataplane::snapshot::types::Snapshot;
+use sluice_contract::snapshot::types::Snapshot;
 
 #[test]
 fn long_poll_wakes_on_commit_and_revoked_keys_leave() {

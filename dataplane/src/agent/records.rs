@@ -10,10 +10,10 @@
 use super::http::{Body, Client};
 use super::spool::{Batch, Replay, Seqs, Spool};
 use super::{AgentStats, Backoff, BATCH_RECORDS, BATCH_WAIT, MAX_BATCH, RECORDS_TIMEOUT};
-use crate::record::Record;
 use crate::sink::RecordRx;
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 use serde::Deserialize;
+use sluice_contract::record::Record;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -3,9 +3,10 @@
 use super::http::{Abort, Client, HttpError};
 use super::spool::write_atomic;
 use super::{AgentStats, Backoff, BOOTSTRAP_TIMEOUT, POLL_TIMEOUT, SNAPSHOT_CACHE_FILE};
-use crate::crypto::SealKey;
-use crate::snapshot::{Index, KeyMaterial, Snapshot, SnapshotCell};
+use crate::current::{self, SnapshotCell};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use sluice_contract::crypto::SealKey;
+use sluice_contract::snapshot::{Index, IndexError, KeyMaterial, Snapshot};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -61,8 +62,8 @@ pub(super) fn fetch(client: &mut Client, after: u64, timeout: Duration) -> Resul
     }
 }
 
-fn compile(snap: &Snapshot, seal: &Arc<SealKey>) -> Result<Index, crate::snapshot::IndexError> {
-    Index::build(snap, KeyMaterial::Sealed(seal.clone()))
+fn compile(snap: &Snapshot, seal: &Arc<SealKey>) -> Result<Index, IndexError> {
+    current::compile(snap, KeyMaterial::Sealed(seal.clone()), None)
 }
 
 /// Caches `raw` (sealed as received) as the last good snapshot.
@@ -194,7 +195,8 @@ impl Poller {
         // not compile is reported once and the current one keeps serving.
         self.after = version;
         // Rate-limit and credit state carries over from the snapshot in use.
-        match Index::rebuild(snap, KeyMaterial::Sealed(self.seal.clone()), &self.cell.current()) {
+        let prev = self.cell.current();
+        match current::compile(snap, KeyMaterial::Sealed(self.seal.clone()), Some(&prev)) {
             Ok(index) => {
                 self.cell.publish(index);
                 self.stats.snapshot_version.store(version, Ordering::Relaxed);

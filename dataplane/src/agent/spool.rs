@@ -18,8 +18,8 @@
 //! seq not yet reserved, as decimal text; it is replaced atomically (tmp file,
 //! fsync, rename, fsync of the directory) one block of [`SEQ_BLOCK`] at a time.
 
-use crate::record::Record;
 use serde::{Deserialize, Serialize};
+use sluice_contract::record::Record;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};

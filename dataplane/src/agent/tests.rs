@@ -2,12 +2,14 @@
 
 use super::spool::{SEQ_FILE, SPOOL_FILE};
 use super::*;
-use crate::crypto::{hex, sha256, SealKey};
-use crate::record::{ApiRoute, Record};
 use crate::sink::{channel, WorkerSink};
-use crate::snapshot::types::{ApiKey, ProviderKey, ProviderKind, Route, Snapshot, Target, Tenant, Upstream};
-use crate::snapshot::RouteEntry;
 use serde::Deserialize;
+use sluice_contract::crypto::{hex, sha256, SealKey};
+use sluice_contract::record::{ApiRoute, Record};
+use sluice_contract::snapshot::types::{
+    ApiKey, ProviderKey, ProviderKind, Route, Snapshot, Target, Tenant, Upstream,
+};
+use sluice_contract::snapshot::RouteEntry;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! secret also derives the key provider keys are sealed under for this data
 //! plane. Neither is ever logged or formatted: `Debug` shows the id only.
 
-use crate::crypto::{unhex, CryptoError, SealKey};
+use sluice_contract::crypto::{unhex, CryptoError, SealKey};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 

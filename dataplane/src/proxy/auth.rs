@@ -1,9 +1,9 @@
 //! Gateway key authentication: SHA-256 of the presented key, looked up in the
 //! snapshot's hash map. The key itself is never stored, logged or echoed.
 
-use crate::crypto::sha256;
 use crate::respond::ErrorKind;
-use crate::snapshot::{Index, KeyEntry};
+use sluice_contract::crypto::sha256;
+use sluice_contract::snapshot::{Index, KeyEntry};
 
 /// The key presented in `authorization: Bearer <key>` or `x-api-key: <key>`.
 pub fn presented_key<'a>(authorization: Option<&'a [u8]>, x_api_key: Option<&'a [u8]>) -> Option<&'a [u8]> {

@@ -4,9 +4,9 @@
 //! in the record queue, the spool or the control plane's store. Deleting the
 //! tenant destroys the key, and with it every sealed copy.
 
-use crate::crypto::{hex, SealKey};
-use crate::record::Record;
 use bytes::Bytes;
+use sluice_contract::crypto::{hex, SealKey};
+use sluice_contract::record::Record;
 use std::sync::Arc;
 
 /// Most response bytes captured (the rest is dropped and marked truncated).
@@ -64,7 +64,7 @@ impl Capture {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ApiRoute;
+    use sluice_contract::record::ApiRoute;
 
     #[test]
     fn sealed_content_opens_only_with_the_key_and_binding() {

@@ -6,15 +6,16 @@
 //! connection that turns out to be closed is retried once on a fresh one; that
 //! is not a fallback.
 
-use super::inspect::{rewrite, RequestInfo};
+use super::inspect::RequestInfo;
 use super::Ctx;
-use crate::codec::head::{self, Header, RequestHead, ResponseHead};
 use crate::respond::ErrorKind;
 use crate::server::conn::FullRequest;
 use crate::server::worker::Worker;
-use crate::snapshot::{ProviderKind, RouteTarget, UpstreamEntry};
 use crate::upstream::{dial, Conn, DialError};
 use bytes::{Buf, Bytes, BytesMut};
+use sluice_contract::codec::head::{self, Header, RequestHead, ResponseHead};
+use sluice_contract::rewrite::rewrite;
+use sluice_contract::snapshot::{ProviderKind, RouteTarget, UpstreamEntry};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;

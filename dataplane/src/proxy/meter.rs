@@ -8,15 +8,15 @@
 //! the rest of the reservation and of the token budget is given back.
 
 use super::{Ctx, Reject};
-use crate::policy::tokens::{self, Encoding};
-use crate::policy::{CompiledPolicy, RequestContext, RequestView, Verdict};
-use crate::quota::credit::Credit;
-use crate::quota::gcra::Gcra;
-use crate::quota::now_ns;
-use crate::quota::price::Price;
-use crate::record::{self, Outcome, Record, Usage};
 use crate::respond::ErrorKind;
-use crate::snapshot::{Index, KeyEntry};
+use sluice_contract::policy::tokens::{self, Encoding};
+use sluice_contract::policy::{CompiledPolicy, RequestContext, RequestView, Verdict};
+use sluice_contract::quota::credit::Credit;
+use sluice_contract::quota::gcra::Gcra;
+use sluice_contract::quota::now_ns;
+use sluice_contract::quota::price::Price;
+use sluice_contract::record::{self, Outcome, Record, Usage};
+use sluice_contract::snapshot::{Index, KeyEntry};
 use std::sync::Arc;
 
 /// Tokens OpenAI adds per message and per reply beyond the texts; the

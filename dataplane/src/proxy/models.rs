@@ -5,10 +5,10 @@
 //! `created_at`, `has_more`, `first_id`, `last_id`). Each reads its own fields.
 
 use super::Ctx;
-use crate::codec::head::RequestHead;
 use crate::server::conn::{ClientIo, Next};
-use crate::snapshot::index::RouteEntry;
-use crate::snapshot::KeyEntry;
+use sluice_contract::codec::head::RequestHead;
+use sluice_contract::snapshot::index::RouteEntry;
+use sluice_contract::snapshot::KeyEntry;
 use std::io::Write;
 
 /// Writes the model list for `key` and completes the record.
@@ -32,7 +32,7 @@ pub async fn respond(io: &mut ClientIo, key: &KeyEntry, head: &RequestHead, ctx:
             "connection: close\r\n"
         }
     );
-    if head.method != crate::codec::head::Method::Head {
+    if head.method != sluice_contract::codec::head::Method::Head {
         io.out.extend_from_slice(&body);
     }
     ctx.record.status = 200;

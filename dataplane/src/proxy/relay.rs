@@ -17,21 +17,24 @@
 //! `[DONE]`) and the connection is closed.
 
 use super::forward::Answer;
-use super::strip::{EventCut, EventReader};
 use super::Ctx;
-use crate::codec::chunked::{write_chunk_size_before, ChunkedDecoder, CHUNK_SIZE_ROOM};
-use crate::codec::delta::DeltaReader;
-use crate::codec::head::{is_hop_by_hop, ConnectionOptions, Framing, Header, RequestHead, ResponseHead};
-use crate::codec::sse::{SseEvent, SseFramer};
-use crate::codec::usage::{Dialect, UsageScanner};
-use crate::policy::tokens::CompletionCounter;
-use crate::record::Outcome;
 use crate::server::conn::{ClientIo, Next};
 use crate::server::worker::Worker;
-use crate::snapshot::ProviderKind;
 use bytes::{Buf, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Canceller};
+use sluice_contract::codec::chunked::{write_chunk_size_before, ChunkedDecoder, CHUNK_SIZE_ROOM};
+use sluice_contract::codec::delta::DeltaReader;
+use sluice_contract::codec::head::{
+    is_hop_by_hop, ConnectionOptions, Framing, Header, RequestHead, ResponseHead,
+};
+use sluice_contract::codec::sse::{SseEvent, SseFramer};
+use sluice_contract::codec::usage::UsageScanner;
+use sluice_contract::cut::{EventCut, EventReader};
+use sluice_contract::dialect::Dialect;
+use sluice_contract::policy::tokens::CompletionCounter;
+use sluice_contract::record::Outcome;
+use sluice_contract::snapshot::ProviderKind;
 use std::ops::Range;
 
 mod gather;
@@ -39,7 +42,7 @@ mod gather;
 /// Bytes kept free in the upstream read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
 /// Largest SSE event inspected (bigger ones pass through uninspected).
-const MAX_EVENT: usize = super::strip::MAX_HELD;
+const MAX_EVENT: usize = sluice_contract::cut::MAX_HELD;
 /// Largest non-streamed body kept aside for reading its usage.
 const MAX_JSON_CAPTURE: usize = 4 * 1024 * 1024;
 

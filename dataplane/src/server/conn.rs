@@ -6,14 +6,15 @@
 //! as a `Bytes` so that pipelined bytes behind it stay in place.
 
 use super::worker::Worker;
-use crate::codec::chunked::ChunkedDecoder;
-use crate::codec::head::{self, Framing, HeadLimits, Header, RequestHead};
-use crate::record::{ApiRoute, Outcome, Record};
-use crate::respond::{write_error, ErrorKind, Flavor};
+use crate::respond::{write_error, ErrorKind};
 use crate::upstream::read_append;
 use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
+use sluice_contract::codec::chunked::ChunkedDecoder;
+use sluice_contract::codec::head::{self, Framing, HeadLimits, Header, RequestHead};
+use sluice_contract::dialect::Dialect;
+use sluice_contract::record::{ApiRoute, Outcome, Record};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
@@ -36,7 +37,7 @@ pub struct ClientIo {
     /// Peer address.
     pub peer: SocketAddr,
     /// The peer's IP hash, for the records of its requests.
-    pub ip_hash: crate::iphash::IpHashMemo,
+    pub ip_hash: sluice_contract::iphash::IpHashMemo,
 }
 
 /// What happens to the connection after a request.
@@ -242,7 +243,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                 let mut record = Record::new(ts_ms, ApiRoute::Other);
                 record.bytes_in = io.buf.len() as u64;
                 let detail = format!("{}: {label}", kind.message());
-                write_error(&mut io.out, Flavor::OpenAi, kind, Some(&detail), false, &[]);
+                write_error(&mut io.out, Dialect::OpenAi, kind, Some(&detail), false, &[]);
                 record.bytes_out = io.out.len() as u64;
                 let _ = io.write_out().await;
                 record.status = kind.status();

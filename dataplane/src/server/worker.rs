@@ -2,10 +2,10 @@
 
 use super::Shared;
 use crate::metrics::Driver;
-use crate::record::Record;
 use crate::sink::{RecordTx, WorkerSink};
 use crate::upstream::pool::Pool;
 use monoio::net::{ListenerOpts, TcpListener};
+use sluice_contract::record::Record;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;

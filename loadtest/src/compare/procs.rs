@@ -209,7 +209,7 @@ fn supports_flag(bin: &Path, flag: &str) -> bool {
 /// The standalone snapshot: one tenant, one gateway key, the mock as an
 /// OpenAI upstream, one route.
 pub(crate) fn snapshot_toml(mock_url: &str) -> String {
-    let sha = sluice_dataplane::crypto::hex(&sluice_dataplane::crypto::sha256(GATEWAY_KEY.as_bytes()));
+    let sha = sluice_contract::crypto::hex(&sluice_contract::crypto::sha256(GATEWAY_KEY.as_bytes()));
     format!(
         r#"[[tenants]]
 id = "bench"

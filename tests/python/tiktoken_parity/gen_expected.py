@@ -2,7 +2,7 @@
 """Regenerates expected.json: Python tiktoken's token counts for corpus.txt.
 
 The Rust test `policy::tokens::tests::parity_with_python_tiktoken` asserts that
-`sluice_dataplane::policy::tokens::count` gives exactly these counts.
+`sluice_contract::policy::tokens::count` gives exactly these counts.
 
 Usage:
     python3 -m venv /tmp/tikvenv && /tmp/tikvenv/bin/pip install tiktoken

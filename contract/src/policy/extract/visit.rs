@@ -2,7 +2,8 @@
 //! [`Cx`] that collects texts and notes the innermost field that failed.
 
 use super::key::Key;
-use super::{Api, ExtractError, TextKind, TextRef};
+use super::{ExtractError, TextKind, TextRef};
+use crate::dialect::Dialect;
 use crate::policy::json::Json;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -10,7 +11,7 @@ use std::fmt;
 
 /// State shared by the visitors of one pass.
 pub(super) struct Cx<'de> {
-    pub(super) api: Api,
+    pub(super) api: Dialect,
     pub(super) texts: Vec<TextRef<'de>>,
     /// The innermost field whose value failed, noted on the way out.
     pub(super) err: Option<ExtractError>,
@@ -99,7 +100,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
         let cx = self.cx;
-        let openai = cx.api == Api::OpenAi;
+        let openai = cx.api == Dialect::OpenAi;
         let mut top = Top::default();
         let mut seen = Seen::default();
         while let Some(key) = map.next_key::<Key>()? {

@@ -11,8 +11,8 @@ fn openai_string_content_and_flags() {
         "max_tokens":100,"temperature":0.2,"messages":[
         {"role":"system","content":"be brief"},
         {"role":"user","content":"hello","name":"alice"}]}"#;
-    let v = extract(Api::OpenAi, body).unwrap();
-    assert_eq!(v.api, Api::OpenAi);
+    let v = extract(Dialect::OpenAi, body).unwrap();
+    assert_eq!(v.api, Dialect::OpenAi);
     assert_eq!(v.model, "gpt-4o");
     assert!(v.stream && v.include_usage);
     assert_eq!(v.max_tokens, Some(100));
@@ -37,7 +37,7 @@ fn openai_parts_tool_calls_and_tools() {
         "tools":[{"type":"function","function":{"name":"lookup","description":"Looks things up",
             "parameters":{"type":"object","description":"not read"}}}],
         "functions":[{"name":"old","description":"legacy function"}]}"#;
-    let v = extract(Api::OpenAi, body).unwrap();
+    let v = extract(Dialect::OpenAi, body).unwrap();
     assert!(!v.stream && !v.include_usage);
     assert_eq!(v.max_tokens, None);
     assert_eq!(
@@ -59,19 +59,19 @@ fn openai_parts_tool_calls_and_tools() {
 #[test]
 fn openai_max_tokens_takes_the_larger_of_both_fields() {
     let v = extract(
-        Api::OpenAi,
+        Dialect::OpenAi,
         br#"{"model":"o3","max_completion_tokens":50,"messages":[]}"#,
     )
     .unwrap();
     assert_eq!(v.max_tokens, Some(50));
     let v = extract(
-        Api::OpenAi,
+        Dialect::OpenAi,
         br#"{"model":"o3","max_tokens":70,"max_completion_tokens":50,"messages":[]}"#,
     )
     .unwrap();
     assert_eq!(v.max_tokens, Some(70));
     let v = extract(
-        Api::OpenAi,
+        Dialect::OpenAi,
         br#"{"model":"o3","max_tokens":null,"messages":[],"stream":null}"#,
     )
     .unwrap();
@@ -92,7 +92,7 @@ fn anthropic_string_and_block_forms() {
                 {"type":"image","source":{"type":"base64","data":"AAAA"}}]}],
         "tools":[{"name":"search","description":"web search","input_schema":{"type":"object"}}],
         "stream_options":{"include_usage":true},"max_completion_tokens":99999}"#;
-    let v = extract(Api::Anthropic, body).unwrap();
+    let v = extract(Dialect::Anthropic, body).unwrap();
     assert_eq!(v.model, "claude-sonnet-4-5");
     assert!(v.stream);
     // OpenAI-only fields are not read for Anthropic.
@@ -116,7 +116,7 @@ fn anthropic_string_and_block_forms() {
 fn anthropic_system_blocks() {
     let body = br#"{"model":"claude-3","system":[{"type":"text","text":"rule one","cache_control":{"type":"ephemeral"}},
         {"type":"text","text":"rule two"}],"messages":[{"role":"user","content":"hi"}]}"#;
-    let v = extract(Api::Anthropic, body).unwrap();
+    let v = extract(Dialect::Anthropic, body).unwrap();
     assert_eq!(
         texts(&v),
         [(System, "rule one"), (System, "rule two"), (Message, "hi")]
@@ -125,21 +125,25 @@ fn anthropic_system_blocks() {
 
 #[test]
 fn system_is_not_read_for_openai() {
-    let v = extract(Api::OpenAi, br#"{"model":"m","system":"ignored","messages":[]}"#).unwrap();
+    let v = extract(
+        Dialect::OpenAi,
+        br#"{"model":"m","system":"ignored","messages":[]}"#,
+    )
+    .unwrap();
     assert!(v.texts.is_empty());
 }
 
 #[test]
 fn a_block_of_unknown_type_with_text_is_still_read() {
     let body = br#"{"model":"m","messages":[{"role":"user","content":[{"type":"future_kind","text":"secret plan"}]}]}"#;
-    let v = extract(Api::OpenAi, body).unwrap();
+    let v = extract(Dialect::OpenAi, body).unwrap();
     assert_eq!(texts(&v), [(Message, "secret plan")]);
 }
 
 #[test]
 fn key_order_does_not_matter() {
     let body = br#"{"messages":[{"content":[{"text":"t","type":"text"}],"role":"user"}],"model":"m"}"#;
-    let v = extract(Api::OpenAi, body).unwrap();
+    let v = extract(Dialect::OpenAi, body).unwrap();
     assert_eq!(texts(&v), [(Message, "t")]);
 }
 
@@ -147,7 +151,7 @@ fn key_order_does_not_matter() {
 fn escaped_keys_are_recognised() {
     // `"mod\u0065l"` is `"model"`: a parser that skipped escaped keys could be
     // fooled into reading a different model than the provider does.
-    let v = extract(Api::OpenAi, br#"{"mod\u0065l":"gpt-4o","messages":[]}"#).unwrap();
+    let v = extract(Dialect::OpenAi, br#"{"mod\u0065l":"gpt-4o","messages":[]}"#).unwrap();
     assert_eq!(v.model, "gpt-4o");
 }
 
@@ -211,18 +215,18 @@ fn errors() {
         ),
     ];
     for (body, want) in cases {
-        let got = extract(Api::OpenAi, body).unwrap_err();
+        let got = extract(Dialect::OpenAi, body).unwrap_err();
         assert_eq!(got, *want, "{}", String::from_utf8_lossy(body));
         assert!(!got.to_string().is_empty() && !got.label().is_empty());
     }
-    let got = extract(Api::Anthropic, br#"{"model":"m","messages":[],"system":3}"#).unwrap_err();
+    let got = extract(Dialect::Anthropic, br#"{"model":"m","messages":[],"system":3}"#).unwrap_err();
     assert_eq!(got, BadField("system"));
 }
 
 #[test]
 fn invalid_utf8_is_not_json() {
     let body = b"{\"model\":\"m\",\"messages\":[{\"content\":\"\xff\"}]}";
-    assert_eq!(extract(Api::OpenAi, body).unwrap_err(), ExtractError::NotJson);
+    assert_eq!(extract(Dialect::OpenAi, body).unwrap_err(), ExtractError::NotJson);
 }
 
 #[test]
@@ -230,7 +234,7 @@ fn deep_nesting_is_refused_not_overflowed() {
     let mut body = String::from(r#"{"model":"m","messages":[],"x":"#);
     body.push_str(&"[".repeat(100_000));
     assert_eq!(
-        extract(Api::OpenAi, body.as_bytes()).unwrap_err(),
+        extract(Dialect::OpenAi, body.as_bytes()).unwrap_err(),
         ExtractError::NotJson
     );
 }

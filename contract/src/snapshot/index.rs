@@ -99,10 +99,12 @@ pub struct UpstreamEntry {
     pub pool_key: Arc<str>,
     /// Region the upstream is in.
     pub region: Option<Arc<str>>,
-    /// Addresses: resolved when the snapshot was compiled, and again by
-    /// [`Index::refresh_addresses`] from a thread of its own (name resolution
-    /// blocks, so never on the hot path). Empty while the name has never
-    /// resolved.
+    /// Addresses: an IP literal's at once; a host name's are filled in by
+    /// [`Index::refresh_addresses`], which the data plane calls before it
+    /// publishes the index and again from a thread of its own (name
+    /// resolution blocks, so neither on the hot path nor in the compile
+    /// step, which the control plane runs inside a write transaction).
+    /// Empty while the name has never resolved.
     pub addrs: ArcSwap<Box<[SocketAddr]>>,
 }
 
@@ -441,13 +443,14 @@ impl Index {
         })
     }
 
-    /// Resolves every upstream named by a host name again and swaps in the
-    /// addresses that changed; returns how many did. A name that fails to
-    /// resolve keeps its last addresses (stale beats none), and one that
-    /// never resolved is tried again here, so a DNS failure at start-up or
-    /// a provider moving its addresses heals without a new snapshot.
-    /// Blocking: call it from a thread of its own.
-    pub fn refresh_addresses(&self) -> usize {
+    /// Resolves every upstream named by a host name with `resolve` and swaps
+    /// in the addresses that changed; returns how many did. A name that fails
+    /// to resolve (`resolve` returns none) keeps its last addresses (stale
+    /// beats none), and one that never resolved is tried again on the next
+    /// call, so a DNS failure at start-up or a provider moving its addresses
+    /// heals without a new snapshot. `resolve` blocks: call this off the hot
+    /// path.
+    pub fn refresh_addresses(&self, resolve: &dyn Fn(&str, u16) -> Box<[SocketAddr]>) -> usize {
         let mut changed = 0;
         for up in self.upstreams.iter() {
             if up.host.parse::<std::net::IpAddr>().is_ok() {
@@ -547,7 +550,7 @@ fn parse_upstream(u: &super::types::Upstream) -> Result<UpstreamEntry, IndexErro
         path_prefix: Box::from(path_prefix),
         pool_key: Arc::from(format!("{scheme}://{authority}").as_str()),
         region: u.region.as_deref().map(Arc::from),
-        addrs: ArcSwap::from_pointee(resolve(host, port)),
+        addrs: ArcSwap::from_pointee(literal_address(host, port)),
     })
 }
 
@@ -557,17 +560,12 @@ fn same_addresses(a: &[SocketAddr], b: &[SocketAddr]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }
 
-fn resolve(host: &str, port: u16) -> Box<[SocketAddr]> {
-    use std::net::ToSocketAddrs;
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Box::new([std::net::SocketAddr::new(ip, port)]);
-    }
-    match (host, port).to_socket_addrs() {
-        Ok(addrs) => addrs.collect(),
-        Err(e) => {
-            tracing::warn!(host, error = %e, "upstream name did not resolve");
-            Box::new([])
-        }
+/// The address of an IP literal host; none for a name (resolved later, by
+/// the data plane: see [`Index::refresh_addresses`]).
+fn literal_address(host: &str, port: u16) -> Box<[SocketAddr]> {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => Box::new([SocketAddr::new(ip, port)]),
+        Err(_) => Box::new([]),
     }
 }
 

@@ -1,5 +1,6 @@
 use super::*;
-use crate::policy::extract::{extract, Api};
+use crate::dialect::Dialect;
+use crate::policy::extract::extract;
 
 mod body;
 

@@ -21,7 +21,7 @@
 
 mod shape;
 
-use crate::codec::usage::Dialect;
+use crate::dialect::Dialect;
 use shape::Shape;
 use std::ops::Range;
 

@@ -1,7 +1,7 @@
 //! The metadata record: one per request, whatever its fate.
 //!
 //! A record never holds prompt or completion content. It is produced once, when
-//! a request completes, and handed to a [`crate::sink::RecordTx`].
+//! a request completes, and handed to a sink (the data plane's or the control plane's).
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;

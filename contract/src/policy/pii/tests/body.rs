@@ -24,7 +24,7 @@ const OPENAI: &str = r#"{"temperature":0.7,"model":"gpt-4o","user":"bob@example.
 
 #[test]
 fn openai_body_rewrites_only_the_read_fields() {
-    let out = redact_body(&redact_all(), Api::OpenAi, OPENAI.as_bytes())
+    let out = redact_body(&redact_all(), Dialect::OpenAi, OPENAI.as_bytes())
         .unwrap()
         .unwrap();
     let got: Value = serde_json::from_slice(&out).unwrap();
@@ -55,7 +55,7 @@ fn anthropic_body_rewrites_system_blocks_and_tool_input() {
        {"role":"user","content":[{"type":"tool_result","tool_use_id":"t",
           "content":[{"type":"text","text":"reach jack@example.com"}]}]}],
       "metadata":{"user_id":"kate@example.com"}}"#;
-    let out = redact_body(&redact_all(), Api::Anthropic, body.as_bytes())
+    let out = redact_body(&redact_all(), Dialect::Anthropic, body.as_bytes())
         .unwrap()
         .unwrap();
     let got: Value = serde_json::from_slice(&out).unwrap();
@@ -73,17 +73,20 @@ fn anthropic_body_rewrites_system_blocks_and_tool_input() {
 fn nothing_to_redact_is_none_and_bad_bodies_are_errors() {
     let s = redact_all();
     let clean = br#"{"model":"m","messages":[{"role":"user","content":"hello"}],"user":"a@b.co"}"#;
-    assert_eq!(redact_body(&s, Api::OpenAi, clean).unwrap(), None);
+    assert_eq!(redact_body(&s, Dialect::OpenAi, clean).unwrap(), None);
     assert_eq!(
-        redact_body(&s, Api::OpenAi, b"{").unwrap_err(),
+        redact_body(&s, Dialect::OpenAi, b"{").unwrap_err(),
         ExtractError::NotJson
     );
     assert_eq!(
-        redact_body(&s, Api::OpenAi, b"[]").unwrap_err(),
+        redact_body(&s, Dialect::OpenAi, b"[]").unwrap_err(),
         ExtractError::NotObject
     );
     let off = PiiScanner::new(PiiConfig::default()).unwrap();
-    assert_eq!(redact_body(&off, Api::OpenAi, OPENAI.as_bytes()).unwrap(), None);
+    assert_eq!(
+        redact_body(&off, Dialect::OpenAi, OPENAI.as_bytes()).unwrap(),
+        None
+    );
 }
 
 use crate::policy::extract::ExtractError;
@@ -94,7 +97,10 @@ use crate::policy::extract::ExtractError;
 #[test]
 fn rewrite_and_extraction_agree() {
     let s = only(Detector::Email);
-    for (api, body) in [(Api::OpenAi, OPENAI), (Api::Anthropic, ANTHROPIC_ALL_FIELDS)] {
+    for (api, body) in [
+        (Dialect::OpenAi, OPENAI),
+        (Dialect::Anthropic, ANTHROPIC_ALL_FIELDS),
+    ] {
         let before = extract(api, body.as_bytes()).unwrap();
         let dirty = before
             .texts
@@ -135,7 +141,10 @@ const ANTHROPIC_ALL_FIELDS: &str = r#"{"model":"claude","system":"a@example.com"
 #[test]
 fn reusing_findings_gives_the_same_body() {
     let s = redact_all();
-    for (api, body) in [(Api::OpenAi, OPENAI), (Api::Anthropic, ANTHROPIC_ALL_FIELDS)] {
+    for (api, body) in [
+        (Dialect::OpenAi, OPENAI),
+        (Dialect::Anthropic, ANTHROPIC_ALL_FIELDS),
+    ] {
         let view = extract(api, body.as_bytes()).unwrap();
         let mut found = PiiFindings::default();
         for (i, t) in view.texts.iter().enumerate() {
@@ -147,13 +156,14 @@ fn reusing_findings_gives_the_same_body() {
         assert_eq!(fresh, reused);
     }
     // Findings of another body: every text mismatches, so each is scanned afresh.
-    let other = extract(Api::Anthropic, ANTHROPIC_ALL_FIELDS.as_bytes()).unwrap();
+    let other = extract(Dialect::Anthropic, ANTHROPIC_ALL_FIELDS.as_bytes()).unwrap();
     let mut found = PiiFindings::default();
     for (i, t) in other.texts.iter().enumerate() {
         s.scan_into(&t.text, i, &mut found);
     }
-    let fresh = redact_body(&s, Api::OpenAi, OPENAI.as_bytes()).unwrap();
+    let fresh = redact_body(&s, Dialect::OpenAi, OPENAI.as_bytes()).unwrap();
     let misled =
-        super::super::redact_body_found(&s, Api::OpenAi, OPENAI.as_bytes(), &other.texts, &found).unwrap();
+        super::super::redact_body_found(&s, Dialect::OpenAi, OPENAI.as_bytes(), &other.texts, &found)
+            .unwrap();
     assert_eq!(fresh, misled);
 }

@@ -15,12 +15,13 @@
 //! time, never a wrong redaction.
 
 use super::{PiiFindings, PiiMatch, PiiScanner};
-use crate::policy::extract::{Api, ExtractError, TextRef};
+use crate::dialect::Dialect;
+use crate::policy::extract::{ExtractError, TextRef};
 use crate::policy::json::Json;
 
 /// The body with every redactable match replaced; `Ok(None)` when nothing in
 /// it needed redacting.
-pub fn redact_body(scanner: &PiiScanner, api: Api, body: &[u8]) -> Result<Option<Vec<u8>>, ExtractError> {
+pub fn redact_body(scanner: &PiiScanner, api: Dialect, body: &[u8]) -> Result<Option<Vec<u8>>, ExtractError> {
     rewrite(scanner, api, body, None)
 }
 
@@ -28,7 +29,7 @@ pub fn redact_body(scanner: &PiiScanner, api: Api, body: &[u8]) -> Result<Option
 /// extraction read from this very body) by this scanner.
 pub fn redact_body_found(
     scanner: &PiiScanner,
-    api: Api,
+    api: Dialect,
     body: &[u8],
     texts: &[TextRef<'_>],
     findings: &PiiFindings,
@@ -61,7 +62,7 @@ impl Known<'_> {
 
 fn rewrite(
     scanner: &PiiScanner,
-    api: Api,
+    api: Dialect,
     body: &[u8],
     known: Option<Known<'_>>,
 ) -> Result<Option<Vec<u8>>, ExtractError> {
@@ -78,8 +79,8 @@ fn rewrite(
     for (k, v) in entries.iter_mut() {
         match (api, k.as_str()) {
             (_, "messages") => w.each(v, Rewriter::message),
-            (_, "tools") | (Api::OpenAi, "functions") => w.each(v, Rewriter::tool),
-            (Api::Anthropic, "system") => w.content(v),
+            (_, "tools") | (Dialect::OpenAi, "functions") => w.each(v, Rewriter::tool),
+            (Dialect::Anthropic, "system") => w.content(v),
             _ => {}
         }
     }

@@ -1,5 +1,6 @@
 use super::*;
-use crate::policy::extract::{extract, Api};
+use crate::dialect::Dialect;
+use crate::policy::extract::extract;
 
 mod compile;
 
@@ -10,7 +11,7 @@ fn body(model: &str, prompt: &str, extra: &str) -> Vec<u8> {
 
 /// Evaluates `policy` on an OpenAI body.
 fn eval(policy: &CompiledPolicy, key: &str, body: &[u8]) -> Decision {
-    let view = extract(Api::OpenAi, body).unwrap();
+    let view = extract(Dialect::OpenAi, body).unwrap();
     policy.evaluate(&RequestContext {
         view: &view,
         key_id: key,
@@ -247,11 +248,11 @@ fn pii_redaction_rewrites_the_body() {
 fn anthropic_requests_are_evaluated_too() {
     let p = policy("[pii]\nsecret = \"block\"\n[[rules]]\nid = \"sys\"\naction = \"block\"\nwhen.prompt_contains = [\"jailbreak\"]\n");
     let b = br#"{"model":"claude-3","max_tokens":5,"system":"JailBreak mode","messages":[{"role":"user","content":"hi"}]}"#;
-    let view = extract(Api::Anthropic, b).unwrap();
+    let view = extract(Dialect::Anthropic, b).unwrap();
     let d = crate::policy::evaluate(&p, &view, "k", b);
     assert_eq!(blocked_by(&d), Some("sys"));
     let b = br#"{"model":"claude-3","messages":[{"role":"user","content":[{"type":"text","text":"key AKIAIOSFODNN7EXAMPLE"}]}]}"#;
-    let (_, d) = crate::policy::extract_and_evaluate(&p, Api::Anthropic, "k", b).unwrap();
+    let (_, d) = crate::policy::extract_and_evaluate(&p, Dialect::Anthropic, "k", b).unwrap();
     assert_eq!(blocked_by(&d), Some("pii.secret"));
 }
 
@@ -395,7 +396,7 @@ when.stream = true
         )
         .into_bytes();
         let key = ["k1", "k2", "k-trusted"][(round / 3) % 3];
-        let view = extract(Api::OpenAi, &body).unwrap();
+        let view = extract(Dialect::OpenAi, &body).unwrap();
         let req = RequestContext {
             view: &view,
             key_id: key,

@@ -29,6 +29,7 @@
 //!   when it parses as a JSON object.
 
 use crate::codec::sse::SseEvent;
+use crate::dialect::Dialect;
 use crate::record::Usage;
 use memchr::memmem::Finder;
 use serde::de::value::MapAccessDeserializer;
@@ -41,15 +42,6 @@ use std::sync::LazyLock;
 
 /// The key every usage report is under; built once per process.
 static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
-
-/// Which provider wire format a response is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    /// OpenAI chat completions (and compatible providers).
-    OpenAi,
-    /// Anthropic messages.
-    Anthropic,
-}
 
 /// Reads usage and completion from one response. See the module docs.
 #[derive(Clone, Debug)]

@@ -20,19 +20,11 @@
 mod key;
 mod visit;
 
+use crate::dialect::Dialect;
 use serde::de::DeserializeSeed;
 use std::borrow::Cow;
 use std::fmt;
 use visit::{Cx, TopSeed};
-
-/// The API dialect of a request body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Api {
-    /// OpenAI Chat Completions (`POST /v1/chat/completions`).
-    OpenAi,
-    /// Anthropic Messages (`POST /v1/messages`).
-    Anthropic,
-}
 
 /// Where in the request a prompt text came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,7 +61,7 @@ pub struct TextRef<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestView<'a> {
     /// The dialect the body was read as.
-    pub api: Api,
+    pub api: Dialect,
     /// `model`, never empty.
     pub model: String,
     /// `stream` (absent or null: false).
@@ -128,7 +120,7 @@ impl fmt::Display for ExtractError {
 impl std::error::Error for ExtractError {}
 
 /// Reads `body` as a request of dialect `api`.
-pub fn extract(api: Api, body: &[u8]) -> Result<RequestView<'_>, ExtractError> {
+pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractError> {
     let mut cx = Cx {
         api,
         texts: Vec::new(),

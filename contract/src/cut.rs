@@ -303,7 +303,7 @@ fn pass<O: Output>(
 mod tests {
     use super::*;
     use crate::codec::delta::DeltaReader;
-    use crate::codec::usage::Dialect;
+    use crate::dialect::Dialect;
 
     /// Reads nothing.
     struct Blind;

@@ -35,7 +35,8 @@ pub mod pii;
 pub mod rules;
 pub mod tokens;
 
-pub use extract::{extract, Api, ExtractError, RequestView, TextKind, TextRef};
+use crate::dialect::Dialect;
+pub use extract::{extract, ExtractError, RequestView, TextKind, TextRef};
 pub use pii::{Detector, PiiAction, PiiConfig, PiiFindings, PiiMatch, PiiScanner};
 pub use rules::{CompiledPolicy, Decision, PolicyError, RequestContext, RuleAction, Verdict};
 
@@ -51,7 +52,7 @@ pub fn evaluate(policy: &CompiledPolicy, view: &RequestView<'_>, key_id: &str, b
 /// policy verdict.
 pub fn extract_and_evaluate<'b>(
     policy: &CompiledPolicy,
-    api: Api,
+    api: Dialect,
     key_id: &str,
     body: &'b [u8],
 ) -> Result<(RequestView<'b>, Decision), ExtractError> {

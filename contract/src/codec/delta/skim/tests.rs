@@ -4,7 +4,7 @@
 use super::super::{parsed, DeltaReader};
 use super::*;
 use crate::codec::sse::SseEvent;
-use crate::codec::usage::Dialect;
+use crate::dialect::Dialect;
 
 /// The reference reader's texts.
 fn reference(dialect: Dialect, data: &[u8]) -> Vec<String> {

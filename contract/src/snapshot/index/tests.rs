@@ -122,8 +122,10 @@ fn sealed_material_round_trips() {
 }
 
 #[test]
-fn addresses_heal_after_a_failed_resolution() {
-    let text = SNAP.replace("http://127.0.0.1:9000/v1/", "http://localhost:9000/v1/");
+fn names_are_resolved_by_the_caller_and_heal_after_a_failure() {
+    use std::cell::Cell;
+    use std::net::{Ipv4Addr, SocketAddr};
+    let text = SNAP.replace("http://127.0.0.1:9000/v1/", "http://provider.test:9000/v1/");
     let index = build(&text).unwrap();
     let up = index
         .upstreams
@@ -131,18 +133,32 @@ fn addresses_heal_after_a_failed_resolution() {
         .find(|u| &*u.name == "mock")
         .unwrap()
         .clone();
-    assert!(!up.addrs.load().is_empty(), "localhost did not resolve");
+    // Compiling looks nothing up: the control plane compiles inside a write
+    // transaction.
+    assert!(up.addrs.load().is_empty());
+    let asked = Cell::new(0);
+    let answer = Cell::new(Some([10, 0, 0, 1]));
+    let resolve = |host: &str, port: u16| -> Box<[SocketAddr]> {
+        assert_eq!((host, port), ("provider.test", 9000));
+        asked.set(asked.get() + 1);
+        match answer.get() {
+            Some(ip) => Box::new([SocketAddr::from((Ipv4Addr::from(ip), port))]),
+            None => Box::new([]),
+        }
+    };
+    assert_eq!(index.refresh_addresses(&resolve), 1);
     // Nothing changed: nothing is swapped.
-    assert_eq!(index.refresh_addresses(), 0);
-    // As if the name had failed to resolve when the snapshot was built.
-    up.addrs.store(Arc::new(Box::new([])));
-    assert_eq!(index.refresh_addresses(), 1);
-    let addrs = up.addrs.load();
-    assert!(
-        addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 9000),
-        "{addrs:?}"
-    );
+    assert_eq!(index.refresh_addresses(&resolve), 0);
+    // A failed look-up keeps the last addresses (stale beats none).
+    answer.set(None);
+    assert_eq!(index.refresh_addresses(&resolve), 0);
+    assert_eq!(up.addrs.load()[0], SocketAddr::from(([10, 0, 0, 1], 9000)));
+    // The provider moved.
+    answer.set(Some([10, 0, 0, 2]));
+    assert_eq!(index.refresh_addresses(&resolve), 1);
+    assert_eq!(up.addrs.load()[0], SocketAddr::from(([10, 0, 0, 2], 9000)));
     // IP literals are never looked up.
     let eu = index.upstreams.iter().find(|u| &*u.name == "mock-eu").unwrap();
     assert_eq!(eu.addrs.load().len(), 1);
+    assert_eq!(asked.get(), 4);
 }

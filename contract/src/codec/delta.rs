@@ -10,7 +10,7 @@
 mod skim;
 
 use super::sse::SseEvent;
-use super::usage::Dialect;
+use crate::dialect::Dialect;
 use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;

@@ -1,0 +1,27 @@
+//! The one type for an API's wire shape.
+//!
+//! Requests are read (policy, counting), usage is found in responses, and
+//! errors are written in the shape of the API the caller speaks; records
+//! name it, and each upstream kind speaks one. Those are all this type.
+//! The OpenAI Responses API and Gemini's Generative Language API join it as
+//! variants of their own: their bodies, streams and usage differ from chat.
+
+/// An API's wire shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// OpenAI chat completions (and compatible providers). Its error shape,
+    /// `{"error":{"message","type","code"}}`, is every OpenAI API's.
+    OpenAi,
+    /// Anthropic messages; errors `{"type":"error","error":{"type","message"}}`.
+    Anthropic,
+}
+
+impl Dialect {
+    /// A short label, stable for metrics and records.
+    pub fn label(self) -> &'static str {
+        match self {
+            Dialect::OpenAi => "openai",
+            Dialect::Anthropic => "anthropic",
+        }
+    }
+}
