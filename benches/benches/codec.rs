@@ -161,7 +161,7 @@ fn pipeline(reads: &[&[u8]]) -> (u64, Option<sluice_contract::record::Usage>) {
     let mut scanner = UsageScanner::new(Dialect::OpenAi);
     for r in reads {
         let fed = dechunk.feed(r, |payload| {
-            framer.feed(payload, |ev| {
+            framer.feed(&r[payload], |ev| {
                 scanner.on_event(ev);
             })
         });

@@ -24,6 +24,16 @@ pub enum ApiRoute {
 }
 
 impl ApiRoute {
+    /// The dialect of the API's bodies; `None` for the gateway's own
+    /// endpoints (models, health) and unknown paths.
+    pub fn dialect(self) -> Option<crate::dialect::Dialect> {
+        match self {
+            ApiRoute::ChatCompletions => Some(crate::dialect::Dialect::OpenAi),
+            ApiRoute::Messages => Some(crate::dialect::Dialect::Anthropic),
+            ApiRoute::Models | ApiRoute::Health | ApiRoute::Other => None,
+        }
+    }
+
     /// A short label, stable for metrics.
     pub fn label(self) -> &'static str {
         match self {

@@ -1,27 +1,36 @@
 //! Sluice data plane: a thread-per-core io_uring gateway for LLM APIs.
 //!
-//! The library owns the contract the data plane enforces — snapshot and record
-//! types, the codecs, the policy engine — so that the control plane compiles and
-//! validates with the very code that will run it. The binary (`main.rs`) wires
-//! it to sockets.
+//! What the data plane and the control plane agree on (snapshot and record
+//! types, crypto, policy, prices, the I/O-free codecs) is the
+//! `sluice-contract` crate; this one wires it to sockets, threads and the
+//! control plane. The binary (`main.rs`) reads the configuration and starts
+//! it.
 //!
-//! Layout, in the order a request meets it:
-//! - [`server`]: workers, listeners, the HTTP/1.1 connection loop.
-//! - [`codec`]: request/response heads, chunked bodies, SSE framing, usage.
-//! - [`proxy`]: the request's phases (auth, parse, route, forward, stream).
-//! - [`upstream`]: dialling providers, TLS, per-worker pools.
+//! Layout, from the socket up:
+//! - [`server`]: worker threads, listeners, and the connection loop that
+//!   owns each connection (keep-alive, pipelining, its read buffer).
+//! - [`proxy`]: a request's phases over one context, in the order a request
+//!   meets them: classify → authenticate → read body → admit → route →
+//!   upstream request → response filter → logging (see its docs).
 //! - [`respond`]: every gateway error becomes a response here, and only here.
-//! - [`record`], [`sink`]: the metadata record and where it goes.
-//! - [`snapshot`], [`crypto`]: what the data plane serves, and its secrets.
-//! - [`agent`]: the thread that talks to the control plane.
-//! - [`policy`]: token counting, PII detection, rules.
+//! - [`upstream`]: dialling providers, TLS, per-worker pools.
+//! - [`io`]: I/O helpers in one room (appending reads, the gathered write,
+//!   spare buffers, the client's half of a connection and its timed writes).
+//! - [`worker`]: a worker's state, shared by its connection tasks.
+//! - [`current`]: the snapshot being served (compiled, resolved, published).
+//! - [`sink`]: where records go; [`agent`]: the thread that talks to the
+//!   control plane; [`metrics`], [`config`].
 
 pub mod agent;
 pub mod config;
 pub mod current;
+pub mod io;
 pub mod metrics;
 pub mod proxy;
 pub mod respond;
 pub mod server;
 pub mod sink;
+#[cfg(test)]
+mod testing;
 pub mod upstream;
+pub mod worker;

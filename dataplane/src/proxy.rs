@@ -1,61 +1,49 @@
-//! The request's phases, over one context: classify → authenticate → read
-//! body → inspect → route → forward → relay → record.
+//! The request's phases, over one context ([`Ctx`]), in the order a request
+//! meets them:
 //!
-//! Phases return `Result<_, Reject>`; [`handle`] is the one place a `Reject`
-//! becomes a response (see [`crate::respond`]). Every request that reaches
-//! here produces exactly one record, also when its task is dropped midway
-//! (the [`Ctx`] pushes it on drop).
+//! 1. **classify** ([`classify`]): method and path give the API and the
+//!    dialect errors are written in, or a 404 in the caller's shape;
+//! 2. **authenticate** ([`auth`]): the gateway key's SHA-256 in the snapshot;
+//! 3. **read body** ([`inspect`]): within limits, parsed once into what the
+//!    gateway needs;
+//! 4. **admit** ([`meter::admit`]): policy, prompt tokens, rate limits, the
+//!    credit reservation, held by a guard that refunds on drop;
+//! 5. **route** ([`route`]): the model alias's targets, in the order to try;
+//! 6. **upstream request** ([`forward`]): rewrite, provider key opened into
+//!    a wiped buffer, sent on a pooled connection, the next target tried
+//!    before any byte reached the client;
+//! 7. **response filter** ([`filter`], driven by [`relay`]): the bytes go to
+//!    the client first; framing, events, usage and counting read as they
+//!    pass;
+//! 8. **logging** ([`Ctx::finish`]): settle ([`meter::settle`]), seal opted-in
+//!    content, one record.
+//!
+//! Each phase but the I/O of 6 and 7 is a function of plain inputs that the
+//! unit tests call without a socket. A phase that refuses returns a
+//! [`Reject`]; [`handle`] turns it into a response in one place (see
+//! [`crate::respond`]). Every request, a refused head included, leaves
+//! exactly one record, through [`Ctx::finish`] — also when its task is
+//! dropped midway (the context finishes on drop). The connection's buffer
+//! and keep-alive are the connection loop's ([`crate::server::conn`]).
 
 pub mod auth;
+pub mod classify;
 pub mod content;
+pub mod filter;
 pub mod forward;
 pub mod inspect;
 pub mod meter;
 pub mod models;
 pub mod relay;
-pub mod spares;
+pub mod route;
 
-use crate::respond::{write_error, ErrorKind};
-use crate::server::conn::{BodyError, ClientIo, Next};
-use crate::server::worker::Worker;
-use bytes::Buf;
+use crate::io::client::{ClientIo, Next};
+use crate::respond::{self, ErrorKind, Reject};
+use crate::worker::Worker;
 use sluice_contract::codec::head::{Framing, Method, RequestHead};
 use sluice_contract::dialect::Dialect;
 use sluice_contract::record::{ApiRoute, Outcome, Record};
-use sluice_contract::snapshot::index::RouteEntry;
 use std::time::Instant;
-
-/// A refusal by the gateway, turned into a response by [`handle`].
-#[derive(Debug)]
-pub struct Reject {
-    /// What went wrong.
-    pub kind: ErrorKind,
-    /// A message replacing the generic one (never request content).
-    pub detail: Option<String>,
-    /// Extra response headers (rate-limit hints).
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl From<ErrorKind> for Reject {
-    fn from(kind: ErrorKind) -> Self {
-        Reject {
-            kind,
-            detail: None,
-            headers: Vec::new(),
-        }
-    }
-}
-
-impl Reject {
-    /// A refusal with a specific message.
-    pub fn with(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Reject {
-            kind,
-            detail: Some(detail.into()),
-            headers: Vec::new(),
-        }
-    }
-}
 
 /// Per-request context: the record being built and what the phases learned.
 pub struct Ctx<'w> {
@@ -64,12 +52,8 @@ pub struct Ctx<'w> {
     pub record: Record,
     /// When the request head was complete.
     pub started: Instant,
-    /// The caller's API dialect.
+    /// The dialect errors are written in.
     pub dialect: Dialect,
-    /// Whether the request body has been read whole (keep-alive is possible).
-    pub body_read: bool,
-    /// Whether the request's bytes have been taken out of the read buffer.
-    pub consumed: bool,
     /// What admission reserved, settled when the record is finished.
     pub admission: Option<meter::Admission>,
     /// Opt-in content capture, sealed into the record when it is finished.
@@ -82,14 +66,30 @@ impl Drop for Ctx<'_> {
         if !self.done {
             // The task was dropped mid-request (shutdown after the grace period).
             self.record.outcome = Outcome::Cancelled;
-            self.finish_record();
+            self.finish();
         }
     }
 }
 
-impl Ctx<'_> {
-    fn finish_record(&mut self) {
-        self.done = true;
+impl<'w> Ctx<'w> {
+    fn new(worker: &'w Worker, api: ApiRoute, dialect: Dialect, started: Instant, ts_ms: u64) -> Ctx<'w> {
+        Ctx {
+            worker,
+            record: Record::new(ts_ms, api),
+            started,
+            dialect,
+            admission: None,
+            capture: None,
+            done: false,
+        }
+    }
+
+    /// Phase 8, logging: settles the admission against what happened, seals
+    /// opted-in content, and hands the record on. The one record exit.
+    pub fn finish(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
         if let Some(adm) = self.admission.take() {
             meter::settle(adm, &mut self.record);
         }
@@ -105,98 +105,88 @@ impl Ctx<'_> {
             Record::new(0, ApiRoute::Other),
         ));
     }
-}
 
-/// Decides the API and the error dialect from method, path and headers.
-fn classify(method: Method, path: &[u8], anthropic_hint: bool) -> (ApiRoute, Dialect, Option<ErrorKind>) {
-    let dialect = if anthropic_hint {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAi
-    };
-    let path = path.strip_suffix(b"/").filter(|p| !p.is_empty()).unwrap_or(path);
-    let (api, want, dialect) = match path {
-        b"/v1/chat/completions" | b"/chat/completions" => {
-            (ApiRoute::ChatCompletions, Method::Post, Dialect::OpenAi)
+    /// The one error exit: writes the response for `reject`, notes it in the
+    /// record. `keep`: the connection stays open after it.
+    async fn refuse(&mut self, io: &mut ClientIo, reject: Reject, keep: bool) -> Next {
+        reject.write(&mut io.out, self.dialect, keep);
+        let kind = reject.kind;
+        self.record.bytes_out += io.out.len() as u64;
+        self.record.status = kind.status();
+        self.record.error = Some(kind.label().into());
+        if self.record.outcome == Outcome::Ok {
+            self.record.outcome = match kind.blame() {
+                respond::Blame::Upstream => Outcome::UpstreamUnavailable,
+                _ => Outcome::Rejected,
+            };
         }
-        b"/v1/messages" => (ApiRoute::Messages, Method::Post, Dialect::Anthropic),
-        b"/v1/models" | b"/models" => (ApiRoute::Models, Method::Get, dialect),
-        b"/healthz" => (ApiRoute::Health, Method::Get, dialect),
-        _ => return (ApiRoute::Other, dialect, Some(ErrorKind::UnknownPath)),
-    };
-    let wrong = method != want && !(method == Method::Head && want == Method::Get);
-    (api, dialect, wrong.then_some(ErrorKind::MethodNotAllowed))
+        if io.write_out().await && keep {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        }
+    }
 }
 
-/// Serves one request whose head is in `io.buf`.
+/// A request head that could not be read: why, and a label for the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadRefusal {
+    kind: ErrorKind,
+    label: &'static str,
+}
+
+impl HeadRefusal {
+    /// A refusal of kind `kind`, labelled `label` in the message and record.
+    pub fn new(kind: ErrorKind, label: &'static str) -> HeadRefusal {
+        HeadRefusal { kind, label }
+    }
+}
+
+/// Answers a head that could not be read, and records it; the connection
+/// closes after it (nothing to resynchronise on).
+pub async fn refuse_head(w: &Worker, io: &mut ClientIo, refusal: HeadRefusal, started: Instant, ts_ms: u64) {
+    let mut ctx = Ctx::new(w, ApiRoute::Other, Dialect::OpenAi, started, ts_ms);
+    ctx.record.bytes_in = io.buf.len() as u64;
+    let detail = format!("{}: {}", refusal.kind.message(), refusal.label);
+    ctx.refuse(io, Reject::with(refusal.kind, detail), false).await;
+    ctx.record.error = Some(refusal.label.into());
+    ctx.finish();
+}
+
+/// Serves one request whose head is at the front of `io.buf`.
 pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: Instant, ts_ms: u64) -> Next {
     let anthropic_hint = io.header(b"anthropic-version").is_some() || io.header(b"x-api-key").is_some();
-    let (api, dialect, refused) = classify(head.method, head.path(&io.buf), anthropic_hint);
-    if api == ApiRoute::Health && refused.is_none() {
-        io.out.extend_from_slice(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nok\n",
-        );
-        let keep = head.keep_alive && head.framing == Framing::Empty;
-        io.buf.advance(head.len);
-        let ok = io.write_out().await;
-        return if keep && ok { Next::KeepAlive } else { Next::Close };
-    }
-    let mut ctx = Ctx {
-        worker: w,
-        record: Record::new(ts_ms, api),
-        started,
-        dialect,
-        body_read: head.framing == Framing::Empty,
-        consumed: false,
-        admission: None,
-        capture: None,
-        done: false,
-    };
+    let class = classify::classify(head.method, head.path(&io.buf), anthropic_hint);
+    let mut ctx = Ctx::new(w, class.api, class.dialect, started, ts_ms);
     ctx.record.bytes_in = head.len as u64;
     ctx.record.client_ip_hash = Some(w.shared.ip_hasher.hash_remembered(io.peer.ip(), &mut io.ip_hash));
-    let result = match refused {
+    let result = match class.refused {
         Some(kind) => Err(Reject::from(kind)),
+        None if class.api == ApiRoute::Health => Ok(health(io, &head, &mut ctx).await),
         None => serve_api(w, io, &head, &mut ctx).await,
     };
     let next = match result {
         Ok(next) => next,
         Err(reject) => {
-            let keep = head.keep_alive && ctx.body_read;
-            if !ctx.body_read {
-                // The body was never read: the connection cannot be reused.
-                io.buf.clear();
-            } else if !ctx.consumed {
-                io.buf.advance(head.len);
-            }
-            let extra: Vec<(&str, &str)> = reject.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            write_error(
-                &mut io.out,
-                ctx.dialect,
-                reject.kind,
-                reject.detail.as_deref(),
-                keep,
-                &extra,
-            );
-            ctx.record.bytes_out += io.out.len() as u64;
-            ctx.record.status = reject.kind.status();
-            ctx.record.error = Some(reject.kind.label().into());
-            if ctx.record.outcome == Outcome::Ok {
-                ctx.record.outcome = match reject.kind {
-                    ErrorKind::UpstreamUnreachable
-                    | ErrorKind::UpstreamTimeout
-                    | ErrorKind::UpstreamProtocol => Outcome::UpstreamUnavailable,
-                    _ => Outcome::Rejected,
-                };
-            }
-            if io.write_out().await && keep {
-                Next::KeepAlive
-            } else {
-                Next::Close
-            }
+            let keep = head.keep_alive && io.reusable();
+            ctx.refuse(io, reject, keep).await
         }
     };
-    ctx.finish_record();
+    ctx.finish();
     next
+}
+
+/// `GET /healthz`: the data plane is up.
+async fn health(io: &mut ClientIo, head: &RequestHead, ctx: &mut Ctx<'_>) -> Next {
+    let keep = head.keep_alive && io.reusable();
+    respond::write_health(&mut io.out, head.method != Method::Head, keep);
+    ctx.record.status = 200;
+    ctx.record.bytes_out = io.out.len() as u64;
+    if io.write_out().await && keep {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    }
 }
 
 async fn serve_api(
@@ -205,6 +195,7 @@ async fn serve_api(
     head: &RequestHead,
     ctx: &mut Ctx<'_>,
 ) -> Result<Next, Reject> {
+    // 2. authenticate
     let index = w.shared.cell.current();
     let key = auth::presented_key(io.header(b"authorization"), io.header(b"x-api-key"));
     let key = auth::authenticate(&index, key)?;
@@ -218,51 +209,31 @@ async fn serve_api(
                 "GET /v1/models takes no body",
             ));
         }
-        io.buf.advance(head.len);
-        ctx.consumed = true;
         return Ok(models::respond(io, &key, head, ctx).await);
     }
 
+    // 3. read body
     let limits = &w.shared.limits;
-    let req = match io
+    let req = io
         .read_body(head, limits.max_body_bytes, limits.body_timeout())
         .await
-    {
-        Ok(req) => req,
-        Err(BodyError::TooLarge) => return Err(ErrorKind::BodyTooLarge.into()),
-        Err(BodyError::BadChunked) => {
-            return Err(Reject::with(ErrorKind::BadRequest, "invalid chunked body"))
-        }
-        Err(BodyError::Timeout) => return Err(ErrorKind::RequestTimeout.into()),
-        Err(BodyError::Closed) => {
-            ctx.body_read = false;
-            ctx.record.outcome = Outcome::Cancelled;
-            return Err(ErrorKind::BadRequest.into());
-        }
-    };
-    ctx.body_read = true;
-    ctx.consumed = true;
+        .map_err(|e| inspect::body_refusal(e, &mut ctx.record))?;
     ctx.record.bytes_in = req.raw.len() as u64;
-
-    // The body is read once: what forwarding, the policy and the meter need.
-    let api = if ctx.record.route == ApiRoute::Messages {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAi
-    };
-    let refuse = |(kind, detail)| Reject {
-        kind,
-        detail,
-        headers: Vec::new(),
-    };
-    let view = sluice_contract::policy::extract(api, &req.body)
-        .map_err(inspect::refusal)
-        .map_err(refuse)?;
-    let info = inspect::inspect(&view, ctx.record.route).map_err(refuse)?;
+    let dialect = ctx.record.route.dialect().unwrap_or(Dialect::OpenAi);
+    let view = sluice_contract::policy::extract(dialect, &req.body).map_err(inspect::refusal)?;
+    let info = inspect::inspect(&view, ctx.record.route)?;
     ctx.record.model = Some(info.model.clone());
     ctx.record.stream = info.stream;
-    let (admission, redacted) =
-        meter::admit(&index, &key, &view, &req.body, w.shared.limits.count_tokens, ctx)?;
+
+    // 4. admit
+    let (admission, redacted) = meter::admit(
+        &index,
+        &key,
+        &view,
+        &req.body,
+        limits.count_tokens,
+        &mut ctx.record,
+    )?;
     ctx.admission = Some(admission);
     let body = match redacted {
         Some(b) => bytes::Bytes::from(b),
@@ -273,28 +244,10 @@ async fn serve_api(
         ctx.capture = Some(content::Capture::new(content_key.clone(), body.clone()));
     }
 
-    let targets = match key.tenant.routes.get(info.model.as_str()) {
-        Some(RouteEntry::Targets(t)) => t.clone(),
-        Some(RouteEntry::OutOfRegion) => {
-            let region = key.tenant.region.as_deref().unwrap_or("");
-            return Err(Reject::with(
-                ErrorKind::OutOfRegion,
-                format!(
-                    "no upstream in region {region:?} serves model {:?}",
-                    truncate(&info.model)
-                ),
-            ));
-        }
-        None => {
-            return Err(Reject::with(
-                ErrorKind::UnknownModel,
-                format!(
-                    "The model `{}` does not exist or you do not have access to it.",
-                    truncate(&info.model)
-                ),
-            ))
-        }
-    };
+    // 5. route
+    let targets = route::targets(&key.tenant, &info.model)?;
+
+    // 6. upstream request
     let outgoing = forward::Outgoing {
         head,
         headers: &io.headers,
@@ -303,57 +256,7 @@ async fn serve_api(
         info: &info,
     };
     let answer = forward::forward(w, &outgoing, &targets, ctx).await?;
+
+    // 7. response filter, as the response streams
     Ok(relay::relay(w, io, head, answer, ctx).await)
-}
-
-/// Bounds a client-supplied name echoed in an error message.
-fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(128) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classification() {
-        let c = |m, p: &[u8], hint| {
-            let (api, dialect, err) = classify(m, p, hint);
-            (api, dialect, err)
-        };
-        assert_eq!(
-            c(Method::Post, b"/v1/chat/completions", true),
-            (ApiRoute::ChatCompletions, Dialect::OpenAi, None)
-        );
-        assert_eq!(
-            c(Method::Post, b"/v1/messages", false),
-            (ApiRoute::Messages, Dialect::Anthropic, None)
-        );
-        assert_eq!(
-            c(Method::Get, b"/v1/messages", false).2,
-            Some(ErrorKind::MethodNotAllowed)
-        );
-        assert_eq!(
-            c(Method::Get, b"/v1/models/", true),
-            (ApiRoute::Models, Dialect::Anthropic, None)
-        );
-        assert_eq!(
-            c(Method::Post, b"/v2/x", true),
-            (ApiRoute::Other, Dialect::Anthropic, Some(ErrorKind::UnknownPath))
-        );
-        assert_eq!(
-            c(Method::Get, b"/", false),
-            (ApiRoute::Other, Dialect::OpenAi, Some(ErrorKind::UnknownPath))
-        );
-    }
-
-    #[test]
-    fn truncates_on_char_boundaries() {
-        let long = "é".repeat(300);
-        assert_eq!(truncate(&long).chars().count(), 128);
-        assert_eq!(truncate("gpt"), "gpt");
-    }
 }

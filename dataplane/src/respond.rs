@@ -5,6 +5,12 @@
 //! Anthropic: `{"type":"error","error":{"type","message"}}`.
 //! The official SDKs pick their exception class from the status code, so each
 //! kind maps to the status those SDKs (and the providers) use for it.
+//!
+//! A phase that refuses a request returns a [`Reject`] (an [`ErrorKind`],
+//! which says whose fault it is and whether the caller may retry, with an
+//! optional message and headers); the pipeline renders it with
+//! [`Reject::write`], the one error exit. `GET /healthz`, the gateway's one
+//! answer of its own that is not an error, is written here too.
 
 use sluice_contract::dialect::Dialect;
 use std::io::Write;
@@ -57,6 +63,83 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug or an unexpected local failure.
     Internal,
+}
+
+/// Whose fault an error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blame {
+    /// The caller sent something the gateway cannot serve.
+    Client,
+    /// The tenant's own limits or balance (rate limits, credit, policy).
+    Tenant,
+    /// The provider failed or could not be reached.
+    Upstream,
+    /// The gateway itself (shutting down, a bug).
+    Gateway,
+}
+
+/// A refusal by the gateway: what went wrong, a message replacing the
+/// generic one (never request content), and extra response headers (rate
+/// limit hints).
+#[derive(Debug)]
+pub struct Reject {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// A message replacing the generic one (never request content).
+    pub detail: Option<String>,
+    /// Extra response headers (rate-limit hints).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl From<ErrorKind> for Reject {
+    fn from(kind: ErrorKind) -> Self {
+        Reject {
+            kind,
+            detail: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl Reject {
+    /// A refusal with a specific message.
+    pub fn with(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Reject {
+            kind,
+            detail: Some(detail.into()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Writes the response for this refusal into `out`.
+    pub fn write(&self, out: &mut Vec<u8>, dialect: Dialect, keep_alive: bool) {
+        let mut extra: [(&str, &str); 5] = [("", ""); 5];
+        let n = self.headers.len().min(extra.len());
+        for (slot, (name, value)) in extra.iter_mut().zip(&self.headers) {
+            *slot = (name, value.as_str());
+        }
+        write_error(
+            out,
+            dialect,
+            self.kind,
+            self.detail.as_deref(),
+            keep_alive,
+            &extra[..n],
+        );
+    }
+}
+
+/// Writes the answer to `GET /healthz` (`HEAD` leaves the body out).
+pub fn write_health(out: &mut Vec<u8>, with_body: bool, keep_alive: bool) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n");
+    out.extend_from_slice(if keep_alive {
+        b"connection: keep-alive\r\n\r\n"
+    } else {
+        b"connection: close\r\n\r\n"
+    });
+    if with_body {
+        out.extend_from_slice(b"ok\n");
+    }
 }
 
 struct Shape {
@@ -269,6 +352,25 @@ impl ErrorKind {
         self.shape().status
     }
 
+    /// Whose fault it is.
+    pub fn blame(self) -> Blame {
+        use ErrorKind::*;
+        match self {
+            BadRequest | InvalidJson | MissingModel | MissingMessages | InvalidField | MissingKey
+            | InvalidKey | UnknownPath | MethodNotAllowed | UnknownModel | BodyTooLarge | HeadTooLarge
+            | RequestTimeout => Blame::Client,
+            OutOfRegion | PolicyBlocked | InsufficientCredit | RateLimited => Blame::Tenant,
+            UpstreamUnreachable | UpstreamTimeout | UpstreamProtocol => Blame::Upstream,
+            Unavailable | Internal => Blame::Gateway,
+        }
+    }
+
+    /// Whether the same request may succeed if the caller sends it again
+    /// later (after `retry-after`, where given).
+    pub fn retryable(self) -> bool {
+        matches!(self.blame(), Blame::Upstream | Blame::Gateway) || self == ErrorKind::RateLimited
+    }
+
     /// A short, stable label for metrics and records.
     pub fn label(self) -> &'static str {
         use ErrorKind::*;
@@ -435,6 +537,46 @@ mod tests {
             let status = format!("HTTP/1.1 {} ", kind.status());
             assert!(out.starts_with(status.as_bytes()), "{kind:?}");
             assert!(!kind.label().is_empty());
+            // Blame and the status class agree: 5xx is never the caller's
+            // fault, and what the caller may retry is 429 or 5xx.
+            assert_eq!(
+                kind.status() >= 500,
+                matches!(kind.blame(), Blame::Upstream | Blame::Gateway),
+                "{kind:?}"
+            );
+            assert_eq!(
+                kind.retryable(),
+                kind.status() == 429 || kind.status() >= 500,
+                "{kind:?}"
+            );
         }
+    }
+
+    #[test]
+    fn a_reject_carries_its_headers_and_message() {
+        let mut r = Reject::with(ErrorKind::RateLimited, "slow down");
+        r.headers = vec![
+            ("retry-after", "2".into()),
+            ("x-ratelimit-limit-requests", "10".into()),
+        ];
+        let mut out = Vec::new();
+        r.write(&mut out, Dialect::Anthropic, true);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 429 "));
+        assert!(text.contains("retry-after: 2\r\n") && text.contains("x-ratelimit-limit-requests: 10\r\n"));
+        assert_eq!(body(&out)["error"]["message"], "slow down");
+    }
+
+    #[test]
+    fn health_answer() {
+        let mut out = Vec::new();
+        write_health(&mut out, true, true);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: keep-alive\r\n\r\nok\n"
+        );
+        out.clear();
+        write_health(&mut out, false, false);
+        assert!(out.ends_with(b"connection: close\r\n\r\n"));
     }
 }

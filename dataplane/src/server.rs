@@ -7,31 +7,16 @@
 
 pub mod admin;
 pub mod conn;
-pub mod worker;
+mod thread;
 
 use crate::config::Limits;
 use crate::current::SnapshotCell;
 use crate::metrics::Metrics;
 use crate::sink::RecordTx;
+use crate::worker::Shared;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-
-/// What the workers share (read-only, or atomics).
-pub struct Shared {
-    /// Limits and timeouts.
-    pub limits: Limits,
-    /// The current snapshot.
-    pub cell: Arc<SnapshotCell>,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-    /// Client TLS config for upstreams.
-    pub tls: Arc<rustls::ClientConfig>,
-    /// Closed when the data plane starts shutting down.
-    pub shutdown: async_channel::Receiver<()>,
-    /// Hashes client addresses for records.
-    pub ip_hasher: sluice_contract::iphash::IpHasher,
-}
 
 /// How to run the workers.
 pub struct ServerConfig {
@@ -98,7 +83,7 @@ pub fn start(
         let records = records.clone();
         let handle = std::thread::Builder::new()
             .name(format!("sluice-worker-{id}"))
-            .spawn(move || worker::run(id, core, addr, shared, records, ready_tx))?;
+            .spawn(move || thread::run(id, core, addr, shared, records, ready_tx))?;
         // Worker 0 learns the port when asked for port 0; the others share it.
         match ready_rx.recv() {
             Ok(Ok(bound)) => addr = bound,

@@ -8,9 +8,10 @@
 pub mod pool;
 pub mod tls;
 
+use crate::io::read::read_append;
 use bytes::BytesMut;
 use monoio::buf::IoBuf;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
 use monoio::BufResult;
 use monoio_rustls::TlsConnector;
@@ -64,17 +65,6 @@ impl Conn {
             Conn::Tls(s, _) => s.write_all(buf).await,
         }
     }
-}
-
-/// Reads into `buf`'s spare capacity, so the bytes already in it stay.
-pub async fn read_append<R: AsyncReadRent>(r: &mut R, mut buf: BytesMut) -> BufResult<usize, BytesMut> {
-    if buf.capacity() == buf.len() {
-        // A full buffer would read zero bytes, indistinguishable from EOF.
-        buf.reserve(4096);
-    }
-    let (len, cap) = (buf.len(), buf.capacity());
-    let (res, slice) = r.read(monoio::buf::IoBufMut::slice_mut(buf, len..cap)).await;
-    (res, slice.into_inner())
 }
 
 /// Why an upstream could not be dialled.

@@ -159,8 +159,8 @@ impl Pipeline {
         };
         decoder
             .feed(piece, |data| match cut.as_mut() {
-                Some(cut) => cut.feed(data, framer, usage, &mut observe, out),
-                None => framer.feed(data, |ev| {
+                Some(cut) => cut.feed(&piece[data], framer, usage, &mut observe, out),
+                None => framer.feed(&piece[data], |ev| {
                     usage.on_event(ev);
                     observe.event(ev, false);
                 }),

@@ -497,10 +497,26 @@ fn metrics(d: Driver) {
     }
 }
 
+/// `/healthz` answers on both listeners; on the client listener it leaves a
+/// record like every other request, `HEAD` gets no body, and the
+/// connection carries the next request.
 fn healthz(d: Driver) {
     let stack = Stack::start(d);
     let r = stack.gw.request(&Req::get("/healthz"));
     assert_eq!(r.status(), 200, "{}", r.text());
+    assert_eq!(r.text(), "ok\n");
+    let rec = stack.gw.records().wait_for("healthz", |r| r["route"] == "health");
+    assert_eq!(rec["status"], 200, "{rec}");
+    assert_eq!(rec["outcome"], "ok", "{rec}");
+    assert_shape(&rec);
+    let mut c = sluice_tests::http::Conn::connect(stack.gw.addr);
+    c.send(b"HEAD /healthz HTTP/1.1\r\nhost: gw\r\n\r\nGET /healthz HTTP/1.1\r\nhost: gw\r\n\r\n");
+    let head = c.read_head();
+    assert_eq!(head.status, 200);
+    let (body, _, _) = c.read_body(&head, true);
+    assert!(body.is_empty(), "HEAD has no body");
+    let r = c.read_response();
+    assert_eq!((r.status(), r.text()), (200, "ok\n".to_string()));
     let r = sluice_tests::http::request(stack.gw.admin, &Req::get("/healthz"));
     assert_eq!(r.status(), 200, "{}", r.text());
 }

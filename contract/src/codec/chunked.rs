@@ -1,7 +1,7 @@
 //! Incremental decoder for HTTP/1.1 chunked transfer coding (RFC 9112 §7.1).
 //!
 //! The decoder is fed the bytes of a message body as they arrive and hands out
-//! each piece of chunk payload as a slice borrowed from the bytes it was fed.
+//! each piece of chunk payload as the range of the bytes it was fed where it lies.
 //!
 //! Invariants:
 //! - No I/O, no heap: the state is a few machine words, and payload is never
@@ -22,6 +22,7 @@
 //!   the next message on the connection.
 
 use std::fmt;
+use std::ops::Range;
 
 /// Longest chunk-size line accepted (size, extensions; not the CRLF).
 pub const MAX_SIZE_LINE: u32 = 4096;
@@ -172,14 +173,18 @@ impl ChunkedDecoder {
     }
 
     /// Feeds the next bytes of the message body. Calls `on_data` with each
-    /// piece of chunk payload, borrowed from `input` (never copied).
+    /// piece of chunk payload: where it lies in `input` (nothing is copied).
     ///
     /// Returns `Ok(consumed)`: `consumed == input.len()` unless the message
     /// ended (last chunk + trailers + final CRLF) inside `input`, in which case
     /// it is the number of bytes up to and including the final CRLF (bytes
     /// after it belong to the next message). Once done, a feed consumes
     /// nothing. After an error every later feed returns the same error.
-    pub fn feed(&mut self, input: &[u8], mut on_data: impl FnMut(&[u8])) -> Result<usize, ChunkedError> {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        mut on_data: impl FnMut(Range<usize>),
+    ) -> Result<usize, ChunkedError> {
         let mut rest = input;
         loop {
             if let Some(n) = self.plain_size_line(rest) {
@@ -195,9 +200,9 @@ impl ChunkedDecoder {
                     }
                     // Bounded by rest.len(), so the conversion back to usize is lossless.
                     let n = usize::try_from(self.remaining).map_or(rest.len(), |r| r.min(rest.len()));
-                    let (piece, tail) = rest.split_at(n);
-                    on_data(piece);
-                    rest = tail;
+                    let at = input.len() - rest.len();
+                    on_data(at..at + n);
+                    rest = &rest[n..];
                     self.remaining -= n as u64;
                     self.payload = self.payload.saturating_add(n as u64);
                     if self.remaining == 0 {

@@ -150,6 +150,14 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// The dialect the provider speaks.
+    pub fn dialect(self) -> crate::dialect::Dialect {
+        match self {
+            ProviderKind::Openai | ProviderKind::Openrouter => crate::dialect::Dialect::OpenAi,
+            ProviderKind::Anthropic => crate::dialect::Dialect::Anthropic,
+        }
+    }
+
     /// The name used in config and records.
     pub fn as_str(self) -> &'static str {
         match self {

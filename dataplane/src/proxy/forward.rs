@@ -1,5 +1,6 @@
-//! Sending the request upstream: target order, dialling or reusing a pooled
-//! connection, the upstream request head, and fallback.
+//! Phase 6, the upstream request: the body rewrite, dialling or reusing a
+//! pooled connection, the upstream request head with the provider key, and
+//! fallback to the route's next target.
 //!
 //! A target is abandoned for the next on a connect error, a timeout, or a 429
 //! or 5xx answer — always before a byte went to the client. A pooled
@@ -8,12 +9,13 @@
 
 use super::inspect::RequestInfo;
 use super::Ctx;
-use crate::respond::ErrorKind;
-use crate::server::conn::FullRequest;
-use crate::server::worker::Worker;
+use crate::io::client::FullRequest;
+use crate::respond::{ErrorKind, Reject};
 use crate::upstream::{dial, Conn, DialError};
+use crate::worker::Worker;
 use bytes::{Buf, Bytes, BytesMut};
 use sluice_contract::codec::head::{self, Header, RequestHead, ResponseHead};
+use sluice_contract::dialect::Dialect;
 use sluice_contract::rewrite::rewrite;
 use sluice_contract::snapshot::{ProviderKind, RouteTarget, UpstreamEntry};
 use std::io::Write;
@@ -64,8 +66,8 @@ pub async fn forward(
     out: &Outgoing<'_>,
     targets: &[RouteTarget],
     ctx: &mut Ctx<'_>,
-) -> Result<Answer, super::Reject> {
-    let order = order_targets(w, targets);
+) -> Result<Answer, Reject> {
+    let order = super::route::order(targets, || w.random());
     let mut last = ErrorKind::UpstreamUnreachable;
     for (i, &ti) in order.iter().enumerate() {
         let target = &targets[ti];
@@ -94,36 +96,6 @@ pub async fn forward(
     Err(last.into())
 }
 
-/// Targets arrive sorted by priority; within a priority, a weighted random order.
-fn order_targets(w: &Worker, targets: &[RouteTarget]) -> Vec<usize> {
-    let mut order: Vec<usize> = Vec::with_capacity(targets.len());
-    let mut start = 0;
-    while start < targets.len() {
-        let priority = targets[start].priority;
-        let end = targets[start..]
-            .iter()
-            .position(|t| t.priority != priority)
-            .map_or(targets.len(), |n| start + n);
-        let mut group: Vec<usize> = (start..end).collect();
-        while !group.is_empty() {
-            let total: u64 = group.iter().map(|&i| u64::from(targets[i].weight)).sum();
-            let mut pick = if total > 0 { w.random() % total } else { 0 };
-            let mut chosen = 0;
-            for (gi, &i) in group.iter().enumerate() {
-                let weight = u64::from(targets[i].weight);
-                if pick < weight {
-                    chosen = gi;
-                    break;
-                }
-                pick -= weight;
-            }
-            order.push(group.remove(chosen));
-        }
-        start = end;
-    }
-    order
-}
-
 async fn attempt(
     w: &Worker,
     out_req: &Outgoing<'_>,
@@ -143,7 +115,7 @@ async fn attempt(
     let strip_usage = info.stream
         && !info.include_usage
         && client_head.path(&req.raw).ends_with(b"/chat/completions")
-        && matches!(up.kind, ProviderKind::Openai | ProviderKind::Openrouter);
+        && up.kind.dialect() == Dialect::OpenAi;
     let model = target.model.as_deref().filter(|m| *m != info.model);
     let body = match rewrite(original, model, strip_usage) {
         Some(body) => Bytes::from(body),

@@ -1,11 +1,12 @@
-//! What forwarding needs from a request body, taken from the one reading
-//! of it ([`sluice_contract::policy::extract`], which the policy and the meter use
-//! too); everything else passes through untouched, so new provider
-//! parameters keep working.
+//! Phase 3, read body: what forwarding needs from a request body, taken
+//! from the one reading of it ([`sluice_contract::policy::extract`], which
+//! the policy and the meter use too); everything else passes through
+//! untouched, so new provider parameters keep working.
 
-use crate::respond::ErrorKind;
+use crate::io::client::BodyError;
+use crate::respond::{ErrorKind, Reject};
 use sluice_contract::policy::{ExtractError, RequestView};
-use sluice_contract::record::ApiRoute;
+use sluice_contract::record::{ApiRoute, Outcome, Record};
 
 /// What the gateway learned from a request body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,9 +23,12 @@ pub struct RequestInfo {
 
 /// Checks a chat completions or messages body as read, and keeps what
 /// forwarding needs.
-pub fn inspect(view: &RequestView<'_>, api: ApiRoute) -> Result<RequestInfo, (ErrorKind, Option<String>)> {
+pub fn inspect(view: &RequestView<'_>, api: ApiRoute) -> Result<RequestInfo, Reject> {
     if api == ApiRoute::Messages && view.max_tokens.is_none() {
-        return Err((ErrorKind::InvalidField, Some("max_tokens: field required".into())));
+        return Err(Reject::with(
+            ErrorKind::InvalidField,
+            "max_tokens: field required",
+        ));
     }
     Ok(RequestInfo {
         model: view.model.clone(),
@@ -34,16 +38,29 @@ pub fn inspect(view: &RequestView<'_>, api: ApiRoute) -> Result<RequestInfo, (Er
     })
 }
 
-/// The refusal for a body that could not be read.
-pub fn refusal(e: ExtractError) -> (ErrorKind, Option<String>) {
+/// The refusal for a body that could not be received; a client that left
+/// midway is recorded as such.
+pub fn body_refusal(e: BodyError, record: &mut Record) -> Reject {
     match e {
-        ExtractError::NotJson => (ErrorKind::InvalidJson, None),
-        ExtractError::NotObject => (
-            ErrorKind::InvalidField,
-            Some("the request body must be a JSON object".into()),
-        ),
-        ExtractError::MissingModel => (ErrorKind::MissingModel, None),
-        ExtractError::MissingMessages => (ErrorKind::MissingMessages, None),
+        BodyError::TooLarge => ErrorKind::BodyTooLarge.into(),
+        BodyError::BadChunked => Reject::with(ErrorKind::BadRequest, "invalid chunked body"),
+        BodyError::Timeout => ErrorKind::RequestTimeout.into(),
+        BodyError::Closed => {
+            record.outcome = Outcome::Cancelled;
+            ErrorKind::BadRequest.into()
+        }
+    }
+}
+
+/// The refusal for a body that could not be read.
+pub fn refusal(e: ExtractError) -> Reject {
+    match e {
+        ExtractError::NotJson => ErrorKind::InvalidJson.into(),
+        ExtractError::NotObject => {
+            Reject::with(ErrorKind::InvalidField, "the request body must be a JSON object")
+        }
+        ExtractError::MissingModel => ErrorKind::MissingModel.into(),
+        ExtractError::MissingMessages => ErrorKind::MissingMessages.into(),
         ExtractError::BadField(field) => {
             let hint = match field {
                 "model" => "model must be a string".into(),
@@ -51,7 +68,7 @@ pub fn refusal(e: ExtractError) -> (ErrorKind, Option<String>) {
                 "max_tokens" | "max_completion_tokens" => format!("{field} must be a non-negative integer"),
                 _ => e.to_string(),
             };
-            (ErrorKind::InvalidField, Some(hint))
+            Reject::with(ErrorKind::InvalidField, hint)
         }
     }
 }
@@ -67,8 +84,32 @@ mod tests {
             ApiRoute::Messages => Dialect::Anthropic,
             _ => Dialect::OpenAi,
         };
-        let view = extract(api, body).map_err(refusal)?;
-        inspect(&view, route)
+        let refused = |r: Reject| (r.kind, r.detail);
+        let view = extract(api, body).map_err(refusal).map_err(refused)?;
+        inspect(&view, route).map_err(refused)
+    }
+
+    #[test]
+    fn a_body_that_never_came_whole() {
+        let mut record = Record::new(0, ApiRoute::ChatCompletions);
+        assert_eq!(
+            body_refusal(BodyError::TooLarge, &mut record).kind,
+            ErrorKind::BodyTooLarge
+        );
+        assert_eq!(
+            body_refusal(BodyError::Timeout, &mut record).kind,
+            ErrorKind::RequestTimeout
+        );
+        assert_eq!(record.outcome, Outcome::Ok);
+        assert_eq!(
+            body_refusal(BodyError::Closed, &mut record).kind,
+            ErrorKind::BadRequest
+        );
+        assert_eq!(
+            record.outcome,
+            Outcome::Cancelled,
+            "a client that left is not a refusal"
+        );
     }
 
     #[test]

@@ -7,8 +7,7 @@
 //! once when the request ends, however it ends: the real cost is charged,
 //! the rest of the reservation and of the token budget is given back.
 
-use super::{Ctx, Reject};
-use crate::respond::ErrorKind;
+use crate::respond::{ErrorKind, Reject};
 use sluice_contract::policy::tokens::{self, Encoding};
 use sluice_contract::policy::{CompiledPolicy, RequestContext, RequestView, Verdict};
 use sluice_contract::quota::credit::Credit;
@@ -24,15 +23,23 @@ use std::sync::Arc;
 const OVERHEAD_PER_TEXT: u64 = 4;
 const OVERHEAD_PER_REQUEST: u64 = 8;
 
-/// What admission took, to be settled when the request ends.
+/// What admission took, to be settled when the request ends. It is also the
+/// guard of what it took: dropped without [`settle`] (a refusal part-way
+/// through admission, or a request that never got to settle), it gives back
+/// every request, token and reservation it holds.
 pub struct Admission {
     /// Tokenizer for this model; `None` when tokens are not counted locally.
     pub encoding: Option<Encoding>,
+    /// The request limiters taken from (tenant's, key's).
+    rpm: [Option<Arc<Gcra>>; 2],
     /// The token limiters taken from (tenant's, key's).
     tpm: [Option<Arc<Gcra>>; 2],
     tokens_taken: u64,
     credit: Option<(Arc<Credit>, i64)>,
     price: Option<Price>,
+    /// When the limiters were taken from.
+    at_ns: u64,
+    settled: bool,
 }
 
 impl std::fmt::Debug for Admission {
@@ -43,27 +50,45 @@ impl std::fmt::Debug for Admission {
     }
 }
 
-/// Admits the request described by `view`, or refuses it. On success returns
-/// the body to forward when the policy redacted it.
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let now = self.at_ns;
+        self.rpm.iter().flatten().for_each(|g| g.refund(now, 1));
+        self.tpm
+            .iter()
+            .flatten()
+            .for_each(|g| g.refund(now, self.tokens_taken));
+        if let Some((credit, reserved)) = &self.credit {
+            credit.settle(*reserved, 0);
+        }
+    }
+}
+
+/// Admits the request described by `view`, or refuses it; notes in `record`
+/// what the policy and the counting found. On success returns the body to
+/// forward when the policy redacted it.
 pub fn admit(
     index: &Index,
     key: &KeyEntry,
     view: &RequestView<'_>,
     body: &[u8],
     count_tokens: bool,
-    ctx: &mut Ctx<'_>,
+    record: &mut Record,
 ) -> Result<(Admission, Option<Vec<u8>>), Reject> {
     let tenant = &key.tenant;
     let redacted = match &tenant.policy {
-        Some(policy) => apply_policy(policy, view, &key.id, body, &mut ctx.record)?,
+        Some(policy) => apply_policy(policy, view, &key.id, body, record)?,
         None => None,
     };
 
     let (encoding, estimated) = tokens::encoding_for(&view.model);
     let prompt = if count_tokens {
         let n = tokens::count_all(encoding, view.texts.iter().map(|t| t.text.as_ref()));
-        ctx.record.prompt_tokens_counted = Some(n);
-        ctx.record.tokens_estimated = estimated || ctx.record.route == record::ApiRoute::Messages;
+        record.prompt_tokens_counted = Some(n);
+        record.tokens_estimated = estimated || record.route == record::ApiRoute::Messages;
         n
     } else {
         // Not counted: no text encodes to fewer than one token per four bytes
@@ -71,39 +96,38 @@ pub fn admit(
         view.texts.iter().map(|t| t.text.len() as u64).sum::<u64>()
     };
 
-    let now = now_ns();
-    // The limiters already taken from, to give back to on a refusal.
-    let mut taken_rpm: [Option<&Arc<Gcra>>; 2] = [None, None];
-    let refund_rpm = |taken: &[Option<&Arc<Gcra>>; 2]| taken.iter().flatten().for_each(|g| g.refund(now, 1));
+    let max_out = view.max_tokens.unwrap_or(tenant.default_max_tokens);
+    let reserve_prompt = prompt + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT * view.texts.len() as u64;
+    // From here on, whatever is taken is given back if admission fails.
+    let mut adm = Admission {
+        encoding: count_tokens.then_some(encoding),
+        rpm: [None, None],
+        tpm: [None, None],
+        tokens_taken: reserve_prompt.saturating_add(max_out),
+        credit: None,
+        price: index.prices.lookup(&view.model),
+        at_ns: now_ns(),
+        settled: false,
+    };
+    let now = adm.at_ns;
     for (slot, limiter) in [&tenant.rpm, &key.rpm].into_iter().enumerate() {
         let Some(limiter) = limiter else { continue };
         if let Err(retry) = limiter.take(now, 1) {
-            refund_rpm(&taken_rpm);
             return Err(rate_limited("requests", limiter, retry.ns, now));
         }
-        taken_rpm[slot] = Some(limiter);
+        adm.rpm[slot] = Some(limiter.clone());
     }
-    let max_out = view.max_tokens.unwrap_or(tenant.default_max_tokens);
-    let reserve_prompt = prompt + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT * view.texts.len() as u64;
-    let tokens_taken = reserve_prompt.saturating_add(max_out);
-    let mut tpm: [Option<Arc<Gcra>>; 2] = [None, None];
     for (slot, limiter) in [&tenant.tpm, &key.tpm].into_iter().enumerate() {
         let Some(limiter) = limiter else { continue };
-        if let Err(retry) = limiter.take(now, tokens_taken) {
-            tpm.iter().flatten().for_each(|g| g.refund(now, tokens_taken));
-            refund_rpm(&taken_rpm);
+        if let Err(retry) = limiter.take(now, adm.tokens_taken) {
             return Err(rate_limited("tokens", limiter, retry.ns, now));
         }
-        tpm[slot] = Some(limiter.clone());
+        adm.tpm[slot] = Some(limiter.clone());
     }
-
-    let price = index.prices.lookup(&view.model);
-    let credit = match (&tenant.credit, price) {
+    match (&tenant.credit, adm.price) {
         (Some(credit), Some(price)) => {
             let worst = i64::try_from(price.worst_case_micros(reserve_prompt, max_out)).unwrap_or(i64::MAX);
             if !credit.reserve(worst) {
-                tpm.iter().flatten().for_each(|g| g.refund(now, tokens_taken));
-                refund_rpm(&taken_rpm);
                 return Err(Reject::with(
                     ErrorKind::InsufficientCredit,
                     format!(
@@ -113,12 +137,10 @@ pub fn admit(
                     ),
                 ));
             }
-            Some((credit.clone(), worst))
+            adm.credit = Some((credit.clone(), worst));
         }
         (Some(_), None) => {
             // Credit-metered tenant, model without a price: it cannot be billed.
-            tpm.iter().flatten().for_each(|g| g.refund(now, tokens_taken));
-            refund_rpm(&taken_rpm);
             return Err(Reject::with(
                 ErrorKind::InsufficientCredit,
                 format!(
@@ -127,18 +149,9 @@ pub fn admit(
                 ),
             ));
         }
-        (None, _) => None,
-    };
-    Ok((
-        Admission {
-            encoding: count_tokens.then_some(encoding),
-            tpm,
-            tokens_taken,
-            credit,
-            price,
-        },
-        redacted,
-    ))
+        (None, _) => {}
+    }
+    Ok((adm, redacted))
 }
 
 fn apply_policy(
@@ -212,7 +225,8 @@ fn rate_limited(what: &'static str, limiter: &Gcra, retry_ns: u64, now: u64) -> 
 }
 
 /// Settles `adm` against what `record` says happened; sets the cost.
-pub fn settle(adm: Admission, record: &mut Record) {
+pub fn settle(mut adm: Admission, record: &mut Record) {
+    adm.settled = true;
     let billable = !matches!(
         record.outcome,
         Outcome::Rejected | Outcome::UpstreamError | Outcome::UpstreamUnavailable
@@ -246,3 +260,6 @@ pub fn settle(adm: Admission, record: &mut Record) {
         adm.tpm.iter().flatten().for_each(|g| g.refund(now, unused));
     }
 }
+
+#[cfg(test)]
+mod tests;

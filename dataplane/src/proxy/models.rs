@@ -5,7 +5,7 @@
 //! `created_at`, `has_more`, `first_id`, `last_id`). Each reads its own fields.
 
 use super::Ctx;
-use crate::server::conn::{ClientIo, Next};
+use crate::io::client::{ClientIo, Next};
 use sluice_contract::codec::head::RequestHead;
 use sluice_contract::snapshot::index::RouteEntry;
 use sluice_contract::snapshot::KeyEntry;

@@ -18,7 +18,7 @@ fn run(parts: &[&[u8]]) -> Outcome {
     let mut total = 0;
     let mut result = Ok(0);
     for part in parts {
-        match d.feed(part, |p| payload.extend_from_slice(p)) {
+        match d.feed(part, |p| payload.extend_from_slice(&part[p])) {
             Ok(n) => {
                 total += n;
                 result = Ok(total);
@@ -131,15 +131,14 @@ fn partial_body_is_not_done() {
 }
 
 #[test]
-fn data_is_borrowed_from_input() {
+fn data_is_a_range_of_the_input() {
     let input = b"b\r\nhello world\r\n0\r\n\r\n";
-    let range = input.as_ptr_range();
     let mut d = ChunkedDecoder::new();
     let mut calls = 0;
     d.feed(input, |p| {
         calls += 1;
-        assert!(range.contains(&p.as_ptr()), "payload was copied");
-        assert_eq!(p, b"hello world");
+        assert_eq!(p, 3..14);
+        assert_eq!(&input[p], b"hello world");
     })
     .unwrap();
     assert_eq!(calls, 1);

@@ -391,7 +391,7 @@ fn pipeline(dialect: Dialect, parts: &[&[u8]]) -> Piped {
     let mut usage_only = Vec::new();
     for p in parts {
         let fed = dechunk.feed(p, |payload| {
-            framer.feed(payload, |ev| {
+            framer.feed(&p[payload], |ev| {
                 scanner.on_event(ev);
                 usage_only.push(scanner.usage_only_event());
             })

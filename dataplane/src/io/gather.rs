@@ -21,7 +21,7 @@ use monoio::io::AsyncWriteRent;
 use monoio::BufResult;
 
 /// Two owned buffers written in order by one vectored write.
-pub(super) struct HeadAndBody {
+pub struct HeadAndBody {
     head: Vec<u8>,
     /// Held only to keep the bytes alive: the kernel reads them through `iov`.
     _body: Bytes,
@@ -31,7 +31,8 @@ pub(super) struct HeadAndBody {
 }
 
 impl HeadAndBody {
-    pub(super) fn new(head: Vec<u8>, body: Bytes) -> Self {
+    /// `head`, then `body`, ready for one vectored write.
+    pub fn new(head: Vec<u8>, body: Bytes) -> Self {
         let iov = Box::new([
             libc::iovec {
                 iov_base: head.as_ptr() as *mut libc::c_void,
@@ -66,13 +67,13 @@ impl HeadAndBody {
     }
 
     /// The head's buffer back, for its capacity.
-    pub(super) fn into_head(self) -> Vec<u8> {
+    pub fn into_head(self) -> Vec<u8> {
         self.head
     }
 }
 
 /// Writes both parts whole, in order; returns the bytes written.
-pub(super) async fn write_all<W: AsyncWriteRent>(
+pub async fn write_all<W: AsyncWriteRent>(
     w: &mut W,
     mut parts: HeadAndBody,
 ) -> BufResult<usize, HeadAndBody> {

@@ -1,56 +1,19 @@
-//! One worker: a pinned thread, its runtime, its listener, its accept loop.
+//! One worker's thread: pinned to its core, its runtime, its listener, its
+//! accept loop.
 
-use super::Shared;
 use crate::metrics::Driver;
 use crate::sink::{RecordTx, WorkerSink};
 use crate::upstream::pool::Pool;
+use crate::worker::Shared;
+use crate::worker::Worker;
 use monoio::net::{ListenerOpts, TcpListener};
-use sluice_contract::record::Record;
-use std::cell::{Cell, RefCell};
+
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Everything one worker owns; shared by its connection tasks through `Rc`.
-pub struct Worker {
-    /// Worker index.
-    pub id: usize,
-    /// What all workers share.
-    pub shared: Arc<Shared>,
-    /// Where this worker's records go.
-    pub sink: WorkerSink,
-    /// This worker's idle upstream connections.
-    pub pool: RefCell<Pool>,
-    /// This worker's spare relay buffers.
-    pub spares: RefCell<crate::proxy::spares::Spares>,
-    /// TLS dialler for upstreams.
-    pub tls: monoio_rustls::TlsConnector,
-    rng: Cell<u64>,
-}
-
-impl Worker {
-    /// This worker's counters.
-    pub fn metrics(&self) -> &crate::metrics::WorkerMetrics {
-        self.shared.metrics.worker(self.id)
-    }
-
-    /// Hands a finished request's record to the sink.
-    pub fn record(&self, record: Record) {
-        self.sink.push(record);
-    }
-
-    /// A pseudo-random number (xorshift; for weighted target choice only).
-    pub fn random(&self) -> u64 {
-        let mut x = self.rng.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.set(x);
-        x
-    }
-}
 
 /// Thread body of worker `id`.
 pub(super) fn run(
@@ -91,18 +54,16 @@ pub(super) fn run(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let seed = (clock ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
-    let worker = Rc::new(Worker {
+    let pool = Pool::new(shared.limits.pool_max_idle, shared.limits.pool_idle_timeout());
+    let tls = monoio_rustls::TlsConnector::from(shared.tls.clone());
+    let worker = Rc::new(Worker::new(
         id,
-        pool: RefCell::new(Pool::new(
-            shared.limits.pool_max_idle,
-            shared.limits.pool_idle_timeout(),
-        )),
-        spares: RefCell::default(),
-        tls: monoio_rustls::TlsConnector::from(shared.tls.clone()),
         shared,
-        sink: WorkerSink::new(records),
-        rng: Cell::new(seed),
-    });
+        WorkerSink::new(records),
+        RefCell::new(pool),
+        tls,
+        seed,
+    ));
     runtime.block_on(accept_loop(worker.clone(), addr, ready));
     // Dropping the runtime drops any task still running; each pushes its
     // record on drop. Hand those over before the thread ends.

@@ -1,0 +1,10 @@
+//! The data plane's I/O helpers, in one room: appending reads, the gathered
+//! write (the crate's one `unsafe`), each worker's spare buffers, and the
+//! client side of a connection with its timed writes and its watch for a
+//! client that leaves. Phases above this never handle a socket's buffer
+//! bookkeeping themselves.
+
+pub mod client;
+pub mod gather;
+pub mod read;
+pub mod spares;
