@@ -15,8 +15,12 @@ pub enum ApiRoute {
     ChatCompletions,
     /// `POST /v1/messages` (Anthropic).
     Messages,
+    /// `POST /v1/messages/count_tokens` (Anthropic).
+    CountTokens,
     /// `GET /v1/models`.
     Models,
+    /// `GET /v1/models/{id}`.
+    Model,
     /// `GET /healthz`.
     Health,
     /// Anything else (answered 404).
@@ -29,8 +33,21 @@ impl ApiRoute {
     pub fn dialect(self) -> Option<crate::dialect::Dialect> {
         match self {
             ApiRoute::ChatCompletions => Some(crate::dialect::Dialect::OpenAi),
-            ApiRoute::Messages => Some(crate::dialect::Dialect::Anthropic),
-            ApiRoute::Models | ApiRoute::Health | ApiRoute::Other => None,
+            ApiRoute::Messages | ApiRoute::CountTokens => Some(crate::dialect::Dialect::Anthropic),
+            ApiRoute::Models | ApiRoute::Model | ApiRoute::Health | ApiRoute::Other => None,
+        }
+    }
+
+    /// The path an upstream serves this API at (after its base URL's
+    /// prefix), whatever form the client used (`/chat/completions` from a
+    /// base URL without `/v1`, a trailing slash); `None` for the gateway's
+    /// own endpoints.
+    pub fn upstream_path(self) -> Option<&'static str> {
+        match self {
+            ApiRoute::ChatCompletions => Some("/v1/chat/completions"),
+            ApiRoute::Messages => Some("/v1/messages"),
+            ApiRoute::CountTokens => Some("/v1/messages/count_tokens"),
+            ApiRoute::Models | ApiRoute::Model | ApiRoute::Health | ApiRoute::Other => None,
         }
     }
 
@@ -39,7 +56,9 @@ impl ApiRoute {
         match self {
             ApiRoute::ChatCompletions => "chat_completions",
             ApiRoute::Messages => "messages",
+            ApiRoute::CountTokens => "count_tokens",
             ApiRoute::Models => "models",
+            ApiRoute::Model => "model",
             ApiRoute::Health => "healthz",
             ApiRoute::Other => "other",
         }

@@ -202,14 +202,14 @@ async fn serve_api(
     ctx.record.tenant = Some(key.tenant.id.clone());
     ctx.record.key_id = Some(key.id.clone());
 
-    if ctx.record.route == ApiRoute::Models {
+    if matches!(ctx.record.route, ApiRoute::Models | ApiRoute::Model) {
         if head.framing != Framing::Empty {
             return Err(Reject::with(
                 ErrorKind::BadRequest,
                 "GET /v1/models takes no body",
             ));
         }
-        return Ok(models::respond(io, &key, head, ctx).await);
+        return models::respond(io, &key, head, ctx).await;
     }
 
     // 3. read body
@@ -254,6 +254,7 @@ async fn serve_api(
         req: &req,
         body: &body,
         info: &info,
+        api: ctx.record.route,
     };
     let answer = forward::forward(w, &outgoing, &targets, ctx).await?;
 

@@ -238,3 +238,41 @@ def test_anthropic_models_list(stack):
     models = list(stack.anthropic().models.list())
     assert sorted(m.id for m in models) == sorted([OPENAI_MODEL, ANTHROPIC_MODEL, SHARED_MODEL])
     assert all(m.type == "model" for m in models)
+
+
+# ---- The endpoints beside chat and messages --------------------------------
+
+
+def test_openai_models_retrieve(stack):
+    model = stack.openai().models.retrieve(OPENAI_MODEL)
+    assert model.id == OPENAI_MODEL
+    assert model.object == "model"
+    with pytest.raises(openai.NotFoundError):
+        stack.openai().models.retrieve("no-such-model")
+
+
+def test_openai_base_url_without_v1(stack):
+    # Some configurations give the SDK the host alone: requests then go to
+    # `/chat/completions`, which the gateway serves as `/v1/...`.
+    client = openai.OpenAI(base_url=f"http://{stack.addr}", api_key=stack.openai().api_key, max_retries=0)
+    resp = client.chat.completions.create(
+        model=OPENAI_MODEL, messages=MESSAGES, extra_headers=tokens(5)
+    )
+    assert resp.choices[0].message.content == expected_text(5)
+
+
+def test_anthropic_models_retrieve(stack):
+    model = stack.anthropic().models.retrieve(ANTHROPIC_MODEL)
+    assert model.id == ANTHROPIC_MODEL
+    assert model.type == "model"
+    with pytest.raises(anthropic.NotFoundError):
+        stack.anthropic().models.retrieve("no-such-model")
+
+
+def test_anthropic_count_tokens(stack):
+    counted = stack.anthropic().messages.count_tokens(
+        model=ANTHROPIC_MODEL, system="You are terse.", messages=MESSAGES
+    )
+    assert counted.input_tokens > 0
+    with pytest.raises(anthropic.NotFoundError):
+        stack.anthropic().messages.count_tokens(model="no-such-model", messages=MESSAGES)

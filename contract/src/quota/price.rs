@@ -60,6 +60,15 @@ pub const DEFAULTS: &[(&str, Price)] = &[
 ];
 
 impl Price {
+    /// What a request the provider does not charge for costs
+    /// (`/v1/messages/count_tokens`).
+    pub const FREE: Price = Price {
+        input: 0,
+        cached_input: 0,
+        cache_write: 0,
+        output: 0,
+    };
+
     /// Cost of `usage`, rounded up to a whole micro-dollar.
     pub fn cost_micros(&self, usage: &Usage) -> u64 {
         let cached = usage.cached_input_tokens.min(usage.input_tokens);

@@ -27,13 +27,15 @@ pub fn classify(method: Method, path: &[u8], anthropic_hint: bool) -> Class {
         Dialect::OpenAi
     };
     let path = path.strip_suffix(b"/").filter(|p| !p.is_empty()).unwrap_or(path);
-    let (api, want, dialect) = match path {
-        b"/v1/chat/completions" | b"/chat/completions" => {
-            (ApiRoute::ChatCompletions, Method::Post, Dialect::OpenAi)
-        }
-        b"/v1/messages" => (ApiRoute::Messages, Method::Post, Dialect::Anthropic),
-        b"/v1/models" | b"/models" => (ApiRoute::Models, Method::Get, hinted),
-        b"/healthz" => (ApiRoute::Health, Method::Get, hinted),
+    // OpenAI's SDKs are given a base URL with or without `/v1`.
+    let openai = path.strip_prefix(b"/v1").unwrap_or(path);
+    let (api, want, dialect) = match (path, openai) {
+        (_, b"/chat/completions") => (ApiRoute::ChatCompletions, Method::Post, Dialect::OpenAi),
+        (b"/v1/messages", _) => (ApiRoute::Messages, Method::Post, Dialect::Anthropic),
+        (b"/v1/messages/count_tokens", _) => (ApiRoute::CountTokens, Method::Post, Dialect::Anthropic),
+        (_, b"/models") => (ApiRoute::Models, Method::Get, hinted),
+        (_, id) if model_id(id).is_some() => (ApiRoute::Model, Method::Get, hinted),
+        (b"/healthz", _) => (ApiRoute::Health, Method::Get, hinted),
         _ => {
             return Class {
                 api: ApiRoute::Other,
@@ -48,6 +50,13 @@ pub fn classify(method: Method, path: &[u8], anthropic_hint: bool) -> Class {
         dialect,
         refused: wrong.then_some(ErrorKind::MethodNotAllowed),
     }
+}
+
+/// The model id of a `/models/{id}` path (without its `/v1`), still
+/// percent-encoded; ids may hold `/` (`openai/gpt-4o`) and `:`
+/// (`ft:gpt-4o:org::id`).
+pub fn model_id(path: &[u8]) -> Option<&[u8]> {
+    path.strip_prefix(b"/models/").filter(|id| !id.is_empty())
 }
 
 #[cfg(test)]
@@ -88,5 +97,34 @@ mod tests {
             c(Method::Get, b"/", false),
             (ApiRoute::Other, Dialect::OpenAi, Some(ErrorKind::UnknownPath))
         );
+        // A base URL without `/v1`, and the other endpoints.
+        assert_eq!(
+            c(Method::Post, b"/chat/completions", false),
+            (ApiRoute::ChatCompletions, Dialect::OpenAi, None)
+        );
+        assert_eq!(
+            c(Method::Post, b"/v1/messages/count_tokens", false),
+            (ApiRoute::CountTokens, Dialect::Anthropic, None)
+        );
+        assert_eq!(
+            c(Method::Post, b"/messages", false).2,
+            Some(ErrorKind::UnknownPath)
+        );
+        for path in [
+            &b"/v1/models/gpt-4o"[..],
+            b"/models/gpt-4o",
+            b"/v1/models/openai/gpt-4o",
+        ] {
+            assert_eq!(
+                c(Method::Get, path, true),
+                (ApiRoute::Model, Dialect::Anthropic, None)
+            );
+        }
+        assert_eq!(
+            c(Method::Other, b"/v1/models/x", false).2,
+            Some(ErrorKind::MethodNotAllowed)
+        );
+        assert_eq!(model_id(b"/models/a/b"), Some(&b"a/b"[..]));
+        assert_eq!(model_id(b"/models/"), None);
     }
 }

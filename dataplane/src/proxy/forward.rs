@@ -16,6 +16,7 @@ use crate::worker::Worker;
 use bytes::{Buf, Bytes, BytesMut};
 use sluice_contract::codec::head::{self, Header, RequestHead, ResponseHead};
 use sluice_contract::dialect::Dialect;
+use sluice_contract::record::ApiRoute;
 use sluice_contract::rewrite::rewrite;
 use sluice_contract::snapshot::{ProviderKind, RouteTarget, UpstreamEntry};
 use std::io::Write;
@@ -58,6 +59,8 @@ pub struct Outgoing<'a> {
     pub body: &'a Bytes,
     /// What the gateway read from the body.
     pub info: &'a RequestInfo,
+    /// The API called: it names the upstream path.
+    pub api: ApiRoute,
 }
 
 /// Forwards the request to the first target that answers acceptably.
@@ -108,13 +111,14 @@ async fn attempt(
         req,
         body: original,
         info,
+        api,
     } = *out_req;
     let up = &target.upstream;
     let limits = &w.shared.limits;
     // Every OpenAI-dialect stream is metered from the provider's own usage.
     let strip_usage = info.stream
         && !info.include_usage
-        && client_head.path(&req.raw).ends_with(b"/chat/completions")
+        && api == ApiRoute::ChatCompletions
         && up.kind.dialect() == Dialect::OpenAi;
     let model = target.model.as_deref().filter(|m| *m != info.model);
     let body = match rewrite(original, model, strip_usage) {
@@ -143,7 +147,16 @@ async fn attempt(
 
         let mut out = w.spares.borrow_mut().bytes();
         out.reserve(1024 + body.len().min(COALESCE_BODY));
-        write_head(&mut out, up, target, client_head, client_headers, req, body.len())?;
+        write_head(
+            &mut out,
+            up,
+            target,
+            api,
+            client_head,
+            client_headers,
+            req,
+            body.len(),
+        )?;
         let coalesce = body.len() <= COALESCE_BODY;
         if coalesce {
             out.extend_from_slice(&body);
@@ -240,10 +253,12 @@ fn take_pooled(w: &Worker, key: &str) -> Option<Conn> {
 
 /// Writes the upstream request head: the client's end-to-end headers, with
 /// the gateway's own authority, framing and the tenant's provider key.
+#[allow(clippy::too_many_arguments)]
 fn write_head(
     out: &mut Vec<u8>,
     up: &UpstreamEntry,
     target: &RouteTarget,
+    api: ApiRoute,
     client_head: &RequestHead,
     client_headers: &[Header],
     req: &FullRequest,
@@ -251,7 +266,13 @@ fn write_head(
 ) -> Result<(), ErrorKind> {
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(up.path_prefix.as_bytes());
-    out.extend_from_slice(client_head.target.of(&req.raw));
+    // The API's own path, whatever form the client used (a base URL
+    // without `/v1`, a trailing slash), and the client's query.
+    out.extend_from_slice(api.upstream_path().ok_or(ErrorKind::Internal)?.as_bytes());
+    let client_target = client_head.target.of(&req.raw);
+    if let Some(q) = memchr::memchr(b'?', client_target) {
+        out.extend_from_slice(&client_target[q..]);
+    }
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(up.authority.as_bytes());
     out.extend_from_slice(b"\r\ncontent-length: ");

@@ -88,7 +88,8 @@ pub fn admit(
     let prompt = if count_tokens {
         let n = tokens::count_all(encoding, view.texts.iter().map(|t| t.text.as_ref()));
         record.prompt_tokens_counted = Some(n);
-        record.tokens_estimated = estimated || record.route == record::ApiRoute::Messages;
+        record.tokens_estimated =
+            estimated || record.route.dialect() == Some(sluice_contract::dialect::Dialect::Anthropic);
         n
     } else {
         // Not counted: no text encodes to fewer than one token per four bytes
@@ -96,7 +97,14 @@ pub fn admit(
         view.texts.iter().map(|t| t.text.len() as u64).sum::<u64>()
     };
 
-    let max_out = view.max_tokens.unwrap_or(tenant.default_max_tokens);
+    // Counting tokens is free at the provider: nothing is generated, nothing
+    // is charged, and no credit is needed.
+    let free = record.route == record::ApiRoute::CountTokens;
+    let max_out = if free {
+        0
+    } else {
+        view.max_tokens.unwrap_or(tenant.default_max_tokens)
+    };
     let reserve_prompt = prompt + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT * view.texts.len() as u64;
     // From here on, whatever is taken is given back if admission fails.
     let mut adm = Admission {
@@ -105,7 +113,11 @@ pub fn admit(
         tpm: [None, None],
         tokens_taken: reserve_prompt.saturating_add(max_out),
         credit: None,
-        price: index.prices.lookup(&view.model),
+        price: if free {
+            Some(Price::FREE)
+        } else {
+            index.prices.lookup(&view.model)
+        },
         at_ns: now_ns(),
         settled: false,
     };
@@ -125,6 +137,7 @@ pub fn admit(
         adm.tpm[slot] = Some(limiter.clone());
     }
     match (&tenant.credit, adm.price) {
+        _ if free => {}
         (Some(credit), Some(price)) => {
             let worst = i64::try_from(price.worst_case_micros(reserve_prompt, max_out)).unwrap_or(i64::MAX);
             if !credit.reserve(worst) {

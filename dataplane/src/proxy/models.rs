@@ -1,61 +1,121 @@
-//! `GET /v1/models`: the models the caller's key may use.
+//! `GET /v1/models` and `GET /v1/models/{id}`: the models the caller's key
+//! may use, and one of them.
 //!
 //! One document serves both SDKs: OpenAI's list shape (`object`, `data[].id`,
 //! `created`, `owned_by`) and Anthropic's (`data[].type`, `display_name`,
-//! `created_at`, `has_more`, `first_id`, `last_id`). Each reads its own fields.
+//! `created_at`, `has_more`, `first_id`, `last_id`). Each reads its own
+//! fields; a single model is one item of that list.
 
+use super::classify::model_id;
 use super::Ctx;
 use crate::io::client::{ClientIo, Next};
-use sluice_contract::codec::head::RequestHead;
+use crate::respond::{ErrorKind, Reject};
+use sluice_contract::codec::head::{Method, RequestHead};
+use sluice_contract::record::ApiRoute;
 use sluice_contract::snapshot::index::RouteEntry;
 use sluice_contract::snapshot::KeyEntry;
+use std::borrow::Cow;
 use std::io::Write;
 
-/// Writes the model list for `key` and completes the record.
-pub async fn respond(io: &mut ClientIo, key: &KeyEntry, head: &RequestHead, ctx: &mut Ctx<'_>) -> Next {
-    let mut names: Vec<&str> = key
-        .tenant
-        .routes
-        .iter()
-        .filter(|(_, r)| matches!(r, RouteEntry::Targets(_)))
-        .map(|(name, _)| &**name)
-        .collect();
-    names.sort_unstable();
-    let body = render(&names);
+/// Writes the model list (or the one model asked for) for `key` and
+/// completes the record.
+pub async fn respond(
+    io: &mut ClientIo,
+    key: &KeyEntry,
+    head: &RequestHead,
+    ctx: &mut Ctx<'_>,
+) -> Result<Next, Reject> {
+    let served = |name: &str| matches!(key.tenant.routes.get(name), Some(RouteEntry::Targets(_)));
+    let body = if ctx.record.route == ApiRoute::Model {
+        let path = head.path(&io.buf);
+        let raw = model_id(path.strip_prefix(b"/v1").unwrap_or(path)).unwrap_or_default();
+        let id = percent_decoded(raw)
+            .filter(|id| served(id))
+            .ok_or_else(|| unknown_model(raw))?;
+        ctx.record.model = Some(id.clone().into_owned());
+        serde_json::to_vec(&item(&id)).unwrap_or_default()
+    } else {
+        let mut names: Vec<&str> = key
+            .tenant
+            .routes
+            .keys()
+            .map(|n| &**n)
+            .filter(|n| served(n))
+            .collect();
+        names.sort_unstable();
+        render(&names)
+    };
+    let keep = head.keep_alive && io.reusable();
     let _ = write!(
         io.out,
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}\r\n",
         body.len(),
-        if head.keep_alive {
+        if keep {
             "connection: keep-alive\r\n"
         } else {
             "connection: close\r\n"
         }
     );
-    if head.method != sluice_contract::codec::head::Method::Head {
+    if head.method != Method::Head {
         io.out.extend_from_slice(&body);
     }
     ctx.record.status = 200;
     ctx.record.bytes_out = io.out.len() as u64;
-    if io.write_out().await && head.keep_alive {
+    Ok(if io.write_out().await && keep {
         Next::KeepAlive
     } else {
         Next::Close
+    })
+}
+
+/// The refusal for a model id the key may not use (or that does not decode).
+fn unknown_model(raw: &[u8]) -> Reject {
+    let shown = String::from_utf8_lossy(raw);
+    Reject::with(
+        ErrorKind::UnknownModel,
+        format!(
+            "The model `{}` does not exist or you do not have access to it.",
+            super::route::truncate(&shown)
+        ),
+    )
+}
+
+/// `raw` with its percent-escapes decoded (RFC 3986 §2.1); `None` when an
+/// escape is malformed or the result is not UTF-8.
+fn percent_decoded(raw: &[u8]) -> Option<Cow<'_, str>> {
+    if !raw.contains(&b'%') {
+        return std::str::from_utf8(raw).ok().map(Cow::Borrowed);
     }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().map(Cow::Owned)
+}
+
+/// One model, in both SDKs' shapes.
+fn item(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "sluice",
+        "type": "model",
+        "display_name": name,
+        "created_at": "1970-01-01T00:00:00Z",
+    })
 }
 
 fn render(names: &[&str]) -> Vec<u8> {
-    let item = |name: &str| {
-        serde_json::json!({
-            "id": name,
-            "object": "model",
-            "created": 0,
-            "owned_by": "sluice",
-            "type": "model",
-            "display_name": name,
-            "created_at": "1970-01-01T00:00:00Z",
-        })
-    };
     let doc = serde_json::json!({
         "object": "list",
         "data": names.iter().map(|n| item(n)).collect::<Vec<_>>(),
@@ -65,7 +125,6 @@ fn render(names: &[&str]) -> Vec<u8> {
     });
     serde_json::to_vec(&doc).unwrap_or_default()
 }
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -76,5 +135,16 @@ mod tests {
         assert_eq!(v["data"][0]["type"], "model");
         assert_eq!(v["last_id"], "b");
         assert_eq!(v["has_more"], false);
+    }
+
+    #[test]
+    fn ids_are_percent_decoded() {
+        use super::percent_decoded;
+        assert_eq!(percent_decoded(b"gpt-4o").as_deref(), Some("gpt-4o"));
+        assert_eq!(percent_decoded(b"ft%3Agpt%2F4o").as_deref(), Some("ft:gpt/4o"));
+        assert_eq!(percent_decoded(b"%C3%A9").as_deref(), Some("é"));
+        assert_eq!(percent_decoded(b"bad%2"), None);
+        assert_eq!(percent_decoded(b"bad%zz"), None);
+        assert_eq!(percent_decoded(b"%FF"), None);
     }
 }

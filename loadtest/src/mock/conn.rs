@@ -184,7 +184,7 @@ async fn respond<S: AsyncWriteRent>(
             record(last, head, body);
         }
     }
-    let api = if head.route == Route::Messages || head.anthropic {
+    let api = if matches!(head.route, Route::Messages | Route::CountTokens) || head.anthropic {
         Api::Anthropic
     } else {
         Api::OpenAi
@@ -196,7 +196,9 @@ async fn respond<S: AsyncWriteRent>(
         processing_ms: 0,
     };
     match head.route {
-        Route::Chat | Route::Messages | Route::Models => return provider(io, w, head, body, b, meta).await,
+        Route::Chat | Route::Messages | Route::CountTokens | Route::Models => {
+            return provider(io, w, head, body, b, meta).await
+        }
         _ if !head.is_get && head.route != Route::Unknown => {
             let e = ApiError::new(
                 405,
@@ -267,7 +269,20 @@ async fn provider<S: AsyncWriteRent>(
     };
     let Some(ask) = ask else {
         b.tmp.clear();
-        push_models(&mut b.tmp, meta.api);
+        if head.route == Route::CountTokens {
+            match prompt::anthropic_count(body) {
+                Ok(n) => b
+                    .tmp
+                    .extend_from_slice(format!("{{\"input_tokens\":{n}}}").as_bytes()),
+                Err(e) => {
+                    push_error(&mut b.out, &mut b.tmp, &e, &meta);
+                    flush(io, &mut b.out).await?;
+                    return Ok(head.keep_alive);
+                }
+            }
+        } else {
+            push_models(&mut b.tmp, meta.api);
+        }
         push_full(&mut b.out, 200, "application/json", &b.tmp, &meta);
         flush(io, &mut b.out).await?;
         return Ok(head.keep_alive);

@@ -110,6 +110,20 @@ pub(super) fn anthropic(body: &[u8]) -> Result<Ask, ApiError> {
     })
 }
 
+/// Parses a `/v1/messages/count_tokens` body (a messages body without
+/// `max_tokens`) and counts its prompt tokens the way the mock bills them.
+pub(super) fn anthropic_count(body: &[u8]) -> Result<u64, ApiError> {
+    let b: AnthropicBody<'_> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}"), None))?;
+    if b.model.is_none() {
+        return Err(ApiError::invalid("model: Field required", None));
+    }
+    let messages = b
+        .messages
+        .ok_or_else(|| ApiError::invalid("messages: Field required", None))?;
+    Ok(tokens(messages.0 + b.system.map_or(0, |s| s.0)))
+}
+
 fn tokens(text_bytes: usize) -> u64 {
     (text_bytes as u64 / 4).max(1)
 }

@@ -20,6 +20,8 @@ pub(super) enum Route {
     Chat,
     /// `/v1/messages` (Anthropic).
     Messages,
+    /// `/v1/messages/count_tokens` (Anthropic).
+    CountTokens,
     /// `/v1/models`.
     Models,
     /// `/healthz`.
@@ -38,6 +40,7 @@ impl Route {
         match path {
             "/v1/chat/completions" => Self::Chat,
             "/v1/messages" => Self::Messages,
+            "/v1/messages/count_tokens" => Self::CountTokens,
             "/v1/models" => Self::Models,
             "/healthz" => Self::Healthz,
             "/_mock/last" => Self::MockLast,

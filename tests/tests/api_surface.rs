@@ -1,0 +1,147 @@
+//! The endpoints beside chat and messages, on both drivers: OpenAI paths
+//! without `/v1` (a base URL given without it), `GET /v1/models/{id}`, and
+//! Anthropic's `POST /v1/messages/count_tokens` — each answered in the
+//! caller's shape and recorded like every other request.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::json;
+use sluice_tests::http::Req;
+use sluice_tests::records::assert_shape;
+use sluice_tests::stack::{openai_body, Stack, ANTHROPIC_MODEL, GATEWAY_KEY, OPENAI_MODEL, TENANT};
+use sluice_tests::{both_drivers, sse, vocab, Driver};
+
+both_drivers!(
+    a_base_url_without_v1,
+    one_model,
+    count_tokens,
+    count_tokens_needs_a_route,
+);
+
+/// `/chat/completions` (the openai SDK given `http://host` as base URL)
+/// reaches the provider at its real path, the query kept.
+fn a_base_url_without_v1(d: Driver) {
+    let stack = Stack::start(d);
+    let r = stack.gw.request(
+        &Req::post("/chat/completions?trace=1")
+            .bearer(GATEWAY_KEY)
+            .json(&openai_body(OPENAI_MODEL, true))
+            .header("x-mock-tokens", "3"),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text());
+    assert_eq!(sse::openai_text(&sse::parse(&r.body)), vocab::text(3));
+    let last = stack.mock.last();
+    assert_eq!(last["path"], "/v1/chat/completions?trace=1", "{last}");
+    let rec = stack
+        .gw
+        .records()
+        .wait_for("chat", |r| r["route"] == "chat_completions");
+    assert_eq!(rec["status"], 200, "{rec}");
+    assert_shape(&rec);
+    // `/models` likewise.
+    let r = stack.gw.request(&Req::get("/models").bearer(GATEWAY_KEY));
+    assert_eq!(r.status(), 200, "{}", r.text());
+}
+
+/// `GET /v1/models/{id}`: the model when the key may use it, else 404 in
+/// the caller's shape; never forwarded.
+fn one_model(d: Driver) {
+    let stack = Stack::start(d);
+    for path in [
+        format!("/v1/models/{OPENAI_MODEL}"),
+        format!("/models/{OPENAI_MODEL}"),
+    ] {
+        let r = stack.gw.request(&Req::get(&path).bearer(GATEWAY_KEY));
+        assert_eq!(r.status(), 200, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["id"], OPENAI_MODEL, "{v}");
+        assert_eq!(v["object"], "model", "{v}");
+        assert_eq!(v["type"], "model", "{v}");
+    }
+    // Percent-encoded ids decode.
+    let encoded = OPENAI_MODEL.replace('-', "%2D");
+    let r = stack
+        .gw
+        .request(&Req::get(&format!("/v1/models/{encoded}")).bearer(GATEWAY_KEY));
+    assert_eq!(r.json()["id"], OPENAI_MODEL);
+    let r = stack
+        .gw
+        .request(&Req::get("/v1/models/no-such-model").bearer(GATEWAY_KEY));
+    let err = r.assert_openai_error(404);
+    assert!(
+        err["message"].as_str().unwrap().contains("no-such-model"),
+        "{err}"
+    );
+    let r = stack.gw.request(
+        &Req::get("/v1/models/no-such-model")
+            .header("x-api-key", GATEWAY_KEY)
+            .header("anthropic-version", "2023-06-01"),
+    );
+    r.assert_anthropic_error(404);
+    // Unauthenticated: 401, whatever the model.
+    stack
+        .gw
+        .request(&Req::get(&format!("/v1/models/{OPENAI_MODEL}")))
+        .assert_openai_error(401);
+    assert_eq!(stack.mock.requests(), 0, "model details are the gateway's own");
+    let recs = stack.gw.records().wait_count(6);
+    let ok: Vec<_> = recs
+        .iter()
+        .filter(|r| r["route"] == "model" && r["status"] == 200)
+        .collect();
+    assert_eq!(ok.len(), 3, "{recs:?}");
+    assert!(ok
+        .iter()
+        .all(|r| r["model"] == OPENAI_MODEL && r["tenant"] == TENANT));
+}
+
+/// `POST /v1/messages/count_tokens` goes to the model's Anthropic upstream;
+/// it is recorded with the tokens counted and costs nothing.
+fn count_tokens(d: Driver) {
+    let stack = Stack::start(d);
+    let body = json!({
+        "model": ANTHROPIC_MODEL,
+        "system": "You are terse.",
+        "messages": [{"role": "user", "content": "Count the tokens of this sentence, please."}],
+    });
+    let r = stack.gw.request(
+        &Req::post("/v1/messages/count_tokens")
+            .header("x-api-key", GATEWAY_KEY)
+            .header("anthropic-version", "2023-06-01")
+            .json(&body),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let n = r.json()["input_tokens"].as_u64().unwrap();
+    assert!(n > 0);
+    let last = stack.mock.last();
+    assert_eq!(last["path"], "/v1/messages/count_tokens", "{last}");
+    let rec = stack
+        .gw
+        .records()
+        .wait_for("count_tokens", |r| r["route"] == "count_tokens");
+    assert_shape(&rec);
+    assert_eq!(rec["status"], 200, "{rec}");
+    assert_eq!(rec["outcome"], "ok", "{rec}");
+    assert_eq!(rec["model"], ANTHROPIC_MODEL, "{rec}");
+    assert!(rec["prompt_tokens_counted"].as_u64().unwrap() > 0, "{rec}");
+    assert_eq!(rec["cost_micros"], 0, "counting tokens is free: {rec}");
+}
+
+/// A model without a route is refused like any other, in Anthropic's shape.
+fn count_tokens_needs_a_route(d: Driver) {
+    let stack = Stack::start(d);
+    let r = stack.gw.request(
+        &Req::post("/v1/messages/count_tokens")
+            .header("x-api-key", GATEWAY_KEY)
+            .json(&json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]})),
+    );
+    r.assert_anthropic_error(404);
+    let r = stack.gw.request(
+        &Req::post("/v1/messages/count_tokens")
+            .header("x-api-key", GATEWAY_KEY)
+            .json(&json!({"model": ANTHROPIC_MODEL})),
+    );
+    r.assert_anthropic_error(400);
+    assert_eq!(stack.mock.requests(), 0);
+}
