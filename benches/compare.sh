@@ -3,7 +3,7 @@
 # nginx, on this machine, in one run each (see loadtest/LOADTEST.md).
 #
 #   benches/compare.sh            # all three parts
-#   benches/compare.sh latency    # or: rate, streams, itl (not in "all")
+#   benches/compare.sh latency    # or: rate, streams, itl, rates (not in "all")
 #
 # Issue targets checked (printed as PASS/FAIL):
 #   1. streaming, 50 tokens/response, no artificial delay, 1,000 req/s:
@@ -51,6 +51,16 @@ if [ "$part" = itl ]; then
     echo "== 1b. added TTFT at 1,000 req/s, 50 tokens 5 ms apart"
     "$bin" compare "${common[@]}" --rate 1000 --itl-ms 5 --rounds "${ROUNDS:-30}" --duration "${ROUND:-2}s" \
         --drivers --json "$out/latency-itl.json" 2>&1 | tee "$out/latency-itl.txt"
+fi
+if [ "$part" = rates ]; then
+    # Not in "all" (~15 minutes): added latency under load, where a cost
+    # that grows with the rate shows (issue 24): the latency comparison at
+    # 1,000 and 3,000 req/s and at 70% of the highest rate every proxy
+    # sustains (searched first), with both drivers.
+    echo "== 1c. added TTFT by rate: ${RATES:-1000,3000,70%} req/s"
+    "$bin" compare "${common[@]}" --rates "${RATES:-1000,3000,70%}" --rounds "${ROUNDS:-10}" --duration "${ROUND:-2}s" \
+        --drivers --p99-bound-ms 50 --start-rate 3000 --step 1.25 --refine 2 \
+        --json "$out/latency-rates.json" 2>&1 | tee "$out/latency-rates.txt"
 fi
 if [ "$part" = all ] || [ "$part" = rate ]; then
     echo "== 2. highest sustained streaming rate (p99 TTFT <= 50 ms, errors <= 0.1%)"

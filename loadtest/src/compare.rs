@@ -9,6 +9,10 @@
 //! - latency (default): short rounds, interleaved round-robin (direct,
 //!   sluice, nginx, direct, ...), so drift on the machine hits every target
 //!   alike; results are added up per target over the rounds;
+//! - `--rates 1000,3000,70%`: the latency comparison at each rate in turn
+//!   (a percentage is of the lowest highest-sustained rate among the
+//!   proxies, found first by a max-rate search), with the added p50 and
+//!   p99 of each proxy at every rate in one summary;
 //! - `--max-rate-search`: the rate steps up (×`--step`) for every target
 //!   until p99 TTFT exceeds `--p99-bound-ms` or errors exceed 0.1%;
 //! - `--open-streams N`: N streams held open (closed loop, one token a
@@ -92,6 +96,11 @@ pub(crate) struct CompareArgs {
     /// Run Sluice twice: on io_uring and on epoll (MONOIO_FORCE_LEGACY_DRIVER=1).
     #[arg(long)]
     pub(crate) drivers: bool,
+    /// Compare latency at each of these rates instead of at --rate: req/s,
+    /// or a percentage of the highest rate every proxy sustains (searched
+    /// first), e.g. `1000,3000,70%`.
+    #[arg(long, value_delimiter = ',', value_parser = parse_rate, conflicts_with_all = ["open_streams", "max_rate_search"])]
+    pub(crate) rates: Vec<RateSpec>,
     /// Find each target's highest sustained rate instead of comparing at --rate.
     #[arg(long, conflicts_with = "open_streams")]
     pub(crate) max_rate_search: bool,
@@ -137,6 +146,49 @@ pub(crate) struct CompareArgs {
     /// Keep the temporary directory (configs, logs, records) for inspection.
     #[arg(long)]
     pub(crate) keep_dir: bool,
+}
+
+/// A rate of `--rates`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum RateSpec {
+    /// Requests per second.
+    Fixed(f64),
+    /// This fraction of the highest rate every proxy sustains.
+    OfMax(f64),
+}
+
+impl RateSpec {
+    /// The rate in req/s, given the highest rate every proxy sustains.
+    pub(crate) fn resolve(self, max: Option<f64>) -> Option<f64> {
+        match self {
+            RateSpec::Fixed(r) => Some(r),
+            RateSpec::OfMax(f) => max.map(|m| (m * f).round()),
+        }
+    }
+}
+
+fn parse_rate(s: &str) -> Result<RateSpec, String> {
+    let bad = || {
+        format!("{s:?}: expected req/s (e.g. 3000) or a percentage of the highest sustained rate (e.g. 70%)")
+    };
+    match s.trim().strip_suffix('%') {
+        Some(p) => {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            if p > 0.0 && p <= 100.0 {
+                Ok(RateSpec::OfMax(p / 100.0))
+            } else {
+                Err(bad())
+            }
+        }
+        None => {
+            let r: f64 = s.trim().parse().map_err(|_| bad())?;
+            if r > 0.0 && r.is_finite() {
+                Ok(RateSpec::Fixed(r))
+            } else {
+                Err(bad())
+            }
+        }
+    }
 }
 
 /// One measured target: where the load goes and the proxy process, if any.
@@ -210,6 +262,15 @@ fn compare(args: &CompareArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         args.load_workers,
         args.workers
     );
+    if !args.rates.is_empty() {
+        let out = rounds::at_rates(args, &mut sides, &mut mock)?;
+        print!("{}", out.table());
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&out)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let out = if let Some(n) = args.open_streams {
         streams::run(args, &mut sides, &mut mock, n)?
     } else if args.max_rate_search {
@@ -223,4 +284,21 @@ fn compare(args: &CompareArgs, dir: &std::path::Path) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate("3000"), Ok(RateSpec::Fixed(3000.0)));
+        assert_eq!(parse_rate(" 70% "), Ok(RateSpec::OfMax(0.7)));
+        for bad in ["", "0", "-5", "x", "0%", "150%", "inf"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        assert_eq!(RateSpec::OfMax(0.7).resolve(Some(10_000.0)), Some(7000.0));
+        assert_eq!(RateSpec::OfMax(0.7).resolve(None), None);
+        assert_eq!(RateSpec::Fixed(1000.0).resolve(None), Some(1000.0));
+    }
 }

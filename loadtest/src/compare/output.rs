@@ -457,6 +457,72 @@ impl Compared {
 }
 
 /// Signed µs: `+25µs`, `-1.20ms`.
+/// `--rates`: the latency comparison at each rate, and the search that
+/// found the highest sustained rate when a rate was a percentage of it.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct AtRates {
+    pub(crate) schema: &'static str,
+    /// The lowest highest-sustained rate among the proxies.
+    pub(crate) highest_sustained: Option<f64>,
+    pub(crate) search: Option<Compared>,
+    pub(crate) rates: Vec<Compared>,
+}
+
+impl AtRates {
+    /// Every rate's table, then one summary: each proxy's added TTFT p50
+    /// and p99 over direct at each rate.
+    pub(crate) fn table(&self) -> String {
+        let mut out = String::new();
+        for c in &self.rates {
+            let _ = write!(out, "\n== at {} req/s", c.workload.rate);
+            out += &c.table();
+        }
+        let mut names: Vec<&String> = self
+            .rates
+            .iter()
+            .flat_map(|c| c.added_over_direct.keys())
+            .collect();
+        names.sort();
+        names.dedup();
+        let _ = writeln!(out, "\nadded TTFT over direct, p50 / p99, by rate:");
+        let _ = write!(out, "{:>10}", "req/s");
+        for n in &names {
+            let _ = write!(out, " {:>24}", n);
+        }
+        out.push('\n');
+        for c in &self.rates {
+            let _ = write!(out, "{:>10}", c.workload.rate);
+            for n in &names {
+                let cell = c.added_over_direct.get(*n).map_or("-".to_owned(), |a| {
+                    format!("{} / {}", signed_us(a.ttft_p50_us), signed_us(a.ttft_p99_us))
+                });
+                let _ = write!(out, " {cell:>24}");
+            }
+            let verdict = match (
+                c.added_over_direct.get("sluice"),
+                c.added_over_direct.get("nginx"),
+            ) {
+                (Some(s), Some(n)) => format!(
+                    "  p50 {}, p99 {}",
+                    if s.ttft_p50_us <= n.ttft_p50_us {
+                        "<= nginx"
+                    } else {
+                        "> nginx"
+                    },
+                    if s.ttft_p99_us <= n.ttft_p99_us {
+                        "<= nginx"
+                    } else {
+                        "> nginx"
+                    }
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "{verdict}");
+        }
+        out
+    }
+}
+
 fn signed_us(us: i64) -> String {
     let sign = if us < 0 { "-" } else { "+" };
     format!("{sign}{}", fmt_us(us.unsigned_abs()))

@@ -6,9 +6,9 @@ use crate::run::report::{Report, Totals};
 use crate::run::request::{Api, RequestSpec};
 use crate::run::{execute, RunConfig};
 
-use super::output::{Compared, SideResult, Step};
+use super::output::{AtRates, Compared, SideResult, Step};
 use super::procs::{Server, MODEL};
-use super::{CompareArgs, Side};
+use super::{CompareArgs, RateSpec, Side};
 
 /// The run configuration for one side at one rate.
 pub(crate) fn load_config(
@@ -142,6 +142,35 @@ pub(crate) fn latency(args: &CompareArgs, sides: &mut [Side], mock: &mut Server)
         .map(|(s, a)| result(args, s, a, args.rate))
         .collect();
     Ok(Compared::latency(args, results, &round_p99))
+}
+
+/// The latency comparison at each of `--rates`; a percentage is of the
+/// lowest highest-sustained rate among the proxies, searched first.
+pub(crate) fn at_rates(args: &CompareArgs, sides: &mut [Side], mock: &mut Server) -> anyhow::Result<AtRates> {
+    let mut out = AtRates {
+        schema: "sluice-loadtest.compare-rates.v1",
+        ..AtRates::default()
+    };
+    if args.rates.iter().any(|r| matches!(r, RateSpec::OfMax(_))) {
+        let searched = search(args, sides, mock)?;
+        eprint!("{}", searched.table());
+        out.highest_sustained = searched
+            .max_rate
+            .iter()
+            .filter(|m| m.name != "direct")
+            .map(|m| m.highest_sustained.unwrap_or(0.0))
+            .reduce(f64::min);
+        out.search = Some(searched);
+    }
+    for spec in &args.rates {
+        let Some(rate) = spec.resolve(out.highest_sustained) else {
+            anyhow::bail!("no highest sustained rate to take {spec:?} of");
+        };
+        eprintln!("== latency at {rate} req/s");
+        let at = CompareArgs { rate, ..args.clone() };
+        out.rates.push(latency(&at, sides, mock)?);
+    }
+    Ok(out)
 }
 
 /// Steps the rate up for every side until it stops keeping up.
