@@ -3,6 +3,7 @@
 
 pub mod chunked;
 pub mod delta;
+pub mod encoding;
 pub mod head;
 pub mod sse;
 pub mod usage;

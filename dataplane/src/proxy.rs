@@ -219,8 +219,13 @@ async fn serve_api(
         .await
         .map_err(|e| inspect::body_refusal(e, &mut ctx.record))?;
     ctx.record.bytes_in = req.raw.len() as u64;
+    // A compressed body is read, policed and forwarded decoded.
+    let req_body = match req.header(&io.headers, b"content-encoding") {
+        Some(coding) => inspect::decoded(coding, &req.body, limits.max_body_bytes)?,
+        None => req.body.clone(),
+    };
     let dialect = ctx.record.route.dialect().unwrap_or(Dialect::OpenAi);
-    let view = sluice_contract::policy::extract(dialect, &req.body).map_err(inspect::refusal)?;
+    let view = sluice_contract::policy::extract(dialect, &req_body).map_err(inspect::refusal)?;
     let info = inspect::inspect(&view, ctx.record.route)?;
     ctx.record.model = Some(info.model.clone());
     ctx.record.stream = info.stream;
@@ -237,7 +242,7 @@ async fn serve_api(
     ctx.admission = Some(admission);
     let body = match redacted {
         Some(b) => bytes::Bytes::from(b),
-        None => req.body.clone(),
+        None => req_body.clone(),
     };
     if let Some(content_key) = &key.tenant.content_key {
         // What is logged is what was forwarded: redacted values stay redacted.

@@ -47,8 +47,10 @@ pub enum ErrorKind {
     InsufficientCredit,
     /// A rate limit was hit.
     RateLimited,
-    /// The request body is larger than allowed.
+    /// The request body is larger than allowed (decoded, when it was compressed).
     BodyTooLarge,
+    /// The request body's `Content-Encoding` is not one the gateway decodes.
+    UnsupportedEncoding,
     /// The request head is larger than allowed.
     HeadTooLarge,
     /// The client was too slow sending the request.
@@ -275,6 +277,14 @@ impl ErrorKind {
                 "request_too_large",
                 "request body too large",
             ),
+            UnsupportedEncoding => (
+                415,
+                "Unsupported Media Type",
+                "invalid_request_error",
+                Some("unsupported_content_encoding"),
+                "invalid_request_error",
+                "unsupported Content-Encoding: send gzip, deflate, br, zstd or identity",
+            ),
             HeadTooLarge => (
                 431,
                 "Request Header Fields Too Large",
@@ -357,8 +367,8 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             BadRequest | InvalidJson | MissingModel | MissingMessages | InvalidField | MissingKey
-            | InvalidKey | UnknownPath | MethodNotAllowed | UnknownModel | BodyTooLarge | HeadTooLarge
-            | RequestTimeout => Blame::Client,
+            | InvalidKey | UnknownPath | MethodNotAllowed | UnknownModel | BodyTooLarge
+            | UnsupportedEncoding | HeadTooLarge | RequestTimeout => Blame::Client,
             OutOfRegion | PolicyBlocked | InsufficientCredit | RateLimited => Blame::Tenant,
             UpstreamUnreachable | UpstreamTimeout | UpstreamProtocol => Blame::Upstream,
             Unavailable | Internal => Blame::Gateway,
@@ -390,6 +400,7 @@ impl ErrorKind {
             InsufficientCredit => "insufficient_credit",
             RateLimited => "rate_limited",
             BodyTooLarge => "body_too_large",
+            UnsupportedEncoding => "unsupported_encoding",
             HeadTooLarge => "head_too_large",
             RequestTimeout => "request_timeout",
             UpstreamUnreachable => "upstream_unreachable",
@@ -524,6 +535,7 @@ mod tests {
             InsufficientCredit,
             RateLimited,
             BodyTooLarge,
+            UnsupportedEncoding,
             HeadTooLarge,
             RequestTimeout,
             UpstreamUnreachable,

@@ -1,7 +1,8 @@
 //! The endpoints beside chat and messages, on both drivers: OpenAI paths
 //! without `/v1` (a base URL given without it), `GET /v1/models/{id}`, and
-//! Anthropic's `POST /v1/messages/count_tokens` — each answered in the
-//! caller's shape and recorded like every other request.
+//! Anthropic's `POST /v1/messages/count_tokens`, request bodies with a
+//! `Content-Encoding` — each answered in the caller's shape and recorded
+//! like every other request.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -11,12 +12,15 @@ use sluice_tests::http::Req;
 use sluice_tests::records::assert_shape;
 use sluice_tests::stack::{openai_body, Stack, ANTHROPIC_MODEL, GATEWAY_KEY, OPENAI_MODEL, TENANT};
 use sluice_tests::{both_drivers, sse, vocab, Driver};
+use std::io::Write;
 
 both_drivers!(
     a_base_url_without_v1,
     one_model,
     count_tokens,
     count_tokens_needs_a_route,
+    compressed_bodies,
+    compressed_body_refusals,
 );
 
 /// `/chat/completions` (the openai SDK given `http://host` as base URL)
@@ -144,4 +148,98 @@ fn count_tokens_needs_a_route(d: Driver) {
     );
     r.assert_anthropic_error(400);
     assert_eq!(stack.mock.requests(), 0);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn br(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+    w.write_all(data).unwrap();
+    drop(w);
+    out
+}
+
+fn zstd(data: &[u8]) -> Vec<u8> {
+    ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+}
+
+/// A body sent with `Content-Encoding` is read, policed and metered
+/// decoded, and reaches the provider decoded, without the header.
+fn compressed_bodies(d: Driver) {
+    let stack = Stack::start(d);
+    let plain = serde_json::to_vec(&openai_body(OPENAI_MODEL, false)).unwrap();
+    for (coding, body) in [
+        ("gzip", gzip(&plain)),
+        ("br", br(&plain)),
+        ("zstd", zstd(&plain)),
+        ("gzip, br", br(&gzip(&plain))),
+        ("identity", plain.clone()),
+    ] {
+        let r = stack.gw.request(
+            &Req::post("/v1/chat/completions")
+                .bearer(GATEWAY_KEY)
+                .header("content-type", "application/json")
+                .header("content-encoding", coding)
+                .header("x-mock-tokens", "2")
+                .body(body),
+        );
+        assert_eq!(r.status(), 200, "{coding}: {}", r.text());
+        assert_eq!(
+            r.json()["choices"][0]["message"]["content"],
+            vocab::text(2),
+            "{coding}"
+        );
+        let last = stack.mock.last();
+        assert_eq!(last["body"].as_str().unwrap().as_bytes(), &plain[..], "{coding}");
+        assert!(
+            last["headers"].get("content-encoding").is_none(),
+            "{coding}: {last}"
+        );
+    }
+    let recs = stack.gw.records().wait_count(5);
+    assert!(
+        recs.iter()
+            .all(|r| r["status"] == 200 && r["prompt_tokens_counted"].as_u64().unwrap() > 0),
+        "{recs:?}"
+    );
+}
+
+/// Unknown codings, corrupt bytes and decompression bombs are refused in
+/// the caller's shape, and nothing is forwarded.
+fn compressed_body_refusals(d: Driver) {
+    let stack = Stack::start(d);
+    let plain = serde_json::to_vec(&openai_body(OPENAI_MODEL, false)).unwrap();
+    let send = |coding: &str, body: Vec<u8>| {
+        stack.gw.request(
+            &Req::post("/v1/chat/completions")
+                .bearer(GATEWAY_KEY)
+                .header("content-encoding", coding)
+                .body(body),
+        )
+    };
+    send("compress", plain.clone()).assert_openai_error(415);
+    send("gzip", plain.clone()).assert_openai_error(400);
+    // 64 MiB of zeros in ~64 KiB of gzip: past the 8 MiB body limit once
+    // decoded, refused without decoding it all.
+    let bomb = gzip(&vec![0u8; 64 << 20]);
+    assert!(bomb.len() < 1 << 20);
+    send("gzip", bomb).assert_openai_error(413);
+    // In Anthropic's shape on its API.
+    let r = stack.gw.request(
+        &Req::post("/v1/messages")
+            .header("x-api-key", GATEWAY_KEY)
+            .header("anthropic-version", "2023-06-01")
+            .header("content-encoding", "lz4")
+            .body(plain),
+    );
+    r.assert_anthropic_error(415);
+    assert_eq!(stack.mock.requests(), 0);
+    let recs = stack.gw.records().wait_count(4);
+    let statuses: Vec<u64> = recs.iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [415, 400, 413, 415]);
 }

@@ -50,6 +50,15 @@ pub struct Header {
     pub value: Span,
 }
 
+/// The value of the first field of `headers` called `name`
+/// (case-insensitive); the spans index into `buf`.
+pub fn find<'a>(buf: &'a [u8], headers: &[Header], name: &[u8]) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.of(buf).eq_ignore_ascii_case(name))
+        .map(|h| h.value.of(buf))
+}
+
 /// How a message body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {

@@ -72,6 +72,13 @@ pub struct FullRequest {
     pub body: Bytes,
 }
 
+impl FullRequest {
+    /// Value of the first of `headers` (the request's spans) called `name`.
+    pub fn header<'a>(&'a self, headers: &[Header], name: &[u8]) -> Option<&'a [u8]> {
+        sluice_contract::codec::head::find(&self.raw, headers, name)
+    }
+}
+
 /// Why a body could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyError {
@@ -139,12 +146,11 @@ impl ClientIo {
         res.is_ok()
     }
 
-    /// Value of the first header called `name` (case-insensitive).
+    /// Value of the first header of the current request called `name`
+    /// (case-insensitive), while its head is in the buffer: before
+    /// [`ClientIo::read_body`] takes it out (then see [`FullRequest::header`]).
     pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.of(&self.buf).eq_ignore_ascii_case(name))
-            .map(|h| h.value.of(&self.buf))
+        sluice_contract::codec::head::find(&self.buf, &self.headers, name)
     }
 
     /// Reads the body of `head` completely, within the limits, answering

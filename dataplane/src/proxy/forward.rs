@@ -316,12 +316,15 @@ fn write_head(
 }
 
 /// Whether a client header is forwarded: all but hop-by-hop ones, the
-/// client's own credentials, and those the gateway sets itself.
+/// client's own credentials, and those the gateway sets itself or undoes
+/// (the body's `Content-Encoding`).
 fn forwarded(name: &[u8]) -> bool {
     !(head::is_hop_by_hop(name)
         || name.eq_ignore_ascii_case(b"host")
         || name.eq_ignore_ascii_case(b"authorization")
         || name.eq_ignore_ascii_case(b"x-api-key")
         || name.eq_ignore_ascii_case(b"accept-encoding")
+        // The body goes upstream decoded (see `inspect::decoded`).
+        || name.eq_ignore_ascii_case(b"content-encoding")
         || name.eq_ignore_ascii_case(b"expect"))
 }

@@ -5,6 +5,8 @@
 
 use crate::io::client::BodyError;
 use crate::respond::{ErrorKind, Reject};
+use bytes::Bytes;
+use sluice_contract::codec::encoding::{self, DecodeError};
 use sluice_contract::policy::{ExtractError, RequestView};
 use sluice_contract::record::{ApiRoute, Outcome, Record};
 
@@ -36,6 +38,28 @@ pub fn inspect(view: &RequestView<'_>, api: ApiRoute) -> Result<RequestInfo, Rej
         include_usage: view.include_usage,
         max_tokens: view.max_tokens,
     })
+}
+
+/// `body` with its `Content-Encoding` (`coding`, the header's value) undone
+/// within `limit` bytes: unknown codings are refused with 415, a body that
+/// decodes past the limit (a decompression bomb) with 413, bytes that are
+/// not what they claim with 400.
+pub fn decoded(coding: &[u8], body: &Bytes, limit: usize) -> Result<Bytes, Reject> {
+    let refuse = |e: DecodeError| match e {
+        DecodeError::Unsupported => Reject::from(ErrorKind::UnsupportedEncoding),
+        DecodeError::TooLarge => Reject::from(ErrorKind::BodyTooLarge),
+        DecodeError::Corrupt => Reject::with(
+            ErrorKind::BadRequest,
+            "the body does not decode as its Content-Encoding says",
+        ),
+    };
+    let codings = encoding::codings(coding).map_err(refuse)?;
+    if codings.is_empty() {
+        return Ok(body.clone());
+    }
+    encoding::decode(body, &codings, limit)
+        .map(Bytes::from)
+        .map_err(refuse)
 }
 
 /// The refusal for a body that could not be received; a client that left

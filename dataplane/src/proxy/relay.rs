@@ -29,7 +29,7 @@ use bytes::Buf;
 use monoio::io::OwnedWriteHalf;
 use monoio::net::TcpStream;
 use sluice_contract::codec::head::{
-    is_hop_by_hop, ConnectionOptions, Framing, Header, RequestHead, ResponseHead,
+    self as head, is_hop_by_hop, ConnectionOptions, Framing, Header, RequestHead, ResponseHead,
 };
 use sluice_contract::record::Outcome;
 use std::time::Duration;
@@ -53,7 +53,7 @@ fn setup(
     counting: Option<sluice_contract::policy::tokens::Encoding>,
 ) -> FilterSetup {
     let rh = &answer.head;
-    let is_sse = header(&answer.buf, &answer.headers, b"content-type")
+    let is_sse = head::find(&answer.buf, &answer.headers, b"content-type")
         .is_some_and(|v| v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream"));
     let dialect = answer.upstream.kind.dialect();
     let output = if answer.strip_usage && is_sse {
@@ -332,13 +332,6 @@ fn finish(w: &Worker, ctx: &mut Ctx<'_>, mut filter: ResponseFilter, next: Next)
     spares.put_bytes(out);
     spares.put_ranges(pieces);
     next
-}
-
-fn header<'a>(buf: &'a [u8], headers: &[Header], name: &[u8]) -> Option<&'a [u8]> {
-    headers
-        .iter()
-        .find(|h| h.name.of(buf).eq_ignore_ascii_case(name))
-        .map(|h| h.value.of(buf))
 }
 
 /// The response head sent to the client: the upstream's status and end-to-end
