@@ -1,10 +1,10 @@
 //! The control process's notion of "now" for retention and the audit trail,
 //! which tests can move.
 //!
-//! `serve --clock-offset-days N` (or `SLUICE_CLOCK_OFFSET_DAYS=N`) shifts it by
-//! whole days, so a test can store records, restart with the clock 31 days
-//! ahead and watch a purge remove them. It is set once, before any thread
-//! reads it. Functions that decide what to purge take `now_ms` as an
+//! `serve --test-only-clock-offset-days N` (a hidden flag, never an
+//! environment variable, so nothing stray can move it) shifts it by whole
+//! days, so a test can store records, restart with the clock 31 days ahead
+//! and watch a purge remove them. It is set once, before any thread reads it. Functions that decide what to purge take `now_ms` as an
 //! argument; only their callers at the edge read this clock.
 
 use std::sync::atomic::{AtomicI64, Ordering};

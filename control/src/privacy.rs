@@ -50,14 +50,19 @@ pub(crate) fn rollup_retention_days() -> u32 {
     ROLLUP_RETENTION_DAYS.load(Ordering::Relaxed)
 }
 
+/// The environment variable that once moved the clock; now only warned about.
+const RETIRED_CLOCK_ENV: &str = "SLUICE_CLOCK_OFFSET_DAYS";
+
 /// Options of `serve` for privacy and retention.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct ServeOpts {
-    /// Move control's clock by whole days (tests of retention). Records keep
-    /// the time their data plane gave them; purges and audit entries use this clock.
+    /// TESTS ONLY: move control's clock by whole days, so a retention test
+    /// can watch a purge. Records keep the time their data plane gave them;
+    /// purges and audit entries use this clock. Deliberately a loud flag and
+    /// not an environment variable: a stray variable in production would
+    /// purge real data at start. Every start with it set logs an error.
     #[arg(
-        long,
-        env = "SLUICE_CLOCK_OFFSET_DAYS",
+        long = "test-only-clock-offset-days",
         default_value_t = 0,
         allow_negative_numbers = true,
         hide = true
@@ -81,9 +86,14 @@ pub(crate) fn startup(
     crate::clock::set_offset_days(opts.clock_offset_days);
     set_rollup_retention_days(opts.rollup_retention_days);
     if opts.clock_offset_days != 0 {
-        tracing::warn!(
+        tracing::error!(
             days = opts.clock_offset_days,
-            "control's clock is moved (--clock-offset-days)"
+            "TEST ONLY: control's clock is moved (--test-only-clock-offset-days); retention purges by this clock"
+        );
+    }
+    if std::env::var_os(RETIRED_CLOCK_ENV).is_some() {
+        tracing::warn!(
+            "{RETIRED_CLOCK_ENV} is set and ignored: the clock moves only with --test-only-clock-offset-days"
         );
     }
     // A rewrite that stopped before its rename left a scratch copy: drop it.

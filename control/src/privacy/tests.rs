@@ -193,3 +193,22 @@ fn deleting_a_tenant_drops_its_key_and_keeps_only_anonymous_usage() {
     }
     assert!(store.usage("other").unwrap().len() == 1);
 }
+
+#[test]
+fn the_clock_moves_only_with_the_loud_flag_never_from_the_environment() {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        opts: super::ServeOpts,
+    }
+    // A stray variable (what moved the clock before) is ignored...
+    std::env::set_var("SLUICE_CLOCK_OFFSET_DAYS", "40");
+    let stray = Wrap::try_parse_from(["serve"]).unwrap();
+    std::env::remove_var("SLUICE_CLOCK_OFFSET_DAYS");
+    assert_eq!(stray.opts.clock_offset_days, 0);
+    // ...and only the flag that says what it is for moves it.
+    let flagged = Wrap::try_parse_from(["serve", "--test-only-clock-offset-days", "-3"]).unwrap();
+    assert_eq!(flagged.opts.clock_offset_days, -3);
+    assert!(Wrap::try_parse_from(["serve", "--clock-offset-days", "3"]).is_err());
+}
