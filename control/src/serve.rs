@@ -61,9 +61,34 @@ pub(crate) struct ServeArgs {
     /// POST low-balance alerts as JSON to this http:// URL (5 s timeout, retried).
     #[arg(long)]
     pub(crate) alert_webhook: Option<String>,
+    /// Serve the sync API in plain HTTP on an address that is not loopback
+    /// (data planes' bearer tokens then cross the network in the clear;
+    /// warned at every start). Without it, give --tls-cert/--tls-key there.
+    #[arg(long)]
+    pub(crate) insecure_plaintext: bool,
     /// Retention and the clock.
     #[command(flatten)]
     pub(crate) privacy: crate::privacy::ServeOpts,
+}
+
+/// Refuses a plain-HTTP sync listener on an address other than loopback
+/// unless `--insecure-plaintext` was given, and warns when it was.
+pub(crate) fn check_sync_plaintext(addr: std::net::SocketAddr, tls: bool, insecure: bool) -> anyhow::Result<()> {
+    if tls || addr.ip().to_canonical().is_loopback() {
+        return Ok(());
+    }
+    if !insecure {
+        return Err(anyhow!(
+            "refusing a plain-HTTP sync API on {addr}: it is not a loopback address, so data planes' \
+             bearer tokens would cross the network in the clear; give --tls-cert and --tls-key, or \
+             --insecure-plaintext on a network you trust"
+        ));
+    }
+    tracing::warn!(
+        %addr,
+        "INSECURE: the sync API is plain HTTP on a non-loopback address (--insecure-plaintext)"
+    );
+    Ok(())
 }
 
 /// Creates the data directory (mode 0700) if needed.
@@ -171,6 +196,7 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         TcpListener::bind(&args.admin).with_context(|| format!("binding admin API to {}", args.admin))?;
     let sync = TcpListener::bind(&args.sync).with_context(|| format!("binding sync API to {}", args.sync))?;
     let (admin_addr, sync_addr) = (admin.local_addr()?, sync.local_addr()?);
+    check_sync_plaintext(sync_addr, tls.is_some(), args.insecure_plaintext)?;
 
     let a = app.clone();
     let admin_limits = Limits {

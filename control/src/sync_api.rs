@@ -6,7 +6,9 @@
 //!   version is newer than V (or V is absent); otherwise held up to 25 s,
 //!   answered early when a newer version commits, else 204. Both carry
 //!   `x-sluice-version: <current>`. Provider keys arrive sealed for the data
-//!   plane (see [`crate::snapshot::dataplane_key`]).
+//!   plane, and the 200 carries `x-sluice-snapshot-mac`, the MAC of the whole
+//!   body (see [`crate::snapshot::dataplane_keys`]): both keys come from the
+//!   data plane's key secret, which is never sent here.
 //! - `POST /v1/records` `{"batch":[{"seq":u64,"record":Record},...]}` (at most
 //!   10,000 records, body at most 64 MiB): stored in one transaction keyed by
 //!   (data plane, seq), replays skipped; 200 `{"acked_through":max_seq,"stored":n}`.
@@ -18,7 +20,7 @@ use crate::names::EnrollToken;
 use crate::store::ingest::{Batch, Prepared};
 use crate::store::rows::DataplaneRow;
 use serde::{Deserialize, Serialize};
-use sluice_dataplane::crypto::unhex;
+use sluice_dataplane::crypto::{unhex, SNAPSHOT_MAC_HEADER};
 use sluice_dataplane::record::Record;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -69,7 +71,7 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request, long_poll: Duration) -> Resp
         Err(resp) => return resp,
     };
     match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/v1/snapshot") => snapshot(app, req, &token, &row, long_poll),
+        ("GET", "/v1/snapshot") => snapshot(app, req, &row, long_poll),
         ("POST", "/v1/records") => records(app, req, &token, &row),
         _ => Response::error(405, &format!("{} is not allowed on {}", req.method, req.path)),
     }
@@ -97,7 +99,6 @@ fn authenticate(app: &App, req: &Request) -> Result<(EnrollToken, DataplaneRow),
 fn snapshot(
     app: &App,
     req: &Request,
-    token: &EnrollToken,
     row: &DataplaneRow,
     long_poll: Duration,
 ) -> Response {
@@ -119,17 +120,19 @@ fn snapshot(
         Ok(s) => s,
         Err(e) => return store_error(&e),
     };
-    match app.hub.body_for(&store, &app.vault, token, &row.token_sha256) {
-        Ok((version, body)) => {
+    match app.hub.body_for(&store, &app.vault, row) {
+        Ok(sealed) => {
+            let version = sealed.version;
             app.metrics.seen(&row.id, Some(version));
             app.metrics.snapshots_served.fetch_add(1, Ordering::Relaxed);
             Response {
                 status: 200,
                 content_type: "application/json",
                 headers: Vec::new(),
-                body: body.to_vec(),
+                body: sealed.body.to_vec(),
             }
             .with_header(VERSION_HEADER, version.to_string())
+            .with_header(SNAPSHOT_MAC_HEADER, sealed.mac.to_string())
         }
         Err(e) => store_error(&e),
     }

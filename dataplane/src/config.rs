@@ -130,6 +130,9 @@ pub struct FileConfig {
     pub token_file: Option<std::path::PathBuf>,
     /// Spool directory.
     pub spool_dir: Option<std::path::PathBuf>,
+    /// Allow plain http:// to a control plane on another host.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
     /// Extra CA certificates (PEM) trusted for upstreams and control.
     pub ca_file: Option<std::path::PathBuf>,
     /// Limits.

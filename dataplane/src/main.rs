@@ -49,9 +49,15 @@ struct Args {
     /// Control plane sync URL.
     #[arg(long)]
     control: Option<String>,
-    /// File holding this data plane's enrollment token.
+    /// File holding this data plane's enrollment token (mode 0600: a file
+    /// that group or others may read is refused).
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Allow a plain http:// control URL whose host is not this machine
+    /// (the bearer token then crosses the network in the clear; warned at
+    /// every start). Without it, such a URL is refused.
+    #[arg(long)]
+    insecure_plaintext: bool,
     /// Directory for the record spool and the snapshot cache.
     #[arg(long)]
     spool_dir: Option<PathBuf>,
@@ -162,19 +168,19 @@ fn run(args: Args) -> Result<(), ConfigError> {
                 .token_file
                 .or(file.token_file)
                 .ok_or_else(|| ConfigError("--control needs --token-file".into()))?;
-            let token = std::fs::read_to_string(&token_file)
-                .map_err(|e| ConfigError(format!("{}: {e}", token_file.display())))?;
+            let token = sluice_dataplane::agent::read_token_file(&token_file).map_err(ConfigError)?;
             let spool_dir = args
                 .spool_dir
                 .or(file.spool_dir)
                 .ok_or_else(|| ConfigError("--control needs --spool-dir".into()))?;
-            std::fs::create_dir_all(&spool_dir)
+            sluice_dataplane::agent::private_dir(&spool_dir)
                 .map_err(|e| ConfigError(format!("{}: {e}", spool_dir.display())))?;
             Mode::Control(AgentConfig {
                 control_url,
-                token: zeroize::Zeroizing::new(token.trim().to_owned()),
+                token,
                 spool_dir,
                 ca_file: ca_file.clone(),
+                insecure_plaintext: args.insecure_plaintext || file.insecure_plaintext,
             })
         }
         (Some(_), Some(_)) => {

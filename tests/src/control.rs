@@ -404,7 +404,7 @@ impl Control {
     /// The current snapshot version as the sync API reports it to the data
     /// plane holding `dp_token` (`x-sluice-version` of `GET /v1/snapshot`).
     pub fn snapshot_version(&self, dp_token: &str) -> u64 {
-        let r = http::request(self.sync, &Req::get("/v1/snapshot").bearer(dp_token));
+        let r = http::request(self.sync, &Req::get("/v1/snapshot").bearer(&bearer(dp_token)));
         assert_eq!(r.status(), 200, "GET /v1/snapshot: {}", r.text());
         let v = r
             .header("x-sluice-version")
@@ -616,7 +616,7 @@ impl Fleet {
     #[track_caller]
     pub fn assert_no_plaintext(&self, canaries: &[(&str, String)], when: &str, spooled: bool) {
         let files = files_under(self.dir());
-        let mut must = vec!["control/control.redb", "spool/snapshot.json", "spool/seq"];
+        let mut must = vec!["control/control.redb", "spool/snapshot.cache", "spool/seq"];
         if spooled {
             must.push("spool/spool.jsonl");
         }
@@ -640,6 +640,14 @@ impl Fleet {
         );
         assert_eq!(
             files_containing(&files, &self.dp_token),
+            vec![self.dir().join("dataplane.token")],
+            "{when}"
+        );
+        // The key secret its snapshots are sealed to is nowhere else either:
+        // not in control's file (sealed there), not in a log, not in the cache.
+        let key_secret = self.dp_token.rsplit('-').next().unwrap_or_default();
+        assert_eq!(
+            files_containing(&files, key_secret),
             vec![self.dir().join("dataplane.token")],
             "{when}"
         );
@@ -765,7 +773,13 @@ pub fn configure(c: &Control, mock_url: &str, provider_key: &str) -> String {
     key
 }
 
-/// `dataplane enroll ID`; returns the token it printed.
+/// The bearer part of an enrollment token (`sdp-ID-BEARER-KEY` →
+/// `sdp-ID-BEARER`): what a data plane presents; the key part never leaves it.
+pub fn bearer(token: &str) -> String {
+    token.rsplit_once('-').map(|(b, _)| b.to_owned()).unwrap_or_default()
+}
+
+/// `dataplane enroll ID`; returns the whole token it printed (the token file).
 pub fn enroll(c: &Control, id: &str) -> String {
     parse_key(&c.ok(&["dataplane", "enroll", id], None), "sdp-")
 }

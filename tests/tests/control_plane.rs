@@ -258,8 +258,11 @@ fn dataplane_starts_from_cached_snapshot(d: Driver) {
     assert_full_json(&f.chat(false, 2), 2);
     f.control.wait_logs(TENANT, 1);
     let version = f.dp.metric("sluice_snapshot_version").unwrap();
-    let cache = f.spool_dir().join("snapshot.json");
-    let cached: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    let cache = f.spool_dir().join("snapshot.cache");
+    // A MAC line, then the snapshot as control sent it.
+    let raw = std::fs::read(&cache).unwrap();
+    let nl = raw.iter().position(|&b| b == b'\n').unwrap();
+    let cached: Value = serde_json::from_slice(&raw[nl + 1..]).unwrap();
     assert_eq!(cached["version"].as_f64(), Some(version), "{}", cache.display());
 
     f.dp.kill();
@@ -271,6 +274,29 @@ fn dataplane_starts_from_cached_snapshot(d: Driver) {
     let (status, stderr) = Dataplane::run_to_exit(d, &bare);
     assert_eq!(status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("no snapshot to serve"), "{stderr}");
+
+    // A token file that others may read is refused (exit 64, and says why).
+    let mut open = f.dataplane_opts().clone();
+    open.token_file = f.dir().join("open.token");
+    std::fs::copy(&f.dataplane_opts().token_file, &open.token_file).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open.token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (status, stderr) = Dataplane::run_to_exit(d, &open);
+    assert_eq!(status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+
+    // Plain http:// to a host that is not this machine is refused before
+    // any connection, unless asked for (a TEST-NET address: nothing answers).
+    let mut remote = f.dataplane_opts().clone();
+    remote.control_url = "http://192.0.2.1:7070".into();
+    let (status, stderr) = Dataplane::run_to_exit(d, &remote);
+    assert_eq!(status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("refusing plain http://") && stderr.contains("--insecure-plaintext"),
+        "{stderr}"
+    );
 
     // With it, it serves.
     f.restart_dataplane();

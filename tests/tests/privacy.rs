@@ -583,7 +583,7 @@ fn a_deleted_tenant_leaves_no_byte_in_the_store_file() {
     // Its key stops working, and the data plane's cached snapshot forgets it.
     sync_dp(&f);
     f.dp.request(&chat_req(&key, false, 1)).assert_openai_error(401);
-    let cache = bytes(&f.spool_dir().join("snapshot.json"));
+    let cache = bytes(&f.spool_dir().join("snapshot.cache"));
     assert!(!contains(&cache, &doomed) && !contains(&cache, &key_id));
 }
 

@@ -4,7 +4,7 @@
 //! Any error aborts the transaction, so a refused change changes nothing.
 
 use super::compile::{compile, validate, Compiled, Sources};
-use super::rows::{ApiKeyRow, DataplaneRow, ProviderKeyRow, TenantRow};
+use super::rows::{ApiKeyRow, DataplaneRow, ProviderKeyRow, SealedSecret, TenantRow};
 use super::schema::{self, meta, META};
 use super::{decode, encode, meta_u32, meta_u64, StoreError};
 use redb::{ReadableTable, Table, WriteTransaction};
@@ -66,8 +66,10 @@ pub(crate) enum AdminOp {
     EnrollDataplane {
         /// Data plane id.
         id: String,
-        /// SHA-256 hex of its token.
+        /// SHA-256 hex of its bearer token.
         token_sha256: String,
+        /// Its key secret, sealed under the master key.
+        key: SealedSecret,
         /// Now, unix ms.
         now_ms: u64,
     },
@@ -260,9 +262,10 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
         AdminOp::EnrollDataplane {
             id,
             token_sha256,
+            key,
             now_ms,
         } => {
-            enroll(txn, id, token_sha256, *now_ms)?;
+            enroll(txn, id, token_sha256, key, *now_ms)?;
             return Ok(false);
         }
         AdminOp::RevokeDataplane { id, now_ms } => {
@@ -307,7 +310,13 @@ fn route_using(txn: &WriteTransaction, pred: impl Fn(&Route) -> bool) -> Result<
     Ok(None)
 }
 
-fn enroll(txn: &WriteTransaction, id: &str, token_sha256: &str, now_ms: u64) -> Result<(), StoreError> {
+fn enroll(
+    txn: &WriteTransaction,
+    id: &str,
+    token_sha256: &str,
+    key: &SealedSecret,
+    now_ms: u64,
+) -> Result<(), StoreError> {
     let mut t = txn.open_table(schema::DATAPLANES)?;
     let existing: Option<DataplaneRow> = t.get(id)?.map(|v| decode(v.value())).transpose()?;
     let num = match existing {
@@ -334,6 +343,7 @@ fn enroll(txn: &WriteTransaction, id: &str, token_sha256: &str, now_ms: u64) -> 
         token_sha256: token_sha256.to_owned(),
         created_ms: now_ms,
         revoked_ms: None,
+        key: Some(key.clone()),
     };
     t.insert(id, encode(&row)?.as_slice())?;
     Ok(())

@@ -367,6 +367,10 @@ fn dataplanes_enroll_once_and_keep_their_number() {
             AdminOp::EnrollDataplane {
                 id: "dp1".into(),
                 token_sha256: h.into(),
+                key: crate::store::rows::SealedSecret {
+                    wrapped_dek: h.into(),
+                    sealed: h.into(),
+                },
                 now_ms: 1,
             },
         )
@@ -387,6 +391,8 @@ fn dataplanes_enroll_once_and_keep_their_number() {
         (row.num, row.token_sha256.as_str(), row.revoked_ms),
         (1, "cc", None)
     );
+    // Re-enrolled, it has the new key secret (the old one opens nothing).
+    assert_eq!(row.key.map(|k| k.sealed).as_deref(), Some("cc"));
     assert_eq!(s.snapshot_version().unwrap(), 1);
 }
 
