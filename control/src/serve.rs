@@ -38,9 +38,14 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub(crate) sync: String,
     /// Master key file (64 hex digits, mode 0600). Default: $SLUICE_MASTER_KEY,
-    /// else DATA/master.key, generated on first start.
+    /// else DATA/master.key, generated on first start (with a warning at
+    /// every start: keep the key away from the data it protects).
     #[arg(long)]
     pub(crate) master_key_file: Option<PathBuf>,
+    /// Command whose standard output is the master key (64 hex digits), run
+    /// with `sh -c` at start: a secret manager or KMS client.
+    #[arg(long, conflicts_with = "master_key_file")]
+    pub(crate) master_key_cmd: Option<String>,
     /// PEM certificate chain: serve the admin API over TLS (with
     /// --admin-tls-key); the CLI then takes `--admin https://…` and, for a
     /// private CA, `--admin-ca-file`.
@@ -110,16 +115,28 @@ pub(crate) fn master_key_env() -> Option<Zeroizing<String>> {
 
 /// Opens the store and binds the master key to it. A rotation interrupted
 /// after its commit (the store verifies with `KEY.new`) is finished here.
-pub(crate) fn open(data: &Path, master_key_file: Option<&Path>) -> anyhow::Result<(Store, Vault, KekSource)> {
+pub(crate) fn open(
+    data: &Path,
+    master_key_file: Option<&Path>,
+    master_key_cmd: Option<&str>,
+) -> anyhow::Result<(Store, Vault, KekSource)> {
     ensure_data_dir(data)?;
     let store = Store::open(&data.join(store::FILE_NAME))?;
-    let (vault, source) = Vault::load(data, master_key_file, master_key_env()).map_err(|e| anyhow!(e))?;
+    let (vault, source) = match master_key_cmd {
+        Some(cmd) => (
+            Vault::from_command(cmd).map_err(|e| anyhow!(e))?,
+            KekSource::Command(cmd.to_owned()),
+        ),
+        None => Vault::load(data, master_key_file, master_key_env()).map_err(|e| anyhow!(e))?,
+    };
     match store.bind_master_key(&vault, &source) {
         Ok(()) => Ok((store, vault, source)),
         Err(OpenError::WrongKey(msg)) => {
             let pending = match &source {
                 KekSource::File(p) => secret_file::sibling(p, ".new"),
-                KekSource::Env => secret_file::sibling(&data.join(MASTER_KEY_FILE), ".new"),
+                KekSource::Env | KekSource::Command(_) => {
+                    secret_file::sibling(&data.join(MASTER_KEY_FILE), ".new")
+                }
             };
             let Ok(new) = Vault::from_file(&pending) else {
                 return Err(anyhow!(msg));
@@ -129,7 +146,9 @@ pub(crate) fn open(data: &Path, master_key_file: Option<&Path>) -> anyhow::Resul
                 .map_err(|_| anyhow!(msg.clone()))?;
             let dest = match &source {
                 KekSource::File(p) => p.clone(),
-                KekSource::Env => return Err(anyhow!("{msg}; {} holds the rotated key", pending.display())),
+                KekSource::Env | KekSource::Command(_) => {
+                    return Err(anyhow!("{msg}; {} holds the rotated key", pending.display()))
+                }
             };
             std::fs::rename(&pending, &dest)
                 .with_context(|| format!("finishing rotation to {}", dest.display()))?;
@@ -160,7 +179,19 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::billing::webhook::Target::parse)
         .transpose()?;
-    let (store, vault, _) = open(&args.data, args.master_key_file.as_deref())?;
+    let (store, vault, source) = open(
+        &args.data,
+        args.master_key_file.as_deref(),
+        args.master_key_cmd.as_deref(),
+    )?;
+    if Vault::lies_in(&source, &args.data) {
+        tracing::warn!(
+            key = %source,
+            "the master key lies in the data directory, beside control.redb: one copy of the directory \
+             (a backup) holds both; keep it elsewhere (--master-key-file), in SLUICE_MASTER_KEY, \
+             or behind --master-key-cmd"
+        );
+    }
     let token = admin_token(&args.data)?;
     let privacy = crate::privacy::startup(&args.privacy, &store, &vault, &token)?;
     let tls = match (&args.tls_cert, &args.tls_key) {

@@ -38,10 +38,10 @@ pub(crate) fn run(cmd: MasterKeyCmd) -> anyhow::Result<()> {
         data,
         master_key_file,
     } = cmd;
-    let (store, old, source) = serve::open(&data, master_key_file.as_deref())?;
+    let (store, old, source) = serve::open(&data, master_key_file.as_deref(), None)?;
     let dest = match &source {
         KekSource::File(p) => p.clone(),
-        KekSource::Env => data.join(MASTER_KEY_FILE),
+        KekSource::Env | KekSource::Command(_) => data.join(MASTER_KEY_FILE),
     };
     let pending = secret_file::sibling(&dest, ".new");
     // A leftover from a rotation that stopped before its commit: the store

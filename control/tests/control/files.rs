@@ -166,3 +166,28 @@ fn a_plaintext_sync_api_off_loopback_needs_insecure_plaintext() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("INSECURE"), "{err}");
 }
+
+#[test]
+fn the_master_key_can_come_from_a_command_and_stays_out_of_the_data_directory() {
+    let dir = temp_dir("key-cmd");
+    let elsewhere = temp_dir("key-cmd-secret");
+    let key_file = elsewhere.join("kek.hex");
+    std::fs::write(&key_file, "cd".repeat(32)).unwrap();
+    let cmd = format!("cat {}", key_file.display());
+    let serve = Serve::start(&dir, &["--master-key-cmd", &cmd]);
+    serve.ok(&["tenant", "create", "acme"], None);
+    serve.ok(&["provider-key", "add", "--tenant", "acme", "k1"], Some("sk-secret-1"));
+    let token = serve.enroll_full("dp1");
+    assert_eq!(provider_secret(&serve, &token), b"sk-secret-1");
+    assert!(serve.stop());
+    assert!(!dir.join("master.key").exists(), "a key was generated beside the store");
+    // Another key from the command is refused, as from a file.
+    std::fs::write(&key_file, "ef".repeat(32)).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--admin", "127.0.0.1:0", "--sync", "127.0.0.1:0", "--master-key-cmd", &cmd, "--data"])
+        .arg(&dir)
+        .env_remove("SLUICE_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
