@@ -224,6 +224,11 @@ impl Store {
         Ok(txn)
     }
 
+    /// The store file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Size of the store file in bytes.
     pub(crate) fn file_size(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)

@@ -46,6 +46,7 @@ impl Hooks {
             self.auditor
                 .record(&txn, op, refused(e), crate::clock::now_ms())?;
             txn.commit()?;
+            self.auditor.committed();
             Ok(())
         });
         if let Err(err) = result {
@@ -55,6 +56,7 @@ impl Hooks {
 
     /// After the change committed, before it is answered.
     pub(crate) fn settled(&self, store: &Store, op: &AdminOp) -> Result<(), StoreError> {
+        self.auditor.committed();
         let wanted = match op {
             AdminOp::DeleteTenant(_) => true,
             AdminOp::Privacy(PrivacyOp::Purge { rewrite, report, .. }) => {
