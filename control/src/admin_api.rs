@@ -1,9 +1,11 @@
 //! The admin API: JSON over HTTP/1.1, used by the CLI.
 //!
 //! Every request but `GET /healthz` and `GET /metrics` carries
-//! `Authorization: Bearer <admin token>`. Request bodies refuse unknown fields.
+//! `Authorization: Bearer <admin token>`: `DATA/admin.token` (root) or a named
+//! token with a scope (see [`auth`]). Request bodies refuse unknown fields.
 //! Errors are `{"error": "..."}` with 400 (bad input or a change the snapshot
-//! validation refuses), 401, 404, 409 (exists / in use), 503 (shutting down).
+//! validation refuses), 401, 403 (outside the token's scope), 404, 409
+//! (exists / in use), 503 (shutting down).
 //!
 //! - `POST /v1/tenants`, `GET /v1/tenants`, `GET|PATCH|DELETE /v1/tenants/{t}`
 //! - `POST|GET /v1/tenants/{t}/api-keys`, `POST /v1/tenants/{t}/api-keys/{id}/revoke`
@@ -14,13 +16,16 @@
 //! - `POST|GET /v1/dataplanes`, `POST /v1/dataplanes/{id}/revoke`
 //! - prices, policies, rate limits, credit and alerts: see `billing`
 //! - privacy settings, content, export, purge and the audit trail: see `privacy`
+//! - `POST|GET /v1/tokens`, `POST /v1/tokens/{name}/revoke`: named admin tokens
 
+pub(crate) mod auth;
 mod billing;
 mod fleet;
 mod privacy;
 mod tenants;
+mod tokens;
 
-use crate::app::{secret_eq, store_error, App};
+use crate::app::{store_error, App};
 use crate::http::{Request, Response};
 use crate::store::StoreError;
 use serde::de::DeserializeOwned;
@@ -40,22 +45,26 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
         ("GET", ["metrics"]) => return metrics(app),
         _ => {}
     }
-    if !req
-        .bearer()
-        .is_some_and(|t| secret_eq(t.as_bytes(), &app.admin_token_sha256))
-    {
-        return Response::error(
-            401,
-            "missing or wrong admin token (Authorization: Bearer <DIR/admin.token>)",
-        );
+    let principal = match auth::authenticate(app, req) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    if let Err(resp) = auth::authorize(&principal, &req.method, &segs) {
+        return resp;
     }
-    let result = match segs.as_slice() {
+    // Every change made below is recorded in the audit trail under this name.
+    crate::store::writer::acting_as(&principal.name, || dispatch(app, req, &segs))
+}
+
+fn dispatch(app: &Arc<App>, req: &Request, segs: &[&str]) -> Response {
+    let result = match segs {
         ["v1", "tenants", _, "privacy" | "content" | "export", ..] | ["v1", "purge" | "audit", ..] => {
             privacy::route(app, req, &segs[1..])
         }
         ["v1", "tenants", rest @ ..] => tenants::route(app, req, rest),
         ["v1", "upstreams", rest @ ..] => fleet::upstreams(app, req, rest),
         ["v1", "dataplanes", rest @ ..] => fleet::dataplanes(app, req, rest),
+        ["v1", "tokens", rest @ ..] => tokens::route(app, req, rest),
         ["v1", "prices" | "policies" | "limits" | "credits" | "alerts", ..] => {
             billing::route(app, req, &segs[1..])
         }

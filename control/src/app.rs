@@ -127,13 +127,20 @@ impl Observer for Notify {
         &self,
         txn: &redb::WriteTransaction,
         op: &crate::store::admin_ops::AdminOp,
+        actor: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.privacy.as_ref().map_or(Ok(()), |p| p.applying(txn, op))
+        self.privacy.as_ref().map_or(Ok(()), |p| p.applying(txn, op, actor))
     }
 
-    fn admin_refused(&self, store: &Store, op: &crate::store::admin_ops::AdminOp, error: &StoreError) {
+    fn admin_refused(
+        &self,
+        store: &Store,
+        op: &crate::store::admin_ops::AdminOp,
+        error: &StoreError,
+        actor: Option<&str>,
+    ) {
         if let Some(p) = &self.privacy {
-            p.refused(store, op, error);
+            p.refused(store, op, error, actor);
         }
     }
 

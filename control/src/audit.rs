@@ -380,15 +380,18 @@ impl Auditor {
     }
 
     /// Appends the entry of an admin change with `outcome` (`ok` or
-    /// `refused: <kind>`), inside `txn`.
+    /// `refused: <kind>`), made for `actor` (the admin token's name; the
+    /// auditor's default admin when none), inside `txn`.
     pub(crate) fn record(
         &self,
         txn: &WriteTransaction,
         op: &crate::store::admin_ops::AdminOp,
         outcome: &str,
         now_ms: u64,
+        actor: Option<&str>,
     ) -> Result<(), StoreError> {
-        if let Some(d) = describe::describe(op) {
+        if let Some(mut d) = describe::describe(op) {
+            d.actor = actor.map(str::to_owned);
             self.append(txn, &d, outcome, now_ms)?;
         }
         Ok(())
@@ -420,7 +423,7 @@ impl Auditor {
             admin: if d.system {
                 SYSTEM.to_owned()
             } else {
-                self.admin.clone()
+                d.actor.clone().unwrap_or_else(|| self.admin.clone())
             },
             action: d.action.clone(),
             detail: d.detail.clone(),

@@ -81,6 +81,8 @@ enum Command {
     Export(cli::privacy::ExportArgs),
     /// The audit trail of admin actions.
     Audit(Noun<cli::privacy::AuditCmd>),
+    /// Named admin tokens with scopes (admin, read, tenant:<id>).
+    Token(Noun<cli::tokens::TokenCmd>),
 }
 
 fn main() {
@@ -111,6 +113,7 @@ fn main() {
         Command::Purge(a) => cli::privacy::purge(a),
         Command::Export(a) => cli::privacy::export(a),
         Command::Audit(c) => cli::privacy::audit(c),
+        Command::Token(c) => cli::tokens::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

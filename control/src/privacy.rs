@@ -25,9 +25,7 @@ pub(crate) mod settings;
 use crate::retention::PurgeReport;
 use crate::store::StoreError;
 use crate::vault::Envelope;
-use redb::{
-    Key, ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition, TableError, Value, WriteTransaction,
-};
+use redb::{ReadableTable, WriteTransaction};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -204,17 +202,8 @@ pub(crate) fn require_tenant(txn: &WriteTransaction, id: &str) -> Result<(), Sto
     Ok(())
 }
 
-/// `def` in `r`, or `None` when it was never created (a store older than it).
-pub(crate) fn open_read<K: Key + 'static, V: Value + 'static>(
-    r: &ReadTransaction,
-    def: TableDefinition<K, V>,
-) -> Result<Option<ReadOnlyTable<K, V>>, StoreError> {
-    match r.open_table(def) {
-        Ok(t) => Ok(Some(t)),
-        Err(TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
+/// A table in `r`, or `None` before its first write (see [`crate::store::open_read`]).
+pub(crate) use crate::store::open_read;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -19,7 +19,10 @@ pub(crate) mod schema;
 pub(crate) mod writer;
 
 use crate::vault::{KekSource, Vault};
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
+use redb::{
+    Database, Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError,
+    TableHandle, Value, WriteTransaction,
+};
 use schema::{meta, META};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -329,6 +332,18 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
 /// Encodes a JSON row.
 pub(crate) fn encode<T: serde::Serialize>(row: &T) -> Result<Vec<u8>, StoreError> {
     Ok(serde_json::to_vec(row)?)
+}
+
+/// `def` in `r`, or `None` when it was never created (a store older than it).
+pub(crate) fn open_read<K: Key + 'static, V: Value + 'static>(
+    r: &ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<Option<ReadOnlyTable<K, V>>, StoreError> {
+    match r.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub(crate) struct Described {
     pub(crate) system: bool,
     /// Keep only the target's hash: the entry records the tenant's deletion.
     pub(crate) erase_target: bool,
+    /// The name of the admin token that asked, when known.
+    pub(crate) actor: Option<String>,
 }
 
 fn of(action: &str, target: String, tenant: Option<&str>) -> Described {
@@ -95,6 +97,11 @@ pub(crate) fn describe(op: &AdminOp) -> Option<Described> {
         }
         AdminOp::EnrollDataplane { id, .. } => of("dataplane.enroll", format!("dataplane {id}"), None),
         AdminOp::RevokeDataplane { id, .. } => of("dataplane.revoke", format!("dataplane {id}"), None),
+        AdminOp::CreateAdminToken(row) => Described {
+            detail: Some(format!("scope={}", row.scope)),
+            ..of("token.create", format!("admin token {}", row.name), None)
+        },
+        AdminOp::RevokeAdminToken { name, .. } => of("token.revoke", format!("admin token {name}"), None),
         AdminOp::Privacy(p) => return privacy(p),
         AdminOp::Billing(b) => billing(b).unwrap_or_else(|| generic(op)),
     })

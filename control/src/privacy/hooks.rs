@@ -33,18 +33,18 @@ pub(crate) fn refused(e: &StoreError) -> &'static str {
 
 impl Hooks {
     /// Inside the change's transaction, before it commits.
-    pub(crate) fn applying(&self, txn: &WriteTransaction, op: &AdminOp) -> Result<(), StoreError> {
+    pub(crate) fn applying(&self, txn: &WriteTransaction, op: &AdminOp, actor: Option<&str>) -> Result<(), StoreError> {
         if let AdminOp::DeleteTenant(id) = op {
             self.auditor.erase_tenant(txn, id)?;
         }
-        self.auditor.record(txn, op, "ok", crate::clock::now_ms())
+        self.auditor.record(txn, op, "ok", crate::clock::now_ms(), actor)
     }
 
     /// After the change was refused and its transaction aborted.
-    pub(crate) fn refused(&self, store: &Store, op: &AdminOp, e: &StoreError) {
+    pub(crate) fn refused(&self, store: &Store, op: &AdminOp, e: &StoreError, actor: Option<&str>) {
         let result = store.begin_write().and_then(|txn| {
             self.auditor
-                .record(&txn, op, refused(e), crate::clock::now_ms())?;
+                .record(&txn, op, refused(e), crate::clock::now_ms(), actor)?;
             txn.commit()?;
             self.auditor.committed();
             Ok(())

@@ -4,7 +4,7 @@
 //! Any error aborts the transaction, so a refused change changes nothing.
 
 use super::compile::{compile, validate, Compiled, Sources};
-use super::rows::{ApiKeyRow, DataplaneRow, ProviderKeyRow, SealedSecret, TenantRow};
+use super::rows::{AdminTokenRow, ApiKeyRow, DataplaneRow, ProviderKeyRow, SealedSecret, TenantRow};
 use super::schema::{self, meta, META};
 use super::{decode, encode, meta_u32, meta_u64, StoreError};
 use redb::{ReadableTable, Table, WriteTransaction};
@@ -70,6 +70,15 @@ pub(crate) enum AdminOp {
         token_sha256: String,
         /// Its key secret, sealed under the master key.
         key: SealedSecret,
+        /// Now, unix ms.
+        now_ms: u64,
+    },
+    /// Create a named admin token (its hash and scope; the scope was checked).
+    CreateAdminToken(AdminTokenRow),
+    /// Revoke a named admin token.
+    RevokeAdminToken {
+        /// Token name.
+        name: String,
         /// Now, unix ms.
         now_ms: u64,
     },
@@ -276,6 +285,27 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
             };
             row.revoked_ms.get_or_insert(*now_ms);
             t.insert(id.as_str(), encode(&row)?.as_slice())?;
+            return Ok(false);
+        }
+        AdminOp::CreateAdminToken(row) => {
+            let mut t = txn.open_table(schema::ADMIN_TOKENS)?;
+            if t.get(row.name.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "admin token {:?} exists (names are never reused, revoked or not)",
+                    row.name
+                )));
+            }
+            t.insert(row.name.as_str(), encode(row)?.as_slice())?;
+            return Ok(false);
+        }
+        AdminOp::RevokeAdminToken { name, now_ms } => {
+            let mut t = txn.open_table(schema::ADMIN_TOKENS)?;
+            let mut row: AdminTokenRow = match t.get(name.as_str())? {
+                Some(v) => decode(v.value())?,
+                None => return Err(not_found("admin token", name)),
+            };
+            row.revoked_ms.get_or_insert(*now_ms);
+            t.insert(name.as_str(), encode(&row)?.as_slice())?;
             return Ok(false);
         }
         AdminOp::Billing(op) => return crate::billing::ops::mutate(txn, op),

@@ -1,9 +1,9 @@
 //! Reads: each opens its own read transaction and never waits for the writer.
 
 use super::compile::{compile, Compiled, Sources};
-use super::rows::{ApiKeyRow, DataplaneRow, LogEntry, ProviderKeyInfo, ProviderKeyRow, TenantRow, UsageRow};
+use super::rows::{AdminTokenRow, ApiKeyRow, DataplaneRow, LogEntry, ProviderKeyInfo, ProviderKeyRow, TenantRow, UsageRow};
 use super::schema::{self, meta, split_record_key, split_tenant_record_key, unpack2, unpack3, META};
-use super::{decode, meta_u64, Store, StoreError};
+use super::{decode, meta_u64, open_read, Store, StoreError};
 use redb::{ReadTransaction, ReadableTable};
 use sluice_dataplane::snapshot::types::{Route, Upstream};
 use std::collections::HashMap;
@@ -97,7 +97,29 @@ impl Store {
         tenant_rows(&t, tenant)
     }
 
-    /// One enrolled data plane.
+    /// One named admin token.
+    pub(crate) fn admin_token(&self, name: &str) -> Result<Option<AdminTokenRow>, StoreError> {
+        let r = self.begin_read()?;
+        let Some(t) = open_read(&r, schema::ADMIN_TOKENS)? else {
+            return Ok(None);
+        };
+        t.get(name)?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Every named admin token, by name.
+    pub(crate) fn admin_tokens(&self) -> Result<Vec<AdminTokenRow>, StoreError> {
+        let r = self.begin_read()?;
+        let Some(t) = open_read(&r, schema::ADMIN_TOKENS)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for item in t.range::<&str>(..)? {
+            out.push(decode(item?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The data plane `id`, if enrolled.
     pub(crate) fn dataplane(&self, id: &str) -> Result<Option<DataplaneRow>, StoreError> {
         let r = self.begin_read()?;
         let t = r.open_table(schema::DATAPLANES)?;

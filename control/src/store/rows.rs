@@ -102,6 +102,22 @@ pub(crate) struct DataplaneRow {
     pub(crate) key: Option<SealedSecret>,
 }
 
+/// A named admin token: only its hash is kept; it is shown once at creation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AdminTokenRow {
+    /// Token name (unique, never reused).
+    pub(crate) name: String,
+    /// Lower-case hex SHA-256 of the whole token.
+    pub(crate) sha256: String,
+    /// `admin`, `read` or `tenant:<id>`.
+    pub(crate) scope: String,
+    /// Creation time, unix ms.
+    pub(crate) created_ms: u64,
+    /// When it was revoked; a revoked token gets 401.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) revoked_ms: Option<u64>,
+}
+
 /// A secret sealed like a provider key's: the secret under its own data key,
 /// the data key under the master key (hex each).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

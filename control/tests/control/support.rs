@@ -103,7 +103,6 @@ impl Serve {
         child.wait_with_output().unwrap()
     }
 
-    /// Runs the CLI and insists that it succeeds; returns stdout.
     /// `dataplane enroll ID`: the whole token (the data plane's token file).
     #[allow(dead_code)]
     pub(crate) fn enroll_full(&self, id: &str) -> String {
@@ -116,6 +115,7 @@ impl Serve {
         bearer(&self.enroll_full(id))
     }
 
+    /// Runs the CLI and insists that it succeeds; returns stdout.
     pub(crate) fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.cli(args, stdin);
         assert!(
