@@ -129,7 +129,9 @@ impl Observer for Notify {
         op: &crate::store::admin_ops::AdminOp,
         actor: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.privacy.as_ref().map_or(Ok(()), |p| p.applying(txn, op, actor))
+        self.privacy
+            .as_ref()
+            .map_or(Ok(()), |p| p.applying(txn, op, actor))
     }
 
     fn admin_refused(

@@ -240,7 +240,8 @@ impl Auditor {
             }
         };
         let raw = vault.open_secret(KEY_AAD, &sealed.envelope()?)?;
-        let a = Auditor::new(&hex(&admin_token_sha256[..8]), &raw).with_head_file(&store.path().with_file_name(HEAD_FILE));
+        let a = Auditor::new(&hex(&admin_token_sha256[..8]), &raw)
+            .with_head_file(&store.path().with_file_name(HEAD_FILE));
         a.startup(store)?;
         Ok(a)
     }
@@ -282,7 +283,10 @@ impl Auditor {
                     .insert(HEAD_META, head.to_bytes().as_slice())?;
                 txn.commit()?;
                 write_head_file(path, head)?;
-                tracing::info!(entries = count, "audit trail head authenticated (first start of this version)");
+                tracing::info!(
+                    entries = count,
+                    "audit trail head authenticated (first start of this version)"
+                );
             }
             (Stored::Signed(head), file) if self.head_ok(&head) => {
                 self.seen.store(head.count, Ordering::Relaxed);
@@ -480,7 +484,11 @@ impl Auditor {
         };
         let head = match stored {
             Stored::Missing if count > 0 => {
-                return Ok(Verification::broken(count, 1, "the trail's head record is missing".into()))
+                return Ok(Verification::broken(
+                    count,
+                    1,
+                    "the trail's head record is missing".into(),
+                ))
             }
             Stored::Missing => None,
             Stored::Legacy(..) => {
@@ -597,7 +605,10 @@ impl Auditor {
             Verification::broken(
                 count,
                 count + 1,
-                format!("entries {} to {n} are missing (removed from the end; {whose})", count + 1),
+                format!(
+                    "entries {} to {n} are missing (removed from the end; {whose})",
+                    count + 1
+                ),
             )
         };
         if recorded > count {

@@ -78,7 +78,11 @@ pub(crate) struct ServeArgs {
 
 /// Refuses a plain-HTTP sync listener on an address other than loopback
 /// unless `--insecure-plaintext` was given, and warns when it was.
-pub(crate) fn check_sync_plaintext(addr: std::net::SocketAddr, tls: bool, insecure: bool) -> anyhow::Result<()> {
+pub(crate) fn check_sync_plaintext(
+    addr: std::net::SocketAddr,
+    tls: bool,
+    insecure: bool,
+) -> anyhow::Result<()> {
     if tls || addr.ip().to_canonical().is_loopback() {
         return Ok(());
     }

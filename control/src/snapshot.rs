@@ -24,7 +24,10 @@ pub(crate) fn dataplane_key_aad(id: &str) -> String {
 /// and the one the whole body is authenticated under, both from the data
 /// plane's key secret (opened from the store with the master key). The
 /// bearer token it presents has no part in them.
-pub(crate) fn dataplane_keys(row: &DataplaneRow, vault: &Vault) -> Result<(SealKey, SnapshotMac), StoreError> {
+pub(crate) fn dataplane_keys(
+    row: &DataplaneRow,
+    vault: &Vault,
+) -> Result<(SealKey, SnapshotMac), StoreError> {
     let Some(sealed) = &row.key else {
         return Err(StoreError::Conflict(format!(
             "data plane {:?} was enrolled before snapshots were sealed to a key of its own; \
@@ -32,7 +35,12 @@ pub(crate) fn dataplane_keys(row: &DataplaneRow, vault: &Vault) -> Result<(SealK
             row.id
         )));
     };
-    let bad = || StoreError::Internal(format!("data plane {:?}: its sealed key is not valid hex", row.id));
+    let bad = || {
+        StoreError::Internal(format!(
+            "data plane {:?}: its sealed key is not valid hex",
+            row.id
+        ))
+    };
     let env = Envelope {
         wrapped_dek: unhex_vec(&sealed.wrapped_dek).ok_or_else(bad)?,
         sealed: unhex_vec(&sealed.sealed).ok_or_else(bad)?,
@@ -136,7 +144,12 @@ impl Hub {
 
     /// The snapshot for data plane `row`: its version, JSON body with
     /// provider keys sealed for that data plane, and the body's MAC.
-    pub(crate) fn body_for(&self, store: &Store, vault: &Vault, row: &DataplaneRow) -> Result<Sealed, StoreError> {
+    pub(crate) fn body_for(
+        &self,
+        store: &Store,
+        vault: &Vault,
+        row: &DataplaneRow,
+    ) -> Result<Sealed, StoreError> {
         let compiled = self.compiled(store)?;
         let version = compiled.snapshot.version;
         // Keyed by the token's hash: a re-enrolled data plane gets a fresh body.

@@ -20,8 +20,8 @@ pub(crate) mod writer;
 
 use crate::vault::{KekSource, Vault};
 use redb::{
-    Database, Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError,
-    TableHandle, Value, WriteTransaction,
+    Database, Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    TableError, TableHandle, Value, WriteTransaction,
 };
 use schema::{meta, META};
 use std::io::Read;

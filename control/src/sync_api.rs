@@ -96,12 +96,7 @@ fn authenticate(app: &App, req: &Request) -> Result<(EnrollToken, DataplaneRow),
     Ok((token, row))
 }
 
-fn snapshot(
-    app: &App,
-    req: &Request,
-    row: &DataplaneRow,
-    long_poll: Duration,
-) -> Response {
+fn snapshot(app: &App, req: &Request, row: &DataplaneRow, long_poll: Duration) -> Response {
     let after = match req.query_param("after").map(|v| v.parse::<u64>()) {
         None => None,
         Some(Ok(v)) => Some(v),

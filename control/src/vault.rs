@@ -127,7 +127,10 @@ impl Vault {
             return false;
         };
         let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         canon(parent) == canon(data)
     }
 
@@ -216,8 +219,14 @@ mod tests {
         assert!(Vault::load(&dir, Some(&dir.join("missing")), None).is_err());
         // The generated key lies in the data directory: `serve` warns.
         assert!(Vault::lies_in(&s1, &dir));
-        assert!(Vault::lies_in(&KekSource::File(dir.join("./master.key")), &dir.join(".")));
-        assert!(!Vault::lies_in(&KekSource::File(std::env::temp_dir().join("elsewhere.key")), &dir));
+        assert!(Vault::lies_in(
+            &KekSource::File(dir.join("./master.key")),
+            &dir.join(".")
+        ));
+        assert!(!Vault::lies_in(
+            &KekSource::File(std::env::temp_dir().join("elsewhere.key")),
+            &dir
+        ));
         assert!(!Vault::lies_in(&KekSource::Env, &dir));
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -232,6 +241,9 @@ mod tests {
         let failed = Vault::from_command("echo sec$((6*7)); exit 3").err().unwrap();
         assert!(failed.contains("failed") && !failed.contains("sec42"), "{failed}");
         let garbage = Vault::from_command("echo not$((6*7))").err().unwrap();
-        assert!(garbage.contains("printed no key") && !garbage.contains("not42"), "{garbage}");
+        assert!(
+            garbage.contains("printed no key") && !garbage.contains("not42"),
+            "{garbage}"
+        );
     }
 }

@@ -290,8 +290,7 @@ impl Agent {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let poller = snapshots::Poller::new(
             self.poll.with_abort(abort.clone()),
-            self.seal,
-            self.mac,
+            (self.seal, self.mac),
             self.spool_dir,
             self.stats.clone(),
             self.version,
@@ -316,7 +315,10 @@ impl Agent {
 /// that group or others may enter is narrowed to 0700.
 pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let mode = std::fs::metadata(dir)?.permissions().mode();
     if mode & 0o077 != 0 {
         tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "narrowing the spool directory to 0700");

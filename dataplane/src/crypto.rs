@@ -6,8 +6,8 @@
 //! from [`ring::rand::SystemRandom`].
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::{hkdf, hmac};
 use ring::rand::{SecureRandom, SystemRandom};
+use ring::{hkdf, hmac};
 use zeroize::Zeroizing;
 
 /// Bytes a sealed value carries beyond its plaintext.

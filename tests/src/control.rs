@@ -776,7 +776,10 @@ pub fn configure(c: &Control, mock_url: &str, provider_key: &str) -> String {
 /// The bearer part of an enrollment token (`sdp-ID-BEARER-KEY` →
 /// `sdp-ID-BEARER`): what a data plane presents; the key part never leaves it.
 pub fn bearer(token: &str) -> String {
-    token.rsplit_once('-').map(|(b, _)| b.to_owned()).unwrap_or_default()
+    token
+        .rsplit_once('-')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or_default()
 }
 
 /// `dataplane enroll ID`; returns the whole token it printed (the token file).

@@ -14,8 +14,8 @@
 
 use serde_json::{json, Value};
 use sluice_tests::control::{
-    bearer, control_bin, parse_key, write_secret, Dataplane, DataplaneOpts, Logged, ANTHROPIC_MODEL, OPENAI_MODEL,
-    TENANT,
+    bearer, control_bin, parse_key, write_secret, Dataplane, DataplaneOpts, Logged, ANTHROPIC_MODEL,
+    OPENAI_MODEL, TENANT,
 };
 use sluice_tests::http::{self, Req, Response};
 use sluice_tests::metering::{fire_concurrently, status_histogram};

@@ -73,8 +73,10 @@ pub(crate) struct Principal {
 fn token_name(presented: &str) -> Option<&str> {
     let rest = presented.strip_prefix(TOKEN_PREFIX)?;
     let (name, hex) = rest.rsplit_once('-')?;
-    (unhex::<32>(hex).is_some() && !hex.bytes().any(|b| b.is_ascii_uppercase()) && check_name("token", name).is_ok())
-        .then_some(name)
+    (unhex::<32>(hex).is_some()
+        && !hex.bytes().any(|b| b.is_ascii_uppercase())
+        && check_name("token", name).is_ok())
+    .then_some(name)
 }
 
 /// The caller behind `req`'s bearer token, or the 401.
@@ -103,7 +105,10 @@ pub(crate) fn authenticate(app: &App, req: &Request) -> Result<Principal, Respon
         return Err(deny());
     }
     let scope = Scope::parse(&row.scope).map_err(|_| deny())?;
-    Ok(Principal { name: row.name, scope })
+    Ok(Principal {
+        name: row.name,
+        scope,
+    })
 }
 
 /// Whether `p` may call `method` on the path `segs` (after `/`); the 403 if not.
@@ -159,7 +164,11 @@ mod tests {
         assert!(authorize(&read, "GET", &["v1", "tenants"]).is_ok());
         assert!(authorize(&read, "GET", &["v1", "audit", "verify"]).is_ok());
         for m in ["POST", "PUT", "PATCH", "DELETE"] {
-            assert_eq!(authorize(&read, m, &["v1", "tenants"]).unwrap_err().status, 403, "{m}");
+            assert_eq!(
+                authorize(&read, m, &["v1", "tenants"]).unwrap_err().status,
+                403,
+                "{m}"
+            );
         }
         let acme = p(Scope::Tenant("acme".into()));
         assert!(authorize(&acme, "GET", &["v1", "tenants", "acme"]).is_ok());

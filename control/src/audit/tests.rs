@@ -237,8 +237,13 @@ fn trail_with_file(name: &str) -> (Store, std::path::PathBuf, Vec<u8>) {
     let mut after_three = Vec::new();
     for i in 1..=5 {
         let txn = store.begin_write().unwrap();
-        a.append(&txn, &described("tenant.create", &format!("t{i}")), "ok", 1000 + i)
-            .unwrap();
+        a.append(
+            &txn,
+            &described("tenant.create", &format!("t{i}")),
+            "ok",
+            1000 + i,
+        )
+        .unwrap();
         txn.commit().unwrap();
         a.committed();
         if i == 3 {
@@ -266,7 +271,13 @@ fn truncation_with_an_older_authentic_head_put_back_is_named() {
     set_head(&store, Some(&after_three));
     let v = verify(&store, &restarted(&file));
     assert_eq!(bad_at(&v), 4, "{v:?}");
-    assert!(v.problem.as_deref().unwrap().contains("entries 4 to 5 are missing"), "{v:?}");
+    assert!(
+        v.problem
+            .as_deref()
+            .unwrap()
+            .contains("entries 4 to 5 are missing"),
+        "{v:?}"
+    );
     // The count kept outside the store is what names it: without it, the
     // cut trail would pass.
     let blind = Auditor::new("0123456789abcdef", &[7u8; 32]);
@@ -300,7 +311,13 @@ fn a_dropped_table_and_head_are_named() {
     txn.commit().unwrap();
     let v = verify(&store, &restarted(&file));
     assert_eq!(bad_at(&v), 1, "{v:?}");
-    assert!(v.problem.as_deref().unwrap().contains("entries 1 to 5 are missing"), "{v:?}");
+    assert!(
+        v.problem
+            .as_deref()
+            .unwrap()
+            .contains("entries 1 to 5 are missing"),
+        "{v:?}"
+    );
     // While control runs, its own count names it even with the file gone.
     std::fs::remove_file(&file).unwrap();
     let running = restarted(&file);
@@ -318,7 +335,8 @@ fn a_missing_head_file_is_named_and_a_lagging_one_is_not_a_loss() {
     // One entry behind (a crash between a commit and its copy): whole.
     let a = restarted(&file);
     let txn = store.begin_write().unwrap();
-    a.append(&txn, &described("tenant.create", "t6"), "ok", 2000).unwrap();
+    a.append(&txn, &described("tenant.create", "t6"), "ok", 2000)
+        .unwrap();
     txn.commit().unwrap();
     std::fs::write(&file, &text).unwrap();
     assert!(verify(&store, &restarted(&file)).ok);

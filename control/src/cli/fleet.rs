@@ -1,8 +1,8 @@
 //! `upstream add|list|remove` and `dataplane enroll|list|revoke`.
 
-use anyhow::Context;
 use super::{method, print_json, seg, table, Client, Noun};
 use crate::store::rows::DataplaneInfo;
+use anyhow::Context;
 use serde::Deserialize;
 use serde_json::Value;
 use sluice_dataplane::snapshot::types::{ProviderKind, Upstream};
@@ -161,7 +161,11 @@ pub(crate) fn run_dataplane(cmd: Noun<DataplaneCmd>) -> anyhow::Result<()> {
                     crate::secret_file::write_new(&path, format!("{}\n", token.as_str()).as_bytes())
                         .and_then(|()| crate::secret_file::sync_dir(&path))
                         .with_context(|| {
-                            format!("writing {} (data plane {} is enrolled: revoke and re-enroll)", path.display(), e.id)
+                            format!(
+                                "writing {} (data plane {} is enrolled: revoke and re-enroll)",
+                                path.display(),
+                                e.id
+                            )
                         })?;
                     eprintln!(
                         "enrolled data plane {}; its token is in {} (mode 0600), shown nowhere else",

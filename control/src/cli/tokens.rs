@@ -75,7 +75,11 @@ pub(crate) fn run(cmd: Noun<TokenCmd>) -> anyhow::Result<()> {
                         t.name.clone(),
                         t.scope.clone(),
                         table::time(Some(t.created_ms)),
-                        if t.revoked_ms.is_some() { "revoked".into() } else { "active".into() },
+                        if t.revoked_ms.is_some() {
+                            "revoked".into()
+                        } else {
+                            "active".into()
+                        },
                     ]
                 })
                 .collect();

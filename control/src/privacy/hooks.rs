@@ -33,7 +33,12 @@ pub(crate) fn refused(e: &StoreError) -> &'static str {
 
 impl Hooks {
     /// Inside the change's transaction, before it commits.
-    pub(crate) fn applying(&self, txn: &WriteTransaction, op: &AdminOp, actor: Option<&str>) -> Result<(), StoreError> {
+    pub(crate) fn applying(
+        &self,
+        txn: &WriteTransaction,
+        op: &AdminOp,
+        actor: Option<&str>,
+    ) -> Result<(), StoreError> {
         if let AdminOp::DeleteTenant(id) = op {
             self.auditor.erase_tenant(txn, id)?;
         }

@@ -1,7 +1,9 @@
 //! Reads: each opens its own read transaction and never waits for the writer.
 
 use super::compile::{compile, Compiled, Sources};
-use super::rows::{AdminTokenRow, ApiKeyRow, DataplaneRow, LogEntry, ProviderKeyInfo, ProviderKeyRow, TenantRow, UsageRow};
+use super::rows::{
+    AdminTokenRow, ApiKeyRow, DataplaneRow, LogEntry, ProviderKeyInfo, ProviderKeyRow, TenantRow, UsageRow,
+};
 use super::schema::{self, meta, split_record_key, split_tenant_record_key, unpack2, unpack3, META};
 use super::{decode, meta_u64, open_read, Store, StoreError};
 use redb::{ReadTransaction, ReadableTable};

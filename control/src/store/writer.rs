@@ -29,7 +29,12 @@ pub(crate) trait Observer: Send + Sync {
     /// Inside an admin change's transaction, after it applied and before it
     /// commits (the audit trail appends here); an error aborts the change.
     /// `actor` names who asked (see [`acting_as`]).
-    fn admin_applying(&self, _txn: &WriteTransaction, _op: &AdminOp, _actor: Option<&str>) -> Result<(), StoreError> {
+    fn admin_applying(
+        &self,
+        _txn: &WriteTransaction,
+        _op: &AdminOp,
+        _actor: Option<&str>,
+    ) -> Result<(), StoreError> {
         Ok(())
     }
     /// An admin change was refused; its transaction was aborted.

@@ -35,7 +35,13 @@ fn a_foreign_store_file_is_refused_untouched() {
 }
 
 fn provider_secret(serve: &Serve, file: &str) -> Vec<u8> {
-    let r = http(&serve.sync, "GET", "/v1/snapshot?after=0", Some(&bearer(file)), None);
+    let r = http(
+        &serve.sync,
+        "GET",
+        "/v1/snapshot?after=0",
+        Some(&bearer(file)),
+        None,
+    );
     let mac = SnapshotMac::derive(&key_secret(file), "dp1").unwrap();
     assert!(mac.verify(&r.body, r.header("x-sluice-snapshot-mac").unwrap()));
     let snap: Snapshot = serde_json::from_slice(&r.body).unwrap();
@@ -116,7 +122,10 @@ fn enroll_out_writes_the_token_0600_and_never_over_a_file() {
     let dir = temp_dir("enroll-out");
     let serve = Serve::start(&dir, &[]);
     let path = dir.join("dp1.token");
-    let out = serve.cli(&["dataplane", "enroll", "dp1", "--out", path.to_str().unwrap()], None);
+    let out = serve.cli(
+        &["dataplane", "enroll", "dp1", "--out", path.to_str().unwrap()],
+        None,
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Shown nowhere else: not on stdout.
     assert!(!String::from_utf8_lossy(&out.stdout).contains("sdp-"));
@@ -125,10 +134,19 @@ fn enroll_out_writes_the_token_0600_and_never_over_a_file() {
     let token = std::fs::read_to_string(&path).unwrap();
     assert!(token.starts_with("sdp-dp1-") && token.ends_with('\n'), "{token}");
     // The file's bearer part works on the sync API.
-    let r = http(&serve.sync, "GET", "/v1/snapshot?after=0", Some(&bearer(token.trim())), None);
+    let r = http(
+        &serve.sync,
+        "GET",
+        "/v1/snapshot?after=0",
+        Some(&bearer(token.trim())),
+        None,
+    );
     assert_eq!(r.status, 200);
     // An existing file is never overwritten (nor enrolled for).
-    let again = serve.cli(&["dataplane", "enroll", "dp2", "--out", path.to_str().unwrap()], None);
+    let again = serve.cli(
+        &["dataplane", "enroll", "dp2", "--out", path.to_str().unwrap()],
+        None,
+    );
     assert!(!again.status.success());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), token);
     assert!(!serve.ok(&["dataplane", "list"], None).contains("dp2"));
@@ -152,7 +170,10 @@ fn a_plaintext_sync_api_off_loopback_needs_insecure_plaintext() {
     let refused = run(&[]).wait_with_output().unwrap();
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("refusing a plain-HTTP sync API") && err.contains("--insecure-plaintext"), "{err}");
+    assert!(
+        err.contains("refusing a plain-HTTP sync API") && err.contains("--insecure-plaintext"),
+        "{err}"
+    );
 
     // Asked for: it serves, and says it is insecure.
     let mut child = run(&["--insecure-plaintext"]);
@@ -176,15 +197,30 @@ fn the_master_key_can_come_from_a_command_and_stays_out_of_the_data_directory() 
     let cmd = format!("cat {}", key_file.display());
     let serve = Serve::start(&dir, &["--master-key-cmd", &cmd]);
     serve.ok(&["tenant", "create", "acme"], None);
-    serve.ok(&["provider-key", "add", "--tenant", "acme", "k1"], Some("sk-secret-1"));
+    serve.ok(
+        &["provider-key", "add", "--tenant", "acme", "k1"],
+        Some("sk-secret-1"),
+    );
     let token = serve.enroll_full("dp1");
     assert_eq!(provider_secret(&serve, &token), b"sk-secret-1");
     assert!(serve.stop());
-    assert!(!dir.join("master.key").exists(), "a key was generated beside the store");
+    assert!(
+        !dir.join("master.key").exists(),
+        "a key was generated beside the store"
+    );
     // Another key from the command is refused, as from a file.
     std::fs::write(&key_file, "ef".repeat(32)).unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--admin", "127.0.0.1:0", "--sync", "127.0.0.1:0", "--master-key-cmd", &cmd, "--data"])
+        .args([
+            "serve",
+            "--admin",
+            "127.0.0.1:0",
+            "--sync",
+            "127.0.0.1:0",
+            "--master-key-cmd",
+            &cmd,
+            "--data",
+        ])
         .arg(&dir)
         .env_remove("SLUICE_MASTER_KEY")
         .output()

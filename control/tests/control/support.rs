@@ -19,7 +19,9 @@ pub(crate) fn temp_dir(name: &str) -> PathBuf {
 /// A running `sluice-control serve`.
 /// The bearer part of a whole token (`sdp-ID-BEARER-KEY` → `sdp-ID-BEARER`).
 pub(crate) fn bearer(full: &str) -> String {
-    full.rsplit_once('-').map(|(b, _)| b.to_owned()).unwrap_or_default()
+    full.rsplit_once('-')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or_default()
 }
 
 /// The key secret of a whole token (its last part), never sent to control.

@@ -6,7 +6,11 @@ use serde_json::Value;
 /// The audit trail as JSON.
 fn audit(serve: &Serve) -> Vec<Value> {
     let out = serve.ok(&["audit", "list", "--json", "--limit", "1000"], None);
-    serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().clone()
+    serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn tenants(serve: &Serve) -> Value {
@@ -18,7 +22,10 @@ fn a_read_only_token_cannot_change_anything() {
     let dir = temp_dir("token-read");
     let serve = Serve::start(&dir, &[]);
     serve.ok(&["tenant", "create", "acme"], None);
-    let ro = serve.ok(&["token", "create", "ro", "--scope", "read"], None).trim().to_owned();
+    let ro = serve
+        .ok(&["token", "create", "ro", "--scope", "read"], None)
+        .trim()
+        .to_owned();
     assert!(ro.starts_with("sat-ro-"), "{ro}");
     let before = (tenants(&serve), audit(&serve).len());
 
@@ -31,7 +38,11 @@ fn a_read_only_token_cannot_change_anything() {
         ("PATCH", "/v1/tenants/acme", r#"{"name":"x"}"#),
         ("DELETE", "/v1/tenants/acme", ""),
         ("POST", "/v1/tenants/acme/api-keys", r#"{}"#),
-        ("POST", "/v1/upstreams", r#"{"name":"u","kind":"openai","base_url":"http://127.0.0.1:9"}"#),
+        (
+            "POST",
+            "/v1/upstreams",
+            r#"{"name":"u","kind":"openai","base_url":"http://127.0.0.1:9"}"#,
+        ),
         ("POST", "/v1/dataplanes", r#"{"id":"dp9"}"#),
         ("POST", "/v1/tokens", r#"{"name":"mine","scope":"admin"}"#),
         ("POST", "/v1/tokens/ro/revoke", ""),
@@ -49,9 +60,15 @@ fn a_read_only_token_cannot_change_anything() {
 
     // Revoked, it gets nothing at all; a forged one neither.
     serve.ok(&["token", "revoke", "ro"], None);
-    assert_eq!(http(&serve.admin, "GET", "/v1/tenants", Some(&ro), None).status, 401);
+    assert_eq!(
+        http(&serve.admin, "GET", "/v1/tenants", Some(&ro), None).status,
+        401
+    );
     let forged = format!("sat-ro-{}", "ab".repeat(32));
-    assert_eq!(http(&serve.admin, "GET", "/v1/tenants", Some(&forged), None).status, 401);
+    assert_eq!(
+        http(&serve.admin, "GET", "/v1/tenants", Some(&forged), None).status,
+        401
+    );
     // Names are never reused.
     assert!(serve
         .fails(&["token", "create", "ro", "--scope", "admin"], None)
@@ -69,11 +86,23 @@ fn a_tenant_token_stays_in_its_tenant_and_the_trail_names_each_token() {
         .ok(&["token", "create", "acme-team", "--scope", "tenant:acme"], None)
         .trim()
         .to_owned();
-    let ops = serve.ok(&["token", "create", "ops", "--scope", "admin"], None).trim().to_owned();
+    let ops = serve
+        .ok(&["token", "create", "ops", "--scope", "admin"], None)
+        .trim()
+        .to_owned();
 
-    let ok = http(&serve.admin, "POST", "/v1/tenants/acme/api-keys", Some(&acme), Some(br#"{"id":"k1"}"#));
+    let ok = http(
+        &serve.admin,
+        "POST",
+        "/v1/tenants/acme/api-keys",
+        Some(&acme),
+        Some(br#"{"id":"k1"}"#),
+    );
     assert_eq!(ok.status, 201, "{}", ok.text());
-    assert_eq!(http(&serve.admin, "GET", "/v1/tenants/acme", Some(&acme), None).status, 200);
+    assert_eq!(
+        http(&serve.admin, "GET", "/v1/tenants/acme", Some(&acme), None).status,
+        200
+    );
     for (method, path) in [
         ("GET", "/v1/tenants"),
         ("GET", "/v1/tenants/beta"),
@@ -87,7 +116,13 @@ fn a_tenant_token_stays_in_its_tenant_and_the_trail_names_each_token() {
         assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
     }
     // An admin-scope token may do what root may.
-    let r = http(&serve.admin, "POST", "/v1/tenants", Some(&ops), Some(br#"{"id":"gamma"}"#));
+    let r = http(
+        &serve.admin,
+        "POST",
+        "/v1/tenants",
+        Some(&ops),
+        Some(br#"{"id":"gamma"}"#),
+    );
     assert_eq!(r.status, 201, "{}", r.text());
 
     // The trail says which token acted.

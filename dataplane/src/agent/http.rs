@@ -521,7 +521,10 @@ impl Conn {
                         let mut close = http10;
                         let mut sluice = Vec::new();
                         for h in resp.headers.iter() {
-                            if h.name.get(..9).is_some_and(|p| p.eq_ignore_ascii_case("x-sluice-")) {
+                            if h.name
+                                .get(..9)
+                                .is_some_and(|p| p.eq_ignore_ascii_case("x-sluice-"))
+                            {
                                 if let Ok(v) = std::str::from_utf8(h.value) {
                                     sluice.push((h.name.to_ascii_lowercase(), v.trim().to_owned()));
                                 }

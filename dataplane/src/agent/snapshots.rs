@@ -147,16 +147,18 @@ pub(super) struct Poller {
 }
 
 impl Poller {
+    /// `keys`: what provider keys are sealed under, and what snapshots are
+    /// authenticated under.
     pub(super) fn new(
         client: Client,
-        seal: Arc<SealKey>,
-        mac: Arc<SnapshotMac>,
+        keys: (Arc<SealKey>, Arc<SnapshotMac>),
         dir: PathBuf,
         stats: Arc<AgentStats>,
         after: u64,
         cell: Arc<SnapshotCell>,
         stop: Receiver<()>,
     ) -> Self {
+        let (seal, mac) = keys;
         Poller {
             client,
             seal,

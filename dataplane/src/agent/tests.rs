@@ -895,7 +895,14 @@ fn a_tampered_snapshot_is_refused_and_not_cached() {
     fake.state.tamper.store(true, Ordering::SeqCst);
     fake.set_snapshot(&snapshot(6));
     wait_for("a few polls after v6", || {
-        fake.state.polls.lock().unwrap().iter().filter(|&&a| a == 5).count() >= 3
+        fake.state
+            .polls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&a| a == 5)
+            .count()
+            >= 3
     });
     assert_eq!(cell.current().version, 5);
     assert_eq!(cached_snapshot(dir.path()).unwrap().version, 5);
@@ -927,7 +934,11 @@ fn a_tampered_cache_is_refused() {
 #[test]
 fn plain_http_to_another_host_is_refused_before_any_connection() {
     let dir = TempDir::new("plaintext");
-    for url in ["http://10.255.255.1:7070", "http://control.example:7070", "http://localhost.example"] {
+    for url in [
+        "http://10.255.255.1:7070",
+        "http://control.example:7070",
+        "http://localhost.example",
+    ] {
         let started = Instant::now();
         let err = Agent::bootstrap(config(url, dir.path())).unwrap_err();
         assert!(matches!(err, AgentError::Plaintext(_)), "{url}: {err:?}");
@@ -935,7 +946,13 @@ fn plain_http_to_another_host_is_refused_before_any_connection() {
         // Refused from the text alone: no look-up, no 5 s connect timeout.
         assert!(started.elapsed() < Duration::from_secs(1));
     }
-    for url in ["http://127.0.0.1:9", "http://127.9.0.1", "http://localhost:9", "http://LOCALHOST.", "http://[::1]:9"] {
+    for url in [
+        "http://127.0.0.1:9",
+        "http://127.9.0.1",
+        "http://localhost:9",
+        "http://LOCALHOST.",
+        "http://[::1]:9",
+    ] {
         let e = Endpoint::parse(url).unwrap();
         assert!(plaintext_check(&e, false).is_ok(), "{url}");
     }
