@@ -179,6 +179,42 @@ pub struct AgentStats {
     pub spool_pending: AtomicU64,
     /// Whether the last exchange with control succeeded.
     pub control_up: AtomicBool,
+    /// Unix ms when control last confirmed the snapshot in use (a 200 or a
+    /// 204 to a poll); at a start from the cache, the cache file's time.
+    pub confirmed_ms: AtomicU64,
+}
+
+/// Unix milliseconds now.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The optional limit on how long a data plane cut off from control keeps
+/// serving (`--max-snapshot-age-secs`). Past it, every tenant is refused
+/// with 503: none can be confirmed (a revoked key or an emptied balance
+/// may not have arrived). The trade-off is availability: a control plane
+/// outage longer than the limit stops all traffic, so it is off by default.
+#[derive(Debug, Clone)]
+pub struct Freshness {
+    stats: Arc<AgentStats>,
+    max_age_ms: u64,
+}
+
+impl Freshness {
+    /// The limit `max_age` over the agent's confirmations.
+    pub fn new(stats: Arc<AgentStats>, max_age: Duration) -> Freshness {
+        Freshness {
+            stats,
+            max_age_ms: max_age.as_millis() as u64,
+        }
+    }
+
+    /// Whether, at unix ms `now_ms`, the snapshot was last confirmed longer ago than the limit.
+    pub fn stale(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.stats.confirmed_ms.load(Ordering::Relaxed)) > self.max_age_ms
+    }
 }
 
 /// The agent before [`Agent::spawn`]: enrolled, spool opened, first snapshot loaded.
@@ -243,8 +279,16 @@ impl Agent {
             Ok(index) => index,
             Err(reason) => {
                 tracing::warn!(control = %endpoint.authority, reason = %reason, "agent: serving the cached snapshot");
-                snapshots::load_cache(&cfg.spool_dir, &seal, &mac)
-                    .map_err(|cache| AgentError::NoSnapshot(format!("control: {reason}; cache: {cache}")))?
+                let index = snapshots::load_cache(&cfg.spool_dir, &seal, &mac)
+                    .map_err(|cache| AgentError::NoSnapshot(format!("control: {reason}; cache: {cache}")))?;
+                // Confirmed no later than when it was cached.
+                let cached_at = std::fs::metadata(cfg.spool_dir.join(SNAPSHOT_CACHE_FILE))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as u64);
+                stats.confirmed_ms.store(cached_at, Ordering::Relaxed);
+                index
             }
         };
         stats.snapshot_version.store(index.version, Ordering::Relaxed);

@@ -31,6 +31,8 @@ pub struct Shared {
     pub shutdown: async_channel::Receiver<()>,
     /// Hashes client addresses for records.
     pub ip_hasher: crate::iphash::IpHasher,
+    /// The limit on the snapshot's age when control is away, if one is set.
+    pub freshness: Option<crate::agent::Freshness>,
 }
 
 /// How to run the workers.
@@ -74,6 +76,7 @@ pub fn start(
     metrics: Arc<Metrics>,
     tls: Arc<rustls::ClientConfig>,
     records: RecordTx,
+    freshness: Option<crate::agent::Freshness>,
 ) -> std::io::Result<Server> {
     let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
     let shared = Arc::new(Shared {
@@ -83,6 +86,7 @@ pub fn start(
         tls,
         shutdown: shutdown_rx,
         ip_hasher: crate::iphash::IpHasher::default(),
+        freshness,
     });
     let cores = if config.pin {
         core_affinity::get_core_ids().unwrap_or_default()

@@ -449,6 +449,8 @@ pub struct DataplaneOpts {
     pub logs: PathBuf,
     /// `RUST_LOG`.
     pub log: String,
+    /// More arguments, e.g. `--max-snapshot-age-secs N`.
+    pub extra_args: Vec<String>,
 }
 
 impl Dataplane {
@@ -461,7 +463,8 @@ impl Dataplane {
             .arg(&o.token_file)
             .arg("--spool-dir")
             .arg(&o.spool_dir)
-            .args(["--workers", "2", "--no-pin"]);
+            .args(["--workers", "2", "--no-pin"])
+            .args(&o.extra_args);
         match driver {
             Driver::Uring => cmd.env_remove("MONOIO_FORCE_LEGACY_DRIVER"),
             Driver::Epoll => cmd.env("MONOIO_FORCE_LEGACY_DRIVER", "1"),
@@ -587,6 +590,7 @@ impl Fleet {
             spool_dir: dir.join("spool"),
             logs: dir.path().to_owned(),
             log: log.to_owned(),
+            extra_args: Vec::new(),
         };
         let dp = Dataplane::start(driver, &opts);
         Fleet {

@@ -204,6 +204,7 @@ impl Edge {
             spool_dir: dir.join(format!("{id}-spool")),
             logs: dir.to_owned(),
             log: "warn".into(),
+            extra_args: Vec::new(),
         };
         Edge {
             dp: Dataplane::start(driver, &opts),

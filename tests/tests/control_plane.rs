@@ -253,6 +253,13 @@ fn dataplane_killed_with_spooled_records(d: Driver) {
 
 // ---- 4. the data plane starts on its cached snapshot -----------------------
 
+/// A new spool directory (0700) holding only `from`'s snapshot cache.
+fn private_spool_copy(from: &std::path::Path, to: &std::path::Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(to).unwrap();
+    std::fs::copy(from.join("snapshot.cache"), to.join("snapshot.cache")).unwrap();
+}
+
 fn dataplane_starts_from_cached_snapshot(d: Driver) {
     let mut f = Fleet::start(d);
     assert_full_json(&f.chat(false, 2), 2);
@@ -297,6 +304,23 @@ fn dataplane_starts_from_cached_snapshot(d: Driver) {
         stderr.contains("refusing plain http://") && stderr.contains("--insecure-plaintext"),
         "{stderr}"
     );
+
+    // With a maximum snapshot age: a cached snapshot older than it is not
+    // trusted for any tenant (503 in the caller's shape); one within it serves.
+    let strict_spool = f.dir().join("strict-spool");
+    private_spool_copy(f.spool_dir(), &strict_spool);
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut strict = f.dataplane_opts().clone();
+    strict.spool_dir = strict_spool.clone();
+    strict.extra_args = vec!["--max-snapshot-age-secs".into(), "1".into()];
+    let mut dp = Dataplane::start(d, &strict);
+    let err = dp.request(&chat_req(&f.key, false, 2)).assert_openai_error(503);
+    assert!(err.to_string().contains("cannot confirm"), "{err}");
+    dp.kill();
+    strict.extra_args = vec!["--max-snapshot-age-secs".into(), "3600".into()];
+    let mut dp = Dataplane::start(d, &strict);
+    assert_full_json(&dp.request(&chat_req(&f.key, false, 2)), 2);
+    dp.kill();
 
     // With it, it serves.
     f.restart_dataplane();

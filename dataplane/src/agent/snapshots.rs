@@ -102,6 +102,7 @@ pub(super) fn bootstrap_fetch(
     match fetch(client, mac, 0, BOOTSTRAP_TIMEOUT) {
         Ok(Fetched::New(snap, raw)) => {
             stats.control_up.store(true, Ordering::Relaxed);
+            stats.confirmed_ms.store(super::unix_ms(), Ordering::Relaxed);
             let index = compile(&snap, seal)
                 .map_err(|e| format!("snapshot v{} does not compile: {e}", snap.version))?;
             store_cache(dir, &raw, snap.version);
@@ -184,6 +185,10 @@ impl Poller {
             let outcome = fetch(&mut self.client, &self.mac, self.after, POLL_TIMEOUT);
             let ok = outcome.is_ok();
             self.stats.control_up.store(ok, Ordering::Relaxed);
+            if matches!(outcome, Ok(Fetched::NotModified)) {
+                // Control says the snapshot in use is still current.
+                self.stats.confirmed_ms.store(super::unix_ms(), Ordering::Relaxed);
+            }
             let wait = match outcome {
                 Ok(Fetched::New(snap, raw)) => self.take(&snap, &raw),
                 Ok(Fetched::NotModified) => (started.elapsed() < FAST_POLL).then_some(FAST_POLL_PAUSE),
@@ -232,6 +237,7 @@ impl Poller {
         match Index::rebuild(snap, KeyMaterial::Sealed(self.seal.clone()), &self.cell.current()) {
             Ok(index) => {
                 self.cell.publish(index);
+                self.stats.confirmed_ms.store(super::unix_ms(), Ordering::Relaxed);
                 self.stats.snapshot_version.store(version, Ordering::Relaxed);
                 tracing::info!(version, "agent: snapshot published");
                 store_cache(&self.dir, raw, version);
