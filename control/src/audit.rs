@@ -219,7 +219,7 @@ impl Auditor {
         admin_token_sha256: &[u8; 32],
     ) -> Result<Auditor, StoreError> {
         let read = store.begin_read()?;
-        let existing = match crate::privacy::open_read(&read, PRIVACY_META)? {
+        let existing = match crate::store::open_read(&read, PRIVACY_META)? {
             Some(t) => t
                 .get(KEY_META)?
                 .map(|v| decode::<SealedKey>(v.value()))
@@ -516,7 +516,7 @@ impl Auditor {
 
     /// The chain's entry count and last hash, or where it breaks.
     fn walk(&self, r: &ReadTransaction) -> Result<Result<(u64, [u8; 32]), Verification>, StoreError> {
-        let Some(table) = crate::privacy::open_read(r, AUDIT)? else {
+        let Some(table) = crate::store::open_read(r, AUDIT)? else {
             return Ok(Ok((0, [0u8; 32])));
         };
         let mut expected = 1u64;
@@ -683,7 +683,7 @@ fn whole(entries: u64, head: Option<String>) -> Verification {
 
 /// The head record in `r`.
 fn stored_head(r: &ReadTransaction) -> Result<Stored, StoreError> {
-    match crate::privacy::open_read(r, PRIVACY_META)? {
+    match crate::store::open_read(r, PRIVACY_META)? {
         Some(m) => match m.get(HEAD_META)? {
             Some(v) => parse_head(v.value()),
             None => Ok(Stored::Missing),
@@ -734,7 +734,7 @@ pub(crate) fn list(
     after: Option<u64>,
     limit: usize,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    let Some(t) = crate::privacy::open_read(r, AUDIT)? else {
+    let Some(t) = crate::store::open_read(r, AUDIT)? else {
         return Ok(Vec::new());
     };
     let values: Vec<Vec<u8>> = match after {

@@ -122,7 +122,7 @@ pub(crate) fn header(store: &Store, tenant: &str, now_ms: u64) -> Result<Header,
     let compiled = store.compile_current()?;
     let r = store.begin_read()?;
     let privacy = settings::get_read(&r, tenant)?;
-    let records_total = match crate::privacy::open_read(&r, schema::RECORDS_BY_TENANT)? {
+    let records_total = match crate::store::open_read(&r, schema::RECORDS_BY_TENANT)? {
         Some(t) => t.range((tenant, [0u8; 20])..=(tenant, [0xffu8; 20]))?.count() as u64,
         None => 0,
     };

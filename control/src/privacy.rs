@@ -188,22 +188,11 @@ pub(crate) fn apply(txn: &WriteTransaction, op: &PrivacyOp) -> Result<bool, Stor
             Ok(false)
         }
         PrivacyOp::Note { tenant, .. } => {
-            require_tenant(txn, tenant)?;
+            crate::store::require_tenant(txn, tenant)?;
             Ok(false)
         }
     }
 }
-
-/// Fails unless tenant `id` exists.
-pub(crate) fn require_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
-    if txn.open_table(crate::store::schema::TENANTS)?.get(id)?.is_none() {
-        return Err(StoreError::NotFound(format!("tenant {id:?} does not exist")));
-    }
-    Ok(())
-}
-
-/// A table in `r`, or `None` before its first write (see [`crate::store::open_read`]).
-pub(crate) use crate::store::open_read;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -346,5 +346,22 @@ pub(crate) fn open_read<K: Key + 'static, V: Value + 'static>(
     }
 }
 
+/// Fails unless tenant `id` exists (inside a change).
+pub(crate) fn require_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
+    if txn.open_table(schema::TENANTS)?.get(id)?.is_none() {
+        return Err(StoreError::NotFound(format!("tenant {id:?} does not exist")));
+    }
+    Ok(())
+}
+
+/// Tenant `id`'s row, or `NotFound` (in a read).
+pub(crate) fn tenant_row(r: &ReadTransaction, id: &str) -> Result<rows::TenantRow, StoreError> {
+    let t = r.open_table(schema::TENANTS)?;
+    let v = t
+        .get(id)?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {id:?} does not exist")))?;
+    decode(v.value())
+}
+
 #[cfg(test)]
 mod tests;

@@ -2,12 +2,12 @@
 
 use super::{body, invalid, method_not_allowed, not_found, se, Reply};
 use crate::app::App;
+use crate::clock::now_ms;
 use crate::http::{Request, Response};
 use crate::names::{check_dataplane_id, check_name};
 use crate::snapshot::dataplane_key_aad;
 use crate::store::admin_ops::AdminOp;
 use crate::store::rows::{DataplaneInfo, SealedSecret};
-use crate::time::now_ms;
 use serde::{Deserialize, Serialize};
 use sluice_dataplane::crypto::{hex, random_bytes, sha256};
 use sluice_dataplane::snapshot::types::Upstream;

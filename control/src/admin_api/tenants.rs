@@ -3,12 +3,13 @@
 
 use super::{body, invalid, method_not_allowed, not_found, se, Reply};
 use crate::app::App;
+use crate::clock::now_ms;
 use crate::http::{Request, Response};
 use crate::names::{check_model, check_name};
 use crate::store::admin_ops::AdminOp;
 use crate::store::query::LogQuery;
 use crate::store::rows::{ApiKeyRow, ProviderKeyInfo, ProviderKeyRow, TenantRow};
-use crate::time::{now_ms, parse_time};
+use crate::time::parse_time;
 use serde::{Deserialize, Deserializer, Serialize};
 use sluice_dataplane::crypto::{hex, random_bytes, sha256};
 use sluice_dataplane::snapshot::types::{ProviderKey, Route, Target};

@@ -3,11 +3,11 @@
 use super::auth::{Scope, ROOT, TOKEN_PREFIX};
 use super::{body, invalid, method_not_allowed, not_found, se, Reply};
 use crate::app::App;
+use crate::clock::now_ms;
 use crate::http::{Request, Response};
 use crate::names::check_name;
 use crate::store::admin_ops::AdminOp;
 use crate::store::rows::AdminTokenRow;
-use crate::time::now_ms;
 use serde::{Deserialize, Serialize};
 use sluice_dataplane::crypto::{hex, random_bytes, sha256};
 use std::sync::Arc;

@@ -6,8 +6,8 @@
 //! charged again.
 
 use super::rows::{AlertRow, CreditAccount, LOW_BALANCE};
-use super::tables::open_read;
 use crate::store::ingest::Prepared;
+use crate::store::open_read;
 use crate::store::rows::UsageRow;
 use crate::store::schema::{self, pack2, unpack2};
 use crate::store::{decode, encode, StoreError};
@@ -119,7 +119,7 @@ pub(crate) fn apply(txn: &WriteTransaction, stored: &[(&Prepared, u32)]) -> Resu
     }
     let mut accounts = txn.open_table(schema::CREDIT_ACCOUNTS)?;
     let mut leases = txn.open_table(schema::CREDIT_LEASES)?;
-    let now = crate::time::now_ms();
+    let now = crate::clock::now_ms();
     for (tenant, per_dp) in charges {
         let Some(mut account) = accounts
             .get(tenant)?

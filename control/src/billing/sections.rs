@@ -3,8 +3,8 @@
 //! own, filled in when its copy is sealed).
 
 use super::rows::{CreditAccount, PolicyRow};
-use super::tables::open_read;
 use crate::store::compile::Compiled;
+use crate::store::open_read;
 use crate::store::rows::DataplaneRow;
 use crate::store::schema::{self, unpack2};
 use crate::store::{decode, StoreError};

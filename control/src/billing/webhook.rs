@@ -116,7 +116,7 @@ fn run(app: &Weak<App>, rx: &Receiver<()>, target: &Target) {
                 let Some(a) = app.upgrade() else { return };
                 let op = AdminOp::Billing(BillingOp::AlertDelivered {
                     id: alert.id,
-                    now_ms: crate::time::now_ms(),
+                    now_ms: crate::clock::now_ms(),
                 });
                 if let Err(e) = a.writer.admin(op) {
                     tracing::warn!(alert = alert.id, error = %e, "could not mark the alert delivered");
@@ -149,7 +149,7 @@ fn scan(app: &Weak<App>, cursor: Option<u64>) -> Option<Vec<AlertRow>> {
 
 /// An alert too old to post (after a restart, or a long outage).
 fn too_old(alert: &AlertRow) -> bool {
-    crate::time::now_ms().saturating_sub(alert.ts_ms) > REDELIVER_WITHIN_MS
+    crate::clock::now_ms().saturating_sub(alert.ts_ms) > REDELIVER_WITHIN_MS
 }
 
 /// The JSON body posted for `alert`.

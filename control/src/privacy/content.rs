@@ -44,7 +44,7 @@ pub(crate) fn add_from_write(txn: &WriteTransaction, c: &mut Compiled) -> Result
 
 /// Adds the content keys data planes must get to a snapshot compiled in `r`.
 pub(crate) fn add_from_read(r: &ReadTransaction, c: &mut Compiled) -> Result<(), StoreError> {
-    match super::open_read(r, TENANT_PRIVACY)? {
+    match crate::store::open_read(r, TENANT_PRIVACY)? {
         Some(t) => add(&t, c),
         None => Ok(()),
     }

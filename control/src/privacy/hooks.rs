@@ -100,7 +100,7 @@ impl Hooks {
 
 fn pending(store: &Store) -> Result<bool, StoreError> {
     let r = store.begin_read()?;
-    Ok(match super::open_read(&r, PRIVACY_META)? {
+    Ok(match crate::store::open_read(&r, PRIVACY_META)? {
         Some(t) => t.get(REWRITE_PENDING)?.is_some(),
         None => false,
     })

@@ -1,7 +1,8 @@
 //! A tenant's content-logging opt-in and retention periods (`tenant update T
 //! --log-content on|off --retention-days N --content-retention-days N`).
 
-use super::{require_tenant, DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
+use super::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
+use crate::store::require_tenant;
 use crate::store::schema::TENANT_PRIVACY;
 use crate::store::{decode, encode, StoreError};
 use crate::vault::Envelope;
@@ -147,7 +148,7 @@ impl PrivacyView {
 
 /// The settings of `tenant` in a read transaction.
 pub(crate) fn get_read(r: &ReadTransaction, tenant: &str) -> Result<PrivacyRow, StoreError> {
-    let Some(t) = super::open_read(r, TENANT_PRIVACY)? else {
+    let Some(t) = crate::store::open_read(r, TENANT_PRIVACY)? else {
         return Ok(PrivacyRow::default());
     };
     let row = t.get(tenant)?.map(|v| decode(v.value())).transpose()?;

@@ -4,6 +4,7 @@
 //! Any error aborts the transaction, so a refused change changes nothing.
 
 use super::compile::{compile, validate, Compiled, Sources};
+use super::require_tenant;
 use super::rows::{AdminTokenRow, ApiKeyRow, DataplaneRow, ProviderKeyRow, SealedSecret, TenantRow};
 use super::schema::{self, meta, META};
 use super::{decode, encode, meta_u32, meta_u64, StoreError};
@@ -197,7 +198,7 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
             if row.revoked_ms.is_some() {
                 return Ok(false);
             }
-            row.revoked_ms = Some(crate::time::now_ms());
+            row.revoked_ms = Some(crate::clock::now_ms());
             t.insert((tenant.as_str(), id.as_str()), encode(&row)?.as_slice())?;
         }
         AdminOp::PutProviderKey { row, create } => {
@@ -316,14 +317,6 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
 
 fn not_found(what: &str, id: &str) -> StoreError {
     StoreError::NotFound(format!("{what} {id:?} does not exist"))
-}
-
-fn require_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
-    let t = txn.open_table(schema::TENANTS)?;
-    if t.get(id)?.is_none() {
-        return Err(not_found("tenant", id));
-    }
-    Ok(())
 }
 
 /// The first route (as `tenant/model`) matching `pred`.

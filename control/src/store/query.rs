@@ -6,7 +6,7 @@ use super::rows::{
 };
 use super::schema::{self, meta, split_record_key, split_tenant_record_key, unpack2, unpack3, META};
 use super::{decode, meta_u64, open_read, Store, StoreError};
-use redb::{ReadTransaction, ReadableTable};
+use redb::ReadableTable;
 use sluice_dataplane::snapshot::types::{Route, Upstream};
 use std::collections::HashMap;
 
@@ -64,13 +64,13 @@ impl Store {
     /// One tenant.
     pub(crate) fn tenant(&self, id: &str) -> Result<TenantRow, StoreError> {
         let r = self.begin_read()?;
-        tenant_in(&r, id)
+        super::tenant_row(&r, id)
     }
 
     /// A tenant's gateway keys (hashes only), revoked ones included.
     pub(crate) fn api_keys(&self, tenant: &str) -> Result<Vec<ApiKeyRow>, StoreError> {
         let r = self.begin_read()?;
-        tenant_in(&r, tenant)?;
+        super::tenant_row(&r, tenant)?;
         let t = r.open_table(schema::API_KEYS)?;
         tenant_rows(&t, tenant)
     }
@@ -78,7 +78,7 @@ impl Store {
     /// A tenant's provider keys, without any form of the secret.
     pub(crate) fn provider_keys(&self, tenant: &str) -> Result<Vec<ProviderKeyInfo>, StoreError> {
         let r = self.begin_read()?;
-        tenant_in(&r, tenant)?;
+        super::tenant_row(&r, tenant)?;
         let t = r.open_table(schema::PROVIDER_KEYS)?;
         let rows: Vec<ProviderKeyRow> = tenant_rows(&t, tenant)?;
         Ok(rows.iter().map(ProviderKeyInfo::from).collect())
@@ -94,7 +94,7 @@ impl Store {
     /// A tenant's routes, by model alias.
     pub(crate) fn routes(&self, tenant: &str) -> Result<Vec<Route>, StoreError> {
         let r = self.begin_read()?;
-        tenant_in(&r, tenant)?;
+        super::tenant_row(&r, tenant)?;
         let t = r.open_table(schema::ROUTES)?;
         tenant_rows(&t, tenant)
     }
@@ -148,7 +148,7 @@ impl Store {
     /// A tenant's records in `q`'s window, oldest first.
     pub(crate) fn logs(&self, tenant: &str, q: LogQuery) -> Result<Vec<LogEntry>, StoreError> {
         let r = self.begin_read()?;
-        tenant_in(&r, tenant)?;
+        super::tenant_row(&r, tenant)?;
         let names: HashMap<u32, String> = {
             let t = r.open_table(schema::DATAPLANES)?;
             let mut m = HashMap::new();
@@ -197,7 +197,7 @@ impl Store {
     /// A tenant's usage by UTC day and model, oldest day first.
     pub(crate) fn usage(&self, tenant: &str) -> Result<Vec<UsageRow>, StoreError> {
         let r = self.begin_read()?;
-        tenant_in(&r, tenant)?;
+        super::tenant_row(&r, tenant)?;
         let t = r.open_table(schema::USAGE_DAILY)?;
         let mut out = Vec::new();
         for item in t.range((tenant, [0u8; 4], "")..)? {
@@ -219,14 +219,6 @@ impl Store {
         crate::billing::meter::add_to_usage(&r, tenant, &mut out)?;
         Ok(out)
     }
-}
-
-fn tenant_in(r: &ReadTransaction, id: &str) -> Result<TenantRow, StoreError> {
-    let t = r.open_table(schema::TENANTS)?;
-    let v = t
-        .get(id)?
-        .ok_or_else(|| StoreError::NotFound(format!("tenant {id:?} does not exist")))?;
-    decode(v.value())
 }
 
 fn tenant_rows<T: serde::de::DeserializeOwned>(
