@@ -53,7 +53,7 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
         return resp;
     }
     // Every change made below is recorded in the audit trail under this name.
-    crate::store::writer::acting_as(&principal.name, || dispatch(app, req, &segs))
+    crate::ops::writer::acting_as(&principal.name, || dispatch(app, req, &segs))
 }
 
 fn dispatch(app: &Arc<App>, req: &Request, segs: &[&str]) -> Response {

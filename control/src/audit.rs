@@ -389,7 +389,7 @@ impl Auditor {
     pub(crate) fn record(
         &self,
         txn: &WriteTransaction,
-        op: &crate::store::admin_ops::AdminOp,
+        op: &crate::ops::AdminOp,
         outcome: &str,
         now_ms: u64,
         actor: Option<&str>,

@@ -15,6 +15,7 @@ mod export;
 mod http;
 mod metrics;
 mod names;
+mod ops;
 mod privacy;
 mod retention;
 mod secret_file;

@@ -14,7 +14,7 @@
 //!   [`crate::export`]: the export document; [`crate::store::compact`]: the
 //!   rewrite that takes deleted bytes out of the file.
 //!
-//! Every change here is an [`crate::store::admin_ops::AdminOp::Privacy`],
+//! Every change here is an [`crate::ops::AdminOp::Privacy`],
 //! applied by the writer in one transaction like any admin change.
 
 pub(crate) mod content;

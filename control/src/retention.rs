@@ -25,9 +25,9 @@
 
 use crate::app::App;
 use crate::clock::DAY_MS;
+use crate::ops::AdminOp;
 use crate::privacy::settings::{self, PrivacyRow};
 use crate::privacy::PrivacyOp;
-use crate::store::admin_ops::AdminOp;
 use crate::store::schema::{
     self, record_key, split_tenant_record_key, tenant_record_key, TenantRecordKey, CONTENT_INDEX,
     PRIVACY_META, TENANT_PRIVACY, USAGE_ANONYMOUS,

@@ -8,8 +8,8 @@
 use crate::app::{App, Notify};
 use crate::http::server::{self, Limits};
 use crate::metrics::Metrics;
+use crate::ops::writer::Writer;
 use crate::snapshot::Hub;
-use crate::store::writer::Writer;
 use crate::store::{OpenError, Store};
 use crate::vault::{KekSource, Vault, MASTER_KEY_ENV, MASTER_KEY_FILE};
 use crate::{admin_api, secret_file, store, sync_api};

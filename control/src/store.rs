@@ -9,14 +9,12 @@
 //! Readers open read transactions directly; they never wait for the writer
 //! (only for the moment [`compact::rewrite`] swaps in a rewritten file).
 
-pub(crate) mod admin_ops;
 pub(crate) mod compact;
 pub(crate) mod compile;
 pub(crate) mod ingest;
 pub(crate) mod query;
 pub(crate) mod rows;
 pub(crate) mod schema;
-pub(crate) mod writer;
 
 use crate::vault::{KekSource, Vault};
 use redb::{

@@ -18,7 +18,7 @@ use crate::billing::rows::PolicyRow;
 use crate::clock::now_ms;
 use crate::http::{Request, Response};
 use crate::names::{check_model, check_name};
-use crate::store::admin_ops::AdminOp;
+use crate::ops::AdminOp;
 use serde::Deserialize;
 use sluice_dataplane::policy::CompiledPolicy;
 use sluice_dataplane::snapshot::types::{ModelPrice, RateLimit};

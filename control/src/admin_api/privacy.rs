@@ -12,10 +12,10 @@
 use super::{body, invalid, method_not_allowed, not_found, se, Reply};
 use crate::app::App;
 use crate::http::{Request, Response};
+use crate::ops::AdminOp;
 use crate::privacy::content::{ContentEntry, Opener};
 use crate::privacy::settings::{self, Change, PrivacyView};
 use crate::privacy::PrivacyOp;
-use crate::store::admin_ops::AdminOp;
 use crate::store::StoreError;
 use serde::Deserialize;
 use std::sync::Arc;

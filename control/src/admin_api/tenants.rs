@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::clock::now_ms;
 use crate::http::{Request, Response};
 use crate::names::{check_model, check_name};
-use crate::store::admin_ops::AdminOp;
+use crate::ops::AdminOp;
 use crate::store::query::LogQuery;
 use crate::store::rows::{ApiKeyRow, ProviderKeyInfo, ProviderKeyRow, TenantRow};
 use crate::time::parse_time;

@@ -6,7 +6,7 @@ use crate::app::App;
 use crate::clock::now_ms;
 use crate::http::{Request, Response};
 use crate::names::check_name;
-use crate::store::admin_ops::AdminOp;
+use crate::ops::AdminOp;
 use crate::store::rows::AdminTokenRow;
 use serde::{Deserialize, Serialize};
 use sluice_dataplane::crypto::{hex, random_bytes, sha256};

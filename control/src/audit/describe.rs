@@ -3,8 +3,8 @@
 //! hash, a policy's text).
 
 use crate::billing::ops::BillingOp;
+use crate::ops::AdminOp;
 use crate::privacy::PrivacyOp;
-use crate::store::admin_ops::AdminOp;
 
 /// An admin change as the trail records it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

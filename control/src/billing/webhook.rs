@@ -12,9 +12,9 @@
 use crate::app::App;
 use crate::billing::ops::BillingOp;
 use crate::billing::rows::AlertRow;
-use crate::store::admin_ops::AdminOp;
+use crate::ops::AdminOp;
 use anyhow::bail;
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -34,27 +34,6 @@ const SCAN_EVERY: Duration = Duration::from_secs(10);
 const REDELIVER_WITHIN_MS: u64 = 24 * 3600 * 1000;
 /// Alerts read per scan.
 const SCAN_BATCH: usize = 256;
-
-/// The wake-up line between ingest and the webhook thread.
-pub(crate) struct Runtime {
-    tx: Sender<()>,
-    rx: Receiver<()>,
-}
-
-impl Default for Runtime {
-    fn default() -> Runtime {
-        // One pending wake-up is enough: the thread reads every new alert.
-        let (tx, rx) = bounded(1);
-        Runtime { tx, rx }
-    }
-}
-
-impl Runtime {
-    /// Wakes the webhook thread, if any; never blocks.
-    pub(crate) fn kick(&self) {
-        let _ = self.tx.try_send(());
-    }
-}
 
 /// Where alerts go: an `http://` URL split into base and path.
 #[derive(Debug, Clone, PartialEq, Eq)]

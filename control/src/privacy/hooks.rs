@@ -1,11 +1,11 @@
 //! What the store's writer does for privacy around every admin change (see
-//! [`crate::store::writer::Observer`]): append the audit entry in the
+//! [`crate::ops::writer::Observer`]): append the audit entry in the
 //! change's own transaction (erasing a deleted tenant's name from earlier
 //! entries first), record refusals, and rewrite the file after a deletion.
 
 use super::PrivacyOp;
 use crate::audit::Auditor;
-use crate::store::admin_ops::AdminOp;
+use crate::ops::AdminOp;
 use crate::store::schema::PRIVACY_META;
 use crate::store::{Store, StoreError};
 use redb::WriteTransaction;

@@ -2,7 +2,7 @@
 
 use super::settings::Change;
 use super::*;
-use crate::store::admin_ops::{self, AdminOp};
+use crate::ops::{self as admin_ops, AdminOp};
 use crate::store::ingest::{self, Batch, Prepared};
 use crate::store::rows::TenantRow;
 use crate::store::Store;

@@ -1,8 +1,8 @@
-use super::admin_ops::{apply, AdminOp};
 use super::ingest::{self, Batch, Prepared};
 use super::query::LogQuery;
 use super::rows::{ApiKeyRow, ProviderKeyRow, TenantRow};
 use super::*;
+use crate::ops::{self as admin_ops, apply, AdminOp};
 use redb::ReadableTableMetadata;
 use sluice_dataplane::record::{ApiRoute, Record, Usage};
 use sluice_dataplane::snapshot::types::{ProviderKind, Route, Target, Upstream};

@@ -1,6 +1,6 @@
 use super::*;
+use crate::ops::AdminOp;
 use crate::privacy::tests::{admin, file_has, ingest, record, temp_path, tenant_op};
-use crate::store::admin_ops::AdminOp;
 use crate::store::query::LogQuery;
 
 const CANARY: &str = "canary-tenant-7f3a";

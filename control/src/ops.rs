@@ -2,12 +2,18 @@
 //! preconditions, mutates, and — when the snapshot is affected — compiles the
 //! snapshot it would produce and runs the data plane's validation over it.
 //! Any error aborts the transaction, so a refused change changes nothing.
+//!
+//! This layer sits above the store and the domains (billing, privacy): it
+//! dispatches each operation to the store's tables or to its domain, and
+//! [`writer`] is the one thread that runs them.
 
-use super::compile::{compile, validate, Compiled, Sources};
-use super::require_tenant;
-use super::rows::{AdminTokenRow, ApiKeyRow, DataplaneRow, ProviderKeyRow, SealedSecret, TenantRow};
-use super::schema::{self, meta, META};
-use super::{decode, encode, meta_u32, meta_u64, StoreError};
+pub(crate) mod writer;
+
+use crate::store::compile::{compile, validate, Compiled, Sources};
+use crate::store::require_tenant;
+use crate::store::rows::{AdminTokenRow, ApiKeyRow, DataplaneRow, ProviderKeyRow, SealedSecret, TenantRow};
+use crate::store::schema::{self, meta, META};
+use crate::store::{decode, encode, meta_u32, meta_u64, StoreError};
 use redb::{ReadableTable, Table, WriteTransaction};
 use sluice_dataplane::snapshot::types::{Route, Upstream};
 

@@ -5,9 +5,9 @@
 //! together share one transaction, committed with immediate durability before
 //! any of them is acknowledged.
 
-use super::admin_ops::{self, AdminOp, Applied};
-use super::ingest::{self, Batch, Ingested};
-use super::{Store, StoreError};
+use super::{self as admin_ops, AdminOp, Applied};
+use crate::store::ingest::{self, Batch, Ingested};
+use crate::store::{Store, StoreError};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use redb::WriteTransaction;
 use std::sync::{Arc, Mutex};
