@@ -119,7 +119,7 @@ pub(crate) fn header(store: &Store, tenant: &str, now_ms: u64) -> Result<Header,
             revoked_ms: k.revoked_ms,
         })
         .collect();
-    let compiled = store.compile_current()?;
+    let compiled = crate::ops::compile_current(&store)?;
     let r = store.begin_read()?;
     let privacy = settings::get_read(&r, tenant)?;
     let records_total = match crate::store::open_read(&r, schema::RECORDS_BY_TENANT)? {
@@ -145,7 +145,7 @@ pub(crate) fn header(store: &Store, tenant: &str, now_ms: u64) -> Result<Header,
             .into_iter()
             .filter(|l| l.tenant == tenant)
             .collect(),
-        usage: store.usage(tenant)?,
+        usage: crate::billing::meter::usage(store, tenant)?,
         records_total,
         after_deletion: format!(
             "`tenant delete` removes all of the above and destroys the content key; it keeps anonymous daily \

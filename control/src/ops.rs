@@ -9,6 +9,17 @@
 
 pub(crate) mod writer;
 
+/// The current snapshot, compiled in one read transaction (so its version
+/// and its contents agree): the store's part, then billing's sections and
+/// the content keys of tenants that log content.
+pub(crate) fn compile_current(store: &crate::store::Store) -> Result<Compiled, StoreError> {
+    let r = store.begin_read()?;
+    let mut compiled = crate::store::Store::compile_core(&r)?;
+    crate::billing::sections::add_from_read(&r, &mut compiled)?;
+    crate::privacy::content::add_from_read(&r, &mut compiled)?;
+    Ok(compiled)
+}
+
 use crate::store::compile::{compile, validate, Compiled, Sources};
 use crate::store::require_tenant;
 use crate::store::rows::{AdminTokenRow, ApiKeyRow, DataplaneRow, ProviderKeyRow, SealedSecret, TenantRow};

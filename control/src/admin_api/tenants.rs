@@ -143,7 +143,10 @@ pub(super) fn route(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
             let q = log_query(req)?;
             Ok(Response::json(200, &store.logs(t, q).map_err(se)?))
         }
-        ("GET", [t, "usage"]) => Ok(Response::json(200, &store.usage(t).map_err(se)?)),
+        ("GET", [t, "usage"]) => Ok(Response::json(
+            200,
+            &crate::billing::meter::usage(&store, t).map_err(se)?,
+        )),
         _ => Err(not_found(req)),
     }
 }

@@ -197,7 +197,7 @@ fn run_admin(
 fn run_ingest(store: &Store, batches: &[Batch]) -> Result<Vec<Ingested>, StoreError> {
     let start = std::time::Instant::now();
     let txn = store.begin_write()?;
-    match ingest::apply(&txn, batches) {
+    match ingest::apply(&txn, batches, crate::billing::meter::apply) {
         Ok(results) => {
             let applied = start.elapsed();
             txn.commit()?;

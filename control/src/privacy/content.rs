@@ -235,7 +235,7 @@ mod tests {
         let (vault, _) = Vault::generate().unwrap();
         let env = new_key(&vault, "acme").unwrap();
         let store = crate::privacy::tests::store_with_tenant("content-seal", "acme");
-        let mut c = store.compile_current().unwrap();
+        let mut c = crate::ops::compile_current(&store).unwrap();
         c.content_keys = vec![("acme".into(), env.clone())];
         let mut snap = c.snapshot.clone();
         let (dp_key, _) = SealKey::generate().unwrap();

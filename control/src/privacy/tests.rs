@@ -72,7 +72,7 @@ pub(crate) fn ingest(store: &Store, dp: u32, items: &[(u64, Record)]) {
         records: items.iter().map(|(s, r)| Prepared::new(*s, r).unwrap()).collect(),
     };
     let txn = store.begin_write().unwrap();
-    ingest::apply(&txn, &[batch]).unwrap();
+    ingest::apply(&txn, &[batch], crate::billing::meter::apply).unwrap();
     txn.commit().unwrap();
 }
 
@@ -102,7 +102,7 @@ fn logging_on_puts_the_content_key_in_the_snapshot_and_off_takes_it_out() {
     let applied = admin(&store, settings_op("acme", on.clone(), &vault)).unwrap();
     let compiled = applied.compiled.expect("the snapshot changes");
     assert_eq!(compiled.content_keys.len(), 1);
-    assert_eq!(store.compile_current().unwrap().content_keys.len(), 1);
+    assert_eq!(crate::ops::compile_current(&store).unwrap().content_keys.len(), 1);
     let key1 = settings::get_read(&store.begin_read().unwrap(), "acme")
         .unwrap()
         .content_key;

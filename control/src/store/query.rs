@@ -6,7 +6,7 @@ use super::rows::{
 };
 use super::schema::{self, meta, split_record_key, split_tenant_record_key, unpack2, unpack3, META};
 use super::{decode, meta_u64, open_read, Store, StoreError};
-use redb::ReadableTable;
+use redb::{ReadTransaction, ReadableTable};
 use sluice_dataplane::snapshot::types::{Route, Upstream};
 use std::collections::HashMap;
 
@@ -29,17 +29,17 @@ impl Store {
         meta_u64(&r.open_table(META)?, meta::SNAPSHOT_VERSION)
     }
 
-    /// The current snapshot, compiled in one read transaction (so its version
-    /// and its contents agree).
-    pub(crate) fn compile_current(&self) -> Result<Compiled, StoreError> {
-        let r = self.begin_read()?;
+    /// The store's part of the current snapshot, compiled in `r` (the
+    /// domains add their sections in the same transaction: see
+    /// [`crate::ops::compile_current`]).
+    pub(crate) fn compile_core(r: &ReadTransaction) -> Result<Compiled, StoreError> {
         let version = meta_u64(&r.open_table(META)?, meta::SNAPSHOT_VERSION)?;
         let tenants = r.open_table(schema::TENANTS)?;
         let api_keys = r.open_table(schema::API_KEYS)?;
         let upstreams = r.open_table(schema::UPSTREAMS)?;
         let provider_keys = r.open_table(schema::PROVIDER_KEYS)?;
         let routes = r.open_table(schema::ROUTES)?;
-        let mut compiled = compile(
+        let compiled = compile(
             version,
             &Sources {
                 tenants: &tenants,
@@ -49,8 +49,6 @@ impl Store {
                 routes: &routes,
             },
         )?;
-        crate::billing::sections::add_from_read(&r, &mut compiled)?;
-        crate::privacy::content::add_from_read(&r, &mut compiled)?;
         Ok(compiled)
     }
 
@@ -194,10 +192,16 @@ impl Store {
         Ok(out)
     }
 
-    /// A tenant's usage by UTC day and model, oldest day first.
+    /// A tenant's usage by UTC day and model, oldest day first: requests and
+    /// tokens (billing adds its columns: [`crate::billing::meter::usage`]).
+    #[cfg(test)]
     pub(crate) fn usage(&self, tenant: &str) -> Result<Vec<UsageRow>, StoreError> {
-        let r = self.begin_read()?;
-        super::tenant_row(&r, tenant)?;
+        Self::usage_in(&self.begin_read()?, tenant)
+    }
+
+    /// [`Store::usage`] in `r`.
+    pub(crate) fn usage_in(r: &ReadTransaction, tenant: &str) -> Result<Vec<UsageRow>, StoreError> {
+        super::tenant_row(r, tenant)?;
         let t = r.open_table(schema::USAGE_DAILY)?;
         let mut out = Vec::new();
         for item in t.range((tenant, [0u8; 4], "")..)? {
@@ -216,7 +220,6 @@ impl Store {
                 ..UsageRow::default()
             });
         }
-        crate::billing::meter::add_to_usage(&r, tenant, &mut out)?;
         Ok(out)
     }
 }

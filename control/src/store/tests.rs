@@ -99,7 +99,7 @@ fn ingest(store: &Store, dp: u32, items: &[(u64, Record)]) -> ingest::Ingested {
         records: items.iter().map(|(s, r)| Prepared::new(*s, r).unwrap()).collect(),
     };
     let txn = store.begin_write().unwrap();
-    let out = ingest::apply(&txn, &[batch]).unwrap();
+    let out = ingest::apply(&txn, &[batch], crate::billing::meter::apply).unwrap();
     txn.commit().unwrap();
     out[0]
 }
@@ -214,7 +214,10 @@ fn revoked_keys_leave_the_snapshot() {
     };
     admin(&s, AdminOp::CreateApiKey(key("01"))).unwrap();
     admin(&s, AdminOp::CreateApiKey(key("02"))).unwrap();
-    assert_eq!(s.compile_current().unwrap().snapshot.api_keys.len(), 2);
+    assert_eq!(
+        crate::ops::compile_current(&s).unwrap().snapshot.api_keys.len(),
+        2
+    );
     let a = admin(
         &s,
         AdminOp::RevokeApiKey {
@@ -326,7 +329,7 @@ fn deleting_a_tenant_removes_what_it_owns() {
         s.logs("acme", LogQuery::default()),
         Err(StoreError::NotFound(_))
     ));
-    let snap = s.compile_current().unwrap().snapshot;
+    let snap = crate::ops::compile_current(&s).unwrap().snapshot;
     assert_eq!(snap.tenants.len(), 1);
     assert!(snap.routes.is_empty() && snap.provider_keys.is_empty());
     assert_eq!(
