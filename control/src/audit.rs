@@ -32,15 +32,12 @@
 //! the entries keep saying what was done, when, by which admin, and with
 //! what outcome. A plain-text target that was changed no longer matches its
 //! hash, which `verify` reports. Secrets never enter an entry: an op is
-//! described by its kind and names only (see [`describe`]).
-
-pub(crate) mod describe;
+//! described by its kind and names only (see [`crate::ops::describe`]).
 
 use crate::privacy::settings::SealedKey;
 use crate::store::schema::{AUDIT, PRIVACY_META};
 use crate::store::{decode, encode, Store, StoreError};
 use crate::vault::Vault;
-use describe::Described;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
@@ -98,6 +95,25 @@ enum Stored {
     Legacy(u64, [u8; 32]),
     /// A head with a MAC (not yet checked).
     Signed(Head),
+}
+
+/// An admin change as the trail records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Described {
+    /// What was done, e.g. `tenant.delete`.
+    pub(crate) action: String,
+    /// Non-secret parameters.
+    pub(crate) detail: Option<String>,
+    /// What it was done to, e.g. `apikey acme/k1`.
+    pub(crate) target: Option<String>,
+    /// The tenant it concerns.
+    pub(crate) tenant: Option<String>,
+    /// Done by control itself, not an admin.
+    pub(crate) system: bool,
+    /// Keep only the target's hash: the entry records the tenant's deletion.
+    pub(crate) erase_target: bool,
+    /// The name of the admin token that asked, when known.
+    pub(crate) actor: Option<String>,
 }
 
 /// One entry of the trail, as stored and as `audit list --json` shows it.
@@ -381,24 +397,6 @@ impl Auditor {
         ctx.update(&[0]);
         ctx.update(s.as_bytes());
         hex(ctx.sign().as_ref())
-    }
-
-    /// Appends the entry of an admin change with `outcome` (`ok` or
-    /// `refused: <kind>`), made for `actor` (the admin token's name; the
-    /// auditor's default admin when none), inside `txn`.
-    pub(crate) fn record(
-        &self,
-        txn: &WriteTransaction,
-        op: &crate::ops::AdminOp,
-        outcome: &str,
-        now_ms: u64,
-        actor: Option<&str>,
-    ) -> Result<(), StoreError> {
-        if let Some(mut d) = describe::describe(op) {
-            d.actor = actor.map(str::to_owned);
-            self.append(txn, &d, outcome, now_ms)?;
-        }
-        Ok(())
     }
 
     /// Appends one entry inside `txn`; returns its seq.

@@ -7,6 +7,7 @@
 //! dispatches each operation to the store's tables or to its domain, and
 //! [`writer`] is the one thread that runs them.
 
+pub(crate) mod describe;
 pub(crate) mod writer;
 
 /// The current snapshot, compiled in one read transaction (so its version

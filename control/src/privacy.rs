@@ -26,27 +26,9 @@ use crate::retention::PurgeReport;
 use crate::store::StoreError;
 use crate::vault::Envelope;
 use redb::{ReadableTable, WriteTransaction};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Days metadata and content are kept when a tenant sets nothing.
-pub(crate) const DEFAULT_RETENTION_DAYS: u32 = 30;
-/// Days the anonymous daily rollups are kept by default (13 months).
-pub(crate) const DEFAULT_ROLLUP_RETENTION_DAYS: u32 = 396;
-/// Longest retention period accepted, days (100 years).
-pub(crate) const MAX_RETENTION_DAYS: u32 = 36_500;
-
-static ROLLUP_RETENTION_DAYS: AtomicU32 = AtomicU32::new(DEFAULT_ROLLUP_RETENTION_DAYS);
-
-/// Sets how long daily rollups are kept (`serve --rollup-retention-days`).
-pub(crate) fn set_rollup_retention_days(days: u32) {
-    ROLLUP_RETENTION_DAYS.store(days.clamp(1, MAX_RETENTION_DAYS), Ordering::Relaxed);
-}
-
-/// How long daily rollups are kept, days.
-pub(crate) fn rollup_retention_days() -> u32 {
-    ROLLUP_RETENTION_DAYS.load(Ordering::Relaxed)
-}
+pub(crate) use settings::{rollup_retention_days, set_rollup_retention_days, DEFAULT_ROLLUP_RETENTION_DAYS};
 
 /// The environment variable that once moved the clock; now only warned about.
 const RETIRED_CLOCK_ENV: &str = "SLUICE_CLOCK_OFFSET_DAYS";

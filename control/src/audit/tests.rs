@@ -1,4 +1,3 @@
-use super::describe::Described;
 use super::*;
 use crate::privacy::tests::{file_has, temp_path};
 use crate::store::schema::AUDIT;

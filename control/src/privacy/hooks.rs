@@ -19,6 +19,23 @@ pub(crate) struct Hooks {
     pub(crate) auditor: Auditor,
 }
 
+/// Appends the entry of admin change `op` with `outcome` (`ok` or
+/// `refused: <kind>`), made for `actor` (the admin token's name; the
+/// auditor's default admin when none), inside `txn`.
+fn record(
+    auditor: &Auditor,
+    txn: &WriteTransaction,
+    op: &AdminOp,
+    outcome: &str,
+    actor: Option<&str>,
+) -> Result<(), StoreError> {
+    if let Some(mut d) = crate::ops::describe::describe(op) {
+        d.actor = actor.map(str::to_owned);
+        auditor.append(txn, &d, outcome, crate::clock::now_ms())?;
+    }
+    Ok(())
+}
+
 /// The outcome an audit entry records for a refusal (its kind, not its
 /// message: messages echo input).
 pub(crate) fn refused(e: &StoreError) -> &'static str {
@@ -42,14 +59,13 @@ impl Hooks {
         if let AdminOp::DeleteTenant(id) = op {
             self.auditor.erase_tenant(txn, id)?;
         }
-        self.auditor.record(txn, op, "ok", crate::clock::now_ms(), actor)
+        record(&self.auditor, txn, op, "ok", actor)
     }
 
     /// After the change was refused and its transaction aborted.
     pub(crate) fn refused(&self, store: &Store, op: &AdminOp, e: &StoreError, actor: Option<&str>) {
         let result = store.begin_write().and_then(|txn| {
-            self.auditor
-                .record(&txn, op, refused(e), crate::clock::now_ms(), actor)?;
+            record(&self.auditor, &txn, op, refused(e), actor)?;
             txn.commit()?;
             self.auditor.committed();
             Ok(())

@@ -2,28 +2,10 @@
 //! it touches, never its secrets (a provider key's envelope, a gateway key's
 //! hash, a policy's text).
 
+use crate::audit::Described;
 use crate::billing::ops::BillingOp;
 use crate::ops::AdminOp;
 use crate::privacy::PrivacyOp;
-
-/// An admin change as the trail records it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Described {
-    /// What was done, e.g. `tenant.delete`.
-    pub(crate) action: String,
-    /// Non-secret parameters.
-    pub(crate) detail: Option<String>,
-    /// What it was done to, e.g. `apikey acme/k1`.
-    pub(crate) target: Option<String>,
-    /// The tenant it concerns.
-    pub(crate) tenant: Option<String>,
-    /// Done by control itself, not an admin.
-    pub(crate) system: bool,
-    /// Keep only the target's hash: the entry records the tenant's deletion.
-    pub(crate) erase_target: bool,
-    /// The name of the admin token that asked, when known.
-    pub(crate) actor: Option<String>,
-}
 
 fn of(action: &str, target: String, tenant: Option<&str>) -> Described {
     Described {
