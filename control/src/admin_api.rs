@@ -34,6 +34,16 @@ use std::sync::Arc;
 /// Largest admin request body.
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
+/// Admits an admin request on its head (see [`crate::http::server::Admit`]):
+/// health and metrics take no body; anything else must carry a valid token
+/// before a byte of its body is read.
+pub(crate) fn admit(app: &Arc<App>, req: &Request) -> Result<usize, Response> {
+    if req.method == "GET" && matches!(req.path.as_str(), "/healthz" | "/metrics") {
+        return Ok(0);
+    }
+    auth::authenticate(app, req).map(|_| MAX_BODY)
+}
+
 /// Answers one admin request.
 pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
     let Some(segs) = req.segments() else {

@@ -238,14 +238,19 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         max_head: 16 * 1024,
         max_body: admin_api::MAX_BODY,
         idle: Duration::from_secs(30),
+        head_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(30),
         max_connections: 64,
+        max_per_peer: 16,
     };
     let admin_tls_note = if admin_tls.is_some() { " (TLS)" } else { "" };
+    let aa = app.clone();
     server::spawn(
         "admin",
         admin,
         admin_tls,
         admin_limits,
+        Arc::new(move |req| admin_api::admit(&aa, req)),
         Arc::new(move |req| admin_api::handle(&a, req)),
     )?;
     let s = app.clone();
@@ -254,14 +259,21 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         max_head: 16 * 1024,
         max_body: sync_api::MAX_BODY,
         idle: Duration::from_secs(90),
+        head_timeout: Duration::from_secs(10),
+        // 64 MiB of records at a slow 1 MiB/s, with room.
+        body_timeout: Duration::from_secs(120),
         max_connections: 1024,
+        // A data plane holds two (its poll and its records); many share a NAT.
+        max_per_peer: 128,
     };
     let tls_note = if tls.is_some() { " (TLS)" } else { "" };
+    let sa = app.clone();
     server::spawn(
         "sync",
         sync,
         tls,
         sync_limits,
+        Arc::new(move |req| sync_api::admit(&sa, req)),
         Arc::new(move |req| sync_api::handle(&s, req, long_poll)),
     )?;
 

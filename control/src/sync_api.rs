@@ -54,6 +54,20 @@ struct Ack {
     stored: u64,
 }
 
+/// Most bytes of a body on a sync route other than `POST /v1/records`.
+const SMALL_BODY: usize = 64 * 1024;
+
+/// Admits a sync request on its head (see [`crate::http::server::Admit`]):
+/// a data plane's token is checked before any of its body is read, and only
+/// `POST /v1/records` may send a large one.
+pub(crate) fn admit(app: &Arc<App>, req: &Request) -> Result<usize, Response> {
+    match req.path.as_str() {
+        "/v1/records" => authenticate(app, req).map(|_| MAX_BODY),
+        "/v1/snapshot" => authenticate(app, req).map(|_| SMALL_BODY),
+        _ => Ok(0),
+    }
+}
+
 /// Answers one sync request.
 pub(crate) fn handle(app: &Arc<App>, req: &Request, long_poll: Duration) -> Response {
     match (req.method.as_str(), req.path.as_str()) {
