@@ -12,8 +12,9 @@
 //!     tenant, not the tenant list.
 //! - The audit trail records the acting token's name.
 
+use super::ApiError;
 use crate::app::{secret_eq, App};
-use crate::http::{Request, Response};
+use crate::http::Request;
 use crate::names::check_name;
 use sluice_dataplane::crypto::unhex;
 
@@ -80,12 +81,9 @@ fn token_name(presented: &str) -> Option<&str> {
 }
 
 /// The caller behind `req`'s bearer token, or the 401.
-pub(crate) fn authenticate(app: &App, req: &Request) -> Result<Principal, Response> {
+pub(crate) fn authenticate(app: &App, req: &Request) -> Result<Principal, ApiError> {
     let deny = || {
-        Response::error(
-            401,
-            "missing, wrong or revoked admin token (Authorization: Bearer <DIR/admin.token or a token from `token create`>)",
-        )
+        ApiError::Unauthorized("missing, wrong or revoked admin token (Authorization: Bearer <DIR/admin.token or a token from `token create`>)".into())
     };
     let presented = req.bearer().ok_or_else(deny)?;
     if secret_eq(presented.as_bytes(), &app.admin_token_sha256) {
@@ -95,11 +93,8 @@ pub(crate) fn authenticate(app: &App, req: &Request) -> Result<Principal, Respon
         });
     }
     let name = token_name(presented).ok_or_else(deny)?;
-    let store = app.store().map_err(|e| crate::app::store_error(&e))?;
-    let row = store
-        .admin_token(name)
-        .map_err(|e| crate::app::store_error(&e))?
-        .ok_or_else(deny)?;
+    let store = app.store()?;
+    let row = store.admin_token(name)?.ok_or_else(deny)?;
     let expected = unhex::<32>(&row.sha256).ok_or_else(deny)?;
     if row.revoked_ms.is_some() || !secret_eq(presented.as_bytes(), &expected) {
         return Err(deny());
@@ -112,7 +107,7 @@ pub(crate) fn authenticate(app: &App, req: &Request) -> Result<Principal, Respon
 }
 
 /// Whether `p` may call `method` on the path `segs` (after `/`); the 403 if not.
-pub(crate) fn authorize(p: &Principal, method: &str, segs: &[&str]) -> Result<(), Response> {
+pub(crate) fn authorize(p: &Principal, method: &str, segs: &[&str]) -> Result<(), ApiError> {
     let allowed = match &p.scope {
         Scope::Admin => true,
         Scope::Read => matches!(method, "GET" | "HEAD"),
@@ -125,15 +120,12 @@ pub(crate) fn authorize(p: &Principal, method: &str, segs: &[&str]) -> Result<()
     if allowed {
         Ok(())
     } else {
-        Err(Response::error(
-            403,
-            &format!(
-                "admin token {:?} (scope {}) may not {method} /{}",
-                p.name,
-                p.scope,
-                segs.join("/")
-            ),
-        ))
+        Err(ApiError::Forbidden(format!(
+            "admin token {:?} (scope {}) may not {method} /{}",
+            p.name,
+            p.scope,
+            segs.join("/")
+        )))
     }
 }
 
@@ -164,9 +156,11 @@ mod tests {
         assert!(authorize(&read, "GET", &["v1", "tenants"]).is_ok());
         assert!(authorize(&read, "GET", &["v1", "audit", "verify"]).is_ok());
         for m in ["POST", "PUT", "PATCH", "DELETE"] {
-            assert_eq!(
-                authorize(&read, m, &["v1", "tenants"]).unwrap_err().status,
-                403,
+            assert!(
+                matches!(
+                    authorize(&read, m, &["v1", "tenants"]),
+                    Err(ApiError::Forbidden(_))
+                ),
                 "{m}"
             );
         }

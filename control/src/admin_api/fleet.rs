@@ -1,5 +1,6 @@
 //! Operator-wide things: upstreams and data planes.
 
+use super::ApiError;
 use super::{body, invalid, method_not_allowed, not_found, se, Reply};
 use crate::app::App;
 use crate::clock::now_ms;
@@ -60,7 +61,7 @@ pub(super) fn dataplanes(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply 
         ("POST", []) => {
             let b: NewDataplane = body(req)?;
             check_dataplane_id(&b.id).map_err(invalid)?;
-            let crypto = |e: sluice_dataplane::crypto::CryptoError| Response::error(500, &e.to_string());
+            let crypto = |e: sluice_dataplane::crypto::CryptoError| ApiError::Internal(e.to_string());
             // Two secrets: the bearer secret the data plane presents on every
             // sync request (only its hash is kept), and the key secret that
             // seals and authenticates its snapshots, which it never sends.

@@ -1,6 +1,7 @@
 //! `/v1/tokens`: named admin tokens (admin scope only, see [`super::auth`]).
 
 use super::auth::{Scope, ROOT, TOKEN_PREFIX};
+use super::ApiError;
 use super::{body, invalid, method_not_allowed, not_found, se, Reply};
 use crate::app::App;
 use crate::clock::now_ms;
@@ -47,7 +48,7 @@ pub(super) fn route(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
                 return Err(invalid(format!("{ROOT:?} is the name of DATA/admin.token")));
             }
             let scope = Scope::parse(&b.scope).map_err(invalid)?;
-            let secret = random_bytes::<32>().map_err(|e| Response::error(500, &e.to_string()))?;
+            let secret = random_bytes::<32>().map_err(|e| ApiError::Internal(e.to_string()))?;
             let token = format!("{TOKEN_PREFIX}{}-{}", b.name, hex(&secret[..]));
             let row = AdminTokenRow {
                 name: b.name.clone(),
