@@ -119,7 +119,7 @@ pub(crate) fn header(store: &Store, tenant: &str, now_ms: u64) -> Result<Header,
             revoked_ms: k.revoked_ms,
         })
         .collect();
-    let compiled = crate::ops::compile_current(&store)?;
+    let compiled = crate::ops::compile_current(store)?;
     let r = store.begin_read()?;
     let privacy = settings::get_read(&r, tenant)?;
     let records_total = match crate::store::open_read(&r, schema::RECORDS_BY_TENANT)? {

@@ -177,7 +177,7 @@ impl Hub {
                 return Ok(c.clone());
             }
         }
-        let fresh = Arc::new(crate::ops::compile_current(&store)?);
+        let fresh = Arc::new(crate::ops::compile_current(store)?);
         let mut slot = lock(&self.compiled);
         if slot
             .as_ref()
