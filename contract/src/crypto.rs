@@ -6,8 +6,8 @@
 //! from [`ring::rand::SystemRandom`].
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
+use ring::{hkdf, hmac};
 use zeroize::Zeroizing;
 
 /// Bytes a sealed value carries beyond its plaintext.
@@ -112,6 +112,62 @@ impl SealKey {
     }
 }
 
+/// HKDF salt of the key a data plane's provider keys are sealed under.
+pub const DATAPLANE_SEAL_SALT: &[u8] = b"sluice-dataplane-seal-v2";
+/// HKDF salt of the key a data plane's snapshots are authenticated under.
+pub const DATAPLANE_MAC_SALT: &[u8] = b"sluice-dataplane-mac-v2";
+
+/// The key a data plane's provider keys are sealed under: HKDF-SHA256 of
+/// the 32-byte key secret made at enrollment, info the data plane id.
+///
+/// That secret sits in the data plane's token file and, sealed under the
+/// master key, in control's store; it never crosses the sync API (the bearer
+/// credential is another secret). So whoever captures the bearer token or a
+/// snapshot on the wire can neither open a provider key nor forge a snapshot
+/// (see [`SnapshotMac`]).
+pub fn dataplane_seal_key(secret: &[u8], dataplane: &str) -> Result<SealKey, CryptoError> {
+    SealKey::derive(secret, DATAPLANE_SEAL_SALT, dataplane.as_bytes())
+}
+
+/// Response header of `GET /v1/snapshot` carrying [`SnapshotMac::sign`] of
+/// the body.
+pub const SNAPSHOT_MAC_HEADER: &str = "x-sluice-snapshot-mac";
+
+/// The HMAC-SHA256 key a data plane's snapshots are authenticated under,
+/// derived like [`dataplane_seal_key`] under its own salt.
+pub struct SnapshotMac(hmac::Key);
+
+impl std::fmt::Debug for SnapshotMac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotMac(..)")
+    }
+}
+
+impl SnapshotMac {
+    /// The key of data plane `dataplane` whose key secret is `secret`.
+    pub fn derive(secret: &[u8], dataplane: &str) -> Result<Self, CryptoError> {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, DATAPLANE_MAC_SALT).extract(secret);
+        let info = [dataplane.as_bytes()];
+        let okm = prk
+            .expand(&info, hmac::HMAC_SHA256)
+            .map_err(|_| CryptoError::KeyLength)?;
+        Ok(SnapshotMac(hmac::Key::from(okm)))
+    }
+
+    /// The MAC of a whole snapshot body, lower-case hex.
+    pub fn sign(&self, body: &[u8]) -> String {
+        hex(hmac::sign(&self.0, body).as_ref())
+    }
+
+    /// Whether `mac_hex` is the MAC of `body` (compared in constant time).
+    pub fn verify(&self, body: &[u8], mac_hex: &str) -> bool {
+        match unhex::<32>(mac_hex.trim()) {
+            Some(tag) => hmac::verify(&self.0, body, &tag).is_ok(),
+            None => false,
+        }
+    }
+}
+
 /// `N` bytes from the system random source, wiped when dropped.
 pub fn random_bytes<const N: usize>() -> Result<Zeroizing<[u8; N]>, CryptoError> {
     let mut out = Zeroizing::new([0u8; N]);
@@ -182,6 +238,23 @@ mod tests {
         let sealed = a.seal(b"x", b"").unwrap();
         assert!(b.open(&sealed, b"").is_err());
         assert!(a.open(&sealed, b"").is_ok());
+    }
+
+    #[test]
+    fn snapshot_macs_and_seal_keys_differ_by_id_and_secret() {
+        let body = br#"{"version":1}"#;
+        let k = SnapshotMac::derive(&[1u8; 32], "dp1").unwrap();
+        let mac = k.sign(body);
+        assert!(k.verify(body, &mac));
+        assert!(!k.verify(br#"{"version":2}"#, &mac));
+        assert!(!k.verify(body, "00"));
+        assert!(!SnapshotMac::derive(&[1u8; 32], "dp2").unwrap().verify(body, &mac));
+        assert!(!SnapshotMac::derive(&[2u8; 32], "dp1").unwrap().verify(body, &mac));
+        let seal = dataplane_seal_key(&[1u8; 32], "dp1").unwrap();
+        let sealed = seal.seal(b"sk-x", b"t/k").unwrap();
+        assert_eq!(&seal.open(&sealed, b"t/k").unwrap()[..], b"sk-x");
+        let other = dataplane_seal_key(&[2u8; 32], "dp1").unwrap();
+        assert!(other.open(&sealed, b"t/k").is_err());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The admin API: JSON over HTTP/1.1, used by the CLI.
 //!
 //! Every request but `GET /healthz` and `GET /metrics` carries
-//! `Authorization: Bearer <admin token>`. Request bodies refuse unknown fields.
+//! `Authorization: Bearer <admin token>`: `DATA/admin.token` (root) or a named
+//! token with a scope (see [`auth`]). Request bodies refuse unknown fields.
 //! Errors are `{"error": "..."}` with 400 (bad input or a change the snapshot
-//! validation refuses), 401, 404, 409 (exists / in use), 503 (shutting down).
+//! validation refuses), 401, 403 (outside the token's scope), 404, 409
+//! (exists / in use), 503 (shutting down).
 //!
 //! - `POST /v1/tenants`, `GET /v1/tenants`, `GET|PATCH|DELETE /v1/tenants/{t}`
 //! - `POST|GET /v1/tenants/{t}/api-keys`, `POST /v1/tenants/{t}/api-keys/{id}/revoke`
@@ -14,25 +16,42 @@
 //! - `POST|GET /v1/dataplanes`, `POST /v1/dataplanes/{id}/revoke`
 //! - prices, policies, rate limits, credit and alerts: see `billing`
 //! - privacy settings, content, export, purge and the audit trail: see `privacy`
+//! - `POST|GET /v1/tokens`, `POST /v1/tokens/{name}/revoke`: named admin tokens
 
+pub(crate) mod auth;
 mod billing;
+mod error;
 mod fleet;
 mod privacy;
 mod tenants;
+mod tokens;
 
-use crate::app::{secret_eq, store_error, App};
+use crate::app::App;
 use crate::http::{Request, Response};
 use crate::store::StoreError;
+pub(crate) use error::ApiError;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 /// Largest admin request body.
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
+/// Admits an admin request on its head (see [`crate::http::server::Admit`]):
+/// health and metrics take no body; anything else must carry a valid token
+/// before a byte of its body is read.
+pub(crate) fn admit(app: &Arc<App>, req: &Request) -> Result<usize, Response> {
+    if req.method == "GET" && matches!(req.path.as_str(), "/healthz" | "/metrics") {
+        return Ok(0);
+    }
+    auth::authenticate(app, req)
+        .map(|_| MAX_BODY)
+        .map_err(Response::from)
+}
+
 /// Answers one admin request.
 pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
     let Some(segs) = req.segments() else {
-        return Response::error(400, "bad percent-encoding in path");
+        return ApiError::Invalid("bad percent-encoding in path".into()).into();
     };
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     match (req.method.as_str(), segs.as_slice()) {
@@ -40,31 +59,32 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
         ("GET", ["metrics"]) => return metrics(app),
         _ => {}
     }
-    if !req
-        .bearer()
-        .is_some_and(|t| secret_eq(t.as_bytes(), &app.admin_token_sha256))
-    {
-        return Response::error(
-            401,
-            "missing or wrong admin token (Authorization: Bearer <DIR/admin.token>)",
-        );
+    let principal = match auth::authenticate(app, req) {
+        Ok(p) => p,
+        Err(e) => return e.into(),
+    };
+    if let Err(e) = auth::authorize(&principal, &req.method, &segs) {
+        return e.into();
     }
-    let result = match segs.as_slice() {
+    // Every change made below is recorded in the audit trail under this name.
+    crate::ops::writer::acting_as(&principal.name, || dispatch(app, req, &segs))
+}
+
+fn dispatch(app: &Arc<App>, req: &Request, segs: &[&str]) -> Response {
+    let result = match segs {
         ["v1", "tenants", _, "privacy" | "content" | "export", ..] | ["v1", "purge" | "audit", ..] => {
             privacy::route(app, req, &segs[1..])
         }
         ["v1", "tenants", rest @ ..] => tenants::route(app, req, rest),
         ["v1", "upstreams", rest @ ..] => fleet::upstreams(app, req, rest),
         ["v1", "dataplanes", rest @ ..] => fleet::dataplanes(app, req, rest),
+        ["v1", "tokens", rest @ ..] => tokens::route(app, req, rest),
         ["v1", "prices" | "policies" | "limits" | "credits" | "alerts", ..] => {
             billing::route(app, req, &segs[1..])
         }
-        _ => Err(Response::error(
-            404,
-            &format!("no such admin endpoint: {} {}", req.method, req.path),
-        )),
+        _ => Err(not_found(req)),
     };
-    result.unwrap_or_else(|resp| resp)
+    result.unwrap_or_else(Response::from)
 }
 
 fn metrics(app: &App) -> Response {
@@ -73,34 +93,31 @@ fn metrics(app: &App) -> Response {
     Response::text(200, "text/plain; version=0.0.4", body)
 }
 
-/// A handler's result: the error side is already a response.
-type Reply = Result<Response, Response>;
+/// A handler's result; the error becomes a response in [`error`] alone.
+type Reply = Result<Response, ApiError>;
 
 /// Decodes a JSON body; unknown fields and bad types are a 400 naming them.
-fn body<T: DeserializeOwned>(req: &Request) -> Result<T, Response> {
+fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if req.body.is_empty() {
-        return Err(Response::error(400, "request body must be a JSON object"));
+        return Err(ApiError::Invalid("request body must be a JSON object".into()));
     }
-    serde_json::from_slice(&req.body).map_err(|e| Response::error(400, &format!("bad request body: {e}")))
+    serde_json::from_slice(&req.body).map_err(|e| ApiError::Invalid(format!("bad request body: {e}")))
 }
 
-/// Maps a store error into its response.
-fn se(e: StoreError) -> Response {
-    store_error(&e)
+/// A store error as an API error.
+fn se(e: StoreError) -> ApiError {
+    ApiError::from(e)
 }
 
-/// Maps a validation message into a 400.
-fn invalid(m: String) -> Response {
-    Response::error(400, &m)
+/// A validation message as a 400.
+fn invalid(m: String) -> ApiError {
+    ApiError::Invalid(m)
 }
 
-fn method_not_allowed(req: &Request) -> Response {
-    Response::error(405, &format!("{} is not allowed on {}", req.method, req.path))
+fn method_not_allowed(req: &Request) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method, req.path))
 }
 
-fn not_found(req: &Request) -> Response {
-    Response::error(
-        404,
-        &format!("no such admin endpoint: {} {}", req.method, req.path),
-    )
+fn not_found(req: &Request) -> ApiError {
+    ApiError::NotFound(format!("no such admin endpoint: {} {}", req.method, req.path))
 }

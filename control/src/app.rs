@@ -2,10 +2,10 @@
 
 use crate::http::Response;
 use crate::metrics::Metrics;
+use crate::ops::writer::{Observer, Writer};
+use crate::ops::Applied;
 use crate::snapshot::Hub;
-use crate::store::admin_ops::Applied;
 use crate::store::ingest::Ingested;
-use crate::store::writer::{Observer, Writer};
 use crate::store::{Store, StoreError};
 use crate::vault::Vault;
 use std::sync::atomic::Ordering;
@@ -126,18 +126,27 @@ impl Observer for Notify {
     fn admin_applying(
         &self,
         txn: &redb::WriteTransaction,
-        op: &crate::store::admin_ops::AdminOp,
+        op: &crate::ops::AdminOp,
+        actor: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.privacy.as_ref().map_or(Ok(()), |p| p.applying(txn, op))
+        self.privacy
+            .as_ref()
+            .map_or(Ok(()), |p| p.applying(txn, op, actor))
     }
 
-    fn admin_refused(&self, store: &Store, op: &crate::store::admin_ops::AdminOp, error: &StoreError) {
+    fn admin_refused(
+        &self,
+        store: &Store,
+        op: &crate::ops::AdminOp,
+        error: &StoreError,
+        actor: Option<&str>,
+    ) {
         if let Some(p) = &self.privacy {
-            p.refused(store, op, error);
+            p.refused(store, op, error, actor);
         }
     }
 
-    fn admin_settled(&self, store: &Store, op: &crate::store::admin_ops::AdminOp) -> Result<(), StoreError> {
+    fn admin_settled(&self, store: &Store, op: &crate::ops::AdminOp) -> Result<(), StoreError> {
         self.privacy.as_ref().map_or(Ok(()), |p| p.settled(store, op))
     }
 }

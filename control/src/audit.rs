@@ -6,10 +6,17 @@
 //! holds `hash = HMAC-SHA256(audit key, "chain" || 0 || hash of entry n-1
 //! (32 zero bytes for the first) || canonical bytes)`, where the canonical
 //! bytes are the compact JSON of `{seq, ts_ms, admin, action, detail,
-//! target_hash, tenant_hash, outcome}` in that order. The head (last seq and
-//! hash) is kept apart, so entries removed from the end are noticed too.
+//! target_hash, tenant_hash, outcome}` in that order.
+//!
+//! The head (entry count, last hash) is kept apart and authenticated:
+//! `mac = HMAC(audit key, "head" || 0 || count || hash)`, so whoever lacks
+//! the master key cannot write a head for a shortened trail. The count is
+//! also kept outside the redb file, in `audit.head` beside it (count, hash
+//! and mac, rewritten after each commit), and in memory while control runs,
+//! so cutting the last entries and putting back an older authentic head, or
+//! dropping the table and the head together, is named as well.
 //! [`Auditor::verify`] names the first entry that was altered, removed or
-//! reordered. The chain is keyed so that someone with the file but without
+//! reordered, and entries cut from the end. The chain is keyed so that someone with the file but without
 //! the master key (which seals the audit key) cannot alter an entry and
 //! recompute every hash after it: a plain hash chain could be rewritten
 //! whole.
@@ -25,19 +32,19 @@
 //! the entries keep saying what was done, when, by which admin, and with
 //! what outcome. A plain-text target that was changed no longer matches its
 //! hash, which `verify` reports. Secrets never enter an entry: an op is
-//! described by its kind and names only (see [`describe`]).
-
-pub(crate) mod describe;
+//! described by its kind and names only (see [`crate::ops::describe`]).
 
 use crate::privacy::settings::SealedKey;
 use crate::store::schema::{AUDIT, PRIVACY_META};
 use crate::store::{decode, encode, Store, StoreError};
 use crate::vault::Vault;
-use describe::Described;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 use sluice_contract::crypto::{hex, random_bytes, unhex};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// `admin` of entries made by control itself (the retention timer).
 pub(crate) const SYSTEM: &str = "system";
@@ -45,8 +52,69 @@ pub(crate) const SYSTEM: &str = "system";
 pub(crate) const KEY_META: &str = "audit_key";
 /// Associated data of the audit key.
 pub(crate) const KEY_AAD: &str = "audit-key";
-/// [`PRIVACY_META`] key of the head: last seq (u64 BE) ++ its hash.
+/// [`PRIVACY_META`] key of the head: count (u64 BE) ++ last hash ++ head MAC.
 const HEAD_META: &str = "audit_head";
+/// The file beside the store that repeats the head, outside the redb file.
+pub(crate) const HEAD_FILE: &str = "audit.head";
+
+/// The trail's head: how many entries, the last one's hash, and the MAC
+/// over both under the audit key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Head {
+    count: u64,
+    hash: [u8; 32],
+    mac: [u8; 32],
+}
+
+impl Head {
+    fn to_bytes(self) -> Vec<u8> {
+        let mut v = self.count.to_be_bytes().to_vec();
+        v.extend_from_slice(&self.hash);
+        v.extend_from_slice(&self.mac);
+        v
+    }
+
+    fn to_text(self) -> String {
+        format!("{} {} {}\n", self.count, hex(&self.hash), hex(&self.mac))
+    }
+
+    fn from_text(text: &str) -> Option<Head> {
+        let mut parts = text.split_whitespace();
+        let count = parts.next()?.parse().ok()?;
+        let hash = unhex::<32>(parts.next()?)?;
+        let mac = unhex::<32>(parts.next()?)?;
+        parts.next().is_none().then_some(Head { count, hash, mac })
+    }
+}
+
+/// What the head record in the store holds.
+enum Stored {
+    /// No head record.
+    Missing,
+    /// A head without a MAC, as versions before authenticated heads wrote.
+    Legacy(u64, [u8; 32]),
+    /// A head with a MAC (not yet checked).
+    Signed(Head),
+}
+
+/// An admin change as the trail records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Described {
+    /// What was done, e.g. `tenant.delete`.
+    pub(crate) action: String,
+    /// Non-secret parameters.
+    pub(crate) detail: Option<String>,
+    /// What it was done to, e.g. `apikey acme/k1`.
+    pub(crate) target: Option<String>,
+    /// The tenant it concerns.
+    pub(crate) tenant: Option<String>,
+    /// Done by control itself, not an admin.
+    pub(crate) system: bool,
+    /// Keep only the target's hash: the entry records the tenant's deletion.
+    pub(crate) erase_target: bool,
+    /// The name of the admin token that asked, when known.
+    pub(crate) actor: Option<String>,
+}
 
 /// One entry of the trail, as stored and as `audit list --json` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -148,6 +216,14 @@ impl Verification {
 pub(crate) struct Auditor {
     admin: String,
     key: hmac::Key,
+    /// Where the head is repeated outside the store (none in unit tests
+    /// that do not ask for it).
+    head_file: Option<PathBuf>,
+    /// The head the last append wrote, until its transaction committed and
+    /// [`Auditor::committed`] copied it to `head_file`.
+    pending: Mutex<Option<Head>>,
+    /// The highest count this process has seen committed.
+    seen: AtomicU64,
 }
 
 impl Auditor {
@@ -159,7 +235,7 @@ impl Auditor {
         admin_token_sha256: &[u8; 32],
     ) -> Result<Auditor, StoreError> {
         let read = store.begin_read()?;
-        let existing = match crate::privacy::open_read(&read, PRIVACY_META)? {
+        let existing = match crate::store::open_read(&read, PRIVACY_META)? {
             Some(t) => t
                 .get(KEY_META)?
                 .map(|v| decode::<SealedKey>(v.value()))
@@ -180,7 +256,10 @@ impl Auditor {
             }
         };
         let raw = vault.open_secret(KEY_AAD, &sealed.envelope()?)?;
-        Ok(Auditor::new(&hex(&admin_token_sha256[..8]), &raw))
+        let a = Auditor::new(&hex(&admin_token_sha256[..8]), &raw)
+            .with_head_file(&store.path().with_file_name(HEAD_FILE));
+        a.startup(store)?;
+        Ok(a)
     }
 
     /// An auditor acting as `admin` with HMAC key `raw`.
@@ -188,6 +267,116 @@ impl Auditor {
         Auditor {
             admin: admin.to_owned(),
             key: hmac::Key::new(hmac::HMAC_SHA256, raw),
+            head_file: None,
+            pending: Mutex::new(None),
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// The same auditor, repeating the head in `path`.
+    pub(crate) fn with_head_file(mut self, path: &Path) -> Auditor {
+        self.head_file = Some(path.to_owned());
+        self
+    }
+
+    /// At start: signs a head left by a version before authenticated heads
+    /// (once, when no head file exists yet), and catches the head file up
+    /// when a crash came between a commit and its copy. A head file ahead of
+    /// the store is left alone for `verify` to report.
+    fn startup(&self, store: &Store) -> Result<(), StoreError> {
+        let Some(path) = &self.head_file else {
+            return Ok(());
+        };
+        let file = read_head_file(path)?;
+        let r = store.begin_read()?;
+        let stored = stored_head(&r)?;
+        drop(r);
+        match (stored, file) {
+            (Stored::Legacy(count, hash), None) => {
+                let head = self.head(count, hash);
+                let txn = store.begin_write()?;
+                txn.open_table(PRIVACY_META)?
+                    .insert(HEAD_META, head.to_bytes().as_slice())?;
+                txn.commit()?;
+                write_head_file(path, head)?;
+                tracing::info!(
+                    entries = count,
+                    "audit trail head authenticated (first start of this version)"
+                );
+            }
+            (Stored::Signed(head), file) if self.head_ok(&head) => {
+                self.seen.store(head.count, Ordering::Relaxed);
+                if let Some(f) = file.filter(|f| self.head_ok(f)) {
+                    self.seen.fetch_max(f.count, Ordering::Relaxed);
+                }
+                match file {
+                    Some(f) if f.count > head.count => tracing::error!(
+                        kept = f.count,
+                        stored = head.count,
+                        "the audit trail is shorter than its count kept outside the store: run `audit verify`"
+                    ),
+                    Some(f) if f.count == head.count => {}
+                    Some(_) => write_head_file(path, head)?,
+                    None if head.count == 0 => write_head_file(path, head)?,
+                    None => tracing::error!(
+                        "{} is missing: the audit trail's count kept outside the store is gone; run `audit verify`",
+                        path.display()
+                    ),
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn head_mac(&self, count: u64, hash: &[u8; 32]) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(b"head\0");
+        ctx.update(&count.to_be_bytes());
+        ctx.update(hash);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    fn head(&self, count: u64, hash: [u8; 32]) -> Head {
+        Head {
+            count,
+            hash,
+            mac: self.head_mac(count, &hash),
+        }
+    }
+
+    fn head_ok(&self, h: &Head) -> bool {
+        let msg = [&b"head\0"[..], &h.count.to_be_bytes(), &h.hash].concat();
+        hmac::verify(&self.key, &msg, &h.mac).is_ok()
+    }
+
+    /// After the transaction of the last append committed: repeats its head
+    /// outside the store. A failure is logged; the next commit retries.
+    pub(crate) fn committed(&self) {
+        let head = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(head) = head else { return };
+        self.seen.fetch_max(head.count, Ordering::Relaxed);
+        let Some(path) = &self.head_file else { return };
+        // Never lower the count kept outside: after a cut end, the trail goes
+        // on from the shorter head, and that must not erase the evidence.
+        if let Ok(Some(f)) = read_head_file(path) {
+            if f.count > head.count && self.head_ok(&f) {
+                tracing::error!(
+                    kept = f.count,
+                    stored = head.count,
+                    "the audit trail is shorter than its count kept outside the store: run `audit verify`"
+                );
+                return;
+            }
+        }
+        if let Err(e) = write_head_file(path, head) {
+            tracing::warn!(error = %e, "writing the audit head file failed");
         }
     }
 
@@ -210,21 +399,6 @@ impl Auditor {
         hex(ctx.sign().as_ref())
     }
 
-    /// Appends the entry of an admin change with `outcome` (`ok` or
-    /// `refused: <kind>`), inside `txn`.
-    pub(crate) fn record(
-        &self,
-        txn: &WriteTransaction,
-        op: &crate::store::admin_ops::AdminOp,
-        outcome: &str,
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
-        if let Some(d) = describe::describe(op) {
-            self.append(txn, &d, outcome, now_ms)?;
-        }
-        Ok(())
-    }
-
     /// Appends one entry inside `txn`; returns its seq.
     pub(crate) fn append(
         &self,
@@ -234,8 +408,14 @@ impl Auditor {
         now_ms: u64,
     ) -> Result<u64, StoreError> {
         let mut meta = txn.open_table(PRIVACY_META)?;
+        // The chain goes on from the stored head as it is; `verify` is what
+        // judges it.
         let (last, prev) = match meta.get(HEAD_META)? {
-            Some(v) => split_head(v.value())?,
+            Some(v) => match parse_head(v.value())? {
+                Stored::Missing => (0, [0u8; 32]),
+                Stored::Legacy(n, h) => (n, h),
+                Stored::Signed(h) => (h.count, h.hash),
+            },
             None => (0, [0u8; 32]),
         };
         let seq = last + 1;
@@ -245,7 +425,7 @@ impl Auditor {
             admin: if d.system {
                 SYSTEM.to_owned()
             } else {
-                self.admin.clone()
+                d.actor.clone().unwrap_or_else(|| self.admin.clone())
             },
             action: d.action.clone(),
             detail: d.detail.clone(),
@@ -262,9 +442,12 @@ impl Auditor {
         e.hash = hex(&h);
         txn.open_table(AUDIT)?
             .insert(seq.to_be_bytes(), encode(&e)?.as_slice())?;
-        let mut head = seq.to_be_bytes().to_vec();
-        head.extend_from_slice(&h);
-        meta.insert(HEAD_META, head.as_slice())?;
+        let head = self.head(seq, h);
+        meta.insert(HEAD_META, head.to_bytes().as_slice())?;
+        *self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(head);
         Ok(seq)
     }
 
@@ -289,17 +472,50 @@ impl Auditor {
         Ok(hits.len() as u64)
     }
 
-    /// Walks the chain in `r`.
+    /// Walks the chain in `r`, then checks its length against the stored
+    /// head (authenticated), the head file and what this process has seen.
     pub(crate) fn verify(&self, r: &ReadTransaction) -> Result<Verification, StoreError> {
-        let head = match crate::privacy::open_read(r, PRIVACY_META)? {
-            Some(m) => m.get(HEAD_META)?.map(|v| split_head(v.value())).transpose()?,
-            None => None,
+        let stored = stored_head(r)?;
+        let (count, prev) = match self.walk(r)? {
+            Ok(v) => v,
+            Err(broken) => return Ok(broken),
         };
-        let Some(table) = crate::privacy::open_read(r, AUDIT)? else {
-            return Ok(match head {
-                Some((n, _)) if n > 0 => Verification::broken(0, 1, format!("entries 1 to {n} are missing")),
-                _ => whole(0, None),
-            });
+        let head = match stored {
+            Stored::Missing if count > 0 => {
+                return Ok(Verification::broken(
+                    count,
+                    1,
+                    "the trail's head record is missing".into(),
+                ))
+            }
+            Stored::Missing => None,
+            Stored::Legacy(..) => {
+                return Ok(Verification::broken(
+                    count,
+                    count.max(1),
+                    "the trail's head record carries no MAC: it was rewritten".into(),
+                ))
+            }
+            Stored::Signed(h) if !self.head_ok(&h) => {
+                return Ok(Verification::broken(
+                    count,
+                    count.max(1),
+                    "the trail's head record is not authentic: it was rewritten without the key".into(),
+                ))
+            }
+            Stored::Signed(h) => Some(h),
+        };
+        let recorded = head.map_or(0, |h| h.count);
+        if let Some(v) = self.check_count(count, recorded, head, &prev)? {
+            return Ok(v);
+        }
+        Ok(whole(count, (count > 0).then(|| hex(&prev))))
+    }
+
+    /// The chain's entry count and last hash, or where it breaks.
+    fn walk(&self, r: &ReadTransaction) -> Result<Result<(u64, [u8; 32]), Verification>, StoreError> {
+        let Some(table) = crate::store::open_read(r, AUDIT)? else {
+            return Ok(Ok((0, [0u8; 32])));
         };
         let mut expected = 1u64;
         let mut prev = [0u8; 32];
@@ -313,21 +529,21 @@ impl Auditor {
                 } else {
                     format!("entry {at} is out of place")
                 };
-                return Ok(Verification::broken(checked, expected, problem));
+                return Ok(Err(Verification::broken(checked, expected, problem)));
             }
             let Ok(e) = decode::<AuditEntry>(v.value()) else {
-                return Ok(Verification::broken(
+                return Ok(Err(Verification::broken(
                     checked,
                     at,
                     format!("entry {at} is unreadable (altered)"),
-                ));
+                )));
             };
             if e.seq != at {
-                return Ok(Verification::broken(
+                return Ok(Err(Verification::broken(
                     checked,
                     at,
                     format!("position {at} holds entry {} (reordered or altered)", e.seq),
-                ));
+                )));
             }
             let own_prev = unhex::<32>(&e.prev_hash);
             let own_ok = match own_prev {
@@ -335,64 +551,120 @@ impl Auditor {
                 None => false,
             };
             if !own_ok {
-                return Ok(Verification::broken(
+                return Ok(Err(Verification::broken(
                     checked,
                     at,
                     format!("entry {at} was altered: its hash does not match its contents"),
-                ));
+                )));
             }
             if let (Some(t), Some(th)) = (&e.target, &e.target_hash) {
                 if &self.mac("target", t) != th {
-                    return Ok(Verification::broken(
+                    return Ok(Err(Verification::broken(
                         checked,
                         at,
                         format!("entry {at} was altered: its target does not match the target's hash"),
-                    ));
+                    )));
                 }
             }
             if own_prev != Some(prev) {
                 // Entry `at` is consistent in itself, so what it follows changed:
                 // entry `at - 1` was replaced by one with a recomputed hash.
                 let bad = at.saturating_sub(1).max(1);
-                return Ok(Verification::broken(
+                return Ok(Err(Verification::broken(
                     checked,
                     bad,
                     format!("entry {bad} was altered or replaced: entry {at} does not follow it"),
-                ));
+                )));
             }
             let Some(h) = unhex::<32>(&e.hash) else {
-                return Ok(Verification::broken(
+                return Ok(Err(Verification::broken(
                     checked,
                     at,
                     format!("entry {at} was altered"),
-                ));
+                )));
             };
             prev = h;
             expected += 1;
         }
-        let count = expected - 1;
-        match head {
-            Some((n, _)) if n > count => Ok(Verification::broken(
+        Ok(Ok((expected - 1, prev)))
+    }
+
+    /// Compares the chain's `count` with the authenticated head (`recorded`
+    /// entries), the head file outside the store, and the count this process
+    /// saw committed; `Some` names what is missing or out of place.
+    fn check_count(
+        &self,
+        count: u64,
+        recorded: u64,
+        head: Option<Head>,
+        prev: &[u8; 32],
+    ) -> Result<Option<Verification>, StoreError> {
+        let missing = |n: u64, whose: &str| {
+            Verification::broken(
                 count,
                 count + 1,
-                format!("entries {} to {n} are missing (removed from the end)", count + 1),
-            )),
-            Some((n, h)) if n == count && h != prev => Ok(Verification::broken(
+                format!(
+                    "entries {} to {n} are missing (removed from the end; {whose})",
+                    count + 1
+                ),
+            )
+        };
+        if recorded > count {
+            return Ok(Some(missing(recorded, "the head record counts them")));
+        }
+        if recorded < count {
+            return Ok(Some(Verification::broken(
+                count,
+                recorded + 1,
+                format!("entries after {recorded} were added behind the trail's back"),
+            )));
+        }
+        if head.is_some_and(|h| &h.hash != prev) {
+            return Ok(Some(Verification::broken(
                 count,
                 count,
                 format!("entry {count} was altered or replaced: it is not the recorded head"),
-            )),
-            Some((n, _)) if n < count => Ok(Verification::broken(
+            )));
+        }
+        // Beyond the store: an older authentic head put back after the end
+        // was cut passes the checks above, but not these.
+        let by_file = match &self.head_file {
+            Some(path) => self.check_file(path, count, &missing)?,
+            None => None,
+        };
+        let seen = self.seen.load(Ordering::Relaxed);
+        Ok(by_file.or_else(|| (seen > count).then(|| missing(seen, "control counted them while running"))))
+    }
+
+    /// What the head file says about a trail of `count` entries.
+    fn check_file(
+        &self,
+        path: &Path,
+        count: u64,
+        missing: &dyn Fn(u64, &str) -> Verification,
+    ) -> Result<Option<Verification>, StoreError> {
+        match read_head_file(path)? {
+            Some(f) if !self.head_ok(&f) => Ok(Some(Verification::broken(
                 count,
-                n + 1,
-                format!("entries after {n} were added behind the trail's back"),
-            )),
-            None if count > 0 => Ok(Verification::broken(
+                count.max(1),
+                format!("{} is not authentic: it was rewritten without the key", path.display()),
+            ))),
+            Some(f) if f.count > count => Ok(Some(missing(
+                f.count,
+                &format!("{} counts them", path.display()),
+            ))),
+            // Behind the store only after a crash between a commit and its
+            // copy (the store's head is authenticated): not a loss.
+            Some(_) => Ok(None),
+            None if count > 0 => Ok(Some(Verification::broken(
                 count,
-                1,
-                "the trail's head record is missing".into(),
-            )),
-            _ => Ok(whole(count, (count > 0).then(|| hex(&prev)))),
+                count,
+                format!(
+                    "{} is missing: the count kept outside the store is gone, so a cut end cannot be ruled out",
+                    path.display()
+                ),
+            ))),
+            None => Ok(None),
         }
     }
 }
@@ -407,11 +679,50 @@ fn whole(entries: u64, head: Option<String>) -> Verification {
     }
 }
 
-fn split_head(v: &[u8]) -> Result<(u64, [u8; 32]), StoreError> {
+/// The head record in `r`.
+fn stored_head(r: &ReadTransaction) -> Result<Stored, StoreError> {
+    match crate::store::open_read(r, PRIVACY_META)? {
+        Some(m) => match m.get(HEAD_META)? {
+            Some(v) => parse_head(v.value()),
+            None => Ok(Stored::Missing),
+        },
+        None => Ok(Stored::Missing),
+    }
+}
+
+fn parse_head(v: &[u8]) -> Result<Stored, StoreError> {
     let bad = || StoreError::Internal("the audit head record is malformed".into());
-    let seq = <[u8; 8]>::try_from(v.get(..8).ok_or_else(bad)?).map_err(|_| bad())?;
-    let hash = <[u8; 32]>::try_from(v.get(8..).ok_or_else(bad)?).map_err(|_| bad())?;
-    Ok((u64::from_be_bytes(seq), hash))
+    let part = |a: usize, b: usize| v.get(a..b).ok_or_else(bad);
+    let count = u64::from_be_bytes(part(0, 8)?.try_into().map_err(|_| bad())?);
+    let hash: [u8; 32] = part(8, 40)?.try_into().map_err(|_| bad())?;
+    match v.len() {
+        40 => Ok(Stored::Legacy(count, hash)),
+        72 => Ok(Stored::Signed(Head {
+            count,
+            hash,
+            mac: part(40, 72)?.try_into().map_err(|_| bad())?,
+        })),
+        _ => Err(bad()),
+    }
+}
+
+/// The head file, if it exists; a file that does not parse reads as a head
+/// that fails its MAC.
+fn read_head_file(path: &Path) -> Result<Option<Head>, StoreError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(Head::from_text(&text).unwrap_or(Head {
+            count: u64::MAX,
+            hash: [0; 32],
+            mac: [0; 32],
+        }))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::Internal(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn write_head_file(path: &Path, head: Head) -> Result<(), StoreError> {
+    crate::secret_file::write_atomic(path, head.to_text().as_bytes())
+        .map_err(|e| StoreError::Internal(format!("{}: {e}", path.display())))
 }
 
 /// Entries after seq `after`, oldest first, at most `limit`; or, with no
@@ -421,7 +732,7 @@ pub(crate) fn list(
     after: Option<u64>,
     limit: usize,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    let Some(t) = crate::privacy::open_read(r, AUDIT)? else {
+    let Some(t) = crate::store::open_read(r, AUDIT)? else {
         return Ok(Vec::new());
     };
     let values: Vec<Vec<u8>> = match after {

@@ -15,6 +15,7 @@ pub(crate) mod records;
 pub(crate) mod route;
 pub(crate) mod table;
 pub(crate) mod tenant;
+pub(crate) mod tokens;
 
 use crate::http::client::{Endpoint, Reply};
 use anyhow::{anyhow, bail, Context};

@@ -1,11 +1,13 @@
 //! The control process's notion of "now" for retention and the audit trail,
 //! which tests can move.
 //!
-//! `serve --clock-offset-days N` (or `SLUICE_CLOCK_OFFSET_DAYS=N`) shifts it by
-//! whole days, so a test can store records, restart with the clock 31 days
-//! ahead and watch a purge remove them. It is set once, before any thread
-//! reads it. Functions that decide what to purge take `now_ms` as an
-//! argument; only their callers at the edge read this clock.
+//! `serve --test-only-clock-offset-days N` (a hidden flag, never an
+//! environment variable, so nothing stray can move it) shifts it by whole
+//! days, so a test can store records, restart with the clock 31 days ahead
+//! and watch a purge remove them. It is set once, before any thread reads
+//! it. Functions that decide what to purge take `now_ms` as an argument;
+//! only their callers at the edge read this clock. It is control's one
+//! clock: nothing else in control reads the time of day.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -21,7 +23,7 @@ pub(crate) fn set_offset_days(days: i64) {
 
 /// Unix milliseconds, shifted by the offset.
 pub(crate) fn now_ms() -> u64 {
-    let real = crate::time::now_ms();
+    let real = crate::time::real_now_ms();
     let offset = OFFSET_MS.load(Ordering::Relaxed);
     if offset >= 0 {
         real.saturating_add(offset.unsigned_abs())

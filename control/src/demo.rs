@@ -70,7 +70,7 @@ fn fresh_dir(data: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         None => std::env::temp_dir().join(format!(
             "sluice-demo-{}-{}",
             std::process::id(),
-            crate::time::now_ms()
+            crate::clock::now_ms()
         )),
     };
     if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {

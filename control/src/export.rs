@@ -119,10 +119,10 @@ pub(crate) fn header(store: &Store, tenant: &str, now_ms: u64) -> Result<Header,
             revoked_ms: k.revoked_ms,
         })
         .collect();
-    let compiled = store.compile_current()?;
+    let compiled = crate::ops::compile_current(store)?;
     let r = store.begin_read()?;
     let privacy = settings::get_read(&r, tenant)?;
-    let records_total = match crate::privacy::open_read(&r, schema::RECORDS_BY_TENANT)? {
+    let records_total = match crate::store::open_read(&r, schema::RECORDS_BY_TENANT)? {
         Some(t) => t.range((tenant, [0u8; 20])..=(tenant, [0xffu8; 20]))?.count() as u64,
         None => 0,
     };
@@ -145,7 +145,7 @@ pub(crate) fn header(store: &Store, tenant: &str, now_ms: u64) -> Result<Header,
             .into_iter()
             .filter(|l| l.tenant == tenant)
             .collect(),
-        usage: store.usage(tenant)?,
+        usage: crate::billing::meter::usage(store, tenant)?,
         records_total,
         after_deletion: format!(
             "`tenant delete` removes all of the above and destroys the content key; it keeps anonymous daily \

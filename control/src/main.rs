@@ -15,6 +15,7 @@ mod export;
 mod http;
 mod metrics;
 mod names;
+mod ops;
 mod privacy;
 mod retention;
 mod secret_file;
@@ -81,6 +82,8 @@ enum Command {
     Export(cli::privacy::ExportArgs),
     /// The audit trail of admin actions.
     Audit(Noun<cli::privacy::AuditCmd>),
+    /// Named admin tokens with scopes (admin, read, tenant:<id>).
+    Token(Noun<cli::tokens::TokenCmd>),
 }
 
 fn main() {
@@ -111,6 +114,7 @@ fn main() {
         Command::Purge(a) => cli::privacy::purge(a),
         Command::Export(a) => cli::privacy::export(a),
         Command::Audit(c) => cli::privacy::audit(c),
+        Command::Token(c) => cli::tokens::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,6 +1,6 @@
 //! Counters and gauges of the control process, rendered as Prometheus text.
 
-use crate::time::now_ms;
+use crate::clock::now_ms;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,7 +5,6 @@
 //! what is allowed.
 
 use sluice_contract::crypto::unhex;
-use zeroize::Zeroizing;
 
 /// Longest tenant, key, upstream or region name.
 const NAME_MAX: usize = 64;
@@ -63,12 +62,11 @@ pub(crate) fn check_model(s: &str) -> Result<(), String> {
     }
 }
 
-/// A data plane enrollment token, `sdp-<dataplane_id>-<64 hex>`.
+/// The bearer credential a data plane presents, `sdp-<dataplane_id>-<64 hex>`
+/// (its token file without the key part).
 pub(crate) struct EnrollToken {
     /// The data plane it enrolls.
     pub(crate) dataplane: String,
-    /// The 32 random bytes behind the 64 hex digits.
-    pub(crate) secret: Zeroizing<[u8; 32]>,
 }
 
 impl EnrollToken {
@@ -80,10 +78,12 @@ impl EnrollToken {
         if hex.bytes().any(|b| b.is_ascii_uppercase()) {
             return None;
         }
-        let secret = Zeroizing::new(unhex::<32>(hex)?);
+        // The bearer secret: 32 bytes. The data plane's key secret (the
+        // token file's last part) is never presented, so a token that carries
+        // it is malformed here.
+        unhex::<32>(hex)?;
         Some(EnrollToken {
             dataplane: id.to_owned(),
-            secret,
         })
     }
 }
@@ -120,7 +120,7 @@ mod tests {
         let hex = "ab".repeat(32);
         let t = EnrollToken::parse(&format!("sdp-dp_1-{hex}")).unwrap();
         assert_eq!(t.dataplane, "dp_1");
-        assert_eq!(t.secret[0], 0xab);
+        assert!(EnrollToken::parse(&format!("sdp-dp_1-{hex}-{hex}")).is_none());
         assert!(EnrollToken::parse(&format!("sdp-dp-1-{hex}")).is_none());
         assert!(EnrollToken::parse(&format!("sdp-dp_1-{}", "AB".repeat(32))).is_none());
         assert!(EnrollToken::parse(&format!("sk-dp_1-{hex}")).is_none());

@@ -14,7 +14,7 @@
 //!   [`crate::export`]: the export document; [`crate::store::compact`]: the
 //!   rewrite that takes deleted bytes out of the file.
 //!
-//! Every change here is an [`crate::store::admin_ops::AdminOp::Privacy`],
+//! Every change here is an [`crate::ops::AdminOp::Privacy`],
 //! applied by the writer in one transaction like any admin change.
 
 pub(crate) mod content;
@@ -25,39 +25,24 @@ pub(crate) mod settings;
 use crate::retention::PurgeReport;
 use crate::store::StoreError;
 use crate::vault::Envelope;
-use redb::{
-    Key, ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition, TableError, Value, WriteTransaction,
-};
-use std::sync::atomic::{AtomicU32, Ordering};
+use redb::{ReadableTable, WriteTransaction};
 use std::sync::{Arc, Mutex};
 
-/// Days metadata and content are kept when a tenant sets nothing.
-pub(crate) const DEFAULT_RETENTION_DAYS: u32 = 30;
-/// Days the anonymous daily rollups are kept by default (13 months).
-pub(crate) const DEFAULT_ROLLUP_RETENTION_DAYS: u32 = 396;
-/// Longest retention period accepted, days (100 years).
-pub(crate) const MAX_RETENTION_DAYS: u32 = 36_500;
+pub(crate) use settings::{rollup_retention_days, set_rollup_retention_days, DEFAULT_ROLLUP_RETENTION_DAYS};
 
-static ROLLUP_RETENTION_DAYS: AtomicU32 = AtomicU32::new(DEFAULT_ROLLUP_RETENTION_DAYS);
-
-/// Sets how long daily rollups are kept (`serve --rollup-retention-days`).
-pub(crate) fn set_rollup_retention_days(days: u32) {
-    ROLLUP_RETENTION_DAYS.store(days.clamp(1, MAX_RETENTION_DAYS), Ordering::Relaxed);
-}
-
-/// How long daily rollups are kept, days.
-pub(crate) fn rollup_retention_days() -> u32 {
-    ROLLUP_RETENTION_DAYS.load(Ordering::Relaxed)
-}
+/// The environment variable that once moved the clock; now only warned about.
+const RETIRED_CLOCK_ENV: &str = "SLUICE_CLOCK_OFFSET_DAYS";
 
 /// Options of `serve` for privacy and retention.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct ServeOpts {
-    /// Move control's clock by whole days (tests of retention). Records keep
-    /// the time their data plane gave them; purges and audit entries use this clock.
+    /// TESTS ONLY: move control's clock by whole days, so a retention test
+    /// can watch a purge. Records keep the time their data plane gave them;
+    /// purges and audit entries use this clock. Deliberately a loud flag and
+    /// not an environment variable: a stray variable in production would
+    /// purge real data at start. Every start with it set logs an error.
     #[arg(
-        long,
-        env = "SLUICE_CLOCK_OFFSET_DAYS",
+        long = "test-only-clock-offset-days",
         default_value_t = 0,
         allow_negative_numbers = true,
         hide = true
@@ -81,9 +66,14 @@ pub(crate) fn startup(
     crate::clock::set_offset_days(opts.clock_offset_days);
     set_rollup_retention_days(opts.rollup_retention_days);
     if opts.clock_offset_days != 0 {
-        tracing::warn!(
+        tracing::error!(
             days = opts.clock_offset_days,
-            "control's clock is moved (--clock-offset-days)"
+            "TEST ONLY: control's clock is moved (--test-only-clock-offset-days); retention purges by this clock"
+        );
+    }
+    if std::env::var_os(RETIRED_CLOCK_ENV).is_some() {
+        tracing::warn!(
+            "{RETIRED_CLOCK_ENV} is set and ignored: the clock moves only with --test-only-clock-offset-days"
         );
     }
     // A rewrite that stopped before its rename left a scratch copy: drop it.
@@ -180,29 +170,9 @@ pub(crate) fn apply(txn: &WriteTransaction, op: &PrivacyOp) -> Result<bool, Stor
             Ok(false)
         }
         PrivacyOp::Note { tenant, .. } => {
-            require_tenant(txn, tenant)?;
+            crate::store::require_tenant(txn, tenant)?;
             Ok(false)
         }
-    }
-}
-
-/// Fails unless tenant `id` exists.
-pub(crate) fn require_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
-    if txn.open_table(crate::store::schema::TENANTS)?.get(id)?.is_none() {
-        return Err(StoreError::NotFound(format!("tenant {id:?} does not exist")));
-    }
-    Ok(())
-}
-
-/// `def` in `r`, or `None` when it was never created (a store older than it).
-pub(crate) fn open_read<K: Key + 'static, V: Value + 'static>(
-    r: &ReadTransaction,
-    def: TableDefinition<K, V>,
-) -> Result<Option<ReadOnlyTable<K, V>>, StoreError> {
-    match r.open_table(def) {
-        Ok(t) => Ok(Some(t)),
-        Err(TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(e.into()),
     }
 }
 

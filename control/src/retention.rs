@@ -23,11 +23,8 @@
 //! late from a data plane's spool is purged on time all the same. While no
 //! tenant has a content key the cursors only move.
 
-use crate::app::App;
 use crate::clock::DAY_MS;
 use crate::privacy::settings::{self, PrivacyRow};
-use crate::privacy::PrivacyOp;
-use crate::store::admin_ops::AdminOp;
 use crate::store::schema::{
     self, record_key, split_tenant_record_key, tenant_record_key, TenantRecordKey, CONTENT_INDEX,
     PRIVACY_META, TENANT_PRIVACY, USAGE_ANONYMOUS,
@@ -38,8 +35,6 @@ use serde::{Deserialize, Serialize};
 use sluice_contract::record::Record;
 use std::collections::HashSet;
 use std::ops::Bound;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Most records and contents one purge transaction removes.
 pub(crate) const BUDGET: u64 = 20_000;
@@ -404,53 +399,8 @@ fn usage_tenants<V: redb::Value + 'static>(
     Ok(())
 }
 
-/// Purges until nothing is left; `rewrite` then rewrites the store file.
-pub(crate) fn run(app: &App, by_admin: bool, rewrite: bool) -> Result<PurgeReport, StoreError> {
-    let mut total = PurgeReport::default();
-    loop {
-        let slot = Arc::new(Mutex::new(None));
-        let op = AdminOp::Privacy(PrivacyOp::Purge {
-            now_ms: crate::clock::now_ms(),
-            rollup_days: crate::privacy::rollup_retention_days(),
-            budget: BUDGET,
-            by_admin,
-            rewrite,
-            report: slot.clone(),
-        });
-        app.writer.admin(op)?;
-        let r = slot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-            .unwrap_or_default();
-        total.add(&r);
-        if !r.more {
-            return Ok(total);
-        }
-    }
-}
-
-/// Starts the thread that purges now and then every `interval`.
-pub(crate) fn start(app: Arc<App>, interval: Duration) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("retention".into())
-        .spawn(move || loop {
-            match run(&app, false, false) {
-                Ok(r) if !r.is_empty() => tracing::info!(
-                    records = r.records,
-                    contents = r.contents,
-                    rollups = r.rollups,
-                    keys_destroyed = r.keys_destroyed,
-                    "retention purge"
-                ),
-                Ok(_) => {}
-                Err(StoreError::Unavailable) => return,
-                Err(e) => tracing::warn!(error = %e, "retention purge failed"),
-            }
-            std::thread::sleep(interval);
-        })
-        .map(drop)
-}
+pub(crate) mod timer;
+pub(crate) use timer::{run, start};
 
 #[cfg(test)]
 mod tests;

@@ -8,8 +8,8 @@
 use crate::app::{App, Notify};
 use crate::http::server::{self, Limits};
 use crate::metrics::Metrics;
+use crate::ops::writer::Writer;
 use crate::snapshot::Hub;
-use crate::store::writer::Writer;
 use crate::store::{OpenError, Store};
 use crate::vault::{KekSource, Vault, MASTER_KEY_ENV, MASTER_KEY_FILE};
 use crate::{admin_api, secret_file, store, sync_api};
@@ -38,9 +38,14 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub(crate) sync: String,
     /// Master key file (64 hex digits, mode 0600). Default: $SLUICE_MASTER_KEY,
-    /// else DATA/master.key, generated on first start.
+    /// else DATA/master.key, generated on first start (with a warning at
+    /// every start: keep the key away from the data it protects).
     #[arg(long)]
     pub(crate) master_key_file: Option<PathBuf>,
+    /// Command whose standard output is the master key (64 hex digits), run
+    /// with `sh -c` at start: a secret manager or KMS client.
+    #[arg(long, conflicts_with = "master_key_file")]
+    pub(crate) master_key_cmd: Option<String>,
     /// PEM certificate chain: serve the admin API over TLS (with
     /// --admin-tls-key); the CLI then takes `--admin https://…` and, for a
     /// private CA, `--admin-ca-file`.
@@ -61,9 +66,38 @@ pub(crate) struct ServeArgs {
     /// POST low-balance alerts as JSON to this http:// URL (5 s timeout, retried).
     #[arg(long)]
     pub(crate) alert_webhook: Option<String>,
+    /// Serve the sync API in plain HTTP on an address that is not loopback
+    /// (data planes' bearer tokens then cross the network in the clear;
+    /// warned at every start). Without it, give --tls-cert/--tls-key there.
+    #[arg(long)]
+    pub(crate) insecure_plaintext: bool,
     /// Retention and the clock.
     #[command(flatten)]
     pub(crate) privacy: crate::privacy::ServeOpts,
+}
+
+/// Refuses a plain-HTTP sync listener on an address other than loopback
+/// unless `--insecure-plaintext` was given, and warns when it was.
+pub(crate) fn check_sync_plaintext(
+    addr: std::net::SocketAddr,
+    tls: bool,
+    insecure: bool,
+) -> anyhow::Result<()> {
+    if tls || addr.ip().to_canonical().is_loopback() {
+        return Ok(());
+    }
+    if !insecure {
+        return Err(anyhow!(
+            "refusing a plain-HTTP sync API on {addr}: it is not a loopback address, so data planes' \
+             bearer tokens would cross the network in the clear; give --tls-cert and --tls-key, or \
+             --insecure-plaintext on a network you trust"
+        ));
+    }
+    tracing::warn!(
+        %addr,
+        "INSECURE: the sync API is plain HTTP on a non-loopback address (--insecure-plaintext)"
+    );
+    Ok(())
 }
 
 /// Creates the data directory (mode 0700) if needed.
@@ -85,16 +119,28 @@ pub(crate) fn master_key_env() -> Option<Zeroizing<String>> {
 
 /// Opens the store and binds the master key to it. A rotation interrupted
 /// after its commit (the store verifies with `KEY.new`) is finished here.
-pub(crate) fn open(data: &Path, master_key_file: Option<&Path>) -> anyhow::Result<(Store, Vault, KekSource)> {
+pub(crate) fn open(
+    data: &Path,
+    master_key_file: Option<&Path>,
+    master_key_cmd: Option<&str>,
+) -> anyhow::Result<(Store, Vault, KekSource)> {
     ensure_data_dir(data)?;
     let store = Store::open(&data.join(store::FILE_NAME))?;
-    let (vault, source) = Vault::load(data, master_key_file, master_key_env()).map_err(|e| anyhow!(e))?;
+    let (vault, source) = match master_key_cmd {
+        Some(cmd) => (
+            Vault::from_command(cmd).map_err(|e| anyhow!(e))?,
+            KekSource::Command(cmd.to_owned()),
+        ),
+        None => Vault::load(data, master_key_file, master_key_env()).map_err(|e| anyhow!(e))?,
+    };
     match store.bind_master_key(&vault, &source) {
         Ok(()) => Ok((store, vault, source)),
         Err(OpenError::WrongKey(msg)) => {
             let pending = match &source {
                 KekSource::File(p) => secret_file::sibling(p, ".new"),
-                KekSource::Env => secret_file::sibling(&data.join(MASTER_KEY_FILE), ".new"),
+                KekSource::Env | KekSource::Command(_) => {
+                    secret_file::sibling(&data.join(MASTER_KEY_FILE), ".new")
+                }
             };
             let Ok(new) = Vault::from_file(&pending) else {
                 return Err(anyhow!(msg));
@@ -104,7 +150,9 @@ pub(crate) fn open(data: &Path, master_key_file: Option<&Path>) -> anyhow::Resul
                 .map_err(|_| anyhow!(msg.clone()))?;
             let dest = match &source {
                 KekSource::File(p) => p.clone(),
-                KekSource::Env => return Err(anyhow!("{msg}; {} holds the rotated key", pending.display())),
+                KekSource::Env | KekSource::Command(_) => {
+                    return Err(anyhow!("{msg}; {} holds the rotated key", pending.display()))
+                }
             };
             std::fs::rename(&pending, &dest)
                 .with_context(|| format!("finishing rotation to {}", dest.display()))?;
@@ -135,7 +183,19 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::billing::webhook::Target::parse)
         .transpose()?;
-    let (store, vault, _) = open(&args.data, args.master_key_file.as_deref())?;
+    let (store, vault, source) = open(
+        &args.data,
+        args.master_key_file.as_deref(),
+        args.master_key_cmd.as_deref(),
+    )?;
+    if Vault::lies_in(&source, &args.data) {
+        tracing::warn!(
+            key = %source,
+            "the master key lies in the data directory, beside control.redb: one copy of the directory \
+             (a backup) holds both; keep it elsewhere (--master-key-file), in SLUICE_MASTER_KEY, \
+             or behind --master-key-cmd"
+        );
+    }
     let token = admin_token(&args.data)?;
     let privacy = crate::privacy::startup(&args.privacy, &store, &vault, &token)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -171,20 +231,26 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         TcpListener::bind(&args.admin).with_context(|| format!("binding admin API to {}", args.admin))?;
     let sync = TcpListener::bind(&args.sync).with_context(|| format!("binding sync API to {}", args.sync))?;
     let (admin_addr, sync_addr) = (admin.local_addr()?, sync.local_addr()?);
+    check_sync_plaintext(sync_addr, tls.is_some(), args.insecure_plaintext)?;
 
     let a = app.clone();
     let admin_limits = Limits {
         max_head: 16 * 1024,
         max_body: admin_api::MAX_BODY,
         idle: Duration::from_secs(30),
+        head_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(30),
         max_connections: 64,
+        max_per_peer: 16,
     };
     let admin_tls_note = if admin_tls.is_some() { " (TLS)" } else { "" };
+    let aa = app.clone();
     server::spawn(
         "admin",
         admin,
         admin_tls,
         admin_limits,
+        Arc::new(move |req| admin_api::admit(&aa, req)),
         Arc::new(move |req| admin_api::handle(&a, req)),
     )?;
     let s = app.clone();
@@ -193,14 +259,21 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         max_head: 16 * 1024,
         max_body: sync_api::MAX_BODY,
         idle: Duration::from_secs(90),
+        head_timeout: Duration::from_secs(10),
+        // 64 MiB of records at a slow 1 MiB/s, with room.
+        body_timeout: Duration::from_secs(120),
         max_connections: 1024,
+        // A data plane holds two (its poll and its records); many share a NAT.
+        max_per_peer: 128,
     };
     let tls_note = if tls.is_some() { " (TLS)" } else { "" };
+    let sa = app.clone();
     server::spawn(
         "sync",
         sync,
         tls,
         sync_limits,
+        Arc::new(move |req| sync_api::admit(&sa, req)),
         Arc::new(move |req| sync_api::handle(&s, req, long_poll)),
     )?;
 

@@ -6,30 +6,63 @@
 //! token), so a fleet polling the same version costs one compile and one seal
 //! per data plane.
 
-use crate::names::EnrollToken;
-use crate::store::compile::Compiled;
+use crate::store::compile::{unhex_vec, Compiled};
+use crate::store::rows::DataplaneRow;
 use crate::store::{Store, StoreError};
-use crate::vault::Vault;
-use sluice_contract::crypto::{hex, SealKey};
+use crate::vault::{Envelope, Vault};
+use sluice_contract::crypto::{dataplane_seal_key, hex, SealKey, SnapshotMac};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// HKDF salt of the key a snapshot's provider keys are sealed under; the info
-/// is the data plane id, the secret the 32 bytes of its enrollment token.
-pub(crate) const SEAL_SALT: &[u8] = b"sluice-snapshot-v1";
-
-/// The key the provider keys of `token`'s snapshots are sealed under.
-pub(crate) fn dataplane_key(token: &EnrollToken) -> Result<SealKey, StoreError> {
-    Ok(SealKey::derive(
-        &token.secret[..],
-        SEAL_SALT,
-        token.dataplane.as_bytes(),
-    )?)
+/// Associated data of a data plane's key secret sealed under the master key.
+pub(crate) fn dataplane_key_aad(id: &str) -> String {
+    format!("dataplane-key:{id}")
 }
 
-/// A snapshot version and its JSON body, sealed for one data plane.
-type Sealed = (u64, Arc<Vec<u8>>);
+/// The keys of `row`'s snapshots: the one its provider keys are sealed under
+/// and the one the whole body is authenticated under, both from the data
+/// plane's key secret (opened from the store with the master key). The
+/// bearer token it presents has no part in them.
+pub(crate) fn dataplane_keys(
+    row: &DataplaneRow,
+    vault: &Vault,
+) -> Result<(SealKey, SnapshotMac), StoreError> {
+    let Some(sealed) = &row.key else {
+        return Err(StoreError::Conflict(format!(
+            "data plane {:?} was enrolled before snapshots were sealed to a key of its own; \
+             revoke and re-enroll it",
+            row.id
+        )));
+    };
+    let bad = || {
+        StoreError::Internal(format!(
+            "data plane {:?}: its sealed key is not valid hex",
+            row.id
+        ))
+    };
+    let env = Envelope {
+        wrapped_dek: unhex_vec(&sealed.wrapped_dek).ok_or_else(bad)?,
+        sealed: unhex_vec(&sealed.sealed).ok_or_else(bad)?,
+    };
+    let secret = vault.open_secret(&dataplane_key_aad(&row.id), &env)?;
+    Ok((
+        dataplane_seal_key(&secret, &row.id)?,
+        SnapshotMac::derive(&secret, &row.id)?,
+    ))
+}
+
+/// A snapshot version, its JSON body sealed for one data plane, and the
+/// body's MAC.
+#[derive(Clone)]
+pub(crate) struct Sealed {
+    /// Snapshot version.
+    pub(crate) version: u64,
+    /// The JSON body.
+    pub(crate) body: Arc<Vec<u8>>,
+    /// [`SnapshotMac::sign`] of the body (hex).
+    pub(crate) mac: Arc<str>,
+}
 
 struct State {
     version: u64,
@@ -109,26 +142,31 @@ impl Hub {
         self.changed.notify_all();
     }
 
-    /// The snapshot for the data plane holding `token` (whose hash is
-    /// `token_sha256`): its version and JSON body with provider keys sealed
-    /// for that data plane.
+    /// The snapshot for data plane `row`: its version, JSON body with
+    /// provider keys sealed for that data plane, and the body's MAC.
     pub(crate) fn body_for(
         &self,
         store: &Store,
         vault: &Vault,
-        token: &EnrollToken,
-        token_sha256: &str,
-    ) -> Result<(u64, Arc<Vec<u8>>), StoreError> {
+        row: &DataplaneRow,
+    ) -> Result<Sealed, StoreError> {
         let compiled = self.compiled(store)?;
         let version = compiled.snapshot.version;
-        if let Some((v, body)) = lock(&self.bodies).get(token_sha256) {
-            if *v == version {
-                return Ok((version, body.clone()));
+        // Keyed by the token's hash: a re-enrolled data plane gets a fresh body.
+        if let Some(s) = lock(&self.bodies).get(&row.token_sha256) {
+            if s.version == version {
+                return Ok(s.clone());
             }
         }
-        let body = Arc::new(seal_for(&compiled, vault, token)?);
-        lock(&self.bodies).insert(token_sha256.to_owned(), (version, body.clone()));
-        Ok((version, body))
+        let (seal, mac) = dataplane_keys(row, vault)?;
+        let body = seal_for(&compiled, vault, &seal, &row.id)?;
+        let sealed = Sealed {
+            version,
+            mac: mac.sign(&body).into(),
+            body: Arc::new(body),
+        };
+        lock(&self.bodies).insert(row.token_sha256.clone(), sealed.clone());
+        Ok(sealed)
     }
 
     /// The compiled snapshot of at least the published version.
@@ -139,7 +177,7 @@ impl Hub {
                 return Ok(c.clone());
             }
         }
-        let fresh = Arc::new(store.compile_current()?);
+        let fresh = Arc::new(crate::ops::compile_current(store)?);
         let mut slot = lock(&self.compiled);
         if slot
             .as_ref()
@@ -151,22 +189,23 @@ impl Hub {
     }
 }
 
-/// `compiled` as JSON, each provider key opened from its envelope and sealed
-/// under the data plane's derived key with the key's `tenant/id` as associated data.
+/// `compiled` as JSON for data plane `dataplane`, each provider key opened
+/// from its envelope and sealed under `key` (the data plane's) with the key's
+/// `tenant/id` as associated data.
 pub(crate) fn seal_for(
     compiled: &Compiled,
     vault: &Vault,
-    token: &EnrollToken,
+    key: &SealKey,
+    dataplane: &str,
 ) -> Result<Vec<u8>, StoreError> {
-    let key = dataplane_key(token)?;
     let mut snap = compiled.snapshot.clone();
-    snap.credits = compiled.credits.for_dataplane(&token.dataplane);
+    snap.credits = compiled.credits.for_dataplane(dataplane);
     for (pk, env) in snap.provider_keys.iter_mut().zip(&compiled.envelopes) {
         let aad = pk.aad();
         let plain = vault.open_secret(&aad, env)?;
         pk.sealed = Some(hex(&key.seal(&plain, aad.as_bytes())?));
         pk.api_key_env = None;
     }
-    crate::privacy::content::seal_for_dataplane(compiled, vault, &key, &mut snap)?;
+    crate::privacy::content::seal_for_dataplane(compiled, vault, key, &mut snap)?;
     Ok(serde_json::to_vec(&snap)?)
 }

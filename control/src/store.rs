@@ -9,17 +9,18 @@
 //! Readers open read transactions directly; they never wait for the writer
 //! (only for the moment [`compact::rewrite`] swaps in a rewritten file).
 
-pub(crate) mod admin_ops;
 pub(crate) mod compact;
 pub(crate) mod compile;
 pub(crate) mod ingest;
 pub(crate) mod query;
 pub(crate) mod rows;
 pub(crate) mod schema;
-pub(crate) mod writer;
 
 use crate::vault::{KekSource, Vault};
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle, WriteTransaction};
+use redb::{
+    Database, Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    TableError, TableHandle, Value, WriteTransaction,
+};
 use schema::{meta, META};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -224,6 +225,11 @@ impl Store {
         Ok(txn)
     }
 
+    /// The store file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Size of the store file in bytes.
     pub(crate) fn file_size(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
@@ -324,6 +330,35 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
 /// Encodes a JSON row.
 pub(crate) fn encode<T: serde::Serialize>(row: &T) -> Result<Vec<u8>, StoreError> {
     Ok(serde_json::to_vec(row)?)
+}
+
+/// `def` in `r`, or `None` when it was never created (a store older than it).
+pub(crate) fn open_read<K: Key + 'static, V: Value + 'static>(
+    r: &ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<Option<ReadOnlyTable<K, V>>, StoreError> {
+    match r.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Fails unless tenant `id` exists (inside a change).
+pub(crate) fn require_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
+    if txn.open_table(schema::TENANTS)?.get(id)?.is_none() {
+        return Err(StoreError::NotFound(format!("tenant {id:?} does not exist")));
+    }
+    Ok(())
+}
+
+/// Tenant `id`'s row, or `NotFound` (in a read).
+pub(crate) fn tenant_row(r: &ReadTransaction, id: &str) -> Result<rows::TenantRow, StoreError> {
+    let t = r.open_table(schema::TENANTS)?;
+    let v = t
+        .get(id)?
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {id:?} does not exist")))?;
+    decode(v.value())
 }
 
 #[cfg(test)]

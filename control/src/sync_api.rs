@@ -6,7 +6,9 @@
 //!   version is newer than V (or V is absent); otherwise held up to 25 s,
 //!   answered early when a newer version commits, else 204. Both carry
 //!   `x-sluice-version: <current>`. Provider keys arrive sealed for the data
-//!   plane (see [`crate::snapshot::dataplane_key`]).
+//!   plane, and the 200 carries `x-sluice-snapshot-mac`, the MAC of the whole
+//!   body (see [`crate::snapshot::dataplane_keys`]): both keys come from the
+//!   data plane's key secret, which is never sent here.
 //! - `POST /v1/records` `{"batch":[{"seq":u64,"record":Record},...]}` (at most
 //!   10,000 records, body at most 64 MiB): stored in one transaction keyed by
 //!   (data plane, seq), replays skipped; 200 `{"acked_through":max_seq,"stored":n}`.
@@ -18,7 +20,7 @@ use crate::names::EnrollToken;
 use crate::store::ingest::{Batch, Prepared};
 use crate::store::rows::DataplaneRow;
 use serde::{Deserialize, Serialize};
-use sluice_contract::crypto::unhex;
+use sluice_contract::crypto::{unhex, SNAPSHOT_MAC_HEADER};
 use sluice_contract::record::Record;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -52,6 +54,20 @@ struct Ack {
     stored: u64,
 }
 
+/// Most bytes of a body on a sync route other than `POST /v1/records`.
+const SMALL_BODY: usize = 64 * 1024;
+
+/// Admits a sync request on its head (see [`crate::http::server::Admit`]):
+/// a data plane's token is checked before any of its body is read, and only
+/// `POST /v1/records` may send a large one.
+pub(crate) fn admit(app: &Arc<App>, req: &Request) -> Result<usize, Response> {
+    match req.path.as_str() {
+        "/v1/records" => authenticate(app, req).map(|_| MAX_BODY),
+        "/v1/snapshot" => authenticate(app, req).map(|_| SMALL_BODY),
+        _ => Ok(0),
+    }
+}
+
 /// Answers one sync request.
 pub(crate) fn handle(app: &Arc<App>, req: &Request, long_poll: Duration) -> Response {
     match (req.method.as_str(), req.path.as_str()) {
@@ -69,7 +85,7 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request, long_poll: Duration) -> Resp
         Err(resp) => return resp,
     };
     match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/v1/snapshot") => snapshot(app, req, &token, &row, long_poll),
+        ("GET", "/v1/snapshot") => snapshot(app, req, &row, long_poll),
         ("POST", "/v1/records") => records(app, req, &token, &row),
         _ => Response::error(405, &format!("{} is not allowed on {}", req.method, req.path)),
     }
@@ -94,13 +110,7 @@ fn authenticate(app: &App, req: &Request) -> Result<(EnrollToken, DataplaneRow),
     Ok((token, row))
 }
 
-fn snapshot(
-    app: &App,
-    req: &Request,
-    token: &EnrollToken,
-    row: &DataplaneRow,
-    long_poll: Duration,
-) -> Response {
+fn snapshot(app: &App, req: &Request, row: &DataplaneRow, long_poll: Duration) -> Response {
     let after = match req.query_param("after").map(|v| v.parse::<u64>()) {
         None => None,
         Some(Ok(v)) => Some(v),
@@ -119,17 +129,19 @@ fn snapshot(
         Ok(s) => s,
         Err(e) => return store_error(&e),
     };
-    match app.hub.body_for(&store, &app.vault, token, &row.token_sha256) {
-        Ok((version, body)) => {
+    match app.hub.body_for(&store, &app.vault, row) {
+        Ok(sealed) => {
+            let version = sealed.version;
             app.metrics.seen(&row.id, Some(version));
             app.metrics.snapshots_served.fetch_add(1, Ordering::Relaxed);
             Response {
                 status: 200,
                 content_type: "application/json",
                 headers: Vec::new(),
-                body: body.to_vec(),
+                body: sealed.body.to_vec(),
             }
             .with_header(VERSION_HEADER, version.to_string())
+            .with_header(SNAPSHOT_MAC_HEADER, sealed.mac.to_string())
         }
         Err(e) => store_error(&e),
     }

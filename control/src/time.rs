@@ -7,8 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 const MS_PER_DAY: u64 = 86_400_000;
 
-/// Milliseconds since the unix epoch.
-pub(crate) fn now_ms() -> u64 {
+/// Milliseconds since the unix epoch, by the real clock. Everything else in
+/// control reads [`crate::clock::now_ms`], the one clock (which tests can move).
+pub(crate) fn real_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -25,6 +25,9 @@ pub(crate) enum KekSource {
     File(PathBuf),
     /// The `SLUICE_MASTER_KEY` environment variable.
     Env,
+    /// The standard output of a command (`--master-key-cmd`: a secret
+    /// manager or KMS client).
+    Command(String),
 }
 
 impl std::fmt::Display for KekSource {
@@ -32,6 +35,7 @@ impl std::fmt::Display for KekSource {
         match self {
             KekSource::File(p) => write!(f, "{}", p.display()),
             KekSource::Env => f.write_str(MASTER_KEY_ENV),
+            KekSource::Command(c) => write!(f, "the output of `{c}`"),
         }
     }
 }
@@ -95,6 +99,39 @@ impl Vault {
         secret_file::sync_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         tracing::info!(path = %path.display(), "generated master key");
         Ok((vault, KekSource::File(path)))
+    }
+
+    /// Runs `cmd` with `sh -c` (no input; its stderr passes through) and
+    /// reads the KEK, 64 hex digits, from its standard output. What the
+    /// command printed is never shown in an error.
+    pub(crate) fn from_command(cmd: &str) -> Result<Vault, String> {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("--master-key-cmd: could not run `{cmd}`: {e}"))?;
+        let text = Zeroizing::new(String::from_utf8(out.stdout).unwrap_or_default());
+        if !out.status.success() {
+            return Err(format!("--master-key-cmd: `{cmd}` failed ({})", out.status));
+        }
+        Vault::from_hex(&text).map_err(|e| format!("--master-key-cmd: `{cmd}` printed no key: {e}"))
+    }
+
+    /// Whether the KEK from `source` lies in the data directory `data`,
+    /// beside the store it protects (one copy of the directory, a backup
+    /// say, then holds both).
+    pub(crate) fn lies_in(source: &KekSource, data: &Path) -> bool {
+        let KekSource::File(path) = source else {
+            return false;
+        };
+        let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        canon(parent) == canon(data)
     }
 
     /// Reads a KEK file (64 hex digits, mode 0600).
@@ -180,6 +217,33 @@ mod tests {
         assert_eq!(s3, KekSource::Env);
         assert!(Vault::load(&dir, None, Some(Zeroizing::new("xyz".into()))).is_err());
         assert!(Vault::load(&dir, Some(&dir.join("missing")), None).is_err());
+        // The generated key lies in the data directory: `serve` warns.
+        assert!(Vault::lies_in(&s1, &dir));
+        assert!(Vault::lies_in(
+            &KekSource::File(dir.join("./master.key")),
+            &dir.join(".")
+        ));
+        assert!(!Vault::lies_in(
+            &KekSource::File(std::env::temp_dir().join("elsewhere.key")),
+            &dir
+        ));
+        assert!(!Vault::lies_in(&KekSource::Env, &dir));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_command_can_supply_the_key() {
+        let hex_key = "ab".repeat(32);
+        let v = Vault::from_command(&format!("printf '%s\\n' {hex_key}")).unwrap();
+        assert!(v.verifies(&Vault::from_hex(&hex_key).unwrap().check_value().unwrap()));
+        // What the command printed (here made at run time, so the command's
+        // own text does not contain it) is never echoed in an error.
+        let failed = Vault::from_command("echo sec$((6*7)); exit 3").err().unwrap();
+        assert!(failed.contains("failed") && !failed.contains("sec42"), "{failed}");
+        let garbage = Vault::from_command("echo not$((6*7))").err().unwrap();
+        assert!(
+            garbage.contains("printed no key") && !garbage.contains("not42"),
+            "{garbage}"
+        );
     }
 }

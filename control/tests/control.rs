@@ -22,3 +22,6 @@ mod files;
 
 #[path = "control/tls.rs"]
 mod tls;
+
+#[path = "control/tokens.rs"]
+mod tokens;

@@ -5,9 +5,12 @@
 //! plain std threads and blocking std::net I/O: two of them after
 //! [`Agent::spawn`], because a long poll that blocks for 25 s cannot share a
 //! thread with a 100 ms batch timer.
-//! - `sluice-agent-snap` long-polls `GET /v1/snapshot?after=V`, compiles what
-//!   arrives with [`crate::current::compile`], publishes it into the [`SnapshotCell`] and
-//!   caches its raw (sealed) JSON on disk.
+//! - `sluice-agent-snap` long-polls `GET /v1/snapshot?after=V`, checks the
+//!   MAC control sent with it (`x-sluice-snapshot-mac`, under a key derived
+//!   from the token file's key secret, which never crosses the wire), compiles
+//!   what arrives with [`crate::current::compile`], publishes it into the [`SnapshotCell`]
+//!   and caches its raw (sealed) JSON with its MAC on disk. A snapshot whose
+//!   MAC does not match is neither used nor cached.
 //! - `sluice-agent` drains the [`RecordRx`], numbers records, ships them with
 //!   `POST /v1/records`, spools them to disk when control does not ack, and
 //!   replays the spool when it answers again. Its [`JoinHandle`] is the one
@@ -34,10 +37,13 @@
 //!   both are retried; only a shutdown in that state loses them (logged).
 //! - **Plaintext provider keys never reach the disk**: the snapshot cache is
 //!   the JSON exactly as control sent it, with keys sealed for this data plane.
+//! - **Only authenticated snapshots are served**: from control or from the
+//!   cache, a snapshot is checked against its MAC before it is parsed.
 //!
 //! # On-disk layout (`--spool-dir`, created 0700; files 0600)
-//! - `snapshot.json`: the last snapshot that compiled, the raw response body;
-//!   replaced atomically (tmp, fsync, rename, fsync of the directory).
+//! - `snapshot.cache`: the last snapshot that compiled: a first line with its
+//!   MAC (64 hex digits), then the raw response body; replaced atomically
+//!   (tmp, fsync, rename, fsync of the directory).
 //! - `spool.jsonl`: unacked records, one `{"seq":N,"record":{...}}` per line.
 //! - `seq`: decimal text, the first seq not yet reserved; replaced atomically.
 
@@ -48,6 +54,7 @@ pub(crate) mod spool;
 mod token;
 
 use crate::current::SnapshotCell;
+use sluice_contract::crypto::{CryptoError, SealKey, SnapshotMac};
 use crate::sink::RecordRx;
 use http::{Client, Endpoint};
 use sluice_contract::crypto::{CryptoError, SealKey};
@@ -79,7 +86,7 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(35);
 /// Time limit of one record batch exchange.
 const RECORDS_TIMEOUT: Duration = Duration::from_secs(15);
 /// File name of the snapshot cache in the spool directory.
-pub const SNAPSHOT_CACHE_FILE: &str = "snapshot.json";
+pub const SNAPSHOT_CACHE_FILE: &str = "snapshot.cache";
 
 /// How the agent reaches the control plane.
 pub struct AgentConfig {
@@ -91,6 +98,10 @@ pub struct AgentConfig {
     pub spool_dir: PathBuf,
     /// Extra CA certificates (PEM) trusted for an `https://` control URL.
     pub ca_file: Option<PathBuf>,
+    /// Allow a plain `http://` control URL to a host other than this machine
+    /// (`--insecure-plaintext`): the bearer token then crosses the network in
+    /// the clear (snapshots stay authenticated and their keys sealed).
+    pub insecure_plaintext: bool,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -100,6 +111,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("token", &"<redacted>")
             .field("spool_dir", &self.spool_dir)
             .field("ca_file", &self.ca_file)
+            .field("insecure_plaintext", &self.insecure_plaintext)
             .finish()
     }
 }
@@ -109,6 +121,8 @@ impl std::fmt::Debug for AgentConfig {
 pub enum AgentError {
     /// The enrollment token is malformed (its text is never shown).
     BadToken,
+    /// A plain `http://` control URL names a host that is not this machine.
+    Plaintext(String),
     /// The control URL is malformed.
     BadUrl(String),
     /// The TLS setup failed (the CA file, usually).
@@ -124,9 +138,11 @@ pub enum AgentError {
 impl std::fmt::Display for AgentError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AgentError::BadToken => {
-                f.write_str("malformed enrollment token (expected sdp-<dataplane_id>-<64 hex digits>)")
-            }
+            AgentError::BadToken => f.write_str(
+                "malformed enrollment token (expected sdp-<dataplane_id>-<64 hex digits>-<64 hex digits>; \
+                 a token without its key part predates sealed snapshots: re-enroll the data plane)",
+            ),
+            AgentError::Plaintext(m) => f.write_str(m),
             AgentError::BadUrl(m) => f.write_str(m),
             AgentError::Tls(m) => f.write_str(m),
             AgentError::Crypto(e) => write!(f, "deriving the snapshot key: {e}"),
@@ -165,6 +181,42 @@ pub struct AgentStats {
     pub spool_pending: AtomicU64,
     /// Whether the last exchange with control succeeded.
     pub control_up: AtomicBool,
+    /// Unix ms when control last confirmed the snapshot in use (a 200 or a
+    /// 204 to a poll); at a start from the cache, the cache file's time.
+    pub confirmed_ms: AtomicU64,
+}
+
+/// Unix milliseconds now.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The optional limit on how long a data plane cut off from control keeps
+/// serving (`--max-snapshot-age-secs`). Past it, every tenant is refused
+/// with 503: none can be confirmed (a revoked key or an emptied balance
+/// may not have arrived). The trade-off is availability: a control plane
+/// outage longer than the limit stops all traffic, so it is off by default.
+#[derive(Debug, Clone)]
+pub struct Freshness {
+    stats: Arc<AgentStats>,
+    max_age_ms: u64,
+}
+
+impl Freshness {
+    /// The limit `max_age` over the agent's confirmations.
+    pub fn new(stats: Arc<AgentStats>, max_age: Duration) -> Freshness {
+        Freshness {
+            stats,
+            max_age_ms: max_age.as_millis() as u64,
+        }
+    }
+
+    /// Whether, at unix ms `now_ms`, the snapshot was last confirmed longer ago than the limit.
+    pub fn stale(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.stats.confirmed_ms.load(Ordering::Relaxed)) > self.max_age_ms
+    }
 }
 
 /// The agent before [`Agent::spawn`]: enrolled, spool opened, first snapshot loaded.
@@ -174,6 +226,7 @@ pub struct Agent {
     tls: Option<Arc<rustls::ClientConfig>>,
     token: Arc<Zeroizing<String>>,
     seal: Arc<SealKey>,
+    mac: Arc<SnapshotMac>,
     spool_dir: PathBuf,
     spool: spool::Spool,
     seqs: spool::Seqs,
@@ -201,6 +254,7 @@ impl Agent {
     pub fn bootstrap(cfg: AgentConfig) -> Result<(Agent, Index), AgentError> {
         let enrollment = token::Enrollment::parse(&cfg.token).ok_or(AgentError::BadToken)?;
         let endpoint = Arc::new(Endpoint::parse(&cfg.control_url).map_err(AgentError::BadUrl)?);
+        plaintext_check(&endpoint, cfg.insecure_plaintext)?;
         let tls = match endpoint.tls {
             true => {
                 Some(crate::upstream::tls::client_config(cfg.ca_file.as_deref()).map_err(AgentError::Tls)?)
@@ -208,10 +262,8 @@ impl Agent {
             false => None,
         };
         let seal = Arc::new(enrollment.seal_key().map_err(AgentError::Crypto)?);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&cfg.spool_dir)?;
+        let mac = Arc::new(enrollment.snapshot_mac().map_err(AgentError::Crypto)?);
+        private_dir(&cfg.spool_dir)?;
         let (spool, max_seq) = spool::Spool::open(&cfg.spool_dir)?;
         let seqs = spool::Seqs::open(&cfg.spool_dir, max_seq.saturating_add(1))?;
         let stats = Arc::new(AgentStats::default());
@@ -224,13 +276,21 @@ impl Agent {
         }
 
         let mut poll = Client::new(endpoint.clone(), tls.clone(), enrollment.token(), CONNECT_TIMEOUT);
-        let fresh = snapshots::bootstrap_fetch(&mut poll, &seal, &cfg.spool_dir, &stats);
+        let fresh = snapshots::bootstrap_fetch(&mut poll, &seal, &mac, &cfg.spool_dir, &stats);
         let index = match fresh {
             Ok(index) => index,
             Err(reason) => {
                 tracing::warn!(control = %endpoint.authority, reason = %reason, "agent: serving the cached snapshot");
-                snapshots::load_cache(&cfg.spool_dir, &seal)
-                    .map_err(|cache| AgentError::NoSnapshot(format!("control: {reason}; cache: {cache}")))?
+                let index = snapshots::load_cache(&cfg.spool_dir, &seal, &mac)
+                    .map_err(|cache| AgentError::NoSnapshot(format!("control: {reason}; cache: {cache}")))?;
+                // Confirmed no later than when it was cached.
+                let cached_at = std::fs::metadata(cfg.spool_dir.join(SNAPSHOT_CACHE_FILE))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as u64);
+                stats.confirmed_ms.store(cached_at, Ordering::Relaxed);
+                index
             }
         };
         stats.snapshot_version.store(index.version, Ordering::Relaxed);
@@ -245,6 +305,7 @@ impl Agent {
             tls,
             token: enrollment.token(),
             seal,
+            mac,
             spool_dir: cfg.spool_dir,
             spool,
             seqs,
@@ -275,7 +336,7 @@ impl Agent {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let poller = snapshots::Poller::new(
             self.poll.with_abort(abort.clone()),
-            self.seal,
+            (self.seal, self.mac),
             self.spool_dir,
             self.stats.clone(),
             self.version,
@@ -293,6 +354,67 @@ impl Agent {
             .name("sluice-agent".into())
             .spawn(move || shipper.run(poller))
     }
+}
+
+/// Creates `dir` (and missing parents) with mode 0700 from the start, so it
+/// is never open to others, not even for a moment; an existing directory
+/// that group or others may enter is narrowed to 0700.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "narrowing the spool directory to 0700");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Reads the enrollment token file, trimmed. Refuses a file that group or
+/// others may read: the token is the data plane's credential and the secret
+/// its provider keys are sealed to.
+pub fn read_token_file(path: &std::path::Path) -> Result<Zeroizing<String>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{}: mode {:o} lets other users read the enrollment token; run `chmod 600 {}` \
+             (`sluice-control dataplane enroll ID --out FILE` writes it 0600)",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        ));
+    }
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?);
+    Ok(Zeroizing::new(text.trim().to_owned()))
+}
+
+/// Refuses plain `http://` to a host that is not this machine unless asked
+/// for; warns (at every start) when it is asked for. Runs before any name
+/// look-up or connection.
+fn plaintext_check(endpoint: &Endpoint, insecure_plaintext: bool) -> Result<(), AgentError> {
+    if endpoint.tls || endpoint.is_loopback() {
+        return Ok(());
+    }
+    if !insecure_plaintext {
+        return Err(AgentError::Plaintext(format!(
+            "refusing plain http:// to {}: it is not this machine, and the bearer token would cross the \
+             network in the clear; use https:// (with --ca-file for a private CA), or pass \
+             --insecure-plaintext on a network you trust",
+            endpoint.authority
+        )));
+    }
+    tracing::warn!(
+        control = %endpoint.authority,
+        "INSECURE: plain http:// to a remote control plane (--insecure-plaintext): the bearer token crosses the network in the clear"
+    );
+    Ok(())
 }
 
 /// Retry delay state shared by both loops' logic.

@@ -130,6 +130,10 @@ pub struct FileConfig {
     pub token_file: Option<std::path::PathBuf>,
     /// Spool directory.
     pub spool_dir: Option<std::path::PathBuf>,
+    /// Allow plain http:// to a control plane on another host.
+    pub insecure_plaintext: bool,
+    /// Refuse tenants once the snapshot is unconfirmed for this long, seconds.
+    pub max_snapshot_age_secs: Option<u64>,
     /// Extra CA certificates (PEM) trusted for upstreams and control.
     pub ca_file: Option<std::path::PathBuf>,
     /// Limits.

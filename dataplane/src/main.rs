@@ -50,9 +50,21 @@ struct Args {
     /// Control plane sync URL.
     #[arg(long)]
     control: Option<String>,
-    /// File holding this data plane's enrollment token.
+    /// File holding this data plane's enrollment token (mode 0600: a file
+    /// that group or others may read is refused).
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Allow a plain http:// control URL whose host is not this machine
+    /// (the bearer token then crosses the network in the clear; warned at
+    /// every start). Without it, such a URL is refused.
+    #[arg(long)]
+    insecure_plaintext: bool,
+    /// Refuse every tenant (503) once control has not confirmed the snapshot
+    /// for this many seconds (a partition). Off by default: a longer control
+    /// outage then stops all traffic, in exchange for never serving a revoked
+    /// key or a spent balance longer than this.
+    #[arg(long)]
+    max_snapshot_age_secs: Option<u64>,
     /// Directory for the record spool and the snapshot cache.
     #[arg(long)]
     spool_dir: Option<PathBuf>,
@@ -107,7 +119,7 @@ fn main() -> ExitCode {
 
 enum Mode {
     Standalone { snapshot: PathBuf, records: PathBuf },
-    Control(AgentConfig),
+    Control(AgentConfig, Option<std::time::Duration>),
 }
 
 fn run(args: Args) -> Result<(), ConfigError> {
@@ -163,20 +175,25 @@ fn run(args: Args) -> Result<(), ConfigError> {
                 .token_file
                 .or(file.token_file)
                 .ok_or_else(|| ConfigError("--control needs --token-file".into()))?;
-            let token = std::fs::read_to_string(&token_file)
-                .map_err(|e| ConfigError(format!("{}: {e}", token_file.display())))?;
+            let token = sluice_dataplane::agent::read_token_file(&token_file).map_err(ConfigError)?;
             let spool_dir = args
                 .spool_dir
                 .or(file.spool_dir)
                 .ok_or_else(|| ConfigError("--control needs --spool-dir".into()))?;
-            std::fs::create_dir_all(&spool_dir)
+            sluice_dataplane::agent::private_dir(&spool_dir)
                 .map_err(|e| ConfigError(format!("{}: {e}", spool_dir.display())))?;
-            Mode::Control(AgentConfig {
-                control_url,
-                token: zeroize::Zeroizing::new(token.trim().to_owned()),
-                spool_dir,
-                ca_file: ca_file.clone(),
-            })
+            Mode::Control(
+                AgentConfig {
+                    control_url,
+                    token,
+                    spool_dir,
+                    ca_file: ca_file.clone(),
+                    insecure_plaintext: args.insecure_plaintext || file.insecure_plaintext,
+                },
+                args.max_snapshot_age_secs
+                    .or(file.max_snapshot_age_secs)
+                    .map(std::time::Duration::from_secs),
+            )
         }
         (Some(_), Some(_)) => {
             return Err(ConfigError(
@@ -209,24 +226,26 @@ fn run(args: Args) -> Result<(), ConfigError> {
         std::thread::JoinHandle<()>,
         admin::Extra,
         Option<PathBuf>,
+        Option<sluice_dataplane::agent::Freshness>,
     );
-    let (cell, consumer, extra, reload_from): Started = match mode {
+    let (cell, consumer, extra, reload_from, freshness): Started = match mode {
         Mode::Standalone { snapshot, records } => {
             let index = load_snapshot(&snapshot, None).map_err(ConfigError)?;
             let cell = Arc::new(SnapshotCell::new(index));
             let writer = sink::spawn_jsonl_writer(records.clone(), records_rx)
                 .map_err(|e| ConfigError(format!("{}: {e}", records.display())))?;
-            (cell, writer, Arc::new(String::new), Some(snapshot))
+            (cell, writer, Arc::new(String::new), Some(snapshot), None)
         }
-        Mode::Control(cfg) => {
+        Mode::Control(cfg, max_age) => {
             let (agent, index) = Agent::bootstrap(cfg).map_err(|e| ConfigError(e.to_string()))?;
             let stats = agent.stats();
+            let freshness = max_age.map(|age| sluice_dataplane::agent::Freshness::new(stats.clone(), age));
             let cell = Arc::new(SnapshotCell::new(index));
             let handle = agent
                 .spawn(cell.clone(), records_rx)
                 .map_err(|e| ConfigError(format!("agent thread: {e}")))?;
             let extra: admin::Extra = Arc::new(move || render_agent_stats(&stats));
-            (cell, handle, extra, None)
+            (cell, handle, extra, None, freshness)
         }
     };
 
@@ -237,8 +256,16 @@ fn run(args: Args) -> Result<(), ConfigError> {
         workers,
         pin: !args.no_pin,
     };
-    let server = server::start(&config, limits, cell.clone(), metrics.clone(), tls, records_tx)
-        .map_err(|e| ConfigError(format!("listen {listen}: {e}")))?;
+    let server = server::start(
+        &config,
+        limits,
+        cell.clone(),
+        metrics.clone(),
+        tls,
+        records_tx,
+        freshness,
+    )
+    .map_err(|e| ConfigError(format!("listen {listen}: {e}")))?;
     let admin_bound = admin::spawn(admin_addr, metrics, extra)
         .map_err(|e| ConfigError(format!("admin {admin_addr}: {e}")))?;
     tracing::info!(listen = %server.local_addr(), admin = %admin_bound, workers, "sluice data plane serving");

@@ -201,6 +201,16 @@ async fn serve_api(
     let key = auth::authenticate(&index, key)?;
     ctx.record.tenant = Some(key.tenant.id.clone());
     ctx.record.key_id = Some(key.id.clone());
+    if w.shared
+        .freshness
+        .as_ref()
+        .is_some_and(|f| f.stale(ctx.record.ts_ms))
+    {
+        return Err(Reject::with(
+            ErrorKind::Unavailable,
+            "the gateway cannot confirm this tenant with its control plane: its snapshot is older than the configured maximum age",
+        ));
+    }
 
     if matches!(ctx.record.route, ApiRoute::Models | ApiRoute::Model) {
         if head.framing != Framing::Empty {

@@ -59,6 +59,7 @@ pub fn start(
     metrics: Arc<Metrics>,
     tls: Arc<rustls::ClientConfig>,
     records: RecordTx,
+    freshness: Option<crate::agent::Freshness>,
 ) -> std::io::Result<Server> {
     let (shutdown_tx, shutdown_rx) = async_channel::bounded::<()>(1);
     let shared = Arc::new(Shared {
@@ -68,6 +69,7 @@ pub fn start(
         tls,
         shutdown: shutdown_rx,
         ip_hasher: sluice_contract::iphash::IpHasher::default(),
+        freshness,
     });
     let cores = if config.pin {
         core_affinity::get_core_ids().unwrap_or_default()

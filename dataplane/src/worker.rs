@@ -27,6 +27,8 @@ pub struct Shared {
     pub shutdown: async_channel::Receiver<()>,
     /// Hashes client addresses for records.
     pub ip_hasher: sluice_contract::iphash::IpHasher,
+    /// The limit on the snapshot's age when control is away, if one is set.
+    pub freshness: Option<crate::agent::Freshness>,
 }
 
 /// Everything one worker owns; shared by its connection tasks through `Rc`.

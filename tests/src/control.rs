@@ -404,7 +404,7 @@ impl Control {
     /// The current snapshot version as the sync API reports it to the data
     /// plane holding `dp_token` (`x-sluice-version` of `GET /v1/snapshot`).
     pub fn snapshot_version(&self, dp_token: &str) -> u64 {
-        let r = http::request(self.sync, &Req::get("/v1/snapshot").bearer(dp_token));
+        let r = http::request(self.sync, &Req::get("/v1/snapshot").bearer(&bearer(dp_token)));
         assert_eq!(r.status(), 200, "GET /v1/snapshot: {}", r.text());
         let v = r
             .header("x-sluice-version")
@@ -449,6 +449,8 @@ pub struct DataplaneOpts {
     pub logs: PathBuf,
     /// `RUST_LOG`.
     pub log: String,
+    /// More arguments, e.g. `--max-snapshot-age-secs N`.
+    pub extra_args: Vec<String>,
 }
 
 impl Dataplane {
@@ -461,7 +463,8 @@ impl Dataplane {
             .arg(&o.token_file)
             .arg("--spool-dir")
             .arg(&o.spool_dir)
-            .args(["--workers", "2", "--no-pin"]);
+            .args(["--workers", "2", "--no-pin"])
+            .args(&o.extra_args);
         match driver {
             Driver::Uring => cmd.env_remove("MONOIO_FORCE_LEGACY_DRIVER"),
             Driver::Epoll => cmd.env("MONOIO_FORCE_LEGACY_DRIVER", "1"),
@@ -587,6 +590,7 @@ impl Fleet {
             spool_dir: dir.join("spool"),
             logs: dir.path().to_owned(),
             log: log.to_owned(),
+            extra_args: Vec::new(),
         };
         let dp = Dataplane::start(driver, &opts);
         Fleet {
@@ -616,7 +620,7 @@ impl Fleet {
     #[track_caller]
     pub fn assert_no_plaintext(&self, canaries: &[(&str, String)], when: &str, spooled: bool) {
         let files = files_under(self.dir());
-        let mut must = vec!["control/control.redb", "spool/snapshot.json", "spool/seq"];
+        let mut must = vec!["control/control.redb", "spool/snapshot.cache", "spool/seq"];
         if spooled {
             must.push("spool/spool.jsonl");
         }
@@ -640,6 +644,14 @@ impl Fleet {
         );
         assert_eq!(
             files_containing(&files, &self.dp_token),
+            vec![self.dir().join("dataplane.token")],
+            "{when}"
+        );
+        // The key secret its snapshots are sealed to is nowhere else either:
+        // not in control's file (sealed there), not in a log, not in the cache.
+        let key_secret = self.dp_token.rsplit('-').next().unwrap_or_default();
+        assert_eq!(
+            files_containing(&files, key_secret),
             vec![self.dir().join("dataplane.token")],
             "{when}"
         );
@@ -765,7 +777,16 @@ pub fn configure(c: &Control, mock_url: &str, provider_key: &str) -> String {
     key
 }
 
-/// `dataplane enroll ID`; returns the token it printed.
+/// The bearer part of an enrollment token (`sdp-ID-BEARER-KEY` →
+/// `sdp-ID-BEARER`): what a data plane presents; the key part never leaves it.
+pub fn bearer(token: &str) -> String {
+    token
+        .rsplit_once('-')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or_default()
+}
+
+/// `dataplane enroll ID`; returns the whole token it printed (the token file).
 pub fn enroll(c: &Control, id: &str) -> String {
     parse_key(&c.ok(&["dataplane", "enroll", id], None), "sdp-")
 }

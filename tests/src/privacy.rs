@@ -152,7 +152,7 @@ fn serve(mut conn: TcpStream, canary: &str) {
     }
 }
 
-/// `sluice-control serve` with its clock moved by `--clock-offset-days`, on
+/// `sluice-control serve` with its clock moved by `--test-only-clock-offset-days`, on
 /// an existing data directory (the usual [`crate::control::Control`] cannot
 /// move its clock).
 #[derive(Debug)]
@@ -185,7 +185,7 @@ impl Clocked {
             "--data",
         ])
         .arg(data)
-        .arg("--clock-offset-days")
+        .arg("--test-only-clock-offset-days")
         .arg(days.to_string())
         .env_remove("SLUICE_MASTER_KEY")
         .env_remove("SLUICE_DATA")

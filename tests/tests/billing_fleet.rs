@@ -14,8 +14,8 @@
 
 use serde_json::{json, Value};
 use sluice_tests::control::{
-    control_bin, parse_key, write_secret, Dataplane, DataplaneOpts, Logged, ANTHROPIC_MODEL, OPENAI_MODEL,
-    TENANT,
+    bearer, control_bin, parse_key, write_secret, Dataplane, DataplaneOpts, Logged, ANTHROPIC_MODEL,
+    OPENAI_MODEL, TENANT,
 };
 use sluice_tests::http::{self, Req, Response};
 use sluice_tests::metering::{fire_concurrently, status_histogram};
@@ -176,7 +176,7 @@ impl Ctl {
 
     /// The snapshot version the sync API reports to the holder of `token`.
     fn version(&self, token: &str) -> u64 {
-        let r = http::request(self.sync, &Req::get("/v1/snapshot").bearer(token));
+        let r = http::request(self.sync, &Req::get("/v1/snapshot").bearer(&bearer(token)));
         assert_eq!(r.status(), 200, "{}", r.text());
         r.header("x-sluice-version").unwrap().parse().unwrap()
     }
@@ -204,6 +204,7 @@ impl Edge {
             spool_dir: dir.join(format!("{id}-spool")),
             logs: dir.to_owned(),
             log: "warn".into(),
+            extra_args: Vec::new(),
         };
         Edge {
             dp: Dataplane::start(driver, &opts),

@@ -253,13 +253,23 @@ fn dataplane_killed_with_spooled_records(d: Driver) {
 
 // ---- 4. the data plane starts on its cached snapshot -----------------------
 
+/// A new spool directory (0700) holding only `from`'s snapshot cache.
+fn private_spool_copy(from: &std::path::Path, to: &std::path::Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(to).unwrap();
+    std::fs::copy(from.join("snapshot.cache"), to.join("snapshot.cache")).unwrap();
+}
+
 fn dataplane_starts_from_cached_snapshot(d: Driver) {
     let mut f = Fleet::start(d);
     assert_full_json(&f.chat(false, 2), 2);
     f.control.wait_logs(TENANT, 1);
     let version = f.dp.metric("sluice_snapshot_version").unwrap();
-    let cache = f.spool_dir().join("snapshot.json");
-    let cached: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    let cache = f.spool_dir().join("snapshot.cache");
+    // A MAC line, then the snapshot as control sent it.
+    let raw = std::fs::read(&cache).unwrap();
+    let nl = raw.iter().position(|&b| b == b'\n').unwrap();
+    let cached: Value = serde_json::from_slice(&raw[nl + 1..]).unwrap();
     assert_eq!(cached["version"].as_f64(), Some(version), "{}", cache.display());
 
     f.dp.kill();
@@ -271,6 +281,46 @@ fn dataplane_starts_from_cached_snapshot(d: Driver) {
     let (status, stderr) = Dataplane::run_to_exit(d, &bare);
     assert_eq!(status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("no snapshot to serve"), "{stderr}");
+
+    // A token file that others may read is refused (exit 64, and says why).
+    let mut open = f.dataplane_opts().clone();
+    open.token_file = f.dir().join("open.token");
+    std::fs::copy(&f.dataplane_opts().token_file, &open.token_file).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open.token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (status, stderr) = Dataplane::run_to_exit(d, &open);
+    assert_eq!(status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+
+    // Plain http:// to a host that is not this machine is refused before
+    // any connection, unless asked for (a TEST-NET address: nothing answers).
+    let mut remote = f.dataplane_opts().clone();
+    remote.control_url = "http://192.0.2.1:7070".into();
+    let (status, stderr) = Dataplane::run_to_exit(d, &remote);
+    assert_eq!(status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("refusing plain http://") && stderr.contains("--insecure-plaintext"),
+        "{stderr}"
+    );
+
+    // With a maximum snapshot age: a cached snapshot older than it is not
+    // trusted for any tenant (503 in the caller's shape); one within it serves.
+    let strict_spool = f.dir().join("strict-spool");
+    private_spool_copy(f.spool_dir(), &strict_spool);
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut strict = f.dataplane_opts().clone();
+    strict.spool_dir = strict_spool.clone();
+    strict.extra_args = vec!["--max-snapshot-age-secs".into(), "1".into()];
+    let mut dp = Dataplane::start(d, &strict);
+    let err = dp.request(&chat_req(&f.key, false, 2)).assert_openai_error(503);
+    assert!(err.to_string().contains("cannot confirm"), "{err}");
+    dp.kill();
+    strict.extra_args = vec!["--max-snapshot-age-secs".into(), "3600".into()];
+    let mut dp = Dataplane::start(d, &strict);
+    assert_full_json(&dp.request(&chat_req(&f.key, false, 2)), 2);
+    dp.kill();
 
     // With it, it serves.
     f.restart_dataplane();

@@ -11,14 +11,15 @@
 //!   `PUT /v1/credits/{tenant}/default-max-tokens` `{"tokens": N|null}`
 //! - `GET /v1/alerts?tenant=&limit=`
 
+use super::ApiError;
 use super::{body, invalid, method_not_allowed, not_found, se, Reply};
 use crate::app::App;
 use crate::billing::ops::BillingOp;
 use crate::billing::rows::PolicyRow;
+use crate::clock::now_ms;
 use crate::http::{Request, Response};
 use crate::names::{check_model, check_name};
-use crate::store::admin_ops::AdminOp;
-use crate::time::now_ms;
+use crate::ops::AdminOp;
 use serde::Deserialize;
 use sluice_contract::policy::CompiledPolicy;
 use sluice_contract::snapshot::types::{ModelPrice, RateLimit};
@@ -92,7 +93,7 @@ pub(super) fn route(app: &Arc<App>, req: &Request, segs: &[&str]) -> Reply {
         }
         ("GET", ["policies", t]) => match store.policy(t).map_err(se)? {
             Some(p) => Ok(Response::json(200, &p)),
-            None => Err(Response::error(404, &format!("tenant {t:?} has no policy"))),
+            None => Err(ApiError::NotFound(format!("tenant {t:?} has no policy"))),
         },
         ("PUT", ["policies", t]) => {
             let b: PolicyBody = body(req)?;
@@ -196,10 +197,10 @@ pub(super) fn route(app: &Arc<App>, req: &Request, segs: &[&str]) -> Reply {
 }
 
 /// The price in `req`'s body for `model`, checked as the data plane will.
-fn price(req: &Request, model: &str) -> Result<ModelPrice, Response> {
+fn price(req: &Request, model: &str) -> Result<ModelPrice, ApiError> {
     check_model(model).map_err(invalid)?;
     let b: PriceBody = body(req)?;
-    let check = |what: &str, v: f64| -> Result<f64, Response> {
+    let check = |what: &str, v: f64| -> Result<f64, ApiError> {
         if v.is_finite() && (0.0..=MAX_PRICE).contains(&v) {
             Ok(v)
         } else {

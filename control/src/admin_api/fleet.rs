@@ -1,16 +1,19 @@
 //! Operator-wide things: upstreams and data planes.
 
+use super::ApiError;
 use super::{body, invalid, method_not_allowed, not_found, se, Reply};
 use crate::app::App;
+use crate::clock::now_ms;
 use crate::http::{Request, Response};
 use crate::names::{check_dataplane_id, check_name};
-use crate::store::admin_ops::AdminOp;
-use crate::store::rows::DataplaneInfo;
-use crate::time::now_ms;
+use crate::ops::AdminOp;
+use crate::snapshot::dataplane_key_aad;
+use crate::store::rows::{DataplaneInfo, SealedSecret};
 use serde::{Deserialize, Serialize};
 use sluice_contract::crypto::{hex, random_bytes, sha256};
 use sluice_contract::snapshot::types::Upstream;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,14 +61,28 @@ pub(super) fn dataplanes(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply 
         ("POST", []) => {
             let b: NewDataplane = body(req)?;
             check_dataplane_id(&b.id).map_err(invalid)?;
-            let secret = random_bytes::<32>().map_err(|e| Response::error(500, &e.to_string()))?;
-            let token = format!("sdp-{}-{}", b.id, hex(&secret[..]));
+            let crypto = |e: sluice_contract::crypto::CryptoError| ApiError::Internal(e.to_string());
+            // Two secrets: the bearer secret the data plane presents on every
+            // sync request (only its hash is kept), and the key secret that
+            // seals and authenticates its snapshots, which it never sends.
+            let bearer = random_bytes::<32>().map_err(crypto)?;
+            let key_secret = random_bytes::<32>().map_err(crypto)?;
+            let presented = Zeroizing::new(format!("sdp-{}-{}", b.id, hex(&bearer[..])));
+            let env = app
+                .vault
+                .seal_secret(&dataplane_key_aad(&b.id), &key_secret[..])
+                .map_err(crypto)?;
             let op = AdminOp::EnrollDataplane {
                 id: b.id.clone(),
-                token_sha256: hex(&sha256(token.as_bytes())),
+                token_sha256: hex(&sha256(presented.as_bytes())),
+                key: SealedSecret {
+                    wrapped_dek: hex(&env.wrapped_dek),
+                    sealed: hex(&env.sealed),
+                },
                 now_ms: now_ms(),
             };
             app.writer.admin(op).map_err(se)?;
+            let token = format!("{}-{}", presented.as_str(), hex(&key_secret[..]));
             Ok(Response::json(201, &Enrolled { id: b.id, token }))
         }
         ("GET", []) => {

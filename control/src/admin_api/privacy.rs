@@ -9,13 +9,14 @@
 //! - `POST /v1/purge` (`{"rewrite":bool}`): purge now.
 //! - `GET /v1/audit?after=&limit=`, `GET /v1/audit/verify`.
 
+use super::ApiError;
 use super::{body, invalid, method_not_allowed, not_found, se, Reply};
 use crate::app::App;
 use crate::http::{Request, Response};
+use crate::ops::AdminOp;
 use crate::privacy::content::{ContentEntry, Opener};
 use crate::privacy::settings::{self, Change, PrivacyView};
 use crate::privacy::PrivacyOp;
-use crate::store::admin_ops::AdminOp;
 use crate::store::StoreError;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -105,7 +106,7 @@ pub(super) fn route(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
             let hooks = app
                 .privacy
                 .get()
-                .ok_or_else(|| Response::error(503, "the audit trail is not loaded"))?;
+                .ok_or_else(|| ApiError::Unavailable("the audit trail is not loaded".into()))?;
             let r = app.store().map_err(se)?.begin_read().map_err(se)?;
             Ok(Response::json(200, &hooks.auditor.verify(&r).map_err(se)?))
         }
@@ -123,7 +124,7 @@ fn update(app: &App, req: &Request, tenant: &str) -> Reply {
     let new_key = if change.log_content == Some(true) {
         Some(
             crate::privacy::content::new_key(&app.vault, tenant)
-                .map_err(|e| Response::error(500, &e.to_string()))?,
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
         )
     } else {
         None
@@ -161,7 +162,7 @@ fn content(app: &App, req: &Request, tenant: &str) -> Reply {
 }
 
 /// Records an admin read of tenant data in the audit trail.
-fn note(app: &App, action: &'static str, tenant: &str) -> Result<(), Response> {
+fn note(app: &App, action: &'static str, tenant: &str) -> Result<(), ApiError> {
     app.writer
         .admin(AdminOp::Privacy(PrivacyOp::Note {
             action,

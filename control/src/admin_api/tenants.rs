@@ -1,14 +1,16 @@
 //! Tenants and what belongs to them: gateway keys, provider keys, routes,
 //! logs and usage.
 
+use super::ApiError;
 use super::{body, invalid, method_not_allowed, not_found, se, Reply};
 use crate::app::App;
+use crate::clock::now_ms;
 use crate::http::{Request, Response};
 use crate::names::{check_model, check_name};
-use crate::store::admin_ops::AdminOp;
+use crate::ops::AdminOp;
 use crate::store::query::LogQuery;
 use crate::store::rows::{ApiKeyRow, ProviderKeyInfo, ProviderKeyRow, TenantRow};
-use crate::time::{now_ms, parse_time};
+use crate::time::parse_time;
 use serde::{Deserialize, Deserializer, Serialize};
 use sluice_contract::crypto::{hex, random_bytes, sha256};
 use sluice_contract::snapshot::types::{ProviderKey, Route, Target};
@@ -142,12 +144,15 @@ pub(super) fn route(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
             let q = log_query(req)?;
             Ok(Response::json(200, &store.logs(t, q).map_err(se)?))
         }
-        ("GET", [t, "usage"]) => Ok(Response::json(200, &store.usage(t).map_err(se)?)),
+        ("GET", [t, "usage"]) => Ok(Response::json(
+            200,
+            &crate::billing::meter::usage(&store, t).map_err(se)?,
+        )),
         _ => Err(not_found(req)),
     }
 }
 
-fn check_label(what: &str, s: &str) -> Result<(), Response> {
+fn check_label(what: &str, s: &str) -> Result<(), ApiError> {
     if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) {
         return Err(invalid(format!(
             "invalid {what} {s:?}: 1 to 200 characters, no control characters"
@@ -197,8 +202,8 @@ fn update_tenant(app: &App, req: &Request, id: &str) -> Reply {
 
 fn create_api_key(app: &App, req: &Request, tenant: &str) -> Reply {
     let b: NewApiKey = body(req)?;
-    let rand = |n: usize| -> Result<String, Response> {
-        let bytes = random_bytes::<32>().map_err(|e| Response::error(500, &e.to_string()))?;
+    let rand = |n: usize| -> Result<String, ApiError> {
+        let bytes = random_bytes::<32>().map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(hex(&bytes[..n]))
     };
     let id = match b.id {
@@ -243,7 +248,7 @@ fn put_provider_key(app: &App, tenant: &str, id: &str, secret: Zeroizing<String>
     let env = app
         .vault
         .seal_secret(&aad, s.as_bytes())
-        .map_err(|e| Response::error(500, &e.to_string()))?;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let now = now_ms();
     let row = ProviderKeyRow {
         id: id.to_owned(),
@@ -292,8 +297,8 @@ fn set_route(app: &App, req: &Request, tenant: &str) -> Reply {
     Ok(Response::json(200, &route))
 }
 
-pub(super) fn log_query(req: &Request) -> Result<LogQuery, Response> {
-    let time = |name: &str| -> Result<Option<u64>, Response> {
+pub(super) fn log_query(req: &Request) -> Result<LogQuery, ApiError> {
+    let time = |name: &str| -> Result<Option<u64>, ApiError> {
         req.query_param(name)
             .map(|v| parse_time(&v).map_err(invalid))
             .transpose()

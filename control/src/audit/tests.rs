@@ -1,4 +1,3 @@
-use super::describe::Described;
 use super::*;
 use crate::privacy::tests::{file_has, temp_path};
 use crate::store::schema::AUDIT;
@@ -205,4 +204,143 @@ fn erasing_a_tenant_removes_its_name_and_keeps_the_chain_whole() {
     assert!(!file_has(&path, b"tenant t3"));
     assert!(file_has(&path, b"tenant t2"));
     assert!(verify(&store, &a).ok);
+}
+
+/// The raw head record, as anyone with the file could read or write it.
+fn head_bytes(store: &Store) -> Option<Vec<u8>> {
+    let r = store.begin_read().unwrap();
+    let m = r.open_table(PRIVACY_META).unwrap();
+    let v = m.get(HEAD_META).unwrap();
+    v.map(|v| v.value().to_vec())
+}
+
+fn set_head(store: &Store, value: Option<&[u8]>) {
+    let txn = store.begin_write().unwrap();
+    {
+        let mut m = txn.open_table(PRIVACY_META).unwrap();
+        match value {
+            Some(v) => m.insert(HEAD_META, v).unwrap(),
+            None => m.remove(HEAD_META).unwrap(),
+        };
+    }
+    txn.commit().unwrap();
+}
+
+/// A trail of 5 entries whose head is repeated in a file; also returns the
+/// head record as it was after entry 3 (an authentic, older head).
+fn trail_with_file(name: &str) -> (Store, std::path::PathBuf, Vec<u8>) {
+    let path = temp_path(name);
+    let store = Store::open(&path).unwrap();
+    let file = path.with_file_name(format!("{name}.{HEAD_FILE}"));
+    let a = Auditor::new("0123456789abcdef", &[7u8; 32]).with_head_file(&file);
+    let mut after_three = Vec::new();
+    for i in 1..=5 {
+        let txn = store.begin_write().unwrap();
+        a.append(
+            &txn,
+            &described("tenant.create", &format!("t{i}")),
+            "ok",
+            1000 + i,
+        )
+        .unwrap();
+        txn.commit().unwrap();
+        a.committed();
+        if i == 3 {
+            after_three = head_bytes(&store).unwrap();
+        }
+    }
+    assert!(std::fs::read_to_string(&file).unwrap().starts_with("5 "));
+    (store, file, after_three)
+}
+
+/// An auditor as control has it after a restart: same key, same head file,
+/// nothing seen yet.
+fn restarted(file: &std::path::Path) -> Auditor {
+    Auditor::new("0123456789abcdef", &[7u8; 32]).with_head_file(file)
+}
+
+#[test]
+fn truncation_with_an_older_authentic_head_put_back_is_named() {
+    let (store, file, after_three) = trail_with_file("audit-cut-replay");
+    assert!(verify(&store, &restarted(&file)).ok);
+    // Cut entries 4 and 5 and put back the head as it was after entry 3:
+    // everything inside the store agrees, and its MAC is genuine.
+    tamper(&store, 5, None);
+    tamper(&store, 4, None);
+    set_head(&store, Some(&after_three));
+    let v = verify(&store, &restarted(&file));
+    assert_eq!(bad_at(&v), 4, "{v:?}");
+    assert!(
+        v.problem
+            .as_deref()
+            .unwrap()
+            .contains("entries 4 to 5 are missing"),
+        "{v:?}"
+    );
+    // The count kept outside the store is what names it: without it, the
+    // cut trail would pass.
+    let blind = Auditor::new("0123456789abcdef", &[7u8; 32]);
+    assert!(verify(&store, &blind).ok);
+}
+
+#[test]
+fn a_head_rewritten_without_the_key_is_named() {
+    let (store, file, _) = trail_with_file("audit-cut-forged");
+    tamper(&store, 5, None);
+    tamper(&store, 4, None);
+    // The head for 3 entries, with a MAC made without the audit key.
+    let mut forged = 3u64.to_be_bytes().to_vec();
+    forged.extend_from_slice(&unhex::<32>(&entry(&store, 3).hash).unwrap());
+    forged.extend_from_slice(&[0u8; 32]);
+    set_head(&store, Some(&forged));
+    let v = verify(&store, &restarted(&file));
+    assert!(v.problem.as_deref().unwrap().contains("not authentic"), "{v:?}");
+    // And as the older versions wrote it, without a MAC.
+    set_head(&store, Some(&forged[..40]));
+    let v = verify(&store, &restarted(&file));
+    assert!(v.problem.as_deref().unwrap().contains("no MAC"), "{v:?}");
+}
+
+#[test]
+fn a_dropped_table_and_head_are_named() {
+    let (store, file, _) = trail_with_file("audit-dropped");
+    let txn = store.begin_write().unwrap();
+    txn.delete_table(AUDIT).unwrap();
+    txn.open_table(PRIVACY_META).unwrap().remove(HEAD_META).unwrap();
+    txn.commit().unwrap();
+    let v = verify(&store, &restarted(&file));
+    assert_eq!(bad_at(&v), 1, "{v:?}");
+    assert!(
+        v.problem
+            .as_deref()
+            .unwrap()
+            .contains("entries 1 to 5 are missing"),
+        "{v:?}"
+    );
+    // While control runs, its own count names it even with the file gone.
+    std::fs::remove_file(&file).unwrap();
+    let running = restarted(&file);
+    running.seen.store(5, Ordering::Relaxed);
+    assert_eq!(bad_at(&verify(&store, &running)), 1);
+}
+
+#[test]
+fn a_missing_head_file_is_named_and_a_lagging_one_is_not_a_loss() {
+    let (store, file, _) = trail_with_file("audit-file");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let v = verify(&store, &restarted(&file));
+    assert!(v.problem.as_deref().unwrap().contains("is missing"), "{v:?}");
+    // One entry behind (a crash between a commit and its copy): whole.
+    let a = restarted(&file);
+    let txn = store.begin_write().unwrap();
+    a.append(&txn, &described("tenant.create", "t6"), "ok", 2000)
+        .unwrap();
+    txn.commit().unwrap();
+    std::fs::write(&file, &text).unwrap();
+    assert!(verify(&store, &restarted(&file)).ok);
+    // A file edited by hand without the key is named.
+    std::fs::write(&file, text.replacen("5 ", "9 ", 1)).unwrap();
+    let v = verify(&store, &restarted(&file));
+    assert!(v.problem.as_deref().unwrap().contains("not authentic"), "{v:?}");
 }

@@ -1,7 +1,7 @@
 //! The lease arithmetic (see [`crate::billing`]) and the grants it makes.
 
 use super::rows::{CreditAccount, Lease};
-use super::tables::open_read;
+use crate::store::open_read;
 use crate::store::rows::DataplaneRow;
 use crate::store::schema::{self, pack2, unpack2};
 use crate::store::{decode, encode, Store, StoreError};

@@ -6,80 +6,25 @@
 //! charged again.
 
 use super::rows::{AlertRow, CreditAccount, LOW_BALANCE};
-use super::tables::open_read;
+use crate::store::ingest::Meter;
 use crate::store::ingest::Prepared;
+use crate::store::open_read;
 use crate::store::rows::UsageRow;
 use crate::store::schema::{self, pack2, unpack2};
 use crate::store::{decode, encode, StoreError};
 use redb::{ReadTransaction, ReadableTable, Table, WriteTransaction};
-use sluice_contract::record::Record;
 use std::collections::{BTreeMap, HashMap};
 
-/// What a record adds to the cost rollup.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Meter {
-    /// Settled cost, micro-dollars.
-    pub(crate) cost_micros: u64,
-    /// Prompt tokens read from the provider's cache.
-    pub(crate) cached_input_tokens: u64,
-    /// Prompt tokens written to the provider's cache.
-    pub(crate) cache_creation_tokens: u64,
-    /// Reasoning tokens.
-    pub(crate) reasoning_tokens: u64,
-}
-
-impl Meter {
-    /// The meter of `record`.
-    pub(crate) fn of(record: &Record) -> Meter {
-        let u = record.usage.unwrap_or_default();
-        Meter {
-            cost_micros: record.cost_micros.unwrap_or(0),
-            cached_input_tokens: u.cached_input_tokens,
-            cache_creation_tokens: u.cache_creation_tokens,
-            reasoning_tokens: u.reasoning_tokens,
-        }
-    }
-
-    fn is_zero(&self) -> bool {
-        *self == Meter::default()
-    }
-
-    fn pack(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (i, v) in [
-            self.cost_micros,
-            self.cached_input_tokens,
-            self.cache_creation_tokens,
-            self.reasoning_tokens,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_be_bytes());
-        }
-        out
-    }
-
-    fn unpack(v: &[u8; 32]) -> Meter {
-        let get = |i: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&v[i * 8..i * 8 + 8]);
-            u64::from_be_bytes(b)
-        };
-        Meter {
-            cost_micros: get(0),
-            cached_input_tokens: get(1),
-            cache_creation_tokens: get(2),
-            reasoning_tokens: get(3),
-        }
-    }
-
-    fn add(&mut self, o: &Meter) {
-        self.cost_micros = self.cost_micros.saturating_add(o.cost_micros);
-        self.cached_input_tokens = self.cached_input_tokens.saturating_add(o.cached_input_tokens);
-        self.cache_creation_tokens = self.cache_creation_tokens.saturating_add(o.cache_creation_tokens);
-        self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
-    }
+/// A tenant's usage by UTC day and model with billing's columns (cost,
+/// cached and reasoning tokens), read in one transaction.
+pub(crate) fn usage(
+    store: &crate::store::Store,
+    tenant: &str,
+) -> Result<Vec<crate::store::rows::UsageRow>, StoreError> {
+    let r = store.begin_read()?;
+    let mut out = crate::store::Store::usage_in(&r, tenant)?;
+    add_to_usage(&r, tenant, &mut out)?;
+    Ok(out)
 }
 
 /// Charges the records just stored in `txn`, each with the number of the
@@ -119,7 +64,7 @@ pub(crate) fn apply(txn: &WriteTransaction, stored: &[(&Prepared, u32)]) -> Resu
     }
     let mut accounts = txn.open_table(schema::CREDIT_ACCOUNTS)?;
     let mut leases = txn.open_table(schema::CREDIT_LEASES)?;
-    let now = crate::time::now_ms();
+    let now = crate::clock::now_ms();
     for (tenant, per_dp) in charges {
         let Some(mut account) = accounts
             .get(tenant)?

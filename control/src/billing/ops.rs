@@ -5,6 +5,7 @@
 use super::leases;
 use super::meter::raise;
 use super::rows::{AlertRow, CreditAccount, PolicyRow};
+use crate::store::require_tenant;
 use crate::store::schema;
 use crate::store::{decode, encode, StoreError};
 use redb::{ReadableTable, WriteTransaction};
@@ -201,7 +202,7 @@ pub(crate) fn mutate(txn: &WriteTransaction, op: &BillingOp) -> Result<bool, Sto
             accounts.insert(tenant.as_str(), encode(&account)?.as_slice())?;
         }
         BillingOp::TopUp { dataplane, tenants } => {
-            return leases::grant(txn, *dataplane, tenants.as_deref(), crate::time::now_ms());
+            return leases::grant(txn, *dataplane, tenants.as_deref(), crate::clock::now_ms());
         }
         BillingOp::Resync { dataplane } => return leases::spent_on(txn, *dataplane),
         BillingOp::AlertDelivered { id, now_ms } => {
@@ -229,11 +230,4 @@ fn account(
             "tenant {tenant:?} has no credit; add some first with `tenant credit add`"
         ))),
     }
-}
-
-fn require_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
-    if txn.open_table(schema::TENANTS)?.get(id)?.is_none() {
-        return Err(StoreError::NotFound(format!("tenant {id:?} does not exist")));
-    }
-    Ok(())
 }

@@ -2,11 +2,10 @@
 
 use super::leases::lease_of;
 use super::rows::{AlertRow, CreditAccount, CreditView, LeaseView, PolicyRow, PriceView};
-use super::tables::open_read;
+use crate::store::open_read;
 use crate::store::rows::DataplaneRow;
 use crate::store::schema;
 use crate::store::{decode, Store, StoreError};
-use redb::ReadTransaction;
 use sluice_contract::quota::price::DEFAULTS;
 use sluice_contract::snapshot::types::{ModelPrice, RateLimit};
 use std::collections::BTreeMap;
@@ -55,7 +54,7 @@ impl Store {
     /// A tenant's policy, if it has one.
     pub(crate) fn policy(&self, tenant: &str) -> Result<Option<PolicyRow>, StoreError> {
         let r = self.begin_read()?;
-        require_tenant(&r, tenant)?;
+        crate::store::tenant_row(&r, tenant)?;
         let Some(t) = open_read(&r, schema::POLICIES)? else {
             return Ok(None);
         };
@@ -65,7 +64,7 @@ impl Store {
     /// A tenant's rate limits: tenant-wide first, then by gateway key.
     pub(crate) fn limits(&self, tenant: &str) -> Result<Vec<RateLimit>, StoreError> {
         let r = self.begin_read()?;
-        require_tenant(&r, tenant)?;
+        crate::store::tenant_row(&r, tenant)?;
         let Some(t) = open_read(&r, schema::RATE_LIMITS)? else {
             return Ok(Vec::new());
         };
@@ -83,7 +82,7 @@ impl Store {
     /// A tenant's credit, with its lease on every data plane that holds one.
     pub(crate) fn credit(&self, tenant: &str) -> Result<CreditView, StoreError> {
         let r = self.begin_read()?;
-        require_tenant(&r, tenant)?;
+        crate::store::tenant_row(&r, tenant)?;
         let account: Option<CreditAccount> = match open_read(&r, schema::CREDIT_ACCOUNTS)? {
             Some(t) => t.get(tenant)?.map(|v| decode(v.value())).transpose()?,
             None => None,
@@ -129,7 +128,7 @@ impl Store {
     pub(crate) fn alerts(&self, tenant: Option<&str>, limit: usize) -> Result<Vec<AlertRow>, StoreError> {
         let r = self.begin_read()?;
         if let Some(t) = tenant {
-            require_tenant(&r, t)?;
+            crate::store::tenant_row(&r, t)?;
         }
         let Some(t) = open_read(&r, schema::ALERTS)? else {
             return Ok(Vec::new());
@@ -162,11 +161,4 @@ impl Store {
             .map(|item| decode(item?.1.value()))
             .collect()
     }
-}
-
-fn require_tenant(r: &ReadTransaction, id: &str) -> Result<(), StoreError> {
-    if r.open_table(schema::TENANTS)?.get(id)?.is_none() {
-        return Err(StoreError::NotFound(format!("tenant {id:?} does not exist")));
-    }
-    Ok(())
 }

@@ -3,46 +3,16 @@
 //! own, filled in when its copy is sealed).
 
 use super::rows::{CreditAccount, PolicyRow};
-use super::tables::open_read;
 use crate::store::compile::Compiled;
+use crate::store::compile::Credits;
+use crate::store::open_read;
 use crate::store::rows::DataplaneRow;
 use crate::store::schema::{self, unpack2};
 use crate::store::{decode, StoreError};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::de::DeserializeOwned;
-use sluice_contract::snapshot::types::{CreditGrant, ModelPrice, PolicyDoc, RateLimit};
+use sluice_contract::snapshot::types::{ModelPrice, PolicyDoc, RateLimit};
 use std::collections::HashMap;
-
-/// Every data plane's credit grants, as of one snapshot version.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Credits {
-    /// Every metered tenant, with its `default_max_tokens`, by tenant id.
-    metered: Vec<(String, Option<u64>)>,
-    /// Data plane id → tenant → (cumulative grant, settled cost of its records).
-    granted: HashMap<String, HashMap<String, (u64, u64)>>,
-}
-
-impl Credits {
-    /// The `credits` section of `dataplane`'s snapshot: every metered tenant,
-    /// with 0 where nothing was granted, so that no data plane serves a
-    /// metered tenant without a limit; and what control has seen spent on
-    /// each lease, so that a restarted data plane does not spend it again.
-    pub(crate) fn for_dataplane(&self, dataplane: &str) -> Vec<CreditGrant> {
-        let mine = self.granted.get(dataplane);
-        self.metered
-            .iter()
-            .map(|(tenant, default_max_tokens)| {
-                let (granted, spent) = mine.and_then(|m| m.get(tenant)).copied().unwrap_or_default();
-                CreditGrant {
-                    tenant: tenant.clone(),
-                    granted_micros: i64::try_from(granted).unwrap_or(i64::MAX),
-                    spent_micros: i64::try_from(spent).unwrap_or(i64::MAX),
-                    default_max_tokens: *default_max_tokens,
-                }
-            })
-            .collect()
-    }
-}
 
 /// Adds the billing sections to `c`, read inside a write transaction.
 pub(crate) fn add_from_write(txn: &WriteTransaction, c: &mut Compiled) -> Result<(), StoreError> {

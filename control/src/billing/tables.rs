@@ -5,23 +5,9 @@
 
 use crate::store::schema;
 use crate::store::{decode, StoreError};
-use redb::{
-    Key, ReadOnlyTable, ReadTransaction, ReadableTable, TableDefinition, TableError, Value, WriteTransaction,
-};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::rows::AlertRow;
-
-/// `def` in `r`, or `None` when it was never created.
-pub(crate) fn open_read<K: Key + 'static, V: Value + 'static>(
-    r: &ReadTransaction,
-    def: TableDefinition<K, V>,
-) -> Result<Option<ReadOnlyTable<K, V>>, StoreError> {
-    match r.open_table(def) {
-        Ok(t) => Ok(Some(t)),
-        Err(TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
 
 /// Removes every billing row of `tenant` (part of deleting the tenant).
 pub(crate) fn delete_tenant(txn: &WriteTransaction, tenant: &str) -> Result<(), StoreError> {

@@ -12,9 +12,9 @@
 use crate::app::App;
 use crate::billing::ops::BillingOp;
 use crate::billing::rows::AlertRow;
-use crate::store::admin_ops::AdminOp;
+use crate::ops::AdminOp;
 use anyhow::bail;
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -34,27 +34,6 @@ const SCAN_EVERY: Duration = Duration::from_secs(10);
 const REDELIVER_WITHIN_MS: u64 = 24 * 3600 * 1000;
 /// Alerts read per scan.
 const SCAN_BATCH: usize = 256;
-
-/// The wake-up line between ingest and the webhook thread.
-pub(crate) struct Runtime {
-    tx: Sender<()>,
-    rx: Receiver<()>,
-}
-
-impl Default for Runtime {
-    fn default() -> Runtime {
-        // One pending wake-up is enough: the thread reads every new alert.
-        let (tx, rx) = bounded(1);
-        Runtime { tx, rx }
-    }
-}
-
-impl Runtime {
-    /// Wakes the webhook thread, if any; never blocks.
-    pub(crate) fn kick(&self) {
-        let _ = self.tx.try_send(());
-    }
-}
 
 /// Where alerts go: an `http://` URL split into base and path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +95,7 @@ fn run(app: &Weak<App>, rx: &Receiver<()>, target: &Target) {
                 let Some(a) = app.upgrade() else { return };
                 let op = AdminOp::Billing(BillingOp::AlertDelivered {
                     id: alert.id,
-                    now_ms: crate::time::now_ms(),
+                    now_ms: crate::clock::now_ms(),
                 });
                 if let Err(e) = a.writer.admin(op) {
                     tracing::warn!(alert = alert.id, error = %e, "could not mark the alert delivered");
@@ -149,7 +128,7 @@ fn scan(app: &Weak<App>, cursor: Option<u64>) -> Option<Vec<AlertRow>> {
 
 /// An alert too old to post (after a restart, or a long outage).
 fn too_old(alert: &AlertRow) -> bool {
-    crate::time::now_ms().saturating_sub(alert.ts_ms) > REDELIVER_WITHIN_MS
+    crate::clock::now_ms().saturating_sub(alert.ts_ms) > REDELIVER_WITHIN_MS
 }
 
 /// The JSON body posted for `alert`.

@@ -2,6 +2,7 @@
 
 use super::{method, print_json, seg, table, Client, Noun};
 use crate::store::rows::DataplaneInfo;
+use anyhow::Context;
 use serde::Deserialize;
 use serde_json::Value;
 use sluice_contract::snapshot::types::{ProviderKind, Upstream};
@@ -109,11 +110,16 @@ pub(crate) fn run_upstream(cmd: Noun<UpstreamCmd>) -> anyhow::Result<()> {
 /// Data plane verbs.
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum DataplaneCmd {
-    /// Enroll a data plane; prints its token once (give it to the data plane
-    /// with --token-file).
+    /// Enroll a data plane; its token is shown once: written to --out FILE
+    /// (mode 0600; give it to the data plane with --token-file), else printed.
     Enroll {
         /// Data plane id: [a-z0-9_]{1,32}.
         id: String,
+        /// Write the token to this new file, mode 0600 (refused if it exists),
+        /// instead of printing it: a shell redirect would leave it readable
+        /// by others, and the data plane refuses such a file.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// List data planes: last seen, snapshot version, records received.
     List {
@@ -138,14 +144,44 @@ struct Enrolled {
 pub(crate) fn run_dataplane(cmd: Noun<DataplaneCmd>) -> anyhow::Result<()> {
     let c = Client::new(&cmd.admin)?;
     match cmd.verb {
-        DataplaneCmd::Enroll { id } => {
+        DataplaneCmd::Enroll { id, out } => {
+            if let Some(path) = &out {
+                if path.exists() {
+                    anyhow::bail!("{} exists; the token goes to a new file", path.display());
+                }
+            }
             let e: Enrolled = c.json(
                 method::POST,
                 "/v1/dataplanes",
                 Some(&serde_json::json!({ "id": id })),
             )?;
-            eprintln!("enrolled data plane {}; its token is shown only this once:", e.id);
-            println!("{}", e.token);
+            let token = zeroize::Zeroizing::new(e.token);
+            match out {
+                Some(path) => {
+                    crate::secret_file::write_new(&path, format!("{}\n", token.as_str()).as_bytes())
+                        .and_then(|()| crate::secret_file::sync_dir(&path))
+                        .with_context(|| {
+                            format!(
+                                "writing {} (data plane {} is enrolled: revoke and re-enroll)",
+                                path.display(),
+                                e.id
+                            )
+                        })?;
+                    eprintln!(
+                        "enrolled data plane {}; its token is in {} (mode 0600), shown nowhere else",
+                        e.id,
+                        path.display()
+                    );
+                }
+                None => {
+                    eprintln!(
+                        "enrolled data plane {}; its token is shown only this once \
+                         (store it with mode 0600, or use --out FILE):",
+                        e.id
+                    );
+                    println!("{}", token.as_str());
+                }
+            }
         }
         DataplaneCmd::List { json } => {
             let list: Vec<DataplaneInfo> = c.get("/v1/dataplanes")?;

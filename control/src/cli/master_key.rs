@@ -38,10 +38,10 @@ pub(crate) fn run(cmd: MasterKeyCmd) -> anyhow::Result<()> {
         data,
         master_key_file,
     } = cmd;
-    let (store, old, source) = serve::open(&data, master_key_file.as_deref())?;
+    let (store, old, source) = serve::open(&data, master_key_file.as_deref(), None)?;
     let dest = match &source {
         KekSource::File(p) => p.clone(),
-        KekSource::Env => data.join(MASTER_KEY_FILE),
+        KekSource::Env | KekSource::Command(_) => data.join(MASTER_KEY_FILE),
     };
     let pending = secret_file::sibling(&dest, ".new");
     // A leftover from a rotation that stopped before its commit: the store
@@ -68,7 +68,21 @@ pub(crate) fn run(cmd: MasterKeyCmd) -> anyhow::Result<()> {
             row.wrapped_dek = hex(&old.rewrap(&new, &aad, &wrapped)?);
             t.insert((row.tenant.as_str(), row.id.as_str()), encode(row)?.as_slice())?;
         }
-        // Content keys and the audit key are sealed under the master key too.
+        // So are the data planes' key secrets, ...
+        let mut dps = txn.open_table(schema::DATAPLANES)?;
+        let mut dp_rows = Vec::new();
+        for item in dps.range::<&str>(..)? {
+            dp_rows.push(decode::<crate::store::rows::DataplaneRow>(item?.1.value())?);
+        }
+        for row in &mut dp_rows {
+            let Some(key) = row.key.as_mut() else { continue };
+            let aad = crate::snapshot::dataplane_key_aad(&row.id);
+            let wrapped = crate::store::compile::unhex_vec(&key.wrapped_dek)
+                .ok_or_else(|| StoreError::Internal(format!("data plane {}: bad hex", row.id)))?;
+            key.wrapped_dek = hex(&old.rewrap(&new, &aad, &wrapped)?);
+            dps.insert(row.id.as_str(), encode(row)?.as_slice())?;
+        }
+        // ... and the content keys and the audit key.
         crate::privacy::rewrap_all(&txn, &old, &new)?;
         let mut m = txn.open_table(META)?;
         m.insert(meta::KEK_CHECK, new.check_value()?.as_slice())?;

@@ -1,12 +1,20 @@
 //! The server side: an accept loop and a thread per connection, keep-alive,
 //! bounded heads and bodies, optional TLS.
+//!
+//! Against a hostile client: a request's head must arrive whole within
+//! `head_timeout` of its first byte and its body within `body_timeout`
+//! (total deadlines, not per read, so trickling a byte at a time does not
+//! hold a slot); each request is admitted on its head alone (see [`Admit`]:
+//! authentication and the route's body limit) before any of its body is
+//! read; and one peer address holds at most `max_per_peer` connections.
 
 use super::{reason, Request, Response};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Most headers a request may carry.
 const MAX_HEADERS: usize = 64;
@@ -18,14 +26,76 @@ pub(crate) struct Limits {
     pub(crate) max_head: usize,
     /// Largest request body, bytes.
     pub(crate) max_body: usize,
-    /// How long a connection may sit idle, or stall mid-request.
+    /// How long a connection may sit idle between requests.
     pub(crate) idle: Duration,
+    /// The whole head must arrive within this of its first byte.
+    pub(crate) head_timeout: Duration,
+    /// The whole body must arrive within this of the end of the head.
+    pub(crate) body_timeout: Duration,
     /// Most connections served at once; more get a 503.
     pub(crate) max_connections: usize,
+    /// Most connections from one peer address; more get a 503.
+    pub(crate) max_per_peer: usize,
 }
 
 /// Turns a request into a response. Runs on the connection's thread.
 pub(crate) type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+
+/// Admits a request on its head alone (its body is still empty): the most
+/// body bytes it may send (at most [`Limits::max_body`]), or the answer to
+/// give at once, such as a 401, without reading any of its body.
+pub(crate) type Admit = Arc<dyn Fn(&Request) -> Result<usize, Response> + Send + Sync>;
+
+/// A connection whose reads can be given a time limit.
+pub(crate) trait Conn: Read + Write {
+    /// Sets the limit of each following read.
+    fn read_limit(&mut self, d: Duration) -> io::Result<()>;
+}
+
+impl Conn for TcpStream {
+    fn read_limit(&mut self, d: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(d))
+    }
+}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn read_limit(&mut self, d: Duration) -> io::Result<()> {
+        self.sock.set_read_timeout(Some(d))
+    }
+}
+
+impl<T: Conn + ?Sized> Conn for &mut T {
+    fn read_limit(&mut self, d: Duration) -> io::Result<()> {
+        (**self).read_limit(d)
+    }
+}
+
+/// Connections per peer address.
+#[derive(Default)]
+struct Peers(Mutex<HashMap<IpAddr, usize>>);
+
+impl Peers {
+    /// Counts a connection from `ip` unless it has `max` already.
+    fn enter(&self, ip: IpAddr, max: usize) -> bool {
+        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn leave(&self, ip: IpAddr) {
+        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
+}
 
 /// Serves `listener` on a thread of its own until the process ends.
 pub(crate) fn spawn(
@@ -33,9 +103,11 @@ pub(crate) fn spawn(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: Limits,
+    admit: Admit,
     handler: Handler,
 ) -> io::Result<()> {
     let active = Arc::new(AtomicUsize::new(0));
+    let peers = Arc::new(Peers::default());
     std::thread::Builder::new()
         .name(format!("{name}-accept"))
         .spawn(move || {
@@ -48,20 +120,35 @@ pub(crate) fn spawn(
                         continue;
                     }
                 };
-                if active.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
-                    active.fetch_sub(1, Ordering::AcqRel);
-                    let mut s = stream;
-                    let _ = write_response(&mut s, &Response::error(503, "too many connections"), true);
+                let Ok(peer) = stream.peer_addr().map(|a| a.ip().to_canonical()) else {
+                    continue;
+                };
+                let refuse = |mut s: TcpStream, why: &str| {
+                    let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
+                    let _ = write_response(&mut s, &Response::error(503, why), true);
+                };
+                if !peers.enter(peer, limits.max_per_peer) {
+                    refuse(stream, "too many connections from this address");
                     continue;
                 }
-                let (handler, tls, active) = (handler.clone(), tls.clone(), active.clone());
+                if active.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
+                    active.fetch_sub(1, Ordering::AcqRel);
+                    peers.leave(peer);
+                    refuse(stream, "too many connections");
+                    continue;
+                }
+                let (admit, handler, tls) = (admit.clone(), handler.clone(), tls.clone());
+                let (active2, peers2) = (active.clone(), peers.clone());
                 let spawned = std::thread::Builder::new()
                     .name(format!("{name}-conn"))
                     .spawn(move || {
-                        connection(stream, tls, limits, handler.as_ref());
-                        active.fetch_sub(1, Ordering::AcqRel);
+                        connection(stream, tls, limits, admit.as_ref(), handler.as_ref());
+                        active2.fetch_sub(1, Ordering::AcqRel);
+                        peers2.leave(peer);
                     });
                 if let Err(e) = spawned {
+                    active.fetch_sub(1, Ordering::AcqRel);
+                    peers.leave(peer);
                     tracing::warn!(server = name, error = %e, "could not start a connection thread");
                 }
             }
@@ -73,6 +160,7 @@ fn connection(
     stream: TcpStream,
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: Limits,
+    admit: &(dyn Fn(&Request) -> Result<usize, Response> + Send + Sync),
     handler: &(dyn Fn(&Request) -> Response + Send + Sync),
 ) {
     let _ = stream.set_nodelay(true);
@@ -82,9 +170,9 @@ fn connection(
         return;
     }
     match tls {
-        None => serve(stream, limits, handler),
+        None => serve(stream, limits, admit, handler),
         Some(cfg) => match rustls::ServerConnection::new(cfg) {
-            Ok(conn) => serve(rustls::StreamOwned::new(conn, stream), limits, handler),
+            Ok(conn) => serve(rustls::StreamOwned::new(conn, stream), limits, admit, handler),
             Err(e) => tracing::warn!(error = %e, "TLS session setup failed"),
         },
     }
@@ -98,10 +186,15 @@ enum Stop {
     Reply(Response),
 }
 
-fn serve<S: Read + Write>(mut s: S, limits: Limits, handler: &(dyn Fn(&Request) -> Response + Send + Sync)) {
+fn serve<S: Conn>(
+    mut s: S,
+    limits: Limits,
+    admit: &(dyn Fn(&Request) -> Result<usize, Response> + Send + Sync),
+    handler: &(dyn Fn(&Request) -> Response + Send + Sync),
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     loop {
-        match read_request(&mut s, &mut buf, &limits) {
+        match read_request(&mut s, &mut buf, &limits, admit) {
             Ok((req, close)) => {
                 let resp = handler(&req);
                 if write_response(&mut s, &resp, close).is_err() || close {
@@ -125,14 +218,47 @@ fn fill<S: Read>(s: &mut S, buf: &mut Vec<u8>) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Reads more bytes into `buf` before `deadline`: past it, a 408 that ends
+/// the connection (`what` names the part that was late).
+fn fill_by<S: Conn>(s: &mut S, buf: &mut Vec<u8>, deadline: Instant, what: &str) -> Result<(), Stop> {
+    let late = || {
+        Stop::Reply(Response::error(
+            408,
+            &format!("request {what} not received in time"),
+        ))
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(late());
+    }
+    s.read_limit(left).map_err(|_| Stop::Quiet)?;
+    match fill(s, buf) {
+        Ok(0) => Err(Stop::Quiet),
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Err(late()),
+        Err(_) => Err(Stop::Quiet),
+    }
+}
+
 /// Reads one request from `s`, using and leaving pipelined bytes in `buf`.
 /// Returns the request and whether to close after answering it.
-fn read_request<S: Read + Write>(
+fn read_request<S: Conn>(
     s: &mut S,
     buf: &mut Vec<u8>,
     limits: &Limits,
+    admit: &(dyn Fn(&Request) -> Result<usize, Response> + Send + Sync),
 ) -> Result<(Request, bool), Stop> {
     let bad = |m: &str| Stop::Reply(Response::error(400, m));
+    // Between requests the connection may idle; the head's deadline runs
+    // from its first byte.
+    if buf.is_empty() {
+        s.read_limit(limits.idle).map_err(|_| Stop::Quiet)?;
+        match fill(s, buf) {
+            Ok(0) | Err(_) => return Err(Stop::Quiet),
+            Ok(_) => {}
+        }
+    }
+    let head_deadline = Instant::now() + limits.head_timeout;
     let (head_len, mut req, close, framing) = loop {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Request::new(&mut headers);
@@ -145,10 +271,7 @@ fn read_request<S: Read + Write>(
                 if buf.len() > limits.max_head {
                     return Err(Stop::Reply(Response::error(431, "request head too large")));
                 }
-                match fill(s, buf) {
-                    Ok(0) | Err(_) => return Err(Stop::Quiet),
-                    Ok(_) => {}
-                }
+                fill_by(s, buf, head_deadline, "head")?;
             }
             Err(httparse::Error::TooManyHeaders) => {
                 return Err(Stop::Reply(Response::error(431, "too many request headers")))
@@ -160,6 +283,11 @@ fn read_request<S: Read + Write>(
         return Err(Stop::Reply(Response::error(431, "request head too large")));
     }
     buf.drain(..head_len);
+    // Admitted (authenticated, and the route's limit known) before any of
+    // the body is read: a refused request's body is never taken in.
+    let max_body = admit(&req).map_err(Stop::Reply)?.min(limits.max_body);
+    let limits = &Limits { max_body, ..*limits };
+    let body_deadline = Instant::now() + limits.body_timeout;
     if req
         .header("expect")
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
@@ -182,10 +310,7 @@ fn read_request<S: Read + Write>(
             }
             buf.reserve(n.saturating_sub(buf.len()));
             while buf.len() < n {
-                match fill(s, buf) {
-                    Ok(0) | Err(_) => return Err(Stop::Quiet),
-                    Ok(_) => {}
-                }
+                fill_by(s, buf, body_deadline, "body")?;
             }
             if buf.len() == n {
                 std::mem::take(buf)
@@ -193,7 +318,7 @@ fn read_request<S: Read + Write>(
                 buf.drain(..n).collect()
             }
         }
-        Framing::Chunked => read_chunked(s, buf, limits)?,
+        Framing::Chunked => read_chunked(s, buf, limits, body_deadline)?,
     };
     Ok((req, close))
 }
@@ -280,26 +405,28 @@ fn head_of(parsed: &httparse::Request<'_, '_>) -> Result<(Request, bool, Framing
     ))
 }
 
-fn read_chunked<S: Read>(s: &mut S, buf: &mut Vec<u8>, limits: &Limits) -> Result<Vec<u8>, Stop> {
+fn read_chunked<S: Conn>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<Vec<u8>, Stop> {
     let bad = || Stop::Reply(Response::error(400, "malformed chunked body"));
     let mut body = Vec::new();
     loop {
-        let line = read_line(s, buf, limits)?;
+        let line = read_line(s, buf, limits, deadline)?;
         let size_text = line.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_text, 16).map_err(|_| bad())?;
         if size == 0 {
             // Trailers, up to the empty line.
-            while !read_line(s, buf, limits)?.is_empty() {}
+            while !read_line(s, buf, limits, deadline)?.is_empty() {}
             return Ok(body);
         }
         if body.len().saturating_add(size) > limits.max_body {
             return Err(too_large(limits));
         }
         while buf.len() < size + 2 {
-            match fill(s, buf) {
-                Ok(0) | Err(_) => return Err(Stop::Quiet),
-                Ok(_) => {}
-            }
+            fill_by(s, buf, deadline, "body")?;
         }
         if &buf[size..size + 2] != b"\r\n" {
             return Err(bad());
@@ -309,7 +436,12 @@ fn read_chunked<S: Read>(s: &mut S, buf: &mut Vec<u8>, limits: &Limits) -> Resul
     }
 }
 
-fn read_line<S: Read>(s: &mut S, buf: &mut Vec<u8>, limits: &Limits) -> Result<String, Stop> {
+fn read_line<S: Conn>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<String, Stop> {
     loop {
         if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
             let line = String::from_utf8(buf[..i].to_vec())
@@ -320,10 +452,7 @@ fn read_line<S: Read>(s: &mut S, buf: &mut Vec<u8>, limits: &Limits) -> Result<S
         if buf.len() > limits.max_head {
             return Err(Stop::Reply(Response::error(400, "chunk header too long")));
         }
-        match fill(s, buf) {
-            Ok(0) | Err(_) => return Err(Stop::Quiet),
-            Ok(_) => {}
-        }
+        fill_by(s, buf, deadline, "body")?;
     }
 }
 

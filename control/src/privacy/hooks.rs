@@ -1,11 +1,11 @@
 //! What the store's writer does for privacy around every admin change (see
-//! [`crate::store::writer::Observer`]): append the audit entry in the
+//! [`crate::ops::writer::Observer`]): append the audit entry in the
 //! change's own transaction (erasing a deleted tenant's name from earlier
 //! entries first), record refusals, and rewrite the file after a deletion.
 
 use super::PrivacyOp;
 use crate::audit::Auditor;
-use crate::store::admin_ops::AdminOp;
+use crate::ops::AdminOp;
 use crate::store::schema::PRIVACY_META;
 use crate::store::{Store, StoreError};
 use redb::WriteTransaction;
@@ -17,6 +17,23 @@ const REWRITE_PENDING: &str = "rewrite_pending";
 pub(crate) struct Hooks {
     /// The audit trail.
     pub(crate) auditor: Auditor,
+}
+
+/// Appends the entry of admin change `op` with `outcome` (`ok` or
+/// `refused: <kind>`), made for `actor` (the admin token's name; the
+/// auditor's default admin when none), inside `txn`.
+fn record(
+    auditor: &Auditor,
+    txn: &WriteTransaction,
+    op: &AdminOp,
+    outcome: &str,
+    actor: Option<&str>,
+) -> Result<(), StoreError> {
+    if let Some(mut d) = crate::ops::describe::describe(op) {
+        d.actor = actor.map(str::to_owned);
+        auditor.append(txn, &d, outcome, crate::clock::now_ms())?;
+    }
+    Ok(())
 }
 
 /// The outcome an audit entry records for a refusal (its kind, not its
@@ -33,19 +50,24 @@ pub(crate) fn refused(e: &StoreError) -> &'static str {
 
 impl Hooks {
     /// Inside the change's transaction, before it commits.
-    pub(crate) fn applying(&self, txn: &WriteTransaction, op: &AdminOp) -> Result<(), StoreError> {
+    pub(crate) fn applying(
+        &self,
+        txn: &WriteTransaction,
+        op: &AdminOp,
+        actor: Option<&str>,
+    ) -> Result<(), StoreError> {
         if let AdminOp::DeleteTenant(id) = op {
             self.auditor.erase_tenant(txn, id)?;
         }
-        self.auditor.record(txn, op, "ok", crate::clock::now_ms())
+        record(&self.auditor, txn, op, "ok", actor)
     }
 
     /// After the change was refused and its transaction aborted.
-    pub(crate) fn refused(&self, store: &Store, op: &AdminOp, e: &StoreError) {
+    pub(crate) fn refused(&self, store: &Store, op: &AdminOp, e: &StoreError, actor: Option<&str>) {
         let result = store.begin_write().and_then(|txn| {
-            self.auditor
-                .record(&txn, op, refused(e), crate::clock::now_ms())?;
+            record(&self.auditor, &txn, op, refused(e), actor)?;
             txn.commit()?;
+            self.auditor.committed();
             Ok(())
         });
         if let Err(err) = result {
@@ -55,6 +77,7 @@ impl Hooks {
 
     /// After the change committed, before it is answered.
     pub(crate) fn settled(&self, store: &Store, op: &AdminOp) -> Result<(), StoreError> {
+        self.auditor.committed();
         let wanted = match op {
             AdminOp::DeleteTenant(_) => true,
             AdminOp::Privacy(PrivacyOp::Purge { rewrite, report, .. }) => {
@@ -93,7 +116,7 @@ impl Hooks {
 
 fn pending(store: &Store) -> Result<bool, StoreError> {
     let r = store.begin_read()?;
-    Ok(match super::open_read(&r, PRIVACY_META)? {
+    Ok(match crate::store::open_read(&r, PRIVACY_META)? {
         Some(t) => t.get(REWRITE_PENDING)?.is_some(),
         None => false,
     })

@@ -1,13 +1,33 @@
 //! A tenant's content-logging opt-in and retention periods (`tenant update T
 //! --log-content on|off --retention-days N --content-retention-days N`).
 
-use super::{require_tenant, DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
+use crate::store::require_tenant;
 use crate::store::schema::TENANT_PRIVACY;
 use crate::store::{decode, encode, StoreError};
 use crate::vault::Envelope;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sluice_contract::crypto::hex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Days metadata and content are kept when a tenant sets nothing.
+pub(crate) const DEFAULT_RETENTION_DAYS: u32 = 30;
+/// Days the anonymous daily rollups are kept by default (13 months).
+pub(crate) const DEFAULT_ROLLUP_RETENTION_DAYS: u32 = 396;
+/// Longest retention period accepted, days (100 years).
+pub(crate) const MAX_RETENTION_DAYS: u32 = 36_500;
+
+static ROLLUP_RETENTION_DAYS: AtomicU32 = AtomicU32::new(DEFAULT_ROLLUP_RETENTION_DAYS);
+
+/// Sets how long daily rollups are kept (`serve --rollup-retention-days`).
+pub(crate) fn set_rollup_retention_days(days: u32) {
+    ROLLUP_RETENTION_DAYS.store(days.clamp(1, MAX_RETENTION_DAYS), Ordering::Relaxed);
+}
+
+/// How long daily rollups are kept, days.
+pub(crate) fn rollup_retention_days() -> u32 {
+    ROLLUP_RETENTION_DAYS.load(Ordering::Relaxed)
+}
 
 /// A tenant's privacy settings, as stored ([`TENANT_PRIVACY`]); a tenant
 /// without a row has the defaults.
@@ -140,14 +160,14 @@ impl PrivacyView {
             retention_days: row.retention_days(),
             content_retention_days: row.content_retention_days(),
             content_key: row.content_key.is_some(),
-            rollup_retention_days: super::rollup_retention_days(),
+            rollup_retention_days: rollup_retention_days(),
         }
     }
 }
 
 /// The settings of `tenant` in a read transaction.
 pub(crate) fn get_read(r: &ReadTransaction, tenant: &str) -> Result<PrivacyRow, StoreError> {
-    let Some(t) = super::open_read(r, TENANT_PRIVACY)? else {
+    let Some(t) = crate::store::open_read(r, TENANT_PRIVACY)? else {
         return Ok(PrivacyRow::default());
     };
     let row = t.get(tenant)?.map(|v| decode(v.value())).transpose()?;

@@ -2,7 +2,7 @@
 
 use super::settings::Change;
 use super::*;
-use crate::store::admin_ops::{self, AdminOp};
+use crate::ops::{self as admin_ops, AdminOp};
 use crate::store::ingest::{self, Batch, Prepared};
 use crate::store::rows::TenantRow;
 use crate::store::Store;
@@ -72,7 +72,7 @@ pub(crate) fn ingest(store: &Store, dp: u32, items: &[(u64, Record)]) {
         records: items.iter().map(|(s, r)| Prepared::new(*s, r).unwrap()).collect(),
     };
     let txn = store.begin_write().unwrap();
-    ingest::apply(&txn, &[batch]).unwrap();
+    ingest::apply(&txn, &[batch], crate::billing::meter::apply).unwrap();
     txn.commit().unwrap();
 }
 
@@ -102,7 +102,7 @@ fn logging_on_puts_the_content_key_in_the_snapshot_and_off_takes_it_out() {
     let applied = admin(&store, settings_op("acme", on.clone(), &vault)).unwrap();
     let compiled = applied.compiled.expect("the snapshot changes");
     assert_eq!(compiled.content_keys.len(), 1);
-    assert_eq!(store.compile_current().unwrap().content_keys.len(), 1);
+    assert_eq!(crate::ops::compile_current(&store).unwrap().content_keys.len(), 1);
     let key1 = settings::get_read(&store.begin_read().unwrap(), "acme")
         .unwrap()
         .content_key;
@@ -192,4 +192,23 @@ fn deleting_a_tenant_drops_its_key_and_keeps_only_anonymous_usage() {
         assert_eq!(erase::unpack4(&v.value())[..3], [2, 20, 10]);
     }
     assert!(store.usage("other").unwrap().len() == 1);
+}
+
+#[test]
+fn the_clock_moves_only_with_the_loud_flag_never_from_the_environment() {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        opts: super::ServeOpts,
+    }
+    // A stray variable (what moved the clock before) is ignored...
+    std::env::set_var("SLUICE_CLOCK_OFFSET_DAYS", "40");
+    let stray = Wrap::try_parse_from(["serve"]).unwrap();
+    std::env::remove_var("SLUICE_CLOCK_OFFSET_DAYS");
+    assert_eq!(stray.opts.clock_offset_days, 0);
+    // ...and only the flag that says what it is for moves it.
+    let flagged = Wrap::try_parse_from(["serve", "--test-only-clock-offset-days", "-3"]).unwrap();
+    assert_eq!(flagged.opts.clock_offset_days, -3);
+    assert!(Wrap::try_parse_from(["serve", "--clock-offset-days", "3"]).is_err());
 }

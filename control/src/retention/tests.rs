@@ -1,7 +1,9 @@
 use super::*;
 use crate::clock::DAY_MS;
+use crate::ops::AdminOp;
 use crate::privacy::settings::{Change, SealedKey};
 use crate::privacy::tests::{admin, ingest, record, store_with_tenant, tenant_op};
+use crate::privacy::PrivacyOp;
 use crate::store::query::LogQuery;
 use crate::store::Store;
 

@@ -7,7 +7,10 @@ use crate::vault::Envelope;
 use redb::ReadableTable;
 use sluice_contract::crypto::{hex, unhex, SealKey};
 use sluice_contract::snapshot::index::{Index, KeyMaterial};
-use sluice_contract::snapshot::types::{ApiKey, ProviderKey, Route, Snapshot, Tenant, Upstream};
+use sluice_contract::snapshot::types::{
+    ApiKey, CreditGrant, ProviderKey, Route, Snapshot, Tenant, Upstream,
+};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A snapshot as the store holds it: provider keys still in their envelopes.
@@ -18,10 +21,41 @@ pub(crate) struct Compiled {
     /// The envelope of each provider key, in the order of `snapshot.provider_keys`.
     pub(crate) envelopes: Vec<Envelope>,
     /// Credit grants per data plane, put into `snapshot.credits` when sealed for one.
-    pub(crate) credits: crate::billing::sections::Credits,
+    pub(crate) credits: Credits,
     /// (tenant, content key sealed under the master key) of every tenant that
     /// logs content, put into its `content_key` when sealed for a data plane.
     pub(crate) content_keys: Vec<(String, Envelope)>,
+}
+
+/// Every data plane's credit grants, as of one snapshot version.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Credits {
+    /// Every metered tenant, with its `default_max_tokens`, by tenant id.
+    pub(crate) metered: Vec<(String, Option<u64>)>,
+    /// Data plane id → tenant → (cumulative grant, settled cost of its records).
+    pub(crate) granted: HashMap<String, HashMap<String, (u64, u64)>>,
+}
+
+impl Credits {
+    /// The `credits` section of `dataplane`'s snapshot: every metered tenant,
+    /// with 0 where nothing was granted, so that no data plane serves a
+    /// metered tenant without a limit; and what control has seen spent on
+    /// each lease, so that a restarted data plane does not spend it again.
+    pub(crate) fn for_dataplane(&self, dataplane: &str) -> Vec<CreditGrant> {
+        let mine = self.granted.get(dataplane);
+        self.metered
+            .iter()
+            .map(|(tenant, default_max_tokens)| {
+                let (granted, spent) = mine.and_then(|m| m.get(tenant)).copied().unwrap_or_default();
+                CreditGrant {
+                    tenant: tenant.clone(),
+                    granted_micros: i64::try_from(granted).unwrap_or(i64::MAX),
+                    spent_micros: i64::try_from(spent).unwrap_or(i64::MAX),
+                    default_max_tokens: *default_max_tokens,
+                }
+            })
+            .collect()
+    }
 }
 
 /// The tables a snapshot is compiled from (opened by a read or a write

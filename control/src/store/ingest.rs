@@ -30,7 +30,7 @@ pub(crate) struct Prepared {
     /// The record, as compact JSON.
     pub(crate) json: Vec<u8>,
     /// Its cost and token details, for `crate::billing::meter`.
-    pub(crate) meter: crate::billing::meter::Meter,
+    pub(crate) meter: Meter,
 }
 
 impl Prepared {
@@ -46,8 +46,75 @@ impl Prepared {
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             json: serde_json::to_vec(record)?,
-            meter: crate::billing::meter::Meter::of(record),
+            meter: Meter::of(record),
         })
+    }
+}
+
+/// What a record adds to the cost rollup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Meter {
+    /// Settled cost, micro-dollars.
+    pub(crate) cost_micros: u64,
+    /// Prompt tokens read from the provider's cache.
+    pub(crate) cached_input_tokens: u64,
+    /// Prompt tokens written to the provider's cache.
+    pub(crate) cache_creation_tokens: u64,
+    /// Reasoning tokens.
+    pub(crate) reasoning_tokens: u64,
+}
+
+impl Meter {
+    /// The meter of `record`.
+    pub(crate) fn of(record: &Record) -> Meter {
+        let u = record.usage.unwrap_or_default();
+        Meter {
+            cost_micros: record.cost_micros.unwrap_or(0),
+            cached_input_tokens: u.cached_input_tokens,
+            cache_creation_tokens: u.cache_creation_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+        }
+    }
+
+    pub(crate) fn is_zero(&self) -> bool {
+        *self == Meter::default()
+    }
+
+    pub(crate) fn pack(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, v) in [
+            self.cost_micros,
+            self.cached_input_tokens,
+            self.cache_creation_tokens,
+            self.reasoning_tokens,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_be_bytes());
+        }
+        out
+    }
+
+    pub(crate) fn unpack(v: &[u8; 32]) -> Meter {
+        let get = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v[i * 8..i * 8 + 8]);
+            u64::from_be_bytes(b)
+        };
+        Meter {
+            cost_micros: get(0),
+            cached_input_tokens: get(1),
+            cache_creation_tokens: get(2),
+            reasoning_tokens: get(3),
+        }
+    }
+
+    pub(crate) fn add(&mut self, o: &Meter) {
+        self.cost_micros = self.cost_micros.saturating_add(o.cost_micros);
+        self.cached_input_tokens = self.cached_input_tokens.saturating_add(o.cached_input_tokens);
+        self.cache_creation_tokens = self.cache_creation_tokens.saturating_add(o.cache_creation_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(o.reasoning_tokens);
     }
 }
 
@@ -74,7 +141,11 @@ pub(crate) struct Ingested {
 /// A record whose seq is above the highest stored for its data plane is new
 /// without a lookup (data planes send seqs in order, so that is the common
 /// case); any other is looked up and skipped if present.
-pub(crate) fn apply(txn: &WriteTransaction, batches: &[Batch]) -> Result<Vec<Ingested>, StoreError> {
+pub(crate) fn apply(
+    txn: &WriteTransaction,
+    batches: &[Batch],
+    metering: impl FnOnce(&WriteTransaction, &[(&Prepared, u32)]) -> Result<(), StoreError>,
+) -> Result<Vec<Ingested>, StoreError> {
     let mut records = txn.open_table(schema::RECORDS)?;
     let mut index = txn.open_table(schema::RECORDS_BY_TENANT)?;
     let mut st = txn.open_table(schema::DATAPLANE_STATS)?;
@@ -130,6 +201,6 @@ pub(crate) fn apply(txn: &WriteTransaction, batches: &[Batch]) -> Result<Vec<Ing
         let (n0, i0, o0) = rollup.get(key)?.map(|v| unpack3(&v.value())).unwrap_or_default();
         rollup.insert(key, pack3(n0 + n, i0 + input, o0 + output))?;
     }
-    crate::billing::meter::apply(txn, &metered)?;
+    metering(txn, &metered)?;
     Ok(out)
 }

@@ -1,9 +1,11 @@
 //! Reads: each opens its own read transaction and never waits for the writer.
 
 use super::compile::{compile, Compiled, Sources};
-use super::rows::{ApiKeyRow, DataplaneRow, LogEntry, ProviderKeyInfo, ProviderKeyRow, TenantRow, UsageRow};
+use super::rows::{
+    AdminTokenRow, ApiKeyRow, DataplaneRow, LogEntry, ProviderKeyInfo, ProviderKeyRow, TenantRow, UsageRow,
+};
 use super::schema::{self, meta, split_record_key, split_tenant_record_key, unpack2, unpack3, META};
-use super::{decode, meta_u64, Store, StoreError};
+use super::{decode, meta_u64, open_read, Store, StoreError};
 use redb::{ReadTransaction, ReadableTable};
 use sluice_contract::snapshot::types::{Route, Upstream};
 use std::collections::HashMap;
@@ -27,17 +29,17 @@ impl Store {
         meta_u64(&r.open_table(META)?, meta::SNAPSHOT_VERSION)
     }
 
-    /// The current snapshot, compiled in one read transaction (so its version
-    /// and its contents agree).
-    pub(crate) fn compile_current(&self) -> Result<Compiled, StoreError> {
-        let r = self.begin_read()?;
+    /// The store's part of the current snapshot, compiled in `r` (the
+    /// domains add their sections in the same transaction: see
+    /// [`crate::ops::compile_current`]).
+    pub(crate) fn compile_core(r: &ReadTransaction) -> Result<Compiled, StoreError> {
         let version = meta_u64(&r.open_table(META)?, meta::SNAPSHOT_VERSION)?;
         let tenants = r.open_table(schema::TENANTS)?;
         let api_keys = r.open_table(schema::API_KEYS)?;
         let upstreams = r.open_table(schema::UPSTREAMS)?;
         let provider_keys = r.open_table(schema::PROVIDER_KEYS)?;
         let routes = r.open_table(schema::ROUTES)?;
-        let mut compiled = compile(
+        let compiled = compile(
             version,
             &Sources {
                 tenants: &tenants,
@@ -47,8 +49,6 @@ impl Store {
                 routes: &routes,
             },
         )?;
-        crate::billing::sections::add_from_read(&r, &mut compiled)?;
-        crate::privacy::content::add_from_read(&r, &mut compiled)?;
         Ok(compiled)
     }
 
@@ -62,13 +62,13 @@ impl Store {
     /// One tenant.
     pub(crate) fn tenant(&self, id: &str) -> Result<TenantRow, StoreError> {
         let r = self.begin_read()?;
-        tenant_in(&r, id)
+        super::tenant_row(&r, id)
     }
 
     /// A tenant's gateway keys (hashes only), revoked ones included.
     pub(crate) fn api_keys(&self, tenant: &str) -> Result<Vec<ApiKeyRow>, StoreError> {
         let r = self.begin_read()?;
-        tenant_in(&r, tenant)?;
+        super::tenant_row(&r, tenant)?;
         let t = r.open_table(schema::API_KEYS)?;
         tenant_rows(&t, tenant)
     }
@@ -76,7 +76,7 @@ impl Store {
     /// A tenant's provider keys, without any form of the secret.
     pub(crate) fn provider_keys(&self, tenant: &str) -> Result<Vec<ProviderKeyInfo>, StoreError> {
         let r = self.begin_read()?;
-        tenant_in(&r, tenant)?;
+        super::tenant_row(&r, tenant)?;
         let t = r.open_table(schema::PROVIDER_KEYS)?;
         let rows: Vec<ProviderKeyRow> = tenant_rows(&t, tenant)?;
         Ok(rows.iter().map(ProviderKeyInfo::from).collect())
@@ -92,12 +92,34 @@ impl Store {
     /// A tenant's routes, by model alias.
     pub(crate) fn routes(&self, tenant: &str) -> Result<Vec<Route>, StoreError> {
         let r = self.begin_read()?;
-        tenant_in(&r, tenant)?;
+        super::tenant_row(&r, tenant)?;
         let t = r.open_table(schema::ROUTES)?;
         tenant_rows(&t, tenant)
     }
 
-    /// One enrolled data plane.
+    /// One named admin token.
+    pub(crate) fn admin_token(&self, name: &str) -> Result<Option<AdminTokenRow>, StoreError> {
+        let r = self.begin_read()?;
+        let Some(t) = open_read(&r, schema::ADMIN_TOKENS)? else {
+            return Ok(None);
+        };
+        t.get(name)?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Every named admin token, by name.
+    pub(crate) fn admin_tokens(&self) -> Result<Vec<AdminTokenRow>, StoreError> {
+        let r = self.begin_read()?;
+        let Some(t) = open_read(&r, schema::ADMIN_TOKENS)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for item in t.range::<&str>(..)? {
+            out.push(decode(item?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The data plane `id`, if enrolled.
     pub(crate) fn dataplane(&self, id: &str) -> Result<Option<DataplaneRow>, StoreError> {
         let r = self.begin_read()?;
         let t = r.open_table(schema::DATAPLANES)?;
@@ -124,7 +146,7 @@ impl Store {
     /// A tenant's records in `q`'s window, oldest first.
     pub(crate) fn logs(&self, tenant: &str, q: LogQuery) -> Result<Vec<LogEntry>, StoreError> {
         let r = self.begin_read()?;
-        tenant_in(&r, tenant)?;
+        super::tenant_row(&r, tenant)?;
         let names: HashMap<u32, String> = {
             let t = r.open_table(schema::DATAPLANES)?;
             let mut m = HashMap::new();
@@ -170,10 +192,16 @@ impl Store {
         Ok(out)
     }
 
-    /// A tenant's usage by UTC day and model, oldest day first.
+    /// A tenant's usage by UTC day and model, oldest day first: requests and
+    /// tokens (billing adds its columns: [`crate::billing::meter::usage`]).
+    #[cfg(test)]
     pub(crate) fn usage(&self, tenant: &str) -> Result<Vec<UsageRow>, StoreError> {
-        let r = self.begin_read()?;
-        tenant_in(&r, tenant)?;
+        Self::usage_in(&self.begin_read()?, tenant)
+    }
+
+    /// [`Store::usage`] in `r`.
+    pub(crate) fn usage_in(r: &ReadTransaction, tenant: &str) -> Result<Vec<UsageRow>, StoreError> {
+        super::tenant_row(r, tenant)?;
         let t = r.open_table(schema::USAGE_DAILY)?;
         let mut out = Vec::new();
         for item in t.range((tenant, [0u8; 4], "")..)? {
@@ -192,17 +220,8 @@ impl Store {
                 ..UsageRow::default()
             });
         }
-        crate::billing::meter::add_to_usage(&r, tenant, &mut out)?;
         Ok(out)
     }
-}
-
-fn tenant_in(r: &ReadTransaction, id: &str) -> Result<TenantRow, StoreError> {
-    let t = r.open_table(schema::TENANTS)?;
-    let v = t
-        .get(id)?
-        .ok_or_else(|| StoreError::NotFound(format!("tenant {id:?} does not exist")))?;
-    decode(v.value())
 }
 
 fn tenant_rows<T: serde::de::DeserializeOwned>(

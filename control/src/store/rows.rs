@@ -95,6 +95,37 @@ pub(crate) struct DataplaneRow {
     /// When it was revoked; a revoked token gets 401.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) revoked_ms: Option<u64>,
+    /// Its key secret (snapshots are sealed to it and authenticated under
+    /// it), sealed under the master key; absent for a data plane enrolled
+    /// before snapshots were sealed this way (it must be re-enrolled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key: Option<SealedSecret>,
+}
+
+/// A named admin token: only its hash is kept; it is shown once at creation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AdminTokenRow {
+    /// Token name (unique, never reused).
+    pub(crate) name: String,
+    /// Lower-case hex SHA-256 of the whole token.
+    pub(crate) sha256: String,
+    /// `admin`, `read` or `tenant:<id>`.
+    pub(crate) scope: String,
+    /// Creation time, unix ms.
+    pub(crate) created_ms: u64,
+    /// When it was revoked; a revoked token gets 401.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) revoked_ms: Option<u64>,
+}
+
+/// A secret sealed like a provider key's: the secret under its own data key,
+/// the data key under the master key (hex each).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SealedSecret {
+    /// The data key, sealed under the master key.
+    pub(crate) wrapped_dek: String,
+    /// The secret, sealed under the data key.
+    pub(crate) sealed: String,
 }
 
 /// A data plane as `dataplane list` shows it.

@@ -39,6 +39,8 @@ pub(crate) const PROVIDER_KEYS: TableDefinition<(&str, &str), &[u8]> = TableDefi
 pub(crate) const UPSTREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("upstreams");
 /// (tenant, model alias) → `Route` (the snapshot type itself).
 pub(crate) const ROUTES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("routes");
+/// Admin token name → `AdminTokenRow` (the token's hash and scope only).
+pub(crate) const ADMIN_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("admin_tokens");
 /// Data plane id → `DataplaneRow` (token hash only).
 pub(crate) const DATAPLANES: TableDefinition<&str, &[u8]> = TableDefinition::new("dataplanes");
 /// Data plane number → records stored (u64 BE) ++ highest seq stored (u64 BE).

@@ -1,8 +1,8 @@
-use super::admin_ops::{apply, AdminOp};
 use super::ingest::{self, Batch, Prepared};
 use super::query::LogQuery;
 use super::rows::{ApiKeyRow, ProviderKeyRow, TenantRow};
 use super::*;
+use crate::ops::{self as admin_ops, apply, AdminOp};
 use redb::ReadableTableMetadata;
 use sluice_contract::record::{ApiRoute, Record, Usage};
 use sluice_contract::snapshot::types::{ProviderKind, Route, Target, Upstream};
@@ -99,7 +99,7 @@ fn ingest(store: &Store, dp: u32, items: &[(u64, Record)]) -> ingest::Ingested {
         records: items.iter().map(|(s, r)| Prepared::new(*s, r).unwrap()).collect(),
     };
     let txn = store.begin_write().unwrap();
-    let out = ingest::apply(&txn, &[batch]).unwrap();
+    let out = ingest::apply(&txn, &[batch], crate::billing::meter::apply).unwrap();
     txn.commit().unwrap();
     out[0]
 }
@@ -214,7 +214,10 @@ fn revoked_keys_leave_the_snapshot() {
     };
     admin(&s, AdminOp::CreateApiKey(key("01"))).unwrap();
     admin(&s, AdminOp::CreateApiKey(key("02"))).unwrap();
-    assert_eq!(s.compile_current().unwrap().snapshot.api_keys.len(), 2);
+    assert_eq!(
+        crate::ops::compile_current(&s).unwrap().snapshot.api_keys.len(),
+        2
+    );
     let a = admin(
         &s,
         AdminOp::RevokeApiKey {
@@ -326,7 +329,7 @@ fn deleting_a_tenant_removes_what_it_owns() {
         s.logs("acme", LogQuery::default()),
         Err(StoreError::NotFound(_))
     ));
-    let snap = s.compile_current().unwrap().snapshot;
+    let snap = crate::ops::compile_current(&s).unwrap().snapshot;
     assert_eq!(snap.tenants.len(), 1);
     assert!(snap.routes.is_empty() && snap.provider_keys.is_empty());
     assert_eq!(
@@ -367,6 +370,10 @@ fn dataplanes_enroll_once_and_keep_their_number() {
             AdminOp::EnrollDataplane {
                 id: "dp1".into(),
                 token_sha256: h.into(),
+                key: crate::store::rows::SealedSecret {
+                    wrapped_dek: h.into(),
+                    sealed: h.into(),
+                },
                 now_ms: 1,
             },
         )
@@ -387,6 +394,8 @@ fn dataplanes_enroll_once_and_keep_their_number() {
         (row.num, row.token_sha256.as_str(), row.revoked_ms),
         (1, "cc", None)
     );
+    // Re-enrolled, it has the new key secret (the old one opens nothing).
+    assert_eq!(row.key.map(|k| k.sealed).as_deref(), Some("cc"));
     assert_eq!(s.snapshot_version().unwrap(), 1);
 }
 

@@ -36,8 +36,8 @@ fn leases_top_up_as_spend_arrives_and_never_exceed_the_credit() {
         ],
         None,
     );
-    let dp1 = serve.ok(&["dataplane", "enroll", "dp1"], None).trim().to_owned();
-    let dp2 = serve.ok(&["dataplane", "enroll", "dp2"], None).trim().to_owned();
+    let dp1 = serve.enroll("dp1");
+    let dp2 = serve.enroll("dp2");
 
     // Each data plane gets a first slice when it asks; an unmetered tenant gets no entry.
     let s1 = snapshot(&serve, &dp1);
@@ -226,7 +226,7 @@ fn small_balances_are_granted_whole_and_a_new_threshold_can_alert() {
     let dir = temp_dir("billing-zero");
     let serve = Serve::start(&dir, &[]);
     serve.ok(&["tenant", "create", "acme"], None);
-    let dp = serve.ok(&["dataplane", "enroll", "dp1"], None).trim().to_owned();
+    let dp = serve.enroll("dp1");
     let s = snapshot(&serve, &dp);
     assert!(s.credits.is_empty(), "no account: not metered");
     // A threshold crossing raised by the threshold itself.
@@ -266,7 +266,7 @@ fn small_balances_are_granted_whole_and_a_new_threshold_can_alert() {
     assert!(fresh.version > s.version);
     assert_eq!((granted(&fresh, "acme"), spent(&fresh)), (5000, 3000));
     // Another data plane's start does not bump it: nothing was spent on it.
-    let other = serve.ok(&["dataplane", "enroll", "dp2"], None).trim().to_owned();
+    let other = serve.enroll("dp2");
     let r = http(&serve.sync, "GET", "/v1/snapshot?after=0", Some(&other), None);
     assert_eq!(r.status, 200, "{}", r.text());
     let theirs: sluice_contract::snapshot::types::Snapshot = serde_json::from_slice(&r.body).unwrap();

@@ -163,10 +163,7 @@ fn credit_runs_out_at_the_gateway_with_402_and_costs_add_up() {
         None,
     );
 
-    let token = serve
-        .ok(&["dataplane", "enroll", "edge1"], None)
-        .trim()
-        .to_owned();
+    let token = serve.enroll_full("edge1");
     let token_file = dir.join("edge1.token");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -9,7 +9,7 @@ use sluice_contract::policy::CompiledPolicy;
 fn prices_round_trip_into_the_snapshot() {
     let dir = temp_dir("billing-prices");
     let serve = Serve::start(&dir, &[]);
-    let token = serve.ok(&["dataplane", "enroll", "dp1"], None).trim().to_owned();
+    let token = serve.enroll("dp1");
     assert!(snapshot(&serve, &token).prices.is_empty());
 
     serve.ok(
@@ -134,7 +134,7 @@ fn policies_are_validated_by_the_data_plane_compiler() {
     let dir = temp_dir("billing-policies");
     let serve = Serve::start(&dir, &[]);
     serve.ok(&["tenant", "create", "acme"], None);
-    let token = serve.ok(&["dataplane", "enroll", "dp1"], None).trim().to_owned();
+    let token = serve.enroll("dp1");
     let file = dir.join("policy.toml");
     std::fs::write(&file, GOOD_POLICY).unwrap();
     let f = file.to_str().unwrap();
@@ -209,7 +209,7 @@ fn rate_limits_reach_the_snapshot() {
     let serve = Serve::start(&dir, &[]);
     serve.ok(&["tenant", "create", "acme"], None);
     serve.ok(&["apikey", "create", "--tenant", "acme", "--id", "k1"], None);
-    let token = serve.ok(&["dataplane", "enroll", "dp1"], None).trim().to_owned();
+    let token = serve.enroll("dp1");
 
     serve.ok(&["limit", "set", "--tenant", "acme", "--rpm", "60"], None);
     serve.ok(

@@ -7,10 +7,7 @@ fn replayed_batches_are_stored_once_and_listed() {
     let dir = temp_dir("records");
     let serve = Serve::start(&dir, &[]);
     serve.ok(&["tenant", "create", "acme"], None);
-    let token = serve
-        .ok(&["dataplane", "enroll", "edge1"], None)
-        .trim()
-        .to_owned();
+    let token = serve.enroll("edge1");
     let t0 = 1_714_564_800_000u64;
     let body = serde_json::json!({ "batch": [
         { "seq": 1, "record": record(t0, "acme", "gpt-4o") },

@@ -1,8 +1,8 @@
 //! The CLI builds a configuration; the sync API serves it sealed; nothing
 //! secret reaches the store file.
 
-use crate::support::{http, temp_dir, Serve};
-use sluice_contract::crypto::{hex, sha256, unhex, SealKey};
+use crate::support::{bearer, http, key_secret, temp_dir, Serve};
+use sluice_contract::crypto::{dataplane_seal_key, hex, sha256, unhex, SealKey, SnapshotMac};
 use sluice_contract::snapshot::types::{ProviderKind, Snapshot};
 
 const PROVIDER_SECRET: &str = "sk-provider-PLAINTEXT-4f1d2c";
@@ -83,10 +83,17 @@ fn cli_round_trip_into_a_sealed_snapshot() {
         routes.contains("gpt-4o") && routes.contains("claude-3-5-haiku"),
         "{routes}"
     );
-    let token = serve.ok(&["dataplane", "enroll", "dp_1"], None).trim().to_owned();
+    let file = serve.enroll_full("dp_1");
     assert!(
-        token.starts_with("sdp-dp_1-") && token.len() == "sdp-dp_1-".len() + 64,
-        "{token}"
+        file.starts_with("sdp-dp_1-") && file.len() == "sdp-dp_1-".len() + 64 + 1 + 64,
+        "{file}"
+    );
+    let token = bearer(&file);
+    let key_part = key_secret(&file);
+    // The whole token file is not a credential: only its bearer part is.
+    assert_eq!(
+        http(&serve.sync, "GET", "/v1/snapshot?after=0", Some(&file), None).status,
+        401
     );
 
     let r = http(&serve.sync, "GET", "/v1/snapshot?after=0", Some(&token), None);
@@ -97,6 +104,12 @@ fn cli_round_trip_into_a_sealed_snapshot() {
         r.header("x-sluice-version"),
         Some(snap.version.to_string().as_str())
     );
+    // The whole body is authenticated under the key secret, never sent.
+    let mac = SnapshotMac::derive(&key_part, "dp_1").unwrap();
+    assert!(mac.verify(&r.body, r.header("x-sluice-snapshot-mac").unwrap()));
+    let mut altered = r.body.clone();
+    altered[0] = b' ';
+    assert!(!mac.verify(&altered, r.header("x-sluice-snapshot-mac").unwrap()));
     assert_eq!(snap.tenants.len(), 1);
     assert_eq!(snap.tenants[0].id, "acme");
     assert_eq!(snap.api_keys.len(), 1);
@@ -117,8 +130,16 @@ fn cli_round_trip_into_a_sealed_snapshot() {
         .step_by(2)
         .map(|i| u8::from_str_radix(&sealed[i..i + 2], 16).unwrap())
         .collect();
-    let secret = unhex::<32>(token.rsplit('-').next().unwrap()).unwrap();
-    let opener = SealKey::derive(&secret, b"sluice-snapshot-v1", b"dp_1").unwrap();
+    // A captured bearer token opens nothing: neither the old derivation from
+    // it nor the new one with it in place of the key secret.
+    let captured = unhex::<32>(token.rsplit('-').next().unwrap()).unwrap();
+    for wrong in [
+        SealKey::derive(&captured, b"sluice-snapshot-v1", b"dp_1").unwrap(),
+        dataplane_seal_key(&captured, "dp_1").unwrap(),
+    ] {
+        assert!(wrong.open(&sealed_bytes, pk.aad().as_bytes()).is_err());
+    }
+    let opener = dataplane_seal_key(&key_part, "dp_1").unwrap();
     assert_eq!(pk.aad(), "acme/k1");
     let plain = opener.open(&sealed_bytes, pk.aad().as_bytes()).unwrap();
     assert_eq!(&plain[..], PROVIDER_SECRET.as_bytes());
@@ -152,6 +173,7 @@ fn cli_round_trip_into_a_sealed_snapshot() {
         key.as_str(),
         secret_part,
         token.as_str(),
+        file.rsplit('-').next().unwrap(),
     ] {
         assert!(
             !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
@@ -169,7 +191,7 @@ fn cli_round_trip_into_a_sealed_snapshot() {
         .step_by(2)
         .map(|i| u8::from_str_radix(&sealed3[i..i + 2], 16).unwrap())
         .collect();
-    let opener = SealKey::derive(&secret, b"sluice-snapshot-v1", b"dp_1").unwrap();
+    let opener = dataplane_seal_key(&key_part, "dp_1").unwrap();
     assert_eq!(
         &opener.open(&sealed3, b"acme/k1").unwrap()[..],
         b"sk-provider-rotated"

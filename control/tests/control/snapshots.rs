@@ -13,7 +13,7 @@ fn long_poll_wakes_on_commit_and_revoked_keys_leave() {
     let key_a = serve.ok(&["apikey", "create", "--tenant", "acme", "--id", "a"], None);
     serve.ok(&["apikey", "create", "--tenant", "acme", "--id", "b"], None);
     assert!(!key_a.trim().is_empty());
-    let token = serve.ok(&["dataplane", "enroll", "dp1"], None).trim().to_owned();
+    let token = serve.enroll("dp1");
     let first = http(&serve.sync, "GET", "/v1/snapshot?after=0", Some(&token), None);
     let snap: Snapshot = serde_json::from_slice(&first.body).unwrap();
     assert_eq!(snap.api_keys.len(), 2);
@@ -62,7 +62,7 @@ fn long_poll_wakes_on_commit_and_revoked_keys_leave() {
 fn an_up_to_date_poll_times_out_with_204() {
     let dir = temp_dir("no-content");
     let serve = Serve::start(&dir, &["--long-poll-secs", "1"]);
-    let token = serve.ok(&["dataplane", "enroll", "dp1"], None).trim().to_owned();
+    let token = serve.enroll("dp1");
     let r = http(&serve.sync, "GET", "/v1/snapshot?after=0", Some(&token), None);
     assert_eq!(r.status, 200);
     let v = r.header("x-sluice-version").unwrap().to_owned();

@@ -17,6 +17,19 @@ pub(crate) fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// A running `sluice-control serve`.
+/// The bearer part of a whole token (`sdp-ID-BEARER-KEY` → `sdp-ID-BEARER`).
+pub(crate) fn bearer(full: &str) -> String {
+    full.rsplit_once('-')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or_default()
+}
+
+/// The key secret of a whole token (its last part), never sent to control.
+#[allow(dead_code)]
+pub(crate) fn key_secret(full: &str) -> [u8; 32] {
+    sluice_contract::crypto::unhex::<32>(full.rsplit('-').next().unwrap()).unwrap()
+}
+
 pub(crate) struct Serve {
     child: Option<Child>,
     pub(crate) admin: String,
@@ -90,6 +103,18 @@ impl Serve {
         input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
         drop(input);
         child.wait_with_output().unwrap()
+    }
+
+    /// `dataplane enroll ID`: the whole token (the data plane's token file).
+    #[allow(dead_code)]
+    pub(crate) fn enroll_full(&self, id: &str) -> String {
+        self.ok(&["dataplane", "enroll", id], None).trim().to_owned()
+    }
+
+    /// `dataplane enroll ID`: the bearer part, what a data plane presents.
+    #[allow(dead_code)]
+    pub(crate) fn enroll(&self, id: &str) -> String {
+        bearer(&self.enroll_full(id))
     }
 
     /// Runs the CLI and insists that it succeeds; returns stdout.

@@ -64,7 +64,7 @@ fn sync_api_serves_over_tls() {
             key.to_str().unwrap(),
         ],
     );
-    let token = serve.ok(&["dataplane", "enroll", "dp1"], None).trim().to_owned();
+    let token = serve.enroll("dp1");
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ck.cert.der().clone()).unwrap();

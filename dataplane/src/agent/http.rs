@@ -99,6 +99,20 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// Whether the host is this machine: `localhost` or a loopback address
+    /// literal (127.0.0.0/8, ::1, or ::ffff:127.x.y.z). Decided from the text
+    /// alone, before any name look-up, so DNS cannot make a remote host pass.
+    pub(crate) fn is_loopback(&self) -> bool {
+        let host = self.host.trim_end_matches('.');
+        if host.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        host.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+    }
+}
+
 /// Why a request got no response.
 #[derive(Debug)]
 pub(crate) enum HttpError {
@@ -181,6 +195,18 @@ pub(crate) struct Response {
     pub(crate) status: u16,
     /// Body, de-chunked.
     pub(crate) body: Vec<u8>,
+    /// Control's own `x-sluice-*` headers (name in lower case, value).
+    pub(crate) sluice_headers: Vec<(String, String)>,
+}
+
+impl Response {
+    /// The value of control's header `name` (lower case, `x-sluice-…`).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.sluice_headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A request body and its content type.
@@ -451,7 +477,7 @@ impl Conn {
 
     fn read_response(&mut self) -> Result<(Response, bool), HttpError> {
         loop {
-            let (status, framing, keep, consumed) = self.read_head()?;
+            let (status, framing, keep, consumed, sluice_headers) = self.read_head()?;
             self.pos += consumed;
             if (100..200).contains(&status) {
                 if status == 101 {
@@ -466,13 +492,22 @@ impl Conn {
                 Framing::UntilClose => self.read_to_close()?,
             };
             let keep = keep && !matches!(framing, Framing::UntilClose);
-            return Ok((Response { status, body }, keep));
+            return Ok((
+                Response {
+                    status,
+                    body,
+                    sluice_headers,
+                },
+                keep,
+            ));
         }
     }
 
     /// Parses the head at `buf[pos..]`, reading more as needed. Returns the
-    /// status, the body framing, keep-alive, and the head's length.
-    fn read_head(&mut self) -> Result<(u16, Framing, bool, usize), HttpError> {
+    /// status, the body framing, keep-alive, the head's length and control's
+    /// `x-sluice-*` headers.
+    #[allow(clippy::type_complexity)]
+    fn read_head(&mut self) -> Result<(u16, Framing, bool, usize, Vec<(String, String)>), HttpError> {
         loop {
             if self.end > self.pos {
                 let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -484,7 +519,16 @@ impl Conn {
                         let mut length: Option<usize> = None;
                         let mut chunked = false;
                         let mut close = http10;
+                        let mut sluice = Vec::new();
                         for h in resp.headers.iter() {
+                            if h.name
+                                .get(..9)
+                                .is_some_and(|p| p.eq_ignore_ascii_case("x-sluice-"))
+                            {
+                                if let Ok(v) = std::str::from_utf8(h.value) {
+                                    sluice.push((h.name.to_ascii_lowercase(), v.trim().to_owned()));
+                                }
+                            }
                             if h.name.eq_ignore_ascii_case("content-length") {
                                 let v = std::str::from_utf8(h.value)
                                     .ok()
@@ -530,7 +574,7 @@ impl Conn {
                         } else {
                             Framing::UntilClose
                         };
-                        return Ok((status, framing, !close, n));
+                        return Ok((status, framing, !close, n, sluice));
                     }
                     Ok(httparse::Status::Partial) => {
                         if self.end - self.pos >= MAX_HEAD {

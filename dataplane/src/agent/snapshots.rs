@@ -5,7 +5,7 @@ use super::spool::write_atomic;
 use super::{AgentStats, Backoff, BOOTSTRAP_TIMEOUT, POLL_TIMEOUT, SNAPSHOT_CACHE_FILE};
 use crate::current::{self, SnapshotCell};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use sluice_contract::crypto::SealKey;
+use sluice_contract::crypto::{SealKey, SnapshotMac, SNAPSHOT_MAC_HEADER as MAC_HEADER};
 use sluice_contract::snapshot::{Index, IndexError, KeyMaterial, Snapshot};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -34,6 +34,9 @@ pub(super) enum FetchError {
     Status(u16),
     /// A 200 whose body is not a snapshot.
     Parse(serde_json::Error),
+    /// A 200 whose MAC is missing or does not match: altered on the way, or
+    /// not from our control plane.
+    Unauthenticated,
 }
 
 impl std::fmt::Display for FetchError {
@@ -43,19 +46,34 @@ impl std::fmt::Display for FetchError {
             FetchError::Status(401 | 403) => f.write_str("control refused the enrollment token"),
             FetchError::Status(s) => write!(f, "control answered {s}"),
             FetchError::Parse(e) => write!(f, "snapshot is not valid JSON: {e}"),
+            FetchError::Unauthenticated => f.write_str(
+                "snapshot refused: its MAC is missing or wrong (altered in transit, or not from our control plane)",
+            ),
         }
     }
 }
 
-pub(super) fn fetch(client: &mut Client, after: u64, timeout: Duration) -> Result<Fetched, FetchError> {
+pub(super) fn fetch(
+    client: &mut Client,
+    mac: &SnapshotMac,
+    after: u64,
+    timeout: Duration,
+) -> Result<Fetched, FetchError> {
     let path = format!("/v1/snapshot?after={after}");
     let resp = client
         .request("GET", &path, None, timeout)
         .map_err(FetchError::Http)?;
     match resp.status {
         200 => {
+            // Checked before the body is even parsed, let alone used or cached.
+            let tag = resp.header(MAC_HEADER).ok_or(FetchError::Unauthenticated)?;
+            if !mac.verify(&resp.body, tag) {
+                return Err(FetchError::Unauthenticated);
+            }
             let snap: Snapshot = serde_json::from_slice(&resp.body).map_err(FetchError::Parse)?;
-            Ok(Fetched::New(Box::new(snap), resp.body))
+            let mut cached = format!("{}\n", tag.trim()).into_bytes();
+            cached.extend_from_slice(&resp.body);
+            Ok(Fetched::New(Box::new(snap), cached))
         }
         204 => Ok(Fetched::NotModified),
         s => Err(FetchError::Status(s)),
@@ -66,7 +84,8 @@ fn compile(snap: &Snapshot, seal: &Arc<SealKey>) -> Result<Index, IndexError> {
     current::compile(snap, KeyMaterial::Sealed(seal.clone()), None)
 }
 
-/// Caches `raw` (sealed as received) as the last good snapshot.
+/// Caches `raw` (its MAC line, then the body sealed as received) as the
+/// last good snapshot.
 fn store_cache(dir: &Path, raw: &[u8], version: u64) {
     if let Err(e) = write_atomic(dir, SNAPSHOT_CACHE_FILE, raw) {
         tracing::warn!(version, error = %e, "agent: could not cache the snapshot");
@@ -77,12 +96,14 @@ fn store_cache(dir: &Path, raw: &[u8], version: u64) {
 pub(super) fn bootstrap_fetch(
     client: &mut Client,
     seal: &Arc<SealKey>,
+    mac: &SnapshotMac,
     dir: &Path,
     stats: &AgentStats,
 ) -> Result<Index, String> {
-    match fetch(client, 0, BOOTSTRAP_TIMEOUT) {
+    match fetch(client, mac, 0, BOOTSTRAP_TIMEOUT) {
         Ok(Fetched::New(snap, raw)) => {
             stats.control_up.store(true, Ordering::Relaxed);
+            stats.confirmed_ms.store(super::unix_ms(), Ordering::Relaxed);
             let index = compile(&snap, seal)
                 .map_err(|e| format!("snapshot v{} does not compile: {e}", snap.version))?;
             store_cache(dir, &raw, snap.version);
@@ -96,11 +117,21 @@ pub(super) fn bootstrap_fetch(
     }
 }
 
-/// The cached snapshot, compiled.
-pub(super) fn load_cache(dir: &Path, seal: &Arc<SealKey>) -> Result<Index, String> {
+/// The cached snapshot, its MAC checked, compiled.
+pub(super) fn load_cache(dir: &Path, seal: &Arc<SealKey>, mac: &SnapshotMac) -> Result<Index, String> {
     let path = dir.join(SNAPSHOT_CACHE_FILE);
     let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let snap: Snapshot = serde_json::from_slice(&raw).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (tag, body) = match raw.iter().position(|&b| b == b'\n') {
+        Some(i) => (std::str::from_utf8(&raw[..i]).unwrap_or(""), &raw[i + 1..]),
+        None => ("", &raw[..]),
+    };
+    if !mac.verify(body, tag) {
+        return Err(format!(
+            "{}: its MAC does not match (altered, or made for another key); refused",
+            path.display()
+        ));
+    }
+    let snap: Snapshot = serde_json::from_slice(body).map_err(|e| format!("{}: {e}", path.display()))?;
     compile(&snap, seal).map_err(|e| format!("{}: v{} does not compile: {e}", path.display(), snap.version))
 }
 
@@ -108,6 +139,7 @@ pub(super) fn load_cache(dir: &Path, seal: &Arc<SealKey>) -> Result<Index, Strin
 pub(super) struct Poller {
     client: Client,
     seal: Arc<SealKey>,
+    mac: Arc<SnapshotMac>,
     dir: PathBuf,
     stats: Arc<AgentStats>,
     /// The newest version seen (served, or refused as not compiling).
@@ -117,18 +149,22 @@ pub(super) struct Poller {
 }
 
 impl Poller {
+    /// `keys`: what provider keys are sealed under, and what snapshots are
+    /// authenticated under.
     pub(super) fn new(
         client: Client,
-        seal: Arc<SealKey>,
+        keys: (Arc<SealKey>, Arc<SnapshotMac>),
         dir: PathBuf,
         stats: Arc<AgentStats>,
         after: u64,
         cell: Arc<SnapshotCell>,
         stop: Receiver<()>,
     ) -> Self {
+        let (seal, mac) = keys;
         Poller {
             client,
             seal,
+            mac,
             dir,
             stats,
             after,
@@ -147,9 +183,13 @@ impl Poller {
         let mut was_up = true;
         loop {
             let started = Instant::now();
-            let outcome = fetch(&mut self.client, self.after, POLL_TIMEOUT);
+            let outcome = fetch(&mut self.client, &self.mac, self.after, POLL_TIMEOUT);
             let ok = outcome.is_ok();
             self.stats.control_up.store(ok, Ordering::Relaxed);
+            if matches!(outcome, Ok(Fetched::NotModified)) {
+                // Control says the snapshot in use is still current.
+                self.stats.confirmed_ms.store(super::unix_ms(), Ordering::Relaxed);
+            }
             let wait = match outcome {
                 Ok(Fetched::New(snap, raw)) => self.take(&snap, &raw),
                 Ok(Fetched::NotModified) => (started.elapsed() < FAST_POLL).then_some(FAST_POLL_PAUSE),
@@ -199,6 +239,7 @@ impl Poller {
         match current::compile(snap, KeyMaterial::Sealed(self.seal.clone()), Some(&prev)) {
             Ok(index) => {
                 self.cell.publish(index);
+                self.stats.confirmed_ms.store(super::unix_ms(), Ordering::Relaxed);
                 self.stats.snapshot_version.store(version, Ordering::Relaxed);
                 tracing::info!(version, "agent: snapshot published");
                 store_cache(&self.dir, raw, version);

@@ -4,7 +4,7 @@ use super::spool::{SEQ_FILE, SPOOL_FILE};
 use super::*;
 use crate::sink::{channel, WorkerSink};
 use serde::Deserialize;
-use sluice_contract::crypto::{hex, sha256, SealKey};
+use sluice_contract::crypto::{dataplane_seal_key, hex, sha256, SealKey, SnapshotMac};
 use sluice_contract::record::{ApiRoute, Record};
 use sluice_contract::snapshot::types::{
     ApiKey, ProviderKey, ProviderKind, Route, Snapshot, Target, Tenant, Upstream,
@@ -16,19 +16,38 @@ use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
+/// The bearer secret (sent to control) and the key secret (never sent).
 const SECRET: [u8; 32] = [0x5a; 32];
+const KEY_SECRET: [u8; 32] = [0x3c; 32];
 const DP_ID: &str = "dp_test";
 const CANARY: &[u8] = b"sk-canary-PLAINTEXT-provider-key-0123456789";
 const GATEWAY_KEY: &[u8] = b"sk-sluice-test-gateway-key";
 /// How long the fake holds a long poll (control holds 25 s; tests need less).
 const HOLD: Duration = Duration::from_millis(500);
 
+/// The token file's contents.
 fn token() -> String {
+    format!("sdp-{DP_ID}-{}-{}", hex(&SECRET), hex(&KEY_SECRET))
+}
+
+/// What the data plane must present: the token without its key part.
+fn bearer() -> String {
     format!("sdp-{DP_ID}-{}", hex(&SECRET))
 }
 
 fn seal_key() -> SealKey {
-    SealKey::derive(&SECRET, b"sluice-snapshot-v1", DP_ID.as_bytes()).unwrap()
+    dataplane_seal_key(&KEY_SECRET, DP_ID).unwrap()
+}
+
+fn snapshot_mac(body: &[u8]) -> String {
+    SnapshotMac::derive(&KEY_SECRET, DP_ID).unwrap().sign(body)
+}
+
+/// The cached snapshot, after its MAC line.
+fn cached_snapshot(dir: &Path) -> Option<Snapshot> {
+    let raw = std::fs::read(dir.join(SNAPSHOT_CACHE_FILE)).ok()?;
+    let nl = raw.iter().position(|&b| b == b'\n')?;
+    serde_json::from_slice(&raw[nl + 1..]).ok()
 }
 
 fn snapshot(version: u64) -> Snapshot {
@@ -125,6 +144,7 @@ fn config(url: &str, dir: &Path) -> AgentConfig {
         token: Zeroizing::new(token()),
         spool_dir: dir.to_path_buf(),
         ca_file: None,
+        insecure_plaintext: false,
     }
 }
 
@@ -178,6 +198,9 @@ struct Control {
     /// Close each connection silently after one answer (as a server whose
     /// keep-alive timer fired would), without `Connection: close`.
     one_shot: AtomicBool,
+    /// Alter one byte of each snapshot after its MAC was computed (an
+    /// attacker on the path).
+    tamper: AtomicBool,
 }
 
 struct Fake {
@@ -324,10 +347,12 @@ fn response(status: &str, body: &[u8]) -> Vec<u8> {
 
 /// A 200 with `body` in two chunks (one with an extension), to exercise the
 /// client's chunked reader.
-fn chunked(body: &[u8]) -> Vec<u8> {
+fn chunked(body: &[u8], mac: &str) -> Vec<u8> {
     let (a, b) = body.split_at(body.len() / 2);
-    let mut out =
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Sluice-Snapshot-Mac: {mac}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
     out.extend_from_slice(format!("{:x};x=y\r\n", a.len()).as_bytes());
     out.extend_from_slice(a);
     out.extend_from_slice(format!("\r\n{:X}\r\n", b.len()).as_bytes());
@@ -341,7 +366,8 @@ fn handle(st: &Control, method: &str, path: &str, auth: Option<&str>, body: &[u8
     if st.down.load(Ordering::SeqCst) {
         return None;
     }
-    if auth != Some(format!("Bearer {}", token()).as_str()) {
+    // Exactly the bearer part: the key secret never reaches control.
+    if auth != Some(format!("Bearer {}", bearer()).as_str()) {
         return Some(response("401 Unauthorized", b"{}"));
     }
     if let (Some(after), "GET") = (path.strip_prefix("/v1/snapshot?after="), method) {
@@ -355,7 +381,15 @@ fn handle(st: &Control, method: &str, path: &str, auth: Option<&str>, body: &[u8
             }
             if let Some((v, raw)) = &*snap {
                 if *v > after {
-                    return Some(chunked(raw));
+                    let mac = snapshot_mac(raw);
+                    if st.tamper.load(Ordering::SeqCst) {
+                        // `"version":N` becomes `"version":N` with one more digit.
+                        let mut altered = raw.clone();
+                        let at = find(&altered, b"\"version\":").unwrap() + 10;
+                        altered.insert(at, b'1');
+                        return Some(chunked(&altered, &mac));
+                    }
+                    return Some(chunked(raw, &mac));
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -417,17 +451,21 @@ fn assert_in_order(got: &[(u64, Record)], ts: impl IntoIterator<Item = u64>) {
 fn bad_tokens_are_refused() {
     let dir = TempDir::new("token");
     let good_hex = hex(&SECRET);
+    let key = hex(&KEY_SECRET);
     let bad = [
         String::new(),
         "nope".into(),
-        format!("sdp--{good_hex}"),
-        format!("sdp-Upper-{good_hex}"),
-        format!("sdp-dp-x-{good_hex}"),
-        format!("sdp-{}-{good_hex}", "a".repeat(33)),
-        format!("sdp-{DP_ID}-{}", &good_hex[..63]),
-        format!("sdp-{DP_ID}-{good_hex}00"),
-        format!("sdp-{DP_ID}-{}zz", &good_hex[..62]),
-        format!("xdp-{DP_ID}-{good_hex}"),
+        format!("sdp--{good_hex}-{key}"),
+        format!("sdp-Upper-{good_hex}-{key}"),
+        format!("sdp-dp-x-{good_hex}-{key}"),
+        format!("sdp-{}-{good_hex}-{key}", "a".repeat(33)),
+        format!("sdp-{DP_ID}-{}-{key}", &good_hex[..63]),
+        format!("sdp-{DP_ID}-{good_hex}00-{key}"),
+        format!("sdp-{DP_ID}-{}zz-{key}", &good_hex[..62]),
+        format!("xdp-{DP_ID}-{good_hex}-{key}"),
+        // The older form, whose secret also derived the sealing key: re-enroll.
+        format!("sdp-{DP_ID}-{good_hex}"),
+        format!("sdp-{DP_ID}-{good_hex}-{}", &key[..62]),
     ];
     for t in bad {
         let mut cfg = config(&dead_url(), dir.path());
@@ -438,8 +476,9 @@ fn bad_tokens_are_refused() {
     }
     // The good token with a trailing newline (as read from a file) parses.
     assert!(token::Enrollment::parse(&format!("{}\n", token())).is_some());
-    let ok = token::Enrollment::parse(&format!("sdp-{}-{good_hex}", "a_9".repeat(10))).unwrap();
+    let ok = token::Enrollment::parse(&format!("sdp-{}-{good_hex}-{key}", "a_9".repeat(10))).unwrap();
     assert!(!format!("{ok:?}").contains(&good_hex));
+    assert!(!format!("{ok:?}").contains(&key));
 }
 
 #[test]
@@ -456,8 +495,7 @@ fn bootstrap_from_control_caches_sealed_snapshot() {
     assert_eq!(*fake.state.polls.lock().unwrap(), [0]);
 
     let cached = std::fs::read(dir.path().join(SNAPSHOT_CACHE_FILE)).unwrap();
-    let snap: Snapshot = serde_json::from_slice(&cached).unwrap();
-    assert_eq!(snap.version, 7);
+    assert_eq!(cached_snapshot(dir.path()).unwrap().version, 7);
     assert!(
         !cached.windows(CANARY.len()).any(|w| w == CANARY),
         "plaintext provider key in the cache"
@@ -484,15 +522,25 @@ fn bootstrap_falls_back_to_cache_then_fails_without_one() {
     let cached = std::fs::read(dir.path().join(SNAPSHOT_CACHE_FILE)).unwrap();
     assert!(!cached.windows(CANARY.len()).any(|w| w == CANARY));
 
-    // Control refuses the token: the cache serves too.
+    // Control refuses the token (another bearer secret): the cache serves too.
     let fake = Fake::start(None);
     fake.set_snapshot(&snapshot(4));
     let mut cfg = config(&fake.url(), dir.path());
-    cfg.token = Zeroizing::new(format!("sdp-other-{}", hex(&SECRET)));
-    // Another id derives another key: the cached keys would not open, but the
-    // snapshot still compiles (keys open only at request time).
+    cfg.token = Zeroizing::new(format!("sdp-{DP_ID}-{}-{}", "00".repeat(32), hex(&KEY_SECRET)));
     let (_agent, index) = Agent::bootstrap(cfg).unwrap();
     assert_eq!(index.version, 3);
+
+    // Another key secret (or another id) derives another MAC key: the cache
+    // was not made for it and is refused, not served.
+    for other in [
+        format!("sdp-{DP_ID}-{}-{}", hex(&SECRET), "11".repeat(32)),
+        format!("sdp-other-{}-{}", hex(&SECRET), hex(&KEY_SECRET)),
+    ] {
+        let mut cfg = config(&dead_url(), dir.path());
+        cfg.token = Zeroizing::new(other);
+        let err = Agent::bootstrap(cfg).unwrap_err();
+        assert!(err.to_string().contains("MAC does not match"), "{err}");
+    }
 
     // Neither control nor a cache.
     let empty = TempDir::new("nocache");
@@ -516,10 +564,7 @@ fn new_versions_are_published_and_bad_ones_skipped() {
     assert_eq!(stats.snapshot_version.load(Ordering::Relaxed), 2);
     assert_eq!(open_canary(&cell.current()), CANARY);
     wait_for("v2 cached", || {
-        std::fs::read(dir.path().join(SNAPSHOT_CACHE_FILE))
-            .ok()
-            .and_then(|raw| serde_json::from_slice::<Snapshot>(&raw).ok())
-            .is_some_and(|s| s.version == 2)
+        cached_snapshot(dir.path()).is_some_and(|s| s.version == 2)
     });
 
     // v3 does not compile: v2 keeps serving, and v3 is not asked for again.
@@ -529,9 +574,7 @@ fn new_versions_are_published_and_bad_ones_skipped() {
     });
     assert_eq!(cell.current().version, 2);
     assert_eq!(stats.snapshot_version.load(Ordering::Relaxed), 2);
-    let cached: Snapshot =
-        serde_json::from_slice(&std::fs::read(dir.path().join(SNAPSHOT_CACHE_FILE)).unwrap()).unwrap();
-    assert_eq!(cached.version, 2);
+    assert_eq!(cached_snapshot(dir.path()).unwrap().version, 2);
 
     fake.set_snapshot(&snapshot(4));
     wait_for("v4 published", || cell.current().version == 4);
@@ -824,4 +867,128 @@ fn endpoint_and_chunk_size_parsing() {
     for bad in [&b""[..], b"x", b"-1", b"1 2", b"ffffffffffffffffff"] {
         assert_eq!(http::parse_chunk_size(bad), None, "{bad:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Secure across hosts: authenticated snapshots, plaintext, files.
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn a_tampered_snapshot_is_refused_and_not_cached() {
+    let fake = Fake::start(None);
+    fake.set_snapshot(&snapshot(5));
+    fake.state.tamper.store(true, Ordering::SeqCst);
+    let dir = TempDir::new("tamper-boot");
+    // At bootstrap: refused, nothing cached, nothing to serve.
+    let err = Agent::bootstrap(config(&fake.url(), dir.path())).unwrap_err();
+    assert!(err.to_string().contains("MAC is missing or wrong"), "{err}");
+    assert!(!dir.path().join(SNAPSHOT_CACHE_FILE).exists());
+
+    // While serving: v6 altered on the way is neither published nor cached.
+    fake.state.tamper.store(false, Ordering::SeqCst);
+    let (agent, index) = Agent::bootstrap(config(&fake.url(), dir.path())).unwrap();
+    assert_eq!(index.version, 5);
+    let cell = Arc::new(SnapshotCell::new(index));
+    let (tx, rx) = channel(16);
+    let handle = agent.spawn(cell.clone(), rx).unwrap();
+    fake.state.tamper.store(true, Ordering::SeqCst);
+    fake.set_snapshot(&snapshot(6));
+    wait_for("a few polls after v6", || {
+        fake.state
+            .polls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&a| a == 5)
+            .count()
+            >= 3
+    });
+    assert_eq!(cell.current().version, 5);
+    assert_eq!(cached_snapshot(dir.path()).unwrap().version, 5);
+    // Once it arrives whole, it is taken.
+    fake.state.tamper.store(false, Ordering::SeqCst);
+    wait_for("v6 published", || cell.current().version == 6);
+    drop(tx);
+    handle.join().unwrap();
+}
+
+#[test]
+fn a_tampered_cache_is_refused() {
+    let dir = TempDir::new("tamper-cache");
+    {
+        let fake = Fake::start(None);
+        fake.set_snapshot(&snapshot(3));
+        Agent::bootstrap(config(&fake.url(), dir.path())).unwrap();
+    }
+    let path = dir.path().join(SNAPSHOT_CACHE_FILE);
+    let mut raw = std::fs::read(&path).unwrap();
+    let at = find(&raw, b"\"version\":3").unwrap() + 10;
+    raw[at] = b'9';
+    std::fs::write(&path, &raw).unwrap();
+    let err = Agent::bootstrap(config(&dead_url(), dir.path())).unwrap_err();
+    assert!(matches!(err, AgentError::NoSnapshot(_)), "{err:?}");
+    assert!(err.to_string().contains("MAC does not match"), "{err}");
+}
+
+#[test]
+fn plain_http_to_another_host_is_refused_before_any_connection() {
+    let dir = TempDir::new("plaintext");
+    for url in [
+        "http://10.255.255.1:7070",
+        "http://control.example:7070",
+        "http://localhost.example",
+    ] {
+        let started = Instant::now();
+        let err = Agent::bootstrap(config(url, dir.path())).unwrap_err();
+        assert!(matches!(err, AgentError::Plaintext(_)), "{url}: {err:?}");
+        assert!(err.to_string().contains("--insecure-plaintext"), "{err}");
+        // Refused from the text alone: no look-up, no 5 s connect timeout.
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    for url in [
+        "http://127.0.0.1:9",
+        "http://127.9.0.1",
+        "http://localhost:9",
+        "http://LOCALHOST.",
+        "http://[::1]:9",
+    ] {
+        let e = Endpoint::parse(url).unwrap();
+        assert!(plaintext_check(&e, false).is_ok(), "{url}");
+    }
+    let remote = Endpoint::parse("http://10.255.255.1:7070").unwrap();
+    assert!(plaintext_check(&remote, true).is_ok());
+    assert!(plaintext_check(&Endpoint::parse("https://10.255.255.1").unwrap(), false).is_ok());
+}
+
+#[test]
+fn a_token_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("tokenfile");
+    let path = dir.path().join("dp.token");
+    std::fs::write(&path, format!("{}\n", token())).unwrap();
+    for mode in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = read_token_file(&path).unwrap_err();
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(read_token_file(&path).unwrap().as_str(), token());
+}
+
+#[test]
+fn the_spool_directory_is_private_from_creation() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("private");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let nested = dir.path().join("a/b/spool");
+    private_dir(&nested).unwrap();
+    assert_eq!(mode(&nested), 0o700);
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    private_dir(&open).unwrap();
+    assert_eq!(mode(&open), 0o700);
 }

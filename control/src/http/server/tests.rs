@@ -15,6 +15,12 @@ impl Read for Mock {
     }
 }
 
+impl Conn for Mock {
+    fn read_limit(&mut self, _: Duration) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Write for Mock {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.output.extend_from_slice(buf);
@@ -29,7 +35,10 @@ const LIMITS: Limits = Limits {
     max_head: 1024,
     max_body: 64,
     idle: Duration::from_secs(1),
+    head_timeout: Duration::from_secs(1),
+    body_timeout: Duration::from_secs(1),
     max_connections: 1,
+    max_per_peer: 1,
 };
 
 /// Serves `input` with an echo handler; returns the raw output.
@@ -45,7 +54,7 @@ fn run(input: &[u8]) -> String {
             format!("{} {} {}", r.method, r.path, String::from_utf8_lossy(&r.body)),
         )
     };
-    serve(&mut m, LIMITS, &echo);
+    serve(&mut m, LIMITS, &|_: &Request| Ok(usize::MAX), &echo);
     String::from_utf8(m.output).unwrap()
 }
 
@@ -127,4 +136,154 @@ fn no_content_has_no_body_headers() {
     .unwrap();
     let s = String::from_utf8(out).unwrap();
     assert_eq!(s, "HTTP/1.1 204 No Content\r\nx-sluice-version: 3\r\n\r\n");
+}
+
+// ---- Against a hostile client, on a real socket ----------------------------
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+
+/// A server on 127.0.0.1 with short deadlines whose admission wants
+/// `authorization: ok`; returns its address and how many requests reached
+/// the handler.
+fn hostile_server(max_connections: usize, max_per_peer: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    hostile_server_on("127.0.0.1:0", max_connections, max_per_peer)
+}
+
+fn hostile_server_on(
+    bind: &str,
+    max_connections: usize,
+    max_per_peer: usize,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind(bind).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let h = handled.clone();
+    let limits = Limits {
+        max_head: 16 * 1024,
+        max_body: 64 * 1024 * 1024,
+        idle: Duration::from_secs(30),
+        head_timeout: Duration::from_millis(400),
+        body_timeout: Duration::from_millis(400),
+        max_connections,
+        max_per_peer,
+    };
+    spawn(
+        "test",
+        listener,
+        None,
+        limits,
+        Arc::new(|r: &Request| match r.header("authorization") {
+            Some("ok") => Ok(usize::MAX),
+            _ => Err(Response::error(401, "who are you")),
+        }),
+        Arc::new(move |r: &Request| {
+            h.fetch_add(1, Ordering::SeqCst);
+            Response::text(200, "text/plain", format!("{} bytes", r.body.len()))
+        }),
+    )
+    .unwrap();
+    (addr, handled)
+}
+
+/// Everything the server sends until it closes (or 5 s pass).
+fn read_all(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn a_trickling_client_is_cut_at_the_deadline() {
+    let (addr, handled) = hostile_server(8, 8);
+    for (head, then) in [
+        // The head, a byte at a time, well within any per-read timeout.
+        (
+            "GET /slow HTTP/1.1\r\nauthorization: ok\r\nx-pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+            "",
+        ),
+        // A whole head, then the body a byte at a time.
+        (
+            "",
+            "POST /slow HTTP/1.1\r\nauthorization: ok\r\ncontent-length: 1000\r\n\r\n",
+        ),
+    ] {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let started = Instant::now();
+        s.write_all(then.as_bytes()).unwrap();
+        let trickle = if head.is_empty() {
+            "b".repeat(1000)
+        } else {
+            head.to_owned()
+        };
+        for b in trickle.bytes() {
+            if s.write_all(&[b]).is_err() || started.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = read_all(&mut s);
+        assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+        // Cut at the 400 ms deadline, not after the whole trickle (3 s).
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(handled.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_large_unauthenticated_body_is_refused_before_it_is_read() {
+    let (addr, handled) = hostile_server(8, 8);
+    let mut s = TcpStream::connect(addr).unwrap();
+    // 60 MiB announced; not a byte of it is sent, yet the answer comes: the
+    // server did not wait for (or read) the body.
+    s.write_all(b"POST /v1/records HTTP/1.1\r\ncontent-length: 62914560\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let out = read_all(&mut s);
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(handled.load(Ordering::SeqCst), 0);
+    // The same, authenticated, is read and handled.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(
+        b"POST /x HTTP/1.1\r\nauthorization: ok\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc",
+    )
+    .unwrap();
+    assert!(read_all(&mut s).contains("3 bytes"));
+}
+
+#[test]
+fn one_peer_cannot_take_every_slot() {
+    // Dual-stack, so that 127.0.0.1 and ::1 are two peers of one server.
+    let (addr, _) = hostile_server_on("[::]:0", 8, 2);
+    let v4: SocketAddr = format!("127.0.0.1:{}", addr.port()).parse().unwrap();
+    let v6: SocketAddr = format!("[::1]:{}", addr.port()).parse().unwrap();
+    // 127.0.0.1 holds its two connections open...
+    let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(v4).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut third = TcpStream::connect(v4).unwrap();
+    assert!(read_all(&mut third).starts_with("HTTP/1.1 503"));
+    // ...and another address still gets in.
+    let mut other = TcpStream::connect(v6).unwrap();
+    other
+        .write_all(b"GET /x HTTP/1.1\r\nauthorization: ok\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    assert!(read_all(&mut other).starts_with("HTTP/1.1 200"));
+    // Once it lets one go, it may connect again.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = TcpStream::connect(v4).unwrap();
+    again
+        .write_all(b"GET /x HTTP/1.1\r\nauthorization: ok\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    assert!(read_all(&mut again).starts_with("HTTP/1.1 200"));
 }

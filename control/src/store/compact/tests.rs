@@ -1,6 +1,6 @@
 use super::*;
+use crate::ops::AdminOp;
 use crate::privacy::tests::{admin, file_has, ingest, record, temp_path, tenant_op};
-use crate::store::admin_ops::AdminOp;
 use crate::store::query::LogQuery;
 
 const CANARY: &str = "canary-tenant-7f3a";
@@ -31,7 +31,7 @@ fn a_deleted_tenant_leaves_no_byte_in_the_rewritten_file() {
         }
         ingest(&store, 1, &batch);
     }
-    let before = store.compile_current().unwrap().snapshot;
+    let before = crate::ops::compile_current(&store).unwrap().snapshot;
     assert!(file_has(&path, CANARY.as_bytes()));
 
     admin(&store, AdminOp::DeleteTenant(CANARY.into())).unwrap();
@@ -55,7 +55,7 @@ fn a_deleted_tenant_leaves_no_byte_in_the_rewritten_file() {
     assert_eq!(store.logs("alpha", ALL).unwrap().len(), 2400);
     assert_eq!(store.logs("omega", ALL).unwrap().len(), 2400);
     assert_eq!(store.usage("omega").unwrap().len(), 1);
-    let after = store.compile_current().unwrap().snapshot;
+    let after = crate::ops::compile_current(&store).unwrap().snapshot;
     assert_eq!(after.tenants.len(), before.tenants.len() - 1);
     assert_eq!(after.version, before.version + 1);
     admin(&store, tenant_op("zeta", None)).unwrap();

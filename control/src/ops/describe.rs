@@ -2,26 +2,10 @@
 //! it touches, never its secrets (a provider key's envelope, a gateway key's
 //! hash, a policy's text).
 
+use crate::audit::Described;
 use crate::billing::ops::BillingOp;
+use crate::ops::AdminOp;
 use crate::privacy::PrivacyOp;
-use crate::store::admin_ops::AdminOp;
-
-/// An admin change as the trail records it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Described {
-    /// What was done, e.g. `tenant.delete`.
-    pub(crate) action: String,
-    /// Non-secret parameters.
-    pub(crate) detail: Option<String>,
-    /// What it was done to, e.g. `apikey acme/k1`.
-    pub(crate) target: Option<String>,
-    /// The tenant it concerns.
-    pub(crate) tenant: Option<String>,
-    /// Done by control itself, not an admin.
-    pub(crate) system: bool,
-    /// Keep only the target's hash: the entry records the tenant's deletion.
-    pub(crate) erase_target: bool,
-}
 
 fn of(action: &str, target: String, tenant: Option<&str>) -> Described {
     Described {
@@ -95,6 +79,11 @@ pub(crate) fn describe(op: &AdminOp) -> Option<Described> {
         }
         AdminOp::EnrollDataplane { id, .. } => of("dataplane.enroll", format!("dataplane {id}"), None),
         AdminOp::RevokeDataplane { id, .. } => of("dataplane.revoke", format!("dataplane {id}"), None),
+        AdminOp::CreateAdminToken(row) => Described {
+            detail: Some(format!("scope={}", row.scope)),
+            ..of("token.create", format!("admin token {}", row.name), None)
+        },
+        AdminOp::RevokeAdminToken { name, .. } => of("token.revoke", format!("admin token {name}"), None),
         AdminOp::Privacy(p) => return privacy(p),
         AdminOp::Billing(b) => billing(b).unwrap_or_else(|| generic(op)),
     })

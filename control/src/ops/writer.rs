@@ -5,9 +5,9 @@
 //! together share one transaction, committed with immediate durability before
 //! any of them is acknowledged.
 
-use super::admin_ops::{self, AdminOp, Applied};
-use super::ingest::{self, Batch, Ingested};
-use super::{Store, StoreError};
+use super::{self as admin_ops, AdminOp, Applied};
+use crate::store::ingest::{self, Batch, Ingested};
+use crate::store::{Store, StoreError};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use redb::WriteTransaction;
 use std::sync::{Arc, Mutex};
@@ -28,11 +28,17 @@ pub(crate) trait Observer: Send + Sync {
     fn records_committed(&self, results: &[Ingested]);
     /// Inside an admin change's transaction, after it applied and before it
     /// commits (the audit trail appends here); an error aborts the change.
-    fn admin_applying(&self, _txn: &WriteTransaction, _op: &AdminOp) -> Result<(), StoreError> {
+    /// `actor` names who asked (see [`acting_as`]).
+    fn admin_applying(
+        &self,
+        _txn: &WriteTransaction,
+        _op: &AdminOp,
+        _actor: Option<&str>,
+    ) -> Result<(), StoreError> {
         Ok(())
     }
     /// An admin change was refused; its transaction was aborted.
-    fn admin_refused(&self, _store: &Store, _op: &AdminOp, _error: &StoreError) {}
+    fn admin_refused(&self, _store: &Store, _op: &AdminOp, _error: &StoreError, _actor: Option<&str>) {}
     /// After an admin change committed, before it is answered (the rewrite
     /// that takes a deleted tenant's bytes out of the file); an error is the answer.
     fn admin_settled(&self, _store: &Store, _op: &AdminOp) -> Result<(), StoreError> {
@@ -40,8 +46,23 @@ pub(crate) trait Observer: Send + Sync {
     }
 }
 
+thread_local! {
+    /// Who the admin changes submitted from this thread are made for.
+    static ACTOR: std::cell::RefCell<Option<Arc<str>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `actor` (an admin token's name) as the one asking for every
+/// admin change `f` submits from this thread, for the audit trail; the
+/// handlers in between need not carry it.
+pub(crate) fn acting_as<R>(actor: &str, f: impl FnOnce() -> R) -> R {
+    let previous = ACTOR.with(|a| a.replace(Some(Arc::from(actor))));
+    let out = f();
+    ACTOR.with(|a| *a.borrow_mut() = previous);
+    out
+}
+
 enum Job {
-    Admin(AdminOp, Sender<Result<Applied, StoreError>>),
+    Admin(AdminOp, Option<Arc<str>>, Sender<Result<Applied, StoreError>>),
     Ingest(Batch, Sender<Result<Ingested, StoreError>>),
     Stop,
 }
@@ -69,7 +90,7 @@ impl Writer {
     pub(crate) fn admin(&self, op: AdminOp) -> Result<Applied, StoreError> {
         let (tx, rx) = bounded(1);
         self.tx
-            .send(Job::Admin(op, tx))
+            .send(Job::Admin(op, ACTOR.with(|a| a.borrow().clone()), tx))
             .map_err(|_| StoreError::Unavailable)?;
         rx.recv().map_err(|_| StoreError::Unavailable)?
     }
@@ -105,13 +126,14 @@ fn run(store: &Store, rx: &Receiver<Job>, observer: &dyn Observer) {
         };
         match job {
             Job::Stop => return,
-            Job::Admin(op, reply) => {
-                let result = run_admin(store, &op, observer);
+            Job::Admin(op, actor, reply) => {
+                let actor = actor.as_deref();
+                let result = run_admin(store, &op, actor, observer);
                 match &result {
                     Ok(applied) => observer.admin_committed(applied),
                     Err(e) => {
                         tracing::info!(error = %e, "admin change refused");
-                        observer.admin_refused(store, &op, e);
+                        observer.admin_refused(store, &op, e, actor);
                     }
                 }
                 let result = result.and_then(|a| observer.admin_settled(store, &op).map(|()| a));
@@ -153,9 +175,14 @@ fn run(store: &Store, rx: &Receiver<Job>, observer: &dyn Observer) {
     }
 }
 
-fn run_admin(store: &Store, op: &AdminOp, observer: &dyn Observer) -> Result<Applied, StoreError> {
+fn run_admin(
+    store: &Store,
+    op: &AdminOp,
+    actor: Option<&str>,
+    observer: &dyn Observer,
+) -> Result<Applied, StoreError> {
     let txn = store.begin_write()?;
-    match admin_ops::apply(&txn, op).and_then(|a| observer.admin_applying(&txn, op).map(|()| a)) {
+    match admin_ops::apply(&txn, op).and_then(|a| observer.admin_applying(&txn, op, actor).map(|()| a)) {
         Ok(applied) => {
             txn.commit()?;
             Ok(applied)
@@ -170,7 +197,7 @@ fn run_admin(store: &Store, op: &AdminOp, observer: &dyn Observer) -> Result<App
 fn run_ingest(store: &Store, batches: &[Batch]) -> Result<Vec<Ingested>, StoreError> {
     let start = std::time::Instant::now();
     let txn = store.begin_write()?;
-    match ingest::apply(&txn, batches) {
+    match ingest::apply(&txn, batches, crate::billing::meter::apply) {
         Ok(results) => {
             let applied = start.elapsed();
             txn.commit()?;

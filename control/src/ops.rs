@@ -2,11 +2,30 @@
 //! preconditions, mutates, and — when the snapshot is affected — compiles the
 //! snapshot it would produce and runs the data plane's validation over it.
 //! Any error aborts the transaction, so a refused change changes nothing.
+//!
+//! This layer sits above the store and the domains (billing, privacy): it
+//! dispatches each operation to the store's tables or to its domain, and
+//! [`writer`] is the one thread that runs them.
 
-use super::compile::{compile, validate, Compiled, Sources};
-use super::rows::{ApiKeyRow, DataplaneRow, ProviderKeyRow, TenantRow};
-use super::schema::{self, meta, META};
-use super::{decode, encode, meta_u32, meta_u64, StoreError};
+pub(crate) mod describe;
+pub(crate) mod writer;
+
+/// The current snapshot, compiled in one read transaction (so its version
+/// and its contents agree): the store's part, then billing's sections and
+/// the content keys of tenants that log content.
+pub(crate) fn compile_current(store: &crate::store::Store) -> Result<Compiled, StoreError> {
+    let r = store.begin_read()?;
+    let mut compiled = crate::store::Store::compile_core(&r)?;
+    crate::billing::sections::add_from_read(&r, &mut compiled)?;
+    crate::privacy::content::add_from_read(&r, &mut compiled)?;
+    Ok(compiled)
+}
+
+use crate::store::compile::{compile, validate, Compiled, Sources};
+use crate::store::require_tenant;
+use crate::store::rows::{AdminTokenRow, ApiKeyRow, DataplaneRow, ProviderKeyRow, SealedSecret, TenantRow};
+use crate::store::schema::{self, meta, META};
+use crate::store::{decode, encode, meta_u32, meta_u64, StoreError};
 use redb::{ReadableTable, Table, WriteTransaction};
 use sluice_contract::snapshot::types::{Route, Upstream};
 
@@ -66,8 +85,19 @@ pub(crate) enum AdminOp {
     EnrollDataplane {
         /// Data plane id.
         id: String,
-        /// SHA-256 hex of its token.
+        /// SHA-256 hex of its bearer token.
         token_sha256: String,
+        /// Its key secret, sealed under the master key.
+        key: SealedSecret,
+        /// Now, unix ms.
+        now_ms: u64,
+    },
+    /// Create a named admin token (its hash and scope; the scope was checked).
+    CreateAdminToken(AdminTokenRow),
+    /// Revoke a named admin token.
+    RevokeAdminToken {
+        /// Token name.
+        name: String,
         /// Now, unix ms.
         now_ms: u64,
     },
@@ -186,7 +216,7 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
             if row.revoked_ms.is_some() {
                 return Ok(false);
             }
-            row.revoked_ms = Some(crate::time::now_ms());
+            row.revoked_ms = Some(crate::clock::now_ms());
             t.insert((tenant.as_str(), id.as_str()), encode(&row)?.as_slice())?;
         }
         AdminOp::PutProviderKey { row, create } => {
@@ -260,9 +290,10 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
         AdminOp::EnrollDataplane {
             id,
             token_sha256,
+            key,
             now_ms,
         } => {
-            enroll(txn, id, token_sha256, *now_ms)?;
+            enroll(txn, id, token_sha256, key, *now_ms)?;
             return Ok(false);
         }
         AdminOp::RevokeDataplane { id, now_ms } => {
@@ -275,6 +306,27 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
             t.insert(id.as_str(), encode(&row)?.as_slice())?;
             return Ok(false);
         }
+        AdminOp::CreateAdminToken(row) => {
+            let mut t = txn.open_table(schema::ADMIN_TOKENS)?;
+            if t.get(row.name.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "admin token {:?} exists (names are never reused, revoked or not)",
+                    row.name
+                )));
+            }
+            t.insert(row.name.as_str(), encode(row)?.as_slice())?;
+            return Ok(false);
+        }
+        AdminOp::RevokeAdminToken { name, now_ms } => {
+            let mut t = txn.open_table(schema::ADMIN_TOKENS)?;
+            let mut row: AdminTokenRow = match t.get(name.as_str())? {
+                Some(v) => decode(v.value())?,
+                None => return Err(not_found("admin token", name)),
+            };
+            row.revoked_ms.get_or_insert(*now_ms);
+            t.insert(name.as_str(), encode(&row)?.as_slice())?;
+            return Ok(false);
+        }
         AdminOp::Billing(op) => return crate::billing::ops::mutate(txn, op),
         AdminOp::Privacy(op) => return crate::privacy::apply(txn, op),
     }
@@ -283,14 +335,6 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
 
 fn not_found(what: &str, id: &str) -> StoreError {
     StoreError::NotFound(format!("{what} {id:?} does not exist"))
-}
-
-fn require_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
-    let t = txn.open_table(schema::TENANTS)?;
-    if t.get(id)?.is_none() {
-        return Err(not_found("tenant", id));
-    }
-    Ok(())
 }
 
 /// The first route (as `tenant/model`) matching `pred`.
@@ -307,7 +351,13 @@ fn route_using(txn: &WriteTransaction, pred: impl Fn(&Route) -> bool) -> Result<
     Ok(None)
 }
 
-fn enroll(txn: &WriteTransaction, id: &str, token_sha256: &str, now_ms: u64) -> Result<(), StoreError> {
+fn enroll(
+    txn: &WriteTransaction,
+    id: &str,
+    token_sha256: &str,
+    key: &SealedSecret,
+    now_ms: u64,
+) -> Result<(), StoreError> {
     let mut t = txn.open_table(schema::DATAPLANES)?;
     let existing: Option<DataplaneRow> = t.get(id)?.map(|v| decode(v.value())).transpose()?;
     let num = match existing {
@@ -334,6 +384,7 @@ fn enroll(txn: &WriteTransaction, id: &str, token_sha256: &str, now_ms: u64) -> 
         token_sha256: token_sha256.to_owned(),
         created_ms: now_ms,
         revoked_ms: None,
+        key: Some(key.clone()),
     };
     t.insert(id, encode(&row)?.as_slice())?;
     Ok(())
