@@ -54,10 +54,9 @@ pub(crate) mod spool;
 mod token;
 
 use crate::current::SnapshotCell;
-use sluice_contract::crypto::{CryptoError, SealKey, SnapshotMac};
 use crate::sink::RecordRx;
 use http::{Client, Endpoint};
-use sluice_contract::crypto::{CryptoError, SealKey};
+use sluice_contract::crypto::{CryptoError, SealKey, SnapshotMac};
 use sluice_contract::snapshot::Index;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;

@@ -7,9 +7,7 @@ use crate::vault::Envelope;
 use redb::ReadableTable;
 use sluice_contract::crypto::{hex, unhex, SealKey};
 use sluice_contract::snapshot::index::{Index, KeyMaterial};
-use sluice_contract::snapshot::types::{
-    ApiKey, CreditGrant, ProviderKey, Route, Snapshot, Tenant, Upstream,
-};
+use sluice_contract::snapshot::types::{ApiKey, CreditGrant, ProviderKey, Route, Snapshot, Tenant, Upstream};
 use std::collections::HashMap;
 use std::sync::Arc;
 
