@@ -272,6 +272,15 @@ async fn serve_api(
         api: ctx.record.route,
     };
     let answer = forward::forward(w, &outgoing, &targets, ctx).await?;
+    if !relay::meterable(&answer) {
+        // Asked for `identity`, the upstream compressed an event stream (or
+        // used a coding the gateway does not know): its events cannot be
+        // read, so it could not be billed. Refused before any byte went out.
+        return Err(Reject::with(
+            ErrorKind::UpstreamProtocol,
+            "the provider sent a compressed response the gateway cannot meter",
+        ));
+    }
 
     // 7. response filter, as the response streams
     Ok(relay::relay(w, io, head, answer, ctx).await)

@@ -51,6 +51,7 @@ both_drivers!(
     hop_by_hop_headers,
     tls_pooled_connection_is_reused,
     lf_only_and_bare_status_lines,
+    compressed_answers_despite_identity,
 );
 
 /// The OpenAI route served by the scripted upstream.
@@ -1420,4 +1421,41 @@ fn lf_only_and_bare_status_lines(d: Driver) {
     let r = rig.chat(false);
     assert_eq!(r.status(), 200, "{}", r.text());
     rig.assert_healthy();
+}
+
+/// The gateway asks for `identity`; an upstream that compresses anyway is
+/// still metered: a JSON body passes on as sent (the client reads its
+/// `content-encoding`) and its usage is read from a decoded copy, while an
+/// event stream it could not read (nor bill) is refused with 502 before any
+/// byte of it reaches the client.
+fn compressed_answers_despite_identity(d: Driver) {
+    use std::io::Write;
+    let json = r#"{"id":"c1","object":"chat.completion","model":"fake-gpt","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}"#;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(json.as_bytes()).unwrap();
+    let gz = e.finish().unwrap();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\ncontent-length: {}\r\n\r\n",
+        gz.len()
+    );
+    let json_answer = cat(&[head.as_bytes(), &gz]);
+    let sse_answer = cat(&[
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n",
+        &chunked(&[&gz]),
+    ]);
+    let rig = rig(d, move |n| match n {
+        0 => vec![Step::Send(json_answer.clone())],
+        _ => vec![Step::Send(sse_answer.clone())],
+    });
+    let r = rig.chat(false);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.body, gz, "passed on as the provider sent it");
+    let r = rig.chat(true);
+    r.assert_openai_error(502);
+    let recs = rig.records(2);
+    assert_eq!(recs[0]["usage"]["input_tokens"], 7, "{}", recs[0]);
+    assert_eq!(recs[0]["usage"]["output_tokens"], 3, "{}", recs[0]);
+    assert_eq!(recs[1]["status"], 502, "{}", recs[1]);
+    assert_eq!(recs[1]["outcome"], "upstream_unavailable", "{}", recs[1]);
 }

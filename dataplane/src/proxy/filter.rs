@@ -10,6 +10,7 @@ use sluice_contract::codec::chunked::{
     write_chunk_size_before, ChunkedDecoder, ChunkedError, CHUNK_SIZE_ROOM,
 };
 use sluice_contract::codec::delta::DeltaReader;
+use sluice_contract::codec::encoding::{self, Coding};
 use sluice_contract::codec::head::Framing;
 use sluice_contract::codec::sse::{SseEvent, SseFramer};
 use sluice_contract::codec::usage::UsageScanner;
@@ -81,6 +82,7 @@ pub struct ResponseFilter {
     pieces: Vec<Range<usize>>,
     /// Whether the response's body has ended.
     pub done: bool,
+    codings: Vec<Coding>,
 }
 
 /// What a [`ResponseFilter`] reads and does, decided from the response head.
@@ -96,6 +98,9 @@ pub struct FilterSetup {
     pub output: Output,
     /// Count completion tokens with this encoding.
     pub counting: Option<Encoding>,
+    /// The body's content codings, when the upstream compressed it although
+    /// asked for `identity` (its usage is read from the decoded copy).
+    pub codings: Vec<Coding>,
 }
 
 impl ResponseFilter {
@@ -113,6 +118,7 @@ impl ResponseFilter {
             dialect,
             output,
             counting,
+            codings,
         } = setup;
         let mut out = out;
         if output != Output::Raw {
@@ -140,6 +146,27 @@ impl ResponseFilter {
             head: 0,
             pieces,
             done: false,
+            codings,
+        }
+    }
+
+    /// Reads the usage of a non-streamed body kept aside, decoding it first
+    /// when the upstream compressed it. `false`: a compressed body that did
+    /// not decode (within the capture bound), so its usage is unknown.
+    pub fn read_json_usage(&mut self) -> bool {
+        let Some(json) = self.json.as_ref().filter(|j| !j.is_empty()) else {
+            return true;
+        };
+        if self.codings.is_empty() {
+            self.usage.on_json_body(json);
+            return true;
+        }
+        match encoding::decode(json, &self.codings, MAX_JSON_CAPTURE) {
+            Ok(plain) => {
+                self.usage.on_json_body(&plain);
+                true
+            }
+            Err(_) => false,
         }
     }
 

@@ -28,6 +28,7 @@ use crate::worker::Worker;
 use bytes::Buf;
 use monoio::io::OwnedWriteHalf;
 use monoio::net::TcpStream;
+use sluice_contract::codec::encoding::{self, Coding};
 use sluice_contract::codec::head::{
     self as head, is_hop_by_hop, ConnectionOptions, Framing, Header, RequestHead, ResponseHead,
 };
@@ -53,8 +54,7 @@ fn setup(
     counting: Option<sluice_contract::policy::tokens::Encoding>,
 ) -> FilterSetup {
     let rh = &answer.head;
-    let is_sse = head::find(&answer.buf, &answer.headers, b"content-type")
-        .is_some_and(|v| v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream"));
+    let is_sse = is_event_stream(answer);
     let dialect = answer.upstream.kind.dialect();
     let output = if answer.strip_usage && is_sse {
         Output::Events {
@@ -71,6 +71,31 @@ fn setup(
         dialect,
         output,
         counting,
+        codings: response_codings(answer).unwrap_or_default(),
+    }
+}
+
+/// Whether the gateway can read what it meters in this response: an event
+/// stream must come uncompressed, any other body in a coding it knows.
+pub fn meterable(answer: &Answer) -> bool {
+    match response_codings(answer) {
+        None => false,
+        Some(c) if c.is_empty() => true,
+        Some(_) => !is_event_stream(answer),
+    }
+}
+
+fn is_event_stream(answer: &Answer) -> bool {
+    head::find(&answer.buf, &answer.headers, b"content-type")
+        .is_some_and(|v| v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream"))
+}
+
+/// The content codings of the upstream's body: `Some(empty)` for none (the
+/// gateway asks for `identity`), `None` for a coding it does not know.
+pub fn response_codings(answer: &Answer) -> Option<Vec<Coding>> {
+    match head::find(&answer.buf, &answer.headers, b"content-encoding") {
+        None => Some(Vec::new()),
+        Some(value) => encoding::codings(value).ok(),
     }
 }
 
@@ -296,8 +321,8 @@ pub async fn relay(
         next = Next::Close;
     }
     if outcome == Outcome::Ok {
-        if let Some(json) = filter.json.as_ref().filter(|j| !j.is_empty()) {
-            filter.usage.on_json_body(json);
+        if !filter.read_json_usage() {
+            ctx.record.error.get_or_insert("upstream_body_undecodable".into());
         }
         // The response ended cleanly, but a successful stream that never
         // said it was done (`[DONE]`, `message_stop`) ended early at the

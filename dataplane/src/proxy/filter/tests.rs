@@ -46,6 +46,7 @@ fn filter(framing: Framing, output: Output, counting: bool) -> ResponseFilter {
         dialect: Dialect::OpenAi,
         output,
         counting: counting.then(|| encoding_for("gpt-4o").0),
+        codings: Vec::new(),
     };
     ResponseFilter::new(setup, None, Vec::new(), Vec::new())
 }
@@ -146,6 +147,7 @@ fn a_json_body_is_kept_for_its_usage() {
         dialect: Dialect::OpenAi,
         output: Output::Raw,
         counting: None,
+        codings: Vec::new(),
     };
     let mut f = ResponseFilter::new(setup, None, Vec::new(), Vec::new());
     for piece in body.chunks(10) {
@@ -153,6 +155,35 @@ fn a_json_body_is_kept_for_its_usage() {
         f.inspect(piece);
     }
     assert!(f.done && f.framer.is_none());
-    f.usage.on_json_body(f.json.as_ref().unwrap());
+    assert!(f.read_json_usage());
     assert_eq!(f.usage.usage().unwrap().output_tokens, 2);
+}
+
+#[test]
+fn a_compressed_json_body_is_decoded_for_its_usage() {
+    use std::io::Write;
+    let body =
+        br#"{"id":"x","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}"#;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(body).unwrap();
+    let gz = e.finish().unwrap();
+    let setup = |codings| FilterSetup {
+        framing: Framing::Length(gz.len() as u64),
+        is_sse: false,
+        dialect: Dialect::OpenAi,
+        output: Output::Raw,
+        counting: None,
+        codings,
+    };
+    let mut f = ResponseFilter::new(setup(vec![Coding::Gzip]), None, Vec::new(), Vec::new());
+    f.frame(&gz).unwrap();
+    f.inspect(&gz);
+    assert!(f.read_json_usage());
+    assert_eq!(f.usage.usage().unwrap().input_tokens, 4);
+    // Claimed brotli, is gzip: its usage is unknown, and says so.
+    let mut f = ResponseFilter::new(setup(vec![Coding::Brotli]), None, Vec::new(), Vec::new());
+    f.frame(&gz).unwrap();
+    f.inspect(&gz);
+    assert!(!f.read_json_usage());
+    assert!(f.usage.usage().is_none());
 }
