@@ -232,6 +232,13 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     let sync = TcpListener::bind(&args.sync).with_context(|| format!("binding sync API to {}", args.sync))?;
     let (admin_addr, sync_addr) = (admin.local_addr()?, sync.local_addr()?);
     check_sync_plaintext(sync_addr, tls.is_some(), args.insecure_plaintext)?;
+    if admin_tls.is_none() && !admin_addr.ip().to_canonical().is_loopback() {
+        tracing::warn!(
+            %admin_addr,
+            "INSECURE: the admin API is plain HTTP on a non-loopback address: admin tokens and new data plane \
+             tokens cross the network in the clear; give --admin-tls-cert and --admin-tls-key"
+        );
+    }
 
     let a = app.clone();
     let admin_limits = Limits {

@@ -356,20 +356,33 @@ impl Agent {
 }
 
 /// Creates `dir` (and missing parents) with mode 0700 from the start, so it
-/// is never open to others, not even for a moment; an existing directory
-/// that group or others may enter is narrowed to 0700.
+/// is never open to others, not even for a moment. An existing directory
+/// that group or others may enter is narrowed to 0700 when it is ours and
+/// not a shared one (sticky, like /tmp); otherwise it is refused.
 pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let mode = std::fs::metadata(dir)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "narrowing the spool directory to 0700");
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let meta = std::fs::metadata(dir)?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 == 0 {
+        return Ok(());
     }
-    Ok(())
+    // /proc/self belongs to this process's effective user.
+    let ours = std::fs::metadata("/proc/self").is_ok_and(|me| me.uid() == meta.uid());
+    if !ours || mode & 0o1000 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "mode {:o} lets others in, and it is shared or not ours to narrow; give the data plane a private directory",
+                mode & 0o7777
+            ),
+        ));
+    }
+    tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "narrowing the spool directory to 0700");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Reads the enrollment token file, trimmed. Refuses a file that group or

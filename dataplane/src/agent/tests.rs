@@ -991,4 +991,13 @@ fn the_spool_directory_is_private_from_creation() {
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
     private_dir(&open).unwrap();
     assert_eq!(mode(&open), 0o700);
+    // A shared directory (sticky, like /tmp) is refused, not narrowed.
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert!(private_dir(&shared).is_err());
+    assert_eq!(
+        std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777,
+        0o1777
+    );
 }
