@@ -14,6 +14,9 @@ pub enum Dialect {
     OpenAi,
     /// Anthropic messages; errors `{"type":"error","error":{"type","message"}}`.
     Anthropic,
+    /// OpenAI embeddings: `input` (a string, strings, or token ids) in, one
+    /// JSON body with `usage.prompt_tokens` out; OpenAI's errors.
+    OpenAiEmbeddings,
 }
 
 impl Dialect {
@@ -22,6 +25,12 @@ impl Dialect {
         match self {
             Dialect::OpenAi => "openai",
             Dialect::Anthropic => "anthropic",
+            Dialect::OpenAiEmbeddings => "openai_embeddings",
         }
+    }
+
+    /// Whether errors, usage and streams take OpenAI's shapes.
+    pub fn is_openai(self) -> bool {
+        matches!(self, Dialect::OpenAi | Dialect::OpenAiEmbeddings)
     }
 }

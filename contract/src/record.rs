@@ -17,6 +17,8 @@ pub enum ApiRoute {
     Messages,
     /// `POST /v1/messages/count_tokens` (Anthropic).
     CountTokens,
+    /// `POST /v1/embeddings` (OpenAI).
+    Embeddings,
     /// `GET /v1/models`.
     Models,
     /// `GET /v1/models/{id}`.
@@ -34,6 +36,7 @@ impl ApiRoute {
         match self {
             ApiRoute::ChatCompletions => Some(crate::dialect::Dialect::OpenAi),
             ApiRoute::Messages | ApiRoute::CountTokens => Some(crate::dialect::Dialect::Anthropic),
+            ApiRoute::Embeddings => Some(crate::dialect::Dialect::OpenAiEmbeddings),
             ApiRoute::Models | ApiRoute::Model | ApiRoute::Health | ApiRoute::Other => None,
         }
     }
@@ -47,6 +50,7 @@ impl ApiRoute {
             ApiRoute::ChatCompletions => Some("/v1/chat/completions"),
             ApiRoute::Messages => Some("/v1/messages"),
             ApiRoute::CountTokens => Some("/v1/messages/count_tokens"),
+            ApiRoute::Embeddings => Some("/v1/embeddings"),
             ApiRoute::Models | ApiRoute::Model | ApiRoute::Health | ApiRoute::Other => None,
         }
     }
@@ -57,6 +61,7 @@ impl ApiRoute {
             ApiRoute::ChatCompletions => "chat_completions",
             ApiRoute::Messages => "messages",
             ApiRoute::CountTokens => "count_tokens",
+            ApiRoute::Embeddings => "embeddings",
             ApiRoute::Models => "models",
             ApiRoute::Model => "model",
             ApiRoute::Health => "healthz",

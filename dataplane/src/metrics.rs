@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 const STATUSES: [u16; 16] = [
     200, 400, 401, 402, 403, 404, 405, 408, 413, 429, 431, 500, 502, 503, 504, 0,
 ];
-const ROUTES: [ApiRoute; 7] = [
+const ROUTES: [ApiRoute; 8] = [
     ApiRoute::ChatCompletions,
     ApiRoute::Messages,
     ApiRoute::CountTokens,
+    ApiRoute::Embeddings,
     ApiRoute::Models,
     ApiRoute::Model,
     ApiRoute::Health,

@@ -276,3 +276,18 @@ def test_anthropic_count_tokens(stack):
     assert counted.input_tokens > 0
     with pytest.raises(anthropic.NotFoundError):
         stack.anthropic().messages.count_tokens(model="no-such-model", messages=MESSAGES)
+
+
+def test_openai_embeddings(stack):
+    # The SDK asks for base64 by default and decodes it into floats.
+    resp = stack.openai().embeddings.create(model=OPENAI_MODEL, input=["one text", "another text"])
+    assert [d.index for d in resp.data] == [0, 1]
+    assert all(len(d.embedding) == 8 for d in resp.data)
+    assert all(isinstance(x, float) for x in resp.data[0].embedding)
+    assert resp.usage.prompt_tokens > 0
+    floats = stack.openai().embeddings.create(
+        model=OPENAI_MODEL, input="one text", encoding_format="float"
+    )
+    assert floats.data[0].embedding == resp.data[0].embedding
+    with pytest.raises(openai.NotFoundError):
+        stack.openai().embeddings.create(model="no-such-model", input="x")

@@ -1,5 +1,6 @@
 //! The endpoints beside chat and messages, on both drivers: OpenAI paths
-//! without `/v1` (a base URL given without it), `GET /v1/models/{id}`, and
+//! without `/v1` (a base URL given without it), `POST /v1/embeddings`,
+//! `GET /v1/models/{id}`, and
 //! Anthropic's `POST /v1/messages/count_tokens`, request bodies with a
 //! `Content-Encoding` — each answered in the caller's shape and recorded
 //! like every other request.
@@ -21,6 +22,7 @@ both_drivers!(
     count_tokens_needs_a_route,
     compressed_bodies,
     compressed_body_refusals,
+    embeddings,
 );
 
 /// `/chat/completions` (the openai SDK given `http://host` as base URL)
@@ -242,4 +244,51 @@ fn compressed_body_refusals(d: Driver) {
     let recs = stack.gw.records().wait_count(4);
     let statuses: Vec<u64> = recs.iter().map(|r| r["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, [415, 400, 413, 415]);
+}
+
+/// `POST /v1/embeddings` in each input form: forwarded as sent, metered
+/// from the provider's usage and priced as input only; a body without
+/// `input` is refused in OpenAI's shape.
+fn embeddings(d: Driver) {
+    let stack = Stack::start(d);
+    let cases = [
+        (json!("hello there, world"), 1),
+        (json!(["first text", "second text"]), 2),
+        (json!([[1, 2, 3], [4, 5]]), 2),
+    ];
+    for (input, n) in &cases {
+        let body = json!({"model": OPENAI_MODEL, "input": input, "encoding_format": "float"});
+        let r = stack
+            .gw
+            .request(&Req::post("/v1/embeddings").bearer(GATEWAY_KEY).json(&body));
+        assert_eq!(r.status(), 200, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["data"].as_array().unwrap().len(), *n, "{v}");
+        assert!(v["data"][0]["embedding"].is_array(), "{v}");
+        let last = stack.mock.last();
+        assert_eq!(last["path"], "/v1/embeddings");
+        let sent: serde_json::Value = serde_json::from_str(last["body"].as_str().unwrap()).unwrap();
+        assert_eq!(sent, body, "forwarded as sent");
+    }
+    let r = stack.gw.request(
+        &Req::post("/v1/embeddings")
+            .bearer(GATEWAY_KEY)
+            .json(&json!({"model": OPENAI_MODEL})),
+    );
+    let err = r.assert_openai_error(400);
+    assert!(err["message"].as_str().unwrap().contains("input"), "{err}");
+    let recs = stack.gw.records().wait_count(4);
+    for rec in &recs[..3] {
+        assert_shape(rec);
+        assert_eq!(rec["route"], "embeddings", "{rec}");
+        assert_eq!(rec["status"], 200, "{rec}");
+        let usage = &rec["usage"];
+        assert!(usage["input_tokens"].as_u64().unwrap() > 0, "{rec}");
+        assert_eq!(usage["output_tokens"], 0, "{rec}");
+        assert!(rec["cost_micros"].as_u64().is_some(), "{rec}");
+        assert!(rec["prompt_tokens_counted"].as_u64().unwrap() > 0, "{rec}");
+    }
+    // Token ids count as themselves.
+    assert_eq!(recs[2]["prompt_tokens_counted"], 5, "{}", recs[2]);
+    assert_eq!(recs[3]["status"], 400);
 }

@@ -190,6 +190,8 @@ fn wanted(dialect: Dialect, ev: &SseEvent<'_>) -> bool {
     match dialect {
         Dialect::OpenAi => ev.data.first() == Some(&b'{'),
         Dialect::Anthropic => ev.event == b"content_block_delta",
+        // Embeddings are never streamed: nothing is completion text.
+        Dialect::OpenAiEmbeddings => false,
     }
 }
 
@@ -255,6 +257,7 @@ fn parsed(dialect: Dialect, data: &[u8], scratch: &mut String, mut text: impl Fn
         }
     };
     match dialect {
+        Dialect::OpenAiEmbeddings => {}
         Dialect::OpenAi => {
             let Ok(chunk) = serde_json::from_slice::<OpenAiChunk<'_>>(data) else {
                 return;

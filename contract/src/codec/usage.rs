@@ -80,7 +80,7 @@ impl UsageScanner {
     pub fn on_event(&mut self, ev: &SseEvent<'_>) -> bool {
         self.usage_only = false;
         match self.dialect {
-            Dialect::OpenAi => {
+            Dialect::OpenAi | Dialect::OpenAiEmbeddings => {
                 if ev.data.trim_ascii() == b"[DONE]" {
                     self.completed = true;
                 } else if has_usage(ev.data) {
@@ -118,7 +118,7 @@ impl UsageScanner {
         }
         let parsed = has_usage(body)
             && match self.dialect {
-                Dialect::OpenAi => self.openai_json(body),
+                Dialect::OpenAi | Dialect::OpenAiEmbeddings => self.openai_json(body),
                 Dialect::Anthropic => self.anthropic_json(body),
             };
         // Without usage (or with usage of an unexpected shape) the body may
@@ -131,7 +131,7 @@ impl UsageScanner {
     /// The usage reported so far, normalised; `None` when none was reported.
     pub fn usage(&self) -> Option<Usage> {
         match self.dialect {
-            Dialect::OpenAi => self.openai,
+            Dialect::OpenAi | Dialect::OpenAiEmbeddings => self.openai,
             Dialect::Anthropic if self.saw_anthropic => Some(self.anthropic.normalise()),
             Dialect::Anthropic => None,
         }

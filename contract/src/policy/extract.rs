@@ -74,6 +74,8 @@ pub struct RequestView<'a> {
     pub max_tokens: Option<u64>,
     /// Every prompt text the caller controls, in body order.
     pub texts: Vec<TextRef<'a>>,
+    /// Embeddings: prompt tokens given as token ids (not in `texts`).
+    pub token_ids: u64,
 }
 
 /// Why a body could not be read. Small and `Copy`: the caller turns it into a
@@ -88,6 +90,8 @@ pub enum ExtractError {
     MissingModel,
     /// `messages` is absent or null.
     MissingMessages,
+    /// Embeddings: `input` is absent.
+    MissingInput,
     /// A field the gateway reads has the wrong type or appears twice.
     BadField(&'static str),
 }
@@ -100,6 +104,7 @@ impl ExtractError {
             ExtractError::NotObject => "not_object",
             ExtractError::MissingModel => "missing_model",
             ExtractError::MissingMessages => "missing_messages",
+            ExtractError::MissingInput => "missing_input",
             ExtractError::BadField(_) => "bad_field",
         }
     }
@@ -112,6 +117,7 @@ impl fmt::Display for ExtractError {
             ExtractError::NotObject => f.write_str("request body is not a JSON object"),
             ExtractError::MissingModel => f.write_str("`model` is required"),
             ExtractError::MissingMessages => f.write_str("`messages` is required"),
+            ExtractError::MissingInput => f.write_str("`input` is required"),
             ExtractError::BadField(name) => write!(f, "`{name}` has the wrong type or is repeated"),
         }
     }
@@ -124,6 +130,7 @@ pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractErro
     let mut cx = Cx {
         api,
         texts: Vec::new(),
+        token_ids: 0,
         err: None,
     };
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -138,7 +145,11 @@ pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractErro
         Some(m) if !m.is_empty() => m,
         _ => return Err(ExtractError::MissingModel),
     };
-    if !top.has_messages {
+    if api == Dialect::OpenAiEmbeddings {
+        if !top.has_input {
+            return Err(ExtractError::MissingInput);
+        }
+    } else if !top.has_messages {
         return Err(ExtractError::MissingMessages);
     }
     let max_tokens = match (top.max_tokens, top.max_completion_tokens) {
@@ -152,6 +163,7 @@ pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractErro
         include_usage: top.include_usage,
         max_tokens,
         texts: cx.texts,
+        token_ids: cx.token_ids,
     })
 }
 

@@ -57,6 +57,10 @@ pub const DEFAULTS: &[(&str, Price)] = &[
     ("claude-3-opus", usd(15.00, 1.50, 18.75, 75.00)),
     ("claude-opus-4", usd(15.00, 1.50, 18.75, 75.00)),
     ("claude-opus-4-5", usd(5.00, 0.50, 6.25, 25.00)),
+    // Embeddings: input only.
+    ("text-embedding-3-small", usd(0.02, 0.02, 0.02, 0.0)),
+    ("text-embedding-3-large", usd(0.13, 0.13, 0.13, 0.0)),
+    ("text-embedding-ada-002", usd(0.10, 0.10, 0.10, 0.0)),
 ];
 
 impl Price {

@@ -31,6 +31,7 @@ pub fn classify(method: Method, path: &[u8], anthropic_hint: bool) -> Class {
     let openai = path.strip_prefix(b"/v1").unwrap_or(path);
     let (api, want, dialect) = match (path, openai) {
         (_, b"/chat/completions") => (ApiRoute::ChatCompletions, Method::Post, Dialect::OpenAi),
+        (_, b"/embeddings") => (ApiRoute::Embeddings, Method::Post, Dialect::OpenAi),
         (b"/v1/messages", _) => (ApiRoute::Messages, Method::Post, Dialect::Anthropic),
         (b"/v1/messages/count_tokens", _) => (ApiRoute::CountTokens, Method::Post, Dialect::Anthropic),
         (_, b"/models") => (ApiRoute::Models, Method::Get, hinted),
@@ -102,6 +103,12 @@ mod tests {
             c(Method::Post, b"/chat/completions", false),
             (ApiRoute::ChatCompletions, Dialect::OpenAi, None)
         );
+        for path in [&b"/v1/embeddings"[..], b"/embeddings", b"/embeddings/"] {
+            assert_eq!(
+                c(Method::Post, path, true),
+                (ApiRoute::Embeddings, Dialect::OpenAi, None)
+            );
+        }
         assert_eq!(
             c(Method::Post, b"/v1/messages/count_tokens", false),
             (ApiRoute::CountTokens, Dialect::Anthropic, None)

@@ -85,6 +85,7 @@ pub fn refusal(e: ExtractError) -> Reject {
         }
         ExtractError::MissingModel => ErrorKind::MissingModel.into(),
         ExtractError::MissingMessages => ErrorKind::MissingMessages.into(),
+        ExtractError::MissingInput => Reject::with(ErrorKind::InvalidField, "input: field required"),
         ExtractError::BadField(field) => {
             let hint = match field {
                 "model" => "model must be a string".into(),

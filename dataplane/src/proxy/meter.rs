@@ -86,7 +86,8 @@ pub fn admit(
 
     let (encoding, estimated) = tokens::encoding_for(&view.model);
     let prompt = if count_tokens {
-        let n = tokens::count_all(encoding, view.texts.iter().map(|t| t.text.as_ref()));
+        // Token ids (embeddings input) count as the tokens they are.
+        let n = tokens::count_all(encoding, view.texts.iter().map(|t| t.text.as_ref())) + view.token_ids;
         record.prompt_tokens_counted = Some(n);
         record.tokens_estimated =
             estimated || record.route.dialect() == Some(sluice_contract::dialect::Dialect::Anthropic);
@@ -94,13 +95,14 @@ pub fn admit(
     } else {
         // Not counted: no text encodes to fewer than one token per four bytes
         // often enough to matter for a worst-case reservation, so bound by bytes.
-        view.texts.iter().map(|t| t.text.len() as u64).sum::<u64>()
+        view.texts.iter().map(|t| t.text.len() as u64).sum::<u64>() + view.token_ids
     };
 
     // Counting tokens is free at the provider: nothing is generated, nothing
     // is charged, and no credit is needed.
     let free = record.route == record::ApiRoute::CountTokens;
-    let max_out = if free {
+    // Embeddings generate no output tokens: only the input is charged.
+    let max_out = if free || record.route == record::ApiRoute::Embeddings {
         0
     } else {
         view.max_tokens.unwrap_or(tenant.default_max_tokens)

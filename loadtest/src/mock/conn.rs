@@ -12,7 +12,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use super::prompt;
 use super::request::{decode_chunked, parse_head, BadRequest, Framing, Head, Route, MAX_BODY};
 use super::respond::{
-    default_message, push_anthropic_message, push_error, push_full, push_head, push_models,
+    default_message, push_anthropic_message, push_embeddings, push_error, push_full, push_head, push_models,
     push_openai_completion, Api, ApiError, Meta, Usage,
 };
 use super::server::Worker;
@@ -196,7 +196,7 @@ async fn respond<S: AsyncWriteRent>(
         processing_ms: 0,
     };
     match head.route {
-        Route::Chat | Route::Messages | Route::CountTokens | Route::Models => {
+        Route::Chat | Route::Messages | Route::CountTokens | Route::Embeddings | Route::Models => {
             return provider(io, w, head, body, b, meta).await
         }
         _ if !head.is_get && head.route != Route::Unknown => {
@@ -269,7 +269,16 @@ async fn provider<S: AsyncWriteRent>(
     };
     let Some(ask) = ask else {
         b.tmp.clear();
-        if head.route == Route::CountTokens {
+        if head.route == Route::Embeddings {
+            match prompt::embeddings(body) {
+                Ok(ask) => push_embeddings(&mut b.tmp, &ask),
+                Err(e) => {
+                    push_error(&mut b.out, &mut b.tmp, &e, &meta);
+                    flush(io, &mut b.out).await?;
+                    return Ok(head.keep_alive);
+                }
+            }
+        } else if head.route == Route::CountTokens {
             match prompt::anthropic_count(body) {
                 Ok(n) => b
                     .tmp

@@ -110,6 +110,68 @@ pub(super) fn anthropic(body: &[u8]) -> Result<Ask, ApiError> {
     })
 }
 
+/// What an embeddings request asks for.
+pub(super) struct EmbeddingsAsk {
+    pub(super) model: String,
+    /// One per input.
+    pub(super) inputs: usize,
+    /// Prompt tokens, billed the mock's way (bytes / 4, or the ids given).
+    pub(super) prompt_tokens: u64,
+    /// `encoding_format: "base64"` (the openai SDK's default).
+    pub(super) base64: bool,
+}
+
+/// Parses a `/v1/embeddings` body.
+pub(super) fn embeddings(body: &[u8]) -> Result<EmbeddingsAsk, ApiError> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}"), None))?;
+    let model = v["model"]
+        .as_str()
+        .ok_or_else(|| ApiError::invalid("you must provide a model parameter", Some("model")))?;
+    let (inputs, prompt_tokens) = match &v["input"] {
+        serde_json::Value::String(s) => (1, tokens(s.len())),
+        serde_json::Value::Array(items) if !items.is_empty() => {
+            let mut n = 0;
+            let mut all_ids = true;
+            for item in items {
+                match item {
+                    serde_json::Value::String(s) => {
+                        n += tokens(s.len());
+                        all_ids = false;
+                    }
+                    serde_json::Value::Number(_) => n += 1,
+                    serde_json::Value::Array(ids) => n += ids.len() as u64,
+                    _ => return Err(ApiError::invalid("invalid input", Some("input"))),
+                }
+            }
+            let inputs = if all_ids && items.iter().all(|i| i.is_number()) {
+                1
+            } else {
+                items.len()
+            };
+            (inputs, n)
+        }
+        _ => return Err(ApiError::invalid("'input' is a required property", Some("input"))),
+    };
+    let base64 = match v.get("encoding_format") {
+        None => false,
+        Some(serde_json::Value::String(f)) if f == "float" => false,
+        Some(serde_json::Value::String(f)) if f == "base64" => true,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "encoding_format: float or base64",
+                Some("encoding_format"),
+            ))
+        }
+    };
+    Ok(EmbeddingsAsk {
+        model: model.to_owned(),
+        inputs,
+        prompt_tokens,
+        base64,
+    })
+}
+
 /// Parses a `/v1/messages/count_tokens` body (a messages body without
 /// `max_tokens`) and counts its prompt tokens the way the mock bills them.
 pub(super) fn anthropic_count(body: &[u8]) -> Result<u64, ApiError> {

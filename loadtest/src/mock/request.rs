@@ -22,6 +22,8 @@ pub(super) enum Route {
     Messages,
     /// `/v1/messages/count_tokens` (Anthropic).
     CountTokens,
+    /// `/v1/embeddings` (OpenAI).
+    Embeddings,
     /// `/v1/models`.
     Models,
     /// `/healthz`.
@@ -41,6 +43,7 @@ impl Route {
             "/v1/chat/completions" => Self::Chat,
             "/v1/messages" => Self::Messages,
             "/v1/messages/count_tokens" => Self::CountTokens,
+            "/v1/embeddings" => Self::Embeddings,
             "/v1/models" => Self::Models,
             "/healthz" => Self::Healthz,
             "/_mock/last" => Self::MockLast,

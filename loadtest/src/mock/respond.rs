@@ -320,6 +320,67 @@ const MODELS: &[(&str, u64, &str)] = &[
     ("mock-model", 1_700_000_000, "Mock Model"),
 ];
 
+/// Dimensions of the mock's embeddings.
+const EMBEDDING_DIMS: usize = 8;
+
+/// Appends an OpenAI embeddings response: one deterministic unit-ish vector
+/// per input, as floats or as base64 of little-endian f32s.
+pub(super) fn push_embeddings(out: &mut Vec<u8>, ask: &super::prompt::EmbeddingsAsk) {
+    out.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
+    for i in 0..ask.inputs {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"object\":\"embedding\",\"index\":");
+        push_u64(out, i as u64);
+        out.extend_from_slice(b",\"embedding\":");
+        let values: Vec<f32> = (0..EMBEDDING_DIMS)
+            .map(|d| ((i + d) % 7) as f32 / 8.0 - 0.375)
+            .collect();
+        if ask.base64 {
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            out.push(b'"');
+            push_base64(out, &bytes);
+            out.push(b'"');
+        } else {
+            out.push(b'[');
+            for (d, v) in values.iter().enumerate() {
+                if d > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(format!("{v}").as_bytes());
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"model\":");
+    push_json_str(out, &ask.model);
+    out.extend_from_slice(b",\"usage\":{\"prompt_tokens\":");
+    push_u64(out, ask.prompt_tokens);
+    out.extend_from_slice(b",\"total_tokens\":");
+    push_u64(out, ask.prompt_tokens);
+    out.extend_from_slice(b"}}");
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(chunk.get(2).copied().unwrap_or(0));
+        let emit = chunk.len() + 1;
+        for k in 0..4 {
+            if k < emit {
+                out.push(ALPHABET[((n >> (18 - 6 * k)) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+}
+
 /// Appends the model list in the provider's shape.
 pub(super) fn push_models(out: &mut Vec<u8>, api: Api) {
     match api {

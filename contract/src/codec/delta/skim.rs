@@ -137,6 +137,7 @@ pub(super) fn read(dialect: Dialect, data: &[u8], out: &mut Spans) -> R<()> {
     match dialect {
         Dialect::OpenAi => openai(data, out)?,
         Dialect::Anthropic => anthropic(data, out)?,
+        Dialect::OpenAiEmbeddings => return Ok(()),
     }
     out.shape.learn(dialect, data, &out.texts);
     Ok(())

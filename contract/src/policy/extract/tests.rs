@@ -238,3 +238,35 @@ fn deep_nesting_is_refused_not_overflowed() {
         ExtractError::NotJson
     );
 }
+
+#[test]
+fn embeddings_input_in_each_form() {
+    fn e(body: &str) -> Result<RequestView<'_>, ExtractError> {
+        extract(Dialect::OpenAiEmbeddings, body.as_bytes())
+    }
+    let v = e(r#"{"model":"text-embedding-3-small","input":"hello","encoding_format":"base64"}"#).unwrap();
+    assert_eq!(texts(&v), [(Message, "hello")]);
+    assert_eq!((v.token_ids, v.stream, v.max_tokens), (0, false, None));
+    let v = e(r#"{"model":"m","input":["a","b\u00e9"]}"#).unwrap();
+    assert_eq!(texts(&v), [(Message, "a"), (Message, "bé")]);
+    let v = e(r#"{"model":"m","input":[1,2,3]}"#).unwrap();
+    assert!(v.texts.is_empty());
+    assert_eq!(v.token_ids, 3);
+    let v = e(r#"{"model":"m","input":[[1,2],[3],[]]}"#).unwrap();
+    assert_eq!(v.token_ids, 3);
+    // A chat body's `messages` is not an embeddings input.
+    assert_eq!(
+        e(r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#),
+        Err(ExtractError::MissingInput)
+    );
+    for bad in [
+        r#"{"model":"m","input":7}"#,
+        r#"{"model":"m","input":[["a"]]}"#,
+        r#"{"model":"m","input":[[[1]]]}"#,
+        r#"{"model":"m","input":{"a":1}}"#,
+        r#"{"model":"m","input":"a","input":"b"}"#,
+    ] {
+        assert_eq!(e(bad), Err(ExtractError::BadField("input")), "{bad}");
+    }
+    assert_eq!(e(r#"{"input":"x"}"#), Err(ExtractError::MissingModel));
+}

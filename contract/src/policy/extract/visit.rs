@@ -13,6 +13,8 @@ use std::fmt;
 pub(super) struct Cx<'de> {
     pub(super) api: Dialect,
     pub(super) texts: Vec<TextRef<'de>>,
+    /// Embeddings: prompt tokens given as token ids rather than text.
+    pub(super) token_ids: u64,
     /// The innermost field whose value failed, noted on the way out.
     pub(super) err: Option<ExtractError>,
 }
@@ -80,6 +82,8 @@ pub(super) struct Top {
     pub(super) max_tokens: Option<u64>,
     pub(super) max_completion_tokens: Option<u64>,
     pub(super) has_messages: bool,
+    /// Embeddings: `input` was present.
+    pub(super) has_input: bool,
 }
 
 pub(super) struct TopSeed<'c, 'de> {
@@ -100,7 +104,8 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
         let cx = self.cx;
-        let openai = cx.api == Dialect::OpenAi;
+        let openai = cx.api.is_openai();
+        let embeddings = cx.api == Dialect::OpenAiEmbeddings;
         let mut top = Top::default();
         let mut seen = Seen::default();
         while let Some(key) = map.next_key::<Key>()? {
@@ -115,8 +120,21 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
                     let o = read_plain!(map, cx, seen, key, Option<StreamOptions>);
                     top.include_usage = o.and_then(|o| o.include_usage).unwrap_or(false);
                 }
-                Key::Messages => {
+                Key::Messages if !embeddings => {
                     top.has_messages = read!(map, cx, seen, key, SeqSeed::messages(&mut *cx));
+                }
+                Key::Input if embeddings => {
+                    read!(
+                        map,
+                        cx,
+                        seen,
+                        key,
+                        InputSeed {
+                            cx: &mut *cx,
+                            depth: 0
+                        }
+                    );
+                    top.has_input = true;
                 }
                 Key::Tools => {
                     read!(map, cx, seen, key, SeqSeed::tools(&mut *cx));
@@ -433,5 +451,68 @@ impl<'de> Visitor<'de> for ContentSeed<'_, 'de> {
         }
         .visit_seq(seq)
         .map(|_| ())
+    }
+}
+
+/// Embeddings `input`: a string, an array of strings, an array of token ids,
+/// or an array of arrays of token ids. Strings are prompt texts; ids are
+/// counted as the tokens they are.
+struct InputSeed<'c, 'de> {
+    cx: &'c mut Cx<'de>,
+    /// 0 at the top, 1 inside the outer array, 2 inside an inner id array.
+    depth: u8,
+}
+
+impl<'de> DeserializeSeed<'de> for InputSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InputSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, strings, or token ids")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.text(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.text(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.text(Cow::Owned(v))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        if self.depth == 0 {
+            return Err(E::custom("input: a token id alone"));
+        }
+        self.cx.token_ids += 1;
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.depth >= 2 {
+            return Err(de::Error::custom("input: arrays nest two deep at most"));
+        }
+        let cx = self.cx;
+        while seq
+            .next_element_seed(InputSeed {
+                cx: &mut *cx,
+                depth: self.depth + 1,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+impl<'de> InputSeed<'_, 'de> {
+    fn text<E: de::Error>(self, text: Cow<'de, str>) -> Result<(), E> {
+        if self.depth > 1 {
+            return Err(E::custom("input: a string inside a token array"));
+        }
+        self.cx.push(TextKind::Message, text);
+        Ok(())
     }
 }

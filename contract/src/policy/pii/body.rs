@@ -78,9 +78,12 @@ fn rewrite(
     };
     for (k, v) in entries.iter_mut() {
         match (api, k.as_str()) {
-            (_, "messages") => w.each(v, Rewriter::message),
+            // Extraction reads no `messages` of an embeddings body (its
+            // texts are `input`): the walk keeps in step with it.
+            (Dialect::OpenAi | Dialect::Anthropic, "messages") => w.each(v, Rewriter::message),
             (_, "tools") | (Dialect::OpenAi, "functions") => w.each(v, Rewriter::tool),
             (Dialect::Anthropic, "system") => w.content(v),
+            (Dialect::OpenAiEmbeddings, "input") => w.embeddings_input(v),
             _ => {}
         }
     }
@@ -122,6 +125,22 @@ impl Rewriter<'_> {
         if let Some(r) = found {
             *s = r;
             self.changed = true;
+        }
+    }
+
+    /// Embeddings `input`: its strings, at the top or in the outer array,
+    /// are the extracted texts (token ids are not text).
+    fn embeddings_input(&mut self, v: &mut Json) {
+        match v {
+            Json::String(s) => self.read_string(s),
+            Json::Array(items) => {
+                for item in items {
+                    if let Json::String(s) = item {
+                        self.read_string(s);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 

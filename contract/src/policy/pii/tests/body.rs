@@ -167,3 +167,26 @@ fn reusing_findings_gives_the_same_body() {
             .unwrap();
     assert_eq!(fresh, misled);
 }
+
+#[test]
+fn embeddings_input_is_redacted_where_it_was_read() {
+    let body = r#"{"model":"text-embedding-3-small","input":["mail alice@example.com",[1,2,3],"card 4111 1111 1111 1111"],"user":"bob@example.com","encoding_format":"base64"}"#;
+    let out = redact_body(&redact_all(), Dialect::OpenAiEmbeddings, body.as_bytes())
+        .unwrap()
+        .unwrap();
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        got["input"],
+        json!(["mail [REDACTED_EMAIL]", [1, 2, 3], "card [REDACTED_CARD]"])
+    );
+    assert_eq!(got["user"], "bob@example.com", "not read, not touched");
+    let one = r#"{"model":"m","input":"call +44 20 7946 0958"}"#;
+    let out = redact_body(&redact_all(), Dialect::OpenAiEmbeddings, one.as_bytes())
+        .unwrap()
+        .unwrap();
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(got["input"], "call [REDACTED_PHONE]");
+    // Every text extraction reads is rewritten, in step.
+    let view = crate::policy::extract::extract(Dialect::OpenAiEmbeddings, body.as_bytes()).unwrap();
+    assert_eq!(view.texts.len(), 2);
+}
