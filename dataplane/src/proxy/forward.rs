@@ -16,7 +16,7 @@ use crate::worker::Worker;
 use bytes::{Buf, Bytes, BytesMut};
 use sluice_contract::codec::head::{self, Header, RequestHead, ResponseHead};
 use sluice_contract::dialect::Dialect;
-use sluice_contract::rewrite::rewrite;
+use sluice_contract::rewrite::{rewrite, Edits};
 use sluice_contract::snapshot::{ProviderKind, RouteTarget, UpstreamEntry};
 use std::io::Write;
 use std::sync::Arc;
@@ -117,10 +117,15 @@ async fn attempt(
         && client_head.path(&req.raw).ends_with(b"/chat/completions")
         && up.kind.dialect() == Dialect::OpenAi;
     let model = target.model.as_deref().filter(|m| *m != info.model);
-    let body = match rewrite(original, model, strip_usage) {
-        Some(body) => Bytes::from(body),
-        None if model.is_some() => return Err(ErrorKind::InvalidJson),
-        None => original.clone(),
+    let edits = Edits {
+        model,
+        ask_usage: strip_usage,
+        limit: None,
+    };
+    let body = match rewrite(original, info.keys, &edits) {
+        Ok(Some(body)) => Bytes::from(body),
+        Ok(None) => original.clone(),
+        Err(_) => return Err(ErrorKind::InvalidJson),
     };
     let mut use_pool = true;
     loop {
