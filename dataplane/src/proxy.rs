@@ -254,6 +254,7 @@ async fn serve_api(
         req: &req,
         body: &body,
         info: &info,
+        prices: &index.prices,
     };
     let answer = forward::forward(w, &outgoing, &targets, ctx).await?;
 

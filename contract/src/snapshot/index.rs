@@ -431,6 +431,7 @@ impl Index {
                 cached_input: p.cached_input.map(usd).transpose()?.unwrap_or(input),
                 cache_write: p.cache_write.map(usd).transpose()?.unwrap_or(input),
                 output: usd(p.output)?,
+                max_output_tokens: p.max_output_tokens,
             };
             prices.push((p.model.as_str(), price));
         }

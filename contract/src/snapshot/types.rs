@@ -84,6 +84,10 @@ pub struct ModelPrice {
     pub cache_write: Option<f64>,
     /// Completion tokens.
     pub output: f64,
+    /// The most completion tokens the model produces for one choice; a
+    /// request that sets no limit is reserved for (and capped at) no more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u64>,
 }
 
 /// Credit a tenant may spend on this data plane: the cumulative total granted

@@ -38,6 +38,8 @@ struct PriceBody {
     cached_input: Option<f64>,
     #[serde(default)]
     cache_write: Option<f64>,
+    #[serde(default)]
+    max_output_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -214,5 +216,6 @@ fn price(req: &Request, model: &str) -> Result<ModelPrice, Response> {
         output: check("output", b.output)?,
         cached_input: b.cached_input.map(|v| check("cached input", v)).transpose()?,
         cache_write: b.cache_write.map(|v| check("cache write", v)).transpose()?,
+        max_output_tokens: b.max_output_tokens,
     })
 }

@@ -16,6 +16,7 @@ use crate::worker::Worker;
 use bytes::{Buf, Bytes, BytesMut};
 use sluice_contract::codec::head::{self, Header, RequestHead, ResponseHead};
 use sluice_contract::dialect::Dialect;
+use sluice_contract::quota::price::PriceTable;
 use sluice_contract::rewrite::{rewrite, Edits};
 use sluice_contract::snapshot::{ProviderKind, RouteTarget, UpstreamEntry};
 use std::io::Write;
@@ -58,6 +59,8 @@ pub struct Outgoing<'a> {
     pub body: &'a Bytes,
     /// What the gateway read from the body.
     pub info: &'a RequestInfo,
+    /// The prices the request is settled by.
+    pub prices: &'a PriceTable,
 }
 
 /// Forwards the request to the first target that answers acceptably.
@@ -108,6 +111,7 @@ async fn attempt(
         req,
         body: original,
         info,
+        prices,
     } = *out_req;
     let up = &target.upstream;
     let limits = &w.shared.limits;
@@ -117,10 +121,16 @@ async fn attempt(
         && client_head.path(&req.raw).ends_with(b"/chat/completions")
         && up.kind.dialect() == Dialect::OpenAi;
     let model = target.model.as_deref().filter(|m| *m != info.model);
+    let mut limit = None;
+    if let Some(adm) = ctx.admission.as_mut() {
+        // Cost is the served model's, never the alias's.
+        adm.served(prices.lookup(target.model.as_deref().unwrap_or(&info.model)));
+        limit = adm.limit;
+    }
     let edits = Edits {
         model,
         ask_usage: strip_usage,
-        limit: None,
+        limit,
     };
     let body = match rewrite(original, info.keys, &edits) {
         Ok(Some(body)) => Bytes::from(body),
