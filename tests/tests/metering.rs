@@ -38,6 +38,7 @@ both_drivers!(
     tpm_reservation,
     cached_tokens_counted_once,
     billed_by_what_was_served,
+    concurrency_per_tenant,
 );
 
 /// A second gateway key of the tenant.
@@ -1021,6 +1022,27 @@ fn rpm_across_workers(d: Driver) {
             assert_429(r, i % 3 == 2, "requests", 10);
         }
     }
+}
+
+/// `concurrency = 2`: two streams in flight at once, the rest 429 until
+/// one has ended.
+fn concurrency_per_tenant(d: Driver) {
+    let extra = ["[[rate_limits]]\ntenant = \"acme\"\nconcurrency = 2\n".to_string()];
+    let stack = metering::stack(d, GatewayOpts::default(), &extra, stack::snapshot);
+    let req = || {
+        Req::chat(GATEWAY_KEY, &chat_body(OPENAI_MODEL, "hi", true, Some(5)))
+            .header("x-mock-tokens", "5")
+            .header("x-mock-itl-ms", "200")
+    };
+    let responses = metering::fire_concurrently(stack.gw.addr, (0..6).map(|_| req()).collect());
+    let hist = status_histogram(&responses);
+    assert_eq!(hist, [(200, 2), (429, 4)], "{hist:?}");
+    for r in responses.iter().filter(|r| r.status() == 429) {
+        r.assert_openai_error(429);
+    }
+    // Both ended: places are free again.
+    let r = stack.gw.request(&req());
+    assert_eq!(r.status(), 200, "{}", r.text());
 }
 
 fn rpm_per_key(d: Driver) {

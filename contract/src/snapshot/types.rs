@@ -66,6 +66,10 @@ pub struct RateLimit {
     /// Tokens (prompt plus completion) per minute.
     #[serde(default)]
     pub tpm: Option<u64>,
+    /// Requests (streams included, until their last byte) in flight at
+    /// once on one data plane; tenant-wide only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
 }
 
 /// A model's price in USD per million tokens.

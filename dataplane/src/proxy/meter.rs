@@ -47,6 +47,9 @@ pub struct Admission {
     /// The output limit to set upstream (field, tokens): the body set none,
     /// and the reservation (or the policy's cap) assumed this one.
     pub limit: Option<(&'static str, u64)>,
+    /// The tenant's place among its requests in flight, given back when
+    /// the admission is settled or dropped.
+    _slot: Option<sluice_contract::quota::inflight::Slot>,
     /// When the limiters were taken from.
     at_ns: u64,
     settled: bool,
@@ -155,9 +158,23 @@ pub fn admit(
         price,
         served: None,
         limit,
+        _slot: None,
         at_ns: now_ns(),
         settled: false,
     };
+    if let Some(in_flight) = &tenant.in_flight {
+        adm._slot = Some(in_flight.enter().ok_or_else(|| {
+            let mut r = Reject::with(
+                ErrorKind::RateLimited,
+                format!(
+                    "concurrency limit of {} requests in flight reached; retry when one ends",
+                    in_flight.limit()
+                ),
+            );
+            r.headers = vec![("retry-after", "1".into())];
+            r
+        })?);
+    }
     let now = adm.at_ns;
     for (slot, limiter) in [&tenant.rpm, &key.rpm].into_iter().enumerate() {
         let Some(limiter) = limiter else { continue };

@@ -312,3 +312,25 @@ fn settle_never_takes_the_balance_below_zero() {
     let (admitted, _) = try_admit(&index, &no_limit("alias", r#","max_tokens":1"#));
     assert_eq!(admitted.unwrap_err().kind, ErrorKind::InsufficientCredit);
 }
+
+#[test]
+fn a_tenant_is_capped_in_requests_in_flight() {
+    let snap = format!("{ROUTED}[[rate_limits]]\ntenant = \"acme\"\nconcurrency = 2\n");
+    let index = index(&snap);
+    let limited = |max: &str| try_admit(&index, &no_limit("alias", max)).0;
+    let a = limited(r#","max_tokens":1"#).unwrap();
+    let b = limited(r#","max_tokens":1"#).unwrap();
+    let refused = limited(r#","max_tokens":1"#).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::RateLimited);
+    assert_eq!(refused.kind.status(), 429);
+    // A settled request (a stream, once its last byte went) frees its place.
+    let mut record = Record::new(0, ApiRoute::ChatCompletions);
+    settle(a.0, &mut record);
+    let c = limited(r#","max_tokens":1"#).unwrap();
+    // A dropped one too; and nothing of the refused one was kept.
+    drop(b);
+    drop(c);
+    assert_eq!(balance(&index), 1_000_000);
+    let in_flight = key(&index).tenant.in_flight.clone().unwrap();
+    assert_eq!(in_flight.count(), 0);
+}
