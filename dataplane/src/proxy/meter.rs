@@ -124,7 +124,12 @@ pub fn admit(
             format!("n must be at most {MAX_N}"),
         ));
     }
-    let reserve_prompt = prompt + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT * view.texts.len() as u64;
+    let mut reserve_prompt = prompt + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT * view.texts.len() as u64;
+    if count_tokens && record.tokens_estimated {
+        // Another tokenizer's count (Claude's counts more than o200k's):
+        // reserve a quarter more, so a provider's figure stays within it.
+        reserve_prompt += reserve_prompt.div_ceil(4);
+    }
     let (price, unpriced_target) = price_by_targets(index, key, &view.model);
     // Completion tokens per choice: what the body asked for; else the
     // smallest of the policy's cap, the model's own cap and the tenant's
