@@ -130,7 +130,9 @@ pub fn admit(
         // reserve a quarter more, so a provider's figure stays within it.
         reserve_prompt += reserve_prompt.div_ceil(4);
     }
-    let (price, unpriced_target) = price_by_targets(index, key, &view.model);
+    // The output cap first (any target's), then the dearest target for the
+    // worst case that cap allows.
+    let (price, _) = price_by_targets(index, key, &view.model, |_| 0);
     // Completion tokens per choice: what the body asked for; else the
     // smallest of the policy's cap, the model's own cap and the tenant's
     // default, which is then set upstream so the provider cannot exceed
@@ -153,6 +155,12 @@ pub fn admit(
     };
     // `n` choices each produce up to the limit.
     let max_out = per_choice.saturating_mul(n);
+    let (price, unpriced_target) = match price {
+        Some(_) => price_by_targets(index, key, &view.model, |p| {
+            p.worst_case_micros(reserve_prompt, max_out)
+        }),
+        None => (None, true),
+    };
     // From here on, whatever is taken is given back if admission fails.
     let mut adm = Admission {
         encoding: count_tokens.then_some(encoding),
@@ -234,15 +242,20 @@ pub fn admit(
     Ok((adm, redacted))
 }
 
-/// The price to reserve by for `model`: each route target priced by the
-/// model it sends upstream (an alias has no price of its own), the one
-/// with the highest rates kept; and whether some target has no price.
-/// Without a route, the model's own price.
-fn price_by_targets(index: &Index, key: &KeyEntry, model: &str) -> (Option<Price>, bool) {
+/// What the route's targets cost: each priced by the model it sends
+/// upstream (an alias has no price of its own), the one whose `worst` is
+/// highest kept, with `max_output_tokens` the largest of any target; and
+/// whether some target has no price. Without a route, the model's own.
+fn price_by_targets(
+    index: &Index,
+    key: &KeyEntry,
+    model: &str,
+    worst: impl Fn(&Price) -> u64,
+) -> (Option<Price>, bool) {
     let Some(RouteEntry::Targets(targets)) = key.tenant.routes.get(model) else {
         return (index.prices.lookup(model), false);
     };
-    let mut best: Option<Price> = None;
+    let mut best: Option<(u64, Price)> = None;
     let mut max_out: Option<u64> = None;
     let mut unpriced = false;
     for t in targets.iter() {
@@ -250,14 +263,14 @@ fn price_by_targets(index: &Index, key: &KeyEntry, model: &str) -> (Option<Price
             None => unpriced = true,
             Some(p) => {
                 max_out = max_out.max(p.max_output_tokens);
-                if best.is_none_or(|b| (p.output, p.input) > (b.output, b.input)) {
-                    best = Some(p);
+                let w = worst(&p);
+                if best.is_none_or(|(b, _)| w > b) {
+                    best = Some((w, p));
                 }
             }
         }
     }
-    // The most any priced target may produce.
-    let best = best.map(|p| Price {
+    let best = best.map(|(_, p)| Price {
         max_output_tokens: max_out,
         ..p
     });

@@ -339,3 +339,22 @@ fn a_tenant_is_capped_in_requests_in_flight() {
     let in_flight = key(&index).tenant.in_flight.clone().unwrap();
     assert_eq!(in_flight.count(), 0);
 }
+
+#[test]
+fn a_route_is_reserved_by_its_dearest_target_for_this_request() {
+    // `mixed` serves from a model dear in input and one dear in output; a
+    // long prompt with one output token is worst on the first.
+    let snap = format!(
+        "{ROUTED}[[prices]]\nmodel = \"dear-input\"\ninput = 100.0\noutput = 1.0\n\
+         [[routes]]\nmodel = \"mixed\"\ntargets = [\n\
+         {{ upstream = \"a\", provider_key = \"pk\", model = \"priced\" }},\n\
+         {{ upstream = \"a\", provider_key = \"pk\", model = \"dear-input\" }},\n]\n"
+    );
+    let index = index(&snap);
+    let (admitted, record) = try_admit(&index, &no_limit("mixed", r#","max_tokens":1"#));
+    let (adm, _) = admitted.unwrap();
+    let prompt = record.prompt_tokens_counted.unwrap() + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT;
+    let prompt = prompt + prompt.div_ceil(4);
+    assert_eq!(reserved(&index), (prompt * 100 + 1) as i64);
+    drop(adm);
+}
