@@ -7,10 +7,12 @@
 
 pub mod credit;
 pub mod gcra;
+pub mod inflight;
 pub mod price;
 
 use credit::Credit;
 use gcra::Gcra;
+use inflight::InFlight;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +22,7 @@ use std::sync::{Arc, Mutex};
 pub struct Registry {
     limiters: Mutex<HashMap<(String, u64), Arc<Gcra>>>,
     credits: Mutex<HashMap<String, Arc<Credit>>>,
+    in_flight: Mutex<HashMap<String, Arc<InFlight>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -49,6 +52,15 @@ impl Registry {
             .clone();
         credit.grant_total(granted, spent);
         credit
+    }
+
+    /// The in-flight counter of `tenant`, capped at `limit`; the same one
+    /// across snapshots, so a reload does not forget requests in flight.
+    pub fn in_flight(&self, tenant: &str, limit: u32) -> Arc<InFlight> {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let f = map.entry(tenant.to_owned()).or_default().clone();
+        f.set_limit(limit);
+        f
     }
 }
 

@@ -190,6 +190,15 @@ pub struct Record {
     /// `content/<tenant>/<ts_ms>`). Absent unless the tenant opted in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_sealed: Option<String>,
+    /// The model that served had no price: the request used tokens but no
+    /// cost could be given (`cost_micros` is null). Never silently free.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unpriced: bool,
+    /// The part of the cost above what admission reserved that the credit
+    /// could not cover (the balance stops at zero); the tenant is refused
+    /// until a grant makes the balance positive again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrun_micros: Option<u64>,
 }
 
 /// The policy's decision on a request.
@@ -232,6 +241,8 @@ impl Record {
             pii: std::collections::BTreeMap::new(),
             client_ip_hash: None,
             content_sealed: None,
+            unpriced: false,
+            overrun_micros: None,
         }
     }
 }

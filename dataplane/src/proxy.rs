@@ -270,6 +270,7 @@ async fn serve_api(
         body: &body,
         info: &info,
         api: ctx.record.route,
+        prices: &index.prices,
     };
     let answer = forward::forward(w, &outgoing, &targets, ctx).await?;
     if !relay::meterable(&answer) {

@@ -82,13 +82,16 @@ impl WorkerSink {
 const LINGER: Duration = Duration::from_millis(5);
 
 /// Standalone mode: appends each record as one JSON line to `path`, flushing
-/// whenever the queue runs dry (at most every [`LINGER`] under load). Ends
-/// when every sender is gone, after writing what they sent.
+/// whenever the queue runs dry (at most every [`LINGER`] under load), and
+/// fsyncs in group commits on a thread of its own (see [`spawn_syncer`]).
+/// Ends when every sender is gone, after writing and fsyncing what they
+/// sent.
 pub fn spawn_jsonl_writer(path: PathBuf, rx: RecordRx) -> std::io::Result<std::thread::JoinHandle<()>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)?;
+    let syncer = spawn_syncer(file.try_clone()?, path.clone())?;
     std::thread::Builder::new()
         .name("sluice-records".into())
         .spawn(move || {
@@ -127,11 +130,69 @@ pub fn spawn_jsonl_writer(path: PathBuf, rx: RecordRx) -> std::io::Result<std::t
                     }
                     next = rx.try_recv().ok();
                 }
+                // In the kernel now: a kill -9 cannot lose it. The fsync
+                // (power loss) is the syncer's, so a slow disk never holds
+                // records back in this process's memory.
                 if let Err(e) = out.flush() {
                     tracing::error!(error = %e, path = %path.display(), "record flush failed");
                 }
+                syncer.dirty();
             }
+            syncer.finish();
         })
+}
+
+/// The fsyncing side of the records file: one thread that, whenever the
+/// writer says it wrote, fsyncs once for everything written since its last
+/// fsync began (a group commit: one `fdatasync` covers every record of every
+/// batch written meanwhile), at most once per [`LINGER`].
+struct Syncer {
+    dirty: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    /// New bytes were written: fsync them soon.
+    fn dirty(&self) {
+        self.dirty.store(true, std::sync::atomic::Ordering::Release);
+        self.handle.thread().unpark();
+    }
+
+    /// Waits for the last fsync.
+    fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.handle.thread().unpark();
+        let _ = self.handle.join();
+    }
+}
+
+fn spawn_syncer(file: std::fs::File, path: PathBuf) -> std::io::Result<Syncer> {
+    use std::sync::atomic::Ordering;
+    let dirty = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (d, st) = (dirty.clone(), stop.clone());
+    let handle = std::thread::Builder::new()
+        .name("sluice-records-sync".into())
+        .spawn(move || loop {
+            let stopping = st.load(Ordering::Acquire);
+            if d.swap(false, Ordering::AcqRel) {
+                if let Err(e) = file.sync_data() {
+                    tracing::error!(error = %e, path = %path.display(), "record fsync failed");
+                }
+                // At most one fsync per LINGER: under load each covers more.
+                if !stopping {
+                    std::thread::sleep(LINGER);
+                }
+                continue;
+            }
+            if stopping {
+                break;
+            }
+            // An unpark before this park is not lost: park returns at once.
+            std::thread::park();
+        })?;
+    Ok(Syncer { dirty, stop, handle })
 }
 
 #[cfg(test)]

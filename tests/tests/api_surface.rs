@@ -241,9 +241,11 @@ fn compressed_body_refusals(d: Driver) {
     );
     r.assert_anthropic_error(415);
     assert_eq!(stack.mock.requests(), 0);
+    // Records arrive in the order the workers finish them.
     let recs = stack.gw.records().wait_count(4);
-    let statuses: Vec<u64> = recs.iter().map(|r| r["status"].as_u64().unwrap()).collect();
-    assert_eq!(statuses, [415, 400, 413, 415]);
+    let mut statuses: Vec<u64> = recs.iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [400, 413, 415, 415]);
 }
 
 /// `POST /v1/embeddings` in each input form: forwarded as sent, metered
@@ -277,8 +279,11 @@ fn embeddings(d: Driver) {
     );
     let err = r.assert_openai_error(400);
     assert!(err["message"].as_str().unwrap().contains("input"), "{err}");
+    // Records arrive in the order the workers finish them.
     let recs = stack.gw.records().wait_count(4);
-    for rec in &recs[..3] {
+    let (ok, refused): (Vec<_>, Vec<_>) = recs.iter().partition(|r| r["status"] == 200);
+    assert_eq!((ok.len(), refused.len()), (3, 1), "{recs:?}");
+    for rec in &ok {
         assert_shape(rec);
         assert_eq!(rec["route"], "embeddings", "{rec}");
         assert_eq!(rec["status"], 200, "{rec}");
@@ -288,7 +293,7 @@ fn embeddings(d: Driver) {
         assert!(rec["cost_micros"].as_u64().is_some(), "{rec}");
         assert!(rec["prompt_tokens_counted"].as_u64().unwrap() > 0, "{rec}");
     }
-    // Token ids count as themselves.
-    assert_eq!(recs[2]["prompt_tokens_counted"], 5, "{}", recs[2]);
-    assert_eq!(recs[3]["status"], 400);
+    // Token ids count as themselves (the only record with no text).
+    assert!(ok.iter().any(|r| r["prompt_tokens_counted"] == 5), "{ok:?}");
+    assert_eq!(refused[0]["status"], 400);
 }

@@ -107,6 +107,36 @@ fn malformed_json(d: Driver) {
         let e = r.assert_anthropic_error(400);
         assert_eq!(e["type"], "invalid_request_error", "{e}");
     }
+    // Nesting past 128 in a pass-through field, a model over 256 bytes, a
+    // repeated (escaped) key the gateway rewrites: 400 in the caller's shape.
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let long_model = "m".repeat(300);
+    for (openai, anthropic) in [
+        (
+            format!(r#"{{"model":"{OPENAI_MODEL}","messages":[],"x":{deep}}}"#),
+            format!(r#"{{"model":"{ANTHROPIC_MODEL}","max_tokens":5,"messages":[],"x":{deep}}}"#),
+        ),
+        (
+            format!(r#"{{"model":"{long_model}","messages":[]}}"#),
+            format!(r#"{{"model":"{long_model}","max_tokens":5,"messages":[]}}"#),
+        ),
+        (
+            format!(
+                r#"{{"model":"{OPENAI_MODEL}","messages":[],"stream":true,"stream_options":{{}},"stream\u005foptions":{{"include_usage":false}}}}"#
+            ),
+            format!(r#"{{"model":"{ANTHROPIC_MODEL}","max_tokens":5,"max_tokens":9,"messages":[]}}"#),
+        ),
+    ] {
+        let r = stack
+            .gw
+            .request(&Req::chat(GATEWAY_KEY, &json!({})).body(openai.into_bytes()));
+        r.assert_openai_error(400);
+        let r = stack
+            .gw
+            .request(&Req::messages(GATEWAY_KEY, &json!({})).body(anthropic.into_bytes()));
+        let e = r.assert_anthropic_error(400);
+        assert_eq!(e["type"], "invalid_request_error", "{e}");
+    }
     let rec = stack.gw.records().wait_for("400 on chat", |r| {
         r["status"] == 400 && r["route"] == "chat_completions"
     });
@@ -220,6 +250,19 @@ fn body_too_large(d: Driver) {
         .gw
         .request(&Req::chat(GATEWAY_KEY, &body).chunked(4))
         .assert_openai_error(413);
+    // A chunk declared past the limit: 413 at once, without its bytes.
+    let mut c = Conn::connect(stack.gw.addr);
+    c.send(
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {GATEWAY_KEY}\r\ntransfer-encoding: chunked\r\n\r\n100000\r\n{{\"model\""
+        )
+        .as_bytes(),
+    );
+    let asked = std::time::Instant::now();
+    let r = c.try_read_response().expect("413 before the chunk came");
+    r.assert_openai_error(413);
+    assert!(asked.elapsed() < Duration::from_secs(5), "{:?}", asked.elapsed());
+    assert!(c.closed_within(WAIT), "connection left open after 413");
     // Just under the limit still works.
     let r = stack.chat(&openai_body(OPENAI_MODEL, false), &[("x-mock-tokens", "2")]);
     assert_eq!(r.status(), 200, "{}", r.text());
@@ -362,17 +405,27 @@ fn framing_errors_close(d: Driver) {
         )
         .as_bytes(),
     );
+    expect_400_close(
+        gw,
+        "a request line in the trailer section",
+        format!(
+            "{}{:x}\r\n{body}\r\n0\r\nGET / HTTP/1.1\r\n\r\n",
+            head("transfer-encoding: chunked\r\n"),
+            n
+        )
+        .as_bytes(),
+    );
     // After all that the gateway still serves, on a fresh connection.
     let r = stack.chat(&openai_body(OPENAI_MODEL, true), &[("x-mock-tokens", "4")]);
     assert_eq!(r.status(), 200, "{}", r.text());
     assert_eq!(sse::openai_text(&sse::parse(&r.body)), vocab::text(4));
     assert_eq!(stack.mock.requests(), 1, "a refused request reached the upstream");
-    let recs = stack.gw.records().wait_count(12);
+    let recs = stack.gw.records().wait_count(13);
     assert_eq!(
         recs.iter()
             .filter(|r| r["status"] == 400 && r["outcome"] == "rejected")
             .count(),
-        11,
+        12,
         "{recs:?}"
     );
 }

@@ -15,9 +15,73 @@ use sluice_tests::stack::{
 use sluice_tests::{both_drivers, sse, vocab, Driver, Gateway, GatewayOpts, WAIT};
 use std::time::{Duration, Instant};
 
-both_drivers!(sighup_reload, sigterm_drains, upstream_tls, privacy_canary);
+both_drivers!(
+    sighup_reload,
+    sigterm_drains,
+    upstream_tls,
+    privacy_canary,
+    kill_9_under_load_loses_no_settled_record,
+);
 
 const NEW_KEY: &str = "sk-sluice-test-2";
+
+/// The records file's stated loss window (README): a record is on disk this
+/// long after its request ended (5 ms linger plus one write and fsync),
+/// with a margin for a loaded test machine.
+const RECORD_WINDOW: Duration = Duration::from_millis(200);
+
+/// Standalone records: kill -9 while four clients keep requests going; every
+/// request answered more than the window before the kill has its record.
+fn kill_9_under_load_loses_no_settled_record(d: Driver) {
+    let stack = Stack::start(d);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = stack.gw.addr;
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut done: Vec<Instant> = Vec::new();
+                let req =
+                    Req::chat(GATEWAY_KEY, &openai_body(OPENAI_MODEL, false)).header("x-mock-tokens", "2");
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // After the kill, connecting fails (a panic in the helper).
+                    let answered = std::panic::catch_unwind(|| {
+                        let mut c = sluice_tests::http::Conn::connect(addr);
+                        c.send(&req.to_bytes());
+                        c.try_read_response().is_some_and(|r| r.status() == 200)
+                    });
+                    match answered {
+                        Ok(true) => done.push(Instant::now()),
+                        _ => break,
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    stack.gw.proc.signal("KILL");
+    let killed = Instant::now();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let done: Vec<Instant> = clients.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let settled = done.iter().filter(|t| **t + RECORD_WINDOW < killed).count();
+    assert!(settled > 10, "too little load to say anything: {settled}");
+    let text = std::fs::read_to_string(stack.gw.dir().join("records.jsonl")).unwrap();
+    // A torn last line is the write the kill interrupted.
+    let written = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["status"] == 200)
+        .count();
+    eprintln!(
+        "kill -9: {written} records on disk, {settled} requests answered before the window, {} in all",
+        done.len()
+    );
+    assert!(
+        written >= settled,
+        "{written} records on disk for {settled} requests answered over {RECORD_WINDOW:?} before kill -9"
+    );
+}
 
 /// Polls until `req` gets `status`; panics after [`WAIT`].
 #[track_caller]

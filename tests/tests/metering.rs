@@ -37,6 +37,8 @@ both_drivers!(
     rpm_per_key,
     tpm_reservation,
     cached_tokens_counted_once,
+    billed_by_what_was_served,
+    concurrency_per_tenant,
 );
 
 /// A second gateway key of the tenant.
@@ -327,6 +329,67 @@ fn credit_refunds_unused_reservation(d: Driver) {
     for r in stack.gw.records().all() {
         cost_of(&r);
     }
+}
+
+/// An alias is priced by the model its target serves; a body without an
+/// output limit gets the policy's cap upstream; an escaped
+/// `stream_options` still gets the usage request, and is billed from the
+/// provider's usage.
+fn billed_by_what_was_served(d: Driver) {
+    let route = format!(
+        "[[routes]]\ntenant = \"{TENANT}\"\nmodel = \"flaky\"\ntargets = [{{ upstream = \"mock\", provider_key = \"pk\", model = \"{OPENAI_MODEL}\" }}]\n"
+    );
+    let extra = [
+        price(OPENAI_MODEL, 0.0, 1.0),
+        credit(TENANT, 1_000_000, None),
+        metering::policy(TENANT, "max_tokens_cap = 7"),
+        route,
+    ];
+    let stack = metering::stack(d, GatewayOpts::default(), &extra, stack::snapshot);
+    let mut seen = 0;
+    // 1. The alias, no max_tokens: the cap goes upstream, the cost is the
+    //    target model's (it was null when priced by the alias).
+    let r = stack.chat(
+        &chat_body("flaky", "Go on.", false, None),
+        &[("x-mock-tokens", "40")],
+    );
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let sent = stack.mock.last()["body"].clone();
+    let sent: Value = match sent.as_str() {
+        Some(s) => serde_json::from_str(s).unwrap(),
+        None => sent,
+    };
+    assert_eq!(sent["model"], OPENAI_MODEL, "{sent}");
+    assert_eq!(
+        sent["max_completion_tokens"], 7,
+        "the cap was not set upstream: {sent}"
+    );
+    let rec = next_record(&stack, &mut seen);
+    assert_eq!(rec["usage"]["output_tokens"], 7, "{rec}");
+    assert_eq!(cost_of(&rec), Some(7), "{rec}");
+    // 2. `stream_options` spelled with an escape: still one copy upstream,
+    //    include_usage true, billed from the provider's usage.
+    let body = format!(
+        r#"{{"model":"{OPENAI_MODEL}","max_tokens":5,"stream":true,"stream\u005foptions":{{"include_usage":false}},"messages":[{{"role":"user","content":"Go on."}}]}}"#
+    );
+    let r = stack.gw.request(
+        &Req::chat(GATEWAY_KEY, &json!({}))
+            .body(body.into_bytes())
+            .header("x-mock-tokens", "5"),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let sent = stack.mock.last()["body"].clone();
+    let sent: Value = match sent.as_str() {
+        Some(s) => serde_json::from_str(s).unwrap(),
+        None => sent,
+    };
+    assert_eq!(sent["stream_options"]["include_usage"], true, "{sent}");
+    let rec = next_record(&stack, &mut seen);
+    assert_eq!(
+        rec["usage"]["output_tokens"], 5,
+        "billed from the provider's usage: {rec}"
+    );
+    assert_eq!(cost_of(&rec), Some(5), "{rec}");
 }
 
 // ---- 2. usage read from streams ------------------------------------------
@@ -959,6 +1022,27 @@ fn rpm_across_workers(d: Driver) {
             assert_429(r, i % 3 == 2, "requests", 10);
         }
     }
+}
+
+/// `concurrency = 2`: two streams in flight at once, the rest 429 until
+/// one has ended.
+fn concurrency_per_tenant(d: Driver) {
+    let extra = ["[[rate_limits]]\ntenant = \"acme\"\nconcurrency = 2\n".to_string()];
+    let stack = metering::stack(d, GatewayOpts::default(), &extra, stack::snapshot);
+    let req = || {
+        Req::chat(GATEWAY_KEY, &chat_body(OPENAI_MODEL, "hi", true, Some(5)))
+            .header("x-mock-tokens", "5")
+            .header("x-mock-itl-ms", "200")
+    };
+    let responses = metering::fire_concurrently(stack.gw.addr, (0..6).map(|_| req()).collect());
+    let hist = status_histogram(&responses);
+    assert_eq!(hist, [(200, 2), (429, 4)], "{hist:?}");
+    for r in responses.iter().filter(|r| r.status() == 429) {
+        r.assert_openai_error(429);
+    }
+    // Both ended: places are free again.
+    let r = stack.gw.request(&req());
+    assert_eq!(r.status(), 200, "{}", r.text());
 }
 
 fn rpm_per_key(d: Driver) {

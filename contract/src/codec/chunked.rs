@@ -15,7 +15,12 @@
 //!   chunk extensions must follow the RFC grammar (they are then skipped) and
 //!   the size line is bounded at [`MAX_SIZE_LINE`] bytes; every line ends in
 //!   CRLF; chunk data is followed by exactly CRLF; the trailer section is
-//!   skipped but bounded at [`MAX_TRAILER`] bytes.
+//!   skipped but bounded at [`MAX_TRAILER`] bytes, and each of its lines must
+//!   be a field line (`field-name ":" field-value`, no control bytes): a
+//!   request line after the last chunk is [`ChunkedError::InvalidTrailer`].
+//! - [`ChunkedDecoder::announced_len`] counts a chunk's declared size as
+//!   soon as its size line is read, so a caller can refuse a body over its
+//!   limit before the chunk's bytes arrive.
 //! - Errors are sticky: after the first error every later feed returns it.
 //! - After the last chunk, the trailers and the final CRLF, the decoder reports
 //!   how many bytes of the last feed belonged to the body; the rest belongs to
@@ -45,6 +50,8 @@ pub enum ChunkedError {
     TrailerTooLarge,
     /// Chunk data was not followed by exactly CRLF.
     InvalidChunkEnd,
+    /// A trailer line is not a field line.
+    InvalidTrailer,
 }
 
 impl ChunkedError {
@@ -57,6 +64,7 @@ impl ChunkedError {
             ChunkedError::ExtensionTooLong => "chunk_extension_too_long",
             ChunkedError::TrailerTooLarge => "chunk_trailer_too_large",
             ChunkedError::InvalidChunkEnd => "chunk_invalid_end",
+            ChunkedError::InvalidTrailer => "chunk_invalid_trailer",
         }
     }
 }
@@ -106,7 +114,9 @@ enum State {
     DataLf,
     /// Start of a trailer field line, or the final CRLF.
     TrailerStart,
-    /// Inside a trailer field line.
+    /// Inside a trailer field name; `:` ends it.
+    TrailerName,
+    /// Inside a trailer field value.
     TrailerLine,
     /// A trailer line's CR was seen; LF must come.
     TrailerLf,
@@ -150,6 +160,15 @@ impl ChunkedDecoder {
             line_len: 0,
             trailer_len: 0,
             payload: 0,
+        }
+    }
+
+    /// Payload bytes decoded so far plus what is left of the chunk being
+    /// read: the body's length as far as the sender has declared it.
+    pub fn announced_len(&self) -> u64 {
+        match self.state {
+            State::Data => self.payload.saturating_add(self.remaining),
+            _ => self.payload,
         }
     }
 
@@ -213,6 +232,13 @@ impl ChunkedDecoder {
                     // Skip the line in one step: only CR and LF matter here.
                     let end = memchr::memchr2(b'\r', b'\n', rest);
                     let skipped = end.unwrap_or(rest.len());
+                    // field-value: VCHAR, SP, HTAB and obs-text only.
+                    if rest[..skipped]
+                        .iter()
+                        .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+                    {
+                        return Err(self.fail(ChunkedError::InvalidTrailer));
+                    }
                     let total = u64::from(self.trailer_len) + skipped as u64;
                     if total > u64::from(MAX_TRAILER) {
                         return Err(self.fail(ChunkedError::TrailerTooLarge));
@@ -401,11 +427,23 @@ impl ChunkedDecoder {
             TrailerStart => match b {
                 b'\r' => FinalLf,
                 b'\n' => return Err(ChunkedError::InvalidLineEnding),
-                _ => {
+                _ if is_tchar(b) => {
                     self.trailer_len += 1;
-                    TrailerLine
+                    TrailerName
                 }
+                _ => return Err(ChunkedError::InvalidTrailer),
             },
+            TrailerName => {
+                self.trailer_len += 1;
+                if self.trailer_len > MAX_TRAILER {
+                    return Err(ChunkedError::TrailerTooLarge);
+                }
+                match b {
+                    b':' => TrailerLine,
+                    _ if is_tchar(b) => TrailerName,
+                    _ => return Err(ChunkedError::InvalidTrailer),
+                }
+            }
             TrailerLine => match b {
                 b'\r' => TrailerLf,
                 _ => return Err(ChunkedError::InvalidLineEnding),

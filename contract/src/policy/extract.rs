@@ -11,6 +11,14 @@
 //! - A field the gateway reads may appear once per object: a duplicate is
 //!   [`ExtractError::BadField`], because parsers disagree on which copy wins
 //!   and the policy must see the copy the provider will use.
+//! - Every key the gateway reads or writes at the top level (see
+//!   [`TopKeys`]) may appear once, whatever dialect reads it, and is
+//!   matched after JSON unescaping (`"stream\u005foptions"` is
+//!   `stream_options`): the body rewrites act on what a provider's parser
+//!   will see.
+//! - Nesting deeper than [`MAX_DEPTH`] anywhere, pass-through fields
+//!   included, is [`ExtractError::TooDeep`]; a `model` longer than
+//!   [`MAX_MODEL_LEN`] bytes is [`ExtractError::ModelTooLong`].
 //! - Every prompt text the caller controls is collected, in body order (see
 //!   [`TextKind`]). A content block's `text`, `content` and `input` are
 //!   collected whatever its `type` says: an unknown block type that carries
@@ -21,10 +29,32 @@ mod key;
 mod visit;
 
 use crate::dialect::Dialect;
+use key::Key;
 use serde::de::DeserializeSeed;
 use std::borrow::Cow;
 use std::fmt;
 use visit::{Cx, TopSeed};
+
+/// Deepest nesting of arrays and objects accepted anywhere in a body.
+pub const MAX_DEPTH: usize = 128;
+/// Longest `model` accepted, in bytes.
+pub const MAX_MODEL_LEN: usize = 256;
+
+/// The top-level keys a body has among those the gateway reads or writes
+/// (`model`, `stream`, `stream_options`, `max_tokens`,
+/// `max_completion_tokens`, `messages`, `n`, `tools`, `functions`,
+/// `system`), as decoded: an escaped key counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopKeys(u32);
+
+impl TopKeys {
+    /// Whether the body has top-level key `name`; always false for a key
+    /// the gateway neither reads nor writes.
+    pub fn contains(self, name: &str) -> bool {
+        let k = Key::of(name);
+        k != Key::Other && self.0 & (1u32 << (k as u32)) != 0
+    }
+}
 
 /// Where in the request a prompt text came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,6 +102,10 @@ pub struct RequestView<'a> {
     /// `max_completion_tokens` when both are given, so a cap cannot be dodged
     /// by setting the one the gateway does not look at.
     pub max_tokens: Option<u64>,
+    /// OpenAI `n`, the number of choices asked for.
+    pub n: Option<u64>,
+    /// The top-level keys the gateway reads or writes that the body has.
+    pub keys: TopKeys,
     /// Every prompt text the caller controls, in body order.
     pub texts: Vec<TextRef<'a>>,
     /// Embeddings: prompt tokens given as token ids (not in `texts`).
@@ -94,6 +128,10 @@ pub enum ExtractError {
     MissingInput,
     /// A field the gateway reads has the wrong type or appears twice.
     BadField(&'static str),
+    /// Arrays and objects nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// `model` longer than [`MAX_MODEL_LEN`] bytes.
+    ModelTooLong,
 }
 
 impl ExtractError {
@@ -106,6 +144,8 @@ impl ExtractError {
             ExtractError::MissingMessages => "missing_messages",
             ExtractError::MissingInput => "missing_input",
             ExtractError::BadField(_) => "bad_field",
+            ExtractError::TooDeep => "too_deep",
+            ExtractError::ModelTooLong => "model_too_long",
         }
     }
 }
@@ -119,6 +159,8 @@ impl fmt::Display for ExtractError {
             ExtractError::MissingMessages => f.write_str("`messages` is required"),
             ExtractError::MissingInput => f.write_str("`input` is required"),
             ExtractError::BadField(name) => write!(f, "`{name}` has the wrong type or is repeated"),
+            ExtractError::TooDeep => write!(f, "the request body nests deeper than {MAX_DEPTH} levels"),
+            ExtractError::ModelTooLong => write!(f, "`model` is longer than {MAX_MODEL_LEN} bytes"),
         }
     }
 }
@@ -127,6 +169,9 @@ impl std::error::Error for ExtractError {}
 
 /// Reads `body` as a request of dialect `api`.
 pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractError> {
+    if too_deep(body) {
+        return Err(ExtractError::TooDeep);
+    }
     let mut cx = Cx {
         api,
         texts: Vec::new(),
@@ -142,6 +187,7 @@ pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractErro
         Err(e) => return Err(classify(&e, cx.err, body)),
     };
     let model = match top.model {
+        Some(m) if m.len() > MAX_MODEL_LEN => return Err(ExtractError::ModelTooLong),
         Some(m) if !m.is_empty() => m,
         _ => return Err(ExtractError::MissingModel),
     };
@@ -162,9 +208,48 @@ pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractErro
         stream: top.stream,
         include_usage: top.include_usage,
         max_tokens,
+        n: top.n,
+        keys: TopKeys(top.seen.0),
         texts: cx.texts,
         token_ids: cx.token_ids,
     })
+}
+
+/// Whether arrays and objects nest deeper than [`MAX_DEPTH`] anywhere in
+/// `body`. Brackets inside strings do not count; string contents are
+/// skipped with `memchr`, so a prompt-heavy body costs little. Run before
+/// parsing, on any bytes: invalid JSON is the parser's to refuse.
+fn too_deep(body: &[u8]) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                // Skip to the closing quote, stepping over escapes.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &body[i.min(body.len())..]) {
+                        None => return false,
+                        Some(j) if body[i + j] == b'"' => {
+                            i += j;
+                            break;
+                        }
+                        Some(j) => i += j + 2,
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Syntax errors are `NotJson` whatever a visitor noted; data errors carry the

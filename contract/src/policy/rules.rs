@@ -237,6 +237,12 @@ impl CompiledPolicy {
         })
     }
 
+    /// `max_tokens_cap`: the most completion tokens a request may ask for;
+    /// a request that asks for none is given this limit.
+    pub fn max_tokens_cap(&self) -> Option<u64> {
+        self.max_tokens_cap
+    }
+
     /// The PII scanner this policy configures.
     pub fn pii(&self) -> &PiiScanner {
         &self.pii

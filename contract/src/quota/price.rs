@@ -19,6 +19,9 @@ pub struct Price {
     pub cache_write: u64,
     /// Completion tokens (reasoning included).
     pub output: u64,
+    /// The most completion tokens the model produces for one choice, when
+    /// known: a request that sets no limit is reserved for at most this.
+    pub max_output_tokens: Option<u64>,
 }
 
 const fn usd(input: f64, cached: f64, write: f64, output: f64) -> Price {
@@ -27,36 +30,48 @@ const fn usd(input: f64, cached: f64, write: f64, output: f64) -> Price {
         cached_input: (cached * 1e6) as u64,
         cache_write: (write * 1e6) as u64,
         output: (output * 1e6) as u64,
+        max_output_tokens: None,
     }
 }
 
-/// Published list prices (USD per million tokens) of common models, used
+impl Price {
+    /// The same price with the model's documented output cap.
+    const fn max_out(self, tokens: u64) -> Price {
+        Price {
+            max_output_tokens: Some(tokens),
+            ..self
+        }
+    }
+}
+
+/// Published list prices (USD per million tokens) and output caps (tokens
+/// per choice) of common models, used
 /// unless the control plane sets others (`sluice-control price set`).
 pub const DEFAULTS: &[(&str, Price)] = &[
-    ("gpt-4o", usd(2.50, 1.25, 2.50, 10.00)),
-    ("gpt-4o-mini", usd(0.15, 0.075, 0.15, 0.60)),
-    ("gpt-4.1", usd(2.00, 0.50, 2.00, 8.00)),
-    ("gpt-4.1-mini", usd(0.40, 0.10, 0.40, 1.60)),
-    ("gpt-4.1-nano", usd(0.10, 0.025, 0.10, 0.40)),
-    ("gpt-5", usd(1.25, 0.125, 1.25, 10.00)),
-    ("gpt-5-mini", usd(0.25, 0.025, 0.25, 2.00)),
-    ("gpt-5-nano", usd(0.05, 0.005, 0.05, 0.40)),
-    ("o1", usd(15.00, 7.50, 15.00, 60.00)),
-    ("o1-mini", usd(1.10, 0.55, 1.10, 4.40)),
-    ("o3", usd(2.00, 0.50, 2.00, 8.00)),
-    ("o3-mini", usd(1.10, 0.55, 1.10, 4.40)),
-    ("o4-mini", usd(1.10, 0.275, 1.10, 4.40)),
-    ("gpt-4-turbo", usd(10.00, 10.00, 10.00, 30.00)),
-    ("gpt-3.5-turbo", usd(0.50, 0.50, 0.50, 1.50)),
-    ("claude-3-haiku", usd(0.25, 0.03, 0.30, 1.25)),
-    ("claude-3-5-haiku", usd(0.80, 0.08, 1.00, 4.00)),
-    ("claude-haiku-4-5", usd(1.00, 0.10, 1.25, 5.00)),
-    ("claude-3-5-sonnet", usd(3.00, 0.30, 3.75, 15.00)),
-    ("claude-3-7-sonnet", usd(3.00, 0.30, 3.75, 15.00)),
-    ("claude-sonnet-4", usd(3.00, 0.30, 3.75, 15.00)),
-    ("claude-3-opus", usd(15.00, 1.50, 18.75, 75.00)),
-    ("claude-opus-4", usd(15.00, 1.50, 18.75, 75.00)),
-    ("claude-opus-4-5", usd(5.00, 0.50, 6.25, 25.00)),
+    ("gpt-4o", usd(2.50, 1.25, 2.50, 10.00).max_out(16384)),
+    ("gpt-4o-mini", usd(0.15, 0.075, 0.15, 0.60).max_out(16384)),
+    ("gpt-4.1", usd(2.00, 0.50, 2.00, 8.00).max_out(32768)),
+    ("gpt-4.1-mini", usd(0.40, 0.10, 0.40, 1.60).max_out(32768)),
+    ("gpt-4.1-nano", usd(0.10, 0.025, 0.10, 0.40).max_out(32768)),
+    ("gpt-5", usd(1.25, 0.125, 1.25, 10.00).max_out(128000)),
+    ("gpt-5-mini", usd(0.25, 0.025, 0.25, 2.00).max_out(128000)),
+    ("gpt-5-nano", usd(0.05, 0.005, 0.05, 0.40).max_out(128000)),
+    ("o1", usd(15.00, 7.50, 15.00, 60.00).max_out(100000)),
+    ("o1-mini", usd(1.10, 0.55, 1.10, 4.40).max_out(65536)),
+    ("o3", usd(2.00, 0.50, 2.00, 8.00).max_out(100000)),
+    ("o3-mini", usd(1.10, 0.55, 1.10, 4.40).max_out(100000)),
+    ("o4-mini", usd(1.10, 0.275, 1.10, 4.40).max_out(100000)),
+    ("gpt-4-turbo", usd(10.00, 10.00, 10.00, 30.00).max_out(4096)),
+    ("gpt-3.5-turbo", usd(0.50, 0.50, 0.50, 1.50).max_out(4096)),
+    ("claude-3-haiku", usd(0.25, 0.03, 0.30, 1.25).max_out(4096)),
+    ("claude-3-5-haiku", usd(0.80, 0.08, 1.00, 4.00).max_out(8192)),
+    ("claude-haiku-4-5", usd(1.00, 0.10, 1.25, 5.00).max_out(64000)),
+    ("claude-3-5-sonnet", usd(3.00, 0.30, 3.75, 15.00).max_out(8192)),
+    ("claude-3-7-sonnet", usd(3.00, 0.30, 3.75, 15.00).max_out(64000)),
+    ("claude-sonnet-4", usd(3.00, 0.30, 3.75, 15.00).max_out(64000)),
+    ("claude-3-opus", usd(15.00, 1.50, 18.75, 75.00).max_out(4096)),
+    ("claude-opus-4", usd(15.00, 1.50, 18.75, 75.00).max_out(32000)),
+    ("claude-opus-4-5", usd(5.00, 0.50, 6.25, 25.00).max_out(64000)),
     // Embeddings: input only.
     ("text-embedding-3-small", usd(0.02, 0.02, 0.02, 0.0)),
     ("text-embedding-3-large", usd(0.13, 0.13, 0.13, 0.0)),
@@ -71,6 +86,7 @@ impl Price {
         cached_input: 0,
         cache_write: 0,
         output: 0,
+        max_output_tokens: None,
     };
 
     /// Cost of `usage`, rounded up to a whole micro-dollar.

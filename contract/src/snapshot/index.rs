@@ -47,6 +47,8 @@ pub struct TenantEntry {
     pub credit: Option<Arc<Credit>>,
     /// Completion tokens reserved for when a request sets no `max_tokens`.
     pub default_max_tokens: u64,
+    /// Requests in flight, when the tenant's concurrency is capped.
+    pub in_flight: Option<Arc<crate::quota::inflight::InFlight>>,
     /// Opt-in content logging: bodies are sealed under this key.
     pub content_key: Option<Arc<SealKey>>,
 }
@@ -260,7 +262,21 @@ impl Index {
         type PerMinute = (Option<u64>, Option<u64>);
         let mut tenant_limits: HashMap<&str, PerMinute> = HashMap::new();
         let mut key_limits: HashMap<(&str, &str), PerMinute> = HashMap::new();
+        let mut concurrency: HashMap<&str, u32> = HashMap::new();
         for l in &snap.rate_limits {
+            match (l.concurrency, &l.key) {
+                (Some(0), _) => bail!(
+                    "concurrency limit for {:?}: 0 would refuse everything; remove it instead",
+                    l.tenant
+                ),
+                (Some(_), Some(k)) => {
+                    bail!("concurrency limit for key {k:?}: it applies to a tenant as a whole")
+                }
+                (Some(n), None) => {
+                    concurrency.insert(l.tenant.as_str(), n);
+                }
+                (None, _) => {}
+            }
             let slot = match &l.key {
                 Some(k) => key_limits.entry((l.tenant.as_str(), k.as_str())).or_default(),
                 None => tenant_limits.entry(l.tenant.as_str()).or_default(),
@@ -316,6 +332,9 @@ impl Index {
                 default_max_tokens: credit
                     .and_then(|c| c.default_max_tokens)
                     .unwrap_or(DEFAULT_MAX_TOKENS),
+                in_flight: concurrency
+                    .get(t.id.as_str())
+                    .map(|&n| registry.in_flight(&t.id, n)),
                 content_key,
             };
             if tenants.insert(t.id.as_str(), entry).is_some() {
@@ -431,6 +450,7 @@ impl Index {
                 cached_input: p.cached_input.map(usd).transpose()?.unwrap_or(input),
                 cache_write: p.cache_write.map(usd).transpose()?.unwrap_or(input),
                 output: usd(p.output)?,
+                max_output_tokens: p.max_output_tokens,
             };
             prices.push((p.model.as_str(), price));
         }

@@ -66,6 +66,10 @@ pub struct RateLimit {
     /// Tokens (prompt plus completion) per minute.
     #[serde(default)]
     pub tpm: Option<u64>,
+    /// Requests (streams included, until their last byte) in flight at
+    /// once on one data plane; tenant-wide only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
 }
 
 /// A model's price in USD per million tokens.
@@ -84,6 +88,10 @@ pub struct ModelPrice {
     pub cache_write: Option<f64>,
     /// Completion tokens.
     pub output: f64,
+    /// The most completion tokens the model produces for one choice; a
+    /// request that sets no limit is reserved for (and capped at) no more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u64>,
 }
 
 /// Credit a tenant may spend on this data plane: the cumulative total granted

@@ -39,6 +39,8 @@ struct PriceBody {
     cached_input: Option<f64>,
     #[serde(default)]
     cache_write: Option<f64>,
+    #[serde(default)]
+    max_output_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +58,8 @@ struct LimitBody {
     rpm: Option<u64>,
     #[serde(default)]
     tpm: Option<u64>,
+    #[serde(default)]
+    concurrency: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -117,10 +121,15 @@ pub(super) fn route(app: &Arc<App>, req: &Request, segs: &[&str]) -> Reply {
             if let Some(k) = &b.key {
                 check_name("key id", k).map_err(invalid)?;
             }
-            if b.rpm.is_none() && b.tpm.is_none() {
-                return Err(invalid("give rpm, tpm or both".into()));
+            if b.rpm.is_none() && b.tpm.is_none() && b.concurrency.is_none() {
+                return Err(invalid("give rpm, tpm, concurrency or several".into()));
             }
-            if b.rpm == Some(0) || b.tpm == Some(0) {
+            if b.concurrency.is_some() && b.key.is_some() {
+                return Err(invalid(
+                    "a concurrency limit applies to a tenant, not a key".into(),
+                ));
+            }
+            if b.rpm == Some(0) || b.tpm == Some(0) || b.concurrency == Some(0) {
                 return Err(invalid(
                     "a limit of 0 would refuse everything; remove the limit instead".into(),
                 ));
@@ -130,6 +139,7 @@ pub(super) fn route(app: &Arc<App>, req: &Request, segs: &[&str]) -> Reply {
                 key: b.key,
                 rpm: b.rpm,
                 tpm: b.tpm,
+                concurrency: b.concurrency,
             };
             apply(BillingOp::SetLimit(limit.clone()))?;
             Ok(Response::json(200, &limit))
@@ -215,5 +225,6 @@ fn price(req: &Request, model: &str) -> Result<ModelPrice, ApiError> {
         output: check("output", b.output)?,
         cached_input: b.cached_input.map(|v| check("cached input", v)).transpose()?,
         cache_write: b.cache_write.map(|v| check("cache write", v)).transpose()?,
+        max_output_tokens: b.max_output_tokens,
     })
 }

@@ -26,6 +26,10 @@ pub(crate) enum PriceCmd {
         /// Prompt tokens written to cache, USD per million (default: --input).
         #[arg(long)]
         cache_write: Option<f64>,
+        /// The most completion tokens the model produces for one choice: a
+        /// request without a limit is reserved for, and capped at, no more.
+        #[arg(long)]
+        max_output_tokens: Option<u64>,
     },
     /// List prices: the built-in defaults merged with the overrides.
     List {
@@ -58,6 +62,10 @@ pub(crate) enum LimitCmd {
         /// Tokens (prompt plus completion) per minute.
         #[arg(long)]
         tpm: Option<u64>,
+        /// Requests in flight at once (streams until their last byte);
+        /// tenant-wide only.
+        #[arg(long)]
+        concurrency: Option<u32>,
     },
     /// List a tenant's limits.
     List {
@@ -161,8 +169,10 @@ pub(crate) fn run_price(cmd: Noun<PriceCmd>) -> anyhow::Result<()> {
             output,
             cached_input,
             cache_write,
+            max_output_tokens,
         } => {
-            let body = json!({ "input": input, "output": output, "cached_input": cached_input, "cache_write": cache_write });
+            let body = json!({ "input": input, "output": output, "cached_input": cached_input,
+                "cache_write": cache_write, "max_output_tokens": max_output_tokens });
             let p: ModelPrice = c.json(method::PUT, &format!("/v1/prices/{}", seg(&model)), Some(&body))?;
             println!(
                 "price of {}: input ${} / cached input ${} / cache write ${} / output ${} per million tokens",
@@ -230,14 +240,15 @@ pub(crate) fn run_limit(cmd: Noun<LimitCmd>) -> anyhow::Result<()> {
             key,
             rpm,
             tpm,
+            concurrency,
         } => {
-            if rpm.is_none() && tpm.is_none() {
-                bail!("give --rpm, --tpm or both");
+            if rpm.is_none() && tpm.is_none() && concurrency.is_none() {
+                bail!("give --rpm, --tpm, --concurrency or several");
             }
             let l: RateLimit = c.json(
                 method::PUT,
                 &format!("/v1/limits/{}", seg(&tenant)),
-                Some(&json!({ "key": key, "rpm": rpm, "tpm": tpm })),
+                Some(&json!({ "key": key, "rpm": rpm, "tpm": tpm, "concurrency": concurrency })),
             )?;
             println!("limit set: {}", describe(&l));
         }
@@ -280,7 +291,10 @@ fn describe(l: &RateLimit) -> String {
     };
     let rpm = l.rpm.map_or_else(|| "-".into(), |v| v.to_string());
     let tpm = l.tpm.map_or_else(|| "-".into(), |v| v.to_string());
-    format!("{who}: {rpm} requests, {tpm} tokens per minute")
+    match l.concurrency {
+        Some(n) => format!("{who}: {rpm} requests, {tpm} tokens per minute, {n} in flight"),
+        None => format!("{who}: {rpm} requests, {tpm} tokens per minute"),
+    }
 }
 
 /// USD as micro-dollars; `positive` refuses zero.

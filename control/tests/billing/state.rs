@@ -240,7 +240,9 @@ fn rate_limits_reach_the_snapshot() {
     for (args, why) in [
         (vec!["--rpm", "0"], "would refuse everything"),
         (vec!["--key", "nokey", "--rpm", "5"], "does not exist"),
-        (vec![], "--rpm, --tpm or both"),
+        (vec![], "--rpm, --tpm, --concurrency or several"),
+        (vec!["--concurrency", "0"], "would refuse everything"),
+        (vec!["--key", "k1", "--concurrency", "2"], "applies to a tenant"),
     ] {
         let mut full = vec!["limit", "set", "--tenant", "acme"];
         full.extend(args);
@@ -248,6 +250,24 @@ fn rate_limits_reach_the_snapshot() {
         assert!(err.contains(why), "{full:?}: {err}");
     }
     assert_eq!(version(&serve, &token), before);
+
+    // A concurrency cap reaches the snapshot with the tenant's row.
+    serve.ok(
+        &[
+            "limit",
+            "set",
+            "--tenant",
+            "acme",
+            "--rpm",
+            "60",
+            "--concurrency",
+            "3",
+        ],
+        None,
+    );
+    let snap = snapshot(&serve, &token);
+    let row = snap.rate_limits.iter().find(|l| l.key.is_none()).unwrap();
+    assert_eq!((row.rpm, row.concurrency), (Some(60), Some(3)));
 
     serve.ok(&["limit", "remove", "--tenant", "acme", "--key", "k1"], None);
     let snap = snapshot(&serve, &token);

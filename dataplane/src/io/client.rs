@@ -221,7 +221,9 @@ impl ClientIo {
                             }
                         })
                         .map_err(|_| BodyError::BadChunked)?;
-                    if too_large {
+                    // A chunk declared past the limit is refused as soon as
+                    // its size line is read, not after its bytes came.
+                    if too_large || decoder.announced_len() > max_body as u64 {
                         return Err(BodyError::TooLarge);
                     }
                     at += used;

@@ -16,8 +16,9 @@ use crate::worker::Worker;
 use bytes::{Buf, Bytes, BytesMut};
 use sluice_contract::codec::head::{self, Header, RequestHead, ResponseHead};
 use sluice_contract::dialect::Dialect;
+use sluice_contract::quota::price::PriceTable;
 use sluice_contract::record::ApiRoute;
-use sluice_contract::rewrite::rewrite;
+use sluice_contract::rewrite::{rewrite, Edits};
 use sluice_contract::snapshot::{ProviderKind, RouteTarget, UpstreamEntry};
 use std::io::Write;
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct Outgoing<'a> {
     pub info: &'a RequestInfo,
     /// The API called: it names the upstream path.
     pub api: ApiRoute,
+    /// The prices the request is settled by.
+    pub prices: &'a PriceTable,
 }
 
 /// Forwards the request to the first target that answers acceptably.
@@ -112,6 +115,7 @@ async fn attempt(
         body: original,
         info,
         api,
+        prices,
     } = *out_req;
     let up = &target.upstream;
     let limits = &w.shared.limits;
@@ -121,10 +125,21 @@ async fn attempt(
         && api == ApiRoute::ChatCompletions
         && up.kind.dialect() == Dialect::OpenAi;
     let model = target.model.as_deref().filter(|m| *m != info.model);
-    let body = match rewrite(original, model, strip_usage) {
-        Some(body) => Bytes::from(body),
-        None if model.is_some() => return Err(ErrorKind::InvalidJson),
-        None => original.clone(),
+    let mut limit = None;
+    if let Some(adm) = ctx.admission.as_mut() {
+        // Cost is the served model's, never the alias's.
+        adm.served(prices.lookup(target.model.as_deref().unwrap_or(&info.model)));
+        limit = adm.limit;
+    }
+    let edits = Edits {
+        model,
+        ask_usage: strip_usage,
+        limit,
+    };
+    let body = match rewrite(original, info.keys, &edits) {
+        Ok(Some(body)) => Bytes::from(body),
+        Ok(None) => original.clone(),
+        Err(_) => return Err(ErrorKind::InvalidJson),
     };
     let mut use_pool = true;
     loop {

@@ -7,6 +7,7 @@ use crate::io::client::BodyError;
 use crate::respond::{ErrorKind, Reject};
 use bytes::Bytes;
 use sluice_contract::codec::encoding::{self, DecodeError};
+use sluice_contract::policy::extract::TopKeys;
 use sluice_contract::policy::{ExtractError, RequestView};
 use sluice_contract::record::{ApiRoute, Outcome, Record};
 
@@ -21,6 +22,9 @@ pub struct RequestInfo {
     pub include_usage: bool,
     /// `max_tokens` (OpenAI: the larger of it and `max_completion_tokens`).
     pub max_tokens: Option<u64>,
+    /// The top-level keys the gateway reads or writes that the body has:
+    /// what the body rewrite decides from.
+    pub keys: TopKeys,
 }
 
 /// Checks a chat completions or messages body as read, and keeps what
@@ -37,6 +41,7 @@ pub fn inspect(view: &RequestView<'_>, api: ApiRoute) -> Result<RequestInfo, Rej
         stream: view.stream,
         include_usage: view.include_usage,
         max_tokens: view.max_tokens,
+        keys: view.keys,
     })
 }
 
@@ -86,6 +91,9 @@ pub fn refusal(e: ExtractError) -> Reject {
         ExtractError::MissingModel => ErrorKind::MissingModel.into(),
         ExtractError::MissingMessages => ErrorKind::MissingMessages.into(),
         ExtractError::MissingInput => Reject::with(ErrorKind::InvalidField, "input: field required"),
+        ExtractError::TooDeep | ExtractError::ModelTooLong => {
+            Reject::with(ErrorKind::InvalidField, e.to_string())
+        }
         ExtractError::BadField(field) => {
             let hint = match field {
                 "model" => "model must be a string".into(),
@@ -167,6 +175,14 @@ mod tests {
                 ErrorKind::InvalidJson,
             ),
             (b"\xff\xfe", ErrorKind::InvalidJson),
+            (
+                br#"{"model":"m","messages":[],"stream_options":{},"stream\u005foptions":{}}"#,
+                ErrorKind::InvalidField,
+            ),
+            (
+                br#"{"model":"m","messages":[],"n":1,"n":2}"#,
+                ErrorKind::InvalidField,
+            ),
         ];
         for (body, kind) in cases {
             assert_eq!(

@@ -15,8 +15,11 @@ use sluice_contract::quota::gcra::Gcra;
 use sluice_contract::quota::now_ns;
 use sluice_contract::quota::price::Price;
 use sluice_contract::record::{self, Outcome, Record, Usage};
-use sluice_contract::snapshot::{Index, KeyEntry};
+use sluice_contract::snapshot::{Index, KeyEntry, RouteEntry};
 use std::sync::Arc;
+
+/// Most choices (`n`) one request may ask for, as OpenAI allows.
+pub const MAX_N: u64 = 128;
 
 /// Tokens OpenAI adds per message and per reply beyond the texts; the
 /// reservation counts them so that a provider's figure cannot exceed it.
@@ -36,7 +39,20 @@ pub struct Admission {
     tpm: [Option<Arc<Gcra>>; 2],
     tokens_taken: u64,
     credit: Option<(Arc<Credit>, i64)>,
+    /// The price reserved by: of the route target whose worst case is the
+    /// highest (each target priced by its upstream model).
     price: Option<Price>,
+    /// The price of the model that served, once [`Admission::served`] said.
+    served: Option<Option<Price>>,
+    /// A request the provider does not charge for (count_tokens): it stays
+    /// at [`Price::FREE`] whichever model serves it.
+    free: bool,
+    /// The output limit to set upstream (field, tokens): the body set none,
+    /// and the reservation (or the policy's cap) assumed this one.
+    pub limit: Option<(&'static str, u64)>,
+    /// The tenant's place among its requests in flight, given back when
+    /// the admission is settled or dropped.
+    _slot: Option<sluice_contract::quota::inflight::Slot>,
     /// When the limiters were taken from.
     at_ns: u64,
     settled: bool,
@@ -47,6 +63,16 @@ impl std::fmt::Debug for Admission {
         f.debug_struct("Admission")
             .field("tokens_taken", &self.tokens_taken)
             .finish_non_exhaustive()
+    }
+}
+
+impl Admission {
+    /// Notes the price of the model the upstream served (the target's
+    /// upstream model, not the client's alias): settle prices by it.
+    pub fn served(&mut self, price: Option<Price>) {
+        if !self.free {
+            self.served = Some(price);
+        }
     }
 }
 
@@ -99,15 +125,56 @@ pub fn admit(
     };
 
     // Counting tokens is free at the provider: nothing is generated, nothing
-    // is charged, and no credit is needed.
+    // is charged, and no credit is needed. Embeddings generate nothing
+    // either: only their input is charged.
     let free = record.route == record::ApiRoute::CountTokens;
-    // Embeddings generate no output tokens: only the input is charged.
-    let max_out = if free || record.route == record::ApiRoute::Embeddings {
-        0
-    } else {
-        view.max_tokens.unwrap_or(tenant.default_max_tokens)
+    let generates = !free && record.route != record::ApiRoute::Embeddings;
+    let n = view.n.unwrap_or(1).max(1);
+    if n > MAX_N {
+        return Err(Reject::with(
+            ErrorKind::InvalidField,
+            format!("n must be at most {MAX_N}"),
+        ));
+    }
+    let mut reserve_prompt = prompt + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT * view.texts.len() as u64;
+    if count_tokens && record.tokens_estimated {
+        // Another tokenizer's count (Claude's counts more than o200k's):
+        // reserve a quarter more, so a provider's figure stays within it.
+        reserve_prompt += reserve_prompt.div_ceil(4);
+    }
+    // The output cap first (any target's), then the dearest target for the
+    // worst case that cap allows.
+    let (price, _) = price_by_targets(index, key, &view.model, |_| 0);
+    // Completion tokens per choice: what the body asked for; else the
+    // smallest of the policy's cap, the model's own cap and the tenant's
+    // default, which is then set upstream so the provider cannot exceed
+    // what was reserved.
+    let cap = tenant.policy.as_ref().and_then(|p| p.max_tokens_cap());
+    let (per_choice, limit) = match view.max_tokens {
+        _ if !generates => (0, None),
+        Some(asked) => (asked, None),
+        None => {
+            let bound = [cap, price.and_then(|p| p.max_output_tokens)]
+                .into_iter()
+                .flatten()
+                .fold(tenant.default_max_tokens, u64::min);
+            let field = match view.api {
+                sluice_contract::dialect::Dialect::Anthropic => "max_tokens",
+                _ => "max_completion_tokens",
+            };
+            let inject = cap.is_some() || tenant.credit.is_some();
+            (bound, inject.then_some((field, bound)))
+        }
     };
-    let reserve_prompt = prompt + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT * view.texts.len() as u64;
+    // `n` choices each produce up to the limit.
+    let max_out = per_choice.saturating_mul(n);
+    let (price, unpriced_target) = match price {
+        _ if free => (Some(Price::FREE), false),
+        Some(_) => price_by_targets(index, key, &view.model, |p| {
+            p.worst_case_micros(reserve_prompt, max_out)
+        }),
+        None => (None, true),
+    };
     // From here on, whatever is taken is given back if admission fails.
     let mut adm = Admission {
         encoding: count_tokens.then_some(encoding),
@@ -115,14 +182,27 @@ pub fn admit(
         tpm: [None, None],
         tokens_taken: reserve_prompt.saturating_add(max_out),
         credit: None,
-        price: if free {
-            Some(Price::FREE)
-        } else {
-            index.prices.lookup(&view.model)
-        },
+        price,
+        served: None,
+        free,
+        limit,
+        _slot: None,
         at_ns: now_ns(),
         settled: false,
     };
+    if let Some(in_flight) = &tenant.in_flight {
+        adm._slot = Some(in_flight.enter().ok_or_else(|| {
+            let mut r = Reject::with(
+                ErrorKind::RateLimited,
+                format!(
+                    "concurrency limit of {} requests in flight reached; retry when one ends",
+                    in_flight.limit()
+                ),
+            );
+            r.headers = vec![("retry-after", "1".into())];
+            r
+        })?);
+    }
     let now = adm.at_ns;
     for (slot, limiter) in [&tenant.rpm, &key.rpm].into_iter().enumerate() {
         let Some(limiter) = limiter else { continue };
@@ -140,6 +220,15 @@ pub fn admit(
     }
     match (&tenant.credit, adm.price) {
         _ if free => {}
+        (Some(_), Some(_)) if unpriced_target => {
+            return Err(Reject::with(
+                ErrorKind::InsufficientCredit,
+                format!(
+                    "a target of model {:?} has no price; a credit-metered request cannot be admitted",
+                    view.model
+                ),
+            ));
+        }
         (Some(credit), Some(price)) => {
             let worst = i64::try_from(price.worst_case_micros(reserve_prompt, max_out)).unwrap_or(i64::MAX);
             if !credit.reserve(worst) {
@@ -167,6 +256,41 @@ pub fn admit(
         (None, _) => {}
     }
     Ok((adm, redacted))
+}
+
+/// What the route's targets cost: each priced by the model it sends
+/// upstream (an alias has no price of its own), the one whose `worst` is
+/// highest kept, with `max_output_tokens` the largest of any target; and
+/// whether some target has no price. Without a route, the model's own.
+fn price_by_targets(
+    index: &Index,
+    key: &KeyEntry,
+    model: &str,
+    worst: impl Fn(&Price) -> u64,
+) -> (Option<Price>, bool) {
+    let Some(RouteEntry::Targets(targets)) = key.tenant.routes.get(model) else {
+        return (index.prices.lookup(model), false);
+    };
+    let mut best: Option<(u64, Price)> = None;
+    let mut max_out: Option<u64> = None;
+    let mut unpriced = false;
+    for t in targets.iter() {
+        match index.prices.lookup(t.model.as_deref().unwrap_or(model)) {
+            None => unpriced = true,
+            Some(p) => {
+                max_out = max_out.max(p.max_output_tokens);
+                let w = worst(&p);
+                if best.is_none_or(|(b, _)| w > b) {
+                    best = Some((w, p));
+                }
+            }
+        }
+    }
+    let best = best.map(|(_, p)| Price {
+        max_output_tokens: max_out,
+        ..p
+    });
+    (best, unpriced)
 }
 
 fn apply_policy(
@@ -258,15 +382,27 @@ pub fn settle(mut adm: Admission, record: &mut Record) {
     } else {
         None
     };
-    let cost = match (used, adm.price) {
+    // Priced by the model that served; before an upstream answered, by the
+    // price reserved with.
+    let price = adm.served.unwrap_or(adm.price);
+    let cost = match (used, price) {
         (Some(u), Some(p)) => p.cost_micros(&u),
         _ => 0,
     };
-    if adm.price.is_some() {
-        record.cost_micros = Some(cost);
+    match price {
+        Some(_) => record.cost_micros = Some(cost),
+        // Tokens were used and nothing can price them: say so.
+        None => record.unpriced = used.is_some_and(|u| u.input_tokens + u.output_tokens > 0),
     }
     if let Some((credit, reserved)) = &adm.credit {
-        credit.settle(*reserved, i64::try_from(cost).unwrap_or(i64::MAX));
+        let cost = i64::try_from(cost).unwrap_or(i64::MAX);
+        // The balance never goes below zero: what it cannot cover is an
+        // overrun, recorded; the empty balance refuses the tenant's next
+        // request until a grant refills it.
+        let charged = credit.settle(*reserved, cost);
+        if charged < cost {
+            record.overrun_micros = Some(u64::try_from(cost - charged).unwrap_or(0));
+        }
     }
     let used_tokens = used.map_or(0, |u| u.input_tokens + u.output_tokens);
     let unused = adm.tokens_taken.saturating_sub(used_tokens);

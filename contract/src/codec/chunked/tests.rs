@@ -248,6 +248,38 @@ fn large_trailers_are_rejected() {
 }
 
 #[test]
+fn trailers_must_be_field_lines() {
+    for bad in [
+        &b"0\r\nGET / HTTP/1.1\r\n\r\n"[..],
+        b"0\r\n: no name\r\n\r\n",
+        b"0\r\nNoColon\r\n\r\n",
+        b"0\r\nX :y\r\n\r\n",
+        b"0\r\nX: a\x00b\r\n\r\n",
+    ] {
+        let out = check_splits(bad);
+        assert_eq!(
+            out.result,
+            Err(ChunkedError::InvalidTrailer),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let ok = b"0\r\nX-Sum:abc\r\nY: \t v w \r\n\r\n";
+    assert_eq!(check_splits(ok).result, Ok(ok.len()));
+}
+
+#[test]
+fn a_chunk_size_is_announced_before_its_bytes() {
+    let mut d = ChunkedDecoder::new();
+    assert_eq!(d.feed(b"3\r\nabc\r\n", |_| {}), Ok(8));
+    assert_eq!(d.announced_len(), 3);
+    // Only the size line of a huge chunk has come.
+    assert_eq!(d.feed(b"ffffffff\r\nxy", |_| {}), Ok(12));
+    assert_eq!(d.announced_len(), 3 + 0xffff_ffff);
+    assert_eq!(d.payload_len(), 5);
+}
+
+#[test]
 fn errors_are_sticky() {
     let mut d = ChunkedDecoder::new();
     assert_eq!(d.feed(b"5\r\nhelloX", |_| {}), Err(ChunkedError::InvalidChunkEnd));
@@ -272,6 +304,7 @@ fn labels_are_distinct() {
         ChunkedError::ExtensionTooLong,
         ChunkedError::TrailerTooLarge,
         ChunkedError::InvalidChunkEnd,
+        ChunkedError::InvalidTrailer,
     ];
     for (i, a) in all.iter().enumerate() {
         assert_eq!(a.to_string(), a.label());

@@ -3,7 +3,7 @@
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
 
-/// Every object key the gateway reads, at any level.
+/// Every object key the gateway reads or writes, at any level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Key {
     Model,
@@ -25,6 +25,7 @@ pub(super) enum Key {
     Description,
     Text,
     Input,
+    N,
     Other,
 }
 
@@ -50,6 +51,7 @@ impl Key {
             "description" => Key::Description,
             "text" => Key::Text,
             "input" => Key::Input,
+            "n" => Key::N,
             _ => Key::Other,
         }
     }
@@ -75,6 +77,7 @@ impl Key {
             Key::Description => "description",
             Key::Text => "text",
             Key::Input => "input",
+            Key::N => "n",
             Key::Other => "other",
         }
     }

@@ -235,7 +235,7 @@ fn deep_nesting_is_refused_not_overflowed() {
     body.push_str(&"[".repeat(100_000));
     assert_eq!(
         extract(Dialect::OpenAi, body.as_bytes()).unwrap_err(),
-        ExtractError::NotJson
+        ExtractError::TooDeep
     );
 }
 
@@ -269,4 +269,52 @@ fn embeddings_input_in_each_form() {
         assert_eq!(e(bad), Err(ExtractError::BadField("input")), "{bad}");
     }
     assert_eq!(e(r#"{"input":"x"}"#), Err(ExtractError::MissingModel));
+}
+
+#[test]
+fn nesting_is_bounded_everywhere() {
+    let nest = |depth: usize| {
+        let mut b = br#"{"model":"m","messages":[],"extra":"#.to_vec();
+        b.extend(std::iter::repeat_n(b'[', depth - 1));
+        b.extend(std::iter::repeat_n(b']', depth - 1));
+        b.push(b'}');
+        b
+    };
+    // The top-level object is depth 1; `extra` holds the rest.
+    assert!(extract(Dialect::OpenAi, &nest(MAX_DEPTH)).is_ok());
+    assert_eq!(
+        extract(Dialect::OpenAi, &nest(MAX_DEPTH + 1)),
+        Err(ExtractError::TooDeep)
+    );
+    // Brackets inside strings, escaped quotes included, do not count.
+    let mut b = br#"{"model":"m","messages":[],"x":"\"["#.to_vec();
+    b.extend(std::iter::repeat_n(b'[', 500));
+    b.extend_from_slice(br#"\\"}"#);
+    assert!(
+        extract(Dialect::OpenAi, &b).is_ok(),
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+}
+
+#[test]
+fn model_length_is_bounded() {
+    let body = |n: usize| format!(r#"{{"model":"{}","messages":[]}}"#, "m".repeat(n));
+    assert!(extract(Dialect::OpenAi, body(MAX_MODEL_LEN).as_bytes()).is_ok());
+    assert_eq!(
+        extract(Dialect::OpenAi, body(MAX_MODEL_LEN + 1).as_bytes()),
+        Err(ExtractError::ModelTooLong)
+    );
+}
+
+#[test]
+fn n_and_present_keys() {
+    let v = extract(
+        Dialect::OpenAi,
+        br#"{"model":"m","messages":[],"n":3,"stream\u005foptions":null}"#,
+    )
+    .unwrap();
+    assert_eq!(v.n, Some(3));
+    assert!(v.keys.contains("stream_options") && v.keys.contains("model") && v.keys.contains("n"));
+    assert!(!v.keys.contains("max_tokens") && !v.keys.contains("temperature"));
 }

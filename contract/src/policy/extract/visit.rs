@@ -27,7 +27,7 @@ impl<'de> Cx<'de> {
 
 /// Tracks which read keys an object has shown, to refuse duplicates.
 #[derive(Default)]
-struct Seen(u32);
+pub(super) struct Seen(pub(super) u32);
 
 impl Seen {
     /// Notes `key`; an error (noted in `cx`) when it was already there.
@@ -84,6 +84,9 @@ pub(super) struct Top {
     pub(super) has_messages: bool,
     /// Embeddings: `input` was present.
     pub(super) has_input: bool,
+    pub(super) n: Option<u64>,
+    /// The top-level keys the gateway reads or writes that the body has.
+    pub(super) seen: Seen,
 }
 
 pub(super) struct TopSeed<'c, 'de> {
@@ -110,6 +113,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
         let mut seen = Seen::default();
         while let Some(key) = map.next_key::<Key>()? {
             match key {
+                Key::N if openai => top.n = read_plain!(map, cx, seen, key, Option<u64>),
                 Key::Model => top.model = read_plain!(map, cx, seen, key, Option<String>),
                 Key::Stream => top.stream = read_plain!(map, cx, seen, key, Option<bool>).unwrap_or(false),
                 Key::MaxTokens => top.max_tokens = read_plain!(map, cx, seen, key, Option<u64>),
@@ -154,11 +158,19 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
                         }
                     );
                 }
+                Key::N | Key::StreamOptions | Key::MaxCompletionTokens | Key::Functions | Key::System => {
+                    // A key the gateway reads or writes in some dialect: a
+                    // second copy is refused here too, since a rewrite (or a
+                    // provider of another dialect) would act on it.
+                    seen.first(cx, key)?;
+                    map.next_value::<IgnoredAny>()?;
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
+        top.seen = seen;
         Ok(top)
     }
 }

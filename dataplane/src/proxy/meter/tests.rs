@@ -71,6 +71,10 @@ fn admission_reserves_the_worst_case_and_settle_charges_the_real_cost() {
     // and the whole max_tokens at the output price.
     let reserved = 1_000_000 - balance(&index);
     let worst_prompt = prompt + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT;
+    // `priced` is no OpenAI model: its count is an estimate, reserved with
+    // a quarter more.
+    assert!(record.tokens_estimated);
+    let worst_prompt = worst_prompt + worst_prompt.div_ceil(4);
     assert_eq!(reserved, (worst_prompt * 10 + 1000 * 20) as i64);
     record.status = 200;
     record.usage = Some(Usage {
@@ -173,4 +177,184 @@ fn the_policy_blocks_before_anything_is_taken() {
     assert_eq!(record.verdict, Some(record::Verdict::Block));
     assert_eq!(rpm_left(&index), before);
     assert_eq!(balance(&index), 1_000_000);
+}
+
+/// Credit of $1; `alias` routes to `priced`, `both` to `priced` and a
+/// model without a price; a policy cap of 50 on `capped`'s tenant.
+const ROUTED: &str = r#"
+[[tenants]]
+id = "acme"
+[[api_keys]]
+id = "k1"
+tenant = "acme"
+sha256 = "HASH"
+[[credits]]
+tenant = "acme"
+granted_micros = 1000000
+spent_micros = 0
+[[prices]]
+model = "priced"
+input = 10.0
+output = 20.0
+max_output_tokens = 300
+[[upstreams]]
+name = "a"
+kind = "openai"
+base_url = "http://127.0.0.1:9001"
+[[provider_keys]]
+id = "pk"
+api_key_env = "PK"
+[[routes]]
+model = "alias"
+targets = [{ upstream = "a", provider_key = "pk", model = "priced" }]
+[[routes]]
+model = "both"
+targets = [
+  { upstream = "a", provider_key = "pk", model = "priced" },
+  { upstream = "a", provider_key = "pk", model = "nobody-prices-me" },
+]
+"#;
+
+fn no_limit(model: &str, extra: &str) -> Vec<u8> {
+    format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hello"}}]{extra}}}"#).into_bytes()
+}
+
+fn reserved(index: &Index) -> i64 {
+    1_000_000 - balance(index)
+}
+
+#[test]
+fn an_alias_is_priced_by_its_target_and_no_limit_is_reserved_and_set() {
+    let index = index(ROUTED);
+    // `alias` has no price of its own: its target's model has.
+    let (admitted, record) = try_admit(&index, &no_limit("alias", ""));
+    let (adm, _) = admitted.unwrap();
+    let prompt = record.prompt_tokens_counted.unwrap() + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT;
+    let prompt = prompt + prompt.div_ceil(4);
+    // No limit in the body: the model's cap (300, under the default 4096)
+    // is reserved, and set upstream.
+    assert_eq!(reserved(&index), (prompt * 10 + 300 * 20) as i64);
+    assert_eq!(adm.limit, Some(("max_completion_tokens", 300)));
+    drop(adm);
+    // `n` choices: each may produce the limit.
+    let (admitted, _) = try_admit(&index, &no_limit("alias", r#","n":3"#));
+    let (adm, _) = admitted.unwrap();
+    assert_eq!(reserved(&index), (prompt * 10 + 3 * 300 * 20) as i64);
+    drop(adm);
+    let (admitted, _) = try_admit(&index, &no_limit("alias", r#","n":129"#));
+    assert_eq!(admitted.unwrap_err().kind, ErrorKind::InvalidField);
+    // A route with a target nobody prices cannot be billed against credit.
+    let (admitted, _) = try_admit(&index, &no_limit("both", ""));
+    assert_eq!(admitted.unwrap_err().kind, ErrorKind::InsufficientCredit);
+    assert_eq!(balance(&index), 1_000_000);
+}
+
+#[test]
+fn settle_prices_by_the_served_model_and_flags_an_unpriced_one() {
+    let index = index(
+        ROUTED
+            .replace(
+                "[[credits]]\ntenant = \"acme\"\ngranted_micros = 1000000\nspent_micros = 0\n",
+                "",
+            )
+            .as_str(),
+    );
+    let used = Usage {
+        input_tokens: 10,
+        output_tokens: 10,
+        ..Usage::default()
+    };
+    let (admitted, mut record) = try_admit(&index, &no_limit("both", ""));
+    let (mut adm, _) = admitted.unwrap();
+    assert_eq!(adm.limit, None, "no credit and no cap: nothing to bound");
+    adm.served(index.prices.lookup("priced"));
+    record.status = 200;
+    record.usage = Some(used);
+    settle(adm, &mut record);
+    assert_eq!((record.cost_micros, record.unpriced), (Some(300), false));
+    // The other target served: no price, and the record says so.
+    let (admitted, mut record) = try_admit(&index, &no_limit("both", ""));
+    let (mut adm, _) = admitted.unwrap();
+    adm.served(index.prices.lookup("nobody-prices-me"));
+    record.status = 200;
+    record.usage = Some(used);
+    settle(adm, &mut record);
+    assert_eq!((record.cost_micros, record.unpriced), (None, true));
+    let json = serde_json::to_value(&record).unwrap();
+    assert_eq!(json["unpriced"], true);
+}
+
+#[test]
+fn the_policy_cap_is_set_when_the_body_gives_no_limit() {
+    let snap = format!("{ROUTED}[[policies]]\ntenant = \"acme\"\ntoml = '''\nmax_tokens_cap = 50\n'''\n");
+    let index = index(&snap);
+    let (admitted, _) = try_admit(&index, &no_limit("alias", ""));
+    let (adm, _) = admitted.unwrap();
+    assert_eq!(adm.limit, Some(("max_completion_tokens", 50)));
+    drop(adm);
+    // Asking for more than the cap is blocked, as before.
+    let (admitted, _) = try_admit(&index, &no_limit("alias", r#","max_tokens":51"#));
+    assert_eq!(admitted.unwrap_err().kind, ErrorKind::PolicyBlocked);
+}
+
+#[test]
+fn settle_never_takes_the_balance_below_zero() {
+    let index = index(ROUTED);
+    let (admitted, mut record) = try_admit(&index, &no_limit("alias", r#","max_tokens":10"#));
+    let (adm, _) = admitted.unwrap();
+    // A provider that reported far more than was reserved ($2 of output).
+    record.status = 200;
+    record.usage = Some(Usage {
+        input_tokens: 0,
+        output_tokens: 100_000,
+        ..Usage::default()
+    });
+    settle(adm, &mut record);
+    assert_eq!(record.cost_micros, Some(2_000_000));
+    assert_eq!(balance(&index), 0, "never below zero");
+    assert_eq!(record.overrun_micros, Some(1_000_000));
+    // Stopped until a grant makes the balance positive.
+    let (admitted, _) = try_admit(&index, &no_limit("alias", r#","max_tokens":1"#));
+    assert_eq!(admitted.unwrap_err().kind, ErrorKind::InsufficientCredit);
+}
+
+#[test]
+fn a_tenant_is_capped_in_requests_in_flight() {
+    let snap = format!("{ROUTED}[[rate_limits]]\ntenant = \"acme\"\nconcurrency = 2\n");
+    let index = index(&snap);
+    let limited = |max: &str| try_admit(&index, &no_limit("alias", max)).0;
+    let a = limited(r#","max_tokens":1"#).unwrap();
+    let b = limited(r#","max_tokens":1"#).unwrap();
+    let refused = limited(r#","max_tokens":1"#).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::RateLimited);
+    assert_eq!(refused.kind.status(), 429);
+    // A settled request (a stream, once its last byte went) frees its place.
+    let mut record = Record::new(0, ApiRoute::ChatCompletions);
+    settle(a.0, &mut record);
+    let c = limited(r#","max_tokens":1"#).unwrap();
+    // A dropped one too; and nothing of the refused one was kept.
+    drop(b);
+    drop(c);
+    assert_eq!(balance(&index), 1_000_000);
+    let in_flight = key(&index).tenant.in_flight.clone().unwrap();
+    assert_eq!(in_flight.count(), 0);
+}
+
+#[test]
+fn a_route_is_reserved_by_its_dearest_target_for_this_request() {
+    // `mixed` serves from a model dear in input and one dear in output; a
+    // long prompt with one output token is worst on the first.
+    let snap = format!(
+        "{ROUTED}[[prices]]\nmodel = \"dear-input\"\ninput = 100.0\noutput = 1.0\n\
+         [[routes]]\nmodel = \"mixed\"\ntargets = [\n\
+         {{ upstream = \"a\", provider_key = \"pk\", model = \"priced\" }},\n\
+         {{ upstream = \"a\", provider_key = \"pk\", model = \"dear-input\" }},\n]\n"
+    );
+    let index = index(&snap);
+    let (admitted, record) = try_admit(&index, &no_limit("mixed", r#","max_tokens":1"#));
+    let (adm, _) = admitted.unwrap();
+    let prompt = record.prompt_tokens_counted.unwrap() + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT;
+    let prompt = prompt + prompt.div_ceil(4);
+    assert_eq!(reserved(&index), (prompt * 100 + 1) as i64);
+    drop(adm);
 }
