@@ -9,6 +9,7 @@ pub mod credit;
 pub mod gcra;
 pub mod price;
 
+use crate::health::{RetryBudget, TargetHealth};
 use credit::Credit;
 use gcra::Gcra;
 use std::collections::HashMap;
@@ -20,6 +21,10 @@ use std::sync::{Arc, Mutex};
 pub struct Registry {
     limiters: Mutex<HashMap<(String, u64), Arc<Gcra>>>,
     credits: Mutex<HashMap<String, Arc<Credit>>>,
+    /// Health by (upstream, provider key owner, key id).
+    health: Mutex<HashMap<(String, String, String), Arc<TargetHealth>>>,
+    /// Retry budgets by upstream name.
+    budgets: Mutex<HashMap<String, Arc<RetryBudget>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -49,6 +54,31 @@ impl Registry {
             .clone();
         credit.grant_total(granted, spent);
         credit
+    }
+
+    /// The health of `upstream` used with the key `key_id` of `owner` (empty
+    /// for an operator-wide key): the same cell for every route and tenant
+    /// that shares the pair, and across snapshots.
+    pub fn health(&self, upstream: &Arc<str>, owner: &str, key_id: &Arc<str>) -> Arc<TargetHealth> {
+        let mut map = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((upstream.to_string(), owner.to_owned(), key_id.to_string()))
+            .or_insert_with(|| Arc::new(TargetHealth::new(upstream.clone(), key_id.clone())))
+            .clone()
+    }
+
+    /// The retry budget of `upstream`, kept across snapshots.
+    pub fn budget(&self, upstream: &str) -> Arc<RetryBudget> {
+        let mut map = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(upstream.to_owned()).or_default().clone()
+    }
+
+    /// Every target health cell, sorted by upstream and key (for metrics and
+    /// status pages; takes the lock, so never on the request path).
+    pub fn health_cells(&self) -> Vec<Arc<TargetHealth>> {
+        let map = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cells: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        cells.sort_by(|a, b| a.0.cmp(&b.0));
+        cells.into_iter().map(|(_, v)| v).collect()
     }
 }
 

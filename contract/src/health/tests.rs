@@ -1,0 +1,150 @@
+use super::*;
+
+const S: u64 = 1_000_000_000;
+
+fn cell() -> TargetHealth {
+    TargetHealth::new("up".into(), "pk".into())
+}
+
+fn policy() -> EjectPolicy {
+    EjectPolicy {
+        after: 3,
+        base_ns: 10 * S,
+        max_ns: 35 * S,
+    }
+}
+
+#[test]
+fn consecutive_failures_eject_and_a_success_resets_the_count() {
+    let h = cell();
+    let p = policy();
+    assert!(!h.failure(S, &p, false));
+    assert!(!h.failure(S, &p, false));
+    h.success();
+    assert!(!h.failure(S, &p, false));
+    assert!(!h.failure(S, &p, false));
+    assert_eq!(h.state(S), State::Healthy);
+    assert!(h.failure(S, &p, false), "the third in a row ejects");
+    assert_eq!(h.state(S), State::Ejected);
+    assert_eq!(h.pass(S), Pass::No);
+    assert_eq!(h.wait_ns(S), 10 * S);
+    // Late failures of requests sent before the ejection change nothing.
+    assert!(!h.failure(2 * S, &p, false));
+    assert_eq!(h.wait_ns(S), 10 * S);
+    assert_eq!(h.counts.ejections.load(Relaxed), 1);
+}
+
+#[test]
+fn half_open_lets_exactly_one_probe_through() {
+    let h = cell();
+    let p = policy();
+    for _ in 0..3 {
+        h.failure(0, &p, false);
+    }
+    assert_eq!(h.pass(10 * S - 1), Pass::No);
+    assert_eq!(h.state(10 * S), State::HalfOpen);
+    assert_eq!(h.pass(10 * S), Pass::Probe);
+    for _ in 0..100 {
+        assert_eq!(h.pass(11 * S), Pass::No, "one probe at a time");
+    }
+    // A probe that never reports is presumed lost after a while.
+    assert_eq!(h.pass(10 * S + PROBE_STALE_NS), Pass::Probe);
+    assert_eq!(h.counts.probes.load(Relaxed), 2);
+    // A slot won but not used is given back.
+    h.release_probe();
+    assert_eq!(h.pass(10 * S + PROBE_STALE_NS), Pass::Probe);
+}
+
+#[test]
+fn a_failed_probe_doubles_the_backoff_up_to_the_cap_and_a_good_one_heals() {
+    let h = cell();
+    let p = policy();
+    for _ in 0..3 {
+        h.failure(0, &p, false);
+    }
+    let mut now = 0;
+    let mut backoffs = Vec::new();
+    for _ in 0..4 {
+        now += h.wait_ns(now);
+        assert_eq!(h.pass(now), Pass::Probe);
+        assert!(h.failure(now, &p, true));
+        backoffs.push(h.wait_ns(now) / S);
+    }
+    assert_eq!(backoffs, vec![20, 35, 35, 35], "10 s, doubled, capped at 35 s");
+    now += h.wait_ns(now);
+    assert_eq!(h.pass(now), Pass::Probe);
+    h.success();
+    assert_eq!(h.state(now), State::Healthy);
+    assert_eq!(h.pass(now), Pass::Yes);
+    // Healed: the next ejection starts from the base again.
+    for _ in 0..3 {
+        h.failure(now, &p, false);
+    }
+    assert_eq!(h.wait_ns(now), 10 * S);
+}
+
+#[test]
+fn retry_after_cools_the_target_without_ejecting_it() {
+    let h = cell();
+    let wait = wait_hint(b"Retry-After", b"7").unwrap();
+    h.cool(S, wait);
+    assert_eq!(h.state(S), State::Cooling);
+    assert_eq!(h.pass(S), Pass::No);
+    assert_eq!(h.wait_ns(S), 7 * S);
+    assert_eq!(h.pass(8 * S), Pass::Yes);
+    // A shorter hint does not shorten a longer cooldown.
+    h.cool(8 * S, 5 * S);
+    h.cool(8 * S, S);
+    assert_eq!(h.wait_ns(8 * S), 5 * S);
+    assert_eq!(h.counts.cooldowns.load(Relaxed), 2);
+    assert_eq!(h.counts.ejections.load(Relaxed), 0);
+}
+
+#[test]
+fn wait_hints_in_each_providers_shape() {
+    assert_eq!(wait_hint(b"retry-after", b"2"), Some(2 * S));
+    assert_eq!(wait_hint(b"retry-after", b"1.5"), Some(1_500_000_000));
+    assert_eq!(wait_hint(b"retry-after-ms", b"250"), Some(250_000_000));
+    assert_eq!(wait_hint(b"x-ratelimit-reset-requests", b"6m0s"), Some(360 * S));
+    assert_eq!(wait_hint(b"x-ratelimit-reset-tokens", b"20ms"), Some(20_000_000));
+    assert_eq!(wait_hint(b"x-ratelimit-reset-tokens", b"1h"), Some(MAX_COOLDOWN_NS));
+    assert_eq!(wait_hint(b"retry-after", b"Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    assert_eq!(wait_hint(b"retry-after", b"-1"), None);
+    assert_eq!(wait_hint(b"x-ratelimit-reset-tokens", b"5x"), None);
+    assert_eq!(wait_hint(b"content-type", b"1"), None);
+}
+
+#[test]
+fn the_retry_budget_caps_retries_at_a_share_of_requests() {
+    let b = RetryBudget::default();
+    let now = 3 * BUDGET_WINDOW_NS;
+    for _ in 0..100 {
+        b.deposit(now);
+    }
+    let granted = (0..100).filter(|_| b.withdraw(now, 0.2, 3)).count();
+    assert_eq!(granted, 23, "3 + 20% of 100");
+    // The previous window still counts; two windows later it is forgotten.
+    let next = now + BUDGET_WINDOW_NS;
+    assert!(!b.withdraw(next, 0.2, 3));
+    let later = now + 3 * BUDGET_WINDOW_NS;
+    assert_eq!((0..10).filter(|_| b.withdraw(later, 0.2, 3)).count(), 3);
+}
+
+#[test]
+fn peak_ewma_jumps_up_and_decays_down() {
+    let h = cell();
+    h.observe_ttfb(0, 1000);
+    h.observe_ttfb(S / 10, 100_000);
+    assert_eq!(h.ttfb_ewma_us(), 100_000, "a slow sample is taken at once");
+    h.observe_ttfb(S / 5, 1000);
+    assert!(h.ttfb_ewma_us() > 90_000, "a fast one right after moves it little");
+    h.observe_ttfb(60 * S, 1000);
+    assert!(h.ttfb_ewma_us() < 2000, "after a long gap it moves it far");
+    h.start();
+    h.start();
+    let busy = h.latency_cost(60 * S);
+    h.end();
+    h.end();
+    h.end();
+    assert!(busy > 2.9 * h.latency_cost(60 * S), "in-flight requests weigh");
+}
