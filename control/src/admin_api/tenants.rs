@@ -287,6 +287,7 @@ fn set_route(app: &App, req: &Request, tenant: &str) -> Reply {
         tenant: Some(tenant.to_owned()),
         model: b.model,
         targets: b.targets,
+        ..Route::default()
     };
     app.writer.admin(AdminOp::SetRoute(route.clone())).map_err(se)?;
     Ok(Response::json(200, &route))

@@ -67,6 +67,7 @@ fn snapshot(version: u64) -> Snapshot {
                 priority: None,
                 weight: 1,
             }],
+            ..Route::default()
         }],
         ..Snapshot::default()
     }
