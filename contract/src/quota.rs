@@ -72,13 +72,14 @@ impl Registry {
         map.entry(upstream.to_owned()).or_default().clone()
     }
 
-    /// Every target health cell, sorted by upstream and key (for metrics and
+    /// Every target health cell with the owner of its key (empty for an
+    /// operator-wide key), sorted by upstream, owner and key (for metrics and
     /// status pages; takes the lock, so never on the request path).
-    pub fn health_cells(&self) -> Vec<Arc<TargetHealth>> {
+    pub fn health_cells(&self) -> Vec<(String, Arc<TargetHealth>)> {
         let map = self.health.lock().unwrap_or_else(|e| e.into_inner());
         let mut cells: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         cells.sort_by(|a, b| a.0.cmp(&b.0));
-        cells.into_iter().map(|(_, v)| v).collect()
+        cells.into_iter().map(|((_, owner, _), v)| (owner, v)).collect()
     }
 }
 

@@ -237,7 +237,7 @@ pub enum KeyMaterial<'a> {
 impl Index {
     /// Every target's health cell this data plane has seen (for metrics;
     /// takes a lock, so never on the request path).
-    pub fn health_cells(&self) -> Vec<Arc<TargetHealth>> {
+    pub fn health_cells(&self) -> Vec<(String, Arc<TargetHealth>)> {
         self.registry.health_cells()
     }
 
