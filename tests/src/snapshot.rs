@@ -30,6 +30,8 @@ struct RouteSpec {
     tenant: Option<String>,
     model: String,
     targets: Vec<(String, String)>,
+    /// Further `key = value` lines of the route's table.
+    settings: String,
 }
 
 impl Snapshot {
@@ -77,7 +79,18 @@ impl Snapshot {
             tenant: tenant.map(Into::into),
             model: model.into(),
             targets,
+            settings: String::new(),
         });
+        self
+    }
+
+    /// Adds `key = value` lines (e.g. `strategy = "weighted"`) to the last
+    /// route added.
+    pub fn route_settings(mut self, lines: &str) -> Snapshot {
+        if let Some(r) = self.routes.last_mut() {
+            r.settings.push_str(lines.trim());
+            r.settings.push('\n');
+        }
         self
     }
 
@@ -126,12 +139,14 @@ impl Snapshot {
             tenant,
             model,
             targets,
+            settings,
         } in &self.routes
         {
             out.push_str("[[routes]]\n");
             if let Some(t) = tenant {
                 let _ = writeln!(out, "tenant = {}", q(t));
             }
+            out.push_str(settings);
             let targets: Vec<String> = targets
                 .iter()
                 .map(|(u, k)| format!("{{ upstream = {}, provider_key = {} }}", q(u), q(k)))
