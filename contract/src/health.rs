@@ -20,7 +20,9 @@
 //! The state lives in a few words written only when it changes, so a healthy
 //! target costs its workers loads, not contended stores.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicU32, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::Arc;
 
 /// A probe that has not reported after this long is presumed lost (its task
@@ -159,7 +161,10 @@ impl TargetHealth {
     /// How long until the target takes traffic again (0: now). The least
     /// bad of several unusable targets is the one with the least to wait.
     pub fn wait_ns(&self, now: u64) -> u64 {
-        let until = self.cool_until.load(Acquire).max(self.ejected_until.load(Acquire));
+        let until = self
+            .cool_until
+            .load(Acquire)
+            .max(self.ejected_until.load(Acquire));
         until.saturating_sub(now)
     }
 

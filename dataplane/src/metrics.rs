@@ -2,11 +2,11 @@
 //! block of relaxed atomics (no contention, no locks); the admin listener sums
 //! the blocks when scraped.
 
-use sluice_contract::record::ApiRoute;
 use sluice_contract::health::{State, TargetHealth};
+use sluice_contract::record::ApiRoute;
 use std::fmt::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
 
 const STATUSES: [u16; 16] = [
     200, 400, 401, 402, 403, 404, 405, 408, 413, 429, 431, 500, 502, 503, 504, 0,
@@ -244,6 +244,9 @@ impl Metrics {
     }
 }
 
+/// A counter of a target: name, help, and how to read it.
+type Counter = (&'static str, &'static str, fn(&TargetHealth) -> u64);
+
 /// Appends each target's health (one series per upstream, key owner and
 /// key id): its state, one-hot; ejections, cooldowns, probes, retries and
 /// retry-budget refusals; its peak EWMA of time to first byte.
@@ -272,12 +275,32 @@ pub fn render_health(cells: &[(String, Arc<TargetHealth>)], now: u64, out: &mut 
             );
         }
     }
-    let series: [(&str, &str, fn(&TargetHealth) -> u64); 5] = [
-        ("sluice_target_ejections_total", "Times the target was ejected.", |h| h.counts.ejections.load(Relaxed)),
-        ("sluice_target_cooldowns_total", "Times a Retry-After or reset hint cooled the target down.", |h| h.counts.cooldowns.load(Relaxed)),
-        ("sluice_target_probes_total", "Half-open probes let through to the target.", |h| h.counts.probes.load(Relaxed)),
-        ("sluice_target_retries_total", "Next targets tried after this target failed.", |h| h.counts.retries.load(Relaxed)),
-        ("sluice_target_retry_budget_refusals_total", "Retries refused by the upstream's budget after this target failed.", |h| h.counts.budget_refusals.load(Relaxed)),
+    let series: [Counter; 5] = [
+        (
+            "sluice_target_ejections_total",
+            "Times the target was ejected.",
+            |h| h.counts.ejections.load(Relaxed),
+        ),
+        (
+            "sluice_target_cooldowns_total",
+            "Times a Retry-After or reset hint cooled the target down.",
+            |h| h.counts.cooldowns.load(Relaxed),
+        ),
+        (
+            "sluice_target_probes_total",
+            "Half-open probes let through to the target.",
+            |h| h.counts.probes.load(Relaxed),
+        ),
+        (
+            "sluice_target_retries_total",
+            "Next targets tried after this target failed.",
+            |h| h.counts.retries.load(Relaxed),
+        ),
+        (
+            "sluice_target_retry_budget_refusals_total",
+            "Retries refused by the upstream's budget after this target failed.",
+            |h| h.counts.budget_refusals.load(Relaxed),
+        ),
     ];
     for (name, help, get) in series {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -336,7 +359,10 @@ mod tests {
         let mut text = String::new();
         render_health(&[("acme".into(), a), (String::new(), b)], 1, &mut text);
         let a = "upstream=\"a\",tenant=\"acme\",key=\"pk\\\"1\"";
-        assert!(text.contains(&format!("sluice_target_health{{{a},state=\"ejected\"}} 1")), "{text}");
+        assert!(
+            text.contains(&format!("sluice_target_health{{{a},state=\"ejected\"}} 1")),
+            "{text}"
+        );
         assert!(text.contains(&format!("sluice_target_health{{{a},state=\"healthy\"}} 0")));
         assert!(text.contains(&format!("sluice_target_ejections_total{{{a}}} 1")));
         let b = "upstream=\"b\",tenant=\"\",key=\"pk\"";

@@ -32,6 +32,8 @@ struct RouteSpec {
     targets: Vec<(String, String)>,
     /// Further `key = value` lines of the route's table.
     settings: String,
+    /// Weights of the targets, in order (none: the default).
+    weights: Vec<u32>,
 }
 
 impl Snapshot {
@@ -80,7 +82,16 @@ impl Snapshot {
             model: model.into(),
             targets,
             settings: String::new(),
+            weights: Vec::new(),
         });
+        self
+    }
+
+    /// Sets the weights of the last route's targets, in order.
+    pub fn route_weights(mut self, weights: &[u32]) -> Snapshot {
+        if let Some(r) = self.routes.last_mut() {
+            r.weights = weights.to_vec();
+        }
         self
     }
 
@@ -140,6 +151,7 @@ impl Snapshot {
             model,
             targets,
             settings,
+            weights,
         } in &self.routes
         {
             out.push_str("[[routes]]\n");
@@ -149,7 +161,11 @@ impl Snapshot {
             out.push_str(settings);
             let targets: Vec<String> = targets
                 .iter()
-                .map(|(u, k)| format!("{{ upstream = {}, provider_key = {} }}", q(u), q(k)))
+                .enumerate()
+                .map(|(i, (u, k))| match weights.get(i) {
+                    Some(w) => format!("{{ upstream = {}, provider_key = {}, weight = {w} }}", q(u), q(k)),
+                    None => format!("{{ upstream = {}, provider_key = {} }}", q(u), q(k)),
+                })
                 .collect();
             let _ = writeln!(out, "model = {}\ntargets = [{}]\n", q(model), targets.join(", "));
         }

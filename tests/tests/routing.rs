@@ -21,6 +21,8 @@ both_drivers!(
     silence_past_the_first_byte_limit,
     the_retry_budget_caps_extra_load,
     with_every_target_down_the_least_bad_is_tried,
+    weighted_shares_follow_the_weights,
+    least_latency_moves_off_a_slow_target,
 );
 
 /// A mock failing every request with `flags`, and a stack whose route tries
@@ -85,16 +87,25 @@ fn burst_of_503_ejects_then_one_probe(d: Driver) {
     let (bad, stack) = matrix(d, &["--status", "503"], "eject_after = 2\neject_ms = 1500");
     let mut n = 0;
     for _ in 0..2 {
-        assert_eq!(request(&stack, &mut n), (200, vec!["bad:503".into(), "good:200".into()]));
+        assert_eq!(
+            request(&stack, &mut n),
+            (200, vec!["bad:503".into(), "good:200".into()])
+        );
     }
     let ejected = Instant::now();
     // Ejected: no traffic to `bad` while the backoff lasts.
     for _ in 0..5 {
         assert_eq!(request(&stack, &mut n), (200, vec!["good:200".into()]));
     }
-    assert!(ejected.elapsed() < Duration::from_millis(1500), "the batch outlasted the backoff");
+    assert!(
+        ejected.elapsed() < Duration::from_millis(1500),
+        "the batch outlasted the backoff"
+    );
     assert_eq!(bad.requests(), 2);
-    stack.gw.wait_metric(&format!("sluice_target_health{{upstream=\"bad\",tenant=\"{TENANT}\",key=\"pk\",state=\"ejected\"}}"), 1.0);
+    stack.gw.wait_metric(
+        &format!("sluice_target_health{{upstream=\"bad\",tenant=\"{TENANT}\",key=\"pk\",state=\"ejected\"}}"),
+        1.0,
+    );
     // The backoff ends: exactly one probe, which fails and ejects `bad` again
     // (for twice as long); the requests after it do not touch it.
     sleep(Duration::from_millis(1600).saturating_sub(ejected.elapsed()));
@@ -106,7 +117,10 @@ fn burst_of_503_ejects_then_one_probe(d: Driver) {
         assert_eq!(request(&stack, &mut n), (200, vec!["good:200".into()]));
     }
     assert_eq!(bad.requests(), 3, "one probe, no more");
-    assert_eq!(stack.gw.metric(&series("sluice_target_ejections_total")), Some(2.0));
+    assert_eq!(
+        stack.gw.metric(&series("sluice_target_ejections_total")),
+        Some(2.0)
+    );
     assert_eq!(stack.gw.metric(&series("sluice_target_probes_total")), Some(1.0));
     assert_eq!(stack.gw.metric(&series("sluice_target_retries_total")), Some(3.0));
 }
@@ -116,7 +130,10 @@ fn retry_after_cools_the_key_down(d: Driver) {
     // that says when to come back.
     let (bad, stack) = matrix(d, &["--status", "429", "--retry-after", "1"], "eject_after = 1");
     let mut n = 0;
-    assert_eq!(request(&stack, &mut n), (200, vec!["bad:429".into(), "good:200".into()]));
+    assert_eq!(
+        request(&stack, &mut n),
+        (200, vec!["bad:429".into(), "good:200".into()])
+    );
     let cooled = Instant::now();
     for _ in 0..4 {
         assert_eq!(request(&stack, &mut n), (200, vec!["good:200".into()]));
@@ -125,10 +142,19 @@ fn retry_after_cools_the_key_down(d: Driver) {
     assert_eq!(bad.requests(), 1);
     sleep(Duration::from_millis(1100).saturating_sub(cooled.elapsed()));
     // Cooled, not ejected: no probe, plain traffic again.
-    assert_eq!(request(&stack, &mut n), (200, vec!["bad:429".into(), "good:200".into()]));
+    assert_eq!(
+        request(&stack, &mut n),
+        (200, vec!["bad:429".into(), "good:200".into()])
+    );
     assert_eq!(bad.requests(), 2);
-    assert_eq!(stack.gw.metric(&series("sluice_target_cooldowns_total")), Some(2.0));
-    assert_eq!(stack.gw.metric(&series("sluice_target_ejections_total")), Some(0.0));
+    assert_eq!(
+        stack.gw.metric(&series("sluice_target_cooldowns_total")),
+        Some(2.0)
+    );
+    assert_eq!(
+        stack.gw.metric(&series("sluice_target_ejections_total")),
+        Some(0.0)
+    );
 }
 
 fn silence_past_the_first_byte_limit(d: Driver) {
@@ -159,15 +185,27 @@ fn the_retry_budget_caps_extra_load(d: Driver) {
     );
     let mut n = 0;
     for _ in 0..3 {
-        assert_eq!(request(&stack, &mut n), (200, vec!["bad:503".into(), "good:200".into()]));
+        assert_eq!(
+            request(&stack, &mut n),
+            (200, vec!["bad:503".into(), "good:200".into()])
+        );
     }
     for _ in 0..4 {
         // The budget is spent: the 503 is passed on rather than retried.
         assert_eq!(request(&stack, &mut n), (503, vec!["bad:503".into()]));
     }
     assert_eq!(bad.requests(), 7);
-    assert_eq!(stack.mock.requests(), 3, "extra load on the other target capped at 3");
-    assert_eq!(stack.gw.metric(&series("sluice_target_retry_budget_refusals_total")), Some(4.0));
+    assert_eq!(
+        stack.mock.requests(),
+        3,
+        "extra load on the other target capped at 3"
+    );
+    assert_eq!(
+        stack
+            .gw
+            .metric(&series("sluice_target_retry_budget_refusals_total")),
+        Some(4.0)
+    );
 }
 
 fn with_every_target_down_the_least_bad_is_tried(d: Driver) {
@@ -188,8 +226,70 @@ fn with_every_target_down_the_least_bad_is_tried(d: Driver) {
             .route_settings("eject_after = 1\neject_ms = 60000")
     });
     let mut n = 0;
-    assert_eq!(request(&stack, &mut n), (503, vec!["bad:503".into(), "worse:503".into()]));
+    assert_eq!(
+        request(&stack, &mut n),
+        (503, vec!["bad:503".into(), "worse:503".into()])
+    );
     // Both ejected: rather than refusing, the one back soonest is tried.
     assert_eq!(request(&stack, &mut n), (503, vec!["bad:503".into()]));
     assert_eq!(bad.requests(), 3);
+}
+
+/// Two healthy mocks, `a` (the stack's) and `b`, on a route with `settings`
+/// and `weights`.
+fn pair(d: Driver, settings: &str, weights: &[u32], b_flags: &[&str]) -> (Mock, Stack) {
+    let b = Mock::start(MockOpts {
+        args: b_flags.iter().map(|s| (*s).to_string()).collect(),
+        ..MockOpts::default()
+    });
+    let b_url = b.url.clone();
+    let opts = GatewayOpts {
+        workers: 1,
+        ..GatewayOpts::default()
+    };
+    let stack = Stack::custom(d, opts, |url| {
+        base()
+            .upstream("a", "openai", url, None)
+            .upstream("b", "openai", &b_url, None)
+            .route(Some(TENANT), OPENAI_MODEL, &[("a", "pk"), ("b", "pk")])
+            .route_weights(weights)
+            .route_settings(settings)
+    });
+    (b, stack)
+}
+
+fn weighted_shares_follow_the_weights(d: Driver) {
+    let (b, stack) = pair(d, "strategy = \"weighted\"", &[3, 1], &[]);
+    let rounds = 200;
+    for _ in 0..rounds {
+        let r = stack.chat(&openai_body(OPENAI_MODEL, false), &[]);
+        assert_eq!(r.status(), 200, "{}", r.text());
+    }
+    let a = stack.mock.requests() as f64;
+    assert_eq!(a as u64 + b.requests(), rounds);
+    // 3:1 → 75%; 200 draws: one standard deviation is about 3%.
+    let share = a / rounds as f64;
+    assert!((0.65..0.85).contains(&share), "{share}");
+}
+
+fn least_latency_moves_off_a_slow_target(d: Driver) {
+    let (b, stack) = pair(
+        d,
+        "strategy = \"least-latency\"",
+        &[],
+        &["--head-delay-ms", "150"],
+    );
+    let rounds = 20;
+    for _ in 0..rounds {
+        let r = stack.chat(&openai_body(OPENAI_MODEL, false), &[]);
+        assert_eq!(r.status(), 200, "{}", r.text());
+    }
+    // Each target is measured once at most before the slow one loses every
+    // draw: at most two requests reach it.
+    assert!(
+        b.requests() <= 2,
+        "{} of {rounds} went to the slow target",
+        b.requests()
+    );
+    assert_eq!(stack.mock.requests() + b.requests(), rounds);
 }

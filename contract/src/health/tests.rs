@@ -107,7 +107,10 @@ fn wait_hints_in_each_providers_shape() {
     assert_eq!(wait_hint(b"retry-after-ms", b"250"), Some(250_000_000));
     assert_eq!(wait_hint(b"x-ratelimit-reset-requests", b"6m0s"), Some(360 * S));
     assert_eq!(wait_hint(b"x-ratelimit-reset-tokens", b"20ms"), Some(20_000_000));
-    assert_eq!(wait_hint(b"x-ratelimit-reset-tokens", b"1h"), Some(MAX_COOLDOWN_NS));
+    assert_eq!(
+        wait_hint(b"x-ratelimit-reset-tokens", b"1h"),
+        Some(MAX_COOLDOWN_NS)
+    );
     assert_eq!(wait_hint(b"retry-after", b"Wed, 21 Oct 2015 07:28:00 GMT"), None);
     assert_eq!(wait_hint(b"retry-after", b"-1"), None);
     assert_eq!(wait_hint(b"x-ratelimit-reset-tokens", b"5x"), None);
@@ -137,7 +140,10 @@ fn peak_ewma_jumps_up_and_decays_down() {
     h.observe_ttfb(S / 10, 100_000);
     assert_eq!(h.ttfb_ewma_us(), 100_000, "a slow sample is taken at once");
     h.observe_ttfb(S / 5, 1000);
-    assert!(h.ttfb_ewma_us() > 90_000, "a fast one right after moves it little");
+    assert!(
+        h.ttfb_ewma_us() > 90_000,
+        "a fast one right after moves it little"
+    );
     h.observe_ttfb(60 * S, 1000);
     assert!(h.ttfb_ewma_us() < 2000, "after a long gap it moves it far");
     h.start();

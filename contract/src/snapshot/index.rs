@@ -1,8 +1,8 @@
 //! The compiled snapshot: hash maps built off the hot path, read per request.
 
 use super::types::{ProviderKind, Snapshot, Strategy};
-use crate::health::{EjectPolicy, RetryBudget, TargetHealth};
 use crate::crypto::{unhex, SealKey};
+use crate::health::{EjectPolicy, RetryBudget, TargetHealth};
 use crate::quota::credit::Credit;
 use crate::quota::gcra::Gcra;
 use crate::quota::price::{Price, PriceTable};
@@ -186,7 +186,10 @@ fn route_policy(route: &super::types::Route) -> Result<RoutePolicy, IndexError> 
     let d = RoutePolicy::default();
     let ratio = route.retry_budget.unwrap_or(d.retry_ratio);
     if !(ratio.is_finite() && (0.0..=10.0).contains(&ratio)) {
-        bail!("route {:?}: retry_budget {ratio} is not a share between 0 and 10", route.model);
+        bail!(
+            "route {:?}: retry_budget {ratio} is not a share between 0 and 10",
+            route.model
+        );
     }
     if route.eject_after == Some(0) {
         bail!("route {:?}: eject_after must be at least 1", route.model);
@@ -194,7 +197,9 @@ fn route_policy(route: &super::types::Route) -> Result<RoutePolicy, IndexError> 
     if route.first_byte_timeout_ms == Some(0) {
         bail!("route {:?}: first_byte_timeout_ms must be positive", route.model);
     }
-    let base_ns = route.eject_ms.map_or(d.eject.base_ns, |ms| ms.saturating_mul(1_000_000));
+    let base_ns = route
+        .eject_ms
+        .map_or(d.eject.base_ns, |ms| ms.saturating_mul(1_000_000));
     let max_ns = route
         .eject_max_ms
         .map_or(d.eject.max_ns, |ms| ms.saturating_mul(1_000_000))

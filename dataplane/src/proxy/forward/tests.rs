@@ -45,7 +45,10 @@ fn statuses_are_judged() {
     assert_eq!(v.effect, Effect::Cool(1_500_000_000), "the finer hint wins");
     let v = judge_status(
         429,
-        headers(&[("x-ratelimit-reset-requests", "2s"), ("x-ratelimit-reset-tokens", "7s")]),
+        headers(&[
+            ("x-ratelimit-reset-requests", "2s"),
+            ("x-ratelimit-reset-tokens", "7s"),
+        ]),
     );
     assert_eq!(v.effect, Effect::Cool(7 * S), "the longer reset");
     assert_eq!(judge_status(429, headers(&[])).effect, Effect::Failure);
@@ -79,7 +82,14 @@ fn ejected_targets_are_skipped_and_the_probe_goes_once() {
     let order = [0, 1];
     let none = Tried::default();
     let eject = &t[0].policy.eject;
-    assert_eq!(*eject, EjectPolicy { after: 2, base_ns: S, max_ns: 300 * S });
+    assert_eq!(
+        *eject,
+        EjectPolicy {
+            after: 2,
+            base_ns: S,
+            max_ns: 300 * S
+        }
+    );
     assert_eq!(next_usable(&t, &order, &none, 0), Some((0, false)));
     t[0].health.failure(0, eject, false);
     t[0].health.failure(0, eject, false);
@@ -103,5 +113,9 @@ fn with_none_usable_the_least_bad_is_chosen() {
     t[1].health.failure(0, &eject, false);
     t[1].health.failure(0, &eject, false);
     assert_eq!(next_usable(&t, &[0, 1], &Tried::default(), 0), None);
-    assert_eq!(least_bad(&t, 0), Some(1), "ejected for 1 s beats cooling for 30 s");
+    assert_eq!(
+        least_bad(&t, 0),
+        Some(1),
+        "ejected for 1 s beats cooling for 30 s"
+    );
 }

@@ -180,7 +180,10 @@ fn least_latency_moves_traffic_off_a_slow_target() {
     t[0].health.observe_ttfb(now, 200_000);
     t[1].health.observe_ttfb(now, 2_000);
     t[2].health.observe_ttfb(now, 2_500);
-    let choice = Choice { now, ..Choice::default() };
+    let choice = Choice {
+        now,
+        ..Choice::default()
+    };
     let shares = first_shares(&t, &choice, 3000);
     assert_eq!(shares[0], 0.0, "the slow target never wins a pair: {shares:?}");
     // P2C: the fastest wins every pair it is drawn into (2 of 3 pairs).
