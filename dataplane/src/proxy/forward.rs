@@ -18,7 +18,7 @@ use crate::worker::Worker;
 use bytes::{Buf, Bytes, BytesMut};
 use sluice_contract::codec::head::{self, Header, RequestHead, ResponseHead};
 use sluice_contract::dialect::Dialect;
-use sluice_contract::health::{wait_hint, Pass};
+use sluice_contract::health::{wait_hint, Pass, TargetHealth};
 use sluice_contract::quota::now_ns;
 use sluice_contract::record::Attempt;
 use sluice_contract::rewrite::rewrite;
@@ -118,9 +118,9 @@ pub async fn forward(
         ctx.record.attempts = ctx.record.attempts.saturating_add(1);
         ctx.record.upstream = Some(target.upstream.name.clone());
         let began = Instant::now();
-        target.health.start();
+        let in_flight = InFlight::start(&target.health, probe);
         let result = attempt(w, out, target, ctx).await;
-        target.health.end();
+        in_flight.done();
         let us = began.elapsed().as_micros() as u64;
         let at = now_ns();
         let verdict = judge(&result);
@@ -173,6 +173,36 @@ pub async fn forward(
             "trying the next target"
         );
         (ti, probe) = (next, next_probe);
+    }
+}
+
+/// An attempt in flight on a target: counted for least-latency's load term
+/// until it ends, also when the request's task is dropped midway (client
+/// gone, shutdown), which then gives back a probe slot it held rather than
+/// leaving the target half-open with no probe until the slot goes stale.
+struct InFlight<'a> {
+    health: &'a TargetHealth,
+    probe: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(health: &'a TargetHealth, probe: bool) -> InFlight<'a> {
+        health.start();
+        InFlight { health, probe }
+    }
+
+    /// The attempt reported: its outcome, not the drop, settles the probe.
+    fn done(mut self) {
+        self.probe = false;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.health.end();
+        if self.probe {
+            self.health.release_probe();
+        }
     }
 }
 

@@ -119,3 +119,26 @@ fn with_none_usable_the_least_bad_is_chosen() {
         "ejected for 1 s beats cooling for 30 s"
     );
 }
+
+#[test]
+fn a_dropped_attempt_ends_its_count_and_gives_back_its_probe() {
+    let index = index(SNAP);
+    let t = route_targets(&index);
+    let h = &t[0].health;
+    let eject = t[0].policy.eject;
+    h.failure(0, &eject, false);
+    h.failure(0, &eject, false);
+    assert_eq!(h.pass(S), Pass::Probe);
+    h.observe_ttfb(S, 1000);
+    let idle = h.latency_cost(S);
+    {
+        let _in_flight = InFlight::start(h, true);
+        assert_eq!(h.latency_cost(S), 2.0 * idle);
+        assert_eq!(h.pass(S), Pass::No);
+        // Dropped without reporting: the task went away mid-attempt.
+    }
+    assert_eq!(h.latency_cost(S), idle, "no request left counted in flight");
+    assert_eq!(h.pass(S), Pass::Probe, "the probe slot is free again");
+    InFlight::start(h, true).done();
+    assert_eq!(h.pass(S), Pass::No, "a reported probe keeps its slot until its outcome lands");
+}
