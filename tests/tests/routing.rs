@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
+use sluice_tests::fake::{Scripted, Step};
 use sluice_tests::mock::{Mock, MockOpts};
 use sluice_tests::stack::{base, openai_body, Stack, OPENAI_MODEL, TENANT};
 use sluice_tests::{both_drivers, sse, vocab, Driver, GatewayOpts};
@@ -23,6 +24,7 @@ both_drivers!(
     with_every_target_down_the_least_bad_is_tried,
     weighted_shares_follow_the_weights,
     least_latency_moves_off_a_slow_target,
+    three_targets_529_and_a_reset_after_accept,
 );
 
 /// A mock failing every request with `flags`, and a stack whose route tries
@@ -292,4 +294,56 @@ fn least_latency_moves_off_a_slow_target(d: Driver) {
         b.requests()
     );
     assert_eq!(stack.mock.requests() + b.requests(), rounds);
+}
+
+fn three_targets_529_and_a_reset_after_accept(d: Driver) {
+    // `overloaded`: Anthropic's 529 with retry-after 1 s (cooled, not
+    // ejected); `resets`: reads the request and closes (a failure, ejected
+    // at once); `good`: the stack's mock.
+    let overloaded = Mock::start(MockOpts {
+        args: vec!["--status".into(), "529".into()],
+        ..MockOpts::default()
+    });
+    let resets = Scripted::start(|_| vec![Step::Close]);
+    let (o_url, r_url) = (overloaded.url.clone(), resets.url());
+    let opts = GatewayOpts {
+        workers: 1,
+        ..GatewayOpts::default()
+    };
+    let stack = Stack::custom(d, opts, |url| {
+        base()
+            .upstream("overloaded", "openai", &o_url, None)
+            .upstream("resets", "openai", &r_url, None)
+            .upstream("good", "openai", url, None)
+            .route(
+                Some(TENANT),
+                OPENAI_MODEL,
+                &[("overloaded", "pk"), ("resets", "pk"), ("good", "pk")],
+            )
+            .route_settings("eject_after = 1\neject_ms = 60000")
+    });
+    let mut n = 0;
+    assert_eq!(
+        request(&stack, &mut n),
+        (
+            200,
+            vec![
+                "overloaded:529".into(),
+                "resets:upstream_unreachable".into(),
+                "good:200".into()
+            ]
+        )
+    );
+    for _ in 0..5 {
+        assert_eq!(request(&stack, &mut n), (200, vec!["good:200".into()]));
+    }
+    assert_eq!(overloaded.requests(), 1);
+    assert_eq!(resets.requests(), 1);
+    let health = |up: &str, state: &str| {
+        stack.gw.metric(&format!(
+            "sluice_target_health{{upstream=\"{up}\",tenant=\"{TENANT}\",key=\"pk\",state=\"{state}\"}}"
+        ))
+    };
+    assert_eq!(health("resets", "ejected"), Some(1.0));
+    assert_eq!(health("good", "healthy"), Some(1.0));
 }
