@@ -546,3 +546,60 @@ fn bad_admin_input_changes_nothing() {
     c.ok(&["tenant", "create", "beta"], None);
     assert_eq!(c.snapshot_version(&token), before + 1);
 }
+
+#[test]
+fn route_settings_through_the_cli() {
+    let dir = TempDir::new("route-settings");
+    let c = Control::start(&dir.join("control"), dir.path(), "info");
+    configure(&c, "http://127.0.0.1:9", "sk-provider-route-settings");
+    let set = |extra: &[&str]| {
+        let mut args = vec![
+            "route",
+            "set",
+            "--tenant",
+            TENANT,
+            "--model",
+            "spread",
+            "--target",
+            "upstream=mock,key=pk,weight=3",
+            "--target",
+            "upstream=mock,key=pk,weight=1,priority=0",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let args = set(&[
+        "--strategy",
+        "least-latency",
+        "--first-byte-timeout-ms",
+        "1500",
+        "--retry-budget",
+        "0.3",
+        "--eject-after",
+        "2",
+        "--eject-ms",
+        "1000",
+    ]);
+    let out = c.ok(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    assert!(out.contains("least-latency"), "{out}");
+    let routes = c.json(&["route", "list", "--tenant", TENANT]);
+    let route = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["model"] == "spread")
+        .unwrap_or_else(|| panic!("{routes}"));
+    assert_eq!(route["strategy"], "least-latency", "{route}");
+    assert_eq!(route["first_byte_timeout_ms"], 1500, "{route}");
+    assert_eq!(route["retry_budget"], 0.3, "{route}");
+    assert_eq!(route["eject_after"], 2, "{route}");
+    assert_eq!(route["eject_ms"], 1000, "{route}");
+    for (extra, expect) in [
+        (&["--retry-budget", "11"][..], "retry_budget"),
+        (&["--eject-after", "0"][..], "eject_after"),
+        (&["--strategy", "fastest"][..], "fastest"),
+    ] {
+        let args = set(extra);
+        refused(&c, &args.iter().map(String::as_str).collect::<Vec<_>>(), expect);
+    }
+}

@@ -182,6 +182,13 @@ impl Default for RoutePolicy {
     }
 }
 
+/// Checks a route's settings (strategy, first-byte limit, retry budget,
+/// ejection) as the compile step will, for an admin API that answers 400
+/// before storing a route.
+pub fn check_route_settings(route: &super::types::Route) -> Result<(), IndexError> {
+    route_policy(route).map(|_| ())
+}
+
 fn route_policy(route: &super::types::Route) -> Result<RoutePolicy, IndexError> {
     let d = RoutePolicy::default();
     let ratio = route.retry_budget.unwrap_or(d.retry_ratio);
