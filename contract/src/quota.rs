@@ -66,6 +66,14 @@ impl Registry {
             .clone()
     }
 
+    /// Forgets the health of every (upstream, owner, key) not in `used`: a
+    /// snapshot that no longer routes to a pair drops it from the metrics
+    /// (indexes still running keep their cells until they are dropped).
+    pub fn keep_health(&self, used: &std::collections::HashSet<(String, String, String)>) {
+        let mut map = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|k, _| used.contains(k));
+    }
+
     /// The retry budget of `upstream`, kept across snapshots.
     pub fn budget(&self, upstream: &str) -> Arc<RetryBudget> {
         let mut map = self.budgets.lock().unwrap_or_else(|e| e.into_inner());

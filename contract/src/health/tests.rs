@@ -154,3 +154,68 @@ fn peak_ewma_jumps_up_and_decays_down() {
     h.end();
     assert!(busy > 2.9 * h.latency_cost(60 * S), "in-flight requests weigh");
 }
+
+#[test]
+fn health_outlives_a_reload_and_leaves_with_its_route() {
+    use crate::snapshot::{Index, KeyMaterial, RouteEntry, Snapshot};
+    let text = |model: &str| {
+        format!(
+            r#"
+[[tenants]]
+id = "acme"
+[[api_keys]]
+id = "k1"
+tenant = "acme"
+sha256 = "{}"
+[[upstreams]]
+name = "a"
+kind = "openai"
+base_url = "http://127.0.0.1:9001"
+[[upstreams]]
+name = "b"
+kind = "openai"
+base_url = "http://127.0.0.1:9002"
+[[provider_keys]]
+id = "pk"
+api_key_env = "PK"
+[[routes]]
+model = "m"
+targets = [{{ upstream = "a", provider_key = "pk" }}]
+[[routes]]
+model = "{model}"
+targets = [{{ upstream = "b", provider_key = "pk" }}]
+"#,
+            "0".repeat(64)
+        )
+    };
+    let env = |_: &str| Some("sk".to_string());
+    let build = |model: &str, prev: Option<&Index>| {
+        let snap: Snapshot = toml::from_str(&text(model)).unwrap();
+        match prev {
+            Some(p) => Index::rebuild(&snap, KeyMaterial::Env(&env), p).unwrap(),
+            None => Index::build(&snap, KeyMaterial::Env(&env)).unwrap(),
+        }
+    };
+    let first = build("n", None);
+    assert_eq!(first.health_cells().len(), 2);
+    let cell = |index: &Index| {
+        let key = index.key(&[0; 32]).unwrap();
+        match key.tenant.routes.get("m") {
+            Some(RouteEntry::Targets(t)) => t[0].health.clone(),
+            _ => panic!("route m"),
+        }
+    };
+    cell(&first).cool(0, S);
+    let second = build("n", Some(&first));
+    assert!(
+        Arc::ptr_eq(&cell(&first), &cell(&second)),
+        "a reload keeps the state"
+    );
+    // Route `n` now goes to `a` too: `b`'s cell leaves the registry.
+    let third = text("n").replace("upstream = \"b\"", "upstream = \"a\"");
+    let snap: Snapshot = toml::from_str(&third).unwrap();
+    let third = Index::rebuild(&snap, KeyMaterial::Env(&env), &second).unwrap();
+    let cells = third.health_cells();
+    assert_eq!(cells.len(), 1);
+    assert_eq!(&*cells[0].1.upstream, "a");
+}

@@ -431,6 +431,7 @@ impl Index {
         }
         let prices = PriceTable::with_overrides(prices);
 
+        let mut used_health = std::collections::HashSet::new();
         // Shared routes first, then tenant routes override them.
         let mut ordered: Vec<&super::types::Route> =
             snap.routes.iter().filter(|r| r.tenant.is_none()).collect();
@@ -482,7 +483,14 @@ impl Index {
                         priority: t.priority.unwrap_or(pos as u32),
                         weight: t.weight.max(1),
                         policy: policy.clone(),
-                        health: registry.health(&upstream.name, key_owner, &key.id),
+                        health: {
+                            used_health.insert((
+                                upstream.name.to_string(),
+                                key_owner.to_owned(),
+                                key.id.to_string(),
+                            ));
+                            registry.health(&upstream.name, key_owner, &key.id)
+                        },
                         budget: registry.budget(&upstream.name),
                         price: prices.lookup(sent_model),
                     });
@@ -532,6 +540,9 @@ impl Index {
                 bail!("policy, limit or credit names unknown tenant {t:?}");
             }
         }
+        // Targets no route uses any more leave the metrics (a snapshot that
+        // uses the pair again starts it healthy).
+        registry.keep_health(&used_health);
         Ok(Index {
             version: snap.version,
             keys,
