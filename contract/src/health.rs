@@ -43,7 +43,15 @@ pub struct EjectPolicy {
     pub base_ns: u64,
     /// Longest ejection, ns.
     pub max_ns: u64,
+    /// Failure rate that ejects, in thousandths of the attempts of one
+    /// [`RATE_WINDOW_NS`] window (0: only consecutive failures eject).
+    pub rate_permille: u32,
+    /// Attempts a window needs before its failure rate counts.
+    pub rate_min: u32,
 }
+
+/// Length of the window the failure rate is counted over.
+pub const RATE_WINDOW_NS: u64 = 10_000_000_000;
 
 impl Default for EjectPolicy {
     fn default() -> Self {
@@ -51,6 +59,8 @@ impl Default for EjectPolicy {
             after: 5,
             base_ns: 5_000_000_000,
             max_ns: 300_000_000_000,
+            rate_permille: 0,
+            rate_min: 20,
         }
     }
 }
@@ -109,6 +119,10 @@ pub struct TargetHealth {
     ewma_us: AtomicU64,
     ewma_at: AtomicU64,
     pending: AtomicU32,
+    /// The failure-rate window: its number, attempts and failures in it.
+    window: AtomicU64,
+    window_total: AtomicU32,
+    window_failed: AtomicU32,
     /// Totals, for metrics.
     pub counts: Counts,
 }
@@ -142,6 +156,9 @@ impl TargetHealth {
             ewma_us: AtomicU64::new(0),
             ewma_at: AtomicU64::new(0),
             pending: AtomicU32::new(0),
+            window: AtomicU64::new(0),
+            window_total: AtomicU32::new(0),
+            window_failed: AtomicU32::new(0),
             counts: Counts::default(),
         }
     }
@@ -226,6 +243,47 @@ impl TargetHealth {
         }
         let failures = self.failures.fetch_add(1, Relaxed).saturating_add(1);
         failures >= policy.after.max(1) && self.eject(now, policy, Some(0))
+    }
+
+    /// Counts an attempt towards the failure rate of the current window,
+    /// when the policy ejects by rate (otherwise nothing is written); ejects
+    /// once the window has `rate_min` attempts of which at least
+    /// `rate_permille`/1000 failed. Returns whether this call ejected. Counts
+    /// are approximate at a window's turn (no lock), as for the budget.
+    pub fn tally(&self, now: u64, failed: bool, policy: &EjectPolicy) -> bool {
+        if policy.rate_permille == 0 {
+            return false;
+        }
+        let window = now / RATE_WINDOW_NS;
+        let seen = self.window.load(Acquire);
+        if window != seen
+            && self
+                .window
+                .compare_exchange(seen, window, AcqRel, Acquire)
+                .is_ok()
+        {
+            self.window_total.store(0, Relaxed);
+            self.window_failed.store(0, Relaxed);
+        }
+        let total = self.window_total.fetch_add(1, Relaxed).saturating_add(1);
+        let failures = if failed {
+            self.window_failed.fetch_add(1, Relaxed).saturating_add(1)
+        } else {
+            self.window_failed.load(Relaxed)
+        };
+        if !failed || total < policy.rate_min.max(1) {
+            return false;
+        }
+        if u64::from(failures) * 1000 < u64::from(total) * u64::from(policy.rate_permille) {
+            return false;
+        }
+        let ejected = self.ejected_until.load(Acquire) == 0 && self.eject(now, policy, Some(0));
+        if ejected {
+            // A fresh window once the target is back.
+            self.window_total.store(0, Relaxed);
+            self.window_failed.store(0, Relaxed);
+        }
+        ejected
     }
 
     /// Ejects: `from` the expected current value of the ejection deadline

@@ -11,6 +11,7 @@ fn policy() -> EjectPolicy {
         after: 3,
         base_ns: 10 * S,
         max_ns: 35 * S,
+        ..EjectPolicy::default()
     }
 }
 
@@ -218,4 +219,44 @@ targets = [{{ upstream = "b", provider_key = "pk" }}]
     let cells = third.health_cells();
     assert_eq!(cells.len(), 1);
     assert_eq!(&*cells[0].1.upstream, "a");
+}
+
+#[test]
+fn a_failure_rate_over_the_window_ejects_without_a_streak() {
+    let h = cell();
+    let p = EjectPolicy {
+        after: 100,
+        rate_permille: 500,
+        rate_min: 10,
+        ..EjectPolicy::default()
+    };
+    // Alternating: never two failures in a row, but half of all attempts.
+    let now = 5 * RATE_WINDOW_NS;
+    let mut ejected_at = None;
+    for i in 0..20 {
+        let failed = i % 2 == 1;
+        if failed {
+            h.failure(now, &p, false);
+        } else {
+            h.success();
+        }
+        if h.tally(now, failed, &p) {
+            ejected_at = Some(i);
+            break;
+        }
+    }
+    assert_eq!(ejected_at, Some(9), "at the tenth attempt, 5 of 10 failed");
+    assert_eq!(h.state(now), State::Ejected);
+    // Below the rate, or below the minimum of attempts: no ejection.
+    let h = cell();
+    let later = now + RATE_WINDOW_NS;
+    for i in 0..30 {
+        assert!(!h.tally(later, i % 3 == 0, &p), "a third fail: under half");
+    }
+    let h = cell();
+    for _ in 0..9 {
+        assert!(!h.tally(later, true, &p), "fewer than 10 attempts");
+    }
+    // Off by default: nothing counted.
+    assert!(!h.tally(later, true, &EjectPolicy::default()));
 }

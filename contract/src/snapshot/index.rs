@@ -204,6 +204,13 @@ fn route_policy(route: &super::types::Route) -> Result<RoutePolicy, IndexError> 
     if route.first_byte_timeout_ms == Some(0) {
         bail!("route {:?}: first_byte_timeout_ms must be positive", route.model);
     }
+    let rate = route.eject_failure_rate.unwrap_or(0.0);
+    if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {
+        bail!(
+            "route {:?}: eject_failure_rate {rate} is not a share between 0 and 1",
+            route.model
+        );
+    }
     let base_ns = route
         .eject_ms
         .map_or(d.eject.base_ns, |ms| ms.saturating_mul(1_000_000));
@@ -220,6 +227,8 @@ fn route_policy(route: &super::types::Route) -> Result<RoutePolicy, IndexError> 
             after: route.eject_after.unwrap_or(d.eject.after),
             base_ns,
             max_ns,
+            rate_permille: (rate * 1000.0).round() as u32,
+            rate_min: route.eject_min_requests.unwrap_or(d.eject.rate_min),
         },
     })
 }

@@ -255,6 +255,13 @@ pub struct Route {
     /// Longest ejection, ms (default 300000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eject_max_ms: Option<u64>,
+    /// Share of a target's attempts over 10 s that, failing, ejects it even
+    /// without a run of consecutive failures (default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eject_failure_rate: Option<f64>,
+    /// Attempts in the 10 s window before the failure rate counts (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eject_min_requests: Option<u32>,
 }
 
 /// How a route chooses among its healthy targets.

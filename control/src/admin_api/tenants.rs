@@ -95,6 +95,10 @@ struct RouteBody {
     eject_ms: Option<u64>,
     #[serde(default)]
     eject_max_ms: Option<u64>,
+    #[serde(default)]
+    eject_failure_rate: Option<f64>,
+    #[serde(default)]
+    eject_min_requests: Option<u32>,
 }
 
 /// `/v1/tenants/...`.
@@ -308,6 +312,8 @@ fn set_route(app: &App, req: &Request, tenant: &str) -> Reply {
         eject_after: b.eject_after,
         eject_ms: b.eject_ms,
         eject_max_ms: b.eject_max_ms,
+        eject_failure_rate: b.eject_failure_rate,
+        eject_min_requests: b.eject_min_requests,
     };
     sluice_contract::snapshot::index::check_route_settings(&route).map_err(|e| invalid(e.0))?;
     app.writer.admin(AdminOp::SetRoute(route.clone())).map_err(se)?;

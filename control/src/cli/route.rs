@@ -42,6 +42,12 @@ pub(crate) enum RouteCmd {
         /// Longest ejection, ms (default 300000).
         #[arg(long)]
         eject_max_ms: Option<u64>,
+        /// Share of failed attempts over 10 s that ejects (default: off).
+        #[arg(long)]
+        eject_failure_rate: Option<f64>,
+        /// Attempts over 10 s before the failure rate counts (default 20).
+        #[arg(long)]
+        eject_min_requests: Option<u32>,
     },
     /// List a tenant's routes.
     List {
@@ -110,6 +116,8 @@ pub(crate) fn run(cmd: Noun<RouteCmd>) -> anyhow::Result<()> {
             eject_after,
             eject_ms,
             eject_max_ms,
+            eject_failure_rate,
+            eject_min_requests,
         } => {
             let targets = targets
                 .iter()
@@ -125,6 +133,8 @@ pub(crate) fn run(cmd: Noun<RouteCmd>) -> anyhow::Result<()> {
                 ("eject_after", eject_after.map(Value::from)),
                 ("eject_ms", eject_ms.map(Value::from)),
                 ("eject_max_ms", eject_max_ms.map(Value::from)),
+                ("eject_failure_rate", eject_failure_rate.map(Value::from)),
+                ("eject_min_requests", eject_min_requests.map(Value::from)),
             ];
             for (name, value) in settings {
                 if let Some(v) = value {

@@ -125,10 +125,14 @@ pub async fn forward(
         let at = now_ns();
         let verdict = judge(&result);
         let health = &target.health;
+        let eject = &target.policy.eject;
         match verdict.effect {
-            Effect::Success => health.success(),
+            Effect::Success => {
+                health.success();
+                health.tally(at, false, eject);
+            }
             Effect::Failure => {
-                if health.failure(at, &target.policy.eject, probe) {
+                if health.failure(at, eject, probe) || health.tally(at, true, eject) {
                     tracing::info!(upstream = %target.upstream.name, key = %target.key.id, "target ejected");
                 }
             }

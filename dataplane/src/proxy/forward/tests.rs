@@ -87,7 +87,8 @@ fn ejected_targets_are_skipped_and_the_probe_goes_once() {
         EjectPolicy {
             after: 2,
             base_ns: S,
-            max_ns: 300 * S
+            max_ns: 300 * S,
+            ..EjectPolicy::default()
         }
     );
     assert_eq!(next_usable(&t, &order, &none, 0), Some((0, false)));
@@ -140,5 +141,9 @@ fn a_dropped_attempt_ends_its_count_and_gives_back_its_probe() {
     assert_eq!(h.latency_cost(S), idle, "no request left counted in flight");
     assert_eq!(h.pass(S), Pass::Probe, "the probe slot is free again");
     InFlight::start(h, true).done();
-    assert_eq!(h.pass(S), Pass::No, "a reported probe keeps its slot until its outcome lands");
+    assert_eq!(
+        h.pass(S),
+        Pass::No,
+        "a reported probe keeps its slot until its outcome lands"
+    );
 }
