@@ -20,6 +20,7 @@
 //! The state lives in a few words written only when it changes, so a healthy
 //! target costs its workers loads, not contended stores.
 
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{
     AtomicU32, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
@@ -367,6 +368,53 @@ impl TargetHealth {
     /// The peak EWMA of time to first byte, µs (0: no sample yet).
     pub fn ttfb_ewma_us(&self) -> u64 {
         self.ewma_us.load(Relaxed)
+    }
+}
+
+/// One target's health as a data plane reports it to control (and control
+/// shows it): plain values read at one moment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetView {
+    /// Upstream name.
+    pub upstream: String,
+    /// Owner of the provider key (empty: operator-wide).
+    pub tenant: String,
+    /// Provider key id.
+    pub key: String,
+    /// `healthy`, `cooling`, `half_open` or `ejected`.
+    pub state: String,
+    /// How long until the target takes traffic again, ms.
+    pub wait_ms: u64,
+    /// Times ejected.
+    pub ejections: u64,
+    /// Times cooled down by a provider's hint.
+    pub cooldowns: u64,
+    /// Half-open probes let through.
+    pub probes: u64,
+    /// Next targets tried after this one failed.
+    pub retries: u64,
+    /// Retries refused by the upstream's budget.
+    pub budget_refusals: u64,
+    /// Peak EWMA of time to first byte, µs (0: no sample).
+    pub ttfb_ewma_us: u64,
+}
+
+impl TargetHealth {
+    /// The view of this target at `now`; `tenant` owns its key.
+    pub fn view(&self, tenant: &str, now: u64) -> TargetView {
+        TargetView {
+            upstream: self.upstream.to_string(),
+            tenant: tenant.to_owned(),
+            key: self.key.to_string(),
+            state: self.state(now).label().0.to_owned(),
+            wait_ms: self.wait_ns(now) / 1_000_000,
+            ejections: self.counts.ejections.load(Relaxed),
+            cooldowns: self.counts.cooldowns.load(Relaxed),
+            probes: self.counts.probes.load(Relaxed),
+            retries: self.counts.retries.load(Relaxed),
+            budget_refusals: self.counts.budget_refusals.load(Relaxed),
+            ttfb_ewma_us: self.ttfb_ewma_us(),
+        }
     }
 }
 

@@ -10,6 +10,9 @@
 //! - `POST /v1/records` `{"batch":[{"seq":u64,"record":Record},...]}` (at most
 //!   10,000 records, body at most 64 MiB): stored in one transaction keyed by
 //!   (data plane, seq), replays skipped; 200 `{"acked_through":max_seq,"stored":n}`.
+//! - `POST /v1/health` `{"targets":[TargetView,...]}` (at most
+//!   [`MAX_HEALTH_TARGETS`]): the data plane's view of its route targets'
+//!   health, kept in memory for `GET /v1/dataplanes/health`; 204.
 //! - `GET /healthz`.
 
 use crate::app::{secret_eq, store_error, App};
@@ -28,6 +31,8 @@ use std::time::Duration;
 pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Most records in one batch.
 pub(crate) const MAX_BATCH: usize = 10_000;
+/// Most targets in one health report.
+pub(crate) const MAX_HEALTH_TARGETS: usize = 10_000;
 /// How long a snapshot poll is held before a 204.
 pub(crate) const LONG_POLL: Duration = Duration::from_secs(25);
 /// Header carrying the current snapshot version.
@@ -56,7 +61,7 @@ struct Ack {
 pub(crate) fn handle(app: &Arc<App>, req: &Request, long_poll: Duration) -> Response {
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/healthz") => return Response::text(200, "text/plain", "ok\n".into()),
-        (_, "/v1/snapshot" | "/v1/records") => {}
+        (_, "/v1/snapshot" | "/v1/records" | "/v1/health") => {}
         _ => {
             return Response::error(
                 404,
@@ -71,6 +76,7 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request, long_poll: Duration) -> Resp
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/v1/snapshot") => snapshot(app, req, &token, &row, long_poll),
         ("POST", "/v1/records") => records(app, req, &token, &row),
+        ("POST", "/v1/health") => health(app, req, &row),
         _ => Response::error(405, &format!("{} is not allowed on {}", req.method, req.path)),
     }
 }
@@ -133,6 +139,27 @@ fn snapshot(
         }
         Err(e) => store_error(&e),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthBody {
+    targets: Vec<sluice_contract::health::TargetView>,
+}
+
+fn health(app: &App, req: &Request, row: &DataplaneRow) -> Response {
+    let parsed: HealthBody = match serde_json::from_slice(&req.body) {
+        Ok(b) => b,
+        Err(e) => return Response::error(400, &format!("bad health body: {e}")),
+    };
+    if parsed.targets.len() > MAX_HEALTH_TARGETS {
+        return Response::error(400, &format!("at most {MAX_HEALTH_TARGETS} targets in a report"));
+    }
+    app.target_health
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(row.id.clone(), (crate::time::now_ms(), parsed.targets));
+    Response::empty(204)
 }
 
 fn records(app: &App, req: &Request, token: &EnrollToken, row: &DataplaneRow) -> Response {

@@ -85,6 +85,35 @@ fn cli_to_gateway_end_to_end(d: Driver) {
     let apikeys = c.ok(&["apikey", "list", "--tenant", TENANT, "--json"], None);
     assert!(!apikeys.contains(&f.key), "apikey list shows the key: {apikeys}");
 
+    // The data plane reports how it sees its targets; the CLI shows it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let health = c.json(&["dataplane", "health"]);
+        let found = health
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["dataplane"] == DATAPLANE_ID).cloned());
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no health report from the data plane: {health}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let targets = report["targets"].as_array().unwrap();
+    let mock = targets
+        .iter()
+        .find(|t| t["upstream"] == "mock" && t["key"] == "pk")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(mock["state"], "healthy", "{report}");
+    assert_eq!(mock["tenant"], TENANT, "{report}");
+    let table = c.ok(&["dataplane", "health"], None);
+    assert!(
+        table.contains("healthy") && table.contains(DATAPLANE_ID),
+        "{table}"
+    );
+
     // A streamed and a non-streamed request, and an Anthropic stream. The
     // mock requires the provider key, so a 200 also proves the data plane
     // opened the sealed key it was sent.
