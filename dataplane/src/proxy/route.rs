@@ -118,12 +118,14 @@ fn weighted_into(
     }
 }
 
-/// Power of two choices: two distinct healthy targets drawn at random, the
+/// Power of two choices: two distinct usable targets drawn at random, the
 /// one with the lower latency cost (peak EWMA of time to first byte times
 /// requests in flight) goes first; the rest keep their order. With fewer
 /// than two healthy targets there is nothing to choose.
 fn least_latency(order: &mut [usize], targets: &[RouteTarget], now: u64, random: &mut impl FnMut() -> u64) {
-    let healthy = |i: usize| targets[i].health.state(now) == State::Healthy;
+    // Half-open targets are drawn too: otherwise one ejected once would
+    // never win a draw, and never get its probe.
+    let healthy = |i: usize| matches!(targets[i].health.state(now), State::Healthy | State::HalfOpen);
     let n = order.iter().filter(|&&i| healthy(i)).count();
     if n < 2 {
         return;

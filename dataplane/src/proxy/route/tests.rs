@@ -201,6 +201,15 @@ fn least_latency_moves_traffic_off_a_slow_target() {
     }
     let shares = first_shares(&t, &choice, 1000);
     assert!(shares[1] > 0.99, "{shares:?}");
+    // Its backoff over, it is drawn again (so it can get its probe), and
+    // wins against the busy target once its idle EWMA has decayed.
+    let later = Choice {
+        now: now + policy.base_ns,
+        ..choice
+    };
+    assert_eq!(t[2].health.state(later.now), State::HalfOpen);
+    let shares = first_shares(&t, &later, 3000);
+    assert!(shares[2] > 0.3, "{shares:?}");
 }
 
 #[test]
