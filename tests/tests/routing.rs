@@ -25,6 +25,7 @@ both_drivers!(
     weighted_shares_follow_the_weights,
     least_latency_moves_off_a_slow_target,
     three_targets_529_and_a_reset_after_accept,
+    a_slow_first_byte_under_the_limit_is_served,
 );
 
 /// A mock failing every request with `flags`, and a stack whose route tries
@@ -346,4 +347,29 @@ fn three_targets_529_and_a_reset_after_accept(d: Driver) {
     };
     assert_eq!(health("resets", "ejected"), Some(1.0));
     assert_eq!(health("good", "healthy"), Some(1.0));
+}
+
+fn a_slow_first_byte_under_the_limit_is_served(d: Driver) {
+    // Slow is not failing: 150 ms under a 1 s first-byte limit is served by
+    // the first target, with no retry and no mark against its health.
+    let (slow, stack) = matrix(
+        d,
+        &["--head-delay-ms", "150"],
+        "first_byte_timeout_ms = 1000\neject_after = 1",
+    );
+    let mut n = 0;
+    for _ in 0..3 {
+        assert_eq!(request(&stack, &mut n), (200, vec!["bad:200".into()]));
+    }
+    assert_eq!(slow.requests(), 3);
+    assert_eq!(stack.mock.requests(), 0);
+    let ewma = stack
+        .gw
+        .metric(&series("sluice_target_ttfb_ewma_seconds"))
+        .unwrap();
+    assert!(ewma >= 0.15, "{ewma}");
+    assert_eq!(
+        stack.gw.metric(&series("sluice_target_ejections_total")),
+        Some(0.0)
+    );
 }
