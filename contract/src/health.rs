@@ -470,24 +470,138 @@ impl RetryBudget {
 }
 
 /// How long a 429/529 asks the caller to wait, from one response header
-/// (`name` lower-case): `retry-after-ms` (ms), `retry-after` (seconds; an
-/// HTTP date is not read), OpenAI's `x-ratelimit-reset-requests` and
-/// `-tokens` (`1s`, `6m0s`, `250ms`). `None` when the header is none of
-/// these or does not parse.
-pub fn wait_hint(name: &[u8], value: &[u8]) -> Option<u64> {
+/// (`name` in any case): `retry-after-ms` (ms), `retry-after` (seconds, or
+/// an HTTP date), OpenAI's `x-ratelimit-reset-requests` and `-tokens`
+/// (`1s`, `6m0s`, `250ms`), Anthropic's `anthropic-ratelimit-*-reset` (an
+/// RFC 3339 time). Dates are read against `now_unix_ms`, the wall clock.
+/// `None` when the header is none of these or does not parse.
+pub fn wait_hint(name: &[u8], value: &[u8], now_unix_ms: u64) -> Option<u64> {
     let value = std::str::from_utf8(value).ok()?.trim();
+    let until = |at_ms: u64| at_ms.saturating_sub(now_unix_ms) as f64 * 1e6;
     let ns = if name.eq_ignore_ascii_case(b"retry-after-ms") {
         value.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)? * 1e6
     } else if name.eq_ignore_ascii_case(b"retry-after") {
-        value.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)? * 1e9
+        match value.parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => v * 1e9,
+            Ok(_) => return None,
+            Err(_) => until(http_date_ms(value)?),
+        }
     } else if name.eq_ignore_ascii_case(b"x-ratelimit-reset-requests")
         || name.eq_ignore_ascii_case(b"x-ratelimit-reset-tokens")
     {
         go_duration(value)?
+    } else if name.len() > 26
+        && name[..20].eq_ignore_ascii_case(b"anthropic-ratelimit-")
+        && name[name.len() - 6..].eq_ignore_ascii_case(b"-reset")
+    {
+        until(rfc3339_ms(value)?)
     } else {
         return None;
     };
     Some((ns as u64).min(MAX_COOLDOWN_NS))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Unix ms of a UTC date and time, if the fields are in range.
+fn unix_ms(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<u64> {
+    let ok = (1970..=9999).contains(&y)
+        && (1..=12).contains(&mo)
+        && (1..=31).contains(&d)
+        && (0..24).contains(&h)
+        && (0..60).contains(&mi)
+        && (0..=60).contains(&s);
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s;
+    (ok && secs >= 0).then(|| secs as u64 * 1000)
+}
+
+/// An RFC 3339 time (`2025-01-01T00:00:30Z`, fractions and offsets read).
+fn rfc3339_ms(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let base = unix_ms(
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    )?;
+    let mut rest = &s[19..];
+    let mut frac_ms = 0;
+    if let Some(f) = rest.strip_prefix('.') {
+        let digits = f.bytes().take_while(u8::is_ascii_digit).count();
+        let ms: String = f[..digits].chars().chain("000".chars()).take(3).collect();
+        frac_ms = ms.parse::<u64>().ok()?;
+        rest = &f[digits..];
+    }
+    // Upstream-controlled text: `get`, never an index that could split a
+    // character.
+    let offset_s: i64 = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && rest.get(3..4) == Some(":") => {
+            let sign = match rest.get(..1) {
+                Some("+") => 1,
+                Some("-") => -1,
+                _ => return None,
+            };
+            let h: i64 = rest.get(1..3)?.parse().ok()?;
+            let m: i64 = rest.get(4..6)?.parse().ok()?;
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return None,
+    };
+    let ms = (base + frac_ms) as i64 - offset_s * 1000;
+    u64::try_from(ms).ok()
+}
+
+/// An HTTP date in its preferred form (IMF-fixdate, RFC 9110 §5.6.7):
+/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date_ms(s: &str) -> Option<u64> {
+    let mut parts = s.split_ascii_whitespace();
+    let (_day, d, mon, y, time, zone) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if zone != "GMT" || parts.next().is_some() {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mo = MONTHS.iter().position(|m| *m == mon)? as i64 + 1;
+    let mut hms = time.split(':');
+    let (h, mi, sec) = (hms.next()?, hms.next()?, hms.next()?);
+    unix_ms(
+        y.parse().ok()?,
+        mo,
+        d.parse().ok()?,
+        h.parse().ok()?,
+        mi.parse().ok()?,
+        sec.parse().ok()?,
+    )
 }
 
 /// Parses a Go-style duration as OpenAI writes it: `1h2m3.5s`, `250ms`.

@@ -87,7 +87,7 @@ fn a_failed_probe_doubles_the_backoff_up_to_the_cap_and_a_good_one_heals() {
 #[test]
 fn retry_after_cools_the_target_without_ejecting_it() {
     let h = cell();
-    let wait = wait_hint(b"Retry-After", b"7").unwrap();
+    let wait = wait_hint(b"Retry-After", b"7", 0).unwrap();
     h.cool(S, wait);
     assert_eq!(h.state(S), State::Cooling);
     assert_eq!(h.pass(S), Pass::No);
@@ -103,19 +103,56 @@ fn retry_after_cools_the_target_without_ejecting_it() {
 
 #[test]
 fn wait_hints_in_each_providers_shape() {
-    assert_eq!(wait_hint(b"retry-after", b"2"), Some(2 * S));
-    assert_eq!(wait_hint(b"retry-after", b"1.5"), Some(1_500_000_000));
-    assert_eq!(wait_hint(b"retry-after-ms", b"250"), Some(250_000_000));
-    assert_eq!(wait_hint(b"x-ratelimit-reset-requests", b"6m0s"), Some(360 * S));
-    assert_eq!(wait_hint(b"x-ratelimit-reset-tokens", b"20ms"), Some(20_000_000));
+    let hint = |n: &str, v: &str| wait_hint(n.as_bytes(), v.as_bytes(), 0);
+    assert_eq!(hint("retry-after", "2"), Some(2 * S));
+    assert_eq!(hint("retry-after", "1.5"), Some(1_500_000_000));
+    assert_eq!(hint("retry-after-ms", "250"), Some(250_000_000));
+    assert_eq!(hint("x-ratelimit-reset-requests", "6m0s"), Some(360 * S));
+    assert_eq!(hint("x-ratelimit-reset-tokens", "20ms"), Some(20_000_000));
+    assert_eq!(hint("x-ratelimit-reset-tokens", "1h"), Some(MAX_COOLDOWN_NS));
+    assert_eq!(hint("retry-after", "-1"), None);
+    assert_eq!(hint("x-ratelimit-reset-tokens", "5x"), None);
+    assert_eq!(hint("content-type", "1"), None);
+    // Dates, against a wall clock of 2015-10-21T07:28:00Z.
+    let now = 1_445_412_480_000;
+    let at = |n: &str, v: &str| wait_hint(n.as_bytes(), v.as_bytes(), now);
+    assert_eq!(at("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT"), Some(30 * S));
     assert_eq!(
-        wait_hint(b"x-ratelimit-reset-tokens", b"1h"),
-        Some(MAX_COOLDOWN_NS)
+        at("retry-after", "Wed, 21 Oct 2015 07:27:00 GMT"),
+        Some(0),
+        "past: no wait"
     );
-    assert_eq!(wait_hint(b"retry-after", b"Wed, 21 Oct 2015 07:28:00 GMT"), None);
-    assert_eq!(wait_hint(b"retry-after", b"-1"), None);
-    assert_eq!(wait_hint(b"x-ratelimit-reset-tokens", b"5x"), None);
-    assert_eq!(wait_hint(b"content-type", b"1"), None);
+    assert_eq!(at("retry-after", "Wed, 21 Oct 2015 07:28:30 PST"), None);
+    assert_eq!(
+        at("anthropic-ratelimit-requests-reset", "2015-10-21T07:28:12Z"),
+        Some(12 * S)
+    );
+    assert_eq!(
+        at(
+            "Anthropic-RateLimit-Output-Tokens-Reset",
+            "2015-10-21T07:28:01.250Z"
+        ),
+        Some(1_250_000_000)
+    );
+    assert_eq!(
+        at("anthropic-ratelimit-tokens-reset", "2015-10-21T09:28:05+02:00"),
+        Some(5 * S),
+        "an offset is applied"
+    );
+    assert_eq!(at("anthropic-ratelimit-tokens-reset", "2015-10-21 junk"), None);
+    for hostile in [
+        "2015-10-21T07:28:12+0é:0",
+        "2015-10-21T07:28:12.é",
+        "2015-10-21T07:2é:12Z",
+        "é",
+    ] {
+        assert_eq!(at("anthropic-ratelimit-tokens-reset", hostile), None, "{hostile}");
+        assert_eq!(at("retry-after", hostile), None, "{hostile}");
+    }
+    assert_eq!(
+        at("anthropic-ratelimit-tokens-remaining", "2015-10-21T07:28:12Z"),
+        None
+    );
 }
 
 #[test]

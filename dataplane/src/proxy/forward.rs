@@ -312,10 +312,14 @@ pub fn judge_status<'a>(status: u16, headers: impl Iterator<Item = (&'a [u8], &'
 
 /// How long the provider asked to wait: `retry-after-ms` over
 /// `retry-after`, either over the rate-limit reset headers (the longest).
+/// Only a 429/529 asks, so the wall clock is read only then.
 fn wait_of<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Option<u64> {
+    let now_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let (mut ms, mut s, mut reset) = (None, None, None::<u64>);
     for (name, value) in headers {
-        let Some(wait) = wait_hint(name, value) else {
+        let Some(wait) = wait_hint(name, value, now_unix_ms) else {
             continue;
         };
         if name.eq_ignore_ascii_case(b"retry-after-ms") {
