@@ -233,6 +233,10 @@ fn route_policy(route: &super::types::Route) -> Result<RoutePolicy, IndexError> 
     })
 }
 
+/// Most targets in one route (the data plane tracks the ones a request
+/// tried in one 64-bit word).
+pub const MAX_ROUTE_TARGETS: usize = 64;
+
 /// A compiled snapshot.
 #[derive(Debug)]
 pub struct Index {
@@ -448,6 +452,13 @@ impl Index {
         for route in ordered {
             if route.targets.is_empty() {
                 bail!("route {:?} has no targets", route.model);
+            }
+            if route.targets.len() > MAX_ROUTE_TARGETS {
+                bail!(
+                    "route {:?} has {} targets; at most {MAX_ROUTE_TARGETS}",
+                    route.model,
+                    route.targets.len()
+                );
             }
             // Off the hot path: cl100k's tables, if an older model is routed
             // (o200k's are loaded at start; see `tokens::warm_up`).

@@ -210,9 +210,9 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Targets already tried by this request (indices under 64; a route has
-/// fewer targets than that in practice, and one beyond is never re-tried
-/// anyway, being past the cursor of [`next_usable`]'s scan).
+/// Targets already tried by this request: a bit per index (a route has at
+/// most [`sluice_contract::snapshot::index::MAX_ROUTE_TARGETS`] = 64, which
+/// the compile step enforces).
 #[derive(Default)]
 struct Tried(u64);
 
