@@ -62,7 +62,10 @@ fn targets(strategy: &str) -> Arc<[RouteTarget]> {
 
 fn choose(t: &[RouteTarget], choice: &Choice, rng: &mut Rng) -> Option<usize> {
     let order = order(t, choice, || rng.below(u64::MAX));
-    order.iter().copied().find(|&i| t[i].health.pass(choice.now) != Pass::No)
+    order
+        .iter()
+        .copied()
+        .find(|&i| t[i].health.pass(choice.now) != Pass::No)
 }
 
 fn bench(c: &mut Criterion) {
