@@ -21,6 +21,7 @@ pub mod codec;
 pub mod crypto;
 pub mod cut;
 pub mod dialect;
+pub mod health;
 pub mod iphash;
 pub mod policy;
 pub mod quota;

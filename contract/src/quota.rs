@@ -10,6 +10,7 @@ pub mod gcra;
 pub mod inflight;
 pub mod price;
 
+use crate::health::{RetryBudget, TargetHealth};
 use credit::Credit;
 use gcra::Gcra;
 use inflight::InFlight;
@@ -23,6 +24,10 @@ pub struct Registry {
     limiters: Mutex<HashMap<(String, u64), Arc<Gcra>>>,
     credits: Mutex<HashMap<String, Arc<Credit>>>,
     in_flight: Mutex<HashMap<String, Arc<InFlight>>>,
+    /// Health by (upstream, provider key owner, key id).
+    health: Mutex<HashMap<(String, String, String), Arc<TargetHealth>>>,
+    /// Retry budgets by upstream name.
+    budgets: Mutex<HashMap<String, Arc<RetryBudget>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -61,6 +66,40 @@ impl Registry {
         let f = map.entry(tenant.to_owned()).or_default().clone();
         f.set_limit(limit);
         f
+    }
+
+    /// The health of `upstream` used with the key `key_id` of `owner` (empty
+    /// for an operator-wide key): the same cell for every route and tenant
+    /// that shares the pair, and across snapshots.
+    pub fn health(&self, upstream: &Arc<str>, owner: &str, key_id: &Arc<str>) -> Arc<TargetHealth> {
+        let mut map = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((upstream.to_string(), owner.to_owned(), key_id.to_string()))
+            .or_insert_with(|| Arc::new(TargetHealth::new(upstream.clone(), key_id.clone())))
+            .clone()
+    }
+
+    /// Forgets the health of every (upstream, owner, key) not in `used`: a
+    /// snapshot that no longer routes to a pair drops it from the metrics
+    /// (indexes still running keep their cells until they are dropped).
+    pub fn keep_health(&self, used: &std::collections::HashSet<(String, String, String)>) {
+        let mut map = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|k, _| used.contains(k));
+    }
+
+    /// The retry budget of `upstream`, kept across snapshots.
+    pub fn budget(&self, upstream: &str) -> Arc<RetryBudget> {
+        let mut map = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(upstream.to_owned()).or_default().clone()
+    }
+
+    /// Every target health cell with the owner of its key (empty for an
+    /// operator-wide key), sorted by upstream, owner and key (for metrics and
+    /// status pages; takes the lock, so never on the request path).
+    pub fn health_cells(&self) -> Vec<(String, Arc<TargetHealth>)> {
+        let map = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cells: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        cells.sort_by(|a, b| a.0.cmp(&b.0));
+        cells.into_iter().map(|((_, owner, _), v)| (owner, v)).collect()
     }
 }
 

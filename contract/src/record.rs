@@ -199,6 +199,30 @@ pub struct Record {
     /// until a grant makes the balance positive again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overrun_micros: Option<u64>,
+    /// Each upstream attempt, in order (empty when none was made).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tries: Vec<Attempt>,
+}
+
+/// One upstream attempt of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Upstream name.
+    pub upstream: Arc<str>,
+    /// Provider key id (never the key).
+    pub key_id: Arc<str>,
+    /// The status the upstream answered with, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Low-cardinality label of what went wrong: a transport error, a
+    /// timeout, or why an answer was not passed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Cow<'static, str>>,
+    /// From the start of the attempt to its response head or failure, µs.
+    pub us: u64,
+    /// The attempt was the half-open probe of an ejected target.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
 }
 
 /// The policy's decision on a request.
@@ -243,6 +267,7 @@ impl Record {
             content_sealed: None,
             unpriced: false,
             overrun_micros: None,
+            tries: Vec::new(),
         }
     }
 }

@@ -12,4 +12,6 @@ pub mod types;
 pub use index::{
     Index, IndexError, KeyEntry, KeyMaterial, RouteEntry, RouteTarget, TenantEntry, UpstreamEntry,
 };
-pub use types::{ApiKey, KeySource, ProviderKey, ProviderKind, Route, Snapshot, Target, Tenant, Upstream};
+pub use types::{
+    ApiKey, KeySource, ProviderKey, ProviderKind, Route, Snapshot, Strategy, Target, Tenant, Upstream,
+};

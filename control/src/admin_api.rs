@@ -13,7 +13,9 @@
 //! - `PUT|GET /v1/tenants/{t}/routes`, `DELETE /v1/tenants/{t}/routes/{model, percent-encoded}`
 //! - `GET /v1/tenants/{t}/logs?since=&until=&limit=`, `GET /v1/tenants/{t}/usage`
 //! - `POST|GET /v1/upstreams`, `DELETE /v1/upstreams/{name}`
-//! - `POST|GET /v1/dataplanes`, `POST /v1/dataplanes/{id}/revoke`
+//! - `POST|GET /v1/dataplanes`, `POST /v1/dataplanes/{id}/revoke`,
+//!   `GET /v1/dataplanes/health` (each data plane's last report of its
+//!   targets' health)
 //! - prices, policies, rate limits, credit and alerts: see `billing`
 //! - privacy settings, content, export, purge and the audit trail: see `privacy`
 //! - `POST|GET /v1/tokens`, `POST /v1/tokens/{name}/revoke`: named admin tokens

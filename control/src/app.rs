@@ -8,6 +8,7 @@ use crate::snapshot::Hub;
 use crate::store::ingest::Ingested;
 use crate::store::{Store, StoreError};
 use crate::vault::Vault;
+use sluice_contract::health::TargetView;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
@@ -31,6 +32,9 @@ pub(crate) struct App {
     pub(crate) billing: crate::billing::Runtime,
     /// The audit trail (set once at start).
     pub(crate) privacy: std::sync::OnceLock<Arc<crate::privacy::hooks::Hooks>>,
+    /// Each data plane's last report of its targets' health, with when it
+    /// came (kept in memory only: it is a live view, not history).
+    pub(crate) target_health: Mutex<std::collections::BTreeMap<String, (u64, Vec<TargetView>)>>,
 }
 
 impl App {
@@ -52,6 +56,7 @@ impl App {
             admin_token_sha256: sluice_contract::crypto::sha256(admin_token.as_bytes()),
             billing: crate::billing::Runtime::default(),
             privacy: std::sync::OnceLock::new(),
+            target_health: Mutex::default(),
         }
     }
 

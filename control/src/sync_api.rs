@@ -12,6 +12,9 @@
 //! - `POST /v1/records` `{"batch":[{"seq":u64,"record":Record},...]}` (at most
 //!   10,000 records, body at most 64 MiB): stored in one transaction keyed by
 //!   (data plane, seq), replays skipped; 200 `{"acked_through":max_seq,"stored":n}`.
+//! - `POST /v1/health` `{"targets":[TargetView,...]}` (at most
+//!   [`MAX_HEALTH_TARGETS`]): the data plane's view of its route targets'
+//!   health, kept in memory for `GET /v1/dataplanes/health`; 204.
 //! - `GET /healthz`.
 
 use crate::app::{secret_eq, store_error, App};
@@ -30,6 +33,8 @@ use std::time::Duration;
 pub(crate) const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Most records in one batch.
 pub(crate) const MAX_BATCH: usize = 10_000;
+/// Most targets in one health report.
+pub(crate) const MAX_HEALTH_TARGETS: usize = 10_000;
 /// How long a snapshot poll is held before a 204.
 pub(crate) const LONG_POLL: Duration = Duration::from_secs(25);
 /// Header carrying the current snapshot version.
@@ -54,8 +59,13 @@ struct Ack {
     stored: u64,
 }
 
-/// Most bytes of a body on a sync route other than `POST /v1/records`.
+/// Most bytes of a body on a sync route other than `POST /v1/records` and
+/// `POST /v1/health`.
 const SMALL_BODY: usize = 64 * 1024;
+
+/// Most bytes of a health report: [`MAX_HEALTH_TARGETS`] targets of a few
+/// hundred bytes each.
+const HEALTH_BODY: usize = 4 * 1024 * 1024;
 
 /// Admits a sync request on its head (see [`crate::http::server::Admit`]):
 /// a data plane's token is checked before any of its body is read, and only
@@ -64,6 +74,7 @@ pub(crate) fn admit(app: &Arc<App>, req: &Request) -> Result<usize, Response> {
     match req.path.as_str() {
         "/v1/records" => authenticate(app, req).map(|_| MAX_BODY),
         "/v1/snapshot" => authenticate(app, req).map(|_| SMALL_BODY),
+        "/v1/health" => authenticate(app, req).map(|_| HEALTH_BODY),
         _ => Ok(0),
     }
 }
@@ -72,7 +83,7 @@ pub(crate) fn admit(app: &Arc<App>, req: &Request) -> Result<usize, Response> {
 pub(crate) fn handle(app: &Arc<App>, req: &Request, long_poll: Duration) -> Response {
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/healthz") => return Response::text(200, "text/plain", "ok\n".into()),
-        (_, "/v1/snapshot" | "/v1/records") => {}
+        (_, "/v1/snapshot" | "/v1/records" | "/v1/health") => {}
         _ => {
             return Response::error(
                 404,
@@ -87,6 +98,7 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request, long_poll: Duration) -> Resp
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/v1/snapshot") => snapshot(app, req, &row, long_poll),
         ("POST", "/v1/records") => records(app, req, &token, &row),
+        ("POST", "/v1/health") => health(app, req, &row),
         _ => Response::error(405, &format!("{} is not allowed on {}", req.method, req.path)),
     }
 }
@@ -145,6 +157,27 @@ fn snapshot(app: &App, req: &Request, row: &DataplaneRow, long_poll: Duration) -
         }
         Err(e) => store_error(&e),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthBody {
+    targets: Vec<sluice_contract::health::TargetView>,
+}
+
+fn health(app: &App, req: &Request, row: &DataplaneRow) -> Response {
+    let parsed: HealthBody = match serde_json::from_slice(&req.body) {
+        Ok(b) => b,
+        Err(e) => return Response::error(400, &format!("bad health body: {e}")),
+    };
+    if parsed.targets.len() > MAX_HEALTH_TARGETS {
+        return Response::error(400, &format!("at most {MAX_HEALTH_TARGETS} targets in a report"));
+    }
+    app.target_health
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(row.id.clone(), (crate::clock::now_ms(), parsed.targets));
+    Response::empty(204)
 }
 
 fn records(app: &App, req: &Request, token: &EnrollToken, row: &DataplaneRow) -> Response {

@@ -249,6 +249,16 @@ fn run(args: Args) -> Result<(), ConfigError> {
         }
     };
 
+    let extra: admin::Extra = {
+        let cell = cell.clone();
+        Arc::new(move || {
+            let mut text = extra();
+            let cells = cell.current().health_cells();
+            let now = sluice_contract::quota::now_ns();
+            sluice_dataplane::metrics::render_health(&cells, now, &mut text);
+            text
+        })
+    };
     current::spawn_address_refresher(cell.clone(), limits.dns_refresh())
         .map_err(|e| ConfigError(format!("dns refresh thread: {e}")))?;
     let config = ServerConfig {

@@ -2,9 +2,11 @@
 //! block of relaxed atomics (no contention, no locks); the admin listener sums
 //! the blocks when scraped.
 
+use sluice_contract::health::{State, TargetHealth};
 use sluice_contract::record::ApiRoute;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
 
 const STATUSES: [u16; 16] = [
     200, 400, 401, 402, 403, 404, 405, 408, 413, 429, 431, 500, 502, 503, 504, 0,
@@ -245,6 +247,86 @@ impl Metrics {
     }
 }
 
+/// A counter of a target: name, help, and how to read it.
+type Counter = (&'static str, &'static str, fn(&TargetHealth) -> u64);
+
+/// Appends each target's health (one series per upstream, key owner and
+/// key id): its state, one-hot; ejections, cooldowns, probes, retries and
+/// retry-budget refusals; its peak EWMA of time to first byte.
+pub fn render_health(cells: &[(String, Arc<TargetHealth>)], now: u64, out: &mut String) {
+    if cells.is_empty() {
+        return;
+    }
+    let labels = |owner: &str, h: &TargetHealth| {
+        format!(
+            "upstream=\"{}\",tenant=\"{}\",key=\"{}\"",
+            escape(&h.upstream),
+            escape(owner),
+            escape(&h.key)
+        )
+    };
+    out.push_str("# HELP sluice_target_health Passive health of each target (upstream with provider key), 1 for its state.\n# TYPE sluice_target_health gauge\n");
+    for (owner, h) in cells {
+        let state = h.state(now);
+        for s in [State::Healthy, State::Cooling, State::HalfOpen, State::Ejected] {
+            let _ = writeln!(
+                out,
+                "sluice_target_health{{{},state=\"{}\"}} {}",
+                labels(owner, h),
+                s.label().0,
+                u8::from(s == state)
+            );
+        }
+    }
+    let series: [Counter; 5] = [
+        (
+            "sluice_target_ejections_total",
+            "Times the target was ejected.",
+            |h| h.counts.ejections.load(Relaxed),
+        ),
+        (
+            "sluice_target_cooldowns_total",
+            "Times a Retry-After or reset hint cooled the target down.",
+            |h| h.counts.cooldowns.load(Relaxed),
+        ),
+        (
+            "sluice_target_probes_total",
+            "Half-open probes let through to the target.",
+            |h| h.counts.probes.load(Relaxed),
+        ),
+        (
+            "sluice_target_retries_total",
+            "Next targets tried after this target failed.",
+            |h| h.counts.retries.load(Relaxed),
+        ),
+        (
+            "sluice_target_retry_budget_refusals_total",
+            "Retries refused by the upstream's budget after this target failed.",
+            |h| h.counts.budget_refusals.load(Relaxed),
+        ),
+    ];
+    for (name, help, get) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (owner, h) in cells {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(owner, h), get(h));
+        }
+    }
+    out.push_str("# HELP sluice_target_ttfb_ewma_seconds Peak EWMA of the target's time to first byte.\n# TYPE sluice_target_ttfb_ewma_seconds gauge\n");
+    for (owner, h) in cells {
+        let _ = writeln!(
+            out,
+            "sluice_target_ttfb_ewma_seconds{{{}}} {}",
+            labels(owner, h),
+            h.ttfb_ewma_us() as f64 / 1e6
+        );
+    }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +347,30 @@ mod tests {
         assert!(text.contains("sluice_upstream_ttfb_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("sluice_upstream_ttfb_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("sluice_worker_driver{worker=\"1\",driver=\"epoll\"} 1"));
+    }
+
+    #[test]
+    fn renders_target_health() {
+        let a = Arc::new(TargetHealth::new("a".into(), "pk\"1".into()));
+        let policy = sluice_contract::health::EjectPolicy::default();
+        for _ in 0..policy.after {
+            a.failure(0, &policy, false);
+        }
+        let b = Arc::new(TargetHealth::new("b".into(), "pk".into()));
+        b.cool(0, 1_000_000_000);
+        b.observe_ttfb(0, 250_000);
+        let mut text = String::new();
+        render_health(&[("acme".into(), a), (String::new(), b)], 1, &mut text);
+        let a = "upstream=\"a\",tenant=\"acme\",key=\"pk\\\"1\"";
+        assert!(
+            text.contains(&format!("sluice_target_health{{{a},state=\"ejected\"}} 1")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("sluice_target_health{{{a},state=\"healthy\"}} 0")));
+        assert!(text.contains(&format!("sluice_target_ejections_total{{{a}}} 1")));
+        let b = "upstream=\"b\",tenant=\"\",key=\"pk\"";
+        assert!(text.contains(&format!("sluice_target_health{{{b},state=\"cooling\"}} 1")));
+        assert!(text.contains(&format!("sluice_target_cooldowns_total{{{b}}} 1")));
+        assert!(text.contains(&format!("sluice_target_ttfb_ewma_seconds{{{b}}} 0.25")));
     }
 }

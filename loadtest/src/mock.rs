@@ -96,6 +96,18 @@ pub(crate) struct MockArgs {
     /// `GET /_mock/last`. Off by default: it takes a lock per request.
     #[arg(long)]
     pub(crate) record: bool,
+    /// Answer every provider request with this error status (400–599) in
+    /// the provider's shape, unless `x-mock-status` says otherwise: a
+    /// target that fails for every client, for fault matrices.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(400..=599))]
+    pub(crate) status: Option<u16>,
+    /// Seconds sent as `retry-after` on 429, 503 and 529 answers.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) retry_after: u64,
+    /// Silence before every response head, ms, unless `x-mock-head-delay-ms`
+    /// says otherwise: a target slower than a first-byte limit.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) head_delay_ms: u64,
     /// Run on the epoll driver instead of io_uring (like
     /// `MONOIO_FORCE_LEGACY_DRIVER=1`, without touching the environment).
     #[arg(long)]

@@ -21,6 +21,8 @@ pub struct MockOpts {
     pub tokens: Option<u32>,
     /// `--record` (keeps the last request for `GET /_mock/last`).
     pub record: bool,
+    /// Further flags, e.g. `--status 503` to fail every request.
+    pub args: Vec<String>,
 }
 
 impl Default for MockOpts {
@@ -31,6 +33,7 @@ impl Default for MockOpts {
             require_key: None,
             tokens: None,
             record: true,
+            args: Vec::new(),
         }
     }
 }
@@ -72,6 +75,7 @@ impl Mock {
         if opts.record {
             cmd.arg("--record");
         }
+        cmd.args(&opts.args);
         cmd.env_remove("MONOIO_FORCE_LEGACY_DRIVER")
             .env("RUST_LOG", "warn");
         let mut proc = Proc::spawn("mock", cmd, dir.join("mock.stderr"));

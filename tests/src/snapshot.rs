@@ -30,6 +30,10 @@ struct RouteSpec {
     tenant: Option<String>,
     model: String,
     targets: Vec<(String, String)>,
+    /// Further `key = value` lines of the route's table.
+    settings: String,
+    /// Weights of the targets, in order (none: the default).
+    weights: Vec<u32>,
 }
 
 impl Snapshot {
@@ -77,7 +81,27 @@ impl Snapshot {
             tenant: tenant.map(Into::into),
             model: model.into(),
             targets,
+            settings: String::new(),
+            weights: Vec::new(),
         });
+        self
+    }
+
+    /// Sets the weights of the last route's targets, in order.
+    pub fn route_weights(mut self, weights: &[u32]) -> Snapshot {
+        if let Some(r) = self.routes.last_mut() {
+            r.weights = weights.to_vec();
+        }
+        self
+    }
+
+    /// Adds `key = value` lines (e.g. `strategy = "weighted"`) to the last
+    /// route added.
+    pub fn route_settings(mut self, lines: &str) -> Snapshot {
+        if let Some(r) = self.routes.last_mut() {
+            r.settings.push_str(lines.trim());
+            r.settings.push('\n');
+        }
         self
     }
 
@@ -126,15 +150,22 @@ impl Snapshot {
             tenant,
             model,
             targets,
+            settings,
+            weights,
         } in &self.routes
         {
             out.push_str("[[routes]]\n");
             if let Some(t) = tenant {
                 let _ = writeln!(out, "tenant = {}", q(t));
             }
+            out.push_str(settings);
             let targets: Vec<String> = targets
                 .iter()
-                .map(|(u, k)| format!("{{ upstream = {}, provider_key = {} }}", q(u), q(k)))
+                .enumerate()
+                .map(|(i, (u, k))| match weights.get(i) {
+                    Some(w) => format!("{{ upstream = {}, provider_key = {}, weight = {w} }}", q(u), q(k)),
+                    None => format!("{{ upstream = {}, provider_key = {} }}", q(u), q(k)),
+                })
                 .collect();
             let _ = writeln!(out, "model = {}\ntargets = [{}]\n", q(model), targets.join(", "));
         }

@@ -85,6 +85,35 @@ fn cli_to_gateway_end_to_end(d: Driver) {
     let apikeys = c.ok(&["apikey", "list", "--tenant", TENANT, "--json"], None);
     assert!(!apikeys.contains(&f.key), "apikey list shows the key: {apikeys}");
 
+    // The data plane reports how it sees its targets; the CLI shows it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let health = c.json(&["dataplane", "health"]);
+        let found = health
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["dataplane"] == DATAPLANE_ID).cloned());
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no health report from the data plane: {health}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let targets = report["targets"].as_array().unwrap();
+    let mock = targets
+        .iter()
+        .find(|t| t["upstream"] == "mock" && t["key"] == "pk")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(mock["state"], "healthy", "{report}");
+    assert_eq!(mock["tenant"], TENANT, "{report}");
+    let table = c.ok(&["dataplane", "health"], None);
+    assert!(
+        table.contains("healthy") && table.contains(DATAPLANE_ID),
+        "{table}"
+    );
+
     // A streamed and a non-streamed request, and an Anthropic stream. The
     // mock requires the provider key, so a 200 also proves the data plane
     // opened the sealed key it was sent.
@@ -595,4 +624,61 @@ fn bad_admin_input_changes_nothing() {
     // The check can fail: an accepted change moves the version.
     c.ok(&["tenant", "create", "beta"], None);
     assert_eq!(c.snapshot_version(&token), before + 1);
+}
+
+#[test]
+fn route_settings_through_the_cli() {
+    let dir = TempDir::new("route-settings");
+    let c = Control::start(&dir.join("control"), dir.path(), "info");
+    configure(&c, "http://127.0.0.1:9", "sk-provider-route-settings");
+    let set = |extra: &[&str]| {
+        let mut args = vec![
+            "route",
+            "set",
+            "--tenant",
+            TENANT,
+            "--model",
+            "spread",
+            "--target",
+            "upstream=mock,key=pk,weight=3",
+            "--target",
+            "upstream=mock,key=pk,weight=1,priority=0",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let args = set(&[
+        "--strategy",
+        "least-latency",
+        "--first-byte-timeout-ms",
+        "1500",
+        "--retry-budget",
+        "0.3",
+        "--eject-after",
+        "2",
+        "--eject-ms",
+        "1000",
+    ]);
+    let out = c.ok(&args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    assert!(out.contains("least-latency"), "{out}");
+    let routes = c.json(&["route", "list", "--tenant", TENANT]);
+    let route = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["model"] == "spread")
+        .unwrap_or_else(|| panic!("{routes}"));
+    assert_eq!(route["strategy"], "least-latency", "{route}");
+    assert_eq!(route["first_byte_timeout_ms"], 1500, "{route}");
+    assert_eq!(route["retry_budget"], 0.3, "{route}");
+    assert_eq!(route["eject_after"], 2, "{route}");
+    assert_eq!(route["eject_ms"], 1000, "{route}");
+    for (extra, expect) in [
+        (&["--retry-budget", "11"][..], "retry_budget"),
+        (&["--eject-after", "0"][..], "eject_after"),
+        (&["--strategy", "fastest"][..], "fastest"),
+    ] {
+        let args = set(extra);
+        refused(&c, &args.iter().map(String::as_str).collect::<Vec<_>>(), expect);
+    }
 }

@@ -1,7 +1,8 @@
 //! The compiled snapshot: hash maps built off the hot path, read per request.
 
-use super::types::{ProviderKind, Snapshot};
+use super::types::{ProviderKind, Snapshot, Strategy};
 use crate::crypto::{unhex, SealKey};
+use crate::health::{EjectPolicy, RetryBudget, TargetHealth};
 use crate::quota::credit::Credit;
 use crate::quota::gcra::Gcra;
 use crate::quota::price::{Price, PriceTable};
@@ -145,7 +146,98 @@ pub struct RouteTarget {
     pub priority: u32,
     /// Weight among targets of equal priority.
     pub weight: u32,
+    /// The route's choice, timeout, retry and ejection settings.
+    pub policy: Arc<RoutePolicy>,
+    /// Passive health of this upstream with this key, shared by every route
+    /// and worker that uses the pair, and kept across snapshots.
+    pub health: Arc<TargetHealth>,
+    /// The upstream's retry budget, shared likewise.
+    pub budget: Arc<RetryBudget>,
+    /// The price of the model sent upstream, for least-cost choice.
+    pub price: Option<Price>,
 }
+
+/// A route's settings, compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutePolicy {
+    /// How targets are chosen.
+    pub strategy: Strategy,
+    /// Time allowed for the first response byte, when the route sets one.
+    pub first_byte_timeout: Option<std::time::Duration>,
+    /// Retries per upstream as a share of its requests.
+    pub retry_ratio: f64,
+    /// Retries per upstream per window allowed regardless.
+    pub retry_min: u32,
+    /// When to eject a failing target.
+    pub eject: EjectPolicy,
+}
+
+impl Default for RoutePolicy {
+    fn default() -> Self {
+        RoutePolicy {
+            strategy: Strategy::Ordered,
+            first_byte_timeout: None,
+            retry_ratio: 0.2,
+            retry_min: 10,
+            eject: EjectPolicy::default(),
+        }
+    }
+}
+
+/// Checks a route's settings (strategy, first-byte limit, retry budget,
+/// ejection) as the compile step will, for an admin API that answers 400
+/// before storing a route.
+pub fn check_route_settings(route: &super::types::Route) -> Result<(), IndexError> {
+    route_policy(route).map(|_| ())
+}
+
+fn route_policy(route: &super::types::Route) -> Result<RoutePolicy, IndexError> {
+    let d = RoutePolicy::default();
+    let ratio = route.retry_budget.unwrap_or(d.retry_ratio);
+    if !(ratio.is_finite() && (0.0..=10.0).contains(&ratio)) {
+        bail!(
+            "route {:?}: retry_budget {ratio} is not a share between 0 and 10",
+            route.model
+        );
+    }
+    if route.eject_after == Some(0) {
+        bail!("route {:?}: eject_after must be at least 1", route.model);
+    }
+    if route.first_byte_timeout_ms == Some(0) {
+        bail!("route {:?}: first_byte_timeout_ms must be positive", route.model);
+    }
+    let rate = route.eject_failure_rate.unwrap_or(0.0);
+    if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {
+        bail!(
+            "route {:?}: eject_failure_rate {rate} is not a share between 0 and 1",
+            route.model
+        );
+    }
+    let base_ns = route
+        .eject_ms
+        .map_or(d.eject.base_ns, |ms| ms.saturating_mul(1_000_000));
+    let max_ns = route
+        .eject_max_ms
+        .map_or(d.eject.max_ns, |ms| ms.saturating_mul(1_000_000))
+        .max(base_ns);
+    Ok(RoutePolicy {
+        strategy: route.strategy,
+        first_byte_timeout: route.first_byte_timeout_ms.map(std::time::Duration::from_millis),
+        retry_ratio: ratio,
+        retry_min: route.retry_min.unwrap_or(d.retry_min),
+        eject: EjectPolicy {
+            after: route.eject_after.unwrap_or(d.eject.after),
+            base_ns,
+            max_ns,
+            rate_permille: (rate * 1000.0).round() as u32,
+            rate_min: route.eject_min_requests.unwrap_or(d.eject.rate_min),
+        },
+    })
+}
+
+/// Most targets in one route (the data plane tracks the ones a request
+/// tried in one 64-bit word).
+pub const MAX_ROUTE_TARGETS: usize = 64;
 
 /// A compiled snapshot.
 #[derive(Debug)]
@@ -170,6 +262,12 @@ pub enum KeyMaterial<'a> {
 }
 
 impl Index {
+    /// Every target's health cell this data plane has seen (for metrics;
+    /// takes a lock, so never on the request path).
+    pub fn health_cells(&self) -> Vec<(String, Arc<TargetHealth>)> {
+        self.registry.health_cells()
+    }
+
     /// Compiles `snap`. Every reference must resolve: a route to a missing
     /// upstream or key is an error, not a request-time surprise.
     pub fn build(snap: &Snapshot, material: KeyMaterial<'_>) -> Result<Index, IndexError> {
@@ -342,6 +440,31 @@ impl Index {
             }
         }
 
+        let mut prices = Vec::with_capacity(snap.prices.len());
+        for p in &snap.prices {
+            let usd = |v: f64| -> Result<u64, IndexError> {
+                if v.is_finite() && (0.0..=1e6).contains(&v) {
+                    Ok((v * 1e6).round() as u64)
+                } else {
+                    Err(IndexError(format!(
+                        "price of {:?}: {v} is not a price in USD per million tokens",
+                        p.model
+                    )))
+                }
+            };
+            let input = usd(p.input)?;
+            let price = Price {
+                input,
+                cached_input: p.cached_input.map(usd).transpose()?.unwrap_or(input),
+                cache_write: p.cache_write.map(usd).transpose()?.unwrap_or(input),
+                output: usd(p.output)?,
+                max_output_tokens: p.max_output_tokens,
+            };
+            prices.push((p.model.as_str(), price));
+        }
+        let prices = PriceTable::with_overrides(prices);
+
+        let mut used_health = std::collections::HashSet::new();
         // Shared routes first, then tenant routes override them.
         let mut ordered: Vec<&super::types::Route> =
             snap.routes.iter().filter(|r| r.tenant.is_none()).collect();
@@ -349,6 +472,13 @@ impl Index {
         for route in ordered {
             if route.targets.is_empty() {
                 bail!("route {:?} has no targets", route.model);
+            }
+            if route.targets.len() > MAX_ROUTE_TARGETS {
+                bail!(
+                    "route {:?} has {} targets; at most {MAX_ROUTE_TARGETS}",
+                    route.model,
+                    route.targets.len()
+                );
             }
             // Off the hot path: cl100k's tables, if an older model is routed
             // (o200k's are loaded at start; see `tokens::warm_up`).
@@ -363,6 +493,7 @@ impl Index {
                 Some(t) => vec![t.as_str()],
                 None => tenants.keys().copied().collect(),
             };
+            let policy = Arc::new(route_policy(route)?);
             for owner in owners {
                 let mut targets = Vec::with_capacity(route.targets.len());
                 for (pos, t) in route.targets.iter().enumerate() {
@@ -379,12 +510,29 @@ impl Index {
                             t.provider_key
                         );
                     };
+                    let key_owner = if pkeys.contains_key(&(owner, t.provider_key.as_str())) {
+                        owner
+                    } else {
+                        ""
+                    };
+                    let sent_model = t.model.as_deref().unwrap_or(&route.model);
                     targets.push(RouteTarget {
                         upstream: upstream.clone(),
                         key: key.clone(),
                         model: t.model.as_deref().map(Arc::from),
                         priority: t.priority.unwrap_or(pos as u32),
                         weight: t.weight.max(1),
+                        policy: policy.clone(),
+                        health: {
+                            used_health.insert((
+                                upstream.name.to_string(),
+                                key_owner.to_owned(),
+                                key.id.to_string(),
+                            ));
+                            registry.health(&upstream.name, key_owner, &key.id)
+                        },
+                        budget: registry.budget(&upstream.name),
+                        price: prices.lookup(sent_model),
                     });
                 }
                 targets.sort_by_key(|t| t.priority);
@@ -432,33 +580,14 @@ impl Index {
                 bail!("policy, limit or credit names unknown tenant {t:?}");
             }
         }
-        let mut prices = Vec::with_capacity(snap.prices.len());
-        for p in &snap.prices {
-            let usd = |v: f64| -> Result<u64, IndexError> {
-                if v.is_finite() && (0.0..=1e6).contains(&v) {
-                    Ok((v * 1e6).round() as u64)
-                } else {
-                    Err(IndexError(format!(
-                        "price of {:?}: {v} is not a price in USD per million tokens",
-                        p.model
-                    )))
-                }
-            };
-            let input = usd(p.input)?;
-            let price = Price {
-                input,
-                cached_input: p.cached_input.map(usd).transpose()?.unwrap_or(input),
-                cache_write: p.cache_write.map(usd).transpose()?.unwrap_or(input),
-                output: usd(p.output)?,
-                max_output_tokens: p.max_output_tokens,
-            };
-            prices.push((p.model.as_str(), price));
-        }
+        // Targets no route uses any more leave the metrics (a snapshot that
+        // uses the pair again starts it healthy).
+        registry.keep_health(&used_health);
         Ok(Index {
             version: snap.version,
             keys,
             upstreams: upstreams.into_values().collect(),
-            prices: PriceTable::with_overrides(prices),
+            prices,
             registry,
         })
     }

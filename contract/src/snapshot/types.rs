@@ -228,7 +228,7 @@ impl ProviderKey {
 }
 
 /// A model alias and the targets that can serve it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Tenant the route belongs to; absent for a route every tenant may use.
@@ -238,6 +238,72 @@ pub struct Route {
     pub model: String,
     /// Targets, tried by ascending priority, weighted within a priority.
     pub targets: Vec<Target>,
+    /// How the first target is chosen among the healthy ones.
+    #[serde(default, skip_serializing_if = "Strategy::is_ordered")]
+    pub strategy: Strategy,
+    /// Time allowed for an upstream's first response byte before the next
+    /// target is tried, ms (default: the data plane's head timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_timeout_ms: Option<u64>,
+    /// Retries allowed per upstream, as a share of the requests it received
+    /// over the last 10–20 s (default 0.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_budget: Option<f64>,
+    /// Retries allowed per upstream per 10 s however few its requests
+    /// (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_min: Option<u32>,
+    /// Consecutive failures that eject a target (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eject_after: Option<u32>,
+    /// First ejection, ms (default 5000); doubled while the target keeps
+    /// failing its probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eject_ms: Option<u64>,
+    /// Longest ejection, ms (default 300000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eject_max_ms: Option<u64>,
+    /// Share of a target's attempts over 10 s that, failing, ejects it even
+    /// without a run of consecutive failures (default: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eject_failure_rate: Option<f64>,
+    /// Attempts in the 10 s window before the failure rate counts (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eject_min_requests: Option<u32>,
+}
+
+/// How a route chooses among its healthy targets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// By priority; weighted random within a priority.
+    #[default]
+    Ordered,
+    /// Weighted random over all targets, priorities ignored.
+    Weighted,
+    /// Power of two choices over each target's peak EWMA of time to first
+    /// byte times its requests in flight.
+    LeastLatency,
+    /// The lowest estimated cost: the target model's price for the counted
+    /// prompt tokens and the requested completion tokens.
+    LeastCost,
+}
+
+impl Strategy {
+    /// Whether this is the default (left out of serialized snapshots).
+    pub fn is_ordered(&self) -> bool {
+        *self == Strategy::Ordered
+    }
+
+    /// The name used in config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Ordered => "ordered",
+            Strategy::Weighted => "weighted",
+            Strategy::LeastLatency => "least-latency",
+            Strategy::LeastCost => "least-cost",
+        }
+    }
 }
 
 /// One place a route can send a request.

@@ -104,6 +104,18 @@ pub(super) fn dataplanes(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply 
                 .collect();
             Ok(Response::json(200, &list))
         }
+        ("GET", ["health"]) => {
+            let reports: Vec<serde_json::Value> = app
+                .target_health
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|(id, (at, targets))| {
+                    serde_json::json!({ "dataplane": id, "reported_ms": at, "targets": targets })
+                })
+                .collect();
+            Ok(Response::json(200, &reports))
+        }
         ("POST", [id, "revoke"]) => {
             app.writer
                 .admin(AdminOp::RevokeDataplane {

@@ -13,7 +13,7 @@ use crate::store::rows::{ApiKeyRow, ProviderKeyInfo, ProviderKeyRow, TenantRow};
 use crate::time::parse_time;
 use serde::{Deserialize, Deserializer, Serialize};
 use sluice_contract::crypto::{hex, random_bytes, sha256};
-use sluice_contract::snapshot::types::{ProviderKey, Route, Target};
+use sluice_contract::snapshot::types::{ProviderKey, Route, Strategy, Target};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -83,6 +83,24 @@ struct ProviderSecret {
 struct RouteBody {
     model: String,
     targets: Vec<Target>,
+    #[serde(default)]
+    strategy: Strategy,
+    #[serde(default)]
+    first_byte_timeout_ms: Option<u64>,
+    #[serde(default)]
+    retry_budget: Option<f64>,
+    #[serde(default)]
+    retry_min: Option<u32>,
+    #[serde(default)]
+    eject_after: Option<u32>,
+    #[serde(default)]
+    eject_ms: Option<u64>,
+    #[serde(default)]
+    eject_max_ms: Option<u64>,
+    #[serde(default)]
+    eject_failure_rate: Option<f64>,
+    #[serde(default)]
+    eject_min_requests: Option<u32>,
 }
 
 /// `/v1/tenants/...`.
@@ -292,7 +310,17 @@ fn set_route(app: &App, req: &Request, tenant: &str) -> Reply {
         tenant: Some(tenant.to_owned()),
         model: b.model,
         targets: b.targets,
+        strategy: b.strategy,
+        first_byte_timeout_ms: b.first_byte_timeout_ms,
+        retry_budget: b.retry_budget,
+        retry_min: b.retry_min,
+        eject_after: b.eject_after,
+        eject_ms: b.eject_ms,
+        eject_max_ms: b.eject_max_ms,
+        eject_failure_rate: b.eject_failure_rate,
+        eject_min_requests: b.eject_min_requests,
     };
+    sluice_contract::snapshot::index::check_route_settings(&route).map_err(|e| invalid(e.0))?;
     app.writer.admin(AdminOp::SetRoute(route.clone())).map_err(se)?;
     Ok(Response::json(200, &route))
 }

@@ -127,11 +127,26 @@ pub(crate) enum DataplaneCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Each data plane's view of its route targets' health (reported with
+    /// every snapshot poll, so at most ~25 s old).
+    Health {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a data plane's token (re-enroll to issue a new one).
     Revoke {
         /// Data plane id.
         id: String,
     },
+}
+
+/// One data plane's health report, as `GET /v1/dataplanes/health` lists it.
+#[derive(Deserialize, serde::Serialize)]
+struct HealthReport {
+    dataplane: String,
+    reported_ms: u64,
+    targets: Vec<sluice_contract::health::TargetView>,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +222,52 @@ pub(crate) fn run_dataplane(cmd: Noun<DataplaneCmd>) -> anyhow::Result<()> {
                 })
                 .collect();
             table::print(&["ID", "STATE", "LAST SEEN", "SNAPSHOT", "RECORDS"], &rows);
+        }
+        DataplaneCmd::Health { json } => {
+            let list: Vec<HealthReport> = c.get("/v1/dataplanes/health")?;
+            if json {
+                return print_json(&list);
+            }
+            let mut rows = Vec::new();
+            for r in &list {
+                for t in &r.targets {
+                    rows.push(vec![
+                        r.dataplane.clone(),
+                        t.upstream.clone(),
+                        if t.tenant.is_empty() {
+                            "-".into()
+                        } else {
+                            t.tenant.clone()
+                        },
+                        t.key.clone(),
+                        t.state.clone(),
+                        t.wait_ms.to_string(),
+                        t.ejections.to_string(),
+                        t.cooldowns.to_string(),
+                        t.retries.to_string(),
+                        t.budget_refusals.to_string(),
+                        format!("{:.1}", t.ttfb_ewma_us as f64 / 1000.0),
+                        table::time(Some(r.reported_ms)),
+                    ]);
+                }
+            }
+            table::print(
+                &[
+                    "DATAPLANE",
+                    "UPSTREAM",
+                    "TENANT",
+                    "KEY",
+                    "STATE",
+                    "WAIT MS",
+                    "EJECTIONS",
+                    "COOLDOWNS",
+                    "RETRIES",
+                    "REFUSED",
+                    "TTFB MS",
+                    "REPORTED",
+                ],
+                &rows,
+            );
         }
         DataplaneCmd::Revoke { id } => {
             let _: Value = c.json(

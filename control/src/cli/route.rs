@@ -20,6 +20,34 @@ pub(crate) enum RouteCmd {
         /// Repeat for fallbacks (lower priority first) and weighted splits.
         #[arg(long = "target", required = true)]
         targets: Vec<String>,
+        /// How the first target is chosen among the healthy ones: ordered,
+        /// weighted, least-latency or least-cost (default: ordered).
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Time allowed for an upstream's first byte before the next target, ms.
+        #[arg(long)]
+        first_byte_timeout_ms: Option<u64>,
+        /// Retries per upstream as a share of its requests (default 0.2).
+        #[arg(long)]
+        retry_budget: Option<f64>,
+        /// Retries per upstream per 10 s allowed regardless (default 10).
+        #[arg(long)]
+        retry_min: Option<u32>,
+        /// Consecutive failures that eject a target (default 5).
+        #[arg(long)]
+        eject_after: Option<u32>,
+        /// First ejection, ms (default 5000), doubled while probes fail.
+        #[arg(long)]
+        eject_ms: Option<u64>,
+        /// Longest ejection, ms (default 300000).
+        #[arg(long)]
+        eject_max_ms: Option<u64>,
+        /// Share of failed attempts over 10 s that ejects (default: off).
+        #[arg(long)]
+        eject_failure_rate: Option<f64>,
+        /// Attempts over 10 s before the failure rate counts (default 20).
+        #[arg(long)]
+        eject_min_requests: Option<u32>,
     },
     /// List a tenant's routes.
     List {
@@ -81,21 +109,44 @@ pub(crate) fn run(cmd: Noun<RouteCmd>) -> anyhow::Result<()> {
             tenant,
             model,
             targets,
+            strategy,
+            first_byte_timeout_ms,
+            retry_budget,
+            retry_min,
+            eject_after,
+            eject_ms,
+            eject_max_ms,
+            eject_failure_rate,
+            eject_min_requests,
         } => {
             let targets = targets
                 .iter()
                 .map(|t| parse_target(t))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let path = format!("/v1/tenants/{}/routes", seg(&tenant));
-            let r: Route = c.json(
-                method::PUT,
-                &path,
-                Some(&json!({ "model": model, "targets": targets })),
-            )?;
+            let mut body = json!({ "model": model, "targets": targets });
+            let settings = [
+                ("strategy", strategy.map(Value::from)),
+                ("first_byte_timeout_ms", first_byte_timeout_ms.map(Value::from)),
+                ("retry_budget", retry_budget.map(Value::from)),
+                ("retry_min", retry_min.map(Value::from)),
+                ("eject_after", eject_after.map(Value::from)),
+                ("eject_ms", eject_ms.map(Value::from)),
+                ("eject_max_ms", eject_max_ms.map(Value::from)),
+                ("eject_failure_rate", eject_failure_rate.map(Value::from)),
+                ("eject_min_requests", eject_min_requests.map(Value::from)),
+            ];
+            for (name, value) in settings {
+                if let Some(v) = value {
+                    body[name] = v;
+                }
+            }
+            let r: Route = c.json(method::PUT, &path, Some(&body))?;
             println!(
-                "route {} for tenant {tenant}: {} target(s)",
+                "route {} for tenant {tenant}: {} target(s), {}",
                 r.model,
-                r.targets.len()
+                r.targets.len(),
+                r.strategy.as_str()
             );
         }
         RouteCmd::List { tenant, json } => {

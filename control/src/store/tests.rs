@@ -78,6 +78,7 @@ fn route(upstream: &str, key: &str) -> AdminOp {
             priority: None,
             weight: 1,
         }],
+        ..Route::default()
     })
 }
 

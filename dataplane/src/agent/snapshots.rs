@@ -10,6 +10,9 @@ use sluice_contract::snapshot::{Index, IndexError, KeyMaterial, Snapshot};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// How long a health report to control may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -182,6 +185,9 @@ impl Poller {
         let mut backoff = Backoff::new();
         let mut was_up = true;
         loop {
+            if was_up {
+                self.report_health();
+            }
             let started = Instant::now();
             let outcome = fetch(&mut self.client, &self.mac, self.after, POLL_TIMEOUT);
             let ok = outcome.is_ok();
@@ -221,6 +227,36 @@ impl Poller {
             ) {
                 return;
             }
+        }
+    }
+
+    /// Tells control how this data plane sees its targets' health, once per
+    /// poll (so at most every long-poll period). Best effort: a control
+    /// that does not take it (older, or down) costs one request, logged
+    /// at debug.
+    fn report_health(&mut self) {
+        let now = sluice_contract::quota::now_ns();
+        let targets: Vec<_> = self
+            .cell
+            .current()
+            .health_cells()
+            .iter()
+            .map(|(owner, h)| h.view(owner, now))
+            .collect();
+        let Ok(json) = serde_json::to_vec(&serde_json::json!({ "targets": targets })) else {
+            return;
+        };
+        let body = super::http::Body {
+            content_type: "application/json",
+            bytes: &json,
+        };
+        match self
+            .client
+            .request("POST", "/v1/health", Some(body), HEALTH_TIMEOUT)
+        {
+            Ok(r) if r.status == 204 || r.status == 200 => {}
+            Ok(r) => tracing::debug!(status = r.status, "agent: control did not take the health report"),
+            Err(e) => tracing::debug!(error = %e, "agent: health report failed"),
         }
     }
 

@@ -86,6 +86,7 @@ fn snapshot(version: u64) -> Snapshot {
                 priority: None,
                 weight: 1,
             }],
+            ..Route::default()
         }],
         ..Snapshot::default()
     }

@@ -2,10 +2,12 @@
 //! pooled connection, the upstream request head with the provider key, and
 //! fallback to the route's next target.
 //!
-//! A target is abandoned for the next on a connect error, a timeout, or a 429
-//! or 5xx answer — always before a byte went to the client. A pooled
-//! connection that turns out to be closed is retried once on a fresh one; that
-//! is not a fallback.
+//! A target is abandoned for the next on a connect error, a reset, a
+//! timeout (the route's first-byte limit), or a 408, 429, 5xx or 529
+//! answer — always before a byte went to the client, and only while the
+//! failing upstream's retry budget allows. Ejected and cooling targets are
+//! skipped (see [`sluice_contract::health`]). A pooled connection that turns
+//! out to be closed is retried once on a fresh one; that is not a fallback.
 
 use super::inspect::RequestInfo;
 use super::Ctx;
@@ -16,11 +18,15 @@ use crate::worker::Worker;
 use bytes::{Buf, Bytes, BytesMut};
 use sluice_contract::codec::head::{self, Header, RequestHead, ResponseHead};
 use sluice_contract::dialect::Dialect;
+use sluice_contract::health::{wait_hint, Pass, TargetHealth};
+use sluice_contract::quota::now_ns;
 use sluice_contract::quota::price::PriceTable;
-use sluice_contract::record::ApiRoute;
+use sluice_contract::record::{ApiRoute, Attempt};
 use sluice_contract::rewrite::{rewrite, Edits};
 use sluice_contract::snapshot::{ProviderKind, RouteTarget, UpstreamEntry};
+use std::borrow::Cow;
 use std::io::Write;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 use zeroize::Zeroize;
@@ -48,6 +54,15 @@ pub struct Answer {
     pub strip_usage: bool,
 }
 
+impl Answer {
+    /// The response's headers as (name, value) pairs.
+    pub fn header_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers
+            .iter()
+            .map(|h| (h.name.of(&self.buf), h.value.of(&self.buf)))
+    }
+}
+
 /// The request as it goes upstream.
 pub struct Outgoing<'a> {
     /// The client's request head.
@@ -67,39 +82,260 @@ pub struct Outgoing<'a> {
 }
 
 /// Forwards the request to the first target that answers acceptably.
+///
+/// Targets come in the route strategy's order; ejected and cooling ones are
+/// skipped, and a half-open one is tried only by the request that wins its
+/// probe. When no target is usable, the least bad (the one with the least
+/// to wait) is tried rather than failing outright. A failed attempt (see
+/// [`judge`]) moves on to the next usable target while the failing
+/// upstream's retry budget allows; otherwise its answer or error stands.
+/// Every attempt's outcome feeds the target's health, and the record.
 pub async fn forward(
     w: &Worker,
     out: &Outgoing<'_>,
     targets: &[RouteTarget],
     ctx: &mut Ctx<'_>,
 ) -> Result<Answer, Reject> {
-    let order = super::route::order(targets, || w.random());
-    let mut last = ErrorKind::UpstreamUnreachable;
-    for (i, &ti) in order.iter().enumerate() {
+    let now = now_ns();
+    let choice = super::route::Choice {
+        now,
+        prompt_tokens: ctx.record.prompt_tokens_counted.unwrap_or(0),
+        max_output: out.info.max_tokens.unwrap_or(0),
+    };
+    let order = super::route::order(targets, &choice, || w.random());
+    let mut tried = Tried::default();
+    let (mut ti, mut probe) = match next_usable(targets, &order, &tried, now) {
+        Some(next) => next,
+        None => match least_bad(targets, now) {
+            Some(ti) => (ti, false),
+            None => return Err(ErrorKind::UpstreamUnreachable.into()),
+        },
+    };
+    targets[ti].budget.deposit(now);
+    let mut i = 0;
+    loop {
         let target = &targets[ti];
+        tried.add(ti);
         if i > 0 {
             w.metrics().fallback();
         }
+        i += 1;
         ctx.record.attempts = ctx.record.attempts.saturating_add(1);
         ctx.record.upstream = Some(target.upstream.name.clone());
-        match attempt(w, out, target, ctx).await {
-            Ok(answer) => {
-                let status = answer.head.status;
-                let retryable = status == 429 || status >= 500;
-                if retryable && i + 1 < order.len() {
-                    tracing::debug!(upstream = %target.upstream.name, status, "falling back");
-                    last = ErrorKind::UpstreamUnreachable;
-                    continue;
-                }
-                return Ok(answer);
+        let began = Instant::now();
+        let in_flight = InFlight::start(&target.health, probe);
+        let result = attempt(w, out, target, ctx).await;
+        in_flight.done();
+        let us = began.elapsed().as_micros() as u64;
+        let at = now_ns();
+        let verdict = judge(&result);
+        let health = &target.health;
+        let eject = &target.policy.eject;
+        match verdict.effect {
+            Effect::Success => {
+                health.success();
+                health.tally(at, false, eject);
             }
-            Err(kind) => {
-                tracing::debug!(upstream = %target.upstream.name, error = kind.label(), "attempt failed");
-                last = kind;
+            Effect::Failure => {
+                if health.failure(at, eject, probe) || health.tally(at, true, eject) {
+                    tracing::info!(upstream = %target.upstream.name, key = %target.key.id, "target ejected");
+                }
+            }
+            Effect::Cool(wait) => health.cool(at, wait),
+            Effect::Neutral => {
+                if probe {
+                    health.release_probe();
+                }
             }
         }
+        if verdict.latency {
+            health.observe_ttfb(at, us);
+        }
+        ctx.record.tries.push(Attempt {
+            upstream: target.upstream.name.clone(),
+            key_id: target.key.id.clone(),
+            status: result.as_ref().ok().map(|a| a.head.status),
+            error: result.as_ref().err().map(|k| Cow::Borrowed(k.label())),
+            us,
+            probe,
+        });
+        if !verdict.retry {
+            return result.map_err(Reject::from);
+        }
+        let Some((next, next_probe)) = next_usable(targets, &order, &tried, at) else {
+            return result.map_err(Reject::from);
+        };
+        let policy = &target.policy;
+        if !target.budget.withdraw(at, policy.retry_ratio, policy.retry_min) {
+            if next_probe {
+                targets[next].health.release_probe();
+            }
+            health.counts.budget_refusals.fetch_add(1, Relaxed);
+            tracing::debug!(upstream = %target.upstream.name, "retry budget spent");
+            return result.map_err(Reject::from);
+        }
+        health.counts.retries.fetch_add(1, Relaxed);
+        tracing::debug!(
+            upstream = %target.upstream.name,
+            status = result.as_ref().ok().map(|a| a.head.status),
+            error = result.as_ref().err().map(|k| k.label()),
+            "trying the next target"
+        );
+        (ti, probe) = (next, next_probe);
     }
-    Err(last.into())
+}
+
+/// An attempt in flight on a target: counted for least-latency's load term
+/// until it ends, also when the request's task is dropped midway (client
+/// gone, shutdown), which then gives back a probe slot it held rather than
+/// leaving the target half-open with no probe until the slot goes stale.
+struct InFlight<'a> {
+    health: &'a TargetHealth,
+    probe: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(health: &'a TargetHealth, probe: bool) -> InFlight<'a> {
+        health.start();
+        InFlight { health, probe }
+    }
+
+    /// The attempt reported: its outcome, not the drop, settles the probe.
+    fn done(mut self) {
+        self.probe = false;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.health.end();
+        if self.probe {
+            self.health.release_probe();
+        }
+    }
+}
+
+/// Targets already tried by this request: a bit per index (a route has at
+/// most [`sluice_contract::snapshot::index::MAX_ROUTE_TARGETS`] = 64, which
+/// the compile step enforces).
+#[derive(Default)]
+struct Tried(u64);
+
+impl Tried {
+    fn add(&mut self, i: usize) {
+        if i < 64 {
+            self.0 |= 1 << i;
+        }
+    }
+
+    fn has(&self, i: usize) -> bool {
+        i < 64 && self.0 & (1 << i) != 0
+    }
+}
+
+/// The first target in `order` not yet tried that may take a request now:
+/// healthy, or half-open with the probe slot won (then `true`).
+fn next_usable(targets: &[RouteTarget], order: &[usize], tried: &Tried, now: u64) -> Option<(usize, bool)> {
+    order
+        .iter()
+        .filter(|&&i| !tried.has(i))
+        .find_map(|&i| match targets[i].health.pass(now) {
+            Pass::Yes => Some((i, false)),
+            Pass::Probe => Some((i, true)),
+            Pass::No => None,
+        })
+}
+
+/// When no target is usable: the one that will be usable soonest.
+fn least_bad(targets: &[RouteTarget], now: u64) -> Option<usize> {
+    (0..targets.len()).min_by_key(|&i| targets[i].health.wait_ns(now))
+}
+
+/// What one attempt's outcome means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// What it does to the target's health.
+    pub effect: Effect,
+    /// Worth trying the next target (nothing reached the client yet).
+    pub retry: bool,
+    /// Its duration is a time to first byte (an answer, or a timeout).
+    pub latency: bool,
+}
+
+/// What an attempt does to its target's health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// The target works (any answer but the ones below).
+    Success,
+    /// A transport error, a timeout, 408, 5xx, or 429/529 without a hint.
+    Failure,
+    /// A 429/529 that said how long to wait, ns: cool the key down.
+    Cool(u64),
+    /// Nothing: the attempt failed on the gateway's side.
+    Neutral,
+}
+
+/// Judges an attempt: transport errors, timeouts, 408, 429, 5xx and 529
+/// are retried; a 429/529 with `Retry-After` (or kin) cools the target down
+/// instead of counting as a failure.
+pub fn judge(result: &Result<Answer, ErrorKind>) -> Verdict {
+    match result {
+        Err(ErrorKind::InvalidJson | ErrorKind::Internal) => Verdict {
+            // The gateway's own trouble: says nothing of the target.
+            effect: Effect::Neutral,
+            retry: false,
+            latency: false,
+        },
+        Err(kind) => Verdict {
+            effect: Effect::Failure,
+            retry: true,
+            latency: *kind == ErrorKind::UpstreamTimeout,
+        },
+        Ok(answer) => judge_status(answer.head.status, answer.header_pairs()),
+    }
+}
+
+/// [`judge`] for an answer's status and headers.
+pub fn judge_status<'a>(status: u16, headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Verdict {
+    let retry = status == 408 || status == 429 || status >= 500;
+    let effect = if status == 429 || status == 529 {
+        match wait_of(headers) {
+            Some(wait) => Effect::Cool(wait),
+            None => Effect::Failure,
+        }
+    } else if retry {
+        Effect::Failure
+    } else {
+        Effect::Success
+    };
+    Verdict {
+        effect,
+        retry,
+        latency: true,
+    }
+}
+
+/// How long the provider asked to wait: `retry-after-ms` over
+/// `retry-after`, either over the rate-limit reset headers (the longest).
+/// Only a 429/529 asks, so the wall clock is read only then.
+fn wait_of<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Option<u64> {
+    let now_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let (mut ms, mut s, mut reset) = (None, None, None::<u64>);
+    for (name, value) in headers {
+        let Some(wait) = wait_hint(name, value, now_unix_ms) else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case(b"retry-after-ms") {
+            ms = Some(wait);
+        } else if name.eq_ignore_ascii_case(b"retry-after") {
+            s = Some(wait);
+        } else {
+            reset = Some(reset.map_or(wait, |r| r.max(wait)));
+        }
+    }
+    ms.or(s).or(reset)
 }
 
 async fn attempt(
@@ -192,7 +428,8 @@ async fn attempt(
             return Err(ErrorKind::UpstreamUnreachable);
         }
 
-        let deadline = Instant::now() + limits.upstream_head_timeout();
+        let first_byte = target.policy.first_byte_timeout;
+        let deadline = Instant::now() + first_byte.unwrap_or(limits.upstream_head_timeout());
         let mut buf = w.spares.borrow_mut().read_buf(16 * 1024);
         let mut headers = Vec::with_capacity(32);
         loop {
@@ -343,3 +580,6 @@ fn forwarded(name: &[u8]) -> bool {
         || name.eq_ignore_ascii_case(b"content-encoding")
         || name.eq_ignore_ascii_case(b"expect"))
 }
+
+#[cfg(test)]
+mod tests;

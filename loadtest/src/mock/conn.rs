@@ -164,6 +164,7 @@ async fn reject<S: AsyncWriteRent>(io: &mut S, b: &mut Bufs, bad: BadRequest) ->
         id: 0,
         keep_alive: false,
         processing_ms: 0,
+        retry_after: 1,
     };
     push_error(&mut b.out, &mut b.tmp, &e, &meta);
     flush(io, &mut b.out).await
@@ -194,6 +195,7 @@ async fn respond<S: AsyncWriteRent>(
         id: w.next_id(),
         keep_alive: head.keep_alive,
         processing_ms: 0,
+        retry_after: w.shared.retry_after,
     };
     match head.route {
         Route::Chat | Route::Messages | Route::CountTokens | Route::Embeddings | Route::Models => {
@@ -254,12 +256,12 @@ async fn provider<S: AsyncWriteRent>(
 ) -> io::Result<bool> {
     let shared = &*w.shared;
     let k = &head.knobs;
-    let head_delay = k.head_delay_ms.unwrap_or(0);
+    let head_delay = k.head_delay_ms.unwrap_or(shared.head_delay_ms);
     meta.processing_ms = head_delay;
     if head_delay > 0 {
         monoio::time::sleep(Duration::from_millis(head_delay)).await;
     }
-    let ask = match check(head, body, meta.api) {
+    let ask = match check(head, body, meta.api, shared.status) {
         Ok(ask) => ask,
         Err(e) => {
             push_error(&mut b.out, &mut b.tmp, &e, &meta);
@@ -356,7 +358,7 @@ async fn provider<S: AsyncWriteRent>(
 
 /// The checks a provider makes before answering, in its order: method,
 /// key, the mock's error knobs, then the body. `Ok(None)`: a model listing.
-fn check(head: &Head, body: &[u8], api: Api) -> Result<Option<prompt::Ask>, ApiError> {
+fn check(head: &Head, body: &[u8], api: Api, status: Option<u16>) -> Result<Option<prompt::Ask>, ApiError> {
     let allowed = if head.route == Route::Models {
         head.is_get
     } else {
@@ -387,7 +389,7 @@ fn check(head: &Head, body: &[u8], api: Api) -> Result<Option<prompt::Ask>, ApiE
     if let Some(name) = k.bad {
         return Err(ApiError::invalid(format!("invalid value in header {name}"), None));
     }
-    if let Some(status) = k.status {
+    if let Some(status) = k.status.or(status) {
         return Err(ApiError {
             kind: k.error_type.clone(),
             ..ApiError::new(status, default_message(status))

@@ -24,6 +24,8 @@ pub(super) struct Meta {
     pub(super) keep_alive: bool,
     /// Reported as `openai-processing-ms`.
     pub(super) processing_ms: u64,
+    /// Seconds sent as `retry-after` on 429, 503 and 529.
+    pub(super) retry_after: u64,
 }
 
 /// An error answered in the provider's shape.
@@ -109,7 +111,8 @@ pub(super) fn push_head(
         }
     }
     if matches!(status, 429 | 503 | 529) {
-        out.extend_from_slice(b"\r\nretry-after: 1");
+        out.extend_from_slice(b"\r\nretry-after: ");
+        push_u64(out, m.retry_after);
     }
     out.extend_from_slice(b"\r\n\r\n");
 }

@@ -23,6 +23,12 @@ pub(super) struct Shared {
     pub(super) itl_ms: u64,
     pub(super) split: Option<Split>,
     pub(super) require_key: Option<Vec<u8>>,
+    /// Status answered to every provider request (`--status`).
+    pub(super) status: Option<u16>,
+    /// `retry-after` seconds on 429/503/529 (`--retry-after`).
+    pub(super) retry_after: u64,
+    /// Silence before every head, ms (`--head-delay-ms`).
+    pub(super) head_delay_ms: u64,
     /// The last request as JSON; `None` unless `--record`.
     pub(super) last: Option<Mutex<Option<String>>>,
     counters: Box<[Counter]>,
@@ -43,6 +49,9 @@ impl Shared {
             itl_ms: args.itl_ms,
             split: args.split,
             require_key: args.require_key.as_ref().map(|k| k.as_bytes().to_vec()),
+            status: args.status,
+            retry_after: args.retry_after,
+            head_delay_ms: args.head_delay_ms,
             last: args.record.then(|| Mutex::new(None)),
             counters: (0..workers).map(|_| Counter::default()).collect(),
             tls,

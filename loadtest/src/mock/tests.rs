@@ -654,6 +654,24 @@ fn status_knob_answers_in_the_provider_shape() {
 }
 
 #[test]
+fn a_mock_can_fail_every_request_by_flag() {
+    let m = start(&["--status", "429", "--retry-after", "7", "--head-delay-ms", "150"]);
+    let mut c = Client::connect(m.addr);
+    let t = std::time::Instant::now();
+    let r = c.roundtrip(&post("/v1/chat/completions", &[], &chat(false, false)));
+    assert!(t.elapsed() >= Duration::from_millis(150), "the head waits");
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("7"));
+    // A header still overrides the flag, for one request.
+    let r = c.roundtrip(&post(
+        "/v1/chat/completions",
+        &[("x-mock-status", "503"), ("x-mock-head-delay-ms", "0")],
+        &chat(false, false),
+    ));
+    assert_eq!(r.status, 503);
+}
+
+#[test]
 fn body_validation_errors() {
     let m = start(&[]);
     let mut c = Client::connect(m.addr);
