@@ -245,7 +245,7 @@ async fn serve_api(
         &index,
         &key,
         &view,
-        &req.body,
+        &req_body,
         limits.count_tokens,
         &mut ctx.record,
     )?;

@@ -22,6 +22,7 @@ both_drivers!(
     count_tokens_needs_a_route,
     compressed_bodies,
     compressed_body_refusals,
+    compressed_body_with_pii_is_redacted,
     embeddings,
 );
 
@@ -296,4 +297,37 @@ fn embeddings(d: Driver) {
     // Token ids count as themselves (the only record with no text).
     assert!(ok.iter().any(|r| r["prompt_tokens_counted"] == 5), "{ok:?}");
     assert_eq!(refused[0]["status"], 400);
+}
+
+/// The policy reads, and redacts, the decoded body: PII in a gzip body is
+/// redacted before it goes upstream, like in a plain one.
+fn compressed_body_with_pii_is_redacted(d: Driver) {
+    let extra = [sluice_tests::metering::policy(
+        sluice_tests::stack::TENANT,
+        "[pii]\nemail = \"redact\"\n",
+    )];
+    let stack = sluice_tests::metering::stack(
+        d,
+        sluice_tests::GatewayOpts::default(),
+        &extra,
+        sluice_tests::stack::snapshot,
+    );
+    let body = json!({
+        "model": OPENAI_MODEL,
+        "messages": [{"role": "user", "content": "Write to alice.smith@example.com today."}],
+    });
+    let r = stack.gw.request(
+        &Req::post("/v1/chat/completions")
+            .bearer(GATEWAY_KEY)
+            .header("content-encoding", "gzip")
+            .header("x-mock-tokens", "2")
+            .body(gzip(&serde_json::to_vec(&body).unwrap())),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let last = stack.mock.last();
+    let sent: serde_json::Value = serde_json::from_str(last["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"], "Write to [REDACTED_EMAIL] today.",
+        "{sent}"
+    );
 }
