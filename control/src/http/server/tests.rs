@@ -279,3 +279,63 @@ fn one_peer_cannot_take_every_slot() {
         .unwrap();
     assert!(read_all(&mut again).starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn a_refused_request_gets_no_100_continue() {
+    let (addr, handled, _servers) = hostile_server(8, 8);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"POST /x HTTP/1.1\r\nexpect: 100-continue\r\ncontent-length: 10\r\n\r\n")
+        .unwrap();
+    let out = read_all(&mut s);
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    assert!(!out.contains("100 Continue"), "{out}");
+    assert_eq!(handled.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn shutdown_lets_a_request_in_flight_finish_and_closes_idle_connections() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let servers = Servers::new().unwrap();
+    let limits = Limits {
+        max_head: 16 * 1024,
+        max_body: 1024,
+        idle: Duration::from_secs(30),
+        head_timeout: Duration::from_secs(5),
+        body_timeout: Duration::from_secs(5),
+        max_connections: 8,
+        max_per_peer: 8,
+    };
+    servers
+        .spawn(
+            "test",
+            listener,
+            None,
+            limits,
+            Arc::new(|_: &Request| Ok(usize::MAX)),
+            Arc::new(|_: &Request| {
+                std::thread::sleep(Duration::from_millis(300));
+                Response::text(200, "text/plain", "done".into())
+            }),
+        )
+        .unwrap();
+    // An idle keep-alive connection, after one answered request.
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    // A request still being answered when the shutdown starts.
+    let mut busy = TcpStream::connect(addr).unwrap();
+    busy.write_all(b"GET /b HTTP/1.1\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    servers.shutdown(Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let out = read_all(&mut busy);
+    assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("done"), "{out}");
+    let rest = read_all(&mut idle);
+    assert!(!rest.contains("HTTP/1.1"), "{rest}");
+    // Nothing listens any more.
+    assert!(TcpStream::connect(addr).is_err());
+}
