@@ -331,7 +331,11 @@ fn shutdown_lets_a_request_in_flight_finish_and_closes_idle_connections() {
     std::thread::sleep(Duration::from_millis(100));
     let started = Instant::now();
     servers.shutdown(Duration::from_secs(3));
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     let out = read_all(&mut busy);
     assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("done"), "{out}");
     let rest = read_all(&mut idle);
