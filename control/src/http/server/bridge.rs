@@ -1,6 +1,6 @@
-//! The axum side: one fallback route that admits a request on its head,
-//! reads its body under the route's limit and a total deadline, and runs the
-//! blocking handler (redb) on tokio's blocking pool.
+//! The axum side: a middleware that admits a request on its head, and one
+//! fallback route that reads its body under the route's limit and a total
+//! deadline and runs the blocking handler (redb) on tokio's blocking pool.
 
 use super::{Admit, Handler, Limits};
 use crate::http::{Request, Response};
@@ -18,15 +18,23 @@ pub(super) struct Site {
     pub(super) handler: Handler,
 }
 
-/// The router of one listener.
+/// The router of one listener. Layers, outermost first: admission on the
+/// head (401, 413 against the route's limit; see [`admission`]), the
+/// listener's hard cap on any body (tower-http), then [`answer`].
 pub(super) fn router(site: Arc<Site>) -> axum::Router {
     let max_body = site.limits.max_body;
     axum::Router::new()
         .fallback(answer)
-        .with_state(site)
-        // The listener's hard cap; each route's own (smaller) limit is
-        // applied in `answer`, once the request is admitted.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(axum::middleware::from_fn_with_state(site.clone(), admission))
+        .with_state(site)
+}
+
+/// A request admitted on its head: the head, and the most body bytes it may send.
+#[derive(Clone)]
+struct Admitted {
+    head: Arc<Request>,
+    max_body: usize,
 }
 
 impl IntoResponse for Response {
@@ -64,39 +72,65 @@ fn closing(resp: Response) -> axum::response::Response {
     out
 }
 
-async fn answer(State(site): State<Arc<Site>>, req: axum::extract::Request) -> axum::response::Response {
-    let (parts, body) = req.into_parts();
-    let head = match head_of(&parts) {
-        Ok(h) => h,
-        Err(resp) => return closing(resp),
+/// Admits a request (authenticated, and the route's limit known) before any
+/// of its body is read: a refused request's body is never taken in, and no
+/// `100 Continue` is sent for it.
+async fn admission(
+    State(site): State<Arc<Site>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let head = {
+        let (parts, body) = req.into_parts();
+        let head = head_of(&parts);
+        req = axum::extract::Request::from_parts(parts, body);
+        match head {
+            Ok(h) => h,
+            Err(resp) => return closing(resp),
+        }
     };
-    // Admitted (authenticated, and the route's limit known) before any of
-    // the body is read: a refused request's body is never taken in, and no
-    // `100 Continue` is sent for it.
     let admit = site.admit.clone();
     let admitted = tokio::task::spawn_blocking(move || {
         let r = admit(&head);
         (head, r)
     })
     .await;
-    let (mut head, max_body) = match admitted {
+    let (head, max_body) = match admitted {
         Ok((head, Ok(n))) => (head, n.min(site.limits.max_body)),
         Ok((_, Err(resp))) => return closing(resp),
         Err(_) => return closing(Response::error(500, "admission failed")),
     };
-    let too_large = || Response::error(413, &format!("request body larger than {max_body} bytes"));
-    let announced = parts
-        .headers
+    let announced = req
+        .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if announced.is_some_and(|n| n > max_body) {
-        return closing(too_large());
+        return closing(too_large(max_body));
     }
+    req.extensions_mut().insert(Admitted {
+        head: Arc::new(head),
+        max_body,
+    });
+    next.run(req).await
+}
+
+fn too_large(max_body: usize) -> Response {
+    Response::error(413, &format!("request body larger than {max_body} bytes"))
+}
+
+/// Reads the body of an admitted request under its limit and the total body
+/// deadline, then runs the blocking handler on the blocking pool.
+async fn answer(State(site): State<Arc<Site>>, req: axum::extract::Request) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let Some(Admitted { head, max_body }) = parts.extensions.get::<Admitted>().cloned() else {
+        return closing(Response::error(500, "request was not admitted"));
+    };
+    let mut head = Arc::unwrap_or_clone(head);
     let read = Limited::new(body, max_body).collect();
     head.body = match tokio::time::timeout(site.limits.body_timeout, read).await {
         Err(_) => return closing(Response::error(408, "request body not received in time")),
-        Ok(Err(e)) if over_limit(e.as_ref()) => return closing(too_large()),
+        Ok(Err(e)) if over_limit(e.as_ref()) => return closing(too_large(max_body)),
         Ok(Err(e)) => return closing(Response::error(400, &format!("bad request body: {e}"))),
         Ok(Ok(collected)) => collected.to_bytes().to_vec(),
     };

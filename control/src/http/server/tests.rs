@@ -244,6 +244,25 @@ fn a_large_unauthenticated_body_is_refused_before_it_is_read() {
         started.elapsed()
     );
     assert_eq!(handled.load(Ordering::SeqCst), 0);
+    // Over the listener's cap too: still the 401, admission comes first.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"POST /v1/records HTTP/1.1\r\ncontent-length: 104857600\r\n\r\n")
+        .unwrap();
+    let out = read_all(&mut s);
+    assert!(
+        out.starts_with("HTTP/1.1 401") && out.ends_with(r#"{"error":"who are you"}"#),
+        "{out}"
+    );
+    // Authenticated and over the cap: a 413 with the JSON body, unread.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"POST /v1/records HTTP/1.1\r\nauthorization: ok\r\ncontent-length: 104857600\r\n\r\n")
+        .unwrap();
+    let out = read_all(&mut s);
+    assert!(
+        out.starts_with("HTTP/1.1 413") && out.contains(r#"{"error":"request body larger"#),
+        "{out}"
+    );
+    assert_eq!(handled.load(Ordering::SeqCst), 0);
     // The same, authenticated, is read and handled.
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(
