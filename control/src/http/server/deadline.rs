@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -27,26 +27,36 @@ const ANSWERING: u8 = 2;
 
 /// Where a connection is, shared by its stream and its service.
 #[derive(Debug, Default)]
-pub(super) struct Phase(AtomicU8);
+pub(super) struct Phase {
+    state: AtomicU8,
+    /// Requests answered so far: each wait between requests gets its own
+    /// idle deadline, even when a pipelined head needed no read.
+    answered: AtomicU64,
+}
 
 impl Phase {
     /// The service got a whole head.
     pub(super) fn answering(&self) {
-        self.0.store(ANSWERING, Ordering::Release);
+        self.state.store(ANSWERING, Ordering::Release);
     }
 
     /// The service has answered.
     pub(super) fn waiting(&self) {
-        self.0.store(WAITING, Ordering::Release);
+        self.answered.fetch_add(1, Ordering::AcqRel);
+        self.state.store(WAITING, Ordering::Release);
     }
 
     fn get(&self) -> u8 {
-        self.0.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire)
+    }
+
+    fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Acquire)
     }
 
     /// From waiting to head; false if another phase was set meanwhile.
     fn head_started(&self) -> bool {
-        self.0
+        self.state
             .compare_exchange(WAITING, HEAD, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
@@ -59,8 +69,8 @@ pub(super) struct Deadlines<S> {
     idle: Duration,
     head: Duration,
     timer: Pin<Box<Sleep>>,
-    /// The phase `timer` was armed for.
-    armed: Option<u8>,
+    /// The phase `timer` was armed for, and in which wait between requests.
+    armed: Option<(u8, u64)>,
     /// A 408 being written, and how much of it is out.
     refusal: Option<(Vec<u8>, usize)>,
 }
@@ -80,7 +90,7 @@ impl<S> Deadlines<S> {
 
     fn arm(&mut self, phase: u8, after: Duration) {
         self.timer.as_mut().reset(Instant::now() + after);
-        self.armed = Some(phase);
+        self.armed = Some((phase, self.phase.answered()));
     }
 }
 
@@ -117,7 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Deadlines<S> {
             return this.poll_refuse(cx);
         }
         let phase = this.phase.get();
-        if phase == WAITING && this.armed != Some(WAITING) {
+        if phase == WAITING && this.armed != Some((WAITING, this.phase.answered())) {
             let idle = this.idle;
             this.arm(WAITING, idle);
         }
@@ -129,13 +139,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Deadlines<S> {
             }
             return Poll::Ready(r);
         }
+        let answered = this.phase.answered();
         match (this.phase.get(), this.armed) {
-            (WAITING, Some(WAITING)) => {
+            (WAITING, Some((WAITING, n))) if n == answered => {
                 // Idle too long between requests: end of stream, a quiet close.
                 ready!(this.timer.as_mut().poll(cx));
                 Poll::Ready(Ok(()))
             }
-            (HEAD, Some(HEAD)) => {
+            (HEAD, Some((HEAD, _))) => {
                 ready!(this.timer.as_mut().poll(cx));
                 this.refusal = Some((super::raw_response(408, "request head not received in time"), 0));
                 this.poll_refuse(cx)

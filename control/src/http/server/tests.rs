@@ -362,3 +362,53 @@ fn shutdown_lets_a_request_in_flight_finish_and_closes_idle_connections() {
     // Nothing listens any more.
     assert!(TcpStream::connect(addr).is_err());
 }
+
+#[test]
+fn an_idle_connection_is_closed_and_a_busy_one_is_not() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let servers = Servers::new().unwrap();
+    let limits = Limits {
+        max_head: 16 * 1024,
+        max_body: 1024,
+        idle: Duration::from_millis(300),
+        head_timeout: Duration::from_secs(5),
+        body_timeout: Duration::from_secs(5),
+        max_connections: 8,
+        max_per_peer: 8,
+    };
+    servers
+        .spawn(
+            "test",
+            listener,
+            None,
+            limits,
+            Arc::new(|_: &Request| Ok(usize::MAX)),
+            Arc::new(|_: &Request| Response::text(200, "text/plain", "ok".into())),
+        )
+        .unwrap();
+    // Requests 200 ms apart: each wait is under the idle limit, their sum is not.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for _ in 0..5 {
+        s.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Then quiet: closed soon after the idle limit.
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
