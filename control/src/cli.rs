@@ -41,8 +41,9 @@ pub(crate) struct AdminOpts {
     /// File holding the admin token (instead of DATA/admin.token).
     #[arg(long, global = true)]
     pub(crate) token_file: Option<PathBuf>,
-    /// PEM CA certificates to trust for an `https://` admin URL, beside the
-    /// webpki roots (for a serve started with `--admin-tls-cert`).
+    /// PEM CA certificates to trust for an `https://` admin URL, instead of
+    /// the webpki roots (for a serve started with `--admin-tls-cert` behind
+    /// a private CA).
     #[arg(long, global = true, env = "SLUICE_ADMIN_CA_FILE")]
     pub(crate) admin_ca_file: Option<PathBuf>,
 }

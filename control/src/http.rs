@@ -1,9 +1,10 @@
-//! A small blocking HTTP/1.1 server and client for the admin and sync APIs.
+//! HTTP for the admin and sync APIs: the server (axum / hyper 1 on tokio,
+//! see [`server`]), a small blocking client for the CLI, and the request and
+//! response types the handlers use.
 //!
-//! Neither API is on the request hot path, so a thread per connection and a
-//! whole-body read are fine; what matters is that bad input cannot hurt: the
-//! head, the body and the number of connections are bounded, garbage gets a
-//! 400, and bodies are framed by Content-Length only.
+//! Neither API is on the request hot path; what matters is that bad input
+//! cannot hurt: the head, the body and the number of connections are
+//! bounded, and garbage gets a 4xx.
 
 pub(crate) mod client;
 pub(crate) mod server;

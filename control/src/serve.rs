@@ -6,7 +6,7 @@
 //! it finishes queued writes and closes the database cleanly.
 
 use crate::app::{App, Notify};
-use crate::http::server::{self, Limits};
+use crate::http::server::{Limits, Servers};
 use crate::metrics::Metrics;
 use crate::ops::writer::Writer;
 use crate::snapshot::Hub;
@@ -252,7 +252,8 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     };
     let admin_tls_note = if admin_tls.is_some() { " (TLS)" } else { "" };
     let aa = app.clone();
-    server::spawn(
+    let servers = Servers::new().context("starting the HTTP runtime")?;
+    servers.spawn(
         "admin",
         admin,
         admin_tls,
@@ -275,7 +276,7 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     };
     let tls_note = if tls.is_some() { " (TLS)" } else { "" };
     let sa = app.clone();
-    server::spawn(
+    servers.spawn(
         "sync",
         sync,
         tls,
@@ -292,6 +293,10 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%admin_addr, %sync_addr, data = %args.data.display(), "control plane serving");
 
     wait_for_signal()?;
+    // Held snapshot polls answer now; requests in flight finish (bounded),
+    // then the writer drains and the store closes.
+    app.hub.close();
+    servers.shutdown(Duration::from_secs(3));
     shutdown(&app);
     Ok(())
 }

@@ -65,6 +65,12 @@ impl From<ApiError> for Response {
     }
 }
 
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        Response::from(self).into_response()
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         let m = e.to_string();
@@ -104,6 +110,9 @@ mod tests {
             assert_eq!(r.status, status);
             assert_eq!(r.body, br#"{"error":"x"}"#);
         }
+        let r = axum::response::IntoResponse::into_response(ApiError::Forbidden("no".into()));
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.headers()["content-type"], "application/json");
         let from_store = ApiError::from(StoreError::Conflict("in use".into()));
         assert_eq!(Response::from(from_store).status, 409);
     }

@@ -1,13 +1,13 @@
-//! The client side, for the CLI, the demo and the alert webhook: one request
-//! per connection, over plain HTTP or TLS (rustls, webpki roots plus an
-//! optional CA file, for an admin API served with `--admin-tls-cert`).
+//! The client side, for the CLI, the demo and the alert webhook: ureq (3,
+//! rustls with ring), one request at a time, over plain HTTP or TLS (the
+//! webpki roots, or the certificates of a CA file for an admin API served
+//! with `--admin-tls-cert` behind a private CA).
 
-use rustls::pki_types::ServerName;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
+
+/// Largest response body read.
+const MAX_REPLY: u64 = 1 << 30;
 
 /// A response: status and whole body.
 #[derive(Debug, Clone)]
@@ -22,12 +22,12 @@ pub(crate) struct Reply {
 #[derive(Clone)]
 pub(crate) struct Endpoint {
     base: String,
-    authority: String,
-    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    tls: bool,
+    roots: ureq::tls::RootCerts,
 }
 
 impl Endpoint {
-    /// Parses a base URL; `https://` trusts the webpki roots plus the
+    /// Parses a base URL; `https://` trusts the webpki roots, or instead the
     /// certificates in `ca_file`.
     pub(crate) fn parse(base: &str, ca_file: Option<&Path>) -> Result<Endpoint, String> {
         let (https, rest) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
@@ -43,22 +43,14 @@ impl Endpoint {
         if authority.is_empty() || authority.contains(['/', '@', '?', '#']) {
             return Err(format!("{base:?}: expected http[s]://HOST:PORT"));
         }
-        let tls = if https {
-            let host = match authority.rsplit_once(':') {
-                Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-                _ => authority,
-            };
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            let name = ServerName::try_from(host.to_owned()).map_err(|e| format!("{base:?}: {e}"))?;
-            let config = crate::tls::client_config(ca_file)?;
-            Some((config, name))
-        } else {
-            None
+        let roots = match ca_file {
+            Some(path) if https => ca_roots(path)?,
+            _ => ureq::tls::RootCerts::WebPki,
         };
         Ok(Endpoint {
             base: base.trim_end_matches('/').to_owned(),
-            authority: authority.to_owned(),
-            tls,
+            tls: https,
+            roots,
         })
     }
 
@@ -71,55 +63,64 @@ impl Endpoint {
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Reply, String> {
-        let (base, host) = (&self.base, &self.authority);
-        let addr = host
-            .to_socket_addrs()
-            .map_err(|e| format!("{host}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{host}: no address"))?;
-        let s = TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|e| format!("cannot reach {base} ({e}); is `sluice-control serve` running?"))?;
-        s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-        s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-        let _ = s.set_nodelay(true);
-        let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n");
+        let base = &self.base;
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(self.roots.clone())
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .https_only(self.tls)
+            .tls_config(tls)
+            .build()
+            .into();
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{base}{path}"));
         if let Some(t) = token {
-            head.push_str(&format!("authorization: Bearer {t}\r\n"));
+            req = req.header("authorization", format!("Bearer {t}"));
         }
-        if let Some(b) = body {
-            head.push_str(&format!(
-                "content-type: application/json\r\ncontent-length: {}\r\n",
-                b.len()
-            ));
-        }
-        head.push_str("\r\n");
-        let mut out = zeroize::Zeroizing::new(head.into_bytes());
-        out.extend_from_slice(body.unwrap_or_default());
-        let raw = match &self.tls {
-            None => exchange(s, &out),
-            Some((config, name)) => {
-                let conn = rustls::ClientConnection::new(config.clone(), name.clone())
-                    .map_err(|e| format!("TLS to {base}: {e}"))?;
-                exchange(rustls::StreamOwned::new(conn, s), &out)
+        let sent = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(b)
+                .map_err(|e| e.to_string())
+                .map(|r| agent.run(r)),
+            None => req.body(()).map_err(|e| e.to_string()).map(|r| agent.run(r)),
+        }?;
+        let mut resp = sent.map_err(|e| match e {
+            ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+                format!("cannot reach {base} ({e}); is `sluice-control serve` running?")
             }
-        }
-        .map_err(|e| format!("talking to {base}: {e}"))?;
-        parse_reply(&raw).ok_or_else(|| format!("{base} sent a malformed HTTP response"))
+            e => format!("talking to {base}: {e}"),
+        })?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY)
+            .read_to_vec()
+            .map_err(|e| format!("talking to {base}: {e}"))?;
+        Ok(Reply { status, body })
     }
 }
 
-/// Writes `request` and reads until the server closes.
-fn exchange(mut s: impl Read + Write, request: &[u8]) -> std::io::Result<Vec<u8>> {
-    s.write_all(request)?;
-    s.flush()?;
-    let mut raw = Vec::new();
-    match s.read_to_end(&mut raw) {
-        Ok(_) => Ok(raw),
-        // A TLS peer that closes without close_notify after a complete
-        // response: what arrived is judged by `parse_reply`.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => Ok(raw),
-        Err(e) => Err(e),
+/// The certificates of a PEM file, as the only roots trusted.
+fn ca_roots(path: &Path) -> Result<ureq::tls::RootCerts, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| format!("{}: {e}", path.display()))? {
+            certs.push(c);
+        }
     }
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate found", path.display()));
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
 }
 
 /// Sends one request to a plain-HTTP or system-trusted `base`.
@@ -134,49 +135,20 @@ pub(crate) fn call(
     Endpoint::parse(base, None)?.call(method, path, token, body, timeout)
 }
 
-/// Parses a whole HTTP/1.1 response (framed by Content-Length or by close).
-pub(crate) fn parse_reply(raw: &[u8]) -> Option<Reply> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(n) = resp.parse(raw).ok()? else {
-        return None;
-    };
-    let status = resp.code?;
-    let len = resp
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok());
-    let rest = &raw[n..];
-    let body = match len {
-        Some(l) => rest.get(..l)?.to_vec(),
-        None => rest.to_vec(),
-    };
-    Some(Reply { status, body })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn authority_and_reply_parsing() {
+    fn endpoints_parse() {
         let e = Endpoint::parse("http://127.0.0.1:7071/", None).unwrap();
-        assert_eq!(
-            (e.base.as_str(), e.authority.as_str()),
-            ("http://127.0.0.1:7071", "127.0.0.1:7071")
-        );
-        assert!(e.tls.is_none());
-        assert!(Endpoint::parse("https://localhost:1", None)
-            .unwrap()
-            .tls
-            .is_some());
+        assert_eq!(e.base.as_str(), "http://127.0.0.1:7071");
+        assert!(!e.tls);
+        assert!(Endpoint::parse("https://localhost:1", None).unwrap().tls);
         assert!(Endpoint::parse("ftp://x:1", None).is_err());
         assert!(Endpoint::parse("http://x:1/api", None).is_err());
         assert!(Endpoint::parse("http://u@x:1", None).is_err());
-        let r = parse_reply(b"HTTP/1.1 409 Conflict\r\ncontent-length: 2\r\n\r\n{}extra").unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (409, &b"{}"[..]));
-        assert!(parse_reply(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nab").is_none());
-        assert!(parse_reply(b"garbage").is_none());
+        let missing = Path::new("/nonexistent/ca.pem");
+        assert!(Endpoint::parse("https://localhost:1", Some(missing)).is_err());
     }
 }

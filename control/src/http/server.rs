@@ -1,23 +1,34 @@
-//! The server side: an accept loop and a thread per connection, keep-alive,
-//! bounded heads and bodies, optional TLS.
+//! The server side: hyper 1 (HTTP/1.1, keep-alive) under an axum router on
+//! a tokio runtime, optional TLS through tokio-rustls.
 //!
 //! Against a hostile client: a request's head must arrive whole within
-//! `head_timeout` of its first byte and its body within `body_timeout`
-//! (total deadlines, not per read, so trickling a byte at a time does not
-//! hold a slot); each request is admitted on its head alone (see [`Admit`]:
-//! authentication and the route's body limit) before any of its body is
-//! read; and one peer address holds at most `max_per_peer` connections.
+//! `head_timeout` of its first byte ([`deadline`]) and its body within
+//! `body_timeout` ([`bridge`]) — total deadlines, not per read, so trickling
+//! a byte at a time does not hold a slot; each request is admitted on its
+//! head alone (see [`Admit`]: authentication and the route's body limit)
+//! before any of its body is read; and one peer address holds at most
+//! `max_per_peer` connections. The handlers are blocking (redb) and run on
+//! tokio's blocking pool.
+
+mod bridge;
+mod deadline;
 
 use super::{reason, Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tower::ServiceExt;
 
 /// Most headers a request may carry.
 const MAX_HEADERS: usize = 64;
+/// Blocking threads: one per held snapshot poll and per request in flight.
+const MAX_BLOCKING_THREADS: usize = 1280;
 
 /// What a server accepts.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +41,7 @@ pub(crate) struct Limits {
     pub(crate) idle: Duration,
     /// The whole head must arrive within this of its first byte.
     pub(crate) head_timeout: Duration,
-    /// The whole body must arrive within this of the end of the head.
+    /// The whole body must arrive within this of the request's admission.
     pub(crate) body_timeout: Duration,
     /// Most connections served at once; more get a 503.
     pub(crate) max_connections: usize,
@@ -38,7 +49,7 @@ pub(crate) struct Limits {
     pub(crate) max_per_peer: usize,
 }
 
-/// Turns a request into a response. Runs on the connection's thread.
+/// Turns a request into a response. Blocking; runs on the blocking pool.
 pub(crate) type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
 
 /// Admits a request on its head alone (its body is still empty): the most
@@ -46,27 +57,223 @@ pub(crate) type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
 /// give at once, such as a 401, without reading any of its body.
 pub(crate) type Admit = Arc<dyn Fn(&Request) -> Result<usize, Response> + Send + Sync>;
 
-/// A connection whose reads can be given a time limit.
-pub(crate) trait Conn: Read + Write {
-    /// Sets the limit of each following read.
-    fn read_limit(&mut self, d: Duration) -> io::Result<()>;
+/// The runtime the listeners run on, and how to stop them.
+pub(crate) struct Servers {
+    runtime: tokio::runtime::Runtime,
+    stop: watch::Sender<bool>,
+    /// Connections open, over all listeners.
+    open: Arc<AtomicUsize>,
 }
 
-impl Conn for TcpStream {
-    fn read_limit(&mut self, d: Duration) -> io::Result<()> {
-        self.set_read_timeout(Some(d))
+impl Servers {
+    /// A runtime for the listeners, with no listener yet.
+    pub(crate) fn new() -> io::Result<Servers> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(MAX_BLOCKING_THREADS)
+            .thread_name("control-http")
+            .enable_all()
+            .build()?;
+        Ok(Servers {
+            runtime,
+            stop: watch::channel(false).0,
+            open: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Serves `listener` until [`Servers::shutdown`].
+    pub(crate) fn spawn(
+        &self,
+        name: &'static str,
+        listener: std::net::TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        limits: Limits,
+        admit: Admit,
+        handler: Handler,
+    ) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let listener = {
+            let _in = self.runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        let site = Arc::new(bridge::Site {
+            limits,
+            admit,
+            handler,
+        });
+        let accept = Accept {
+            name,
+            router: bridge::router(site),
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+            limits,
+            active: Arc::new(AtomicUsize::new(0)),
+            peers: Arc::new(Peers::default()),
+            open: self.open.clone(),
+            stop: self.stop.subscribe(),
+        };
+        self.runtime.spawn(accept.run(listener));
+        Ok(())
+    }
+
+    /// Stops accepting, lets each connection finish the request it is
+    /// answering (idle ones close at once), waits up to `grace` for them,
+    /// then drops whatever is left.
+    pub(crate) fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let deadline = Instant::now() + grace;
+        while self.open.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.runtime.shutdown_timeout(Duration::from_millis(100));
     }
 }
 
-impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
-    fn read_limit(&mut self, d: Duration) -> io::Result<()> {
-        self.sock.set_read_timeout(Some(d))
+/// One listener's accept loop and what its connections share.
+struct Accept {
+    name: &'static str,
+    router: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
+    active: Arc<AtomicUsize>,
+    peers: Arc<Peers>,
+    open: Arc<AtomicUsize>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Accept {
+    async fn run(mut self, listener: tokio::net::TcpListener) {
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = self.stop.changed() => return,
+            };
+            let (stream, addr) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(server = self.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let peer = addr.ip().to_canonical();
+            if !self.peers.enter(peer, self.limits.max_per_peer) {
+                tokio::spawn(refuse(stream, "too many connections from this address"));
+                continue;
+            }
+            let slot = Slot {
+                peer,
+                peers: self.peers.clone(),
+                active: self.active.clone(),
+                open: self.open.clone(),
+            };
+            self.open.fetch_add(1, Ordering::AcqRel);
+            if self.active.fetch_add(1, Ordering::AcqRel) >= self.limits.max_connections {
+                drop(slot);
+                tokio::spawn(refuse(stream, "too many connections"));
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let (router, limits, stop) = (self.router.clone(), self.limits, self.stop.clone());
+            match self.tls.clone() {
+                None => {
+                    tokio::spawn(async move {
+                        connection(stream, router, limits, stop).await;
+                        drop(slot);
+                    });
+                }
+                Some(acceptor) => {
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(limits.head_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => connection(tls, router, limits, stop).await,
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake not done in time"),
+                        }
+                        drop(slot);
+                    });
+                }
+            }
+        }
     }
 }
 
-impl<T: Conn + ?Sized> Conn for &mut T {
-    fn read_limit(&mut self, d: Duration) -> io::Result<()> {
-        (**self).read_limit(d)
+/// Serves one connection: keep-alive, one request at a time.
+async fn connection<S>(io: S, router: axum::Router, limits: Limits, mut stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let phase = Arc::new(deadline::Phase::default());
+    let io = deadline::Deadlines::new(io, phase.clone(), limits.idle, limits.head_timeout);
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        phase.answering();
+        let (router, phase) = (router.clone(), phase.clone());
+        async move {
+            let resp = router.oneshot(req.map(axum::body::Body::new)).await;
+            phase.waiting();
+            resp
+        }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .keep_alive(true)
+        .half_close(true)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(limits.max_head.max(8192));
+    let conn = http.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let done = tokio::select! {
+        r = conn.as_mut() => Some(r),
+        _ = stop.changed() => None,
+    };
+    let result = match done {
+        Some(r) => r,
+        None => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Answers a connection over the limits with a 503 and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream, why: &'static str) {
+    let bytes = raw_response(503, why);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&bytes).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// A whole `{"error": message}` response that closes the connection, for
+/// answers given below hyper.
+fn raw_response(status: u16, message: &str) -> Vec<u8> {
+    let body = Response::error(status, message).body;
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        reason(status),
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A connection's place in the counts; given back when dropped.
+struct Slot {
+    peer: IpAddr,
+    peers: Arc<Peers>,
+    active: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.peers.leave(self.peer);
     }
 }
 
@@ -95,390 +302,6 @@ impl Peers {
             }
         }
     }
-}
-
-/// Serves `listener` on a thread of its own until the process ends.
-pub(crate) fn spawn(
-    name: &'static str,
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    limits: Limits,
-    admit: Admit,
-    handler: Handler,
-) -> io::Result<()> {
-    let active = Arc::new(AtomicUsize::new(0));
-    let peers = Arc::new(Peers::default());
-    std::thread::Builder::new()
-        .name(format!("{name}-accept"))
-        .spawn(move || {
-            for stream in listener.incoming() {
-                let stream = match stream {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(server = name, error = %e, "accept failed");
-                        std::thread::sleep(Duration::from_millis(50));
-                        continue;
-                    }
-                };
-                let Ok(peer) = stream.peer_addr().map(|a| a.ip().to_canonical()) else {
-                    continue;
-                };
-                let refuse = |mut s: TcpStream, why: &str| {
-                    let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
-                    let _ = write_response(&mut s, &Response::error(503, why), true);
-                };
-                if !peers.enter(peer, limits.max_per_peer) {
-                    refuse(stream, "too many connections from this address");
-                    continue;
-                }
-                if active.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
-                    active.fetch_sub(1, Ordering::AcqRel);
-                    peers.leave(peer);
-                    refuse(stream, "too many connections");
-                    continue;
-                }
-                let (admit, handler, tls) = (admit.clone(), handler.clone(), tls.clone());
-                let (active2, peers2) = (active.clone(), peers.clone());
-                let spawned = std::thread::Builder::new()
-                    .name(format!("{name}-conn"))
-                    .spawn(move || {
-                        connection(stream, tls, limits, admit.as_ref(), handler.as_ref());
-                        active2.fetch_sub(1, Ordering::AcqRel);
-                        peers2.leave(peer);
-                    });
-                if let Err(e) = spawned {
-                    active.fetch_sub(1, Ordering::AcqRel);
-                    peers.leave(peer);
-                    tracing::warn!(server = name, error = %e, "could not start a connection thread");
-                }
-            }
-        })?;
-    Ok(())
-}
-
-fn connection(
-    stream: TcpStream,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    limits: Limits,
-    admit: &(dyn Fn(&Request) -> Result<usize, Response> + Send + Sync),
-    handler: &(dyn Fn(&Request) -> Response + Send + Sync),
-) {
-    let _ = stream.set_nodelay(true);
-    if stream.set_read_timeout(Some(limits.idle)).is_err()
-        || stream.set_write_timeout(Some(limits.idle)).is_err()
-    {
-        return;
-    }
-    match tls {
-        None => serve(stream, limits, admit, handler),
-        Some(cfg) => match rustls::ServerConnection::new(cfg) {
-            Ok(conn) => serve(rustls::StreamOwned::new(conn, stream), limits, admit, handler),
-            Err(e) => tracing::warn!(error = %e, "TLS session setup failed"),
-        },
-    }
-}
-
-/// Why a connection stops reading requests.
-enum Stop {
-    /// The peer closed or went quiet between requests.
-    Quiet,
-    /// The request was bad: answer this and close.
-    Reply(Response),
-}
-
-fn serve<S: Conn>(
-    mut s: S,
-    limits: Limits,
-    admit: &(dyn Fn(&Request) -> Result<usize, Response> + Send + Sync),
-    handler: &(dyn Fn(&Request) -> Response + Send + Sync),
-) {
-    let mut buf: Vec<u8> = Vec::with_capacity(8192);
-    loop {
-        match read_request(&mut s, &mut buf, &limits, admit) {
-            Ok((req, close)) => {
-                let resp = handler(&req);
-                if write_response(&mut s, &resp, close).is_err() || close {
-                    return;
-                }
-            }
-            Err(Stop::Quiet) => return,
-            Err(Stop::Reply(resp)) => {
-                let _ = write_response(&mut s, &resp, true);
-                return;
-            }
-        }
-    }
-}
-
-/// Reads more bytes into `buf`; `Ok(0)` at end of stream.
-fn fill<S: Read>(s: &mut S, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let mut chunk = [0u8; 64 * 1024];
-    let n = s.read(&mut chunk)?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
-}
-
-/// Reads more bytes into `buf` before `deadline`: past it, a 408 that ends
-/// the connection (`what` names the part that was late).
-fn fill_by<S: Conn>(s: &mut S, buf: &mut Vec<u8>, deadline: Instant, what: &str) -> Result<(), Stop> {
-    let late = || {
-        Stop::Reply(Response::error(
-            408,
-            &format!("request {what} not received in time"),
-        ))
-    };
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(late());
-    }
-    s.read_limit(left).map_err(|_| Stop::Quiet)?;
-    match fill(s, buf) {
-        Ok(0) => Err(Stop::Quiet),
-        Ok(_) => Ok(()),
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Err(late()),
-        Err(_) => Err(Stop::Quiet),
-    }
-}
-
-/// Reads one request from `s`, using and leaving pipelined bytes in `buf`.
-/// Returns the request and whether to close after answering it.
-fn read_request<S: Conn>(
-    s: &mut S,
-    buf: &mut Vec<u8>,
-    limits: &Limits,
-    admit: &(dyn Fn(&Request) -> Result<usize, Response> + Send + Sync),
-) -> Result<(Request, bool), Stop> {
-    let bad = |m: &str| Stop::Reply(Response::error(400, m));
-    // Between requests the connection may idle; the head's deadline runs
-    // from its first byte.
-    if buf.is_empty() {
-        s.read_limit(limits.idle).map_err(|_| Stop::Quiet)?;
-        match fill(s, buf) {
-            Ok(0) | Err(_) => return Err(Stop::Quiet),
-            Ok(_) => {}
-        }
-    }
-    let head_deadline = Instant::now() + limits.head_timeout;
-    let (head_len, mut req, close, framing) = loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(buf) {
-            Ok(httparse::Status::Complete(n)) => {
-                let (req, close, framing) = head_of(&parsed)?;
-                break (n, req, close, framing);
-            }
-            Ok(httparse::Status::Partial) => {
-                if buf.len() > limits.max_head {
-                    return Err(Stop::Reply(Response::error(431, "request head too large")));
-                }
-                fill_by(s, buf, head_deadline, "head")?;
-            }
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(Stop::Reply(Response::error(431, "too many request headers")))
-            }
-            Err(e) => return Err(bad(&format!("malformed request: {e}"))),
-        }
-    };
-    if head_len > limits.max_head {
-        return Err(Stop::Reply(Response::error(431, "request head too large")));
-    }
-    buf.drain(..head_len);
-    // Admitted (authenticated, and the route's limit known) before any of
-    // the body is read: a refused request's body is never taken in.
-    let max_body = admit(&req).map_err(Stop::Reply)?.min(limits.max_body);
-    let limits = &Limits { max_body, ..*limits };
-    let body_deadline = Instant::now() + limits.body_timeout;
-    if req
-        .header("expect")
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-        && framing != Framing::None
-    {
-        if let Framing::Length(n) = framing {
-            if n > limits.max_body {
-                return Err(too_large(limits));
-            }
-        }
-        let _ = s
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .and_then(|_| s.flush());
-    }
-    req.body = match framing {
-        Framing::None => Vec::new(),
-        Framing::Length(n) => {
-            if n > limits.max_body {
-                return Err(too_large(limits));
-            }
-            buf.reserve(n.saturating_sub(buf.len()));
-            while buf.len() < n {
-                fill_by(s, buf, body_deadline, "body")?;
-            }
-            if buf.len() == n {
-                std::mem::take(buf)
-            } else {
-                buf.drain(..n).collect()
-            }
-        }
-        Framing::Chunked => read_chunked(s, buf, limits, body_deadline)?,
-    };
-    Ok((req, close))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    None,
-    Length(usize),
-    Chunked,
-}
-
-fn too_large(limits: &Limits) -> Stop {
-    Stop::Reply(Response::error(
-        413,
-        &format!("request body larger than {} bytes", limits.max_body),
-    ))
-}
-
-fn head_of(parsed: &httparse::Request<'_, '_>) -> Result<(Request, bool, Framing), Stop> {
-    let bad = |m: &str| Stop::Reply(Response::error(400, m));
-    let method = parsed.method.ok_or_else(|| bad("no method"))?.to_owned();
-    let target = parsed.path.ok_or_else(|| bad("no path"))?;
-    if !target.starts_with('/') {
-        return Err(bad("request target must be a path"));
-    }
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (target.to_owned(), None),
-    };
-    let mut headers = Vec::with_capacity(parsed.headers.len());
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    for h in parsed.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        let value = std::str::from_utf8(h.value)
-            .map_err(|_| bad("header value is not UTF-8"))?
-            .trim()
-            .to_owned();
-        if name == "content-length" {
-            let n: usize = value
-                .parse()
-                .ok()
-                .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| bad("bad Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(bad("conflicting Content-Length headers"));
-            }
-            length = Some(n);
-        } else if name == "transfer-encoding" {
-            if !value.eq_ignore_ascii_case("chunked") {
-                return Err(Stop::Reply(Response::error(
-                    501,
-                    "only chunked transfer-encoding is supported",
-                )));
-            }
-            chunked = true;
-        }
-        headers.push((name, value));
-    }
-    let framing = match (length, chunked) {
-        (Some(_), true) => return Err(bad("both Content-Length and Transfer-Encoding")),
-        (Some(n), false) => Framing::Length(n),
-        (None, true) => Framing::Chunked,
-        (None, false) => Framing::None,
-    };
-    let conn = headers
-        .iter()
-        .find(|(n, _)| n == "connection")
-        .map(|(_, v)| v.to_ascii_lowercase());
-    let close = match parsed.version {
-        Some(1) => conn.as_deref().is_some_and(|c| c.contains("close")),
-        _ => !conn.as_deref().is_some_and(|c| c.contains("keep-alive")),
-    };
-    Ok((
-        Request {
-            method,
-            path,
-            query,
-            headers,
-            body: Vec::new(),
-        },
-        close,
-        framing,
-    ))
-}
-
-fn read_chunked<S: Conn>(
-    s: &mut S,
-    buf: &mut Vec<u8>,
-    limits: &Limits,
-    deadline: Instant,
-) -> Result<Vec<u8>, Stop> {
-    let bad = || Stop::Reply(Response::error(400, "malformed chunked body"));
-    let mut body = Vec::new();
-    loop {
-        let line = read_line(s, buf, limits, deadline)?;
-        let size_text = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad())?;
-        if size == 0 {
-            // Trailers, up to the empty line.
-            while !read_line(s, buf, limits, deadline)?.is_empty() {}
-            return Ok(body);
-        }
-        if body.len().saturating_add(size) > limits.max_body {
-            return Err(too_large(limits));
-        }
-        while buf.len() < size + 2 {
-            fill_by(s, buf, deadline, "body")?;
-        }
-        if &buf[size..size + 2] != b"\r\n" {
-            return Err(bad());
-        }
-        body.extend_from_slice(&buf[..size]);
-        buf.drain(..size + 2);
-    }
-}
-
-fn read_line<S: Conn>(
-    s: &mut S,
-    buf: &mut Vec<u8>,
-    limits: &Limits,
-    deadline: Instant,
-) -> Result<String, Stop> {
-    loop {
-        if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
-            let line = String::from_utf8(buf[..i].to_vec())
-                .map_err(|_| Stop::Reply(Response::error(400, "malformed chunked body")))?;
-            buf.drain(..i + 2);
-            return Ok(line);
-        }
-        if buf.len() > limits.max_head {
-            return Err(Stop::Reply(Response::error(400, "chunk header too long")));
-        }
-        fill_by(s, buf, deadline, "body")?;
-    }
-}
-
-/// Writes `resp`; `close` adds `connection: close`.
-pub(crate) fn write_response<S: Write>(s: &mut S, resp: &Response, close: bool) -> io::Result<()> {
-    let mut head = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
-    if resp.status != 204 {
-        head.push_str(&format!(
-            "content-type: {}\r\ncontent-length: {}\r\n",
-            resp.content_type,
-            resp.body.len()
-        ));
-    }
-    for (n, v) in &resp.headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    if close {
-        head.push_str("connection: close\r\n");
-    }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    if resp.status != 204 {
-        out.extend_from_slice(&resp.body);
-    }
-    s.write_all(&out)?;
-    s.flush()
 }
 
 #[cfg(test)]
