@@ -273,7 +273,7 @@ async fn provider<S: AsyncWriteRent>(
         b.tmp.clear();
         if head.route == Route::Embeddings {
             match prompt::embeddings(body) {
-                Ok(ask) => push_embeddings(&mut b.tmp, &ask),
+                Ok(ask) => push_embeddings(&mut b.tmp, &ask.model, ask.inputs, ask.prompt_tokens, ask.base64),
                 Err(e) => {
                     push_error(&mut b.out, &mut b.tmp, &e, &meta);
                     flush(io, &mut b.out).await?;

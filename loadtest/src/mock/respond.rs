@@ -326,11 +326,18 @@ const MODELS: &[(&str, u64, &str)] = &[
 /// Dimensions of the mock's embeddings.
 const EMBEDDING_DIMS: usize = 8;
 
-/// Appends an OpenAI embeddings response: one deterministic unit-ish vector
-/// per input, as floats or as base64 of little-endian f32s.
-pub(super) fn push_embeddings(out: &mut Vec<u8>, ask: &super::prompt::EmbeddingsAsk) {
+/// Appends an OpenAI embeddings response for `inputs` inputs of `model`:
+/// one deterministic vector per input, as floats or (`base64`) as base64 of
+/// little-endian f32s, and the usage.
+pub(super) fn push_embeddings(
+    out: &mut Vec<u8>,
+    model: &str,
+    inputs: usize,
+    prompt_tokens: u64,
+    base64: bool,
+) {
     out.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
-    for i in 0..ask.inputs {
+    for i in 0..inputs {
         if i > 0 {
             out.push(b',');
         }
@@ -340,7 +347,7 @@ pub(super) fn push_embeddings(out: &mut Vec<u8>, ask: &super::prompt::Embeddings
         let values: Vec<f32> = (0..EMBEDDING_DIMS)
             .map(|d| ((i + d) % 7) as f32 / 8.0 - 0.375)
             .collect();
-        if ask.base64 {
+        if base64 {
             let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             out.push(b'"');
             push_base64(out, &bytes);
@@ -358,11 +365,11 @@ pub(super) fn push_embeddings(out: &mut Vec<u8>, ask: &super::prompt::Embeddings
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"model\":");
-    push_json_str(out, &ask.model);
+    push_json_str(out, model);
     out.extend_from_slice(b",\"usage\":{\"prompt_tokens\":");
-    push_u64(out, ask.prompt_tokens);
+    push_u64(out, prompt_tokens);
     out.extend_from_slice(b",\"total_tokens\":");
-    push_u64(out, ask.prompt_tokens);
+    push_u64(out, prompt_tokens);
     out.extend_from_slice(b"}}");
 }
 
