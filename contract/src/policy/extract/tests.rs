@@ -349,6 +349,14 @@ fn responses_input_in_each_form() {
         ]
     );
     assert_eq!(v.max_tokens, None);
+    // `functions` is chat's: not read (nor redacted) in a Responses body,
+    // but not repeatable either.
+    let v = r(r#"{"model":"m","functions":[{"description":"d"}],"input":"x"}"#).unwrap();
+    assert_eq!(texts(&v), [(Message, "x")]);
+    assert_eq!(
+        r(r#"{"model":"m","input":"x","functions":[],"functions":[]}"#),
+        Err(ExtractError::BadField("functions"))
+    );
     // `max_tokens` is not Responses' limit; `messages` is not its input.
     let v = r(r#"{"model":"m","input":"x","max_tokens":5}"#).unwrap();
     assert_eq!(v.max_tokens, None);

@@ -165,7 +165,9 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
                 Key::Tools => {
                     read!(map, cx, seen, key, SeqSeed::tools(&mut *cx));
                 }
-                Key::Functions if openai => {
+                // Legacy chat `functions`: chat's alone, as the redaction
+                // walk reads it.
+                Key::Functions if cx.api == Dialect::OpenAi => {
                     read!(map, cx, seen, key, SeqSeed::tools(&mut *cx));
                 }
                 Key::System if !openai => {
