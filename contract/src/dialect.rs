@@ -17,6 +17,10 @@ pub enum Dialect {
     /// OpenAI embeddings: `input` (a string, strings, or token ids) in, one
     /// JSON body with `usage.prompt_tokens` out; OpenAI's errors.
     OpenAiEmbeddings,
+    /// OpenAI Responses: `input` (a string or items) and `instructions` in;
+    /// streams of named events (`response.output_text.delta`, …) that end
+    /// with `response.completed` carrying `response.usage`; OpenAI's errors.
+    OpenAiResponses,
 }
 
 impl Dialect {
@@ -26,11 +30,15 @@ impl Dialect {
             Dialect::OpenAi => "openai",
             Dialect::Anthropic => "anthropic",
             Dialect::OpenAiEmbeddings => "openai_embeddings",
+            Dialect::OpenAiResponses => "openai_responses",
         }
     }
 
     /// Whether errors, usage and streams take OpenAI's shapes.
     pub fn is_openai(self) -> bool {
-        matches!(self, Dialect::OpenAi | Dialect::OpenAiEmbeddings)
+        matches!(
+            self,
+            Dialect::OpenAi | Dialect::OpenAiEmbeddings | Dialect::OpenAiResponses
+        )
     }
 }

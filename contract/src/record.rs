@@ -19,6 +19,8 @@ pub enum ApiRoute {
     CountTokens,
     /// `POST /v1/embeddings` (OpenAI).
     Embeddings,
+    /// `POST /v1/responses` (OpenAI Responses).
+    Responses,
     /// `GET /v1/models`.
     Models,
     /// `GET /v1/models/{id}`.
@@ -37,6 +39,7 @@ impl ApiRoute {
             ApiRoute::ChatCompletions => Some(crate::dialect::Dialect::OpenAi),
             ApiRoute::Messages | ApiRoute::CountTokens => Some(crate::dialect::Dialect::Anthropic),
             ApiRoute::Embeddings => Some(crate::dialect::Dialect::OpenAiEmbeddings),
+            ApiRoute::Responses => Some(crate::dialect::Dialect::OpenAiResponses),
             ApiRoute::Models | ApiRoute::Model | ApiRoute::Health | ApiRoute::Other => None,
         }
     }
@@ -51,6 +54,7 @@ impl ApiRoute {
             ApiRoute::Messages => Some("/v1/messages"),
             ApiRoute::CountTokens => Some("/v1/messages/count_tokens"),
             ApiRoute::Embeddings => Some("/v1/embeddings"),
+            ApiRoute::Responses => Some("/v1/responses"),
             ApiRoute::Models | ApiRoute::Model | ApiRoute::Health | ApiRoute::Other => None,
         }
     }
@@ -62,6 +66,7 @@ impl ApiRoute {
             ApiRoute::Messages => "messages",
             ApiRoute::CountTokens => "count_tokens",
             ApiRoute::Embeddings => "embeddings",
+            ApiRoute::Responses => "responses",
             ApiRoute::Models => "models",
             ApiRoute::Model => "model",
             ApiRoute::Health => "healthz",

@@ -11,11 +11,12 @@ use std::sync::Arc;
 const STATUSES: [u16; 16] = [
     200, 400, 401, 402, 403, 404, 405, 408, 413, 429, 431, 500, 502, 503, 504, 0,
 ];
-const ROUTES: [ApiRoute; 8] = [
+const ROUTES: [ApiRoute; 9] = [
     ApiRoute::ChatCompletions,
     ApiRoute::Messages,
     ApiRoute::CountTokens,
     ApiRoute::Embeddings,
+    ApiRoute::Responses,
     ApiRoute::Models,
     ApiRoute::Model,
     ApiRoute::Health,

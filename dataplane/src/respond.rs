@@ -430,7 +430,7 @@ pub fn write_error(
     let message = detail.unwrap_or(shape.message);
     // Writing JSON into a Vec cannot fail; the results are ignored on purpose.
     match dialect {
-        Dialect::OpenAi | Dialect::OpenAiEmbeddings => {
+        Dialect::OpenAi | Dialect::OpenAiEmbeddings | Dialect::OpenAiResponses => {
             body.extend_from_slice(b"{\"error\":{\"message\":");
             let _ = serde_json::to_writer(&mut body, message);
             let _ = write!(

@@ -291,3 +291,50 @@ def test_openai_embeddings(stack):
     assert floats.data[0].embedding == resp.data[0].embedding
     with pytest.raises(openai.NotFoundError):
         stack.openai().embeddings.create(model="no-such-model", input="x")
+
+
+# ---- OpenAI Responses ------------------------------------------------------
+
+
+def test_openai_responses_non_streamed(stack):
+    resp = stack.openai().responses.create(
+        model=OPENAI_MODEL,
+        instructions="Be brief.",
+        input="Say hello to the world.",
+        store=False,
+        extra_headers=tokens(21),
+    )
+    assert resp.output_text == expected_text(21)
+    assert resp.status == "completed"
+    assert resp.usage.output_tokens == 21
+    assert resp.usage.input_tokens > 0
+    with pytest.raises(openai.NotFoundError):
+        stack.openai().responses.create(model="no-such-model", input="x")
+
+
+def test_openai_responses_streamed(stack):
+    stream = stack.openai().responses.create(
+        model=OPENAI_MODEL,
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "Say hello."}]}],
+        stream=True,
+        extra_headers=tokens(33),
+    )
+    pieces, completed = [], None
+    for event in stream:
+        if event.type == "response.output_text.delta":
+            pieces.append(event.delta)
+        elif event.type == "response.completed":
+            completed = event.response
+    assert "".join(pieces) == expected_text(33)
+    assert completed is not None and completed.usage.output_tokens == 33
+
+
+def test_openai_responses_stream_helper(stack):
+    with stack.openai().responses.stream(
+        model=OPENAI_MODEL, input="Say hello.", extra_headers=tokens(17)
+    ) as stream:
+        pieces = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(pieces) == expected_text(17)
+    assert final.output_text == expected_text(17)
+    assert final.usage.output_tokens == 17

@@ -10,9 +10,10 @@
 
 use serde_json::json;
 use sluice_tests::http::Req;
+use sluice_tests::metering::{self, credit, policy};
 use sluice_tests::records::assert_shape;
-use sluice_tests::stack::{openai_body, Stack, ANTHROPIC_MODEL, GATEWAY_KEY, OPENAI_MODEL, TENANT};
-use sluice_tests::{both_drivers, sse, vocab, Driver};
+use sluice_tests::stack::{self, openai_body, Stack, ANTHROPIC_MODEL, GATEWAY_KEY, OPENAI_MODEL, TENANT};
+use sluice_tests::{both_drivers, sse, vocab, Driver, GatewayOpts};
 use std::io::Write;
 
 both_drivers!(
@@ -24,6 +25,8 @@ both_drivers!(
     compressed_body_refusals,
     compressed_body_with_pii_is_redacted,
     embeddings,
+    responses,
+    responses_policed_and_limited,
 );
 
 /// `/chat/completions` (the openai SDK given `http://host` as base URL)
@@ -330,4 +333,154 @@ fn compressed_body_with_pii_is_redacted(d: Driver) {
         sent["messages"][0]["content"], "Write to [REDACTED_EMAIL] today.",
         "{sent}"
     );
+}
+
+/// The text of a Responses stream: its `response.output_text.delta`s.
+fn responses_text(events: &[sse::Event]) -> String {
+    events
+        .iter()
+        .filter(|e| e.name.as_deref() == Some("response.output_text.delta"))
+        .map(|e| e.json().unwrap()["delta"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `POST /v1/responses` (and `/responses`), streamed and not: forwarded
+/// byte for byte (`store`, `previous_response_id` untouched), the stream
+/// passed through whole, each metered from the provider's usage, counted
+/// and priced; a capped stream ends `response.incomplete` and the record
+/// says so.
+fn responses(d: Driver) {
+    let stack = Stack::start(d);
+    let body = format!(
+        r#"{{"model":"{OPENAI_MODEL}","instructions":"Be brief.","input":[{{"role":"user","content":[{{"type":"input_text","text":"Say hello to the world."}}]}}],"store":false,"previous_response_id":"resp_prev1"}}"#
+    );
+    let r = stack.gw.request(
+        &Req::post("/v1/responses")
+            .bearer(GATEWAY_KEY)
+            .header("content-type", "application/json")
+            .header("x-mock-tokens", "3")
+            .body(body.clone().into_bytes()),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["object"], "response", "{v}");
+    assert_eq!(v["output"][0]["content"][0]["text"], vocab::text(3), "{v}");
+    assert_eq!(v["usage"]["output_tokens"], 3, "{v}");
+    let last = stack.mock.last();
+    assert_eq!(last["path"], "/v1/responses", "{last}");
+    assert_eq!(last["body"].as_str().unwrap(), body, "forwarded byte for byte");
+
+    let streamed = json!({"model": OPENAI_MODEL, "input": "Say hello.", "stream": true});
+    for path in ["/v1/responses", "/responses"] {
+        let r = stack.gw.request(
+            &Req::post(path)
+                .bearer(GATEWAY_KEY)
+                .json(&streamed)
+                .header("x-mock-tokens", "4"),
+        );
+        assert_eq!(r.status(), 200, "{}", r.text());
+        let events = sse::parse(&r.body);
+        assert_eq!(responses_text(&events), vocab::text(4));
+        let last_event = events.last().unwrap();
+        assert_eq!(
+            last_event.name.as_deref(),
+            Some("response.completed"),
+            "{events:?}"
+        );
+        let usage = &last_event.json().unwrap()["response"]["usage"];
+        assert_eq!(
+            usage["output_tokens"], 4,
+            "the usage event is the client's: {usage}"
+        );
+        assert_eq!(stack.mock.last()["path"], "/v1/responses");
+    }
+    // Capped by `max_output_tokens`: the stream ends `response.incomplete`.
+    let capped = json!({"model": OPENAI_MODEL, "input": "Talk.", "stream": true, "max_output_tokens": 16});
+    let r = stack.gw.request(
+        &Req::post("/v1/responses")
+            .bearer(GATEWAY_KEY)
+            .json(&capped)
+            .header("x-mock-tokens", "20"),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let events = sse::parse(&r.body);
+    assert_eq!(
+        events.last().unwrap().name.as_deref(),
+        Some("response.incomplete")
+    );
+    assert_eq!(responses_text(&events), vocab::text(16));
+
+    let recs = stack.gw.records().wait_count(4);
+    for rec in &recs {
+        assert_shape(rec);
+        assert_eq!(rec["route"], "responses", "{rec}");
+        assert_eq!(rec["status"], 200, "{rec}");
+        assert_eq!(rec["outcome"], "ok", "{rec}");
+        assert_eq!(rec["model"], OPENAI_MODEL, "{rec}");
+        assert!(rec["usage"]["input_tokens"].as_u64().unwrap() > 0, "{rec}");
+        assert!(rec["cost_micros"].as_u64().unwrap() > 0, "{rec}");
+        assert!(rec["prompt_tokens_counted"].as_u64().unwrap() > 0, "{rec}");
+    }
+    let outputs = |stream: bool| -> Vec<u64> {
+        let mut v: Vec<u64> = recs
+            .iter()
+            .filter(|r| r["stream"] == stream)
+            .map(|r| r["usage"]["output_tokens"].as_u64().unwrap())
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(outputs(false), [3]);
+    assert_eq!(outputs(true), [4, 4, 16]);
+    for rec in recs.iter().filter(|r| r["stream"] == true) {
+        assert!(rec["completion_tokens_counted"].as_u64().unwrap() > 0, "{rec}");
+        let capped = rec["usage"]["output_tokens"] == 16;
+        let want = if capped {
+            json!("response_incomplete")
+        } else {
+            serde_json::Value::Null
+        };
+        assert_eq!(rec["error"], want, "{rec}");
+    }
+}
+
+/// The policy reads Responses' `input` (each item form) and
+/// `instructions`; with credit and no `max_output_tokens`, the reserved
+/// limit is set upstream as `max_output_tokens`.
+fn responses_policed_and_limited(d: Driver) {
+    let rules =
+        "[[rules]]\nid = \"no-zeus\"\naction = \"block\"\nwhen.prompt_contains = [\"project zeus\"]\n";
+    let extra = [policy(TENANT, rules), credit(TENANT, 50_000_000, Some(300))];
+    let stack = metering::stack(d, GatewayOpts::default(), &extra, stack::snapshot);
+    for body in [
+        json!({"model": OPENAI_MODEL, "input": "tell me about project zeus"}),
+        json!({"model": OPENAI_MODEL, "input": [{"role": "user", "content": [{"type": "input_text", "text": "project zeus?"}]}]}),
+        json!({"model": OPENAI_MODEL, "input": [{"type": "function_call_output", "call_id": "c1", "output": "project zeus files"}]}),
+        json!({"model": OPENAI_MODEL, "input": [{"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{\"q\":\"project zeus\"}"}]}),
+        json!({"model": OPENAI_MODEL, "instructions": "Mention project zeus.", "input": "hi", "stream": true}),
+    ] {
+        let r = stack
+            .gw
+            .request(&Req::post("/v1/responses").bearer(GATEWAY_KEY).json(&body));
+        let e = r.assert_openai_error(403);
+        assert!(e["message"].as_str().unwrap().contains("no-zeus"), "{body}: {e}");
+    }
+    assert_eq!(stack.mock.requests(), 0, "nothing blocked is forwarded");
+    let r = stack.gw.request(
+        &Req::post("/v1/responses")
+            .bearer(GATEWAY_KEY)
+            .json(&json!({"model": OPENAI_MODEL, "input": "hello"}))
+            .header("x-mock-tokens", "2"),
+    );
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let sent: serde_json::Value = serde_json::from_str(stack.mock.last()["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent["max_output_tokens"], 300, "{sent}");
+    assert_eq!(sent["input"], "hello", "{sent}");
+    let recs = stack.gw.records().wait_count(6);
+    let blocked = recs.iter().filter(|r| r["error"] == "policy_blocked").count();
+    assert_eq!(blocked, 5, "{recs:?}");
+    let ok: Vec<_> = recs.iter().filter(|r| r["status"] == 200).collect();
+    assert_eq!(ok.len(), 1, "{recs:?}");
+    assert_eq!(ok[0]["usage"]["output_tokens"], 2, "{:?}", ok[0]);
+    assert!(ok[0]["cost_micros"].as_u64().unwrap() > 0, "{:?}", ok[0]);
 }

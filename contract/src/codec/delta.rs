@@ -4,7 +4,8 @@
 //! OpenAI: `choices[].delta.content`, `.reasoning_content` / `.reasoning`,
 //! and `.tool_calls[].function.arguments`. Anthropic `content_block_delta`:
 //! `text_delta.text`, `input_json_delta.partial_json`,
-//! `thinking_delta.thinking`. Strings are borrowed from the event unless they
+//! `thinking_delta.thinking`. OpenAI Responses
+//! `response.output_text.delta`: `delta`. Strings are borrowed from the event unless they
 //! contain escapes. Anything else, malformed JSON included, carries no text.
 
 mod skim;
@@ -57,6 +58,12 @@ struct Function<'a> {
 struct AnthropicEvent<'a> {
     #[serde(borrow)]
     delta: Option<AnthropicDelta<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ResponsesDelta<'a> {
+    #[serde(borrow)]
+    delta: Option<&'a RawValue>,
 }
 
 #[derive(serde::Deserialize)]
@@ -192,6 +199,7 @@ fn wanted(dialect: Dialect, ev: &SseEvent<'_>) -> bool {
         Dialect::Anthropic => ev.event == b"content_block_delta",
         // Embeddings are never streamed: nothing is completion text.
         Dialect::OpenAiEmbeddings => false,
+        Dialect::OpenAiResponses => ev.event == b"response.output_text.delta",
     }
 }
 
@@ -258,6 +266,11 @@ fn parsed(dialect: Dialect, data: &[u8], scratch: &mut String, mut text: impl Fn
     };
     match dialect {
         Dialect::OpenAiEmbeddings => {}
+        Dialect::OpenAiResponses => {
+            if let Ok(e) = serde_json::from_slice::<ResponsesDelta<'_>>(data) {
+                emit(e.delta);
+            }
+        }
         Dialect::OpenAi => {
             let Ok(chunk) = serde_json::from_slice::<OpenAiChunk<'_>>(data) else {
                 return;
@@ -435,5 +448,17 @@ mod tests {
         let j = br#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"x\":"}}"#;
         assert_eq!(texts(Dialect::Anthropic, b"content_block_delta", j), ["{\"x\":"]);
         assert!(texts(Dialect::Anthropic, b"message_delta", t).is_empty());
+    }
+
+    #[test]
+    fn responses_deltas() {
+        let d = br#"{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"caf\u00e9 ","logprobs":[]}"#;
+        let name = b"response.output_text.delta";
+        assert_eq!(texts(Dialect::OpenAiResponses, name, d), ["café "]);
+        let plain = br#"{"type":"response.output_text.delta","delta":"Hi"}"#;
+        assert_eq!(texts(Dialect::OpenAiResponses, name, plain), ["Hi"]);
+        assert!(texts(Dialect::OpenAiResponses, b"response.output_text.done", plain).is_empty());
+        assert!(texts(Dialect::OpenAiResponses, name, br#"{"delta":3}"#).is_empty());
+        assert!(texts(Dialect::OpenAiResponses, name, b"{bad").is_empty());
     }
 }

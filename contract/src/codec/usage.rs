@@ -24,9 +24,16 @@
 //!     cache_creation_input_tokens` (Anthropic's `input_tokens` excludes
 //!     both), `cached_input = cache_read_input_tokens`,
 //!     `cache_creation = cache_creation_input_tokens`.
+//!   - OpenAI Responses: `usage` (top level of a body; `response.usage` of
+//!     the stream's terminal event) with `input_tokens` (cached included),
+//!     `output_tokens` (reasoning included),
+//!     `input_tokens_details.cached_tokens`,
+//!     `output_tokens_details.reasoning_tokens`.
 //! - Completion: OpenAI streams complete with `data: [DONE]`, Anthropic
-//!   streams with the `message_stop` event; a non-streamed body completes
-//!   when it parses as a JSON object.
+//!   streams with the `message_stop` event, Responses streams with
+//!   `response.completed`, `response.failed` or `response.incomplete` (the
+//!   latter two noted, see [`UsageScanner::ended`]); a non-streamed body
+//!   completes when it parses as a JSON object.
 
 use crate::codec::sse::SseEvent;
 use crate::dialect::Dialect;
@@ -54,6 +61,9 @@ pub struct UsageScanner {
     saw_anthropic: bool,
     completed: bool,
     usage_only: bool,
+    /// Responses: the stream ended with `response.failed` or
+    /// `response.incomplete`.
+    ended: Option<&'static str>,
 }
 
 impl UsageScanner {
@@ -66,6 +76,7 @@ impl UsageScanner {
             saw_anthropic: false,
             completed: false,
             usage_only: false,
+            ended: None,
         }
     }
 
@@ -98,8 +109,30 @@ impl UsageScanner {
                     return true;
                 }
             }
+            Dialect::OpenAiResponses => {
+                let end = match ev.event {
+                    b"" => responses_end_typed(ev.data),
+                    name => responses_end(name),
+                };
+                let Some(end) = end else {
+                    // Only a terminal event carries usage (`response.created`
+                    // has `"usage":null`); no other is read.
+                    return true;
+                };
+                self.completed = true;
+                self.ended = end;
+                if has_usage(ev.data) {
+                    self.responses_json(ev.data);
+                }
+            }
         }
         false
+    }
+
+    /// Responses: why a stream ended other than `response.completed`
+    /// (`response_failed`, `response_incomplete`); `None` otherwise.
+    pub fn ended(&self) -> Option<&'static str> {
+        self.ended
     }
 
     /// Reads an event that repeats an inert one (see
@@ -120,6 +153,7 @@ impl UsageScanner {
             && match self.dialect {
                 Dialect::OpenAi | Dialect::OpenAiEmbeddings => self.openai_json(body),
                 Dialect::Anthropic => self.anthropic_json(body),
+                Dialect::OpenAiResponses => self.responses_json(body),
             };
         // Without usage (or with usage of an unexpected shape) the body may
         // still be a whole JSON object, and then the response is complete.
@@ -131,7 +165,7 @@ impl UsageScanner {
     /// The usage reported so far, normalised; `None` when none was reported.
     pub fn usage(&self) -> Option<Usage> {
         match self.dialect {
-            Dialect::OpenAi | Dialect::OpenAiEmbeddings => self.openai,
+            Dialect::OpenAi | Dialect::OpenAiEmbeddings | Dialect::OpenAiResponses => self.openai,
             Dialect::Anthropic if self.saw_anthropic => Some(self.anthropic.normalise()),
             Dialect::Anthropic => None,
         }
@@ -176,6 +210,31 @@ impl UsageScanner {
                     .unwrap_or(0),
             });
             self.usage_only = chunk.choices.is_some_and(|c| c.0 == 0);
+        }
+        true
+    }
+
+    /// Parses a Responses body (`usage`) or terminal event
+    /// (`response.usage`); returns whether it parsed.
+    fn responses_json(&mut self, json: &[u8]) -> bool {
+        let Ok(Obj(r)) = serde_json::from_slice::<Obj<ResponsesJson>>(json) else {
+            return false;
+        };
+        let usage = r.response.and_then(|Obj(b)| b.usage).or(r.usage);
+        if let Some(Obj(u)) = usage.filter(|u| u.0.input_tokens.is_some() || u.0.output_tokens.is_some()) {
+            self.openai = Some(Usage {
+                input_tokens: u.input_tokens.unwrap_or(0),
+                output_tokens: u.output_tokens.unwrap_or(0),
+                cached_input_tokens: u
+                    .input_tokens_details
+                    .and_then(|d| d.0.cached_tokens)
+                    .unwrap_or(0),
+                cache_creation_tokens: 0,
+                reasoning_tokens: u
+                    .output_tokens_details
+                    .and_then(|d| d.0.reasoning_tokens)
+                    .unwrap_or(0),
+            });
         }
         true
     }
@@ -226,6 +285,65 @@ fn is_message_stop(data: &[u8]) -> bool {
     }
     memchr::memmem::find(data, b"message_stop").is_some()
         && serde_json::from_slice::<Typed<'_>>(data).is_ok_and(|t| t.kind.as_deref() == Some("message_stop"))
+}
+
+/// A Responses stream's terminal event by its name: `Some(None)` for
+/// `response.completed`, `Some(Some(why))` for the ends that are not.
+fn responses_end(name: &[u8]) -> Option<Option<&'static str>> {
+    match name {
+        b"response.completed" => Some(None),
+        b"response.failed" => Some(Some("response_failed")),
+        b"response.incomplete" => Some(Some("response_incomplete")),
+        _ => None,
+    }
+}
+
+/// [`responses_end`] for an event without an `event:` line, by its JSON
+/// `type` (looked for only when the data names a terminal type at all).
+fn responses_end_typed(data: &[u8]) -> Option<Option<&'static str>> {
+    #[derive(Deserialize)]
+    struct Typed<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<Cow<'a, str>>,
+    }
+    static END: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
+        [
+            Finder::new(b"response.completed"),
+            Finder::new(b"response.failed"),
+            Finder::new(b"response.incomplete"),
+        ]
+    });
+    if !END.iter().any(|f| f.find(data).is_some()) {
+        return None;
+    }
+    let typed = serde_json::from_slice::<Typed<'_>>(data).ok()?;
+    responses_end(typed.kind?.as_bytes())
+}
+
+#[derive(Deserialize)]
+struct ResponsesJson {
+    #[serde(default)]
+    response: Option<Obj<ResponsesBody>>,
+    #[serde(default)]
+    usage: Option<Obj<ResponsesUsage>>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesBody {
+    #[serde(default)]
+    usage: Option<Obj<ResponsesUsage>>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    input_tokens_details: Option<Obj<OpenAiDetails>>,
+    #[serde(default)]
+    output_tokens_details: Option<Obj<OpenAiDetails>>,
 }
 
 #[derive(Deserialize)]

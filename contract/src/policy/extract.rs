@@ -42,8 +42,9 @@ pub const MAX_MODEL_LEN: usize = 256;
 
 /// The top-level keys a body has among those the gateway reads or writes
 /// (`model`, `stream`, `stream_options`, `max_tokens`,
-/// `max_completion_tokens`, `messages`, `n`, `tools`, `functions`,
-/// `system`), as decoded: an escaped key counts.
+/// `max_completion_tokens`, `max_output_tokens`, `messages`, `n`, `tools`,
+/// `functions`, `system`, `input`, `instructions`), as decoded: an escaped
+/// key counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TopKeys(u32);
 
@@ -59,9 +60,11 @@ impl TopKeys {
 /// Where in the request a prompt text came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TextKind {
-    /// Anthropic top-level `system` (string or text blocks).
+    /// Anthropic top-level `system` (string or text blocks); Responses
+    /// `instructions`.
     System,
-    /// A message's `content` string, or a content block's `text`.
+    /// A message's `content` string, or a content block's `text`; a
+    /// Responses `input` string.
     Message,
     /// An OpenAI message's `name`.
     Name,
@@ -71,7 +74,8 @@ pub enum TextKind {
     /// A tool's `description` (`tools[].function.description`, legacy
     /// `functions[].description`, Anthropic `tools[].description`).
     ToolDescription,
-    /// Text inside a content block's `content` (Anthropic `tool_result`).
+    /// Text inside a content block's `content` (Anthropic `tool_result`);
+    /// a Responses `function_call_output` item's `output`.
     ToolResult,
     /// A content block's `input` (Anthropic `tool_use`), re-serialised as
     /// compact JSON text in body key order.
@@ -124,7 +128,7 @@ pub enum ExtractError {
     MissingModel,
     /// `messages` is absent or null.
     MissingMessages,
-    /// Embeddings: `input` is absent.
+    /// Embeddings, Responses: `input` is absent.
     MissingInput,
     /// A field the gateway reads has the wrong type or appears twice.
     BadField(&'static str),
@@ -191,7 +195,7 @@ pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractErro
         Some(m) if !m.is_empty() => m,
         _ => return Err(ExtractError::MissingModel),
     };
-    if api == Dialect::OpenAiEmbeddings {
+    if matches!(api, Dialect::OpenAiEmbeddings | Dialect::OpenAiResponses) {
         if !top.has_input {
             return Err(ExtractError::MissingInput);
         }
@@ -199,6 +203,8 @@ pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractErro
         return Err(ExtractError::MissingMessages);
     }
     let max_tokens = match (top.max_tokens, top.max_completion_tokens) {
+        // Responses: `max_output_tokens` is the one output limit.
+        _ if api == Dialect::OpenAiResponses => top.max_output_tokens,
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };

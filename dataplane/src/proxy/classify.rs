@@ -32,6 +32,7 @@ pub fn classify(method: Method, path: &[u8], anthropic_hint: bool) -> Class {
     let (api, want, dialect) = match (path, openai) {
         (_, b"/chat/completions") => (ApiRoute::ChatCompletions, Method::Post, Dialect::OpenAi),
         (_, b"/embeddings") => (ApiRoute::Embeddings, Method::Post, Dialect::OpenAi),
+        (_, b"/responses") => (ApiRoute::Responses, Method::Post, Dialect::OpenAi),
         (b"/v1/messages", _) => (ApiRoute::Messages, Method::Post, Dialect::Anthropic),
         (b"/v1/messages/count_tokens", _) => (ApiRoute::CountTokens, Method::Post, Dialect::Anthropic),
         (_, b"/models") => (ApiRoute::Models, Method::Get, hinted),
@@ -103,6 +104,12 @@ mod tests {
             c(Method::Post, b"/chat/completions", false),
             (ApiRoute::ChatCompletions, Dialect::OpenAi, None)
         );
+        for path in [&b"/v1/responses"[..], b"/responses", b"/responses/"] {
+            assert_eq!(
+                c(Method::Post, path, true),
+                (ApiRoute::Responses, Dialect::OpenAi, None)
+            );
+        }
         for path in [&b"/v1/embeddings"[..], b"/embeddings", b"/embeddings/"] {
             assert_eq!(
                 c(Method::Post, path, true),

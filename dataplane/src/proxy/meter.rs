@@ -160,6 +160,7 @@ pub fn admit(
                 .fold(tenant.default_max_tokens, u64::min);
             let field = match view.api {
                 sluice_contract::dialect::Dialect::Anthropic => "max_tokens",
+                sluice_contract::dialect::Dialect::OpenAiResponses => "max_output_tokens",
                 _ => "max_completion_tokens",
             };
             let inject = cap.is_some() || tenant.credit.is_some();

@@ -32,7 +32,8 @@ use sluice_contract::codec::encoding::{self, Coding};
 use sluice_contract::codec::head::{
     self as head, is_hop_by_hop, ConnectionOptions, Framing, Header, RequestHead, ResponseHead,
 };
-use sluice_contract::record::Outcome;
+use sluice_contract::dialect::Dialect;
+use sluice_contract::record::{ApiRoute, Outcome};
 use std::time::Duration;
 
 /// Bytes kept free in the upstream read buffer before each read.
@@ -52,10 +53,16 @@ fn setup(
     answer: &Answer,
     client_head: &RequestHead,
     counting: Option<sluice_contract::policy::tokens::Encoding>,
+    api: ApiRoute,
 ) -> FilterSetup {
     let rh = &answer.head;
     let is_sse = is_event_stream(answer);
-    let dialect = answer.upstream.kind.dialect();
+    // The provider's dialect, but for an API of its own shapes (Responses:
+    // named events, its own usage fields), read as that API.
+    let dialect = match api.dialect() {
+        Some(Dialect::OpenAiResponses) => Dialect::OpenAiResponses,
+        _ => answer.upstream.kind.dialect(),
+    };
     let output = if answer.strip_usage && is_sse {
         Output::Events {
             chunked: client_head.http11,
@@ -138,7 +145,7 @@ pub async fn relay(
     w.metrics().streams(1);
     let _guard = StreamGuard(w);
     let counting = ctx.admission.as_ref().and_then(|a| a.encoding);
-    let setup = setup(&answer, client_head, counting);
+    let setup = setup(&answer, client_head, counting, ctx.record.route);
     let Answer {
         mut conn,
         upstream,
@@ -329,6 +336,11 @@ pub async fn relay(
         // provider, typically after an error event: the record says so.
         if filter.framer.is_some() && rh.status < 300 && !filter.usage.completed() {
             ctx.record.error.get_or_insert("stream_incomplete".into());
+        }
+        // A Responses stream that ended with `response.failed` or
+        // `response.incomplete`: whole, but not a completion.
+        if let Some(why) = filter.usage.ended() {
+            ctx.record.error.get_or_insert(why.into());
         }
         if upstream_clean && rh.keep_alive {
             w.pool.borrow_mut().put(&upstream.pool_key, conn);

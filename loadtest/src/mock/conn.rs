@@ -13,7 +13,7 @@ use super::prompt;
 use super::request::{decode_chunked, parse_head, BadRequest, Framing, Head, Route, MAX_BODY};
 use super::respond::{
     default_message, push_anthropic_message, push_embeddings, push_error, push_full, push_head, push_models,
-    push_openai_completion, Api, ApiError, Meta, Usage,
+    push_openai_completion, push_response, Api, ApiError, Meta, Usage,
 };
 use super::server::Worker;
 use super::stream::{self, Events, Pace, Scratch};
@@ -198,9 +198,12 @@ async fn respond<S: AsyncWriteRent>(
         retry_after: w.shared.retry_after,
     };
     match head.route {
-        Route::Chat | Route::Messages | Route::CountTokens | Route::Embeddings | Route::Models => {
-            return provider(io, w, head, body, b, meta).await
-        }
+        Route::Chat
+        | Route::Messages
+        | Route::CountTokens
+        | Route::Embeddings
+        | Route::Responses
+        | Route::Models => return provider(io, w, head, body, b, meta).await,
         _ if !head.is_get && head.route != Route::Unknown => {
             let e = ApiError::new(
                 405,
@@ -327,6 +330,7 @@ async fn provider<S: AsyncWriteRent>(
             model: &ask.model,
             usage,
             include_usage: ask.include_usage,
+            responses: head.route == Route::Responses,
         };
         let pace = Pace {
             ttft,
@@ -344,6 +348,9 @@ async fn provider<S: AsyncWriteRent>(
         }
         b.tmp.clear();
         match meta.api {
+            Api::OpenAi if head.route == Route::Responses => {
+                push_response(&mut b.tmp, meta.id, created, &ask.model, &usage, true)
+            }
             Api::OpenAi => push_openai_completion(&mut b.tmp, meta.id, created, &ask.model, &usage),
             Api::Anthropic => push_anthropic_message(&mut b.tmp, meta.id, &ask.model, &usage),
         }
@@ -398,6 +405,7 @@ fn check(head: &Head, body: &[u8], api: Api, status: Option<u16>) -> Result<Opti
     match head.route {
         Route::Chat => prompt::openai(body).map(Some),
         Route::Messages => prompt::anthropic(body).map(Some),
+        Route::Responses => prompt::responses(body).map(Some),
         _ => Ok(None),
     }
 }

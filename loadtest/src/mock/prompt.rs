@@ -110,6 +110,58 @@ pub(super) fn anthropic(body: &[u8]) -> Result<Ask, ApiError> {
     })
 }
 
+/// Parses a `/v1/responses` body: `input` (a string or items) and
+/// `instructions` are the prompt; `max_output_tokens` the cap.
+pub(super) fn responses(body: &[u8]) -> Result<Ask, ApiError> {
+    /// Bytes of the texts of input items, wherever they are.
+    fn text_len(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::String(s) => s.len(),
+            serde_json::Value::Array(items) => items.iter().map(text_len).sum(),
+            serde_json::Value::Object(m) => ["content", "text", "output", "arguments"]
+                .iter()
+                .filter_map(|k| m.get(*k))
+                .map(text_len)
+                .sum(),
+            _ => 0,
+        }
+    }
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}"), None))?;
+    let model = v["model"]
+        .as_str()
+        .ok_or_else(|| ApiError::invalid("Missing required parameter: 'model'.", Some("model")))?;
+    let input = match &v["input"] {
+        i @ (serde_json::Value::String(_) | serde_json::Value::Array(_)) => i,
+        _ => {
+            return Err(ApiError::invalid(
+                "Missing required parameter: 'input'.",
+                Some("input"),
+            ))
+        }
+    };
+    let max_tokens = match v.get("max_output_tokens") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(m) => match m.as_u64() {
+            Some(m) if m >= 16 => Some(m),
+            _ => {
+                return Err(ApiError::invalid(
+                    "Invalid 'max_output_tokens': integer below minimum value 16.",
+                    Some("max_output_tokens"),
+                ))
+            }
+        },
+    };
+    let instructions = v["instructions"].as_str().map_or(0, str::len);
+    Ok(Ask {
+        model: model.to_owned(),
+        stream: v["stream"].as_bool().unwrap_or(false),
+        include_usage: false,
+        max_tokens,
+        prompt_tokens: tokens(text_len(input) + instructions),
+    })
+}
+
 /// What an embeddings request asks for.
 pub(super) struct EmbeddingsAsk {
     pub(super) model: String,

@@ -24,6 +24,8 @@ pub(super) enum Route {
     CountTokens,
     /// `/v1/embeddings` (OpenAI).
     Embeddings,
+    /// `/v1/responses` (OpenAI Responses).
+    Responses,
     /// `/v1/models`.
     Models,
     /// `/healthz`.
@@ -44,6 +46,7 @@ impl Route {
             "/v1/messages" => Self::Messages,
             "/v1/messages/count_tokens" => Self::CountTokens,
             "/v1/embeddings" => Self::Embeddings,
+            "/v1/responses" => Self::Responses,
             "/v1/models" => Self::Models,
             "/healthz" => Self::Healthz,
             "/_mock/last" => Self::MockLast,

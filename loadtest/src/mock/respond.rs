@@ -288,6 +288,70 @@ pub(super) fn push_openai_completion(out: &mut Vec<u8>, id: u64, created: u64, m
     out.extend_from_slice(b",\"system_fingerprint\":\"fp_mock\"}");
 }
 
+/// Appends an OpenAI Responses `response` object: `status` with, when
+/// `whole`, its output message and usage (else empty output, null usage).
+pub(super) fn push_response(out: &mut Vec<u8>, id: u64, created: u64, model: &str, u: &Usage, whole: bool) {
+    out.extend_from_slice(b"{\"id\":\"resp_mock");
+    push_id(out, id);
+    out.extend_from_slice(b"\",\"object\":\"response\",\"created_at\":");
+    push_u64(out, created);
+    out.extend_from_slice(b",\"status\":\"");
+    out.extend_from_slice(match (whole, u.capped) {
+        (false, _) => b"in_progress".as_slice(),
+        (true, false) => b"completed",
+        (true, true) => b"incomplete",
+    });
+    out.extend_from_slice(b"\",\"error\":null,\"incomplete_details\":");
+    if whole && u.capped {
+        out.extend_from_slice(b"{\"reason\":\"max_output_tokens\"}");
+    } else {
+        out.extend_from_slice(b"null");
+    }
+    out.extend_from_slice(b",\"instructions\":null,\"max_output_tokens\":null,\"model\":");
+    push_json_str(out, model);
+    out.extend_from_slice(b",\"output\":[");
+    if whole {
+        push_response_message(out, id, u, true);
+    }
+    out.extend_from_slice(b"],\"parallel_tool_calls\":true,\"previous_response_id\":null,\"store\":true,\"temperature\":1.0,\"text\":{\"format\":{\"type\":\"text\"}},\"tool_choice\":\"auto\",\"tools\":[],\"top_p\":1.0,\"truncation\":\"disabled\",\"usage\":");
+    if whole {
+        push_responses_usage(out, u);
+    } else {
+        out.extend_from_slice(b"null");
+    }
+    out.extend_from_slice(b",\"metadata\":{}}");
+}
+
+/// Appends the Responses output message (`whole`: with its text, else empty).
+pub(super) fn push_response_message(out: &mut Vec<u8>, id: u64, u: &Usage, whole: bool) {
+    out.extend_from_slice(b"{\"id\":\"msg_mock");
+    push_id(out, id);
+    out.extend_from_slice(b"\",\"type\":\"message\",\"status\":\"");
+    out.extend_from_slice(if whole {
+        b"completed".as_slice()
+    } else {
+        b"in_progress"
+    });
+    out.extend_from_slice(b"\",\"role\":\"assistant\",\"content\":[");
+    if whole {
+        out.extend_from_slice(b"{\"type\":\"output_text\",\"text\":");
+        push_text(out, u.completion);
+        out.extend_from_slice(b",\"annotations\":[],\"logprobs\":[]}");
+    }
+    out.extend_from_slice(b"]}");
+}
+
+/// Appends the Responses `usage` object.
+pub(super) fn push_responses_usage(out: &mut Vec<u8>, u: &Usage) {
+    out.extend_from_slice(b"{\"input_tokens\":");
+    push_u64(out, u.prompt);
+    out.extend_from_slice(b",\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":");
+    push_u64(out, u64::from(u.completion));
+    out.extend_from_slice(b",\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":");
+    push_u64(out, u.prompt + u64::from(u.completion));
+    out.push(b'}');
+}
+
 /// Appends an Anthropic `message` object.
 pub(super) fn push_anthropic_message(out: &mut Vec<u8>, id: u64, model: &str, u: &Usage) {
     out.extend_from_slice(b"{\"id\":\"msg_mock");
@@ -306,7 +370,7 @@ pub(super) fn push_anthropic_message(out: &mut Vec<u8>, id: u64, model: &str, u:
 }
 
 /// Appends the whole `n`-token text as one JSON string.
-fn push_text(out: &mut Vec<u8>, n: u32) {
+pub(super) fn push_text(out: &mut Vec<u8>, n: u32) {
     out.push(b'"');
     for piece in completion(n) {
         push_json_escaped(out, piece);

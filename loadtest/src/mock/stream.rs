@@ -8,7 +8,9 @@ use std::time::Duration;
 use monoio::io::AsyncWriteRent;
 
 use super::conn::flush;
-use super::respond::{push_id, push_openai_usage, Api, Usage};
+use super::respond::{
+    push_id, push_openai_usage, push_response, push_response_message, push_text, Api, Usage,
+};
 use super::split::Split;
 use super::text::{push_chunk, push_json_escaped, push_json_str, push_u64, token, LAST_CHUNK};
 
@@ -22,11 +24,15 @@ pub(super) struct Events<'a> {
     pub(super) usage: Usage,
     /// OpenAI `stream_options.include_usage`.
     pub(super) include_usage: bool,
+    /// OpenAI Responses: its named events rather than chat chunks.
+    pub(super) responses: bool,
 }
 
 /// Events before the first token.
-fn lead(api: Api) -> usize {
+fn lead(api: Api, responses: bool) -> usize {
     match api {
+        // response.created, .in_progress, .output_item.added, .content_part.added
+        Api::OpenAi if responses => 4,
         Api::OpenAi => 1,
         Api::Anthropic => 3,
     }
@@ -37,6 +43,9 @@ impl Events<'_> {
     pub(super) fn count(&self) -> usize {
         let n = self.usage.completion as usize;
         match self.api {
+            // the lead, tokens, output_text.done, content_part.done,
+            // output_item.done, response.completed
+            Api::OpenAi if self.responses => n + 8,
             // role, tokens, finish, [usage], [DONE]
             Api::OpenAi => n + 3 + usize::from(self.include_usage),
             // message_start, content_block_start, ping, tokens,
@@ -47,7 +56,7 @@ impl Events<'_> {
 
     /// The token event `ev` carries, if it carries one.
     fn token_of(&self, ev: usize) -> Option<u32> {
-        let i = ev.checked_sub(lead(self.api))?;
+        let i = ev.checked_sub(lead(self.api, self.responses))?;
         (i < self.usage.completion as usize).then_some(i as u32)
     }
 
@@ -65,6 +74,7 @@ impl Events<'_> {
     /// Appends event `ev` (`prefix` from [`Events::openai_prefix`]).
     fn render(&self, ev: usize, prefix: &[u8], out: &mut Vec<u8>) {
         match self.api {
+            Api::OpenAi if self.responses => self.render_responses(ev, out),
             Api::OpenAi => self.render_openai(ev, prefix, out),
             Api::Anthropic => self.render_anthropic(ev, out),
         }
@@ -96,6 +106,89 @@ impl Events<'_> {
         }
         if self.include_usage {
             out.extend_from_slice(b",\"usage\":null");
+        }
+        out.extend_from_slice(b"}\n\n");
+    }
+
+    /// One Responses event, `event:` line first, as OpenAI sends them.
+    fn render_responses(&self, ev: usize, out: &mut Vec<u8>) {
+        let n = self.usage.completion as usize;
+        let named = |out: &mut Vec<u8>, name: &[u8]| {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"\ndata: {\"type\":\"");
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"\",\"sequence_number\":");
+            push_u64(out, ev as u64);
+        };
+        let item = |out: &mut Vec<u8>| {
+            out.extend_from_slice(b",\"item_id\":\"msg_mock");
+            push_id(out, self.id);
+            out.extend_from_slice(b"\",\"output_index\":0,\"content_index\":0");
+        };
+        if let Some(t) = self.token_of(ev) {
+            named(out, b"response.output_text.delta");
+            item(out);
+            out.extend_from_slice(b",\"delta\":\"");
+            push_json_escaped(out, token(t));
+            out.extend_from_slice(b"\",\"logprobs\":[]}\n\n");
+            return;
+        }
+        match ev {
+            0 | 1 => {
+                named(
+                    out,
+                    if ev == 0 {
+                        b"response.created".as_slice()
+                    } else {
+                        b"response.in_progress"
+                    },
+                );
+                out.extend_from_slice(b",\"response\":");
+                push_response(out, self.id, self.created, self.model, &self.usage, false);
+            }
+            2 => {
+                named(out, b"response.output_item.added");
+                out.extend_from_slice(b",\"output_index\":0,\"item\":");
+                push_response_message(out, self.id, &self.usage, false);
+            }
+            3 => {
+                named(out, b"response.content_part.added");
+                item(out);
+                out.extend_from_slice(
+                    b",\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[],\"logprobs\":[]}",
+                );
+            }
+            _ if ev == n + 4 => {
+                named(out, b"response.output_text.done");
+                item(out);
+                out.extend_from_slice(b",\"text\":");
+                push_text(out, self.usage.completion);
+                out.extend_from_slice(b",\"logprobs\":[]");
+            }
+            _ if ev == n + 5 => {
+                named(out, b"response.content_part.done");
+                item(out);
+                out.extend_from_slice(b",\"part\":{\"type\":\"output_text\",\"text\":");
+                push_text(out, self.usage.completion);
+                out.extend_from_slice(b",\"annotations\":[],\"logprobs\":[]}");
+            }
+            _ if ev == n + 6 => {
+                named(out, b"response.output_item.done");
+                out.extend_from_slice(b",\"output_index\":0,\"item\":");
+                push_response_message(out, self.id, &self.usage, true);
+            }
+            _ => {
+                // A capped completion ends `response.incomplete`, as OpenAI's.
+                let name = if self.usage.capped {
+                    b"response.incomplete".as_slice()
+                } else {
+                    b"response.completed"
+                };
+                named(out, name);
+                out.extend_from_slice(b",\"response\":");
+                push_response(out, self.id, self.created, self.model, &self.usage, true);
+            }
         }
         out.extend_from_slice(b"}\n\n");
     }
@@ -172,7 +265,7 @@ pub(super) async fn send<S: AsyncWriteRent>(
     s: &mut Scratch,
 ) -> io::Result<()> {
     s.prefix.clear();
-    if ev.api == Api::OpenAi {
+    if ev.api == Api::OpenAi && !ev.responses {
         ev.openai_prefix(&mut s.prefix);
     }
     let total = ev.count();

@@ -137,6 +137,7 @@ pub(super) fn read(dialect: Dialect, data: &[u8], out: &mut Spans) -> R<()> {
     match dialect {
         Dialect::OpenAi => openai(data, out)?,
         Dialect::Anthropic => anthropic(data, out)?,
+        Dialect::OpenAiResponses => responses(data, out)?,
         Dialect::OpenAiEmbeddings => return Ok(()),
     }
     out.shape.learn(dialect, data, &out.texts);
@@ -258,6 +259,21 @@ pub(super) fn anthropic(data: &[u8], out: &mut Spans) -> R<()> {
         _ => c.skip(1),
     })?;
     c.end()
+}
+
+/// A Responses `response.output_text.delta` event: its top-level `delta`.
+pub(super) fn responses(data: &[u8], out: &mut Spans) -> R<()> {
+    out.texts.clear();
+    let mut c = Cursor { b: data, i: 0 };
+    c.ws();
+    let mut delta = Once::default();
+    c.object(0, |key, c| match key {
+        b"delta" => Once::read(&mut delta, c, 1),
+        _ => c.skip(1),
+    })?;
+    c.end()?;
+    out.texts.extend(delta.value);
+    Ok(())
 }
 
 /// A position in the event's bytes.

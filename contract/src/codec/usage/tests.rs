@@ -460,3 +460,101 @@ fn chunked_stream_cut_short_is_truncated() {
         }
     }
 }
+
+/// A Responses stream in the shape OpenAI sends (named events, each data's
+/// `type` repeating the name, `sequence_number`s), abridged.
+const RESPONSES_STREAM: &str = concat!(
+    "event: response.created\n",
+    "data: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_67c\",\"object\":\"response\",\"created_at\":1741290958,\"status\":\"in_progress\",\"error\":null,\"incomplete_details\":null,\"instructions\":\"You are helpful.\",\"max_output_tokens\":null,\"model\":\"gpt-4.1-2025-04-14\",\"output\":[],\"previous_response_id\":null,\"store\":true,\"usage\":null,\"metadata\":{}}}\n\n",
+    "event: response.in_progress\n",
+    "data: {\"type\":\"response.in_progress\",\"sequence_number\":1,\"response\":{\"id\":\"resp_67c\",\"status\":\"in_progress\",\"usage\":null}}\n\n",
+    "event: response.output_item.added\n",
+    "data: {\"type\":\"response.output_item.added\",\"sequence_number\":2,\"output_index\":0,\"item\":{\"id\":\"msg_67c\",\"type\":\"message\",\"status\":\"in_progress\",\"role\":\"assistant\",\"content\":[]}}\n\n",
+    "event: response.content_part.added\n",
+    "data: {\"type\":\"response.content_part.added\",\"sequence_number\":3,\"item_id\":\"msg_67c\",\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}}\n\n",
+    "event: response.output_text.delta\n",
+    "data: {\"type\":\"response.output_text.delta\",\"sequence_number\":4,\"item_id\":\"msg_67c\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hi\",\"logprobs\":[]}\n\n",
+    "event: response.output_text.delta\n",
+    "data: {\"type\":\"response.output_text.delta\",\"sequence_number\":5,\"item_id\":\"msg_67c\",\"output_index\":0,\"content_index\":0,\"delta\":\" th\\u00e9re \\\"usage\\\"\",\"logprobs\":[]}\n\n",
+    "event: response.output_text.done\n",
+    "data: {\"type\":\"response.output_text.done\",\"sequence_number\":6,\"item_id\":\"msg_67c\",\"output_index\":0,\"content_index\":0,\"text\":\"Hi th\\u00e9re \\\"usage\\\"\",\"logprobs\":[]}\n\n",
+    "event: response.completed\n",
+    "data: {\"type\":\"response.completed\",\"sequence_number\":7,\"response\":{\"id\":\"resp_67c\",\"object\":\"response\",\"status\":\"completed\",\"output\":[{\"id\":\"msg_67c\",\"type\":\"message\",\"status\":\"completed\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hi th\\u00e9re \\\"usage\\\"\",\"annotations\":[]}]}],\"store\":true,\"usage\":{\"input_tokens\":1117,\"input_tokens_details\":{\"cached_tokens\":1024},\"output_tokens\":46,\"output_tokens_details\":{\"reasoning_tokens\":12},\"total_tokens\":1163},\"metadata\":{}}}\n\n",
+);
+
+#[test]
+fn responses_stream_at_every_split() {
+    let got = check_splits(Dialect::OpenAiResponses, RESPONSES_STREAM.as_bytes());
+    assert_eq!(got.usage, Some(OPENAI_USAGE));
+    assert!(got.completed);
+    assert!(got.usage_only.iter().all(|u| !u));
+    // The completion text, read by the delta reader, at every split too.
+    let deltas = |parts: &[&[u8]]| {
+        let mut framer = SseFramer::default();
+        let mut reader = crate::codec::delta::DeltaReader::default();
+        let mut text = String::new();
+        for p in parts {
+            framer.feed(p, |ev| {
+                reader.for_each_text(Dialect::OpenAiResponses, ev, |t| text.push_str(t));
+            });
+        }
+        text
+    };
+    let stream = RESPONSES_STREAM.as_bytes();
+    for at in 0..=stream.len() {
+        assert_eq!(
+            deltas(&[&stream[..at], &stream[at..]]),
+            "Hi th\u{e9}re \"usage\"",
+            "split at {at}"
+        );
+    }
+    // Cut before its terminal event, the stream is not complete.
+    let cut = RESPONSES_STREAM.find("event: response.completed").unwrap();
+    let s = scan(Dialect::OpenAiResponses, &[&stream[..cut]]);
+    assert_eq!((s.usage, s.completed), (None, false));
+}
+
+#[test]
+fn responses_ends_that_are_not_completion() {
+    for (name, why) in [
+        ("response.failed", "response_failed"),
+        ("response.incomplete", "response_incomplete"),
+    ] {
+        let data = format!(
+            r#"{{"type":"{name}","sequence_number":9,"response":{{"status":"x","error":null,"usage":{{"input_tokens":5,"output_tokens":2}}}}}}"#
+        );
+        for event in [name, ""] {
+            let s = event_scan(Dialect::OpenAiResponses, &[(event, &data)]);
+            assert!(s.completed(), "{event}");
+            assert_eq!(s.ended(), Some(why));
+            assert_eq!(s.usage().map(|u| (u.input_tokens, u.output_tokens)), Some((5, 2)));
+        }
+    }
+    // Without `event:` lines, the JSON `type` names the end.
+    let done = r#"{"type":"response.completed","response":{"usage":{"input_tokens":3,"output_tokens":1}}}"#;
+    let s = event_scan(Dialect::OpenAiResponses, &[("", done)]);
+    assert!(s.completed() && s.ended().is_none());
+    // A delta whose text names an end is not one.
+    let delta = r#"{"type":"response.output_text.delta","delta":"response.failed"}"#;
+    let s = event_scan(Dialect::OpenAiResponses, &[("", delta)]);
+    assert!(!s.completed());
+    // `response.created` carries `"usage":null`, and no end.
+    let s = event_scan(
+        Dialect::OpenAiResponses,
+        &[("response.created", r#"{"response":{"usage":null}}"#)],
+    );
+    assert!(!s.completed() && s.usage().is_none());
+}
+
+#[test]
+fn responses_non_streamed_body() {
+    let body = br#"{"id":"resp_1","object":"response","status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":"hi"}]}],"usage":{"input_tokens":1117,"input_tokens_details":{"cached_tokens":1024},"output_tokens":46,"output_tokens_details":{"reasoning_tokens":12},"total_tokens":1163}}"#;
+    let mut s = UsageScanner::new(Dialect::OpenAiResponses);
+    s.on_json_body(body);
+    assert_eq!(s.usage(), Some(OPENAI_USAGE));
+    assert!(s.completed());
+    // Chat's field names are not Responses'.
+    let mut s = UsageScanner::new(Dialect::OpenAiResponses);
+    s.on_json_body(br#"{"usage":{"prompt_tokens":3,"completion_tokens":1}}"#);
+    assert_eq!(s.usage(), None);
+}

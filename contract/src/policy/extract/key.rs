@@ -26,6 +26,9 @@ pub(super) enum Key {
     Text,
     Input,
     N,
+    Instructions,
+    MaxOutputTokens,
+    Output,
     Other,
 }
 
@@ -52,6 +55,9 @@ impl Key {
             "text" => Key::Text,
             "input" => Key::Input,
             "n" => Key::N,
+            "instructions" => Key::Instructions,
+            "max_output_tokens" => Key::MaxOutputTokens,
+            "output" => Key::Output,
             _ => Key::Other,
         }
     }
@@ -78,6 +84,9 @@ impl Key {
             Key::Text => "text",
             Key::Input => "input",
             Key::N => "n",
+            Key::Instructions => "instructions",
+            Key::MaxOutputTokens => "max_output_tokens",
+            Key::Output => "output",
             Key::Other => "other",
         }
     }

@@ -318,3 +318,72 @@ fn n_and_present_keys() {
     assert!(v.keys.contains("stream_options") && v.keys.contains("model") && v.keys.contains("n"));
     assert!(!v.keys.contains("max_tokens") && !v.keys.contains("temperature"));
 }
+
+#[test]
+fn responses_input_in_each_form() {
+    fn r(body: &str) -> Result<RequestView<'_>, ExtractError> {
+        extract(Dialect::OpenAiResponses, body.as_bytes())
+    }
+    let v = r(r#"{"model":"gpt-4o","input":"hello","instructions":"be brief","max_output_tokens":64,"stream":true,"store":false}"#).unwrap();
+    assert_eq!(texts(&v), [(Message, "hello"), (System, "be brief")]);
+    assert_eq!((v.stream, v.max_tokens), (true, Some(64)));
+    let v = r(r#"{"model":"m","instructions":"sys","input":[
+        {"role":"user","content":"plain"},
+        {"type":"message","role":"user","content":[{"type":"input_text","text":"part one"},{"type":"input_image","image_url":"data:x"}]},
+        {"type":"message","role":"assistant","content":[{"type":"output_text","text":"earlier answer","annotations":[]}]},
+        {"type":"function_call","call_id":"c1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},
+        {"type":"function_call_output","call_id":"c1","output":"sunny"},
+        {"type":"item_reference","id":"msg_1"}
+    ],"tools":[{"type":"function","name":"get_weather","description":"the weather","parameters":{}}],"previous_response_id":"resp_1"}"#)
+    .unwrap();
+    assert_eq!(
+        texts(&v),
+        [
+            (System, "sys"),
+            (Message, "plain"),
+            (Message, "part one"),
+            (Message, "earlier answer"),
+            (ToolArguments, "{\"city\":\"Paris\"}"),
+            (ToolResult, "sunny"),
+            (ToolDescription, "the weather"),
+        ]
+    );
+    assert_eq!(v.max_tokens, None);
+    // `functions` is chat's: not read (nor redacted) in a Responses body,
+    // but not repeatable either.
+    let v = r(r#"{"model":"m","functions":[{"description":"d"}],"input":"x"}"#).unwrap();
+    assert_eq!(texts(&v), [(Message, "x")]);
+    assert_eq!(
+        r(r#"{"model":"m","input":"x","functions":[],"functions":[]}"#),
+        Err(ExtractError::BadField("functions"))
+    );
+    // `max_tokens` is not Responses' limit; `messages` is not its input.
+    let v = r(r#"{"model":"m","input":"x","max_tokens":5}"#).unwrap();
+    assert_eq!(v.max_tokens, None);
+    assert_eq!(
+        r(r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#),
+        Err(ExtractError::MissingInput)
+    );
+    for (bad, field) in [
+        (r#"{"model":"m","input":7}"#, "input"),
+        (r#"{"model":"m","input":"a","input":"b"}"#, "input"),
+        (r#"{"model":"m","input":"a","instructions":3}"#, "instructions"),
+        (
+            r#"{"model":"m","input":"a","max_output_tokens":-1}"#,
+            "max_output_tokens",
+        ),
+        (
+            r#"{"model":"m","input":[{"type":"function_call","arguments":{"a":1}}]}"#,
+            "arguments",
+        ),
+    ] {
+        assert_eq!(r(bad), Err(ExtractError::BadField(field)), "{bad}");
+    }
+    assert!(extract(
+        Dialect::OpenAi,
+        br#"{"model":"m","messages":[],"max_output_tokens":1}"#
+    )
+    .unwrap()
+    .keys
+    .contains("max_output_tokens"));
+}

@@ -82,8 +82,10 @@ pub(super) struct Top {
     pub(super) max_tokens: Option<u64>,
     pub(super) max_completion_tokens: Option<u64>,
     pub(super) has_messages: bool,
-    /// Embeddings: `input` was present.
+    /// Embeddings, Responses: `input` was present.
     pub(super) has_input: bool,
+    /// Responses: `max_output_tokens`.
+    pub(super) max_output_tokens: Option<u64>,
     pub(super) n: Option<u64>,
     /// The top-level keys the gateway reads or writes that the body has.
     pub(super) seen: Seen,
@@ -109,6 +111,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
         let cx = self.cx;
         let openai = cx.api.is_openai();
         let embeddings = cx.api == Dialect::OpenAiEmbeddings;
+        let responses = cx.api == Dialect::OpenAiResponses;
         let mut top = Top::default();
         let mut seen = Seen::default();
         while let Some(key) = map.next_key::<Key>()? {
@@ -124,7 +127,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
                     let o = read_plain!(map, cx, seen, key, Option<StreamOptions>);
                     top.include_usage = o.and_then(|o| o.include_usage).unwrap_or(false);
                 }
-                Key::Messages if !embeddings => {
+                Key::Messages if !embeddings && !responses => {
                     top.has_messages = read!(map, cx, seen, key, SeqSeed::messages(&mut *cx));
                 }
                 Key::Input if embeddings => {
@@ -140,10 +143,31 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
                     );
                     top.has_input = true;
                 }
+                Key::Input if responses => {
+                    read!(map, cx, seen, key, ResponsesInputSeed { cx: &mut *cx });
+                    top.has_input = true;
+                }
+                Key::Instructions if responses => {
+                    read!(
+                        map,
+                        cx,
+                        seen,
+                        key,
+                        StrSeed {
+                            cx: &mut *cx,
+                            kind: TextKind::System
+                        }
+                    );
+                }
+                Key::MaxOutputTokens if responses => {
+                    top.max_output_tokens = read_plain!(map, cx, seen, key, Option<u64>)
+                }
                 Key::Tools => {
                     read!(map, cx, seen, key, SeqSeed::tools(&mut *cx));
                 }
-                Key::Functions if openai => {
+                // Legacy chat `functions`: chat's alone, as the redaction
+                // walk reads it.
+                Key::Functions if cx.api == Dialect::OpenAi => {
                     read!(map, cx, seen, key, SeqSeed::tools(&mut *cx));
                 }
                 Key::System if !openai => {
@@ -158,7 +182,12 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
                         }
                     );
                 }
-                Key::N | Key::StreamOptions | Key::MaxCompletionTokens | Key::Functions | Key::System => {
+                Key::N
+                | Key::StreamOptions
+                | Key::MaxCompletionTokens
+                | Key::MaxOutputTokens
+                | Key::Functions
+                | Key::System => {
                     // A key the gateway reads or writes in some dialect: a
                     // second copy is refused here too, since a rewrite (or a
                     // provider of another dialect) would act on it.
@@ -187,6 +216,9 @@ enum Elem {
     Tool,
     ToolCall,
     Block(TextKind),
+    /// A Responses `input` item: a message (`content`), a
+    /// `function_call` (`arguments`) or a `function_call_output` (`output`).
+    Item,
 }
 
 /// An array (or null) of `Elem`s; yields whether it was present.
@@ -342,6 +374,42 @@ impl<'de> Visitor<'de> for ObjSeed<'_, 'de> {
                         ObjSeed {
                             cx: &mut *cx,
                             elem: Elem::Tool
+                        }
+                    )
+                }
+                (Elem::Item, Key::Content) => {
+                    read!(
+                        map,
+                        cx,
+                        seen,
+                        key,
+                        ContentSeed {
+                            cx: &mut *cx,
+                            kind: TextKind::Message
+                        }
+                    )
+                }
+                (Elem::Item, Key::Arguments) => {
+                    read!(
+                        map,
+                        cx,
+                        seen,
+                        key,
+                        StrSeed {
+                            cx: &mut *cx,
+                            kind: TextKind::ToolArguments
+                        }
+                    )
+                }
+                (Elem::Item, Key::Output) => {
+                    read!(
+                        map,
+                        cx,
+                        seen,
+                        key,
+                        ContentSeed {
+                            cx: &mut *cx,
+                            kind: TextKind::ToolResult
                         }
                     )
                 }
@@ -526,5 +594,45 @@ impl<'de> InputSeed<'_, 'de> {
         }
         self.cx.push(TextKind::Message, text);
         Ok(())
+    }
+}
+
+/// Responses `input`: a string (one user message), or an array of items
+/// (see [`Elem::Item`]). Items of no known shape carry no text.
+struct ResponsesInputSeed<'c, 'de> {
+    cx: &'c mut Cx<'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for ResponsesInputSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResponsesInputSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an array of input items")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.cx.push(TextKind::Message, Cow::Borrowed(v));
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.cx.push(TextKind::Message, Cow::Owned(v.to_owned()));
+        Ok(())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.cx.push(TextKind::Message, Cow::Owned(v));
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        SeqSeed {
+            cx: self.cx,
+            elem: Elem::Item,
+        }
+        .visit_seq(seq)
+        .map(|_| ())
     }
 }

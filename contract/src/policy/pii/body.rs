@@ -84,6 +84,8 @@ fn rewrite(
             (_, "tools") | (Dialect::OpenAi, "functions") => w.each(v, Rewriter::tool),
             (Dialect::Anthropic, "system") => w.content(v),
             (Dialect::OpenAiEmbeddings, "input") => w.embeddings_input(v),
+            (Dialect::OpenAiResponses, "input") => w.responses_input(v),
+            (Dialect::OpenAiResponses, "instructions") => w.text(v),
             _ => {}
         }
     }
@@ -140,6 +142,22 @@ impl Rewriter<'_> {
                     }
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Responses `input`: a string, or items whose `content` (a string or
+    /// parts), `arguments` and `output` extraction read.
+    fn responses_input(&mut self, v: &mut Json) {
+        match v {
+            Json::String(s) => self.read_string(s),
+            Json::Array(_) => self.each(v, |w, item| {
+                w.fields(item, |w, k, v| match k {
+                    "content" | "output" => w.content(v),
+                    "arguments" => w.text(v),
+                    _ => {}
+                })
+            }),
             _ => {}
         }
     }

@@ -38,6 +38,7 @@ fn reader(dialect: Dialect, data: &[u8]) -> Vec<String> {
     let event: &[u8] = match dialect {
         Dialect::OpenAi | Dialect::OpenAiEmbeddings => b"",
         Dialect::Anthropic => b"content_block_delta",
+        Dialect::OpenAiResponses => b"response.output_text.delta",
     };
     let mut out = Vec::new();
     DeltaReader::default().for_each_text(dialect, &SseEvent { event, data }, |t| out.push(t.to_owned()));
@@ -65,9 +66,21 @@ const ANTHROPIC: &[&str] = &[
     r#"{"delta":{"text":1,"thinking":"t","partial_json":"p"}}"#,
 ];
 
+const RESPONSES: &[&str] = &[
+    r#"{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hello","logprobs":[]}"#,
+    r#"{"type":"response.output_text.delta","delta":"caf\u00e9 \"q\" \n"}"#,
+    r#"{"delta":null,"x":[1,{"delta":"inner"}]}"#,
+    r#"{ "delta" : "spaced \u4e16\ud83d\ude80" }  "#,
+    r#"{"delta":12}"#,
+];
+
 #[test]
 fn answers_the_usual_events_itself_and_as_the_reference() {
-    for (dialect, events) in [(Dialect::OpenAi, OPENAI), (Dialect::Anthropic, ANTHROPIC)] {
+    for (dialect, events) in [
+        (Dialect::OpenAi, OPENAI),
+        (Dialect::Anthropic, ANTHROPIC),
+        (Dialect::OpenAiResponses, RESPONSES),
+    ] {
         for ev in events {
             let want = reference(dialect, ev.as_bytes());
             assert_eq!(fast(dialect, ev.as_bytes()).as_ref(), Some(&want), "{ev}");

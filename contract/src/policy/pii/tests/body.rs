@@ -190,3 +190,32 @@ fn embeddings_input_is_redacted_where_it_was_read() {
     let view = crate::policy::extract::extract(Dialect::OpenAiEmbeddings, body.as_bytes()).unwrap();
     assert_eq!(view.texts.len(), 2);
 }
+
+#[test]
+fn responses_input_is_redacted_where_it_was_read() {
+    let body = r#"{"model":"gpt-4o","instructions":"reply to alice@example.com","input":[{"role":"user","content":"card 4111 1111 1111 1111"},{"type":"message","role":"user","content":[{"type":"input_text","text":"mail bob@example.com"}]},{"type":"function_call","call_id":"c","name":"f","arguments":"{\"to\":\"carol@example.com\"}"},{"type":"function_call_output","call_id":"c","output":"call +44 20 7946 0958"},{"type":"item_reference","id":"dan@example.com"}],"user":"eve@example.com","store":true,"previous_response_id":"resp_1"}"#;
+    let out = redact_body(&redact_all(), Dialect::OpenAiResponses, body.as_bytes())
+        .unwrap()
+        .unwrap();
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(got["instructions"], "reply to [REDACTED_EMAIL]");
+    assert_eq!(got["input"][0]["content"], "card [REDACTED_CARD]");
+    assert_eq!(got["input"][1]["content"][0]["text"], "mail [REDACTED_EMAIL]");
+    assert_eq!(got["input"][2]["arguments"], "{\"to\":\"[REDACTED_EMAIL]\"}");
+    assert_eq!(got["input"][3]["output"], "call [REDACTED_PHONE]");
+    assert_eq!(got["input"][4]["id"], "dan@example.com", "not read, not touched");
+    assert_eq!(got["user"], "eve@example.com", "not read, not touched");
+    assert_eq!(
+        (got["store"].clone(), got["previous_response_id"].clone()),
+        (json!(true), json!("resp_1"))
+    );
+    let one = r#"{"model":"m","input":"mail alice@example.com"}"#;
+    let out = redact_body(&redact_all(), Dialect::OpenAiResponses, one.as_bytes())
+        .unwrap()
+        .unwrap();
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(got["input"], "mail [REDACTED_EMAIL]");
+    // Every text extraction reads is rewritten, in step.
+    let view = crate::policy::extract::extract(Dialect::OpenAiResponses, body.as_bytes()).unwrap();
+    assert_eq!(view.texts.len(), 5);
+}
