@@ -1288,7 +1288,10 @@ fn hop_by_hop_headers(d: Driver) {
             .header("Cookie", "session=client")
             .header("OpenAI-Organization", "org-client")
             .header("X-Stainless-Lang", "rust")
-            .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+            .header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            );
         let r = rig.stack.gw.request(&req);
         assert_eq!(r.status(), 200, "{}", r.text());
         assert_eq!(r.body, body.as_bytes());
@@ -1422,7 +1425,11 @@ fn operator_key_header_policy(d: Driver) {
         assert_eq!(r.status(), 200, "{}", r.text());
         assert_eq!(r.body, body.as_bytes());
         for gone in account.iter().chain(&["set-cookie", "set-cookie2"]) {
-            assert!(r.header(gone).is_none(), "{gone} reached the client: {:?}", r.head);
+            assert!(
+                r.header(gone).is_none(),
+                "{gone} reached the client: {:?}",
+                r.head
+            );
         }
         assert_eq!(r.header("retry-after"), Some("3"), "{:?}", r.head);
         assert_eq!(r.header("x-request-id"), Some("req_fake_9"), "{:?}", r.head);
@@ -1437,14 +1444,30 @@ fn operator_key_header_policy(d: Driver) {
         assert_eq!(up.contains("openai-project: proj_op"), i == 0, "{up}");
     }
     // The snapshot lets this operator-wide key's account headers through.
-    let r = stack
-        .gw
-        .request(&client(Req::chat(GATEWAY_KEY, &openai_body("fake-gpt-pass", false))));
+    let r = stack.gw.request(&client(Req::chat(
+        GATEWAY_KEY,
+        &openai_body("fake-gpt-pass", false),
+    )));
     assert_eq!(r.status(), 200, "{}", r.text());
     assert!(r.header("set-cookie").is_none(), "{:?}", r.head);
-    assert_eq!(r.header("x-ratelimit-remaining-requests"), Some("99"), "{:?}", r.head);
-    assert_eq!(r.header("anthropic-ratelimit-requests-remaining"), Some("49"), "{:?}", r.head);
-    assert_eq!(r.header("openai-organization"), Some("org-operator"), "{:?}", r.head);
+    assert_eq!(
+        r.header("x-ratelimit-remaining-requests"),
+        Some("99"),
+        "{:?}",
+        r.head
+    );
+    assert_eq!(
+        r.header("anthropic-ratelimit-requests-remaining"),
+        Some("49"),
+        "{:?}",
+        r.head
+    );
+    assert_eq!(
+        r.header("openai-organization"),
+        Some("org-operator"),
+        "{:?}",
+        r.head
+    );
     let up = fake.head(2).to_ascii_lowercase();
     assert!(!up.contains("openai-organization"), "{up}");
     // The mock sees what a provider would: the allowlist, the key's ids.

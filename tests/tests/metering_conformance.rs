@@ -113,7 +113,8 @@ impl Milli {
     /// gateway's price code.
     fn cost(&self, t: Tokens) -> u64 {
         let plain = t.input - t.cached - t.written;
-        let milli = plain * self.input + t.cached * self.cached + t.written * self.write + t.output * self.output;
+        let milli =
+            plain * self.input + t.cached * self.cached + t.written * self.write + t.output * self.output;
         milli.div_ceil(1000)
     }
 }
@@ -147,7 +148,9 @@ struct Case {
 
 /// The byte offset of the start of the event (or line) holding `marker`.
 fn event_start(body: &str, marker: &str) -> usize {
-    let at = body.find(marker).unwrap_or_else(|| panic!("{marker:?} not in the fixture"));
+    let at = body
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not in the fixture"));
     body[..at].rfind("\n\n").map_or(0, |i| i + 2)
 }
 
@@ -157,7 +160,9 @@ fn response_head(stream: bool, len: usize) -> String {
     } else {
         "application/json"
     };
-    format!("HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\nx-request-id: req_conf\r\ncontent-length: {len}\r\n\r\n")
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\nx-request-id: req_conf\r\ncontent-length: {len}\r\n\r\n"
+    )
 }
 
 fn script(case: &Case) -> Vec<Step> {
@@ -178,7 +183,7 @@ fn script(case: &Case) -> Vec<Step> {
             vec![
                 Step::Send(format!("{head}{}", &body[..cut]).into_bytes()),
                 Step::Pause(Duration::from_secs(5)),
-                Step::Send(body[cut..].as_bytes().to_vec()),
+                Step::Send(body.as_bytes()[cut..].to_vec()),
                 Step::Hold,
             ]
         }
@@ -233,16 +238,61 @@ fn cases() -> Vec<Case> {
     vec![
         chat("o3-mini-conf-json", false, false, OPENAI_JSON, End::Whole),
         chat("o3-mini-conf-stream-asked", true, true, OPENAI_STREAM, End::Whole),
-        chat("o3-mini-conf-stream-unasked", true, false, OPENAI_STREAM, End::Whole),
-        chat("o3-mini-conf-cut-asked", true, true, OPENAI_STREAM, End::Cut(OPENAI_USAGE)),
-        chat("o3-mini-conf-cut-unasked", true, false, OPENAI_STREAM, End::Cut(OPENAI_USAGE)),
-        chat("o3-mini-conf-gone-asked", true, true, OPENAI_STREAM, End::Abandon(OPENAI_SECOND_CHUNK)),
-        chat("o3-mini-conf-gone-unasked", true, false, OPENAI_STREAM, End::Abandon(OPENAI_SECOND_CHUNK)),
+        chat(
+            "o3-mini-conf-stream-unasked",
+            true,
+            false,
+            OPENAI_STREAM,
+            End::Whole,
+        ),
+        chat(
+            "o3-mini-conf-cut-asked",
+            true,
+            true,
+            OPENAI_STREAM,
+            End::Cut(OPENAI_USAGE),
+        ),
+        chat(
+            "o3-mini-conf-cut-unasked",
+            true,
+            false,
+            OPENAI_STREAM,
+            End::Cut(OPENAI_USAGE),
+        ),
+        chat(
+            "o3-mini-conf-gone-asked",
+            true,
+            true,
+            OPENAI_STREAM,
+            End::Abandon(OPENAI_SECOND_CHUNK),
+        ),
+        chat(
+            "o3-mini-conf-gone-unasked",
+            true,
+            false,
+            OPENAI_STREAM,
+            End::Abandon(OPENAI_SECOND_CHUNK),
+        ),
         messages("claude-sonnet-4-conf-json", false, ANTHROPIC_JSON, End::Whole),
         messages("claude-sonnet-4-conf-stream", true, ANTHROPIC_STREAM, End::Whole),
-        messages("claude-sonnet-4-conf-restated", true, ANTHROPIC_STREAM_RESTATED, End::Whole),
-        messages("claude-sonnet-4-conf-cut", true, ANTHROPIC_STREAM, End::Cut("message_delta")),
-        messages("claude-sonnet-4-conf-gone", true, ANTHROPIC_STREAM, End::Abandon("\" held most")),
+        messages(
+            "claude-sonnet-4-conf-restated",
+            true,
+            ANTHROPIC_STREAM_RESTATED,
+            End::Whole,
+        ),
+        messages(
+            "claude-sonnet-4-conf-cut",
+            true,
+            ANTHROPIC_STREAM,
+            End::Cut("message_delta"),
+        ),
+        messages(
+            "claude-sonnet-4-conf-gone",
+            true,
+            ANTHROPIC_STREAM,
+            End::Abandon("\" held most"),
+        ),
     ]
 }
 
@@ -277,9 +327,11 @@ fn conformance(d: Driver) {
             Api::Chat => "openai",
             Api::Messages => "anthropic",
         };
-        snapshot = snapshot
-            .upstream(case.model, kind, &up.url(), None)
-            .route(Some(TENANT), case.model, &[(case.model, "pk")]);
+        snapshot = snapshot.upstream(case.model, kind, &up.url(), None).route(
+            Some(TENANT),
+            case.model,
+            &[(case.model, "pk")],
+        );
         extra.push(match case.api {
             Api::Chat => OPENAI_PRICE.section(case.model),
             Api::Messages => ANTHROPIC_PRICE.section(case.model),
@@ -316,7 +368,9 @@ fn conformance(d: Driver) {
             Api::Chat => (OPENAI_PRICE, OPENAI_TOKENS),
             Api::Messages => (ANTHROPIC_PRICE, ANTHROPIC_TOKENS),
         };
-        let cost = rec["cost_micros"].as_u64().unwrap_or_else(|| panic!("{what}: no cost: {rec}"));
+        let cost = rec["cost_micros"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{what}: no cost: {rec}"));
         assert!(cost > 0, "{what}: tokens were carried and cost 0: {rec}");
         let counted_out = rec["completion_tokens_counted"].as_u64();
         let counted_in = rec["prompt_tokens_counted"].as_u64();

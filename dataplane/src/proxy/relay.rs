@@ -470,7 +470,13 @@ mod tests {
         ] {
             assert!(is_account_header(name.as_bytes()), "{name}");
         }
-        for name in ["retry-after", "retry-after-ms", "x-request-id", "request-id", "content-type"] {
+        for name in [
+            "retry-after",
+            "retry-after-ms",
+            "x-request-id",
+            "request-id",
+            "content-type",
+        ] {
             assert!(!is_account_header(name.as_bytes()), "{name}");
         }
     }

@@ -165,7 +165,12 @@ fn names_are_resolved_by_the_caller_and_heal_after_a_failure() {
 
 #[test]
 fn provider_key_organization_and_project_compile_or_are_refused() {
-    let with = |extra: &str| SNAP.replace("api_key_env = \"PK\"\n", &format!("api_key_env = \"PK\"\n{extra}\n"));
+    let with = |extra: &str| {
+        SNAP.replace(
+            "api_key_env = \"PK\"\n",
+            &format!("api_key_env = \"PK\"\n{extra}\n"),
+        )
+    };
     let index = build(&with("organization = \"org-1\"\nproject = \"proj_1\"")).unwrap();
     let key = index.key(&sha256(b"sk-sluice-k1-secret")).unwrap();
     let Some(RouteEntry::Targets(t)) = key.tenant.routes.get("gpt-4o") else {

@@ -114,7 +114,11 @@ fn without_usage_the_counted_tokens_are_billed() {
 
 #[test]
 fn a_cut_stream_bills_no_less_output_than_was_streamed() {
-    for (outcome, billed_out) in [(Outcome::Truncated, 10), (Outcome::Cancelled, 10), (Outcome::Ok, 1)] {
+    for (outcome, billed_out) in [
+        (Outcome::Truncated, 10),
+        (Outcome::Cancelled, 10),
+        (Outcome::Ok, 1),
+    ] {
         // A fresh index each time: the snapshot allows 2 requests a minute.
         let index = index(SNAP);
         let (admitted, mut record) = try_admit(&index, &body("priced", "hello", 1000));
@@ -130,7 +134,11 @@ fn a_cut_stream_bills_no_less_output_than_was_streamed() {
         record.completion_tokens_counted = Some(10);
         settle(adm, &mut record);
         assert_eq!(record.cost_micros, Some(7 * 10 + billed_out * 20), "{outcome:?}");
-        assert_eq!(record.usage.map(|u| u.output_tokens), Some(1), "the record keeps the provider's figure");
+        assert_eq!(
+            record.usage.map(|u| u.output_tokens),
+            Some(1),
+            "the record keeps the provider's figure"
+        );
     }
 }
 
