@@ -21,12 +21,15 @@
 use serde_json::{json, Value};
 use sluice_tests::fake::{Scripted, Step};
 use sluice_tests::http::{Conn, Req};
+use sluice_tests::metering::{credit, fire_concurrently, price, stated_balance_micros, status_histogram};
 use sluice_tests::records::assert_shape;
-use sluice_tests::stack::{base, GATEWAY_KEY, PROVIDER_KEY, TENANT};
+use sluice_tests::stack::{
+    self, base, ANTHROPIC_MODEL, GATEWAY_KEY, OPENAI_MODEL, PROVIDER_KEY, SHARED_MODEL, TENANT,
+};
 use sluice_tests::{both_drivers, metering, Driver, Gateway, GatewayOpts};
 use std::time::Duration;
 
-both_drivers!(conformance);
+both_drivers!(conformance, concurrent_streams_never_overdraw);
 
 const OPENAI_STREAM: &str = include_str!("../fixtures/metering/openai_chat_stream.sse");
 const OPENAI_JSON: &str = include_str!("../fixtures/metering/openai_chat.json");
@@ -428,4 +431,157 @@ fn conformance(d: Driver) {
             }
         }
     }
+}
+
+/// A small deterministic generator (xorshift64*), so that a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// In `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+/// Many concurrent requests of random shapes (either API, streamed or not,
+/// usage asked or not, some cut by the upstream) against a balance that
+/// covers about half of them: the balance never goes below zero, and what
+/// the records charge is exactly what the balance lost. The second is
+/// measured by spending what is left with probes of exact, known cost until
+/// the balance refuses even the smallest: every price is a multiple of
+/// 10 µ$ a token, so the balance then is 0, and granted = records' sum +
+/// probes' sum.
+fn concurrent_streams_never_overdraw(d: Driver) {
+    const GRANTED: u64 = 25_000;
+    const N: usize = 120;
+    // The random phase: 10 µ$ a token in and out. The probes: output only.
+    let extra = [
+        price(OPENAI_MODEL, 10.0, 10.0),
+        price(ANTHROPIC_MODEL, 10.0, 10.0),
+        price(SHARED_MODEL, 0.0, 10.0),
+        credit(TENANT, GRANTED as i64, None),
+    ];
+    let stack = metering::stack(d, GatewayOpts::default(), &extra, stack::snapshot);
+    let mut rng = Rng(0x5eed_cafe_f00d_0001);
+    let reqs: Vec<Req> = (0..N)
+        .map(|_| {
+            let stream = rng.range(0, 3) > 0;
+            let max_tokens = rng.range(5, 50);
+            let tokens = rng.range(1, 60).to_string();
+            let itl = rng.range(0, 5).to_string();
+            let mut req = if rng.range(0, 1) == 0 {
+                let mut body = json!({
+                    "model": OPENAI_MODEL,
+                    "messages": [{"role": "user", "content": "Count, please."}],
+                    "stream": stream,
+                    "max_tokens": max_tokens,
+                });
+                if stream && rng.range(0, 1) == 0 {
+                    body["stream_options"] = json!({"include_usage": true});
+                }
+                Req::chat(GATEWAY_KEY, &body)
+            } else {
+                Req::messages(
+                    GATEWAY_KEY,
+                    &json!({
+                        "model": ANTHROPIC_MODEL,
+                        "max_tokens": max_tokens,
+                        "messages": [{"role": "user", "content": "Count, please."}],
+                        "stream": stream,
+                    }),
+                )
+            };
+            req = req.header("x-mock-tokens", &tokens).header("x-mock-itl-ms", &itl);
+            if stream && rng.range(0, 4) == 0 {
+                req = req.header("x-mock-truncate-after", &rng.range(1, 8).to_string());
+            }
+            req
+        })
+        .collect();
+    let responses = fire_concurrently(stack.gw.addr, reqs);
+    let hist = status_histogram(&responses);
+    let admitted = responses.iter().filter(|r| r.status() == 200).count();
+    assert!(
+        responses.iter().all(|r| r.status() == 200 || r.status() == 402),
+        "statuses {hist:?}"
+    );
+    assert!(
+        admitted > 0 && admitted < N,
+        "the balance should cover some, not all: {hist:?}"
+    );
+
+    let records = stack.gw.records().wait_count(N);
+    assert_eq!(records.len(), N, "{}", stack.gw.records().dump());
+    let mut charged = 0;
+    for r in &records {
+        assert_shape(r);
+        let cost = r["cost_micros"].as_u64().unwrap_or(0);
+        match r["status"].as_u64() {
+            Some(200) => {
+                let carried = r["usage"]["input_tokens"].as_u64().unwrap_or(0)
+                    + r["prompt_tokens_counted"].as_u64().unwrap_or(0);
+                assert!(carried == 0 || cost > 0, "tokens carried, cost 0: {r}");
+                assert_eq!(cost % 10, 0, "{r}");
+            }
+            Some(402) => assert_eq!(cost, 0, "a refused request was charged: {r}"),
+            _ => panic!("unexpected record: {r}"),
+        }
+        charged += cost;
+    }
+    assert!(
+        charged <= GRANTED,
+        "records charge {charged} µ$ of {GRANTED} granted"
+    );
+
+    // Spend the rest with probes whose cost is exactly their worst case.
+    let mut probed = 0;
+    let mut probes = 0;
+    let mut last_refusal = None;
+    for m in [1000u64, 100, 10, 1] {
+        loop {
+            let body = json!({
+                "model": SHARED_MODEL,
+                "messages": [{"role": "user", "content": "Probe."}],
+                "max_tokens": m,
+            });
+            let r = stack.chat(&body, &[("x-mock-tokens", &(m + 5).to_string())]);
+            probes += 1;
+            match r.status() {
+                200 => probed += 10 * m,
+                402 => {
+                    last_refusal = Some(r.text());
+                    break;
+                }
+                s => panic!("probe: status {s}: {}", r.text()),
+            }
+            assert!(
+                charged + probed <= GRANTED,
+                "overdrawn: {charged} + {probed} > {GRANTED}"
+            );
+        }
+    }
+    assert_eq!(
+        charged + probed,
+        GRANTED,
+        "the records ({charged} µ$) and the probes ({probed} µ$) account for every micro-dollar granted"
+    );
+    let message = last_refusal.unwrap_or_default();
+    if let Some(stated) = stated_balance_micros(&message) {
+        assert_eq!(stated, 0, "{message}");
+    }
+    // The probes' records agree with what they were charged.
+    let all = stack.gw.records().wait_count(N + probes);
+    let probe_sum: u64 = all
+        .iter()
+        .filter(|r| r["model"] == SHARED_MODEL)
+        .map(|r| r["cost_micros"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(probe_sum, probed, "{}", stack.gw.records().dump());
 }
