@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 /// The header that picks what [`Scripted`] answers.
-pub const SCRIPT_HEADER: &str = "x-script";
+pub const SCRIPT_HEADER: &str = "x-mock-script";
 
 /// An OpenAI-dialect upstream whose every completion is a canary, so a test
 /// can look for completion text where it must not be. What it answers

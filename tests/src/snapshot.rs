@@ -19,7 +19,7 @@ pub struct Snapshot {
     tenants: Vec<(String, Option<String>)>,
     keys: Vec<(String, String, String)>,
     upstreams: Vec<(String, String, String, Option<String>)>,
-    provider_keys: Vec<(String, Option<String>, String)>,
+    provider_keys: Vec<(String, Option<String>, String, String)>,
     routes: Vec<RouteSpec>,
 }
 
@@ -70,7 +70,16 @@ impl Snapshot {
     /// Adds a provider key read from environment variable `env`.
     pub fn provider_key(mut self, id: &str, tenant: Option<&str>, env: &str) -> Snapshot {
         self.provider_keys
-            .push((id.into(), tenant.map(Into::into), env.into()));
+            .push((id.into(), tenant.map(Into::into), env.into(), String::new()));
+        self
+    }
+
+    /// Appends TOML lines (`organization = "org-1"`, …) to the last provider key.
+    pub fn provider_key_settings(mut self, lines: &str) -> Snapshot {
+        if let Some(k) = self.provider_keys.last_mut() {
+            k.3.push_str(lines.trim());
+            k.3.push('\n');
+        }
         self
     }
 
@@ -139,11 +148,12 @@ impl Snapshot {
             }
             out.push('\n');
         }
-        for (id, tenant, env) in &self.provider_keys {
+        for (id, tenant, env, settings) in &self.provider_keys {
             let _ = writeln!(out, "[[provider_keys]]\nid = {}", q(id));
             if let Some(t) = tenant {
                 let _ = writeln!(out, "tenant = {}", q(t));
             }
+            out.push_str(settings);
             let _ = writeln!(out, "api_key_env = {}\n", q(env));
         }
         for RouteSpec {

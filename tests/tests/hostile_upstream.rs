@@ -49,6 +49,7 @@ both_drivers!(
     odd_but_valid_sse,
     errors_inside_200,
     hop_by_hop_headers,
+    operator_key_header_policy,
     tls_pooled_connection_is_reused,
     lf_only_and_bare_status_lines,
     compressed_answers_despite_identity,
@@ -1243,8 +1244,9 @@ fn errors_inside_200(d: Driver) {
 }
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1) stop at the gateway, in both
-/// directions, including those the Connection field names; end-to-end
-/// fields (Set-Cookie, providers' request ids and rate-limit fields) pass.
+/// directions, including those the Connection field names. Upstream, only
+/// the allowlisted client fields go; back, providers' request ids and (from
+/// a tenant's own key) rate-limit fields pass, cookies never.
 fn hop_by_hop_headers(d: Driver) {
     let body = completion_json("headers");
     let response = format!(
@@ -1282,7 +1284,14 @@ fn hop_by_hop_headers(d: Driver) {
         let req = req
             .header("Connection", "keep-alive, X-Client-Hop")
             .header("X-Client-Hop", "client-secret")
-            .header("x-client-e2e", "passes");
+            .header("x-client-e2e", "stays")
+            .header("Cookie", "session=client")
+            .header("OpenAI-Organization", "org-client")
+            .header("X-Stainless-Lang", "rust")
+            .header(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            );
         let r = rig.stack.gw.request(&req);
         assert_eq!(r.status(), 200, "{}", r.text());
         assert_eq!(r.body, body.as_bytes());
@@ -1316,7 +1325,7 @@ fn hop_by_hop_headers(d: Driver) {
             .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
             .map(|(_, v)| v.as_str())
             .collect();
-        assert_eq!(cookies, ["a=1; Path=/", "b=2; Path=/"]);
+        assert!(cookies.is_empty(), "{:?}", r.head);
         for (name, value) in [
             ("x-request-id", "req_fake_123"),
             ("openai-processing-ms", "42"),
@@ -1332,9 +1341,161 @@ fn hop_by_hop_headers(d: Driver) {
             !up.contains("x-client-hop"),
             "the client's hop-by-hop field went upstream:\n{up}"
         );
-        assert!(up.contains("x-client-e2e: passes"), "{up}");
+        for stays in ["x-client-e2e", "cookie", "openai-organization"] {
+            assert!(!up.contains(stays), "{stays} went upstream:\n{up}");
+        }
+        assert!(up.contains("x-stainless-lang: rust"), "{up}");
+        assert!(
+            up.contains("traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            "{up}"
+        );
     }
     rig.assert_healthy();
+}
+
+/// An operator-wide provider key (no tenant): the gateway sends the key's
+/// `OpenAI-Organization`/`OpenAI-Project`, never the client's; back to the
+/// client go neither cookies nor the account's rate-limit state and ids,
+/// unless the key says `pass_rate_limit_headers`; `retry-after` always does.
+fn operator_key_header_policy(d: Driver) {
+    let body = completion_json("policy");
+    let response = format!(
+        concat!(
+            "HTTP/1.1 200 OK\r\n",
+            "content-type: application/json\r\n",
+            "Set-Cookie: __cf_bm=abc; Path=/\r\n",
+            "set-cookie2: old=1\r\n",
+            "x-request-id: req_fake_9\r\n",
+            "openai-organization: org-operator\r\n",
+            "openai-project: proj-operator\r\n",
+            "x-ratelimit-remaining-requests: 99\r\n",
+            "X-RateLimit-Limit-Tokens: 30000000\r\n",
+            "anthropic-ratelimit-requests-remaining: 49\r\n",
+            "anthropic-ratelimit-tokens-reset: 2026-01-01T00:00:00Z\r\n",
+            "retry-after: 3\r\n",
+            "content-length: {}\r\n",
+            "\r\n",
+            "{}"
+        ),
+        body.len(),
+        body
+    );
+    let fake = Scripted::start(move |_| vec![send(&response)]);
+    let fake_url = fake.url();
+    let opts = GatewayOpts {
+        workers: 1,
+        ..GatewayOpts::default()
+    };
+    let stack = Stack::custom(d, opts, |url| {
+        base()
+            .provider_key("op", None, "MOCK_KEY")
+            .provider_key_settings("organization = \"org-op\"\nproject = \"proj_op\"")
+            .provider_key("op-pass", None, "MOCK_KEY")
+            .provider_key_settings("pass_rate_limit_headers = true")
+            .upstream("mock", "openai", url, None)
+            .upstream("fake", "openai", &fake_url, None)
+            .upstream("fake-anthropic", "anthropic", &fake_url, None)
+            .route(Some(TENANT), OPENAI_MODEL, &[("mock", "op")])
+            .route(Some(TENANT), FAKE_GPT, &[("fake", "op")])
+            .route(Some(TENANT), FAKE_CLAUDE, &[("fake-anthropic", "op")])
+            .route(Some(TENANT), "fake-gpt-pass", &[("fake", "op-pass")])
+    });
+    let account = [
+        "openai-organization",
+        "openai-project",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-limit-tokens",
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-tokens-reset",
+    ];
+    let client = |req: Req| {
+        req.header("OpenAI-Organization", "org-client")
+            .header("OpenAI-Project", "proj-client")
+            .header("Cookie", "session=client")
+            .header("x-forwarded-for", "10.0.0.1")
+            .header("X-Stainless-Package-Version", "1.2.3")
+            .header("Idempotency-Key", "idem-1")
+    };
+    let reqs = [
+        Req::chat(GATEWAY_KEY, &openai_body(FAKE_GPT, false)),
+        Req::messages(GATEWAY_KEY, &anthropic_body(FAKE_CLAUDE, false)),
+    ];
+    for (i, req) in reqs.into_iter().enumerate() {
+        let r = stack.gw.request(&client(req));
+        assert_eq!(r.status(), 200, "{}", r.text());
+        assert_eq!(r.body, body.as_bytes());
+        for gone in account.iter().chain(&["set-cookie", "set-cookie2"]) {
+            assert!(
+                r.header(gone).is_none(),
+                "{gone} reached the client: {:?}",
+                r.head
+            );
+        }
+        assert_eq!(r.header("retry-after"), Some("3"), "{:?}", r.head);
+        assert_eq!(r.header("x-request-id"), Some("req_fake_9"), "{:?}", r.head);
+        let up = fake.head(i).to_ascii_lowercase();
+        for stays in ["org-client", "proj-client", "cookie", "x-forwarded-for"] {
+            assert!(!up.contains(stays), "{stays} went upstream:\n{up}");
+        }
+        assert!(up.contains("x-stainless-package-version: 1.2.3"), "{up}");
+        assert!(up.contains("idempotency-key: idem-1"), "{up}");
+        // The key's organization and project go to OpenAI only.
+        assert_eq!(up.contains("openai-organization: org-op"), i == 0, "{up}");
+        assert_eq!(up.contains("openai-project: proj_op"), i == 0, "{up}");
+    }
+    // The snapshot lets this operator-wide key's account headers through.
+    let r = stack.gw.request(&client(Req::chat(
+        GATEWAY_KEY,
+        &openai_body("fake-gpt-pass", false),
+    )));
+    assert_eq!(r.status(), 200, "{}", r.text());
+    assert!(r.header("set-cookie").is_none(), "{:?}", r.head);
+    assert_eq!(
+        r.header("x-ratelimit-remaining-requests"),
+        Some("99"),
+        "{:?}",
+        r.head
+    );
+    assert_eq!(
+        r.header("anthropic-ratelimit-requests-remaining"),
+        Some("49"),
+        "{:?}",
+        r.head
+    );
+    assert_eq!(
+        r.header("openai-organization"),
+        Some("org-operator"),
+        "{:?}",
+        r.head
+    );
+    let up = fake.head(2).to_ascii_lowercase();
+    assert!(!up.contains("openai-organization"), "{up}");
+    // The mock sees what a provider would: the allowlist, the key's ids.
+    let r = stack.gw.request(&client(
+        Req::chat(GATEWAY_KEY, &openai_body(OPENAI_MODEL, false)).header("x-mock-tokens", "3"),
+    ));
+    assert_eq!(r.status(), 200, "{}", r.text());
+    let last = stack.mock.last();
+    let headers = last["headers"].as_object().unwrap();
+    let names: Vec<String> = headers.keys().map(|k| k.to_ascii_lowercase()).collect();
+    let bearer = format!("Bearer {PROVIDER_KEY}");
+    for (name, value) in [
+        ("openai-organization", "org-op"),
+        ("openai-project", "proj_op"),
+        ("idempotency-key", "idem-1"),
+        ("x-stainless-package-version", "1.2.3"),
+        ("x-mock-tokens", "3"),
+        ("authorization", bearer.as_str()),
+    ] {
+        let got = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str().unwrap_or_default().to_owned());
+        assert_eq!(got.as_deref(), Some(value), "{name}: {names:?}");
+    }
+    for stays in ["cookie", "x-forwarded-for"] {
+        assert!(!names.iter().any(|n| n == stays), "{stays}: {names:?}");
+    }
 }
 
 /// The idle check before reuse must not turn healthy pooled connections

@@ -118,6 +118,14 @@ pub struct SealedProviderKey {
     sealed: Box<[u8]>,
     aad: Box<[u8]>,
     opener: Arc<SealKey>,
+    /// OpenAI: the `OpenAI-Organization` sent with this key.
+    pub organization: Option<Box<str>>,
+    /// OpenAI: the `OpenAI-Project` sent with this key.
+    pub project: Option<Box<str>>,
+    /// Account-wide response headers (rate-limit state, the account's
+    /// organization and project) reach the client: a tenant's own key, or
+    /// an operator-wide one whose snapshot entry says to pass them.
+    pub pass_account_headers: bool,
 }
 
 impl fmt::Debug for SealedProviderKey {
@@ -339,11 +347,25 @@ impl Index {
                     )
                 }
             };
+            for (what, value) in [("organization", &k.organization), ("project", &k.project)] {
+                if value
+                    .as_deref()
+                    .is_some_and(|v| v.is_empty() || v.bytes().any(|b| b.is_ascii_control() || b >= 0x80))
+                {
+                    bail!(
+                        "provider key {:?}: {what} must be non-empty printable ASCII",
+                        k.id
+                    );
+                }
+            }
             let entry = SealedProviderKey {
                 id: Arc::from(k.id.as_str()),
                 sealed: sealed.into_boxed_slice(),
                 aad: aad.into_bytes().into_boxed_slice(),
                 opener: opener.clone(),
+                organization: k.organization.as_deref().map(Box::from),
+                project: k.project.as_deref().map(Box::from),
+                pass_account_headers: k.tenant.is_some() || k.pass_rate_limit_headers,
             };
             if pkeys
                 .insert(

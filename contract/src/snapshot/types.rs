@@ -204,7 +204,7 @@ pub enum KeySource {
 }
 
 /// A tenant's provider key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderKey {
     /// Key id, unique within its tenant.
@@ -218,6 +218,21 @@ pub struct ProviderKey {
     /// Control mode: the sealed key, hex.
     #[serde(default)]
     pub sealed: Option<String>,
+    /// OpenAI: the `OpenAI-Organization` the gateway sends with this key.
+    /// A client's own `OpenAI-Organization` never goes upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// OpenAI: the `OpenAI-Project` the gateway sends with this key. A
+    /// client's own `OpenAI-Project` never goes upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// An operator-wide key's account-wide response headers (the
+    /// provider's rate-limit state, `x-ratelimit-*` and
+    /// `anthropic-ratelimit-*`, and the account's `openai-organization` /
+    /// `openai-project`) reach clients only when this is set. A tenant's
+    /// own key always passes them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pass_rate_limit_headers: bool,
 }
 
 impl ProviderKey {

@@ -261,6 +261,7 @@ fn put_provider_key(app: &App, tenant: &str, id: &str, secret: Zeroizing<String>
         tenant: Some(tenant.to_owned()),
         api_key_env: None,
         sealed: None,
+        ..ProviderKey::default()
     }
     .aad();
     let env = app

@@ -116,6 +116,7 @@ where
             tenant: Some(k.tenant),
             api_key_env: None,
             sealed: None,
+            ..ProviderKey::default()
         });
     }
     for item in src.routes.range::<(&str, &str)>(..)? {

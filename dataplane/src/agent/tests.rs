@@ -56,6 +56,7 @@ fn snapshot(version: u64) -> Snapshot {
         tenant: Some("acme".into()),
         api_key_env: None,
         sealed: None,
+        ..ProviderKey::default()
     };
     pk.sealed = Some(hex(&seal_key().seal(CANARY, pk.aad().as_bytes()).unwrap()));
     Snapshot {

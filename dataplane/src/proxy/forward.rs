@@ -52,6 +52,9 @@ pub struct Answer {
     pub buf: BytesMut,
     /// The gateway asked for usage the client did not: strip that event.
     pub strip_usage: bool,
+    /// The provider key's account-wide response headers may reach the
+    /// client (see [`sluice_contract::snapshot::index::SealedProviderKey`]).
+    pub pass_account_headers: bool,
 }
 
 impl Answer {
@@ -453,6 +456,7 @@ async fn attempt(
                         headers,
                         buf,
                         strip_usage,
+                        pass_account_headers: target.key.pass_account_headers,
                     });
                 }
                 Ok(None) => {}
@@ -503,8 +507,9 @@ fn take_pooled(w: &Worker, key: &str) -> Option<Conn> {
     None
 }
 
-/// Writes the upstream request head: the client's end-to-end headers, with
-/// the gateway's own authority, framing and the tenant's provider key.
+/// Writes the upstream request head: the client's headers on the allowlist
+/// (see [`forwarded`]), with the gateway's own authority, framing, the
+/// tenant's provider key and, for OpenAI, the key's organization and project.
 #[allow(clippy::too_many_arguments)]
 fn write_head(
     out: &mut Vec<u8>,
@@ -553,6 +558,17 @@ fn write_head(
         ProviderKind::Openai | ProviderKind::Openrouter => {
             out.extend_from_slice(b"authorization: Bearer ");
             out.extend_from_slice(&key);
+            if up.kind == ProviderKind::Openai {
+                // Checked printable at compile time (snapshot index).
+                if let Some(org) = &target.key.organization {
+                    out.extend_from_slice(b"\r\nopenai-organization: ");
+                    out.extend_from_slice(org.as_bytes());
+                }
+                if let Some(project) = &target.key.project {
+                    out.extend_from_slice(b"\r\nopenai-project: ");
+                    out.extend_from_slice(project.as_bytes());
+                }
+            }
         }
         ProviderKind::Anthropic => {
             out.extend_from_slice(b"x-api-key: ");
@@ -567,18 +583,35 @@ fn write_head(
     Ok(())
 }
 
-/// Whether a client header is forwarded: all but hop-by-hop ones, the
-/// client's own credentials, and those the gateway sets itself or undoes
-/// (the body's `Content-Encoding`).
+/// Client headers that go upstream, by exact name (case-insensitive).
+/// Everything else stays at the gateway: cookies, the client's own
+/// credentials and `OpenAI-Organization`/`OpenAI-Project` (those come from
+/// the provider key), proxies' and CDNs' headers, anything unknown.
+const FORWARDED: &[&[u8]] = &[
+    b"content-type",
+    b"accept",
+    b"user-agent",
+    b"anthropic-version",
+    b"anthropic-beta",
+    b"openai-beta",
+    b"idempotency-key",
+    b"traceparent",
+    b"tracestate",
+];
+
+/// Client headers that go upstream, by prefix: the provider SDKs' telemetry
+/// (`x-stainless-*`) and the mock provider's test knobs (`x-mock-*`, which
+/// real providers ignore).
+const FORWARDED_PREFIXES: &[&[u8]] = &[b"x-stainless-", b"x-mock-"];
+
+/// Whether a client header goes upstream: only those on the allowlist
+/// ([`FORWARDED`], [`FORWARDED_PREFIXES`]); hop-by-hop fields, the client's
+/// credentials and the headers the gateway sets itself never are.
 fn forwarded(name: &[u8]) -> bool {
-    !(head::is_hop_by_hop(name)
-        || name.eq_ignore_ascii_case(b"host")
-        || name.eq_ignore_ascii_case(b"authorization")
-        || name.eq_ignore_ascii_case(b"x-api-key")
-        || name.eq_ignore_ascii_case(b"accept-encoding")
-        // The body goes upstream decoded (see `inspect::decoded`).
-        || name.eq_ignore_ascii_case(b"content-encoding")
-        || name.eq_ignore_ascii_case(b"expect"))
+    FORWARDED.iter().any(|f| name.eq_ignore_ascii_case(f))
+        || FORWARDED_PREFIXES
+            .iter()
+            .any(|p| name.len() > p.len() && name[..p.len()].eq_ignore_ascii_case(p))
 }
 
 #[cfg(test)]

@@ -372,14 +372,27 @@ pub fn settle(mut adm: Admission, record: &mut Record) {
         Outcome::Rejected | Outcome::UpstreamError | Outcome::UpstreamUnavailable
     ) && record.status < 400;
     let used = if billable {
-        record.usage.or_else(|| {
-            let input = record.prompt_tokens_counted?;
-            Some(Usage {
-                input_tokens: input,
-                output_tokens: record.completion_tokens_counted.unwrap_or(0),
-                ..Usage::default()
+        let cut = matches!(record.outcome, Outcome::Truncated | Outcome::Cancelled);
+        let counted_out = record.completion_tokens_counted.unwrap_or(0);
+        record
+            .usage
+            .map(|mut u| {
+                // A stream cut before its final usage: what the provider said so
+                // far (Anthropic's message_start: 1 output token) is less than
+                // what was streamed, which the gateway counted.
+                if cut {
+                    u.output_tokens = u.output_tokens.max(counted_out);
+                }
+                u
             })
-        })
+            .or_else(|| {
+                let input = record.prompt_tokens_counted?;
+                Some(Usage {
+                    input_tokens: input,
+                    output_tokens: record.completion_tokens_counted.unwrap_or(0),
+                    ..Usage::default()
+                })
+            })
     } else {
         None
     };

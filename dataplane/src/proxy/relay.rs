@@ -152,6 +152,7 @@ pub async fn relay(
         head: rh,
         headers,
         mut buf,
+        pass_account_headers,
         ..
     } = answer;
     ctx.record.status = rh.status;
@@ -160,7 +161,10 @@ pub async fn relay(
     }
     let output = setup.output;
     let client_keep = client_keep(client_head, &rh, output);
-    write_client_head(&mut io.out, &buf, &headers, &rh, client_keep, output);
+    let pass = Pass {
+        account: pass_account_headers,
+    };
+    write_client_head(&mut io.out, &buf, &headers, &rh, client_keep, output, pass);
     buf.advance(rh.len);
     // When body bytes came with the head, the head goes out with them: one
     // write, one segment, one wake-up of the client. Alone and at once
@@ -373,6 +377,34 @@ fn finish(w: &Worker, ctx: &mut Ctx<'_>, mut filter: ResponseFilter, next: Next)
 
 /// The response head sent to the client: the upstream's status and end-to-end
 /// headers, with framing and connection headers of the gateway's own.
+/// Which of the upstream's end-to-end response headers reach the client.
+#[derive(Clone, Copy, Debug)]
+struct Pass {
+    /// The provider account's headers: its rate-limit state and its
+    /// organization and project (see [`is_account_header`]).
+    account: bool,
+}
+
+/// Response headers that never reach the client: a provider's cookies are
+/// set for the gateway's session with it, not the client's.
+fn is_cookie(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"set-cookie") || name.eq_ignore_ascii_case(b"set-cookie2")
+}
+
+/// A provider account's state: the rate limits (`x-ratelimit-*`,
+/// `anthropic-ratelimit-*`) and the account's ids. From an operator-wide key
+/// these describe every tenant's traffic together, so they reach a client
+/// only when the snapshot says to pass them. `retry-after` (and
+/// `retry-after-ms`) is about this request, and always passes.
+fn is_account_header(name: &[u8]) -> bool {
+    const PREFIXES: [&[u8]; 2] = [b"x-ratelimit-", b"anthropic-ratelimit-"];
+    PREFIXES
+        .iter()
+        .any(|p| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p))
+        || name.eq_ignore_ascii_case(b"openai-organization")
+        || name.eq_ignore_ascii_case(b"openai-project")
+}
+
 fn write_client_head(
     out: &mut Vec<u8>,
     buf: &[u8],
@@ -380,6 +412,7 @@ fn write_client_head(
     rh: &ResponseHead,
     keep: bool,
     output: Output,
+    pass: Pass,
 ) {
     // The status line ends at the head's first LF: a bare LF is a line end
     // too (RFC 9112 §2.2), and the search must not run on into the body.
@@ -396,7 +429,11 @@ fn write_client_head(
     let options = ConnectionOptions::of(buf, headers);
     for h in headers {
         let name = h.name.of(buf);
-        if is_hop_by_hop(name) || options.contains(name) {
+        if is_hop_by_hop(name)
+            || options.contains(name)
+            || is_cookie(name)
+            || (!pass.account && is_account_header(name))
+        {
             continue;
         }
         out.extend_from_slice(name);
@@ -425,4 +462,34 @@ fn write_client_head(
     } else {
         b"connection: close\r\n\r\n"
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_account_header, is_cookie};
+
+    #[test]
+    fn cookies_and_account_headers_are_known() {
+        assert!(is_cookie(b"Set-Cookie") && is_cookie(b"set-cookie2"));
+        assert!(!is_cookie(b"cookie"));
+        for name in [
+            "x-ratelimit-remaining-requests",
+            "X-RateLimit-Reset-Tokens",
+            "anthropic-ratelimit-requests-remaining",
+            "anthropic-ratelimit-unified-status",
+            "openai-organization",
+            "OpenAI-Project",
+        ] {
+            assert!(is_account_header(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "retry-after",
+            "retry-after-ms",
+            "x-request-id",
+            "request-id",
+            "content-type",
+        ] {
+            assert!(!is_account_header(name.as_bytes()), "{name}");
+        }
+    }
 }

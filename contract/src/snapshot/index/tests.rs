@@ -162,3 +162,33 @@ fn names_are_resolved_by_the_caller_and_heal_after_a_failure() {
     assert_eq!(eu.addrs.load().len(), 1);
     assert_eq!(asked.get(), 4);
 }
+
+#[test]
+fn provider_key_organization_and_project_compile_or_are_refused() {
+    let with = |extra: &str| {
+        SNAP.replace(
+            "api_key_env = \"PK\"\n",
+            &format!("api_key_env = \"PK\"\n{extra}\n"),
+        )
+    };
+    let index = build(&with("organization = \"org-1\"\nproject = \"proj_1\"")).unwrap();
+    let key = index.key(&sha256(b"sk-sluice-k1-secret")).unwrap();
+    let Some(RouteEntry::Targets(t)) = key.tenant.routes.get("gpt-4o") else {
+        panic!("no route")
+    };
+    assert_eq!(t[0].key.organization.as_deref(), Some("org-1"));
+    assert_eq!(t[0].key.project.as_deref(), Some("proj_1"));
+    // Operator-wide: account headers stay back unless the snapshot says.
+    assert!(!t[0].key.pass_account_headers);
+    let index = build(&with("pass_rate_limit_headers = true")).unwrap();
+    let key = index.key(&sha256(b"sk-sluice-k1-secret")).unwrap();
+    let Some(RouteEntry::Targets(t)) = key.tenant.routes.get("gpt-4o") else {
+        panic!("no route")
+    };
+    assert!(t[0].key.pass_account_headers);
+    assert_eq!(t[0].key.organization, None);
+    for bad in ["organization = \"org\\r\\nx-evil: 1\"", "project = \"\""] {
+        let e = build(&with(bad)).unwrap_err();
+        assert!(e.0.contains("printable ASCII"), "{e}");
+    }
+}

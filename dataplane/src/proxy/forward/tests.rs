@@ -147,3 +147,44 @@ fn a_dropped_attempt_ends_its_count_and_gives_back_its_probe() {
         "a reported probe keeps its slot until its outcome lands"
     );
 }
+
+#[test]
+fn only_allowlisted_client_headers_go_upstream() {
+    for pass in [
+        "Content-Type",
+        "accept",
+        "User-Agent",
+        "anthropic-version",
+        "Anthropic-Beta",
+        "openai-beta",
+        "Idempotency-Key",
+        "traceparent",
+        "tracestate",
+        "X-Stainless-Lang",
+        "x-stainless-retry-count",
+        "x-mock-tokens",
+    ] {
+        assert!(super::forwarded(pass.as_bytes()), "{pass}");
+    }
+    for stop in [
+        "authorization",
+        "x-api-key",
+        "cookie",
+        "host",
+        "connection",
+        "transfer-encoding",
+        "content-length",
+        "content-encoding",
+        "accept-encoding",
+        "expect",
+        "OpenAI-Organization",
+        "openai-project",
+        "x-forwarded-for",
+        "x-custom",
+        "x-stainless-",
+        "x-mock-",
+        "x-mockery",
+    ] {
+        assert!(!super::forwarded(stop.as_bytes()), "{stop}");
+    }
+}

@@ -113,6 +113,36 @@ fn without_usage_the_counted_tokens_are_billed() {
 }
 
 #[test]
+fn a_cut_stream_bills_no_less_output_than_was_streamed() {
+    for (outcome, billed_out) in [
+        (Outcome::Truncated, 10),
+        (Outcome::Cancelled, 10),
+        (Outcome::Ok, 1),
+    ] {
+        // A fresh index each time: the snapshot allows 2 requests a minute.
+        let index = index(SNAP);
+        let (admitted, mut record) = try_admit(&index, &body("priced", "hello", 1000));
+        let (adm, _) = admitted.unwrap();
+        record.status = 200;
+        record.outcome = outcome;
+        // Anthropic's message_start said 1 output token; 10 were streamed.
+        record.usage = Some(Usage {
+            input_tokens: 7,
+            output_tokens: 1,
+            ..Usage::default()
+        });
+        record.completion_tokens_counted = Some(10);
+        settle(adm, &mut record);
+        assert_eq!(record.cost_micros, Some(7 * 10 + billed_out * 20), "{outcome:?}");
+        assert_eq!(
+            record.usage.map(|u| u.output_tokens),
+            Some(1),
+            "the record keeps the provider's figure"
+        );
+    }
+}
+
+#[test]
 fn a_refusal_part_way_through_gives_everything_back() {
     let index = index(SNAP);
     // More output than the balance can cover ($1.20 at $20/M): refused at
