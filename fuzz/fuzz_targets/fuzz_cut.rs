@@ -9,7 +9,8 @@
 use libfuzzer_sys::fuzz_target;
 use sluice_contract::codec::delta::DeltaReader;
 use sluice_contract::codec::sse::{SseEvent, SseFramer};
-use sluice_contract::codec::usage::{Dialect, UsageScanner};
+use sluice_contract::codec::usage::UsageScanner;
+use sluice_contract::dialect::Dialect;
 use sluice_contract::cut::{EventCut, EventReader};
 use std::ops::Range;
 

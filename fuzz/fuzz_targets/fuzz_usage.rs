@@ -6,7 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use sluice_contract::codec::sse::{SseEvent, SseFramer};
-use sluice_contract::codec::usage::{Dialect, UsageScanner};
+use sluice_contract::codec::usage::UsageScanner;
+use sluice_contract::dialect::Dialect;
 use sluice_contract::record::Usage;
 
 fn scan<'a>(dialect: Dialect, parts: impl IntoIterator<Item = &'a [u8]>) -> (Option<Usage>, bool, Vec<bool>) {
