@@ -35,11 +35,13 @@ use std::thread::JoinHandle;
 use anyhow::Context as _;
 
 mod conn;
+mod io;
 mod prompt;
 mod request;
 mod respond;
 mod server;
 mod split;
+mod state;
 mod stream;
 mod text;
 mod tls;
@@ -163,7 +165,7 @@ pub(crate) fn spawn(args: &MockArgs) -> anyhow::Result<MockServer> {
     } else {
         None
     };
-    let shared = Arc::new(server::Shared::new(args, workers, tls));
+    let shared = Arc::new(state::Shared::new(args, workers, tls));
     let mut threads = Vec::with_capacity(workers);
     let mut addr = args.listen;
     for id in 0..workers {

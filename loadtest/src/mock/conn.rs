@@ -7,15 +7,16 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
+use super::io::flush;
 use super::prompt;
 use super::request::{decode_chunked, parse_head, BadRequest, Framing, Head, Route, MAX_BODY};
 use super::respond::{
     default_message, push_anthropic_message, push_embeddings, push_error, push_full, push_head, push_models,
     push_openai_completion, push_response, Api, ApiError, Meta, Usage,
 };
-use super::server::Worker;
+use super::state::Worker;
 use super::stream::{self, Events, Pace, Scratch};
 use super::text::push_u64;
 
@@ -124,17 +125,6 @@ async fn read_more<S: AsyncReadRent>(io: &mut S, buf: &mut Vec<u8>) -> io::Resul
     let (res, slice) = io.read(std::mem::take(buf).slice_mut(len..)).await;
     *buf = slice.into_inner();
     res
-}
-
-/// Writes out and clears `out`, keeping its allocation.
-pub(super) async fn flush<S: AsyncWriteRent>(io: &mut S, out: &mut Vec<u8>) -> io::Result<()> {
-    if out.is_empty() {
-        return Ok(());
-    }
-    let (res, mut buf) = io.write_all(std::mem::take(out)).await;
-    buf.clear();
-    *out = buf;
-    res.map(drop)
 }
 
 /// Answers `Expect: 100-continue` before the first wait for body bytes.

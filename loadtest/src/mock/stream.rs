@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use monoio::io::AsyncWriteRent;
 
-use super::conn::flush;
+use super::io::flush;
 use super::respond::{
     push_id, push_openai_usage, push_response, push_response_message, push_text, Api, Usage,
 };
