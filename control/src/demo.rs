@@ -3,7 +3,8 @@
 //! A fresh data directory, `serve`, the mock provider and a data plane as
 //! child processes (their logs in DATA/logs/), a demo tenant with a gateway
 //! key, OpenAI- and Anthropic-dialect upstreams pointing at the mock, routes
-//! for `gpt-4o-mini` and `claude-3-5-haiku`; then one streamed request printed
+//! for `gpt-4o-mini`, `claude-3-5-haiku` and the embeddings model
+//! `text-embedding-3-small`; then one streamed request printed
 //! as it arrives, a short load test, the usage table, and lines to paste.
 //! Runs until SIGINT or SIGTERM, then stops every child.
 
@@ -270,6 +271,7 @@ fn configure(c: &Client, mock_port: u16) -> anyhow::Result<String> {
     for (model, upstream) in [
         ("gpt-4o-mini", "mock-openai"),
         ("claude-3-5-haiku", "mock-anthropic"),
+        ("text-embedding-3-small", "mock-openai"),
     ] {
         let _: Value = c.json(
             method::PUT,
@@ -279,7 +281,7 @@ fn configure(c: &Client, mock_port: u16) -> anyhow::Result<String> {
             ),
         )?;
     }
-    println!("   tenant {TENANT}, gateway key, upstreams mock-openai and mock-anthropic, routes gpt-4o-mini and claude-3-5-haiku");
+    println!("   tenant {TENANT}, gateway key, upstreams mock-openai and mock-anthropic, routes gpt-4o-mini, claude-3-5-haiku and text-embedding-3-small");
     Ok(key)
 }
 
@@ -322,12 +324,15 @@ fn print_exports(dir: &Path, p: &Ports, key: &str) {
     println!("export SLUICE_BASE_URL=http://127.0.0.1:{}/v1", p.gateway);
     println!("export SLUICE_API_KEY={key}");
     println!("export SLUICE_MODEL=gpt-4o-mini");
+    println!("export SLUICE_EMBED_MODEL=text-embedding-3-small");
     println!("export SLUICE_DATA={}", dir.display());
     println!("export SLUICE_ADMIN_URL=http://127.0.0.1:{}", p.admin);
     println!("\n# OpenAI SDK (python):");
     println!("from openai import OpenAI; import os");
     println!("c = OpenAI(base_url=os.environ['SLUICE_BASE_URL'], api_key=os.environ['SLUICE_API_KEY'])");
     println!("print(c.chat.completions.create(model='gpt-4o-mini', messages=[{{'role': 'user', 'content': 'hi'}}]).choices[0].message.content)");
+    println!("print(c.responses.create(model='gpt-4o-mini', input='hi').output_text)");
+    println!("print(len(c.embeddings.create(model=os.environ['SLUICE_EMBED_MODEL'], input='hi').data[0].embedding))");
     println!("\n# Anthropic SDK (python):");
     println!("from anthropic import Anthropic; import os");
     println!("c = Anthropic(base_url=os.environ['SLUICE_BASE_URL'].removesuffix('/v1'), api_key=os.environ['SLUICE_API_KEY'])");

@@ -1,0 +1,75 @@
+"""README's first command: `sluice-control demo` runs the whole stack, and
+the lines it prints to paste work as printed, with the official SDKs (chat,
+Responses, embeddings, Anthropic messages) and the CLI."""
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+import anthropic
+import openai
+
+from conftest import WAIT, binary
+
+
+def test_the_demo_runs_and_its_lines_work():
+    log = tempfile.NamedTemporaryFile(prefix="sluice-demo-", suffix=".log", delete=False)
+    demo = subprocess.Popen(
+        [binary("sluice-control"), "demo"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 4 * WAIT
+        text = ""
+        while time.monotonic() < deadline:
+            text = open(log.name, encoding="utf-8", errors="replace").read()
+            if "Running; Ctrl-C stops everything." in text:
+                break
+            assert demo.poll() is None, f"the demo exited early:\n{text}"
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the demo did not come up:\n{text}")
+        assert "errors 0" in text, text
+        env = dict(re.findall(r"^export (SLUICE_[A-Z_]+)=(.*)$", text, re.M))
+        for name in ["SLUICE_BASE_URL", "SLUICE_API_KEY", "SLUICE_MODEL", "SLUICE_EMBED_MODEL"]:
+            assert env.get(name), f"{name} not printed:\n{text}"
+
+        client = openai.OpenAI(base_url=env["SLUICE_BASE_URL"], api_key=env["SLUICE_API_KEY"], max_retries=0)
+        chat = client.chat.completions.create(
+            model=env["SLUICE_MODEL"], messages=[{"role": "user", "content": "hi"}]
+        )
+        assert chat.choices[0].message.content
+        assert client.responses.create(model=env["SLUICE_MODEL"], input="hi").output_text
+        emb = client.embeddings.create(model=env["SLUICE_EMBED_MODEL"], input="hi")
+        assert len(emb.data[0].embedding) > 0
+        claude = anthropic.Anthropic(
+            base_url=env["SLUICE_BASE_URL"].removesuffix("/v1"), api_key=env["SLUICE_API_KEY"], max_retries=0
+        )
+        msg = claude.messages.create(
+            model="claude-3-5-haiku", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+        )
+        assert msg.content[0].text
+
+        cli = subprocess.run(
+            [binary("sluice-control"), "logs", "--tenant", "demo", "--limit", "5", "--json"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+        assert cli.returncode == 0, cli.stderr
+        assert "embeddings" in cli.stdout or "responses" in cli.stdout, cli.stdout
+    finally:
+        os.killpg(demo.pid, signal.SIGINT)
+        try:
+            demo.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+        os.unlink(log.name)
+    assert demo.returncode is not None
