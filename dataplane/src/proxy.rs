@@ -273,7 +273,8 @@ async fn serve_api(
         prices: &index.prices,
     };
     let answer = forward::forward(w, &outgoing, &targets, ctx).await?;
-    if !relay::meterable(&answer) {
+    let counting = ctx.admission.as_ref().and_then(|a| a.encoding);
+    let Some(setup) = relay::setup(&answer, head, counting, ctx.record.route) else {
         // Asked for `identity`, the upstream compressed an event stream (or
         // used a coding the gateway does not know): its events cannot be
         // read, so it could not be billed. Refused before any byte went out.
@@ -281,8 +282,7 @@ async fn serve_api(
             ErrorKind::UpstreamProtocol,
             "the provider sent a compressed response the gateway cannot meter",
         ));
-    }
+    };
 
-    // 7. response filter, as the response streams
-    Ok(relay::relay(w, io, head, answer, ctx).await)
+    Ok(relay::relay(w, io, head, answer, setup, ctx).await)
 }

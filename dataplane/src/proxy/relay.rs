@@ -28,7 +28,7 @@ use crate::worker::Worker;
 use bytes::Buf;
 use monoio::io::OwnedWriteHalf;
 use monoio::net::TcpStream;
-use sluice_contract::codec::encoding::{self, Coding};
+use sluice_contract::codec::encoding;
 use sluice_contract::codec::head::{
     self as head, is_hop_by_hop, ConnectionOptions, Framing, Header, RequestHead, ResponseHead,
 };
@@ -48,15 +48,25 @@ impl Drop for StreamGuard<'_> {
     }
 }
 
-/// How a response reaches the client, from its head and the client's.
-fn setup(
+/// How a response reaches the client, from its head and the client's; `None`
+/// when the gateway could not read what it meters in it: an event stream
+/// must come uncompressed (the gateway asks for `identity`), any other body
+/// in a coding it knows.
+pub fn setup(
     answer: &Answer,
     client_head: &RequestHead,
     counting: Option<sluice_contract::policy::tokens::Encoding>,
     api: ApiRoute,
-) -> FilterSetup {
+) -> Option<FilterSetup> {
     let rh = &answer.head;
     let is_sse = is_event_stream(answer);
+    let codings = match head::find(&answer.buf, &answer.headers, b"content-encoding") {
+        None => Vec::new(),
+        Some(value) => encoding::codings(value).ok()?,
+    };
+    if is_sse && !codings.is_empty() {
+        return None;
+    }
     // The provider's dialect, but for an API of its own shapes (Responses:
     // named events, its own usage fields), read as that API.
     let dialect = match api.dialect() {
@@ -72,38 +82,19 @@ fn setup(
     } else {
         Output::Raw
     };
-    FilterSetup {
+    Some(FilterSetup {
         framing: rh.framing,
         is_sse,
         dialect,
         output,
         counting,
-        codings: response_codings(answer).unwrap_or_default(),
-    }
-}
-
-/// Whether the gateway can read what it meters in this response: an event
-/// stream must come uncompressed, any other body in a coding it knows.
-pub fn meterable(answer: &Answer) -> bool {
-    match response_codings(answer) {
-        None => false,
-        Some(c) if c.is_empty() => true,
-        Some(_) => !is_event_stream(answer),
-    }
+        codings,
+    })
 }
 
 fn is_event_stream(answer: &Answer) -> bool {
     head::find(&answer.buf, &answer.headers, b"content-type")
         .is_some_and(|v| v.len() >= 17 && v[..17].eq_ignore_ascii_case(b"text/event-stream"))
-}
-
-/// The content codings of the upstream's body: `Some(empty)` for none (the
-/// gateway asks for `identity`), `None` for a coding it does not know.
-pub fn response_codings(answer: &Answer) -> Option<Vec<Coding>> {
-    match head::find(&answer.buf, &answer.headers, b"content-encoding") {
-        None => Some(Vec::new()),
-        Some(value) => encoding::codings(value).ok(),
-    }
 }
 
 /// Whether the client's connection can be kept after this response.
@@ -134,18 +125,18 @@ async fn send(
     res
 }
 
-/// Relays `answer` to the client and completes the record.
+/// Relays `answer` to the client, as [`setup`] decided, and completes the
+/// record.
 pub async fn relay(
     w: &Worker,
     io: &mut ClientIo,
     client_head: &RequestHead,
     answer: Answer,
+    setup: FilterSetup,
     ctx: &mut Ctx<'_>,
 ) -> Next {
     w.metrics().streams(1);
     let _guard = StreamGuard(w);
-    let counting = ctx.admission.as_ref().and_then(|a| a.encoding);
-    let setup = setup(&answer, client_head, counting, ctx.record.route);
     let Answer {
         mut conn,
         upstream,
