@@ -222,7 +222,7 @@ impl Freshness {
 pub struct Agent {
     id: String,
     endpoint: Arc<Endpoint>,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    roots: Option<ureq::tls::RootCerts>,
     token: Arc<Zeroizing<String>>,
     seal: Arc<SealKey>,
     mac: Arc<SnapshotMac>,
@@ -254,10 +254,8 @@ impl Agent {
         let enrollment = token::Enrollment::parse(&cfg.token).ok_or(AgentError::BadToken)?;
         let endpoint = Arc::new(Endpoint::parse(&cfg.control_url).map_err(AgentError::BadUrl)?);
         plaintext_check(&endpoint, cfg.insecure_plaintext)?;
-        let tls = match endpoint.tls {
-            true => {
-                Some(crate::upstream::tls::client_config(cfg.ca_file.as_deref()).map_err(AgentError::Tls)?)
-            }
+        let roots = match endpoint.tls {
+            true => Some(http::roots(cfg.ca_file.as_deref()).map_err(AgentError::Tls)?),
             false => None,
         };
         let seal = Arc::new(enrollment.seal_key().map_err(AgentError::Crypto)?);
@@ -274,7 +272,7 @@ impl Agent {
             );
         }
 
-        let mut poll = Client::new(endpoint.clone(), tls.clone(), enrollment.token(), CONNECT_TIMEOUT);
+        let mut poll = Client::new(&endpoint, roots.clone(), &enrollment.token(), CONNECT_TIMEOUT);
         let fresh = snapshots::bootstrap_fetch(&mut poll, &seal, &mac, &cfg.spool_dir, &stats);
         let index = match fresh {
             Ok(index) => index,
@@ -301,7 +299,7 @@ impl Agent {
         let agent = Agent {
             id: enrollment.id().to_string(),
             endpoint,
-            tls,
+            roots,
             token: enrollment.token(),
             seal,
             mac,
@@ -331,10 +329,10 @@ impl Agent {
     /// still queued, stops the snapshot thread, and ends; the returned handle
     /// is the shipper's.
     pub fn spawn(self, cell: Arc<SnapshotCell>, records: RecordRx) -> std::io::Result<JoinHandle<()>> {
-        let abort = Arc::new(http::Abort::default());
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
         let poller = snapshots::Poller::new(
-            self.poll.with_abort(abort.clone()),
+            self.poll,
             (self.seal, self.mac),
             self.spool_dir,
             self.stats.clone(),
@@ -344,9 +342,12 @@ impl Agent {
         );
         let join = std::thread::Builder::new()
             .name("sluice-agent-snap".into())
-            .spawn(move || poller.run())?;
-        let poller = snapshots::PollerHandle::new(abort, stop_tx, join);
-        let client = Client::new(self.endpoint, self.tls, self.token, CONNECT_TIMEOUT);
+            .spawn(move || {
+                poller.run();
+                drop(done_tx);
+            })?;
+        let poller = snapshots::PollerHandle::new(stop_tx, done_rx, join);
+        let client = Client::new(&self.endpoint, self.roots, &self.token, CONNECT_TIMEOUT);
         let shipper = records::Shipper::new(client, records, self.spool, self.seqs, self.stats);
         // If this spawn fails, dropping the closure drops `poller`, which stops it.
         std::thread::Builder::new()

@@ -1,6 +1,6 @@
 //! The snapshot side: fetching, compiling, caching, and the long-poll thread.
 
-use super::http::{Abort, Client, HttpError};
+use super::http::{Client, HttpError};
 use super::spool::write_atomic;
 use super::{AgentStats, Backoff, BOOTSTRAP_TIMEOUT, POLL_TIMEOUT, SNAPSHOT_CACHE_FILE};
 use crate::current::{self, SnapshotCell};
@@ -176,6 +176,14 @@ impl Poller {
         }
     }
 
+    /// Whether the handle asked this loop to stop.
+    fn stopped(&self) -> bool {
+        matches!(
+            self.stop.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        )
+    }
+
     /// Sleeps `d` or until stopped; returns whether to go on.
     fn pause(&self, d: Duration) -> bool {
         matches!(self.stop.recv_timeout(d), Err(RecvTimeoutError::Timeout))
@@ -199,8 +207,7 @@ impl Poller {
             let wait = match outcome {
                 Ok(Fetched::New(snap, raw)) => self.take(&snap, &raw),
                 Ok(Fetched::NotModified) => (started.elapsed() < FAST_POLL).then_some(FAST_POLL_PAUSE),
-                Err(FetchError::Http(HttpError::Aborted)) => return,
-                Err(_) if self.client.is_aborted() => return,
+                Err(_) if self.stopped() => return,
                 Err(e) => {
                     if was_up {
                         tracing::warn!(error = %e, "agent: snapshot poll failed; retrying");
@@ -221,10 +228,7 @@ impl Poller {
                 if !self.pause(d) {
                     return;
                 }
-            } else if matches!(
-                self.stop.try_recv(),
-                Err(crossbeam_channel::TryRecvError::Disconnected)
-            ) {
+            } else if self.stopped() {
                 return;
             }
         }
@@ -288,38 +292,49 @@ impl Poller {
     }
 }
 
+/// How long [`PollerHandle::stop`] waits for the poll thread. A long poll in
+/// flight holds it until control answers (up to the poll's time limit); the
+/// thread only reads, so at shutdown it is left to end on its own rather
+/// than holding the process.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
 /// The shipper's handle on the poll thread. Dropping it stops the thread
-/// without waiting; [`PollerHandle::stop`] also waits for it.
+/// without waiting; [`PollerHandle::stop`] also waits a little for it.
 pub(super) struct PollerHandle {
-    abort: Arc<Abort>,
     stop: Option<Sender<()>>,
+    done: Receiver<()>,
     join: Option<JoinHandle<()>>,
 }
 
 impl PollerHandle {
-    pub(super) fn new(abort: Arc<Abort>, stop: Sender<()>, join: JoinHandle<()>) -> Self {
+    /// `done` disconnects when the thread's loop has returned.
+    pub(super) fn new(stop: Sender<()>, done: Receiver<()>, join: JoinHandle<()>) -> Self {
         PollerHandle {
-            abort,
             stop: Some(stop),
+            done,
             join: Some(join),
         }
     }
 
-    /// Stops the poll thread (breaking its current poll) and waits for it.
+    /// Stops the poll thread, and waits for it unless a long poll is in
+    /// flight past [`STOP_WAIT`].
     pub(super) fn stop(mut self) {
-        self.abort.abort();
         self.stop = None;
-        if let Some(join) = self.join.take() {
-            if join.join().is_err() {
-                tracing::error!("agent: snapshot thread panicked");
+        match self.done.recv_timeout(STOP_WAIT) {
+            Err(RecvTimeoutError::Disconnected) => {
+                if let Some(join) = self.join.take() {
+                    if join.join().is_err() {
+                        tracing::error!("agent: snapshot thread panicked");
+                    }
+                }
             }
+            _ => tracing::debug!("agent: snapshot poll still in flight at shutdown; not waiting for it"),
         }
     }
 }
 
 impl Drop for PollerHandle {
     fn drop(&mut self) {
-        self.abort.abort();
         self.stop = None;
     }
 }

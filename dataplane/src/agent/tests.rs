@@ -843,7 +843,7 @@ fn https_control_with_a_private_ca() {
 }
 
 #[test]
-fn endpoint_and_chunk_size_parsing() {
+fn endpoint_parsing() {
     let e = http::Endpoint::parse("https://control.example:8443/sluice/").unwrap();
     assert!(e.tls);
     assert_eq!(
@@ -863,11 +863,6 @@ fn endpoint_and_chunk_size_parsing() {
         "http://h/?q=1",
     ] {
         assert!(http::Endpoint::parse(bad).is_err(), "{bad}");
-    }
-    assert_eq!(http::parse_chunk_size(b"1aF;ext=1"), Some(0x1af));
-    assert_eq!(http::parse_chunk_size(b"0"), Some(0));
-    for bad in [&b""[..], b"x", b"-1", b"1 2", b"ffffffffffffffffff"] {
-        assert_eq!(http::parse_chunk_size(bad), None, "{bad:?}");
     }
 }
 
