@@ -38,13 +38,28 @@ impl std::fmt::Debug for Registry {
 
 impl Registry {
     /// The limiter for `owner` (e.g. `tenant/acme/rpm`) at `per_minute`; the
-    /// same one as before unless the rate changed.
+    /// same one as before unless the rate changed, and then one that keeps
+    /// what the old one's burst had spent ([`Gcra::rescaled`]).
     pub fn limiter(&self, owner: &str, per_minute: u64) -> Arc<Gcra> {
         let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|(o, rate), _| o != owner || *rate == per_minute);
-        map.entry((owner.to_owned(), per_minute))
-            .or_insert_with(|| Arc::new(Gcra::per_minute(per_minute)))
-            .clone()
+        if let Some(g) = map.get(&(owner.to_owned(), per_minute)) {
+            return g.clone();
+        }
+        // A new rate for the same owner carries over what its burst spent.
+        let now = now_ns();
+        let mut previous = None;
+        map.retain(|(o, _), g| {
+            if o == owner {
+                previous = Some(g.clone());
+            }
+            o != owner
+        });
+        let g = Arc::new(match previous {
+            Some(old) => old.rescaled(per_minute, now),
+            None => Gcra::per_minute(per_minute),
+        });
+        map.insert((owner.to_owned(), per_minute), g.clone());
+        g
     }
 
     /// The credit of `tenant`, with the cumulative grant brought up to

@@ -65,6 +65,7 @@
 //! it). With `serve --alert-webhook URL`, [`webhook`] posts each alert from its
 //! own thread, so delivery never holds up ingest.
 
+pub(crate) mod fleet;
 pub(crate) mod leases;
 pub(crate) mod meter;
 pub(crate) mod ops;
@@ -79,17 +80,24 @@ pub(crate) use service::{after_ingest, ensure_leases};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-/// The wake-up line between ingest and the webhook thread.
+/// Billing's live state: the wake-up line between ingest and the webhook
+/// thread, and the fleet's traffic for sharing rate limits.
 pub(crate) struct Runtime {
     tx: Sender<()>,
     pub(crate) rx: Receiver<()>,
+    /// Requests per data plane, for the rate-limit shares.
+    pub(crate) fleet: fleet::Fleet,
 }
 
 impl Default for Runtime {
     fn default() -> Runtime {
         // One pending wake-up is enough: the thread reads every new alert.
         let (tx, rx) = bounded(1);
-        Runtime { tx, rx }
+        Runtime {
+            tx,
+            rx,
+            fleet: fleet::Fleet::default(),
+        }
     }
 }
 

@@ -200,6 +200,7 @@ pub(crate) fn seal_for(
 ) -> Result<Vec<u8>, StoreError> {
     let mut snap = compiled.snapshot.clone();
     snap.credits = compiled.credits.for_dataplane(dataplane);
+    compiled.rate_shares.apply(dataplane, &mut snap.rate_limits);
     for (pk, env) in snap.provider_keys.iter_mut().zip(&compiled.envelopes) {
         let aad = pk.aad();
         let plain = vault.open_secret(&aad, env)?;

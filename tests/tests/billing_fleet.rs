@@ -33,6 +33,7 @@ both_drivers!(
     prices_policies_pii_and_limits_through_control,
     credit_leases_two_dataplanes,
     restart_keeps_what_was_spent,
+    rate_limits_shared_by_two_dataplanes,
 );
 
 /// The provider key the mock requires.
@@ -741,6 +742,58 @@ fn drain(ctl: &Ctl, edge: &Edge, key: &str, sent: &mut usize, want: usize) -> us
         }
     }
     admitted
+}
+
+/// One tenant's `rpm` across two data planes: control gives each a share and
+/// the shares sum to the limit, so the fleet admits the limit, not twice it.
+fn rate_limits_shared_by_two_dataplanes(d: Driver) {
+    const RPM: usize = 40;
+    let dir = TempDir::new("billing-fleet-rpm");
+    let mock = mock();
+    let ctl = Ctl::start(dir.path(), &[]);
+    let key = configure(&ctl, &mock.url);
+    ctl.ok(&["limit", "set", "--tenant", TENANT, "--rpm", &RPM.to_string()]);
+    let edges = [
+        Edge::start(&ctl, dir.path(), "edge1", d),
+        Edge::start(&ctl, dir.path(), "edge2", d),
+    ];
+    // The second one's first poll rebalanced the limit between the two.
+    for edge in &edges {
+        edge.wait_current(&ctl);
+    }
+    // Twice the limit at once on each: whole limits would admit 2 × RPM.
+    let batches: Vec<_> = edges
+        .iter()
+        .map(|edge| {
+            let reqs: Vec<Req> = (0..2 * RPM)
+                .map(|i| chat(&key, &format!("r{i}"), false, Some(4), 2))
+                .collect();
+            let addr = edge.dp.addr;
+            std::thread::spawn(move || fire_concurrently(addr, reqs))
+        })
+        .collect();
+    let mut admitted = [0usize; 2];
+    for (n, h) in batches.into_iter().enumerate() {
+        for r in h.join().unwrap() {
+            match r.status() {
+                200 => admitted[n] += 1,
+                429 => assert!(r.header("retry-after").is_some(), "429 without retry-after"),
+                s => panic!("unexpected {s}: {}", r.text()),
+            }
+        }
+    }
+    let total = admitted[0] + admitted[1];
+    // The limit, plus what refills (RPM a minute) while the requests run.
+    assert!(
+        (RPM - 2..=RPM + 4).contains(&total),
+        "admitted {admitted:?} of a fleet-wide {RPM} rpm"
+    );
+    assert!(
+        admitted.iter().all(|&a| a >= RPM / 8),
+        "each keeps at least its floor share: {admitted:?}"
+    );
+    // Every request, refused ones included, has its record.
+    ctl.wait_records(4 * RPM);
 }
 
 fn credit_leases_two_dataplanes(d: Driver) {

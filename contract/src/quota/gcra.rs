@@ -35,6 +35,25 @@ impl Gcra {
         }
     }
 
+    /// The same limit at another rate, as of `now_ns`: the units already
+    /// taken from this burst stay taken (at most a whole new burst), so a
+    /// change of rate neither refills the burst nor forgets what was spent.
+    /// This is what lets control move a tenant's rate between data planes
+    /// (a fleet-wide limit) without handing out fresh bursts.
+    pub fn rescaled(&self, per_minute: u64, now_ns: u64) -> Gcra {
+        let next = Gcra::per_minute(per_minute);
+        let used_ns = self.tat_ns.load(Ordering::Relaxed).saturating_sub(now_ns);
+        // Units in flight in the old bucket (rounded up: never a free unit).
+        let used = used_ns.div_ceil(self.emission_ns).min(next.per_minute);
+        if used > 0 {
+            next.tat_ns.store(
+                now_ns.saturating_add(used.saturating_mul(next.emission_ns)),
+                Ordering::Relaxed,
+            );
+        }
+        next
+    }
+
     /// The limit, per minute.
     pub fn limit(&self) -> u64 {
         self.per_minute
@@ -123,6 +142,23 @@ mod tests {
         assert!(g.take(t, 500).is_ok());
         g.refund(t, 10_000);
         assert_eq!(g.remaining(t), 1000);
+    }
+
+    #[test]
+    fn a_new_rate_keeps_what_was_taken() {
+        let t = 10 * MINUTE_NS;
+        let g = Gcra::per_minute(100);
+        assert_eq!(g.take(t, 40), Ok(60));
+        // Halved: 40 of 50 taken, 10 left; doubled: 40 of 200, 160 left.
+        assert_eq!(g.rescaled(50, t).remaining(t), 10);
+        assert_eq!(g.rescaled(200, t).remaining(t), 160);
+        // Cut below what was taken: nothing left until it drains at the new rate.
+        let low = g.rescaled(20, t);
+        assert_eq!(low.remaining(t), 0);
+        assert!(low.take(t, 1).is_err());
+        assert!(low.take(t + 3_000_000_000, 1).is_ok());
+        // An idle bucket stays whole.
+        assert_eq!(Gcra::per_minute(10).rescaled(30, t).remaining(t), 30);
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub(crate) enum BillingOp {
         /// Only these tenants; every metered tenant when `None`.
         tenants: Option<Vec<String>>,
     },
+    /// Replaces how the fleet's data planes share each rate limit (see
+    /// [`crate::billing::fleet`]): (tenant, key id or "", data plane
+    /// number, share in parts per million); an empty list: no limit shared.
+    RateShares(Vec<super::fleet::ShareRow>),
     /// A new snapshot for a data plane that just started, so that it learns
     /// what control has seen spent on its leases (see [`crate::billing`]).
     Resync {
@@ -205,6 +209,13 @@ pub(crate) fn mutate(txn: &WriteTransaction, op: &BillingOp) -> Result<bool, Sto
             return leases::grant(txn, *dataplane, tenants.as_deref(), crate::clock::now_ms());
         }
         BillingOp::Resync { dataplane } => return leases::spent_on(txn, *dataplane),
+        BillingOp::RateShares(shares) => {
+            let mut t = txn.open_table(schema::RATE_SHARES)?;
+            t.retain(|_, _| false)?;
+            for (tenant, key, dp, ppm) in shares {
+                t.insert((tenant.as_str(), key.as_str(), dp.to_be_bytes()), *ppm)?;
+            }
+        }
         BillingOp::AlertDelivered { id, now_ms } => {
             let mut t = txn.open_table(schema::ALERTS)?;
             let mut row: AlertRow = match t.get(id.to_be_bytes())? {

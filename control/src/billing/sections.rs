@@ -23,6 +23,7 @@ pub(crate) fn add_from_write(txn: &WriteTransaction, c: &mut Compiled) -> Result
         Some(&txn.open_table(schema::RATE_LIMITS)?),
         Some(&txn.open_table(schema::CREDIT_ACCOUNTS)?),
         Some(&txn.open_table(schema::CREDIT_LEASES)?),
+        Some(&txn.open_table(schema::RATE_SHARES)?),
         &txn.open_table(schema::DATAPLANES)?,
     )
 }
@@ -36,23 +37,27 @@ pub(crate) fn add_from_read(r: &ReadTransaction, c: &mut Compiled) -> Result<(),
         open_read(r, schema::RATE_LIMITS)?.as_ref(),
         open_read(r, schema::CREDIT_ACCOUNTS)?.as_ref(),
         open_read(r, schema::CREDIT_LEASES)?.as_ref(),
+        open_read(r, schema::RATE_SHARES)?.as_ref(),
         &r.open_table(schema::DATAPLANES)?,
     )
 }
 
-fn add<S, P, L>(
+#[allow(clippy::too_many_arguments)]
+fn add<S, P, L, R>(
     c: &mut Compiled,
     prices: Option<&S>,
     policies: Option<&S>,
     limits: Option<&P>,
     accounts: Option<&S>,
     leases: Option<&L>,
+    shares: Option<&R>,
     dataplanes: &S,
 ) -> Result<(), StoreError>
 where
     S: ReadableTable<&'static str, &'static [u8]>,
     P: ReadableTable<(&'static str, &'static str), &'static [u8]>,
     L: ReadableTable<(&'static str, [u8; 4]), [u8; 16]>,
+    R: ReadableTable<(&'static str, &'static str, [u8; 4]), u64>,
 {
     c.snapshot.prices = rows::<_, ModelPrice>(prices)?;
     c.snapshot.policies = rows::<_, PolicyRow>(policies)?
@@ -73,12 +78,28 @@ where
     for a in rows::<_, CreditAccount>(accounts)? {
         credits.metered.push((a.tenant, a.default_max_tokens));
     }
-    if let Some(leases) = leases {
-        let mut ids: HashMap<u32, String> = HashMap::new();
+    let mut ids: HashMap<u32, String> = HashMap::new();
+    if leases.is_some() || shares.is_some() {
         for item in dataplanes.range::<&str>(..)? {
             let row: DataplaneRow = decode(item?.1.value())?;
             ids.insert(row.num, row.id);
         }
+    }
+    if let Some(shares) = shares {
+        for item in shares.range::<(&str, &str, [u8; 4])>(..)? {
+            let (k, v) = item?;
+            let (tenant, key, dp) = k.value();
+            let Some(id) = ids.get(&u32::from_be_bytes(dp)) else {
+                continue;
+            };
+            c.rate_shares
+                .by_subject
+                .entry((tenant.to_owned(), key.to_owned()))
+                .or_default()
+                .insert(id.clone(), v.value());
+        }
+    }
+    if let Some(leases) = leases {
         for item in leases.range::<(&str, [u8; 4])>(..)? {
             let (k, v) = item?;
             let (tenant, dp) = k.value();

@@ -29,6 +29,10 @@ pub(crate) fn delete_tenant(txn: &WriteTransaction, tenant: &str) -> Result<(), 
         }
     }
     {
+        let mut t = txn.open_table(schema::RATE_SHARES)?;
+        t.retain(|(tn, _, _), _| tn != tenant)?;
+    }
+    {
         let mut t = txn.open_table(schema::CREDIT_LEASES)?;
         let dps: Vec<[u8; 4]> = t
             .range((tenant, [0u8; 4])..=(tenant, [0xffu8; 4]))?

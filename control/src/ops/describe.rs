@@ -193,8 +193,9 @@ fn generic(op: &AdminOp) -> Described {
         } else {
             format!("{}.{inner}", name.to_lowercase())
         },
-        // Credit top-ups and alert deliveries are control's own doing.
-        system: matches!(inner.as_str(), "TopUp" | "AlertDelivered"),
+        // Credit top-ups, alert deliveries and rate-share rebalances are
+        // control's own doing.
+        system: matches!(inner.as_str(), "TopUp" | "AlertDelivered" | "RateShares"),
         ..Described::default()
     }
 }

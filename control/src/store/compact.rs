@@ -312,6 +312,7 @@ known_keys!(
     char,
     (&str, &str),
     (&str, &str, &str),
+    (&str, &str, [u8; 4]),
     (&str, u32),
     (&str, u64),
     (u32, u64),

@@ -20,6 +20,9 @@ pub(crate) struct Compiled {
     pub(crate) envelopes: Vec<Envelope>,
     /// Credit grants per data plane, put into `snapshot.credits` when sealed for one.
     pub(crate) credits: Credits,
+    /// Each data plane's share of the fleet-wide rate limits, applied to
+    /// `snapshot.rate_limits` when sealed for one.
+    pub(crate) rate_shares: RateShares,
     /// (tenant, content key sealed under the master key) of every tenant that
     /// logs content, put into its `content_key` when sealed for a data plane.
     pub(crate) content_keys: Vec<(String, Envelope)>,
@@ -54,6 +57,56 @@ impl Credits {
             })
             .collect()
     }
+}
+
+/// Parts per million: a whole rate limit.
+pub(crate) const PPM: u64 = 1_000_000;
+
+/// How a fleet's data planes share each rate limit (see
+/// `crate::billing::fleet`), as of one snapshot version.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct RateShares {
+    /// (tenant, gateway key id or "") → data plane id → share in [`PPM`].
+    pub(crate) by_subject: HashMap<(String, String), HashMap<String, u64>>,
+}
+
+impl RateShares {
+    /// The share of `dataplane` in the limit of `subject`, in [`PPM`]: the
+    /// whole limit while it is not shared; for a data plane that joined
+    /// since the last rebalance, the smallest share a member gets.
+    pub(crate) fn share(&self, subject: &(String, String), dataplane: &str) -> u64 {
+        match self.by_subject.get(subject) {
+            None => PPM,
+            Some(shares) => match shares.get(dataplane) {
+                Some(&ppm) => ppm,
+                None => floor_share(shares.len() + 1),
+            },
+        }
+    }
+
+    /// Scales the `rpm` and `tpm` of `limits` down to `dataplane`'s shares
+    /// (never below 1 a minute: a limit of 0 would refuse everything).
+    pub(crate) fn apply(&self, dataplane: &str, limits: &mut [sluice_contract::snapshot::types::RateLimit]) {
+        if self.by_subject.is_empty() {
+            return;
+        }
+        for l in limits {
+            let subject = (l.tenant.clone(), l.key.clone().unwrap_or_default());
+            let ppm = self.share(&subject, dataplane);
+            if ppm >= PPM {
+                continue;
+            }
+            let scale = |v: u64| (u128::from(v) * u128::from(ppm) / u128::from(PPM)).max(1) as u64;
+            l.rpm = l.rpm.map(scale);
+            l.tpm = l.tpm.map(scale);
+        }
+    }
+}
+
+/// The smallest share of a limit that each of `members` data planes keeps,
+/// however little of the tenant's traffic it sees: a quarter of an even split.
+pub(crate) fn floor_share(members: usize) -> u64 {
+    PPM / (4 * members.max(1) as u64)
 }
 
 /// The tables a snapshot is compiled from (opened by a read or a write
@@ -127,6 +180,7 @@ where
         snapshot,
         envelopes,
         credits: Default::default(),
+        rate_shares: Default::default(),
         content_keys: Vec::new(),
     })
 }

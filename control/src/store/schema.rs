@@ -69,6 +69,11 @@ pub(crate) const CREDIT_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition
 /// spent there per ingested records (u64 BE each): the credit leases.
 pub(crate) const CREDIT_LEASES: TableDefinition<(&str, [u8; 4]), [u8; 16]> =
     TableDefinition::new("credit_leases");
+/// (tenant, gateway key id or "", data plane number u32 BE) → that data
+/// plane's share of the limit in parts per million (u64 BE): the fleet-wide
+/// rate limits (see `crate::billing::fleet`). Absent: the whole limit.
+pub(crate) const RATE_SHARES: TableDefinition<(&str, &str, [u8; 4]), u64> =
+    TableDefinition::new("rate_shares");
 /// Alert id (u64 BE, ascending) → `AlertRow`.
 pub(crate) const ALERTS: TableDefinition<[u8; 8], &[u8]> = TableDefinition::new("alerts");
 /// (tenant, UTC day u32 BE, model or "") → cost micro-dollars ++ cached input
