@@ -82,8 +82,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time limit of one long poll (control holds it up to 25 s).
 const POLL_TIMEOUT: Duration = Duration::from_secs(35);
-/// Time limit of one record batch exchange.
-const RECORDS_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time limit of one record batch exchange. The batch is in the spool
+/// already (write-ahead), so a timeout costs only a replay; while an exchange
+/// is in flight, new records wait in memory, so this bounds that wait.
+const RECORDS_TIMEOUT: Duration = Duration::from_secs(5);
 /// File name of the snapshot cache in the spool directory.
 pub const SNAPSHOT_CACHE_FILE: &str = "snapshot.cache";
 

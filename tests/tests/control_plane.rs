@@ -26,6 +26,7 @@ both_drivers!(
     cli_to_gateway_end_to_end,
     serve_killed_while_streaming,
     dataplane_killed_with_spooled_records,
+    dataplane_killed_while_control_stalls,
     dataplane_starts_from_cached_snapshot,
     secrets_never_written_in_plaintext,
     revoked_key_stops_working,
@@ -278,6 +279,50 @@ fn dataplane_killed_with_spooled_records(d: Driver) {
     f.control.restart();
     let logs = f.expect_records_exactly(2 + 5 + 2);
     assert_eq!(count(&logs, |r| output_tokens(r) == 3), 5, "{logs:?}");
+}
+
+/// Sends signal `sig` to control (`STOP` freezes it: its listener still
+/// accepts connections, and nothing answers).
+fn signal_control(c: &Control, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(c.proc.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{sig} control: {status}");
+}
+
+/// Write-ahead records: with control frozen mid-exchange, the batch being
+/// offered to it is already fsynced in the spool (and nothing has failed
+/// over to the spool yet), so a kill -9 of the data plane then loses none.
+fn dataplane_killed_while_control_stalls(d: Driver) {
+    let mut f = Fleet::start(d);
+    assert_full_json(&f.chat(false, 2), 2);
+    f.control.wait_logs(TENANT, 1);
+    signal_control(&f.control, "STOP");
+    for _ in 0..3 {
+        assert_full_json(&f.chat(false, 3), 3);
+    }
+    let spool = f.spool_dir().join("spool.jsonl");
+    let deadline = Instant::now() + sluice_tests::WAIT;
+    let lines = loop {
+        let n = std::fs::read_to_string(&spool).map_or(0, |t| t.lines().count());
+        if n >= 3 || Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(lines, 3, "the batch in flight is not in the spool");
+    assert_eq!(
+        f.dp.metric("sluice_records_spooled_total"),
+        Some(0.0),
+        "spooled by a failed exchange, not ahead of it"
+    );
+    f.dp.kill();
+    signal_control(&f.control, "CONT");
+    f.restart_dataplane();
+    let logs = f.expect_records_exactly(1 + 3);
+    assert_eq!(count(&logs, |r| output_tokens(r) == 3), 3, "{logs:?}");
 }
 
 // ---- 4. the data plane starts on its cached snapshot -----------------------

@@ -5,7 +5,11 @@
 //! acked nor on disk: only while the disk fails), and `pending` (received, not
 //! yet numbered). Shipping takes from the front only: the spool is replayed
 //! first, and new batches go straight to control only while the spool is
-//! drained; otherwise they are appended behind it.
+//! drained; otherwise they are appended behind it. Going straight to control
+//! is write-ahead too: each batch is appended (fsynced) first and the spool
+//! emptied once control acks it, so a record is in memory only until its
+//! batch is taken (at most [`super::BATCH_WAIT`] after it arrives) plus one
+//! `fdatasync`, however slow control is.
 
 use super::http::{Body, Client};
 use super::spool::{Batch, Replay, Seqs, Spool};
@@ -198,14 +202,39 @@ impl Shipper {
             self.spool.is_drained() && Instant::now() >= self.retry_at && (closing || !self.backed_up());
         if direct {
             while let Some(batch) = self.unsaved.front() {
+                // Write-ahead: the batch is on disk before it is offered to
+                // control, so how long control takes to ack does not widen
+                // what a kill -9 or a power loss can take. (If the disk
+                // fails, it is shipped from memory all the same.)
+                let ahead = match self.spool.append(batch) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "agent: spool append failed; shipping from memory");
+                        self.disk_retry_at = Instant::now() + DISK_RETRY;
+                        false
+                    }
+                };
+                let n = batch.len() as u64;
                 match post(&mut self.client, batch) {
                     Ok(()) => {
-                        let n = batch.len() as u64;
                         self.unsaved.pop_front();
+                        if ahead {
+                            // The spool was drained before this batch, so
+                            // this batch is all it holds.
+                            self.spool.ack_all();
+                        }
                         self.stats.records_shipped.fetch_add(n, Ordering::Relaxed);
                         self.mark_up();
                     }
                     Err(e) => {
+                        if ahead {
+                            // Spooled already: replayed once control is back.
+                            self.unsaved.pop_front();
+                            self.stats.records_spooled.fetch_add(n, Ordering::Relaxed);
+                            self.stats
+                                .spool_pending
+                                .store(self.spool.pending(), Ordering::Relaxed);
+                        }
                         self.mark_down(&e);
                         break;
                     }

@@ -234,6 +234,26 @@ impl Spool {
         Ok(())
     }
 
+    /// Marks everything in the file as acked and empties it (the write-ahead
+    /// path: the file held only the batch control just acked). The truncation
+    /// is not fsynced: if a crash undoes it, the acked lines are replayed,
+    /// and control skips them by `(dataplane, seq)`.
+    pub(crate) fn ack_all(&mut self) {
+        self.replay_off = self.len;
+        self.pending = 0;
+        if self.len == 0 {
+            return;
+        }
+        match self.file.set_len(0) {
+            Ok(()) => {
+                self.len = 0;
+                self.replay_off = 0;
+                self.dirty = false;
+            }
+            Err(e) => tracing::warn!(path = %self.path.display(), error = %e, "spool: truncation failed"),
+        }
+    }
+
     /// Reads up to `max` records from the first unacked line.
     pub(crate) fn read(&self, max: usize) -> io::Result<Replay> {
         let mut batch = Batch::default();
