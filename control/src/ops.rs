@@ -235,7 +235,12 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
                 (None, false) => {
                     return Err(not_found("provider key", &format!("{}/{}", row.tenant, row.id)))
                 }
-                (Some(old), false) => row.created_ms = old.created_ms,
+                (Some(old), false) => {
+                    row.created_ms = old.created_ms;
+                    // A rotation that names no organization or project keeps the old ones.
+                    row.organization = row.organization.or(old.organization);
+                    row.project = row.project.or(old.project);
+                }
                 (None, true) => {}
             }
             t.insert(key, encode(&row)?.as_slice())?;

@@ -70,12 +70,43 @@ struct CreatedApiKey {
 struct NewProviderKey {
     id: String,
     secret: String,
+    #[serde(default)]
+    organization: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
+}
+
+/// What the gateway sends upstream with a provider key besides the key
+/// (OpenAI's `OpenAI-Organization` and `OpenAI-Project`).
+struct KeyHeaders {
+    organization: Option<String>,
+    project: Option<String>,
+}
+
+impl KeyHeaders {
+    /// Refuses a value that is not a plain header value.
+    fn check(&self) -> Result<(), ApiError> {
+        for (name, v) in [("organization", &self.organization), ("project", &self.project)] {
+            if let Some(v) = v {
+                if v.is_empty() || v.len() > 256 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(invalid(format!(
+                        "{name} must be 1 to 256 visible ASCII characters"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProviderSecret {
     secret: String,
+    #[serde(default)]
+    organization: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -133,12 +164,20 @@ pub(super) fn route(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
         }
         ("POST", [t, "provider-keys"]) => {
             let b: NewProviderKey = body(req)?;
-            put_provider_key(app, t, &b.id, Zeroizing::new(b.secret), true)
+            let headers = KeyHeaders {
+                organization: b.organization,
+                project: b.project,
+            };
+            put_provider_key(app, t, &b.id, Zeroizing::new(b.secret), headers, true)
         }
         ("GET", [t, "provider-keys"]) => Ok(Response::json(200, &store.provider_keys(t).map_err(se)?)),
         ("PUT", [t, "provider-keys", id]) => {
             let b: ProviderSecret = body(req)?;
-            put_provider_key(app, t, id, Zeroizing::new(b.secret), false)
+            let headers = KeyHeaders {
+                organization: b.organization,
+                project: b.project,
+            };
+            put_provider_key(app, t, id, Zeroizing::new(b.secret), headers, false)
         }
         ("DELETE", [t, "provider-keys", id]) => {
             let op = AdminOp::DeleteProviderKey {
@@ -248,8 +287,16 @@ fn create_api_key(app: &App, req: &Request, tenant: &str) -> Reply {
     Ok(Response::json(201, &CreatedApiKey { row, key }))
 }
 
-fn put_provider_key(app: &App, tenant: &str, id: &str, secret: Zeroizing<String>, create: bool) -> Reply {
+fn put_provider_key(
+    app: &App,
+    tenant: &str,
+    id: &str,
+    secret: Zeroizing<String>,
+    headers: KeyHeaders,
+    create: bool,
+) -> Reply {
     check_name("provider key id", id).map_err(invalid)?;
+    headers.check()?;
     let s = secret.trim();
     if s.is_empty() || s.len() > MAX_SECRET || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(invalid(format!(
@@ -276,6 +323,8 @@ fn put_provider_key(app: &App, tenant: &str, id: &str, secret: Zeroizing<String>
         sealed: hex(&env.sealed),
         created_ms: now,
         updated_ms: now,
+        organization: headers.organization,
+        project: headers.project,
     };
     app.writer
         .admin(AdminOp::PutProviderKey {

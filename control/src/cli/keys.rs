@@ -112,6 +112,13 @@ pub(crate) enum ProviderKeyCmd {
         tenant: String,
         /// Key id, as routes name it.
         id: String,
+        /// OpenAI: the `OpenAI-Organization` sent with this key (a client's
+        /// own never goes upstream).
+        #[arg(long)]
+        organization: Option<String>,
+        /// OpenAI: the `OpenAI-Project` sent with this key.
+        #[arg(long)]
+        project: Option<String>,
     },
     /// List a tenant's provider keys (never the secrets).
     List {
@@ -129,6 +136,12 @@ pub(crate) enum ProviderKeyCmd {
         tenant: String,
         /// Key id.
         id: String,
+        /// A new `OpenAI-Organization` (the old one stays when not given).
+        #[arg(long)]
+        organization: Option<String>,
+        /// A new `OpenAI-Project` (the old one stays when not given).
+        #[arg(long)]
+        project: Option<String>,
     },
     /// Delete a provider key that no route uses.
     Delete {
@@ -146,17 +159,28 @@ struct SecretBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a str>,
     secret: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    organization: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project: Option<&'a str>,
 }
 
 /// Runs a provider key verb.
 pub(crate) fn run_provider_key(cmd: Noun<ProviderKeyCmd>) -> anyhow::Result<()> {
     let c = Client::new(&cmd.admin)?;
     match cmd.verb {
-        ProviderKeyCmd::Add { tenant, id } => {
+        ProviderKeyCmd::Add {
+            tenant,
+            id,
+            organization,
+            project,
+        } => {
             let secret = read_secret(&format!("provider key secret for {tenant}/{id}: "))?;
             let body = SecretBody {
                 id: Some(&id),
                 secret: &secret,
+                organization: organization.as_deref(),
+                project: project.as_deref(),
             };
             let _: ProviderKeyInfo = c.json(
                 method::POST,
@@ -182,11 +206,18 @@ pub(crate) fn run_provider_key(cmd: Noun<ProviderKeyCmd>) -> anyhow::Result<()> 
                 .collect();
             table::print(&["ID", "CREATED", "ROTATED"], &rows);
         }
-        ProviderKeyCmd::Rotate { tenant, id } => {
+        ProviderKeyCmd::Rotate {
+            tenant,
+            id,
+            organization,
+            project,
+        } => {
             let secret = read_secret(&format!("new provider key secret for {tenant}/{id}: "))?;
             let body = SecretBody {
                 id: None,
                 secret: &secret,
+                organization: organization.as_deref(),
+                project: project.as_deref(),
             };
             let path = format!("/v1/tenants/{}/provider-keys/{}", seg(&tenant), seg(&id));
             let _: ProviderKeyInfo = c.json(method::PUT, &path, Some(&body))?;

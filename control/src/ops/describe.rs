@@ -215,6 +215,8 @@ mod tests {
                 sealed: "cafebabesealed".into(),
                 created_ms: 1,
                 updated_ms: 1,
+                organization: None,
+                project: None,
             },
             create: true,
         };

@@ -169,6 +169,8 @@ where
             tenant: Some(k.tenant),
             api_key_env: None,
             sealed: None,
+            organization: k.organization,
+            project: k.project,
             ..ProviderKey::default()
         });
     }

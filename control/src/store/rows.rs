@@ -55,6 +55,12 @@ pub(crate) struct ProviderKeyRow {
     pub(crate) created_ms: u64,
     /// Last rotation, unix ms.
     pub(crate) updated_ms: u64,
+    /// OpenAI: the `OpenAI-Organization` sent with this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) organization: Option<String>,
+    /// OpenAI: the `OpenAI-Project` sent with this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) project: Option<String>,
 }
 
 /// What the admin API shows of a provider key: never the secret, sealed or not.
@@ -68,6 +74,12 @@ pub(crate) struct ProviderKeyInfo {
     pub(crate) created_ms: u64,
     /// Last rotation, unix ms.
     pub(crate) updated_ms: u64,
+    /// The `OpenAI-Organization` sent with it (not a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) organization: Option<String>,
+    /// The `OpenAI-Project` sent with it (not a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) project: Option<String>,
 }
 
 impl From<&ProviderKeyRow> for ProviderKeyInfo {
@@ -77,6 +89,8 @@ impl From<&ProviderKeyRow> for ProviderKeyInfo {
             tenant: r.tenant.clone(),
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
+            organization: r.organization.clone(),
+            project: r.project.clone(),
         }
     }
 }

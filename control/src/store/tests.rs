@@ -60,6 +60,8 @@ fn setup(store: &Store) {
                 sealed: "00".into(),
                 created_ms: 1,
                 updated_ms: 1,
+                organization: Some("org-acme".into()),
+                project: None,
             },
             create: true,
         },
@@ -435,4 +437,37 @@ fn ingest_handles_out_of_order_and_partial_replays() {
         (6, 6)
     );
     assert_eq!(s.usage("acme").unwrap()[0].requests, 6);
+}
+
+#[test]
+fn a_provider_keys_organization_reaches_the_snapshot_and_survives_a_rotation() {
+    let path = temp("provider-key-headers");
+    let store = Store::open(&path).unwrap();
+    setup(&store);
+    let key = |s: &Store| crate::ops::compile_current(s).unwrap().snapshot.provider_keys[0].clone();
+    assert_eq!(key(&store).organization.as_deref(), Some("org-acme"));
+    assert_eq!(key(&store).project, None);
+    // A rotation naming only a project keeps the organization.
+    admin(
+        &store,
+        AdminOp::PutProviderKey {
+            row: ProviderKeyRow {
+                id: "k1".into(),
+                tenant: "acme".into(),
+                wrapped_dek: "00".into(),
+                sealed: "00".into(),
+                created_ms: 2,
+                updated_ms: 2,
+                organization: None,
+                project: Some("proj-1".into()),
+            },
+            create: false,
+        },
+    )
+    .unwrap();
+    let k = key(&store);
+    assert_eq!(
+        (k.organization.as_deref(), k.project.as_deref()),
+        (Some("org-acme"), Some("proj-1"))
+    );
 }
