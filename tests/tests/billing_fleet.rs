@@ -34,6 +34,7 @@ both_drivers!(
     credit_leases_two_dataplanes,
     restart_keeps_what_was_spent,
     rate_limits_shared_by_two_dataplanes,
+    random_shapes_on_two_dataplanes_never_overdraw,
 );
 
 /// The provider key the mock requires.
@@ -794,6 +795,109 @@ fn rate_limits_shared_by_two_dataplanes(d: Driver) {
     );
     // Every request, refused ones included, has its record.
     ctl.wait_records(4 * RPM);
+}
+
+/// Many concurrent requests of random shapes (either API, streamed or not,
+/// usage asked or not, some cut by the upstream) on two data planes that
+/// share one tenant's small credit: the balance never goes below zero, and
+/// what the records charge is exactly what the balance lost.
+fn random_shapes_on_two_dataplanes_never_overdraw(d: Driver) {
+    const ADDED: u64 = 20_000;
+    const PER_EDGE: usize = 60;
+    let dir = TempDir::new("billing-fleet-random");
+    let mock = mock();
+    let ctl = Ctl::start(dir.path(), &[]);
+    let key = configure(&ctl, &mock.url);
+    for model in [OPENAI_MODEL, ANTHROPIC_MODEL] {
+        ctl.ok(&[
+            "price", "set", "--model", model, "--input", "10", "--output", "10",
+        ]);
+    }
+    ctl.ok(&[
+        "tenant",
+        "credit",
+        "add",
+        "--tenant",
+        TENANT,
+        "--micros",
+        &ADDED.to_string(),
+    ]);
+    let edges = [
+        Edge::start(&ctl, dir.path(), "edge1", d),
+        Edge::start(&ctl, dir.path(), "edge2", d),
+    ];
+    // xorshift64*: the same shapes every run.
+    let mut state = 0x5eed_f1ee_7000_0002u64;
+    let mut rng = move |lo: u64, hi: u64| {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        lo + state.wrapping_mul(0x2545_F491_4F6C_DD1D) % (hi - lo + 1)
+    };
+    let batches: Vec<_> = edges
+        .iter()
+        .map(|edge| {
+            let reqs: Vec<Req> = (0..PER_EDGE)
+                .map(|i| {
+                    let stream = rng(0, 3) > 0;
+                    let max_tokens = rng(5, 50);
+                    let tokens = rng(1, 60) as u32;
+                    let mut req = if rng(0, 1) == 0 {
+                        let mut r = chat(&key, &format!("Count {i}."), stream, Some(max_tokens), tokens);
+                        if stream && rng(0, 1) == 0 {
+                            let body = json!({
+                                "model": OPENAI_MODEL,
+                                "messages": [{"role": "user", "content": format!("Count {i}.")}],
+                                "stream": true,
+                                "stream_options": {"include_usage": true},
+                                "max_tokens": max_tokens,
+                            });
+                            r = Req::chat(&key, &body).header("x-mock-tokens", &tokens.to_string());
+                        }
+                        r
+                    } else {
+                        messages(&key, &format!("Count {i}."), stream, max_tokens, tokens)
+                    };
+                    req = req.header("x-mock-itl-ms", &rng(0, 5).to_string());
+                    if stream && rng(0, 4) == 0 {
+                        req = req.header("x-mock-truncate-after", &rng(1, 8).to_string());
+                    }
+                    req
+                })
+                .collect();
+            let addr = edge.dp.addr;
+            std::thread::spawn(move || fire_concurrently(addr, reqs))
+        })
+        .collect();
+    let mut admitted = 0;
+    for h in batches {
+        for r in h.join().unwrap() {
+            match r.status() {
+                200 => admitted += 1,
+                402 => {}
+                s => panic!("unexpected {s}: {}", r.text()),
+            }
+        }
+    }
+    assert!(
+        admitted > 0 && admitted < 2 * PER_EDGE,
+        "the credit should cover some, not all: {admitted}"
+    );
+    let records = ctl.wait_records(2 * PER_EDGE);
+    for r in &records {
+        let cost = r["cost_micros"].as_u64().unwrap_or(0);
+        match r["status"].as_u64() {
+            Some(200) => {
+                let carried = r["usage"]["input_tokens"].as_u64().unwrap_or(0)
+                    + r["prompt_tokens_counted"].as_u64().unwrap_or(0);
+                assert!(carried == 0 || cost > 0, "tokens carried, cost 0: {r}");
+            }
+            Some(402) => assert_eq!(cost, 0, "a refused request was charged: {r}"),
+            _ => panic!("unexpected record: {r}"),
+        }
+    }
+    // Balance ≥ 0, spent = the records' sum, grants within the credit.
+    assert_books(&ctl, &records, ADDED);
 }
 
 fn credit_leases_two_dataplanes(d: Driver) {
