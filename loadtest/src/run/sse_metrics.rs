@@ -10,6 +10,7 @@
 //! - Anthropic: a content event is `content_block_delta`; usage is the
 //!   `usage.output_tokens` of `message_delta` (cumulative: the last wins);
 //!   the terminator is `message_stop`; `event: error` is a stream error.
+//! - Responses and Gemini: see [`newer`].
 
 use std::borrow::Cow;
 
@@ -55,6 +56,8 @@ impl Tally {
         match api {
             Api::Openai => self.openai(data, now_ns),
             Api::Anthropic => self.anthropic(event, data, now_ns),
+            Api::Responses => self.responses(event, data, now_ns),
+            Api::Gemini => self.gemini(data, now_ns),
         }
     }
 
@@ -142,10 +145,13 @@ impl StreamMetrics {
 /// The output tokens a non-streamed JSON response reports; `Err` if the body
 /// is not JSON, `Ok(None)` if it carries no usage.
 pub(crate) fn json_usage(api: Api, body: &[u8]) -> Result<Option<u64>, ()> {
+    if api == Api::Gemini {
+        return newer::gemini_json_usage(body);
+    }
     let body: JsonBody = serde_json::from_slice(body).map_err(|_| ())?;
     Ok(body.usage.and_then(|u| match api {
         Api::Openai => u.completion_tokens,
-        Api::Anthropic => u.output_tokens,
+        Api::Anthropic | Api::Responses | Api::Gemini => u.output_tokens,
     }))
 }
 
@@ -200,6 +206,8 @@ struct JsonBody {
     #[serde(default)]
     usage: Option<Usage>,
 }
+
+mod newer;
 
 #[cfg(test)]
 mod tests;
