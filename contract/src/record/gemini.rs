@@ -34,7 +34,11 @@ impl ApiRoute {
     /// Whether the API generates output tokens (not counting, not
     /// embeddings).
     pub fn generates(self) -> bool {
-        !self.is_free() && !matches!(self, ApiRoute::Embeddings | ApiRoute::GeminiEmbed | ApiRoute::GeminiBatchEmbed)
+        !self.is_free()
+            && !matches!(
+                self,
+                ApiRoute::Embeddings | ApiRoute::GeminiEmbed | ApiRoute::GeminiBatchEmbed
+            )
     }
 }
 

@@ -7,6 +7,7 @@ use crate::respond::ErrorKind;
 use sluice_contract::codec::head::Method;
 use sluice_contract::dialect::Dialect;
 use sluice_contract::record::ApiRoute;
+use std::borrow::Cow;
 
 /// What a request is, from its method, path and headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +72,28 @@ pub fn classify(method: Method, path: &[u8], anthropic_hint: bool, gemini_hint: 
 /// (`ft:gpt-4o:org::id`).
 pub fn model_id(path: &[u8]) -> Option<&[u8]> {
     path.strip_prefix(b"/models/").filter(|id| !id.is_empty())
+}
+
+/// `raw` with its percent-escapes decoded (RFC 3986 §2.1); `None` when an
+/// escape is malformed or the result is not UTF-8.
+pub fn percent_decoded(raw: &[u8]) -> Option<Cow<'_, str>> {
+    if !raw.contains(&b'%') {
+        return std::str::from_utf8(raw).ok().map(Cow::Borrowed);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]
@@ -153,12 +176,20 @@ mod tests {
         assert_eq!(model_id(b"/models/a/b"), Some(&b"a/b"[..]));
         // Gemini's methods, under `/v1beta/` and `/v1/`; model details stay.
         assert_eq!(
-            c(Method::Post, b"/v1/models/gemini-2.5-flash:generateContent", false),
+            c(
+                Method::Post,
+                b"/v1/models/gemini-2.5-flash:generateContent",
+                false
+            ),
             (ApiRoute::GeminiGenerate, Dialect::Gemini, None)
         );
         assert_eq!(
             c(Method::Get, b"/v1beta/models/g:countTokens", false),
-            (ApiRoute::GeminiCountTokens, Dialect::Gemini, Some(ErrorKind::MethodNotAllowed))
+            (
+                ApiRoute::GeminiCountTokens,
+                Dialect::Gemini,
+                Some(ErrorKind::MethodNotAllowed)
+            )
         );
         assert_eq!(
             c(Method::Get, b"/v1/models/ft:gpt-4o:org::id", false),

@@ -7,8 +7,8 @@
 //! top, in [`super::forward`].
 
 use crate::respond::{ErrorKind, Reject};
-use sluice_contract::health::State;
 use sluice_contract::dialect::Dialect;
+use sluice_contract::health::State;
 use sluice_contract::snapshot::{ProviderKind, RouteEntry, RouteTarget, Strategy, TenantEntry};
 use std::sync::Arc;
 

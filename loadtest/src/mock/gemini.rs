@@ -73,7 +73,10 @@ pub(super) fn generate(body: &[u8], model: &str, stream: bool) -> Result<Ask, Ap
     let v = parse(body)?;
     let contents = v.get("contents").filter(|c| c.is_array());
     let Some(contents) = contents else {
-        return Err(ApiError::invalid("* GenerateContentRequest.contents: contents is not specified\n", None));
+        return Err(ApiError::invalid(
+            "* GenerateContentRequest.contents: contents is not specified\n",
+            None,
+        ));
     };
     let system = v.get("systemInstruction").map_or(0, text_len);
     let max_tokens = match v.pointer("/generationConfig/maxOutputTokens") {
@@ -108,36 +111,20 @@ pub(super) fn embed_inputs(body: &[u8], batch: bool) -> Result<usize, ApiError> 
     if batch {
         match v.get("requests").and_then(|r| r.as_array()) {
             Some(r) if !r.is_empty() => Ok(r.len()),
-            _ => Err(ApiError::invalid("* BatchEmbedContentsRequest.requests: at least one request is required", None)),
+            _ => Err(ApiError::invalid(
+                "* BatchEmbedContentsRequest.requests: at least one request is required",
+                None,
+            )),
         }
     } else {
         match v.get("content") {
             Some(c) if c.is_object() => Ok(1),
-            _ => Err(ApiError::invalid("* EmbedContentRequest.content: content is not specified", None)),
+            _ => Err(ApiError::invalid(
+                "* EmbedContentRequest.content: content is not specified",
+                None,
+            )),
         }
     }
-}
-
-/// Appends Gemini's error body.
-pub(super) fn push_error(out: &mut Vec<u8>, e: &ApiError) {
-    out.extend_from_slice(b"{\"error\":{\"code\":");
-    push_u64(out, u64::from(e.status));
-    out.extend_from_slice(b",\"message\":");
-    push_json_str(out, &e.message);
-    out.extend_from_slice(b",\"status\":");
-    let status = e.kind.as_deref().unwrap_or(match e.status {
-        400 => "INVALID_ARGUMENT",
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "NOT_FOUND",
-        429 => "RESOURCE_EXHAUSTED",
-        503 => "UNAVAILABLE",
-        504 => "DEADLINE_EXCEEDED",
-        _ if e.status >= 500 => "INTERNAL",
-        _ => "FAILED_PRECONDITION",
-    });
-    push_json_str(out, status);
-    out.extend_from_slice(b"}}");
 }
 
 fn finish_reason(u: &Usage) -> &'static [u8] {
@@ -249,8 +236,14 @@ mod tests {
 
     #[test]
     fn paths_and_keys() {
-        assert_eq!(route("/v1beta/models/g-1:streamGenerateContent"), Some((Method::Stream, "g-1")));
-        assert_eq!(route("/v1/models/e:batchEmbedContents"), Some((Method::BatchEmbed, "e")));
+        assert_eq!(
+            route("/v1beta/models/g-1:streamGenerateContent"),
+            Some((Method::Stream, "g-1"))
+        );
+        assert_eq!(
+            route("/v1/models/e:batchEmbedContents"),
+            Some((Method::BatchEmbed, "e"))
+        );
         assert_eq!(route("/v1/models/gpt-4o"), None);
         assert!(query_key_ok("/x?alt=sse&key=k", b"k"));
         assert!(!query_key_ok("/x?alt=sse&key=kk", b"k"));

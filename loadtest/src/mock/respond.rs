@@ -146,7 +146,7 @@ pub(super) fn push_error(out: &mut Vec<u8>, tmp: &mut Vec<u8>, e: &ApiError, m: 
             push_opt_str(tmp, e.code.or(code));
             tmp.extend_from_slice(b"}}");
         }
-        Api::Gemini => super::gemini::push_error(tmp, e),
+        Api::Gemini => push_gemini_error(tmp, e),
         Api::Anthropic => {
             tmp.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":");
             push_json_str(tmp, kind);
@@ -156,6 +156,28 @@ pub(super) fn push_error(out: &mut Vec<u8>, tmp: &mut Vec<u8>, e: &ApiError, m: 
         }
     }
     push_full(out, e.status, "application/json", tmp, m);
+}
+
+/// Appends Gemini's error body.
+fn push_gemini_error(out: &mut Vec<u8>, e: &ApiError) {
+    out.extend_from_slice(b"{\"error\":{\"code\":");
+    push_u64(out, u64::from(e.status));
+    out.extend_from_slice(b",\"message\":");
+    push_json_str(out, &e.message);
+    out.extend_from_slice(b",\"status\":");
+    let status = e.kind.as_deref().unwrap_or(match e.status {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ if e.status >= 500 => "INTERNAL",
+        _ => "FAILED_PRECONDITION",
+    });
+    push_json_str(out, status);
+    out.extend_from_slice(b"}}");
 }
 
 fn push_opt_str(out: &mut Vec<u8>, s: Option<&str>) {

@@ -85,19 +85,11 @@ impl Tally {
     }
 
     fn anthropic(&mut self, event: &[u8], data: &[u8], now_ns: u64) {
-        // The event name is optional on the wire; the payload's `type` repeats it.
-        let peeked;
-        let kind = if event.is_empty() {
-            let Ok(t) = serde_json::from_slice::<TypeOnly<'_>>(data) else {
-                self.malformed = true;
-                return;
-            };
-            peeked = t.kind;
-            peeked.as_bytes()
-        } else {
-            event
+        let Some(kind) = event_name(event, data) else {
+            self.malformed = true;
+            return;
         };
-        match kind {
+        match &*kind {
             b"content_block_delta" => self.content(now_ns),
             b"message_delta" => match serde_json::from_slice::<AnMessageDelta>(data) {
                 Ok(d) => {
@@ -112,6 +104,18 @@ impl Tally {
             _ => {}
         }
     }
+}
+
+/// An event's name: its `event:` line, else (the line is optional on the
+/// wire) its payload's `type`; `None` when neither can be read.
+fn event_name<'a>(event: &'a [u8], data: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+    if !event.is_empty() {
+        return Some(Cow::Borrowed(event));
+    }
+    Some(match serde_json::from_slice::<TypeOnly<'_>>(data).ok()?.kind {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+    })
 }
 
 /// Frames and tallies one streamed response body.

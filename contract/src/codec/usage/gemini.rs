@@ -2,18 +2,20 @@
 //! or each event of a stream; the last event carries the final counts) and
 //! its end (a candidate's `finishReason`, or a prompt blocked outright).
 //!
-//! Normalised as the other dialects are: `input_tokens = promptTokenCount
-//! + toolUsePromptTokenCount` (the prompt count includes cached content),
-//! `cached_input = cachedContentTokenCount`, `output_tokens =
-//! candidatesTokenCount + thoughtsTokenCount` (thinking is billed as
-//! output, and not included in the candidates' count), `reasoning =
-//! thoughtsTokenCount`.
+//! Normalised as the other dialects are: input tokens are
+//! `promptTokenCount` plus `toolUsePromptTokenCount` (the prompt count
+//! includes cached content); cached input is `cachedContentTokenCount`;
+//! output is `candidatesTokenCount` plus `thoughtsTokenCount` (thinking is
+//! billed as output, and is not in the candidates' count); reasoning is
+//! `thoughtsTokenCount`.
 
 use super::Obj;
 use crate::record::Usage;
 use memchr::memmem::Finder;
-use serde::de::IgnoredAny;
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
 use std::sync::LazyLock;
 
 static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usageMetadata\""));
@@ -40,11 +42,7 @@ pub(super) fn read(data: &[u8]) -> Option<Read> {
     let Ok(Obj(r)) = serde_json::from_slice::<Obj<Response>>(data) else {
         return Some(Read::default());
     };
-    let finished = r
-        .candidates
-        .iter()
-        .flatten()
-        .any(|Obj(c)| c.finish_reason.as_deref().is_some_and(|f| !f.is_empty()))
+    let finished = r.candidates.is_some_and(|Finished(f)| f)
         || r.prompt_feedback.is_some_and(|Obj(p)| p.block_reason.is_some());
     let usage = r.usage_metadata.map(|Obj(u)| u.normalise());
     Some(Read {
@@ -58,28 +56,49 @@ pub(super) fn read(data: &[u8]) -> Option<Read> {
 #[serde(rename_all = "camelCase")]
 struct Response {
     #[serde(default)]
-    candidates: Option<Vec<Obj<Candidate>>>,
+    candidates: Option<Finished>,
     #[serde(default)]
     usage_metadata: Option<Obj<UsageMetadata>>,
     #[serde(default)]
     prompt_feedback: Option<Obj<PromptFeedback>>,
 }
 
+/// Whether any candidate has a (non-empty) `finishReason`, read without
+/// collecting the candidates: an event is read without an allocation.
+struct Finished(bool);
+
+impl<'de> Deserialize<'de> for Finished {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Each;
+        impl<'de> Visitor<'de> for Each {
+            type Value = Finished;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of candidates")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Finished, A::Error> {
+                let mut any = false;
+                while let Some(Obj(c)) = seq.next_element::<Obj<Candidate<'de>>>()? {
+                    any |= c.finish_reason.is_some_and(|f| !f.is_empty());
+                }
+                Ok(Finished(any))
+            }
+        }
+        d.deserialize_seq(Each)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Candidate {
-    #[serde(default)]
-    finish_reason: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    content: Option<IgnoredAny>,
+struct Candidate<'a> {
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PromptFeedback {
     #[serde(default)]
-    block_reason: Option<String>,
+    block_reason: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -170,7 +189,9 @@ mod tests {
         let ev = |d: &'static [u8]| SseEvent { event: b"", data: d };
         assert!(s.on_event(&ev(br#"{"candidates":[{"content":{"parts":[{"text":"x"}]}}]}"#)));
         assert!(!s.completed());
-        assert!(!s.on_event(&ev(br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":3}}"#)));
+        assert!(!s.on_event(&ev(
+            br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":3}}"#
+        )));
         assert!(s.completed());
         assert_eq!(s.usage().map(|u| u.input_tokens), Some(3));
         // Usage of the wrong shape is not usage.

@@ -164,7 +164,10 @@ mod tests {
             ]
         );
         let view = extract_gemini(generate.as_bytes(), "m").unwrap();
-        assert_eq!((view.max_tokens, view.n, view.model.as_str()), (Some(64), Some(2), "m"));
+        assert_eq!(
+            (view.max_tokens, view.n, view.model.as_str()),
+            (Some(64), Some(2), "m")
+        );
         let snake = r#"{"contents":[{"parts":[{"text":"a"}]}],"system_instruction":{"parts":[{"text":"s"}]},"generation_config":{"max_output_tokens":5}}"#;
         assert_eq!(texts(snake).len(), 2);
         assert_eq!(extract_gemini(snake.as_bytes(), "m").unwrap().max_tokens, Some(5));
@@ -199,6 +202,9 @@ mod tests {
         );
         // Repeated limits: the largest stands.
         let twice = r#"{"contents":[],"generationConfig":{"maxOutputTokens":5},"generationConfig":{"maxOutputTokens":500}}"#;
-        assert_eq!(extract_gemini(twice.as_bytes(), "m").unwrap().max_tokens, Some(500));
+        assert_eq!(
+            extract_gemini(twice.as_bytes(), "m").unwrap().max_tokens,
+            Some(500)
+        );
     }
 }

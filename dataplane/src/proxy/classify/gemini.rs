@@ -23,28 +23,10 @@ pub fn route(path: &[u8]) -> Option<(ApiRoute, &[u8])> {
 /// model name has (controls, `/`, `?`, `#`, spaces), which are refused.
 pub fn model(path: &[u8]) -> Option<String> {
     let (_, raw) = route(path)?;
-    let decoded: Vec<u8> = percent_decode(raw)?;
-    let name = String::from_utf8(decoded).ok()?;
-    let name = name.strip_prefix("models/").map(str::to_owned).unwrap_or(name);
+    let name = super::percent_decoded(raw)?;
+    let name = name.strip_prefix("models/").unwrap_or(&name).to_owned();
     let fine = |c: char| !c.is_control() && !matches!(c, '/' | '?' | '#' | ' ' | '\\' | '%');
     (!name.is_empty() && name.chars().all(fine)).then_some(name)
-}
-
-fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -69,8 +51,14 @@ mod tests {
         assert_eq!(route(b"/v1/models/gpt-4o"), None);
         assert_eq!(route(b"/v1beta/models/:generateContent"), None);
         assert_eq!(route(b"/v2/models/m:generateContent"), None);
-        assert_eq!(model(b"/v1beta/models/gemini%2D2.5:countTokens").as_deref(), Some("gemini-2.5"));
-        assert_eq!(model(b"/v1beta/models/models/g:countTokens").as_deref(), Some("g"));
+        assert_eq!(
+            model(b"/v1beta/models/gemini%2D2.5:countTokens").as_deref(),
+            Some("gemini-2.5")
+        );
+        assert_eq!(
+            model(b"/v1beta/models/models/g:countTokens").as_deref(),
+            Some("g")
+        );
         assert_eq!(model(b"/v1beta/models/a%2Fb:countTokens"), None);
         assert_eq!(model(b"/v1beta/models/a%ZZ:countTokens"), None);
         assert_eq!(model(b"/v1beta/models/%FF:countTokens"), None);

@@ -13,21 +13,15 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{Tally, TypeOnly};
+use super::{event_name, Tally};
 
 impl Tally {
     pub(super) fn responses(&mut self, event: &[u8], data: &[u8], now_ns: u64) {
-        let peeked;
-        let kind = if event.is_empty() {
-            let Ok(t) = serde_json::from_slice::<TypeOnly<'_>>(data) else {
-                self.malformed = true;
-                return;
-            };
-            peeked = t.kind;
-            peeked.as_bytes()
-        } else {
-            event
+        let Some(kind) = event_name(event, data) else {
+            self.malformed = true;
+            return;
         };
+        let kind = &*kind;
         match kind {
             b"response.output_text.delta" => match serde_json::from_slice::<Delta<'_>>(data) {
                 Ok(d) if d.delta.as_deref().is_some_and(|t| !t.is_empty()) => self.content(now_ns),
@@ -159,17 +153,32 @@ mod tests {
     #[test]
     fn responses_and_gemini_streams() {
         let mut m = StreamMetrics::new(Api::Responses);
-        m.feed(b"event: response.created\ndata: {\"type\":\"response.created\"}\n\n", 1);
+        m.feed(
+            b"event: response.created\ndata: {\"type\":\"response.created\"}\n\n",
+            1,
+        );
         m.feed(b"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n", 5);
         m.feed(b"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"output_tokens\":3}}}\n\n", 9);
-        assert_eq!((m.tally.first_content_ns, m.tally.reported_tokens, m.tally.done), (Some(5), Some(3), true));
+        assert_eq!(
+            (m.tally.first_content_ns, m.tally.reported_tokens, m.tally.done),
+            (Some(5), Some(3), true)
+        );
 
         let mut m = StreamMetrics::new(Api::Gemini);
         m.feed(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"\"}]}}],\"usageMetadata\":{\"promptTokenCount\":2}}\r\n\r\n", 2);
-        m.feed(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"caf\xc3\xa9\"}]}}]}\r\n\r\n", 4);
+        m.feed(
+            b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"caf\xc3\xa9\"}]}}]}\r\n\r\n",
+            4,
+        );
         m.feed(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\".\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"candidatesTokenCount\":2,\"thoughtsTokenCount\":5}}\r\n\r\n", 7);
         let t = &m.tally;
-        assert_eq!((t.first_content_ns, t.content_events, t.reported_tokens, t.done), (Some(4), 2, Some(7), true));
-        assert_eq!(super::gemini_json_usage(b"{\"usageMetadata\":{\"candidatesTokenCount\":4}}"), Ok(Some(4)));
+        assert_eq!(
+            (t.first_content_ns, t.content_events, t.reported_tokens, t.done),
+            (Some(4), 2, Some(7), true)
+        );
+        assert_eq!(
+            super::gemini_json_usage(b"{\"usageMetadata\":{\"candidatesTokenCount\":4}}"),
+            Ok(Some(4))
+        );
     }
 }
