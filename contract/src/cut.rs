@@ -541,7 +541,13 @@ mod tests {
                         b"event: message_delta\ndata: {\"usage\":{\"output_tokens\":2}}\n\n".to_vec()
                     }
                     (Dialect::Anthropic, 3) => b"data: {\"type\":\"message_stop\"}\n\n".to_vec(),
-                    (Dialect::Anthropic | Dialect::OpenAiEmbeddings | Dialect::OpenAiResponses, _) => {
+                    (
+                        Dialect::Anthropic
+                        | Dialect::OpenAiEmbeddings
+                        | Dialect::OpenAiResponses
+                        | Dialect::Gemini,
+                        _,
+                    ) => {
                         let mut e = b"event: content_block_delta\ndata: {\"delta\":{\"text\":".to_vec();
                         e.extend_from_slice(&text);
                         e.extend_from_slice(b"}}\n\n");

@@ -21,6 +21,12 @@ pub enum Dialect {
     /// streams of named events (`response.output_text.delta`, …) that end
     /// with `response.completed` carrying `response.usage`; OpenAI's errors.
     OpenAiResponses,
+    /// Google's Generative Language API (Gemini): `contents[].parts[].text`
+    /// and `systemInstruction` in, the model in the path; streams of
+    /// data-only events each a `GenerateContentResponse`, the last with
+    /// `finishReason` and the final `usageMetadata`; errors
+    /// `{"error":{"code","message","status"}}`.
+    Gemini,
 }
 
 impl Dialect {
@@ -31,6 +37,7 @@ impl Dialect {
             Dialect::Anthropic => "anthropic",
             Dialect::OpenAiEmbeddings => "openai_embeddings",
             Dialect::OpenAiResponses => "openai_responses",
+            Dialect::Gemini => "gemini",
         }
     }
 

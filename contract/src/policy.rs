@@ -30,7 +30,7 @@
 //! 11 µs per KB of new words; inline completion counting 187 MiB/s.
 
 pub mod extract;
-mod json;
+pub(crate) mod json;
 pub mod pii;
 pub mod rules;
 pub mod tokens;

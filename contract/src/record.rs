@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::Arc;
 
+mod gemini;
+
 /// Which API a request came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -21,6 +23,16 @@ pub enum ApiRoute {
     Embeddings,
     /// `POST /v1/responses` (OpenAI Responses).
     Responses,
+    /// `POST /v1beta/models/{model}:generateContent` (Gemini; also `/v1/`).
+    GeminiGenerate,
+    /// `POST /v1beta/models/{model}:streamGenerateContent` (Gemini).
+    GeminiStream,
+    /// `POST /v1beta/models/{model}:countTokens` (Gemini).
+    GeminiCountTokens,
+    /// `POST /v1beta/models/{model}:embedContent` (Gemini).
+    GeminiEmbed,
+    /// `POST /v1beta/models/{model}:batchEmbedContents` (Gemini).
+    GeminiBatchEmbed,
     /// `GET /v1/models`.
     Models,
     /// `GET /v1/models/{id}`.
@@ -40,6 +52,11 @@ impl ApiRoute {
             ApiRoute::Messages | ApiRoute::CountTokens => Some(crate::dialect::Dialect::Anthropic),
             ApiRoute::Embeddings => Some(crate::dialect::Dialect::OpenAiEmbeddings),
             ApiRoute::Responses => Some(crate::dialect::Dialect::OpenAiResponses),
+            ApiRoute::GeminiGenerate
+            | ApiRoute::GeminiStream
+            | ApiRoute::GeminiCountTokens
+            | ApiRoute::GeminiEmbed
+            | ApiRoute::GeminiBatchEmbed => Some(crate::dialect::Dialect::Gemini),
             ApiRoute::Models | ApiRoute::Model | ApiRoute::Health | ApiRoute::Other => None,
         }
     }
@@ -55,6 +72,12 @@ impl ApiRoute {
             ApiRoute::CountTokens => Some("/v1/messages/count_tokens"),
             ApiRoute::Embeddings => Some("/v1/embeddings"),
             ApiRoute::Responses => Some("/v1/responses"),
+            // Gemini's path names the model: see `gemini_method`.
+            ApiRoute::GeminiGenerate
+            | ApiRoute::GeminiStream
+            | ApiRoute::GeminiCountTokens
+            | ApiRoute::GeminiEmbed
+            | ApiRoute::GeminiBatchEmbed => None,
             ApiRoute::Models | ApiRoute::Model | ApiRoute::Health | ApiRoute::Other => None,
         }
     }
@@ -67,6 +90,11 @@ impl ApiRoute {
             ApiRoute::CountTokens => "count_tokens",
             ApiRoute::Embeddings => "embeddings",
             ApiRoute::Responses => "responses",
+            ApiRoute::GeminiGenerate => "gemini_generate",
+            ApiRoute::GeminiStream => "gemini_stream",
+            ApiRoute::GeminiCountTokens => "gemini_count_tokens",
+            ApiRoute::GeminiEmbed => "gemini_embed",
+            ApiRoute::GeminiBatchEmbed => "gemini_batch_embed",
             ApiRoute::Models => "models",
             ApiRoute::Model => "model",
             ApiRoute::Health => "healthz",

@@ -206,5 +206,9 @@ fn entries(json: &[u8]) -> Option<Entries<'_>> {
     Some(v)
 }
 
+mod gemini;
+
+pub use gemini::set_gemini_limit;
+
 #[cfg(test)]
 mod tests;

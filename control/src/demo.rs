@@ -2,9 +2,9 @@
 //!
 //! A fresh data directory, `serve`, the mock provider and a data plane as
 //! child processes (their logs in DATA/logs/), a demo tenant with a gateway
-//! key, OpenAI- and Anthropic-dialect upstreams pointing at the mock, routes
-//! for `gpt-4o-mini`, `claude-3-5-haiku` and the embeddings model
-//! `text-embedding-3-small`; then one streamed request printed
+//! key, OpenAI-, Anthropic- and Gemini-dialect upstreams pointing at the
+//! mock, routes for `gpt-4o-mini`, `claude-3-5-haiku`, `gemini-2.5-flash`
+//! and the embeddings model `text-embedding-3-small`; then one streamed request printed
 //! as it arrives, a short load test, the usage table, and lines to paste.
 //! Runs until SIGINT or SIGTERM, then stops every child.
 
@@ -237,6 +237,9 @@ pub(crate) fn main(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// Creates the demo tenant, key, upstreams, provider key and routes; returns the gateway key.
+/// The Gemini model the demo routes (to the mock's Gemini API).
+const GEMINI_MODEL: &str = "gemini-2.5-flash";
+
 fn configure(c: &Client, mock_port: u16) -> anyhow::Result<String> {
     let base = format!("http://127.0.0.1:{mock_port}");
     let _: Value = c.json(
@@ -265,6 +268,11 @@ fn configure(c: &Client, mock_port: u16) -> anyhow::Result<String> {
     )?;
     let _: Value = c.json(
         method::POST,
+        "/v1/upstreams",
+        Some(&json!({ "name": "mock-gemini", "kind": "gemini", "base_url": base })),
+    )?;
+    let _: Value = c.json(
+        method::POST,
         &format!("/v1/tenants/{TENANT}/provider-keys"),
         Some(&json!({ "id": "mock-key", "secret": "sk-mock-demo" })),
     )?;
@@ -272,6 +280,7 @@ fn configure(c: &Client, mock_port: u16) -> anyhow::Result<String> {
         ("gpt-4o-mini", "mock-openai"),
         ("claude-3-5-haiku", "mock-anthropic"),
         ("text-embedding-3-small", "mock-openai"),
+        (GEMINI_MODEL, "mock-gemini"),
     ] {
         let _: Value = c.json(
             method::PUT,
@@ -281,7 +290,7 @@ fn configure(c: &Client, mock_port: u16) -> anyhow::Result<String> {
             ),
         )?;
     }
-    println!("   tenant {TENANT}, gateway key, upstreams mock-openai and mock-anthropic, routes gpt-4o-mini, claude-3-5-haiku and text-embedding-3-small");
+    println!("   tenant {TENANT}, gateway key, upstreams mock-openai, mock-anthropic and mock-gemini, routes gpt-4o-mini, claude-3-5-haiku, {GEMINI_MODEL} and text-embedding-3-small");
     Ok(key)
 }
 
@@ -325,6 +334,7 @@ fn print_exports(dir: &Path, p: &Ports, key: &str) {
     println!("export SLUICE_API_KEY={key}");
     println!("export SLUICE_MODEL=gpt-4o-mini");
     println!("export SLUICE_EMBED_MODEL=text-embedding-3-small");
+    println!("export SLUICE_GEMINI_MODEL={GEMINI_MODEL}");
     println!("export SLUICE_DATA={}", dir.display());
     println!("export SLUICE_ADMIN_URL=http://127.0.0.1:{}", p.admin);
     println!("\n# OpenAI SDK (python):");
@@ -337,6 +347,10 @@ fn print_exports(dir: &Path, p: &Ports, key: &str) {
     println!("from anthropic import Anthropic; import os");
     println!("c = Anthropic(base_url=os.environ['SLUICE_BASE_URL'].removesuffix('/v1'), api_key=os.environ['SLUICE_API_KEY'])");
     println!("print(c.messages.create(model='claude-3-5-haiku', max_tokens=64, messages=[{{'role': 'user', 'content': 'hi'}}]).content[0].text)");
+    println!("\n# Google Gen AI SDK (python, google-genai):");
+    println!("from google import genai; import os");
+    println!("c = genai.Client(api_key=os.environ['SLUICE_API_KEY'], http_options={{'base_url': os.environ['SLUICE_BASE_URL'].removesuffix('/v1')}})");
+    println!("print(c.models.generate_content(model=os.environ['SLUICE_GEMINI_MODEL'], contents='hi').text)");
     println!("\n# The CLI (SLUICE_ADMIN_URL and SLUICE_DATA find control and its admin token):");
     println!("sluice-control logs --tenant {TENANT} --limit 5 && sluice-control usage --tenant {TENANT}");
 }

@@ -11,12 +11,17 @@ use std::sync::Arc;
 const STATUSES: [u16; 16] = [
     200, 400, 401, 402, 403, 404, 405, 408, 413, 429, 431, 500, 502, 503, 504, 0,
 ];
-const ROUTES: [ApiRoute; 9] = [
+const ROUTES: [ApiRoute; 14] = [
     ApiRoute::ChatCompletions,
     ApiRoute::Messages,
     ApiRoute::CountTokens,
     ApiRoute::Embeddings,
     ApiRoute::Responses,
+    ApiRoute::GeminiGenerate,
+    ApiRoute::GeminiStream,
+    ApiRoute::GeminiCountTokens,
+    ApiRoute::GeminiEmbed,
+    ApiRoute::GeminiBatchEmbed,
     ApiRoute::Models,
     ApiRoute::Model,
     ApiRoute::Health,

@@ -156,7 +156,8 @@ pub async fn refuse_head(w: &Worker, io: &mut ClientIo, refusal: HeadRefusal, st
 /// Serves one request whose head is at the front of `io.buf`.
 pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: Instant, ts_ms: u64) -> Next {
     let anthropic_hint = io.header(b"anthropic-version").is_some() || io.header(b"x-api-key").is_some();
-    let class = classify::classify(head.method, head.path(&io.buf), anthropic_hint);
+    let gemini_hint = io.header(b"x-goog-api-key").is_some();
+    let class = classify::classify(head.method, head.path(&io.buf), anthropic_hint, gemini_hint);
     let mut ctx = Ctx::new(w, class.api, class.dialect, started, ts_ms);
     ctx.record.bytes_in = head.len as u64;
     ctx.record.client_ip_hash = Some(w.shared.ip_hasher.hash_remembered(io.peer.ip(), &mut io.ip_hash));
@@ -197,7 +198,12 @@ async fn serve_api(
 ) -> Result<Next, Reject> {
     // 2. authenticate
     let index = w.shared.cell.current();
-    let key = auth::presented_key(io.header(b"authorization"), io.header(b"x-api-key"));
+    let mut key = auth::presented_key(io.header(b"authorization"), io.header(b"x-api-key"));
+    if ctx.dialect == Dialect::Gemini && key.is_none() {
+        let target = head.target.of(&io.buf);
+        let query = memchr::memchr(b'?', target).map_or(&b""[..], |q| &target[q + 1..]);
+        key = auth::presented_gemini_key(io.header(b"x-goog-api-key"), query);
+    }
     let key = auth::authenticate(&index, key)?;
     ctx.record.tenant = Some(key.tenant.id.clone());
     ctx.record.key_id = Some(key.id.clone());
@@ -235,7 +241,17 @@ async fn serve_api(
         None => req.body.clone(),
     };
     let dialect = ctx.record.route.dialect().unwrap_or(Dialect::OpenAi);
-    let view = sluice_contract::policy::extract(dialect, &req_body).map_err(inspect::refusal)?;
+    let view = match dialect {
+        // Gemini names the model in the path.
+        Dialect::Gemini => {
+            let model = classify::gemini::model(head.path(&req.raw)).ok_or_else(|| {
+                Reject::with(ErrorKind::InvalidField, "the model name in the path is not valid")
+            })?;
+            sluice_contract::policy::extract::extract_gemini(&req_body, &model)
+        }
+        _ => sluice_contract::policy::extract(dialect, &req_body),
+    }
+    .map_err(inspect::refusal)?;
     let info = inspect::inspect(&view, ctx.record.route)?;
     ctx.record.model = Some(info.model.clone());
     ctx.record.stream = info.stream;
@@ -261,6 +277,7 @@ async fn serve_api(
 
     // 5. route
     let targets = route::targets(&key.tenant, &info.model)?;
+    route::same_api(&targets, dialect, &info.model)?;
 
     // 6. upstream request
     let outgoing = forward::Outgoing {

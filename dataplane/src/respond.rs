@@ -15,6 +15,8 @@
 use sluice_contract::dialect::Dialect;
 use std::io::Write;
 
+pub mod gemini;
+
 /// Every error the gateway answers by itself. Small and `Copy`: carried on the
 /// hot path, turned into bytes once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -446,6 +448,7 @@ pub fn write_error(
             }
             body.extend_from_slice(b"}}");
         }
+        Dialect::Gemini => gemini::write_body(&mut body, shape.status, message),
         Dialect::Anthropic => {
             let _ = write!(
                 body,

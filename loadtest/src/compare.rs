@@ -58,6 +58,11 @@ pub(crate) struct CompareArgs {
     /// Length of one round against one target.
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub(crate) duration: Duration,
+    /// The API the load speaks (the snapshot routes each API's default
+    /// model: `gpt-4o-mini` for OpenAI chat and Responses,
+    /// `claude-3-5-haiku-latest`, `gemini-2.5-flash` to a Gemini upstream).
+    #[arg(long, value_enum, default_value = "openai")]
+    pub(crate) api: crate::run::request::Api,
     /// Rounds; each visits every target once, in turn.
     #[arg(long, default_value_t = 5)]
     pub(crate) rounds: usize,

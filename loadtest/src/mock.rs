@@ -8,7 +8,9 @@
 //! on the request path (the `--record` inspection is the one opt-in lock).
 //!
 //! Endpoints: `POST /v1/chat/completions` (OpenAI), `POST /v1/messages`
-//! (Anthropic), streamed or not; `GET /v1/models` (Anthropic's shape when the
+//! (Anthropic), streamed or not; Gemini's `/v1beta/models/{model}:{method}`
+//! (`generateContent`, `streamGenerateContent?alt=sse`, `countTokens`,
+//! `embedContent`, `batchEmbedContents`; also under `/v1/`); `GET /v1/models` (Anthropic's shape when the
 //! request has `anthropic-version`); `GET /healthz`; `GET /_mock/last` (with
 //! `--record`) and `GET /_mock/stats` (`{"requests":N}`; neither they nor
 //! `/healthz` are counted or recorded).
@@ -35,6 +37,7 @@ use std::thread::JoinHandle;
 use anyhow::Context as _;
 
 mod conn;
+mod gemini;
 mod io;
 mod prompt;
 mod request;

@@ -27,6 +27,8 @@ PROVIDER_KEY = "sk-provider-sdk-canary-81c2"
 OPENAI_MODEL = "gpt-4o-mini"
 ANTHROPIC_MODEL = "claude-mock"
 SHARED_MODEL = "mock-model"
+GEMINI_MODEL = "gemini-2.5-flash"
+GEMINI_EMBED_MODEL = "gemini-embedding-001"
 
 # Token i of every mock completion is VOCAB[i % len(VOCAB)]
 # (loadtest/src/mock/text.rs).
@@ -150,6 +152,11 @@ name = "mock-anthropic"
 kind = "anthropic"
 base_url = {q(mock_url)}
 
+[[upstreams]]
+name = "mock-gemini"
+kind = "gemini"
+base_url = {q(mock_url)}
+
 [[provider_keys]]
 id = "pk"
 tenant = "acme"
@@ -168,6 +175,16 @@ targets = [{{ upstream = "mock", provider_key = "pk" }}]
 tenant = "acme"
 model = {q(ANTHROPIC_MODEL)}
 targets = [{{ upstream = "mock-anthropic", provider_key = "pk" }}]
+
+[[routes]]
+tenant = "acme"
+model = {q(GEMINI_MODEL)}
+targets = [{{ upstream = "mock-gemini", provider_key = "pk" }}]
+
+[[routes]]
+tenant = "acme"
+model = {q(GEMINI_EMBED_MODEL)}
+targets = [{{ upstream = "mock-gemini", provider_key = "pk" }}]
 
 [[routes]]
 model = {q(SHARED_MODEL)}
@@ -219,6 +236,14 @@ class Stack:
         import anthropic
 
         return anthropic.Anthropic(base_url=f"http://{self.addr}", api_key=api_key, max_retries=0, timeout=WAIT)
+
+    def gemini(self, api_key=GATEWAY_KEY, api_version=None):
+        from google import genai
+
+        options = {"base_url": f"http://{self.addr}", "timeout": int(WAIT * 1000)}
+        if api_version:
+            options["api_version"] = api_version
+        return genai.Client(api_key=api_key, http_options=options)
 
     def wait_record(self, pred, what):
         deadline = time.monotonic() + WAIT

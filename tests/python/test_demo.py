@@ -1,6 +1,7 @@
 """README's first command: `sluice-control demo` runs the whole stack, and
 the lines it prints to paste work as printed, with the official SDKs (chat,
-Responses, embeddings, Anthropic messages) and the CLI."""
+Responses, embeddings, Anthropic messages, Gemini through google-genai)
+and the CLI."""
 
 import os
 import re
@@ -11,6 +12,8 @@ import time
 
 import anthropic
 import openai
+import sys
+from google import genai
 
 from conftest import WAIT, binary
 
@@ -36,7 +39,8 @@ def test_the_demo_runs_and_its_lines_work():
             raise AssertionError(f"the demo did not come up:\n{text}")
         assert "errors 0" in text, text
         env = dict(re.findall(r"^export (SLUICE_[A-Z_]+)=(.*)$", text, re.M))
-        for name in ["SLUICE_BASE_URL", "SLUICE_API_KEY", "SLUICE_MODEL", "SLUICE_EMBED_MODEL"]:
+        for name in ["SLUICE_BASE_URL", "SLUICE_API_KEY", "SLUICE_MODEL", "SLUICE_EMBED_MODEL",
+                     "SLUICE_GEMINI_MODEL"]:
             assert env.get(name), f"{name} not printed:\n{text}"
 
         client = openai.OpenAI(base_url=env["SLUICE_BASE_URL"], api_key=env["SLUICE_API_KEY"], max_retries=0)
@@ -55,15 +59,36 @@ def test_the_demo_runs_and_its_lines_work():
         )
         assert msg.content[0].text
 
-        cli = subprocess.run(
-            [binary("sluice-control"), "logs", "--tenant", "demo", "--limit", "5", "--json"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=WAIT,
+        # The google-genai snippet, run exactly as printed.
+        block = text.split("# Google Gen AI SDK (python, google-genai):\n", 1)[1].split("\n\n", 1)[0]
+        run = subprocess.run(
+            [sys.executable, "-c", block], env={**os.environ, **env}, capture_output=True, text=True, timeout=WAIT
         )
-        assert cli.returncode == 0, cli.stderr
+        assert run.returncode == 0 and run.stdout.strip(), f"{block}\n{run.stdout}\n{run.stderr}"
+        gemini = genai.Client(
+            api_key=env["SLUICE_API_KEY"], http_options={"base_url": env["SLUICE_BASE_URL"].removesuffix("/v1")}
+        )
+        streamed = "".join(
+            c.text or "" for c in gemini.models.generate_content_stream(model=env["SLUICE_GEMINI_MODEL"], contents="hi")
+        )
+        assert streamed
+
+        # Records reach control in batches: wait for the last ones.
+        deadline = time.monotonic() + WAIT
+        while True:
+            cli = subprocess.run(
+                [binary("sluice-control"), "logs", "--tenant", "demo", "--limit", "10", "--json"],
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                timeout=WAIT,
+            )
+            assert cli.returncode == 0, cli.stderr
+            if "gemini_stream" in cli.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert "embeddings" in cli.stdout or "responses" in cli.stdout, cli.stdout
+        assert "gemini_stream" in cli.stdout and "gemini_generate" in cli.stdout, cli.stdout
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         try:

@@ -13,6 +13,8 @@ import pytest
 
 from conftest import (
     ANTHROPIC_MODEL,
+    GEMINI_EMBED_MODEL,
+    GEMINI_MODEL,
     OPENAI_MODEL,
     SHARED_MODEL,
     WRONG_KEY,
@@ -137,7 +139,7 @@ def test_openai_gateway_errors(stack):
 
 def test_openai_models_list(stack):
     ids = sorted(m.id for m in stack.openai().models.list())
-    assert ids == sorted([OPENAI_MODEL, ANTHROPIC_MODEL, SHARED_MODEL])
+    assert ids == sorted([OPENAI_MODEL, ANTHROPIC_MODEL, SHARED_MODEL, GEMINI_MODEL, GEMINI_EMBED_MODEL])
 
 
 # ---- Anthropic -----------------------------------------------------------
@@ -236,7 +238,7 @@ def test_anthropic_gateway_errors(stack):
 
 def test_anthropic_models_list(stack):
     models = list(stack.anthropic().models.list())
-    assert sorted(m.id for m in models) == sorted([OPENAI_MODEL, ANTHROPIC_MODEL, SHARED_MODEL])
+    assert sorted(m.id for m in models) == sorted([OPENAI_MODEL, ANTHROPIC_MODEL, SHARED_MODEL, GEMINI_MODEL, GEMINI_EMBED_MODEL])
     assert all(m.type == "model" for m in models)
 
 

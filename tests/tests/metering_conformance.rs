@@ -9,7 +9,13 @@
 //! `completion_tokens`); Anthropic's `cache_creation_input_tokens` and
 //! `cache_read_input_tokens` (outside `input_tokens`) and `message_delta`'s
 //! cumulative `output_tokens`, also the newer form that restates the input
-//! figures there. No case that carried tokens ends with cost 0.
+//! figures there. OpenAI Responses (`usage.input_tokens_details.cached_tokens`,
+//! `output_tokens_details.reasoning_tokens`, in the body or in
+//! `response.completed`) and Gemini (`usageMetadata`: `cachedContentTokenCount`
+//! part of `promptTokenCount`, `thoughtsTokenCount` outside
+//! `candidatesTokenCount`, every streamed event carrying the counts so far,
+//! CRLF-separated as Google sends them) likewise. No case that carried
+//! tokens ends with cost 0.
 //!
 //! Each case has a route (and a scripted upstream) of its own, so that its
 //! record is found by its model name.
@@ -37,6 +43,10 @@ const ANTHROPIC_STREAM: &str = include_str!("../fixtures/metering/anthropic_mess
 const ANTHROPIC_STREAM_RESTATED: &str =
     include_str!("../fixtures/metering/anthropic_messages_stream_restated.sse");
 const ANTHROPIC_JSON: &str = include_str!("../fixtures/metering/anthropic_messages.json");
+const RESPONSES_STREAM: &str = include_str!("../fixtures/metering/openai_responses_stream.sse");
+const RESPONSES_JSON: &str = include_str!("../fixtures/metering/openai_responses.json");
+const GEMINI_STREAM: &str = include_str!("../fixtures/metering/gemini_generate_stream.sse");
+const GEMINI_JSON: &str = include_str!("../fixtures/metering/gemini_generate.json");
 
 /// Token figures, normalised as records carry them: `input` counts every
 /// prompt token, cached and cache-written ones included; `output` counts
@@ -70,6 +80,21 @@ const ANTHROPIC_TOKENS: Tokens = Tokens {
     reasoning: 0,
 };
 
+/// What the Gemini fixtures report in the end: 1317 prompt tokens of which
+/// 1280 cached, 11 candidate tokens and 192 thought tokens (output 203).
+const GEMINI_TOKENS: Tokens = OPENAI_TOKENS;
+
+/// What the Gemini stream's first event reports (thinking done, no
+/// candidate token counted yet), and its second (6 candidate tokens).
+const GEMINI_FIRST_TOKENS: Tokens = Tokens {
+    output: 192,
+    ..GEMINI_TOKENS
+};
+const GEMINI_SECOND_TOKENS: Tokens = Tokens {
+    output: 192 + 6,
+    ..GEMINI_TOKENS
+};
+
 /// What Anthropic's `message_start` alone reports (output 1).
 const ANTHROPIC_START_TOKENS: Tokens = Tokens {
     output: 1,
@@ -91,6 +116,13 @@ const OPENAI_PRICE: Milli = Milli {
     cached: 550,
     write: 1100,
     output: 4400,
+};
+
+const GEMINI_PRICE: Milli = Milli {
+    input: 300,
+    cached: 30,
+    write: 300,
+    output: 2500,
 };
 
 const ANTHROPIC_PRICE: Milli = Milli {
@@ -126,6 +158,8 @@ impl Milli {
 enum Api {
     Chat,
     Messages,
+    Responses,
+    Gemini,
 }
 
 /// How the exchange ends.
@@ -154,7 +188,9 @@ fn event_start(body: &str, marker: &str) -> usize {
     let at = body
         .find(marker)
         .unwrap_or_else(|| panic!("{marker:?} not in the fixture"));
-    body[..at].rfind("\n\n").map_or(0, |i| i + 2)
+    let lf = body[..at].rfind("\n\n").map(|i| i + 2);
+    let crlf = body[..at].rfind("\r\n\r\n").map(|i| i + 4);
+    lf.max(crlf).unwrap_or(0)
 }
 
 fn response_head(stream: bool, len: usize) -> String {
@@ -206,6 +242,23 @@ fn request(case: &Case) -> Req {
             }
             Req::chat(GATEWAY_KEY, &body)
         }
+        Api::Responses => Req::post("/v1/responses").bearer(GATEWAY_KEY).json(&json!({
+            "model": case.model,
+            "input": "Which part of the prompt was cached?",
+            "stream": case.stream,
+        })),
+        Api::Gemini => {
+            let method = if case.stream {
+                "streamGenerateContent?alt=sse"
+            } else {
+                "generateContent"
+            };
+            Req::post(&format!("/v1beta/models/{}:{method}", case.model))
+                .header("x-goog-api-key", GATEWAY_KEY)
+                .json(&json!({
+                    "contents": [{"role": "user", "parts": [{"text": "Which part of the prompt was cached?"}]}],
+                }))
+        }
         Api::Messages => Req::messages(
             GATEWAY_KEY,
             &json!({
@@ -230,6 +283,14 @@ fn cases() -> Vec<Case> {
     let messages = |model, stream, fixture, end| Case {
         model,
         api: Api::Messages,
+        stream,
+        ask_usage: false,
+        fixture,
+        end,
+    };
+    let other = |model, api, stream, fixture, end| Case {
+        model,
+        api,
         stream,
         ask_usage: false,
         fixture,
@@ -296,6 +357,62 @@ fn cases() -> Vec<Case> {
             ANTHROPIC_STREAM,
             End::Abandon("\" held most"),
         ),
+        other(
+            "o3-mini-conf-responses-json",
+            Api::Responses,
+            false,
+            RESPONSES_JSON,
+            End::Whole,
+        ),
+        other(
+            "o3-mini-conf-responses-stream",
+            Api::Responses,
+            true,
+            RESPONSES_STREAM,
+            End::Whole,
+        ),
+        other(
+            "o3-mini-conf-responses-cut",
+            Api::Responses,
+            true,
+            RESPONSES_STREAM,
+            End::Cut("response.completed"),
+        ),
+        other(
+            "o3-mini-conf-responses-gone",
+            Api::Responses,
+            true,
+            RESPONSES_STREAM,
+            End::Abandon("\" held most"),
+        ),
+        other(
+            "gemini-2.5-flash-conf-json",
+            Api::Gemini,
+            false,
+            GEMINI_JSON,
+            End::Whole,
+        ),
+        other(
+            "gemini-2.5-flash-conf-stream",
+            Api::Gemini,
+            true,
+            GEMINI_STREAM,
+            End::Whole,
+        ),
+        other(
+            "gemini-2.5-flash-conf-cut",
+            Api::Gemini,
+            true,
+            GEMINI_STREAM,
+            End::Cut("finishReason"),
+        ),
+        other(
+            "gemini-2.5-flash-conf-gone",
+            Api::Gemini,
+            true,
+            GEMINI_STREAM,
+            End::Abandon("\" held most"),
+        ),
     ]
 }
 
@@ -327,8 +444,9 @@ fn conformance(d: Driver) {
     let mut extra = Vec::new();
     for (case, up) in cases.iter().zip(&upstreams) {
         let kind = match case.api {
-            Api::Chat => "openai",
+            Api::Chat | Api::Responses => "openai",
             Api::Messages => "anthropic",
+            Api::Gemini => "gemini",
         };
         snapshot = snapshot.upstream(case.model, kind, &up.url(), None).route(
             Some(TENANT),
@@ -336,8 +454,9 @@ fn conformance(d: Driver) {
             &[(case.model, "pk")],
         );
         extra.push(match case.api {
-            Api::Chat => OPENAI_PRICE.section(case.model),
+            Api::Chat | Api::Responses => OPENAI_PRICE.section(case.model),
             Api::Messages => ANTHROPIC_PRICE.section(case.model),
+            Api::Gemini => GEMINI_PRICE.section(case.model),
         });
     }
     let toml = metering::toml_with(&snapshot, &extra);
@@ -368,8 +487,9 @@ fn conformance(d: Driver) {
         let rec = gw.records().wait_for(what, |r| r["model"] == what);
         assert_shape(&rec);
         let (price, reported) = match case.api {
-            Api::Chat => (OPENAI_PRICE, OPENAI_TOKENS),
+            Api::Chat | Api::Responses => (OPENAI_PRICE, OPENAI_TOKENS),
             Api::Messages => (ANTHROPIC_PRICE, ANTHROPIC_TOKENS),
+            Api::Gemini => (GEMINI_PRICE, GEMINI_TOKENS),
         };
         let cost = rec["cost_micros"]
             .as_u64()
@@ -392,6 +512,9 @@ fn conformance(d: Driver) {
                         assert_eq!(text, case.fixture, "{what}: passed through as is");
                     }
                 }
+                if matches!(case.api, Api::Responses | Api::Gemini) {
+                    assert_eq!(r.body, case.fixture.as_bytes(), "{what}: passed through as is");
+                }
             }
             End::Cut(_) | End::Abandon(_) => {
                 let outcome = if matches!(case.end, End::Cut(_)) {
@@ -405,7 +528,7 @@ fn conformance(d: Driver) {
                 let expect = match case.api {
                     // No usage before the cut: the gateway's own counts of
                     // the prompt and of the text that was streamed.
-                    Api::Chat => {
+                    Api::Chat | Api::Responses => {
                         assert_eq!(usage_of(&rec), None, "{what}: {rec}");
                         let input = counted_in.unwrap_or_else(|| panic!("{what}: prompt not counted: {rec}"));
                         assert!(input > 0, "{what}: {rec}");
@@ -424,6 +547,19 @@ fn conformance(d: Driver) {
                         Tokens {
                             output: out.max(ANTHROPIC_START_TOKENS.output),
                             ..ANTHROPIC_START_TOKENS
+                        }
+                    }
+                    // The counts of the last event that came (each carries
+                    // the counts so far), the output no less than streamed.
+                    Api::Gemini => {
+                        let said = match case.end {
+                            End::Cut(_) => GEMINI_SECOND_TOKENS,
+                            _ => GEMINI_FIRST_TOKENS,
+                        };
+                        assert_eq!(usage_of(&rec), Some(said), "{what}: {rec}");
+                        Tokens {
+                            output: out.max(said.output),
+                            ..said
                         }
                     }
                 };

@@ -66,6 +66,32 @@ struct ResponsesDelta<'a> {
     delta: Option<&'a RawValue>,
 }
 
+/// A Gemini `GenerateContentResponse` event: `candidates[].content.parts[].text`
+/// (thought summaries included: thinking is output too).
+#[derive(serde::Deserialize)]
+struct GeminiChunk<'a> {
+    #[serde(borrow, default)]
+    candidates: Few<GeminiCandidate<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct GeminiCandidate<'a> {
+    #[serde(borrow)]
+    content: Option<GeminiContent<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct GeminiContent<'a> {
+    #[serde(borrow, default)]
+    parts: Few<GeminiPart<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct GeminiPart<'a> {
+    #[serde(borrow)]
+    text: Option<&'a RawValue>,
+}
+
 #[derive(serde::Deserialize)]
 struct AnthropicDelta<'a> {
     #[serde(borrow)]
@@ -200,6 +226,8 @@ fn wanted(dialect: Dialect, ev: &SseEvent<'_>) -> bool {
         // Embeddings are never streamed: nothing is completion text.
         Dialect::OpenAiEmbeddings => false,
         Dialect::OpenAiResponses => ev.event == b"response.output_text.delta",
+        // Data-only events, each a JSON object.
+        Dialect::Gemini => ev.data.trim_ascii_start().first() == Some(&b'{'),
     }
 }
 
@@ -266,6 +294,16 @@ fn parsed(dialect: Dialect, data: &[u8], scratch: &mut String, mut text: impl Fn
     };
     match dialect {
         Dialect::OpenAiEmbeddings => {}
+        Dialect::Gemini => {
+            let Ok(chunk) = serde_json::from_slice::<GeminiChunk<'_>>(data) else {
+                return;
+            };
+            for c in chunk.candidates.iter().filter_map(|c| c.content.as_ref()) {
+                for part in c.parts.iter() {
+                    emit(part.text);
+                }
+            }
+        }
         Dialect::OpenAiResponses => {
             if let Ok(e) = serde_json::from_slice::<ResponsesDelta<'_>>(data) {
                 emit(e.delta);

@@ -109,6 +109,14 @@ impl UsageScanner {
                     return true;
                 }
             }
+            Dialect::Gemini => {
+                // Every event may carry usage (the last the final counts);
+                // the stream ends with a candidate's `finishReason`.
+                let Some(read) = gemini::read(ev.data) else {
+                    return true;
+                };
+                self.gemini(read);
+            }
             Dialect::OpenAiResponses => {
                 let end = match ev.event {
                     b"" => responses_end_typed(ev.data),
@@ -149,11 +157,20 @@ impl UsageScanner {
         if body.trim_ascii_start().first() != Some(&b'{') {
             return;
         }
+        if self.dialect == Dialect::Gemini {
+            let read = gemini::read(body).unwrap_or_default();
+            self.gemini(read);
+            if read.parsed || serde_json::from_slice::<IgnoredAny>(body).is_ok() {
+                self.completed = true;
+            }
+            return;
+        }
         let parsed = has_usage(body)
             && match self.dialect {
                 Dialect::OpenAi | Dialect::OpenAiEmbeddings => self.openai_json(body),
                 Dialect::Anthropic => self.anthropic_json(body),
                 Dialect::OpenAiResponses => self.responses_json(body),
+                Dialect::Gemini => false,
             };
         // Without usage (or with usage of an unexpected shape) the body may
         // still be a whole JSON object, and then the response is complete.
@@ -165,7 +182,9 @@ impl UsageScanner {
     /// The usage reported so far, normalised; `None` when none was reported.
     pub fn usage(&self) -> Option<Usage> {
         match self.dialect {
-            Dialect::OpenAi | Dialect::OpenAiEmbeddings | Dialect::OpenAiResponses => self.openai,
+            Dialect::OpenAi | Dialect::OpenAiEmbeddings | Dialect::OpenAiResponses | Dialect::Gemini => {
+                self.openai
+            }
             Dialect::Anthropic if self.saw_anthropic => Some(self.anthropic.normalise()),
             Dialect::Anthropic => None,
         }
@@ -183,6 +202,15 @@ impl UsageScanner {
     /// the client did not ask for usage.
     pub fn usage_only_event(&self) -> bool {
         self.usage_only
+    }
+
+    /// Notes what a Gemini body or event said: its usage replaces the last
+    /// (each carries the counts so far).
+    fn gemini(&mut self, read: gemini::Read) {
+        if let Some(u) = read.usage {
+            self.openai = Some(u);
+        }
+        self.completed |= read.finished;
     }
 
     /// Parses an OpenAI chunk or body; returns whether it parsed.
@@ -480,6 +508,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
         d.deserialize_map(Map(PhantomData))
     }
 }
+
+mod gemini;
 
 #[cfg(test)]
 mod tests;

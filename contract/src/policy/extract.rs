@@ -25,8 +25,12 @@
 //!   text is still text the policy must see. [`crate::policy::pii`]'s body
 //!   rewrite walks exactly the same fields.
 
+mod gemini;
 mod key;
 mod visit;
+
+pub use gemini::extract_gemini;
+pub(crate) use gemini::walk as walk_gemini;
 
 use crate::dialect::Dialect;
 use key::Key;
@@ -130,6 +134,9 @@ pub enum ExtractError {
     MissingMessages,
     /// Embeddings, Responses: `input` is absent.
     MissingInput,
+    /// Gemini: none of `contents`, `content`, `requests`,
+    /// `generateContentRequest`.
+    MissingContents,
     /// A field the gateway reads has the wrong type or appears twice.
     BadField(&'static str),
     /// Arrays and objects nested deeper than [`MAX_DEPTH`].
@@ -147,6 +154,7 @@ impl ExtractError {
             ExtractError::MissingModel => "missing_model",
             ExtractError::MissingMessages => "missing_messages",
             ExtractError::MissingInput => "missing_input",
+            ExtractError::MissingContents => "missing_contents",
             ExtractError::BadField(_) => "bad_field",
             ExtractError::TooDeep => "too_deep",
             ExtractError::ModelTooLong => "model_too_long",
@@ -162,6 +170,7 @@ impl fmt::Display for ExtractError {
             ExtractError::MissingModel => f.write_str("`model` is required"),
             ExtractError::MissingMessages => f.write_str("`messages` is required"),
             ExtractError::MissingInput => f.write_str("`input` is required"),
+            ExtractError::MissingContents => f.write_str("`contents` is required"),
             ExtractError::BadField(name) => write!(f, "`{name}` has the wrong type or is repeated"),
             ExtractError::TooDeep => write!(f, "the request body nests deeper than {MAX_DEPTH} levels"),
             ExtractError::ModelTooLong => write!(f, "`model` is longer than {MAX_MODEL_LEN} bytes"),
@@ -172,7 +181,12 @@ impl fmt::Display for ExtractError {
 impl std::error::Error for ExtractError {}
 
 /// Reads `body` as a request of dialect `api`.
+/// Gemini's model is in the path: see [`extract_gemini`], which this
+/// calls with an empty model for the caller to fill in.
 pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractError> {
+    if api == Dialect::Gemini {
+        return extract_gemini(body, "");
+    }
     if too_deep(body) {
         return Err(ExtractError::TooDeep);
     }

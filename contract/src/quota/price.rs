@@ -72,10 +72,23 @@ pub const DEFAULTS: &[(&str, Price)] = &[
     ("claude-3-opus", usd(15.00, 1.50, 18.75, 75.00).max_out(4096)),
     ("claude-opus-4", usd(15.00, 1.50, 18.75, 75.00).max_out(32000)),
     ("claude-opus-4-5", usd(5.00, 0.50, 6.25, 25.00).max_out(64000)),
+    // Gemini (prompts up to 200k tokens; thinking is billed as output).
+    ("gemini-2.5-pro", usd(1.25, 0.125, 1.25, 10.00).max_out(65536)),
+    ("gemini-2.5-flash", usd(0.30, 0.03, 0.30, 2.50).max_out(65536)),
+    (
+        "gemini-2.5-flash-lite",
+        usd(0.10, 0.01, 0.10, 0.40).max_out(65536),
+    ),
+    ("gemini-2.0-flash", usd(0.10, 0.025, 0.10, 0.40).max_out(8192)),
+    (
+        "gemini-2.0-flash-lite",
+        usd(0.075, 0.075, 0.075, 0.30).max_out(8192),
+    ),
     // Embeddings: input only.
     ("text-embedding-3-small", usd(0.02, 0.02, 0.02, 0.0)),
     ("text-embedding-3-large", usd(0.13, 0.13, 0.13, 0.0)),
     ("text-embedding-ada-002", usd(0.10, 0.10, 0.10, 0.0)),
+    ("gemini-embedding-001", usd(0.15, 0.15, 0.15, 0.0)),
 ];
 
 impl Price {

@@ -155,6 +155,8 @@ pub enum ProviderKind {
     Anthropic,
     /// OpenRouter (OpenAI dialect).
     Openrouter,
+    /// Google's Generative Language API (`x-goog-api-key`).
+    Gemini,
 }
 
 impl ProviderKind {
@@ -163,6 +165,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Openai | ProviderKind::Openrouter => crate::dialect::Dialect::OpenAi,
             ProviderKind::Anthropic => crate::dialect::Dialect::Anthropic,
+            ProviderKind::Gemini => crate::dialect::Dialect::Gemini,
         }
     }
 
@@ -172,6 +175,7 @@ impl ProviderKind {
             ProviderKind::Openai => "openai",
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Openrouter => "openrouter",
+            ProviderKind::Gemini => "gemini",
         }
     }
 }

@@ -16,6 +16,8 @@ pub(crate) enum Kind {
     Anthropic,
     /// OpenRouter (OpenAI dialect).
     Openrouter,
+    /// Google's Generative Language API (Gemini).
+    Gemini,
 }
 
 impl From<Kind> for ProviderKind {
@@ -24,6 +26,7 @@ impl From<Kind> for ProviderKind {
             Kind::Openai => ProviderKind::Openai,
             Kind::Anthropic => ProviderKind::Anthropic,
             Kind::Openrouter => ProviderKind::Openrouter,
+            Kind::Gemini => ProviderKind::Gemini,
         }
     }
 }

@@ -18,6 +18,22 @@ pub fn presented_key<'a>(authorization: Option<&'a [u8]>, x_api_key: Option<&'a 
     x_api_key.map(<[u8]>::trim_ascii).filter(|k| !k.is_empty())
 }
 
+/// The key a Gemini caller presents: `x-goog-api-key`, else the `key`
+/// query parameter (Google's older form; percent-escapes are not undone,
+/// gateway keys have none). The query is never forwarded as sent, nor
+/// logged: see [`super::forward`].
+pub fn presented_gemini_key<'a>(x_goog_api_key: Option<&'a [u8]>, query: &'a [u8]) -> Option<&'a [u8]> {
+    x_goog_api_key
+        .map(<[u8]>::trim_ascii)
+        .filter(|k| !k.is_empty())
+        .or_else(|| {
+            query
+                .split(|&b| b == b'&')
+                .find_map(|pair| pair.strip_prefix(b"key="))
+                .filter(|k| !k.is_empty())
+        })
+}
+
 /// Looks the presented key up.
 pub fn authenticate(index: &Index, key: Option<&[u8]>) -> Result<KeyEntry, ErrorKind> {
     let key = key.ok_or(ErrorKind::MissingKey)?;
@@ -36,5 +52,8 @@ mod tests {
         assert_eq!(presented_key(Some(b"Bearer "), None), None);
         assert_eq!(presented_key(None, Some(b" ")), None);
         assert_eq!(presented_key(None, None), None);
+        assert_eq!(presented_gemini_key(Some(b" g "), b"key=q"), Some(&b"g"[..]));
+        assert_eq!(presented_gemini_key(None, b"alt=sse&key=q"), Some(&b"q"[..]));
+        assert_eq!(presented_gemini_key(None, b"alt=sse&akey=q&key="), None);
     }
 }

@@ -9,6 +9,8 @@
 //! skipped (see [`sluice_contract::health`]). A pooled connection that turns
 //! out to be closed is retried once on a fresh one; that is not a fallback.
 
+pub mod gemini;
+
 use super::inspect::RequestInfo;
 use super::Ctx;
 use crate::io::client::FullRequest;
@@ -375,7 +377,14 @@ async fn attempt(
         ask_usage: strip_usage,
         limit,
     };
-    let body = match rewrite(original, info.keys, &edits) {
+    let gemini = api.gemini_method().is_some();
+    let rewritten = match limit {
+        // Gemini's model is in the path; its one body edit is the limit.
+        Some((_, n)) if gemini => sluice_contract::rewrite::set_gemini_limit(original, n).map(Some),
+        _ if gemini => Ok(None),
+        _ => rewrite(original, info.keys, &edits),
+    };
+    let body = match rewritten {
         Ok(Some(body)) => Bytes::from(body),
         Ok(None) => original.clone(),
         Err(_) => return Err(ErrorKind::InvalidJson),
@@ -410,6 +419,7 @@ async fn attempt(
             client_headers,
             req,
             body.len(),
+            target.model.as_deref().unwrap_or(&info.model),
         )?;
         let coalesce = body.len() <= COALESCE_BODY;
         if coalesce {
@@ -520,15 +530,20 @@ fn write_head(
     client_headers: &[Header],
     req: &FullRequest,
     body_len: usize,
+    model: &str,
 ) -> Result<(), ErrorKind> {
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(up.path_prefix.as_bytes());
-    // The API's own path, whatever form the client used (a base URL
-    // without `/v1`, a trailing slash), and the client's query.
-    out.extend_from_slice(api.upstream_path().ok_or(ErrorKind::Internal)?.as_bytes());
-    let client_target = client_head.target.of(&req.raw);
-    if let Some(q) = memchr::memchr(b'?', client_target) {
-        out.extend_from_slice(&client_target[q..]);
+    if api.gemini_method().is_some() {
+        gemini::write_path(out, api, model)?;
+    } else {
+        // The API's own path, whatever form the client used (a base URL
+        // without `/v1`, a trailing slash), and the client's query.
+        out.extend_from_slice(api.upstream_path().ok_or(ErrorKind::Internal)?.as_bytes());
+        let client_target = client_head.target.of(&req.raw);
+        if let Some(q) = memchr::memchr(b'?', client_target) {
+            out.extend_from_slice(&client_target[q..]);
+        }
     }
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(up.authority.as_bytes());
@@ -570,6 +585,10 @@ fn write_head(
                 }
             }
         }
+        ProviderKind::Gemini => {
+            out.extend_from_slice(b"x-goog-api-key: ");
+            out.extend_from_slice(&key);
+        }
         ProviderKind::Anthropic => {
             out.extend_from_slice(b"x-api-key: ");
             out.extend_from_slice(&key);
@@ -594,6 +613,7 @@ const FORWARDED: &[&[u8]] = &[
     b"anthropic-version",
     b"anthropic-beta",
     b"openai-beta",
+    b"x-goog-api-client",
     b"idempotency-key",
     b"traceparent",
     b"tracestate",

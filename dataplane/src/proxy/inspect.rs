@@ -38,7 +38,8 @@ pub fn inspect(view: &RequestView<'_>, api: ApiRoute) -> Result<RequestInfo, Rej
     }
     Ok(RequestInfo {
         model: view.model.clone(),
-        stream: view.stream,
+        // Gemini streams by method, not by a body field.
+        stream: view.stream || api == ApiRoute::GeminiStream,
         include_usage: view.include_usage,
         max_tokens: view.max_tokens,
         keys: view.keys,
@@ -91,6 +92,7 @@ pub fn refusal(e: ExtractError) -> Reject {
         ExtractError::MissingModel => ErrorKind::MissingModel.into(),
         ExtractError::MissingMessages => ErrorKind::MissingMessages.into(),
         ExtractError::MissingInput => Reject::with(ErrorKind::InvalidField, "input: field required"),
+        ExtractError::MissingContents => Reject::with(ErrorKind::InvalidField, "contents is not specified"),
         ExtractError::TooDeep | ExtractError::ModelTooLong => {
             Reject::with(ErrorKind::InvalidField, e.to_string())
         }

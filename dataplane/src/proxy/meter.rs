@@ -127,8 +127,8 @@ pub fn admit(
     // Counting tokens is free at the provider: nothing is generated, nothing
     // is charged, and no credit is needed. Embeddings generate nothing
     // either: only their input is charged.
-    let free = record.route == record::ApiRoute::CountTokens;
-    let generates = !free && record.route != record::ApiRoute::Embeddings;
+    let free = record.route.is_free();
+    let generates = record.route.generates();
     let n = view.n.unwrap_or(1).max(1);
     if n > MAX_N {
         return Err(Reject::with(
@@ -161,6 +161,7 @@ pub fn admit(
             let field = match view.api {
                 sluice_contract::dialect::Dialect::Anthropic => "max_tokens",
                 sluice_contract::dialect::Dialect::OpenAiResponses => "max_output_tokens",
+                sluice_contract::dialect::Dialect::Gemini => super::forward::gemini::LIMIT,
                 _ => "max_completion_tokens",
             };
             let inject = cap.is_some() || tenant.credit.is_some();

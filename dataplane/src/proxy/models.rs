@@ -6,7 +6,7 @@
 //! `created_at`, `has_more`, `first_id`, `last_id`). Each reads its own
 //! fields; a single model is one item of that list.
 
-use super::classify::model_id;
+use super::classify::{model_id, percent_decoded};
 use super::Ctx;
 use crate::io::client::{ClientIo, Next};
 use crate::respond::{ErrorKind, Reject};
@@ -14,7 +14,6 @@ use sluice_contract::codec::head::{Method, RequestHead};
 use sluice_contract::record::ApiRoute;
 use sluice_contract::snapshot::index::RouteEntry;
 use sluice_contract::snapshot::KeyEntry;
-use std::borrow::Cow;
 use std::io::Write;
 
 /// Writes the model list (or the one model asked for) for `key` and
@@ -78,28 +77,6 @@ fn unknown_model(raw: &[u8]) -> Reject {
             super::route::truncate(&shown)
         ),
     )
-}
-
-/// `raw` with its percent-escapes decoded (RFC 3986 §2.1); `None` when an
-/// escape is malformed or the result is not UTF-8.
-fn percent_decoded(raw: &[u8]) -> Option<Cow<'_, str>> {
-    if !raw.contains(&b'%') {
-        return std::str::from_utf8(raw).ok().map(Cow::Borrowed);
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(raw[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 /// One model, in both SDKs' shapes.

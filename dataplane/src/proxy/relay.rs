@@ -70,7 +70,7 @@ pub fn setup(
     // The provider's dialect, but for an API of its own shapes (Responses:
     // named events, its own usage fields), read as that API.
     let dialect = match api.dialect() {
-        Some(Dialect::OpenAiResponses) => Dialect::OpenAiResponses,
+        Some(d @ (Dialect::OpenAiResponses | Dialect::Gemini)) => d,
         _ => answer.upstream.kind.dialect(),
     };
     let output = if answer.strip_usage && is_sse {

@@ -7,8 +7,9 @@
 //! top, in [`super::forward`].
 
 use crate::respond::{ErrorKind, Reject};
+use sluice_contract::dialect::Dialect;
 use sluice_contract::health::State;
-use sluice_contract::snapshot::{RouteEntry, RouteTarget, Strategy, TenantEntry};
+use sluice_contract::snapshot::{ProviderKind, RouteEntry, RouteTarget, Strategy, TenantEntry};
 use std::sync::Arc;
 
 /// The targets that may serve `model` for `tenant`, or the refusal: no such
@@ -34,6 +35,27 @@ pub fn targets(tenant: &TenantEntry, model: &str) -> Result<Arc<[RouteTarget]>, 
             ),
         )),
     }
+}
+
+/// Refuses a request whose route sends it to an upstream of another API:
+/// Gemini's bodies go to Gemini upstreams only, and theirs take no other
+/// (the gateway does not translate between them).
+pub fn same_api(targets: &[RouteTarget], dialect: Dialect, model: &str) -> Result<(), Reject> {
+    let gemini = dialect == Dialect::Gemini;
+    if targets
+        .iter()
+        .all(|t| (t.upstream.kind == ProviderKind::Gemini) == gemini)
+    {
+        return Ok(());
+    }
+    let api = if gemini { "Gemini" } else { "OpenAI or Anthropic" };
+    Err(Reject::with(
+        ErrorKind::InvalidField,
+        format!(
+            "model {:?} is not served over the {api} API by this gateway",
+            truncate(model)
+        ),
+    ))
 }
 
 /// What a strategy may weigh besides the targets themselves.

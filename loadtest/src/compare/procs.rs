@@ -207,7 +207,8 @@ fn supports_flag(bin: &Path, flag: &str) -> bool {
 }
 
 /// The standalone snapshot: one tenant, one gateway key, the mock as an
-/// OpenAI upstream, one route.
+/// OpenAI, an Anthropic and a Gemini upstream, a route for each API's
+/// default model (see `--api`).
 pub(crate) fn snapshot_toml(mock_url: &str) -> String {
     let sha = sluice_contract::crypto::hex(&sluice_contract::crypto::sha256(GATEWAY_KEY.as_bytes()));
     format!(
@@ -224,6 +225,16 @@ name = "mock"
 kind = "openai"
 base_url = "{mock_url}"
 
+[[upstreams]]
+name = "mock-anthropic"
+kind = "anthropic"
+base_url = "{mock_url}"
+
+[[upstreams]]
+name = "mock-gemini"
+kind = "gemini"
+base_url = "{mock_url}"
+
 [[provider_keys]]
 id = "mockkey"
 tenant = "bench"
@@ -233,6 +244,16 @@ api_key_env = "SLUICE_BENCH_PROVIDER_KEY"
 tenant = "bench"
 model = "{MODEL}"
 targets = [{{ upstream = "mock", provider_key = "mockkey" }}]
+
+[[routes]]
+tenant = "bench"
+model = "claude-3-5-haiku-latest"
+targets = [{{ upstream = "mock-anthropic", provider_key = "mockkey" }}]
+
+[[routes]]
+tenant = "bench"
+model = "gemini-2.5-flash"
+targets = [{{ upstream = "mock-gemini", provider_key = "mockkey" }}]
 "#
     )
 }

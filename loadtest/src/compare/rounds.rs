@@ -3,11 +3,11 @@
 use std::time::{Duration, Instant};
 
 use crate::run::report::{Report, Totals};
-use crate::run::request::{Api, RequestSpec};
+use crate::run::request::RequestSpec;
 use crate::run::{execute, RunConfig};
 
 use super::output::{AtRates, Compared, SideResult, Step};
-use super::procs::{Server, MODEL};
+use super::procs::Server;
 use super::{CompareArgs, RateSpec, Side};
 
 /// The run configuration for one side at one rate.
@@ -27,10 +27,10 @@ pub(crate) fn load_config(
     RunConfig {
         url: side.url.clone(),
         spec: RequestSpec {
-            api: Some(Api::Openai),
+            api: Some(args.api),
             stream: !args.no_stream,
             api_keys: vec![side.key.clone()],
-            models: vec![MODEL.into()],
+            models: vec![args.api.default_model().into()],
             body: None,
             prompt: "Write a haiku about load testing.".into(),
             // The mock caps its output at max_tokens.

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
+use super::gemini;
 use super::io::flush;
 use super::prompt;
 use super::request::{decode_chunked, parse_head, BadRequest, Framing, Head, Route, MAX_BODY};
@@ -175,7 +176,9 @@ async fn respond<S: AsyncWriteRent>(
             record(last, head, body);
         }
     }
-    let api = if matches!(head.route, Route::Messages | Route::CountTokens) || head.anthropic {
+    let api = if matches!(head.route, Route::Gemini(_)) {
+        Api::Gemini
+    } else if matches!(head.route, Route::Messages | Route::CountTokens) || head.anthropic {
         Api::Anthropic
     } else {
         Api::OpenAi
@@ -193,6 +196,7 @@ async fn respond<S: AsyncWriteRent>(
         | Route::CountTokens
         | Route::Embeddings
         | Route::Responses
+        | Route::Gemini(_)
         | Route::Models => return provider(io, w, head, body, b, meta).await,
         _ if !head.is_get && head.route != Route::Unknown => {
             let e = ApiError::new(
@@ -228,7 +232,7 @@ async fn respond<S: AsyncWriteRent>(
         }
         Route::Unknown => {
             let message = match api {
-                Api::OpenAi => format!("Invalid URL ({} {})", head.method, head.path),
+                Api::OpenAi | Api::Gemini => format!("Invalid URL ({} {})", head.method, head.path),
                 Api::Anthropic => "Not Found".to_owned(),
             };
             push_error(&mut b.out, &mut b.tmp, &ApiError::new(404, message), &meta);
@@ -264,7 +268,13 @@ async fn provider<S: AsyncWriteRent>(
     };
     let Some(ask) = ask else {
         b.tmp.clear();
-        if head.route == Route::Embeddings {
+        if let Route::Gemini(method) = head.route {
+            if let Err(e) = gemini_plain(&mut b.tmp, method, body) {
+                push_error(&mut b.out, &mut b.tmp, &e, &meta);
+                flush(io, &mut b.out).await?;
+                return Ok(head.keep_alive);
+            }
+        } else if head.route == Route::Embeddings {
             match prompt::embeddings(body) {
                 Ok(ask) => push_embeddings(&mut b.tmp, &ask.model, ask.inputs, ask.prompt_tokens, ask.base64),
                 Err(e) => {
@@ -343,6 +353,7 @@ async fn provider<S: AsyncWriteRent>(
             }
             Api::OpenAi => push_openai_completion(&mut b.tmp, meta.id, created, &ask.model, &usage),
             Api::Anthropic => push_anthropic_message(&mut b.tmp, meta.id, &ask.model, &usage),
+            Api::Gemini => gemini::push_response(&mut b.tmp, meta.id, &ask.model, &usage),
         }
         push_head(&mut b.out, 200, "application/json", Some(b.tmp.len()), &meta);
         // Truncated: the head promises the whole body, fewer bytes follow.
@@ -372,6 +383,7 @@ fn check(head: &Head, body: &[u8], api: Api, status: Option<u16>) -> Result<Opti
     let authorized = match api {
         Api::OpenAi => head.bearer_ok,
         Api::Anthropic => head.api_key_ok || head.bearer_ok,
+        Api::Gemini => head.goog_key_ok,
     };
     if !authorized {
         return Err(ApiError::new(
@@ -379,6 +391,7 @@ fn check(head: &Head, body: &[u8], api: Api, status: Option<u16>) -> Result<Opti
             match api {
                 Api::OpenAi => "Incorrect API key provided.",
                 Api::Anthropic => "invalid x-api-key",
+                Api::Gemini => "API key not valid. Please pass a valid API key.",
             },
         ));
     }
@@ -396,7 +409,26 @@ fn check(head: &Head, body: &[u8], api: Api, status: Option<u16>) -> Result<Opti
         Route::Chat => prompt::openai(body).map(Some),
         Route::Messages => prompt::anthropic(body).map(Some),
         Route::Responses => prompt::responses(body).map(Some),
+        Route::Gemini(method @ (gemini::Method::Generate | gemini::Method::Stream)) => {
+            let path = head.path.split_once('?').map_or(head.path.as_str(), |(p, _)| p);
+            let model = gemini::route(path).map_or("", |(_, m)| m);
+            gemini::generate(body, model, method == gemini::Method::Stream).map(Some)
+        }
         _ => Ok(None),
+    }
+}
+
+/// Answers Gemini's methods that generate nothing (counting, embeddings)
+/// into `out`.
+fn gemini_plain(out: &mut Vec<u8>, method: gemini::Method, body: &[u8]) -> Result<(), ApiError> {
+    match method {
+        gemini::Method::CountTokens => gemini::count(body).map(|n| gemini::push_count(out, n)),
+        gemini::Method::Embed | gemini::Method::BatchEmbed => {
+            let batch = method == gemini::Method::BatchEmbed;
+            gemini::embed_inputs(body, batch).map(|n| gemini::push_embeddings(out, n, batch))
+        }
+        // Generation is answered by `provider`.
+        gemini::Method::Generate | gemini::Method::Stream => Ok(()),
     }
 }
 

@@ -238,7 +238,7 @@ pub(super) fn anthropic_count(body: &[u8]) -> Result<u64, ApiError> {
     Ok(tokens(messages.0 + b.system.map_or(0, |s| s.0)))
 }
 
-fn tokens(text_bytes: usize) -> u64 {
+pub(super) fn tokens(text_bytes: usize) -> u64 {
     (text_bytes as u64 / 4).max(1)
 }
 

@@ -28,6 +28,8 @@ pub(super) enum Route {
     Responses,
     /// `/v1/models`.
     Models,
+    /// Gemini's `/v1beta/models/{model}:{method}`.
+    Gemini(super::gemini::Method),
     /// `/healthz`.
     Healthz,
     /// `/_mock/last`.
@@ -41,6 +43,9 @@ pub(super) enum Route {
 impl Route {
     fn of(path: &str) -> Self {
         let path = path.split_once('?').map_or(path, |(p, _)| p);
+        if let Some((method, _)) = super::gemini::route(path) {
+            return Self::Gemini(method);
+        }
         match path {
             "/v1/chat/completions" => Self::Chat,
             "/v1/messages" => Self::Messages,
@@ -103,6 +108,8 @@ pub(super) struct Head {
     pub(super) bearer_ok: bool,
     /// `x-api-key: KEY` matched the required key (or none is required).
     pub(super) api_key_ok: bool,
+    /// Gemini's key: `x-goog-api-key` or `?key=`.
+    pub(super) goog_key_ok: bool,
     /// The request carried `anthropic-version`: answer in Anthropic's shape.
     pub(super) anthropic: bool,
     /// Every header (lowercase name, value), kept only when recording.
@@ -154,6 +161,7 @@ pub(super) fn parse_head(
         knobs: Knobs::default(),
         bearer_ok: require_key.is_none(),
         api_key_ok: require_key.is_none(),
+        goog_key_ok: require_key.is_none_or(|k| super::gemini::query_key_ok(path, k)),
         anthropic: false,
         headers: record.then(Vec::new),
         len,
@@ -199,6 +207,10 @@ pub(super) fn parse_head(
         } else if name.eq_ignore_ascii_case("x-api-key") {
             if let Some(key) = require_key {
                 head.api_key_ok = value == key;
+            }
+        } else if name.eq_ignore_ascii_case("x-goog-api-key") {
+            if let Some(key) = require_key {
+                head.goog_key_ok |= value == key;
             }
         } else if name.eq_ignore_ascii_case("anthropic-version") {
             head.anthropic = true;

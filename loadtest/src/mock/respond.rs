@@ -13,6 +13,8 @@ pub(super) enum Api {
     OpenAi,
     /// Anthropic.
     Anthropic,
+    /// Gemini (Generative Language API).
+    Gemini,
 }
 
 /// What every response head of one request shares.
@@ -109,6 +111,10 @@ pub(super) fn push_head(
             push_id(out, m.id);
             out.extend_from_slice(b"\r\nanthropic-organization-id: 00000000-0000-4000-8000-000000000000");
         }
+        Api::Gemini => {
+            out.extend_from_slice(b"\r\nserver: scaffolding on HTTPServer2\r\nx-goog-request-id: mock");
+            push_id(out, m.id);
+        }
     }
     if matches!(status, 429 | 503 | 529) {
         out.extend_from_slice(b"\r\nretry-after: ");
@@ -140,6 +146,7 @@ pub(super) fn push_error(out: &mut Vec<u8>, tmp: &mut Vec<u8>, e: &ApiError, m: 
             push_opt_str(tmp, e.code.or(code));
             tmp.extend_from_slice(b"}}");
         }
+        Api::Gemini => push_gemini_error(tmp, e),
         Api::Anthropic => {
             tmp.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":");
             push_json_str(tmp, kind);
@@ -149,6 +156,28 @@ pub(super) fn push_error(out: &mut Vec<u8>, tmp: &mut Vec<u8>, e: &ApiError, m: 
         }
     }
     push_full(out, e.status, "application/json", tmp, m);
+}
+
+/// Appends Gemini's error body.
+fn push_gemini_error(out: &mut Vec<u8>, e: &ApiError) {
+    out.extend_from_slice(b"{\"error\":{\"code\":");
+    push_u64(out, u64::from(e.status));
+    out.extend_from_slice(b",\"message\":");
+    push_json_str(out, &e.message);
+    out.extend_from_slice(b",\"status\":");
+    let status = e.kind.as_deref().unwrap_or(match e.status {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ if e.status >= 500 => "INTERNAL",
+        _ => "FAILED_PRECONDITION",
+    });
+    push_json_str(out, status);
+    out.extend_from_slice(b"}}");
 }
 
 fn push_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
@@ -167,6 +196,7 @@ fn usual_error(api: Api, status: u16) -> (&'static str, Option<&'static str>) {
             500..=599 => ("server_error", None),
             _ => ("invalid_request_error", None),
         },
+        Api::Gemini => ("", None),
         Api::Anthropic => (
             match status {
                 401 => "authentication_error",
@@ -458,7 +488,7 @@ fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
 /// Appends the model list in the provider's shape.
 pub(super) fn push_models(out: &mut Vec<u8>, api: Api) {
     match api {
-        Api::OpenAi => {
+        Api::OpenAi | Api::Gemini => {
             out.extend_from_slice(b"{\"object\":\"list\",\"data\":[");
             for (i, (id, created, _)) in MODELS.iter().enumerate() {
                 if i > 0 {

@@ -35,6 +35,7 @@ fn lead(api: Api, responses: bool) -> usize {
         Api::OpenAi if responses => 4,
         Api::OpenAi => 1,
         Api::Anthropic => 3,
+        Api::Gemini => 0,
     }
 }
 
@@ -51,6 +52,8 @@ impl Events<'_> {
             // message_start, content_block_start, ping, tokens,
             // content_block_stop, message_delta, message_stop
             Api::Anthropic => n + 6,
+            // a token each, the finish
+            Api::Gemini => super::gemini::event_count(&self.usage),
         }
     }
 
@@ -77,6 +80,7 @@ impl Events<'_> {
             Api::OpenAi if self.responses => self.render_responses(ev, out),
             Api::OpenAi => self.render_openai(ev, prefix, out),
             Api::Anthropic => self.render_anthropic(ev, out),
+            Api::Gemini => super::gemini::push_event(out, ev, self.id, self.model, &self.usage),
         }
     }
 

@@ -251,6 +251,8 @@ impl Report {
             match c.api {
                 super::request::Api::Openai => "openai",
                 super::request::Api::Anthropic => "anthropic",
+                super::request::Api::Responses => "responses",
+                super::request::Api::Gemini => "gemini",
             },
             if c.stream { "streamed" } else { "not streamed" },
             c.workers

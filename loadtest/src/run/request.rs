@@ -15,21 +15,30 @@ pub(crate) enum Api {
     Openai,
     /// `POST /v1/messages`, `x-api-key`, `anthropic-version`.
     Anthropic,
+    /// `POST /v1/responses` (OpenAI Responses), `Authorization: Bearer`.
+    Responses,
+    /// `POST /v1beta/models/{model}:generateContent` (streamed:
+    /// `:streamGenerateContent?alt=sse`), `x-goog-api-key`.
+    Gemini,
 }
 
 impl Api {
-    fn path(self) -> &'static str {
+    fn path(self, model: &str, stream: bool) -> String {
         match self {
-            Api::Openai => "/v1/chat/completions",
-            Api::Anthropic => "/v1/messages",
+            Api::Openai => "/v1/chat/completions".into(),
+            Api::Anthropic => "/v1/messages".into(),
+            Api::Responses => "/v1/responses".into(),
+            Api::Gemini if stream => format!("/v1beta/models/{model}:streamGenerateContent?alt=sse"),
+            Api::Gemini => format!("/v1beta/models/{model}:generateContent"),
         }
     }
 
     /// The model used when none is given.
     pub(crate) fn default_model(self) -> &'static str {
         match self {
-            Api::Openai => "gpt-4o-mini",
+            Api::Openai | Api::Responses => "gpt-4o-mini",
             Api::Anthropic => "claude-3-5-haiku-latest",
+            Api::Gemini => "gemini-2.5-flash",
         }
     }
 }
@@ -156,8 +165,14 @@ impl Requests {
         let mut table = Vec::with_capacity(spec.api_keys.len() * models.len());
         for key in &spec.api_keys {
             for model in &models {
-                let body = serde_json::to_vec(&body(api, spec, *model)?)?;
-                let mut req = head(api, target, spec, key, body.len()).into_bytes();
+                let body = body(api, spec, *model)?;
+                let model_name = match api {
+                    // Gemini names the model in the path, not the body.
+                    Api::Gemini => model.unwrap_or(api.default_model()),
+                    _ => "",
+                };
+                let body = serde_json::to_vec(&body)?;
+                let mut req = head(api, target, spec, key, model_name, body.len()).into_bytes();
                 req.extend_from_slice(&body);
                 table.push(Bytes::from(req));
             }
@@ -179,6 +194,10 @@ impl Requests {
 
 fn body(api: Api, spec: &RequestSpec, model: Option<&str>) -> anyhow::Result<Value> {
     let mut body = match &spec.body {
+        Some(b) if api == Api::Gemini => {
+            b.as_object().context("--body-file must hold a JSON object")?;
+            return Ok(b.clone());
+        }
         Some(b) => {
             let mut b = b.clone();
             let obj = b.as_object_mut().context("--body-file must hold a JSON object")?;
@@ -190,6 +209,18 @@ fn body(api: Api, spec: &RequestSpec, model: Option<&str>) -> anyhow::Result<Val
             }
             return Ok(b);
         }
+        None if api == Api::Gemini => {
+            return Ok(json!({
+                "contents": [{"role": "user", "parts": [{"text": spec.prompt}]}],
+                "generationConfig": {"maxOutputTokens": spec.max_tokens},
+            }))
+        }
+        None if api == Api::Responses => json!({
+            "model": model.unwrap_or(api.default_model()),
+            "max_output_tokens": spec.max_tokens,
+            "input": spec.prompt,
+            "stream": spec.stream,
+        }),
         None => json!({
             "model": model.unwrap_or(api.default_model()),
             "max_tokens": spec.max_tokens,
@@ -204,12 +235,12 @@ fn body(api: Api, spec: &RequestSpec, model: Option<&str>) -> anyhow::Result<Val
     Ok(body)
 }
 
-fn head(api: Api, target: &Target, spec: &RequestSpec, key: &str, body_len: usize) -> String {
+fn head(api: Api, target: &Target, spec: &RequestSpec, key: &str, model: &str, body_len: usize) -> String {
     let has = |name: &str| spec.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     let mut h = format!(
         "POST {}{} HTTP/1.1\r\nHost: {}\r\n",
         target.prefix,
-        api.path(),
+        api.path(model, spec.stream),
         target.host_header()
     );
     if !has("user-agent") {
@@ -226,7 +257,8 @@ fn head(api: Api, target: &Target, spec: &RequestSpec, key: &str, body_len: usiz
         });
     }
     match api {
-        Api::Openai => h.push_str(&format!("Authorization: Bearer {key}\r\n")),
+        Api::Openai | Api::Responses => h.push_str(&format!("Authorization: Bearer {key}\r\n")),
+        Api::Gemini => h.push_str(&format!("x-goog-api-key: {key}\r\n")),
         Api::Anthropic => {
             h.push_str(&format!("x-api-key: {key}\r\n"));
             if !has("anthropic-version") {

@@ -10,6 +10,7 @@
 //! - Anthropic: a content event is `content_block_delta`; usage is the
 //!   `usage.output_tokens` of `message_delta` (cumulative: the last wins);
 //!   the terminator is `message_stop`; `event: error` is a stream error.
+//! - Responses and Gemini: see [`newer`].
 
 use std::borrow::Cow;
 
@@ -55,6 +56,8 @@ impl Tally {
         match api {
             Api::Openai => self.openai(data, now_ns),
             Api::Anthropic => self.anthropic(event, data, now_ns),
+            Api::Responses => self.responses(event, data, now_ns),
+            Api::Gemini => self.gemini(data, now_ns),
         }
     }
 
@@ -82,19 +85,11 @@ impl Tally {
     }
 
     fn anthropic(&mut self, event: &[u8], data: &[u8], now_ns: u64) {
-        // The event name is optional on the wire; the payload's `type` repeats it.
-        let peeked;
-        let kind = if event.is_empty() {
-            let Ok(t) = serde_json::from_slice::<TypeOnly<'_>>(data) else {
-                self.malformed = true;
-                return;
-            };
-            peeked = t.kind;
-            peeked.as_bytes()
-        } else {
-            event
+        let Some(kind) = event_name(event, data) else {
+            self.malformed = true;
+            return;
         };
-        match kind {
+        match &*kind {
             b"content_block_delta" => self.content(now_ns),
             b"message_delta" => match serde_json::from_slice::<AnMessageDelta>(data) {
                 Ok(d) => {
@@ -109,6 +104,18 @@ impl Tally {
             _ => {}
         }
     }
+}
+
+/// An event's name: its `event:` line, else (the line is optional on the
+/// wire) its payload's `type`; `None` when neither can be read.
+fn event_name<'a>(event: &'a [u8], data: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+    if !event.is_empty() {
+        return Some(Cow::Borrowed(event));
+    }
+    Some(match serde_json::from_slice::<TypeOnly<'_>>(data).ok()?.kind {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+    })
 }
 
 /// Frames and tallies one streamed response body.
@@ -142,10 +149,13 @@ impl StreamMetrics {
 /// The output tokens a non-streamed JSON response reports; `Err` if the body
 /// is not JSON, `Ok(None)` if it carries no usage.
 pub(crate) fn json_usage(api: Api, body: &[u8]) -> Result<Option<u64>, ()> {
+    if api == Api::Gemini {
+        return newer::gemini_json_usage(body);
+    }
     let body: JsonBody = serde_json::from_slice(body).map_err(|_| ())?;
     Ok(body.usage.and_then(|u| match api {
         Api::Openai => u.completion_tokens,
-        Api::Anthropic => u.output_tokens,
+        Api::Anthropic | Api::Responses | Api::Gemini => u.output_tokens,
     }))
 }
 
@@ -200,6 +210,8 @@ struct JsonBody {
     #[serde(default)]
     usage: Option<Usage>,
 }
+
+mod newer;
 
 #[cfg(test)]
 mod tests;

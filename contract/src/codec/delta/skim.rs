@@ -129,6 +129,11 @@ impl Once {
 /// Reads one event of a stream: as the last event of its shape with
 /// another text when it is one (see [`shape`]), else whole.
 pub(super) fn read(dialect: Dialect, data: &[u8], out: &mut Spans) -> R<()> {
+    // Gemini's nested parts are read by the reference reader (which
+    // allocates nothing for one candidate of one part).
+    if dialect == Dialect::Gemini {
+        return Err(Unsure);
+    }
     if let Some(escaped) = out.shape.fits(dialect, data, &mut out.texts) {
         (out.checked, out.escaped) = (false, escaped);
         return Ok(());
@@ -138,7 +143,7 @@ pub(super) fn read(dialect: Dialect, data: &[u8], out: &mut Spans) -> R<()> {
         Dialect::OpenAi => openai(data, out)?,
         Dialect::Anthropic => anthropic(data, out)?,
         Dialect::OpenAiResponses => responses(data, out)?,
-        Dialect::OpenAiEmbeddings => return Ok(()),
+        Dialect::OpenAiEmbeddings | Dialect::Gemini => return Ok(()),
     }
     out.shape.learn(dialect, data, &out.texts);
     Ok(())

@@ -67,14 +67,21 @@ fn rewrite(
     known: Option<Known<'_>>,
 ) -> Result<Option<Vec<u8>>, ExtractError> {
     let mut root: Json = serde_json::from_slice(body).map_err(|_| ExtractError::NotJson)?;
-    let Json::Object(entries) = &mut root else {
+    if !matches!(root, Json::Object(_)) {
         return Err(ExtractError::NotObject);
-    };
+    }
     let mut w = Rewriter {
         scanner,
         changed: false,
         known,
         cursor: 0,
+    };
+    if api == Dialect::Gemini {
+        crate::policy::extract::walk_gemini(&mut root, &mut |_, s| w.read_string(s));
+    }
+    let entries = match &mut root {
+        Json::Object(entries) if api != Dialect::Gemini => entries.as_mut_slice(),
+        _ => &mut [],
     };
     for (k, v) in entries.iter_mut() {
         match (api, k.as_str()) {

@@ -36,7 +36,7 @@ fn fast_with(dialect: Dialect, data: &[u8], spans: &mut Spans) -> Option<Vec<Str
 /// What the proxy's reader gives (fast, else reference).
 fn reader(dialect: Dialect, data: &[u8]) -> Vec<String> {
     let event: &[u8] = match dialect {
-        Dialect::OpenAi | Dialect::OpenAiEmbeddings => b"",
+        Dialect::OpenAi | Dialect::OpenAiEmbeddings | Dialect::Gemini => b"",
         Dialect::Anthropic => b"content_block_delta",
         Dialect::OpenAiResponses => b"response.output_text.delta",
     };

@@ -219,3 +219,35 @@ fn responses_input_is_redacted_where_it_was_read() {
     let view = crate::policy::extract::extract(Dialect::OpenAiResponses, body.as_bytes()).unwrap();
     assert_eq!(view.texts.len(), 5);
 }
+
+#[test]
+fn gemini_contents_are_redacted_where_they_were_read() {
+    let body = r#"{"systemInstruction":{"parts":[{"text":"reply to alice@example.com"}]},"contents":[{"role":"user","parts":[{"text":"card 4111 1111 1111 1111"},{"inlineData":{"mimeType":"text/plain","data":"bob@example.com"}}]}],"generationConfig":{"maxOutputTokens":5},"labels":{"who":"eve@example.com"}}"#;
+    let out = redact_body(&redact_all(), Dialect::Gemini, body.as_bytes())
+        .unwrap()
+        .unwrap();
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        got["systemInstruction"]["parts"][0]["text"],
+        "reply to [REDACTED_EMAIL]"
+    );
+    assert_eq!(got["contents"][0]["parts"][0]["text"], "card [REDACTED_CARD]");
+    assert_eq!(
+        got["contents"][0]["parts"][1]["inlineData"]["data"],
+        "bob@example.com"
+    );
+    assert_eq!(got["labels"]["who"], "eve@example.com", "not read, not touched");
+    assert_eq!(got["generationConfig"]["maxOutputTokens"], 5);
+    let batch =
+        r#"{"requests":[{"model":"models/e","content":{"parts":[{"text":"mail carol@example.com"}]}}]}"#;
+    let out = redact_body(&redact_all(), Dialect::Gemini, batch.as_bytes())
+        .unwrap()
+        .unwrap();
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        got["requests"][0]["content"]["parts"][0]["text"],
+        "mail [REDACTED_EMAIL]"
+    );
+    let view = crate::policy::extract::extract(Dialect::Gemini, body.as_bytes()).unwrap();
+    assert_eq!(view.texts.len(), 2);
+}
