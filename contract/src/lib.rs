@@ -16,6 +16,7 @@
 //!   delta readers.
 //! - [`cut`]: the SSE event cut (the usage-only event removed from a stream).
 //! - [`rewrite`]: body rewrites (model alias, usage request).
+//! - [`translate`]: requests, responses, streams and errors between dialects.
 
 pub mod codec;
 pub mod crypto;
@@ -28,5 +29,6 @@ pub mod quota;
 pub mod record;
 pub mod rewrite;
 pub mod snapshot;
+pub mod translate;
 #[cfg(test)]
 mod testing;
