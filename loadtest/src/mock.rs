@@ -39,6 +39,7 @@ mod io;
 mod prompt;
 mod request;
 mod respond;
+mod scripted;
 mod server;
 mod split;
 mod state;

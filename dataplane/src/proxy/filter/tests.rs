@@ -47,6 +47,7 @@ fn filter(framing: Framing, output: Output, counting: bool) -> ResponseFilter {
         output,
         counting: counting.then(|| encoding_for("gpt-4o").0),
         codings: Vec::new(),
+        translation: None,
     };
     ResponseFilter::new(setup, None, Vec::new(), Vec::new())
 }
@@ -148,6 +149,7 @@ fn a_json_body_is_kept_for_its_usage() {
         output: Output::Raw,
         counting: None,
         codings: Vec::new(),
+        translation: None,
     };
     let mut f = ResponseFilter::new(setup, None, Vec::new(), Vec::new());
     for piece in body.chunks(10) {
@@ -174,6 +176,7 @@ fn a_compressed_json_body_is_decoded_for_its_usage() {
         output: Output::Raw,
         counting: None,
         codings,
+        translation: None,
     };
     let mut f = ResponseFilter::new(setup(vec![Coding::Gzip]), None, Vec::new(), Vec::new());
     f.frame(&gz).unwrap();
