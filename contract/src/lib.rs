@@ -29,6 +29,6 @@ pub mod quota;
 pub mod record;
 pub mod rewrite;
 pub mod snapshot;
-pub mod translate;
 #[cfg(test)]
 mod testing;
+pub mod translate;

@@ -94,12 +94,17 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
             "none" => J::s("none"),
             "tool" => {
                 let name = take(&mut c, "name").ok_or_else(|| bad("tool_choice.name", "field required"))?;
-                J::obj([("type", J::s("function")), ("function", J::obj([("name", J::Raw(name))]))])
+                J::obj([
+                    ("type", J::s("function")),
+                    ("function", J::obj([("name", J::Raw(name))])),
+                ])
             }
             _ => return Err(bad("tool_choice.type", "must be auto, any, tool or none")),
         };
         if let Some(d) = take(&mut c, "disable_parallel_tool_use") {
-            if read::<bool>(d, "tool_choice.disable_parallel_tool_use", "must be a boolean")? && kind != "none" {
+            if read::<bool>(d, "tool_choice.disable_parallel_tool_use", "must be a boolean")?
+                && kind != "none"
+            {
                 out.push("parallel_tool_calls", J::Bool(false));
             }
         }
@@ -111,7 +116,10 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
         if stops.len() > MAX_STOPS {
             f.unsupported("stop_sequences (more than 4)")?;
         } else if !stops.is_empty() {
-            out.push("stop", J::A(stops.into_iter().map(|s| J::S(Cow::Owned(s))).collect()));
+            out.push(
+                "stop",
+                J::A(stops.into_iter().map(|s| J::S(Cow::Owned(s))).collect()),
+            );
         }
     }
     for key in ["temperature", "top_p"] {
@@ -128,7 +136,8 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
         match kind.as_str() {
             "enabled" => {
                 let budget: u64 = read(
-                    take(&mut t, "budget_tokens").ok_or_else(|| bad("thinking.budget_tokens", "field required"))?,
+                    take(&mut t, "budget_tokens")
+                        .ok_or_else(|| bad("thinking.budget_tokens", "field required"))?,
                     "thinking.budget_tokens",
                     "must be a non-negative integer",
                 )?;
@@ -155,7 +164,8 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
         if kind != Some("\"json_schema\"") {
             return Err(bad(format!("{field}.type"), "must be json_schema"));
         }
-        let schema = take(&mut fo, "schema").ok_or_else(|| bad(format!("{field}.schema"), "field required"))?;
+        let schema =
+            take(&mut fo, "schema").ok_or_else(|| bad(format!("{field}.schema"), "field required"))?;
         f.rest(&fo, field)?;
         out.push(
             "response_format",
@@ -163,7 +173,11 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
                 ("type", J::s("json_schema")),
                 (
                     "json_schema",
-                    J::obj([("name", J::s("output")), ("schema", J::Raw(schema)), ("strict", J::Bool(true))]),
+                    J::obj([
+                        ("name", J::s("output")),
+                        ("schema", J::Raw(schema)),
+                        ("strict", J::Bool(true)),
+                    ]),
                 ),
             ]),
         );
@@ -250,28 +264,46 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
             let mut parts = Vec::new();
             for b in blocks {
                 let mut b = obj(b, FIELD)?;
-                let kind = string(take(&mut b, "type").ok_or_else(|| bad("messages[].content[].type", "field required"))?, FIELD)?;
+                let kind = string(
+                    take(&mut b, "type").ok_or_else(|| bad("messages[].content[].type", "field required"))?,
+                    FIELD,
+                )?;
                 match kind.as_str() {
                     "text" => {
-                        let text = take(&mut b, "text").ok_or_else(|| bad("messages[].content[].text", "field required"))?;
+                        let text = take(&mut b, "text")
+                            .ok_or_else(|| bad("messages[].content[].text", "field required"))?;
                         parts.push(J::obj([("type", J::s("text")), ("text", J::Raw(text))]));
                     }
                     "image" => {
-                        let src = take(&mut b, "source").ok_or_else(|| bad("messages[].content[].source", "field required"))?;
+                        let src = take(&mut b, "source")
+                            .ok_or_else(|| bad("messages[].content[].source", "field required"))?;
                         let url = image_url(src, f)?;
-                        parts.push(J::obj([("type", J::s("image_url")), ("image_url", J::obj([("url", url)]))]));
+                        parts.push(J::obj([
+                            ("type", J::s("image_url")),
+                            ("image_url", J::obj([("url", url)])),
+                        ]));
                     }
                     "document" => {
-                        let src = take(&mut b, "source").ok_or_else(|| bad("messages[].content[].source", "field required"))?;
+                        let src = take(&mut b, "source")
+                            .ok_or_else(|| bad("messages[].content[].source", "field required"))?;
                         let mut s = obj(src, "messages[].content[].source")?;
                         let is_pdf = s.get("type").map(|t| t.get()) == Some("\"base64\"")
                             && s.get("media_type").map(|t| t.get()) == Some("\"application/pdf\"");
                         if !is_pdf {
-                            f.unsupported("messages[].content[].source (a document other than a base64 PDF)")?;
+                            f.unsupported(
+                                "messages[].content[].source (a document other than a base64 PDF)",
+                            )?;
                             continue;
                         }
-                        let data = string(take(&mut s, "data").ok_or_else(|| bad("messages[].content[].source.data", "field required"))?, "messages[].content[].source.data")?;
-                        let mut file = J::obj([("file_data", J::S(Cow::Owned(format!("data:application/pdf;base64,{data}"))))]);
+                        let data = string(
+                            take(&mut s, "data")
+                                .ok_or_else(|| bad("messages[].content[].source.data", "field required"))?,
+                            "messages[].content[].source.data",
+                        )?;
+                        let mut file = J::obj([(
+                            "file_data",
+                            J::S(Cow::Owned(format!("data:application/pdf;base64,{data}"))),
+                        )]);
                         if let Some(t) = take(&mut b, "title") {
                             file.push("filename", J::Raw(t));
                         }
@@ -279,7 +311,8 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
                         parts.push(J::obj([("type", J::s("file")), ("file", file)]));
                     }
                     "tool_result" => {
-                        let id = take(&mut b, "tool_use_id").ok_or_else(|| bad("messages[].content[].tool_use_id", "field required"))?;
+                        let id = take(&mut b, "tool_use_id")
+                            .ok_or_else(|| bad("messages[].content[].tool_use_id", "field required"))?;
                         let content = match take(&mut b, "content") {
                             Some(c) => text_parts(c, "messages[].content[].content", f)?,
                             None => J::s(""),
@@ -291,7 +324,11 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
                         }
                         // Tool results answer the previous turn's calls: they
                         // come first, as their own messages.
-                        out.push(J::obj([("role", J::s("tool")), ("tool_call_id", J::Raw(id)), ("content", content)]));
+                        out.push(J::obj([
+                            ("role", J::s("tool")),
+                            ("tool_call_id", J::Raw(id)),
+                            ("content", content),
+                        ]));
                     }
                     other => {
                         f.unsupported(&format!("messages[].content[].type={other}"))?;
@@ -309,10 +346,14 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
             let mut calls = Vec::new();
             for b in blocks {
                 let mut b = obj(b, FIELD)?;
-                let kind = string(take(&mut b, "type").ok_or_else(|| bad("messages[].content[].type", "field required"))?, FIELD)?;
+                let kind = string(
+                    take(&mut b, "type").ok_or_else(|| bad("messages[].content[].type", "field required"))?,
+                    FIELD,
+                )?;
                 match kind.as_str() {
                     "text" => {
-                        let t = take(&mut b, "text").ok_or_else(|| bad("messages[].content[].text", "field required"))?;
+                        let t = take(&mut b, "text")
+                            .ok_or_else(|| bad("messages[].content[].text", "field required"))?;
                         text.push_str(&string(t, "messages[].content[].text")?);
                     }
                     "thinking" | "redacted_thinking" => {
@@ -320,13 +361,18 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
                         continue;
                     }
                     "tool_use" => {
-                        let id = take(&mut b, "id").ok_or_else(|| bad("messages[].content[].id", "field required"))?;
-                        let name = take(&mut b, "name").ok_or_else(|| bad("messages[].content[].name", "field required"))?;
+                        let id = take(&mut b, "id")
+                            .ok_or_else(|| bad("messages[].content[].id", "field required"))?;
+                        let name = take(&mut b, "name")
+                            .ok_or_else(|| bad("messages[].content[].name", "field required"))?;
                         let input = take(&mut b, "input").map_or("{}", |i| i.get());
                         calls.push(J::obj([
                             ("id", J::Raw(id)),
                             ("type", J::s("function")),
-                            ("function", J::obj([("name", J::Raw(name)), ("arguments", J::S(Cow::Borrowed(input)))])),
+                            (
+                                "function",
+                                J::obj([("name", J::Raw(name)), ("arguments", J::S(Cow::Borrowed(input)))]),
+                            ),
                         ]));
                     }
                     other => {
@@ -339,7 +385,11 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
             if text.is_empty() && calls.is_empty() {
                 return Ok(());
             }
-            let content = if text.is_empty() { J::Null } else { J::S(Cow::Owned(text)) };
+            let content = if text.is_empty() {
+                J::Null
+            } else {
+                J::S(Cow::Owned(text))
+            };
             let mut msg = J::obj([("role", J::s("assistant")), ("content", content)]);
             if !calls.is_empty() {
                 msg.push("tool_calls", J::A(calls));
@@ -354,14 +404,27 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
 fn image_url<'a>(src: &'a RawValue, f: &mut Fields) -> Result<J<'a>, Refusal> {
     const FIELD: &str = "messages[].content[].source";
     let mut s = obj(src, FIELD)?;
-    let kind = string(take(&mut s, "type").ok_or_else(|| bad("messages[].content[].source.type", "field required"))?, FIELD)?;
+    let kind = string(
+        take(&mut s, "type").ok_or_else(|| bad("messages[].content[].source.type", "field required"))?,
+        FIELD,
+    )?;
     let url = match kind.as_str() {
         "base64" => {
-            let media = string(take(&mut s, "media_type").ok_or_else(|| bad("messages[].content[].source.media_type", "field required"))?, FIELD)?;
-            let data = string(take(&mut s, "data").ok_or_else(|| bad("messages[].content[].source.data", "field required"))?, FIELD)?;
+            let media = string(
+                take(&mut s, "media_type")
+                    .ok_or_else(|| bad("messages[].content[].source.media_type", "field required"))?,
+                FIELD,
+            )?;
+            let data = string(
+                take(&mut s, "data")
+                    .ok_or_else(|| bad("messages[].content[].source.data", "field required"))?,
+                FIELD,
+            )?;
             J::S(Cow::Owned(format!("data:{media};base64,{data}")))
         }
-        "url" => J::Raw(take(&mut s, "url").ok_or_else(|| bad("messages[].content[].source.url", "field required"))?),
+        "url" => J::Raw(
+            take(&mut s, "url").ok_or_else(|| bad("messages[].content[].source.url", "field required"))?,
+        ),
         _ => return Err(bad("messages[].content[].source.type", "must be base64 or url")),
     };
     f.rest(&s, FIELD)?;
@@ -383,7 +446,8 @@ fn convert_tools<'a>(items: Vec<&'a RawValue>, f: &mut Fields) -> Result<Vec<J<'
         if let Some(d) = take(&mut t, "description") {
             func.push("description", J::Raw(d));
         }
-        let schema = take(&mut t, "input_schema").ok_or_else(|| bad("tools[].input_schema", "field required"))?;
+        let schema =
+            take(&mut t, "input_schema").ok_or_else(|| bad("tools[].input_schema", "field required"))?;
         func.push("parameters", J::Raw(schema));
         block_rest(&mut t, "tools", f)?;
         tools.push(J::obj([("type", J::s("function")), ("function", func)]));
@@ -457,7 +521,9 @@ pub struct PromptDetails {
 impl OpenAiUsage {
     /// Prompt tokens read from the cache.
     pub fn cached(&self) -> u64 {
-        self.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0)
+        self.prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0)
     }
 
     /// Anthropic's usage object for these figures.
@@ -491,7 +557,10 @@ pub fn tool_input(args: &str) -> J<'static> {
     }
     match RawValue::from_string(args.to_owned()) {
         Ok(r) if r.get().trim_start().starts_with('{') => J::RawOwned(r),
-        _ => J::O(vec![(Cow::Borrowed("arguments"), J::S(Cow::Owned(args.to_owned())))]),
+        _ => J::O(vec![(
+            Cow::Borrowed("arguments"),
+            J::S(Cow::Owned(args.to_owned())),
+        )]),
     }
 }
 
@@ -533,7 +602,10 @@ pub fn response(body: &[u8]) -> Option<Vec<u8>> {
         ("role", J::s("assistant")),
         ("model", J::S(Cow::Owned(c.model))),
         ("content", J::A(content)),
-        ("stop_reason", stop.as_deref().map_or(J::Null, |s| J::s(stop_reason(s)))),
+        (
+            "stop_reason",
+            stop.as_deref().map_or(J::Null, |s| J::s(stop_reason(s))),
+        ),
         ("stop_sequence", J::Null),
         ("usage", c.usage.unwrap_or_default().to_anthropic()),
     ]);

@@ -55,13 +55,16 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 pub const MIN_THINKING_BUDGET: u64 = 1024;
 
 /// The thinking budget for an OpenAI `reasoning_effort`; `None` for none.
-pub fn thinking_budget(effort: &str) -> Result<Option<u64>, ()> {
+pub fn thinking_budget(effort: &str) -> Result<Option<u64>, Refusal> {
     match effort {
         "none" => Ok(None),
         "minimal" | "low" => Ok(Some(MIN_THINKING_BUDGET)),
         "medium" => Ok(Some(4096)),
         "high" => Ok(Some(16384)),
-        _ => Err(()),
+        _ => Err(bad(
+            "reasoning_effort",
+            "must be none, minimal, low, medium or high",
+        )),
     }
 }
 
@@ -84,8 +87,7 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
     let mut budget = None;
     if let Some(v) = take(&mut o, "reasoning_effort") {
         let effort = string(v, "reasoning_effort")?;
-        budget = thinking_budget(&effort)
-            .map_err(|_| bad("reasoning_effort", "must be none, minimal, low, medium or high"))?;
+        budget = thinking_budget(&effort)?;
     }
     let mut max_tokens = match (max, budget) {
         (Some(m), _) => m,
@@ -130,7 +132,9 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
     if parallel == Some(false) {
         let c = choice.get_or_insert_with(|| J::obj([("type", J::s("auto"))]));
         if let J::O(fields) = c {
-            let none = fields.iter().any(|(k, v)| k == "type" && matches!(v, J::S(s) if s == "none"));
+            let none = fields
+                .iter()
+                .any(|(k, v)| k == "type" && matches!(v, J::S(s) if s == "none"));
             if !none {
                 c.push("disable_parallel_tool_use", J::Bool(true));
             }
@@ -182,7 +186,10 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
         }
     }
     if let Some(v) = take(&mut o, "user") {
-        out.push("metadata", J::obj([("user_id", J::S(Cow::Owned(string(v, "user")?)))]));
+        out.push(
+            "metadata",
+            J::obj([("user_id", J::S(Cow::Owned(string(v, "user")?)))]),
+        );
     }
     if let Some(v) = take(&mut o, "service_tier") {
         match string(v, "service_tier")?.as_str() {
@@ -241,20 +248,23 @@ fn convert_messages<'a>(
         }
         let (role, blocks) = match role.as_str() {
             "system" | "developer" => {
-                let content = take(&mut m, "content").ok_or_else(|| bad("messages[].content", "field required"))?;
+                let content =
+                    take(&mut m, "content").ok_or_else(|| bad("messages[].content", "field required"))?;
                 system.extend(text_blocks(content, "messages[].content", f)?);
                 f.rest(&m, "messages[]")?;
                 continue;
             }
             "user" => {
-                let content = take(&mut m, "content").ok_or_else(|| bad("messages[].content", "field required"))?;
+                let content =
+                    take(&mut m, "content").ok_or_else(|| bad("messages[].content", "field required"))?;
                 ("user", user_blocks(content, f)?)
             }
             "assistant" => ("assistant", assistant_blocks(&mut m, f)?),
             "tool" => {
                 let id = take(&mut m, "tool_call_id")
                     .ok_or_else(|| bad("messages[].tool_call_id", "field required"))?;
-                let content = take(&mut m, "content").ok_or_else(|| bad("messages[].content", "field required"))?;
+                let content =
+                    take(&mut m, "content").ok_or_else(|| bad("messages[].content", "field required"))?;
                 let content = match read::<String>(content, "", "") {
                     Ok(s) => J::S(Cow::Owned(s)),
                     Err(_) => J::A(text_blocks(content, "messages[].content", f)?),
@@ -266,7 +276,12 @@ fn convert_messages<'a>(
                 ]);
                 ("user", vec![block])
             }
-            _ => return Err(bad("messages[].role", "must be system, developer, user, assistant or tool")),
+            _ => {
+                return Err(bad(
+                    "messages[].role",
+                    "must be system, developer, user, assistant or tool",
+                ))
+            }
         };
         f.rest(&m, "messages[]")?;
         if blocks.is_empty() {
@@ -292,12 +307,18 @@ fn text_blocks<'a>(content: &'a RawValue, field: &str, f: &mut Fields) -> Result
     let mut blocks = Vec::new();
     for part in arr(content, field)? {
         let mut p = obj(part, field)?;
-        let kind = string(take(&mut p, "type").ok_or_else(|| bad(field, "a part needs a type"))?, field)?;
+        let kind = string(
+            take(&mut p, "type").ok_or_else(|| bad(field, "a part needs a type"))?,
+            field,
+        )?;
         if kind != "text" {
             f.unsupported(&format!("{field}[].type={kind}"))?;
             continue;
         }
-        let text = string(take(&mut p, "text").ok_or_else(|| bad(field, "a text part needs text"))?, field)?;
+        let text = string(
+            take(&mut p, "text").ok_or_else(|| bad(field, "a text part needs text"))?,
+            field,
+        )?;
         blocks.push(text_block(text));
         f.rest(&p, &format!("{field}[]"))?;
     }
@@ -316,16 +337,29 @@ fn user_blocks<'a>(content: &'a RawValue, f: &mut Fields) -> Result<Vec<J<'a>>, 
     let mut blocks = Vec::new();
     for part in arr(content, FIELD)? {
         let mut p = obj(part, FIELD)?;
-        let kind = string(take(&mut p, "type").ok_or_else(|| bad(FIELD, "a part needs a type"))?, FIELD)?;
+        let kind = string(
+            take(&mut p, "type").ok_or_else(|| bad(FIELD, "a part needs a type"))?,
+            FIELD,
+        )?;
         match kind.as_str() {
             "text" => {
-                let text = string(take(&mut p, "text").ok_or_else(|| bad(FIELD, "a text part needs text"))?, FIELD)?;
+                let text = string(
+                    take(&mut p, "text").ok_or_else(|| bad(FIELD, "a text part needs text"))?,
+                    FIELD,
+                )?;
                 blocks.push(text_block(text));
             }
             "image_url" => {
                 let field = "messages[].content[].image_url";
-                let mut iu = obj(take(&mut p, "image_url").ok_or_else(|| bad(field, "field required"))?, field)?;
-                let url = string(take(&mut iu, "url").ok_or_else(|| bad("messages[].content[].image_url.url", "field required"))?, field)?;
+                let mut iu = obj(
+                    take(&mut p, "image_url").ok_or_else(|| bad(field, "field required"))?,
+                    field,
+                )?;
+                let url = string(
+                    take(&mut iu, "url")
+                        .ok_or_else(|| bad("messages[].content[].image_url.url", "field required"))?,
+                    field,
+                )?;
                 if let Some(d) = take(&mut iu, "detail") {
                     if string(d, "messages[].content[].image_url.detail")? != "auto" {
                         f.unsupported("messages[].content[].image_url.detail")?;
@@ -336,7 +370,10 @@ fn user_blocks<'a>(content: &'a RawValue, f: &mut Fields) -> Result<Vec<J<'a>>, 
             }
             "file" => {
                 let field = "messages[].content[].file";
-                let mut file = obj(take(&mut p, "file").ok_or_else(|| bad(field, "field required"))?, field)?;
+                let mut file = obj(
+                    take(&mut p, "file").ok_or_else(|| bad(field, "field required"))?,
+                    field,
+                )?;
                 file.remove("filename");
                 let Some(data) = take(&mut file, "file_data") else {
                     f.unsupported("messages[].content[].file.file_id")?;
@@ -431,8 +468,12 @@ fn assistant_blocks<'a>(m: &mut Obj<'a>, f: &mut Fields) -> Result<Vec<J<'a>>, R
             let id = take(&mut c, "id").ok_or_else(|| bad("messages[].tool_calls[].id", "field required"))?;
             c.remove("type");
             let field = "messages[].tool_calls[].function";
-            let mut func = obj(take(&mut c, "function").ok_or_else(|| bad(field, "field required"))?, field)?;
-            let name = take(&mut func, "name").ok_or_else(|| bad("messages[].tool_calls[].function.name", "field required"))?;
+            let mut func = obj(
+                take(&mut c, "function").ok_or_else(|| bad(field, "field required"))?,
+                field,
+            )?;
+            let name = take(&mut func, "name")
+                .ok_or_else(|| bad("messages[].tool_calls[].function.name", "field required"))?;
             let args = match take(&mut func, "arguments") {
                 Some(a) => string(a, "messages[].tool_calls[].function.arguments")?,
                 None => String::new(),
@@ -473,7 +514,10 @@ fn convert_tools<'a>(items: Vec<&'a RawValue>, f: &mut Fields) -> Result<Vec<J<'
             continue;
         }
         let field = "tools[].function";
-        let mut func = obj(take(&mut t, "function").ok_or_else(|| bad(field, "field required"))?, field)?;
+        let mut func = obj(
+            take(&mut t, "function").ok_or_else(|| bad(field, "field required"))?,
+            field,
+        )?;
         let name = take(&mut func, "name").ok_or_else(|| bad("tools[].function.name", "field required"))?;
         let mut tool = J::obj([("name", J::Raw(name))]);
         if let Some(d) = take(&mut func, "description") {
@@ -534,15 +578,22 @@ fn convert_response_format<'a>(v: &'a RawValue, f: &mut Fields) -> Result<Option
         "text" => Ok(None),
         "json_schema" => {
             let field = "response_format.json_schema";
-            let mut js = obj(take(&mut rf, "json_schema").ok_or_else(|| bad(field, "field required"))?, field)?;
-            let schema = take(&mut js, "schema").ok_or_else(|| bad("response_format.json_schema.schema", "field required"))?;
+            let mut js = obj(
+                take(&mut rf, "json_schema").ok_or_else(|| bad(field, "field required"))?,
+                field,
+            )?;
+            let schema = take(&mut js, "schema")
+                .ok_or_else(|| bad("response_format.json_schema.schema", "field required"))?;
             // The name and description label the schema for OpenAI; `strict`
             // is what Anthropic's structured output always does.
             js.remove("name");
             js.remove("description");
             js.remove("strict");
             f.rest(&js, field)?;
-            Ok(Some(J::obj([("type", J::s("json_schema")), ("schema", J::Raw(schema))])))
+            Ok(Some(J::obj([
+                ("type", J::s("json_schema")),
+                ("schema", J::Raw(schema)),
+            ])))
         }
         _ => {
             f.unsupported(&format!("response_format.type={kind}"))?;
@@ -666,7 +717,11 @@ pub fn response(body: &[u8], created: u64) -> Option<Vec<u8>> {
     } else {
         J::S(Cow::Owned(text))
     };
-    let mut message = J::obj([("role", J::s("assistant")), ("content", content), ("refusal", J::Null)]);
+    let mut message = J::obj([
+        ("role", J::s("assistant")),
+        ("content", content),
+        ("refusal", J::Null),
+    ]);
     if !calls.is_empty() {
         message.push("tool_calls", J::A(calls));
     }
@@ -674,7 +729,10 @@ pub fn response(body: &[u8], created: u64) -> Option<Vec<u8>> {
         message.push("reasoning_content", J::S(Cow::Owned(reasoning)));
         message.push("thinking_blocks", J::A(thinking_blocks));
     }
-    let finish = m.stop_reason.as_deref().map_or(J::Null, |s| J::s(finish_reason(s)));
+    let finish = m
+        .stop_reason
+        .as_deref()
+        .map_or(J::Null, |s| J::s(finish_reason(s)));
     let out = J::obj([
         ("id", J::S(Cow::Owned(m.id))),
         ("object", J::s("chat.completion")),

@@ -16,7 +16,8 @@ pub(crate) fn golden(path: &std::path::Path, got: &[u8]) {
         std::fs::write(path, got).unwrap();
         return;
     }
-    let want = std::fs::read(path).unwrap_or_else(|_| panic!("{} missing: run with SLUICE_BLESS=1", path.display()));
+    let want =
+        std::fs::read(path).unwrap_or_else(|_| panic!("{} missing: run with SLUICE_BLESS=1", path.display()));
     assert_eq!(
         String::from_utf8_lossy(got),
         String::from_utf8_lossy(&want),
@@ -78,7 +79,10 @@ fn openai_to_anthropic_keeps_what_matters() {
     assert_eq!(v["system"][1]["text"], "Use tools when asked.");
     assert_eq!(v["max_tokens"], 20000);
     assert_eq!(v["thinking"]["budget_tokens"], 4096);
-    assert_eq!(v["tool_choice"], serde_json::json!({"type": "any", "disable_parallel_tool_use": true}));
+    assert_eq!(
+        v["tool_choice"],
+        serde_json::json!({"type": "any", "disable_parallel_tool_use": true})
+    );
     assert_eq!(v["stop_sequences"], serde_json::json!(["END", "STOP"]));
     let msgs = v["messages"].as_array().unwrap();
     // user, assistant (thinking + 2 tool_use), user (2 results + text).
@@ -158,7 +162,10 @@ fn bad_bodies_are_refused_not_panicked_on() {
             b"{\"max_tokens\":-1,\"messages\":[]}",
             b"\xff\xfe",
         ] {
-            assert!(request(pair, body, &opts(OnUnsupported::Drop)).is_err(), "{pair:?} {body:?}");
+            assert!(
+                request(pair, body, &opts(OnUnsupported::Drop)).is_err(),
+                "{pair:?} {body:?}"
+            );
         }
     }
 }
@@ -212,12 +219,14 @@ fn errors_take_the_clients_shape() {
     assert_eq!(v["error"]["message"], "slow down");
     assert_eq!(v["error"]["type"], "rate_limit_error");
 
-    let openai = br#"{"error":{"message":"bad key","type":"invalid_request_error","code":"invalid_api_key"}}"#;
+    let openai =
+        br#"{"error":{"message":"bad key","type":"invalid_request_error","code":"invalid_api_key"}}"#;
     let v: Value = serde_json::from_slice(&error_body(Pair::AnthropicToOpenAi, 401, openai)).unwrap();
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "invalid_request_error");
     assert_eq!(v["error"]["message"], "bad key");
-    let v: Value = serde_json::from_slice(&error_body(Pair::AnthropicToOpenAi, 529, b"<html>busy</html>")).unwrap();
+    let v: Value =
+        serde_json::from_slice(&error_body(Pair::AnthropicToOpenAi, 529, b"<html>busy</html>")).unwrap();
     assert_eq!(v["error"]["type"], "overloaded_error");
     assert_eq!(v["error"]["message"], "<html>busy</html>");
 }

@@ -320,9 +320,7 @@ impl ResponseFilter {
                     // upstream's dialect, then written in the client's.
                     let stream = translation.as_mut().and_then(|t| t.stream.as_mut());
                     if let Some(stream) = stream {
-                        let Texts {
-                            deltas, counter, ..
-                        } = &mut texts;
+                        let Texts { deltas, counter, .. } = &mut texts;
                         f.feed(piece, |ev| {
                             usage.on_event(ev);
                             if let Some(c) = counter.as_deref_mut() {

@@ -114,7 +114,9 @@ fn client_keep(client_head: &RequestHead, rh: &ResponseHead, output: Output) -> 
     client_head.keep_alive
         && match output {
             Output::Raw => rh.framing != Framing::UntilClose,
-            Output::Plain | Output::Events { chunked: false } | Output::Translated { chunked: false } => false,
+            Output::Plain | Output::Events { chunked: false } | Output::Translated { chunked: false } => {
+                false
+            }
             Output::Events { chunked: true } | Output::Translated { chunked: true } => true,
         }
 }

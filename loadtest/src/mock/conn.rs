@@ -295,7 +295,16 @@ async fn provider<S: AsyncWriteRent>(
         let created = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        return super::scripted::send(io, &mut b.out, &mut b.tmp, &meta, body, ask.prompt_tokens, created).await;
+        return super::scripted::send(
+            io,
+            &mut b.out,
+            &mut b.tmp,
+            &meta,
+            body,
+            ask.prompt_tokens,
+            created,
+        )
+        .await;
     }
     let want = k.tokens.unwrap_or(shared.tokens);
     let n = ask

@@ -95,7 +95,12 @@ fn has_tool_results(req: &Value) -> bool {
 /// and all (Anthropic verifies signatures).
 fn check_thinking(req: &Value) -> Result<(), ApiError> {
     for (i, m) in messages(req).iter().enumerate() {
-        for (j, b) in m["content"].as_array().map_or(&[][..], Vec::as_slice).iter().enumerate() {
+        for (j, b) in m["content"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .enumerate()
+        {
             if b["type"] == "thinking" && (b["signature"] != SIGNATURE || b["thinking"] != THINKING) {
                 return Err(ApiError::invalid(
                     format!("messages.{i}.content.{j}: Invalid `signature` in `thinking` block"),
@@ -172,48 +177,91 @@ fn anthropic_events(id: &str, model: &str, last_turn: bool, prompt: u64) -> Vec<
     let mut start_usage = anthropic_usage(prompt);
     start_usage["output_tokens"] = json!(1);
     let mut ev = vec![
-        named("message_start", json!({"type": "message_start", "message": {"id": format!("msg_mock{id}"),
+        named(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": format!("msg_mock{id}"),
             "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null,
-            "stop_sequence": null, "usage": start_usage}})),
-        named("content_block_start", json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "thinking", "thinking": "", "signature": ""}})),
+            "stop_sequence": null, "usage": start_usage}}),
+        ),
+        named(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        ),
         named("ping", json!({"type": "ping"})),
     ];
     let (a, b) = THINKING.split_at(11);
     for part in [a, b] {
-        ev.push(named("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "thinking_delta", "thinking": part}})));
+        ev.push(named(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": part}}),
+        ));
     }
-    ev.push(named("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-        "delta": {"type": "signature_delta", "signature": SIGNATURE}})));
-    ev.push(named("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-    ev.push(named("content_block_start", json!({"type": "content_block_start", "index": 1,
-        "content_block": {"type": "text", "text": ""}})));
+    ev.push(named(
+        "content_block_delta",
+        json!({"type": "content_block_delta", "index": 0,
+        "delta": {"type": "signature_delta", "signature": SIGNATURE}}),
+    ));
+    ev.push(named(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    ev.push(named(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 1,
+        "content_block": {"type": "text", "text": ""}}),
+    ));
     for word in text(last_turn).split_inclusive(' ') {
-        ev.push(named("content_block_delta", json!({"type": "content_block_delta", "index": 1,
-            "delta": {"type": "text_delta", "text": word}})));
+        ev.push(named(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1,
+            "delta": {"type": "text_delta", "text": word}}),
+        ));
     }
-    ev.push(named("content_block_stop", json!({"type": "content_block_stop", "index": 1})));
+    ev.push(named(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 1}),
+    ));
     if !last_turn {
         for (k, (cid, args, head)) in calls().iter().enumerate() {
             let index = k + 2;
-            ev.push(named("content_block_start", json!({"type": "content_block_start", "index": index,
-                "content_block": {"type": "tool_use", "id": cid, "name": "get_weather", "input": {}}})));
+            ev.push(named(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": index,
+                "content_block": {"type": "tool_use", "id": cid, "name": "get_weather", "input": {}}}),
+            ));
             for part in [&args[..0], &args[..head.len()], &args[head.len()..]] {
-                ev.push(named("content_block_delta", json!({"type": "content_block_delta", "index": index,
-                    "delta": {"type": "input_json_delta", "partial_json": part}})));
+                ev.push(named(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": part}}),
+                ));
             }
-            ev.push(named("content_block_stop", json!({"type": "content_block_stop", "index": index})));
+            ev.push(named(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+            ));
         }
     }
-    ev.push(named("message_delta", json!({"type": "message_delta",
+    ev.push(named(
+        "message_delta",
+        json!({"type": "message_delta",
         "delta": {"stop_reason": if last_turn { "end_turn" } else { "tool_use" }, "stop_sequence": null},
-        "usage": {"output_tokens": OUTPUT_TOKENS}})));
+        "usage": {"output_tokens": OUTPUT_TOKENS}}),
+    ));
     ev.push(named("message_stop", json!({"type": "message_stop"})));
     ev
 }
 
-fn openai_chunks(id: &str, model: &str, last_turn: bool, prompt: u64, created: u64, include_usage: bool) -> Vec<String> {
+fn openai_chunks(
+    id: &str,
+    model: &str,
+    last_turn: bool,
+    prompt: u64,
+    created: u64,
+    include_usage: bool,
+) -> Vec<String> {
     let chunk = |delta: Value, finish: Value| {
         let mut c = json!({"id": format!("chatcmpl-mock{id}"), "object": "chat.completion.chunk",
             "created": created, "model": model, "system_fingerprint": "fp_mock",
@@ -223,7 +271,10 @@ fn openai_chunks(id: &str, model: &str, last_turn: bool, prompt: u64, created: u
         }
         format!("data: {c}\n\n")
     };
-    let mut ev = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null)];
+    let mut ev = vec![chunk(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        Value::Null,
+    )];
     let (a, b) = THINKING.split_at(11);
     for part in [a, b] {
         ev.push(chunk(json!({"reasoning_content": part}), Value::Null));
@@ -233,14 +284,23 @@ fn openai_chunks(id: &str, model: &str, last_turn: bool, prompt: u64, created: u
     }
     if !last_turn {
         for (k, (cid, args, head)) in calls().iter().enumerate() {
-            ev.push(chunk(json!({"tool_calls": [{"index": k, "id": cid, "type": "function",
-                "function": {"name": "get_weather", "arguments": ""}}]}), Value::Null));
+            ev.push(chunk(
+                json!({"tool_calls": [{"index": k, "id": cid, "type": "function",
+                "function": {"name": "get_weather", "arguments": ""}}]}),
+                Value::Null,
+            ));
             for part in [&args[..head.len()], &args[head.len()..]] {
-                ev.push(chunk(json!({"tool_calls": [{"index": k, "function": {"arguments": part}}]}), Value::Null));
+                ev.push(chunk(
+                    json!({"tool_calls": [{"index": k, "function": {"arguments": part}}]}),
+                    Value::Null,
+                ));
             }
         }
     }
-    ev.push(chunk(json!({}), json!(if last_turn { "stop" } else { "tool_calls" })));
+    ev.push(chunk(
+        json!({}),
+        json!(if last_turn { "stop" } else { "tool_calls" }),
+    ));
     if include_usage {
         let u = json!({"id": format!("chatcmpl-mock{id}"), "object": "chat.completion.chunk",
             "created": created, "model": model, "system_fingerprint": "fp_mock", "choices": [],

@@ -240,7 +240,10 @@ impl ToChunks {
             }
             "content_block_delta" => {
                 let Some(d) = e.delta else { return };
-                let kind = e.index.and_then(|i| self.blocks.get(i).copied()).unwrap_or(Kind::Other);
+                let kind = e
+                    .index
+                    .and_then(|i| self.blocks.get(i).copied())
+                    .unwrap_or(Kind::Other);
                 match d.kind.as_deref() {
                     Some("text_delta") => {
                         if let Some(t) = d.text {

@@ -126,7 +126,9 @@ impl ToEvents {
         }
         if !self.started {
             self.started = true;
-            out.extend_from_slice(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":");
+            out.extend_from_slice(
+                b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":",
+            );
             json_str(out, c.id.as_deref().unwrap_or(""));
             out.extend_from_slice(b",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
             json_str(out, c.model.as_deref().unwrap_or(""));
@@ -141,7 +143,11 @@ impl ToEvents {
                     self.ensure(out, Open::Thinking);
                     self.delta(out, b"thinking_delta\",\"thinking\":", &r);
                 }
-                for t in [d.content, d.refusal].into_iter().flatten().filter(|t| !t.is_empty()) {
+                for t in [d.content, d.refusal]
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| !t.is_empty())
+                {
                     self.ensure(out, Open::Text);
                     self.delta(out, b"text_delta\",\"text\":", &t);
                 }
@@ -153,7 +159,12 @@ impl ToEvents {
                     let open = Open::Tool(call.index);
                     if call.id.is_some() || self.open != Some(open) {
                         self.close(out);
-                        self.start_tool(out, call.index, call.id.as_deref().unwrap_or(""), name.as_deref().unwrap_or(""));
+                        self.start_tool(
+                            out,
+                            call.index,
+                            call.id.as_deref().unwrap_or(""),
+                            name.as_deref().unwrap_or(""),
+                        );
                     }
                     if let Some(a) = args.filter(|a| !a.is_empty()) {
                         self.delta(out, b"input_json_delta\",\"partial_json\":", &a);
@@ -172,17 +183,24 @@ impl ToEvents {
             return;
         }
         self.close(out);
-        out.extend_from_slice(b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":");
+        out.extend_from_slice(
+            b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":",
+        );
         num(out, self.next);
         out.extend_from_slice(match kind {
-            Open::Thinking => b",\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n".as_slice(),
+            Open::Thinking => {
+                b",\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n"
+                    .as_slice()
+            }
             _ => b",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n".as_slice(),
         });
         self.open = Some(kind);
     }
 
     fn start_tool(&mut self, out: &mut Vec<u8>, index: u64, id: &str, name: &str) {
-        out.extend_from_slice(b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":");
+        out.extend_from_slice(
+            b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":",
+        );
         num(out, self.next);
         out.extend_from_slice(b",\"content_block\":{\"type\":\"tool_use\",\"id\":");
         json_str(out, id);
@@ -195,7 +213,9 @@ impl ToEvents {
     /// A `content_block_delta` of the open block; `kind` ends with the
     /// field's name and its colon.
     fn delta(&mut self, out: &mut Vec<u8>, kind: &[u8], text: &str) {
-        out.extend_from_slice(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":");
+        out.extend_from_slice(
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+        );
         num(out, self.next);
         out.extend_from_slice(b",\"delta\":{\"type\":\"");
         out.extend_from_slice(kind);
@@ -207,7 +227,9 @@ impl ToEvents {
         if self.open.take().is_none() {
             return;
         }
-        out.extend_from_slice(b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":");
+        out.extend_from_slice(
+            b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":",
+        );
         num(out, self.next);
         out.extend_from_slice(b"}\n\n");
         self.next += 1;
@@ -220,7 +242,9 @@ impl ToEvents {
         self.close(out);
         let u = self.usage.unwrap_or_default();
         let cached = u.cached();
-        out.extend_from_slice(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"");
+        out.extend_from_slice(
+            b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"",
+        );
         out.extend_from_slice(self.finish.unwrap_or("end_turn").as_bytes());
         out.extend_from_slice(b"\",\"stop_sequence\":null},\"usage\":{\"input_tokens\":");
         num(out, u.prompt_tokens.saturating_sub(cached));

@@ -34,7 +34,11 @@ fn check(name: &str, pair: Pair, include_usage: bool) -> Vec<u8> {
             assert_eq!(split, whole, "{name} cut at {i} and {j}");
         }
     }
-    let suffix = if include_usage { ".usage.expected" } else { ".expected" };
+    let suffix = if include_usage {
+        ".usage.expected"
+    } else {
+        ".expected"
+    };
     golden(&path.with_file_name(format!("{name}{suffix}")), &whole);
     whole
 }
@@ -77,7 +81,10 @@ fn anthropic_stream_becomes_openai_chunks() {
     };
     assert_eq!(args(0), "{\"city\": \"Paris\"}");
     assert_eq!(args(1), "{\"city\": \"Oslo\"}");
-    let finish = chunks.iter().find_map(|c| c["choices"][0]["finish_reason"].as_str()).unwrap();
+    let finish = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["finish_reason"].as_str())
+        .unwrap();
     assert_eq!(finish, "tool_calls");
     let usage = &chunks.last().unwrap()["usage"];
     assert_eq!(usage["prompt_tokens"], 582);
