@@ -190,3 +190,10 @@ def test_fallback_across_kinds_names_each_attempt(stack):
     assert "translation" not in tries[0]
     assert tries[1]["translation"] == "openai_to_anthropic"
     assert rec["translation"] == "openai_to_anthropic"
+
+
+def test_apis_that_do_not_translate_are_refused_in_the_clients_shape(stack):
+    with pytest.raises(anthropic.BadRequestError) as e:
+        stack.anthropic().messages.count_tokens(model=CLAUDE_ON_GPT, messages=[{"role": "user", "content": "Hi"}])
+    assert e.value.body["type"] == "error"
+    assert "not translated" in e.value.body["error"]["message"]

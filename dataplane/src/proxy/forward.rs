@@ -433,6 +433,20 @@ fn prepare(
             dropped,
         });
     }
+    let same_family = out
+        .api
+        .dialect()
+        .is_none_or(|d| d.is_openai() == (up.kind.dialect() == Dialect::OpenAi));
+    if !same_family {
+        // Only chat completions and messages translate into each other.
+        return Err(Reject::with(
+            ErrorKind::BadRequest,
+            format!(
+                "{}: this API is not translated, and the route sends it to a provider of another kind",
+                out.api.label()
+            ),
+        ));
+    }
     // Every OpenAI-dialect stream is metered from the provider's own usage.
     let strip_usage = info.stream
         && !info.include_usage
