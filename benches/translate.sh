@@ -17,7 +17,8 @@
 # Environment: BIN (a directory with the release binaries, used as they
 # are; default: build them into target/release), OUT (default
 # target/translate), ROUNDS (default 5), REQUESTS (default 200), RATE
-# (default 50), TOKENS (default 50), CALLGRIND (0 skips part 2).
+# (default 50), TOKENS (default 50), TIMING (0 skips part 1), CALLGRIND (0
+# skips part 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,6 +87,7 @@ p50() {
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['latency_us']['ttft']['p50'], r['requests']['ok'], r['requests']['sent'])" "$1"
 }
 
+if [ "${TIMING:-1}" != 0 ]; then
 echo "== time to first token: $rounds interleaved rounds of $requests streamed requests a side at $rate/s, $tokens tokens"
 start_dp timing
 load "$url" "$work/warm.json" pass --duration 3s
@@ -102,21 +104,24 @@ done
 printf '%s\n' "${diffs[@]}" | sort -n | awk '{a[NR]=$1} END {print "median added ttft at p50: " a[int((NR+1)/2)] " µs"}'
 kill "$dp"
 wait "$dp" 2>/dev/null || true
+fi
 
 if [ "${CALLGRIND:-1}" = 0 ]; then
     exit 0
 fi
 bench_need valgrind valgrind
-echo "== user-space instructions a request: $requests streamed requests a side, $tokens tokens"
+# Slow under valgrind: a low rate.
+rate=20
+echo "== user-space instructions a request: $requests streamed requests a side at $rate/s, $tokens tokens"
 rm -f "$out/translate.callgrind"*
 start_dp callgrind env MONOIO_FORCE_LEGACY_DRIVER=1 valgrind --tool=callgrind \
     --callgrind-out-file="$out/translate.callgrind"
-load "$url" "$work/warm.json" pass --duration 5s --rate 20
-load "$url" "$work/warm.json" translated --duration 5s --rate 20
+load "$url" "$work/warm.json" pass --duration 5s
+load "$url" "$work/warm.json" translated --duration 5s
 part=0
 for side in pass translated; do
     callgrind_control -z "$dp" >/dev/null 2>&1
-    load "$url" "$out/$side-cg.json" "$side" --requests "$requests" --rate 20
+    load "$url" "$out/$side-cg.json" "$side" --requests "$requests"
     sleep 1
     callgrind_control -d "$dp" >/dev/null 2>&1
     part=$((part + 1))

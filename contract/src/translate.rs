@@ -39,15 +39,13 @@ pub enum Pair {
 
 impl Pair {
     /// The translation from a client speaking `client` to an upstream
-    /// speaking `upstream`: `Ok(None)` when they are the same dialect,
-    /// `Err(())` when no translation exists between them.
-    #[allow(clippy::result_unit_err)]
-    pub fn between(client: Dialect, upstream: Dialect) -> Result<Option<Pair>, ()> {
+    /// speaking `upstream`; `None` when they are the same dialect or no
+    /// translation exists between them.
+    pub fn between(client: Dialect, upstream: Dialect) -> Option<Pair> {
         match (client, upstream) {
-            (a, b) if a == b => Ok(None),
-            (Dialect::OpenAi, Dialect::Anthropic) => Ok(Some(Pair::OpenAiToAnthropic)),
-            (Dialect::Anthropic, Dialect::OpenAi) => Ok(Some(Pair::AnthropicToOpenAi)),
-            _ => Err(()),
+            (Dialect::OpenAi, Dialect::Anthropic) => Some(Pair::OpenAiToAnthropic),
+            (Dialect::Anthropic, Dialect::OpenAi) => Some(Pair::AnthropicToOpenAi),
+            _ => None,
         }
     }
 

@@ -33,7 +33,7 @@
 //! `content_filter` → `refusal`); usage: `input_tokens` = prompt − cached,
 //! `cache_read_input_tokens` = cached.
 
-use super::json::{arr, bad, obj, read, string, take, Fields, Obj, J};
+use super::json::{arr, bad, need, obj, read, string, take, Fields, Obj, J};
 use super::{Options, Refusal, Translated};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -62,12 +62,12 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
         let parts = text_parts(system, "system", &mut f)?;
         messages.push(J::obj([("role", J::s("system")), ("content", parts)]));
     }
-    let items = take(&mut o, "messages").ok_or_else(|| bad("messages", "field required"))?;
+    let items = need(&mut o, "messages", "messages")?;
     for m in arr(items, "messages")? {
         convert_message(m, &mut messages, &mut f)?;
     }
     let mut max: u64 = read(
-        take(&mut o, "max_tokens").ok_or_else(|| bad("max_tokens", "field required"))?,
+        need(&mut o, "max_tokens", "max_tokens")?,
         "max_tokens",
         "must be a non-negative integer",
     )?;
@@ -84,16 +84,13 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
     }
     if let Some(v) = take(&mut o, "tool_choice") {
         let mut c = obj(v, "tool_choice")?;
-        let kind = string(
-            take(&mut c, "type").ok_or_else(|| bad("tool_choice.type", "field required"))?,
-            "tool_choice.type",
-        )?;
+        let kind = string(need(&mut c, "type", "tool_choice.type")?, "tool_choice.type")?;
         let choice = match kind.as_str() {
             "auto" => J::s("auto"),
             "any" => J::s("required"),
             "none" => J::s("none"),
             "tool" => {
-                let name = take(&mut c, "name").ok_or_else(|| bad("tool_choice.name", "field required"))?;
+                let name = need(&mut c, "name", "tool_choice.name")?;
                 J::obj([
                     ("type", J::s("function")),
                     ("function", J::obj([("name", J::Raw(name))])),
@@ -129,15 +126,11 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
     }
     if let Some(v) = take(&mut o, "thinking") {
         let mut t = obj(v, "thinking")?;
-        let kind = string(
-            take(&mut t, "type").ok_or_else(|| bad("thinking.type", "field required"))?,
-            "thinking.type",
-        )?;
+        let kind = string(need(&mut t, "type", "thinking.type")?, "thinking.type")?;
         match kind.as_str() {
             "enabled" => {
                 let budget: u64 = read(
-                    take(&mut t, "budget_tokens")
-                        .ok_or_else(|| bad("thinking.budget_tokens", "field required"))?,
+                    need(&mut t, "budget_tokens", "thinking.budget_tokens")?,
                     "thinking.budget_tokens",
                     "must be a non-negative integer",
                 )?;
@@ -164,8 +157,7 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
         if kind != Some("\"json_schema\"") {
             return Err(bad(format!("{field}.type"), "must be json_schema"));
         }
-        let schema =
-            take(&mut fo, "schema").ok_or_else(|| bad(format!("{field}.schema"), "field required"))?;
+        let schema = need(&mut fo, "schema", format!("{field}.schema"))?;
         f.rest(&fo, field)?;
         out.push(
             "response_format",
@@ -221,7 +213,7 @@ fn text_parts<'a>(v: &'a RawValue, field: &str, f: &mut Fields) -> Result<J<'a>,
             continue;
         }
         b.remove("type");
-        let text = take(&mut b, "text").ok_or_else(|| bad(format!("{field}[].text"), "field required"))?;
+        let text = need(&mut b, "text", format!("{field}[].text"))?;
         parts.push(J::obj([("type", J::s("text")), ("text", J::Raw(text))]));
         block_rest(&mut b, field, f)?;
     }
@@ -240,11 +232,8 @@ fn block_rest(b: &mut Obj<'_>, field: &str, f: &mut Fields) -> Result<(), Refusa
 
 fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) -> Result<(), Refusal> {
     let mut m = obj(raw, "messages[]")?;
-    let role = string(
-        take(&mut m, "role").ok_or_else(|| bad("messages[].role", "field required"))?,
-        "messages[].role",
-    )?;
-    let content = take(&mut m, "content").ok_or_else(|| bad("messages[].content", "field required"))?;
+    let role = string(need(&mut m, "role", "messages[].role")?, "messages[].role")?;
+    let content = need(&mut m, "content", "messages[].content")?;
     f.rest(&m, "messages[]")?;
     const FIELD: &str = "messages[].content";
     let blocks = match read::<String>(content, FIELD, "") {
@@ -264,19 +253,14 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
             let mut parts = Vec::new();
             for b in blocks {
                 let mut b = obj(b, FIELD)?;
-                let kind = string(
-                    take(&mut b, "type").ok_or_else(|| bad("messages[].content[].type", "field required"))?,
-                    FIELD,
-                )?;
+                let kind = string(need(&mut b, "type", "messages[].content[].type")?, FIELD)?;
                 match kind.as_str() {
                     "text" => {
-                        let text = take(&mut b, "text")
-                            .ok_or_else(|| bad("messages[].content[].text", "field required"))?;
+                        let text = need(&mut b, "text", "messages[].content[].text")?;
                         parts.push(J::obj([("type", J::s("text")), ("text", J::Raw(text))]));
                     }
                     "image" => {
-                        let src = take(&mut b, "source")
-                            .ok_or_else(|| bad("messages[].content[].source", "field required"))?;
+                        let src = need(&mut b, "source", "messages[].content[].source")?;
                         let url = image_url(src, f)?;
                         parts.push(J::obj([
                             ("type", J::s("image_url")),
@@ -284,8 +268,7 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
                         ]));
                     }
                     "document" => {
-                        let src = take(&mut b, "source")
-                            .ok_or_else(|| bad("messages[].content[].source", "field required"))?;
+                        let src = need(&mut b, "source", "messages[].content[].source")?;
                         let mut s = obj(src, "messages[].content[].source")?;
                         let is_pdf = s.get("type").map(|t| t.get()) == Some("\"base64\"")
                             && s.get("media_type").map(|t| t.get()) == Some("\"application/pdf\"");
@@ -296,8 +279,7 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
                             continue;
                         }
                         let data = string(
-                            take(&mut s, "data")
-                                .ok_or_else(|| bad("messages[].content[].source.data", "field required"))?,
+                            need(&mut s, "data", "messages[].content[].source.data")?,
                             "messages[].content[].source.data",
                         )?;
                         let mut file = J::obj([(
@@ -311,8 +293,7 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
                         parts.push(J::obj([("type", J::s("file")), ("file", file)]));
                     }
                     "tool_result" => {
-                        let id = take(&mut b, "tool_use_id")
-                            .ok_or_else(|| bad("messages[].content[].tool_use_id", "field required"))?;
+                        let id = need(&mut b, "tool_use_id", "messages[].content[].tool_use_id")?;
                         let content = match take(&mut b, "content") {
                             Some(c) => text_parts(c, "messages[].content[].content", f)?,
                             None => J::s(""),
@@ -346,14 +327,10 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
             let mut calls = Vec::new();
             for b in blocks {
                 let mut b = obj(b, FIELD)?;
-                let kind = string(
-                    take(&mut b, "type").ok_or_else(|| bad("messages[].content[].type", "field required"))?,
-                    FIELD,
-                )?;
+                let kind = string(need(&mut b, "type", "messages[].content[].type")?, FIELD)?;
                 match kind.as_str() {
                     "text" => {
-                        let t = take(&mut b, "text")
-                            .ok_or_else(|| bad("messages[].content[].text", "field required"))?;
+                        let t = need(&mut b, "text", "messages[].content[].text")?;
                         text.push_str(&string(t, "messages[].content[].text")?);
                     }
                     "thinking" | "redacted_thinking" => {
@@ -361,10 +338,8 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
                         continue;
                     }
                     "tool_use" => {
-                        let id = take(&mut b, "id")
-                            .ok_or_else(|| bad("messages[].content[].id", "field required"))?;
-                        let name = take(&mut b, "name")
-                            .ok_or_else(|| bad("messages[].content[].name", "field required"))?;
+                        let id = need(&mut b, "id", "messages[].content[].id")?;
+                        let name = need(&mut b, "name", "messages[].content[].name")?;
                         let input = take(&mut b, "input").map_or("{}", |i| i.get());
                         calls.push(J::obj([
                             ("id", J::Raw(id)),
@@ -404,27 +379,17 @@ fn convert_message<'a>(raw: &'a RawValue, out: &mut Vec<J<'a>>, f: &mut Fields) 
 fn image_url<'a>(src: &'a RawValue, f: &mut Fields) -> Result<J<'a>, Refusal> {
     const FIELD: &str = "messages[].content[].source";
     let mut s = obj(src, FIELD)?;
-    let kind = string(
-        take(&mut s, "type").ok_or_else(|| bad("messages[].content[].source.type", "field required"))?,
-        FIELD,
-    )?;
+    let kind = string(need(&mut s, "type", "messages[].content[].source.type")?, FIELD)?;
     let url = match kind.as_str() {
         "base64" => {
             let media = string(
-                take(&mut s, "media_type")
-                    .ok_or_else(|| bad("messages[].content[].source.media_type", "field required"))?,
+                need(&mut s, "media_type", "messages[].content[].source.media_type")?,
                 FIELD,
             )?;
-            let data = string(
-                take(&mut s, "data")
-                    .ok_or_else(|| bad("messages[].content[].source.data", "field required"))?,
-                FIELD,
-            )?;
+            let data = string(need(&mut s, "data", "messages[].content[].source.data")?, FIELD)?;
             J::S(Cow::Owned(format!("data:{media};base64,{data}")))
         }
-        "url" => J::Raw(
-            take(&mut s, "url").ok_or_else(|| bad("messages[].content[].source.url", "field required"))?,
-        ),
+        "url" => J::Raw(need(&mut s, "url", "messages[].content[].source.url")?),
         _ => return Err(bad("messages[].content[].source.type", "must be base64 or url")),
     };
     f.rest(&s, FIELD)?;
@@ -441,13 +406,12 @@ fn convert_tools<'a>(items: Vec<&'a RawValue>, f: &mut Fields) -> Result<Vec<J<'
                 continue;
             }
         }
-        let name = take(&mut t, "name").ok_or_else(|| bad("tools[].name", "field required"))?;
+        let name = need(&mut t, "name", "tools[].name")?;
         let mut func = J::obj([("name", J::Raw(name))]);
         if let Some(d) = take(&mut t, "description") {
             func.push("description", J::Raw(d));
         }
-        let schema =
-            take(&mut t, "input_schema").ok_or_else(|| bad("tools[].input_schema", "field required"))?;
+        let schema = need(&mut t, "input_schema", "tools[].input_schema")?;
         func.push("parameters", J::Raw(schema));
         block_rest(&mut t, "tools", f)?;
         tools.push(J::obj([("type", J::s("function")), ("function", func)]));

@@ -127,6 +127,11 @@ pub fn take<'a>(o: &mut Obj<'a>, key: &str) -> Option<&'a RawValue> {
     o.remove(key).filter(|r| !is_null(r))
 }
 
+/// Takes a field `o` must have (`field` names it in the refusal).
+pub fn need<'a>(o: &mut Obj<'a>, key: &str, field: impl Into<String>) -> Result<&'a RawValue, Refusal> {
+    take(o, key).ok_or_else(|| bad(field, "field required"))
+}
+
 /// Raw JSON made from a serializable value.
 pub fn raw_of<T: Serialize + ?Sized>(v: &T) -> J<'static> {
     match serde_json::value::to_raw_value(v) {

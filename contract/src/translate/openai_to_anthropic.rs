@@ -42,7 +42,7 @@
 //! `tool_calls`; `refusal` → `content_filter`); usage: `prompt_tokens` =
 //! input + cache read + cache write, `cached_tokens` = cache read.
 
-use super::json::{self, arr, bad, data_url, obj, read, string, take, Fields, Obj, J};
+use super::json::{self, arr, bad, data_url, need, obj, read, string, take, Fields, Obj, J};
 use super::{OnUnsupported, Options, Refusal, Translated};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -74,7 +74,7 @@ pub fn request(body: &[u8], opts: &Options<'_>) -> Result<Translated, Refusal> {
     let mut o: Obj<'_> = serde_json::from_str(text).map_err(|_| bad("body", "must be a JSON object"))?;
     let mut f = Fields::new(opts.on_unsupported);
     o.remove("model");
-    let messages = take(&mut o, "messages").ok_or_else(|| bad("messages", "field required"))?;
+    let messages = need(&mut o, "messages", "messages")?;
     let (system, messages) = convert_messages(arr(messages, "messages")?, &mut f)?;
 
     let mut max = None;
@@ -239,32 +239,25 @@ fn convert_messages<'a>(
     let mut turns: Vec<(&'static str, Vec<J<'a>>)> = Vec::new();
     for raw in items {
         let mut m = obj(raw, "messages[]")?;
-        let role = string(
-            take(&mut m, "role").ok_or_else(|| bad("messages[].role", "field required"))?,
-            "messages[].role",
-        )?;
+        let role = string(need(&mut m, "role", "messages[].role")?, "messages[].role")?;
         if take(&mut m, "name").is_some() {
             f.unsupported("messages[].name")?;
         }
         let (role, blocks) = match role.as_str() {
             "system" | "developer" => {
-                let content =
-                    take(&mut m, "content").ok_or_else(|| bad("messages[].content", "field required"))?;
+                let content = need(&mut m, "content", "messages[].content")?;
                 system.extend(text_blocks(content, "messages[].content", f)?);
                 f.rest(&m, "messages[]")?;
                 continue;
             }
             "user" => {
-                let content =
-                    take(&mut m, "content").ok_or_else(|| bad("messages[].content", "field required"))?;
+                let content = need(&mut m, "content", "messages[].content")?;
                 ("user", user_blocks(content, f)?)
             }
             "assistant" => ("assistant", assistant_blocks(&mut m, f)?),
             "tool" => {
-                let id = take(&mut m, "tool_call_id")
-                    .ok_or_else(|| bad("messages[].tool_call_id", "field required"))?;
-                let content =
-                    take(&mut m, "content").ok_or_else(|| bad("messages[].content", "field required"))?;
+                let id = need(&mut m, "tool_call_id", "messages[].tool_call_id")?;
+                let content = need(&mut m, "content", "messages[].content")?;
                 let content = match read::<String>(content, "", "") {
                     Ok(s) => J::S(Cow::Owned(s)),
                     Err(_) => J::A(text_blocks(content, "messages[].content", f)?),
@@ -351,15 +344,8 @@ fn user_blocks<'a>(content: &'a RawValue, f: &mut Fields) -> Result<Vec<J<'a>>, 
             }
             "image_url" => {
                 let field = "messages[].content[].image_url";
-                let mut iu = obj(
-                    take(&mut p, "image_url").ok_or_else(|| bad(field, "field required"))?,
-                    field,
-                )?;
-                let url = string(
-                    take(&mut iu, "url")
-                        .ok_or_else(|| bad("messages[].content[].image_url.url", "field required"))?,
-                    field,
-                )?;
+                let mut iu = obj(need(&mut p, "image_url", field)?, field)?;
+                let url = string(need(&mut iu, "url", "messages[].content[].image_url.url")?, field)?;
                 if let Some(d) = take(&mut iu, "detail") {
                     if string(d, "messages[].content[].image_url.detail")? != "auto" {
                         f.unsupported("messages[].content[].image_url.detail")?;
@@ -370,10 +356,7 @@ fn user_blocks<'a>(content: &'a RawValue, f: &mut Fields) -> Result<Vec<J<'a>>, 
             }
             "file" => {
                 let field = "messages[].content[].file";
-                let mut file = obj(
-                    take(&mut p, "file").ok_or_else(|| bad(field, "field required"))?,
-                    field,
-                )?;
+                let mut file = obj(need(&mut p, "file", field)?, field)?;
                 file.remove("filename");
                 let Some(data) = take(&mut file, "file_data") else {
                     f.unsupported("messages[].content[].file.file_id")?;
@@ -465,15 +448,11 @@ fn assistant_blocks<'a>(m: &mut Obj<'a>, f: &mut Fields) -> Result<Vec<J<'a>>, R
     if let Some(calls) = take(m, "tool_calls") {
         for c in arr(calls, "messages[].tool_calls")? {
             let mut c = obj(c, "messages[].tool_calls[]")?;
-            let id = take(&mut c, "id").ok_or_else(|| bad("messages[].tool_calls[].id", "field required"))?;
+            let id = need(&mut c, "id", "messages[].tool_calls[].id")?;
             c.remove("type");
             let field = "messages[].tool_calls[].function";
-            let mut func = obj(
-                take(&mut c, "function").ok_or_else(|| bad(field, "field required"))?,
-                field,
-            )?;
-            let name = take(&mut func, "name")
-                .ok_or_else(|| bad("messages[].tool_calls[].function.name", "field required"))?;
+            let mut func = obj(need(&mut c, "function", field)?, field)?;
+            let name = need(&mut func, "name", "messages[].tool_calls[].function.name")?;
             let args = match take(&mut func, "arguments") {
                 Some(a) => string(a, "messages[].tool_calls[].function.arguments")?,
                 None => String::new(),
@@ -514,11 +493,8 @@ fn convert_tools<'a>(items: Vec<&'a RawValue>, f: &mut Fields) -> Result<Vec<J<'
             continue;
         }
         let field = "tools[].function";
-        let mut func = obj(
-            take(&mut t, "function").ok_or_else(|| bad(field, "field required"))?,
-            field,
-        )?;
-        let name = take(&mut func, "name").ok_or_else(|| bad("tools[].function.name", "field required"))?;
+        let mut func = obj(need(&mut t, "function", field)?, field)?;
+        let name = need(&mut func, "name", "tools[].function.name")?;
         let mut tool = J::obj([("name", J::Raw(name))]);
         if let Some(d) = take(&mut func, "description") {
             tool.push("description", J::Raw(d));
@@ -559,10 +535,10 @@ fn convert_tool_choice<'a>(v: &'a RawValue, f: &mut Fields) -> Result<J<'a>, Ref
         }
     }
     let mut func = obj(
-        take(&mut c, "function").ok_or_else(|| bad("tool_choice.function", "field required"))?,
+        need(&mut c, "function", "tool_choice.function")?,
         "tool_choice.function",
     )?;
-    let name = take(&mut func, "name").ok_or_else(|| bad("tool_choice.function.name", "field required"))?;
+    let name = need(&mut func, "name", "tool_choice.function.name")?;
     f.rest(&func, "tool_choice.function")?;
     f.rest(&c, "tool_choice")?;
     Ok(J::obj([("type", J::s("tool")), ("name", J::Raw(name))]))
@@ -571,19 +547,15 @@ fn convert_tool_choice<'a>(v: &'a RawValue, f: &mut Fields) -> Result<J<'a>, Ref
 fn convert_response_format<'a>(v: &'a RawValue, f: &mut Fields) -> Result<Option<J<'a>>, Refusal> {
     let mut rf = obj(v, "response_format")?;
     let kind = string(
-        take(&mut rf, "type").ok_or_else(|| bad("response_format.type", "field required"))?,
+        need(&mut rf, "type", "response_format.type")?,
         "response_format.type",
     )?;
     match kind.as_str() {
         "text" => Ok(None),
         "json_schema" => {
             let field = "response_format.json_schema";
-            let mut js = obj(
-                take(&mut rf, "json_schema").ok_or_else(|| bad(field, "field required"))?,
-                field,
-            )?;
-            let schema = take(&mut js, "schema")
-                .ok_or_else(|| bad("response_format.json_schema.schema", "field required"))?;
+            let mut js = obj(need(&mut rf, "json_schema", field)?, field)?;
+            let schema = need(&mut js, "schema", "response_format.json_schema.schema")?;
             // The name and description label the schema for OpenAI; `strict`
             // is what Anthropic's structured output always does.
             js.remove("name");

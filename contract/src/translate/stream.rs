@@ -56,6 +56,15 @@ impl StreamTranslator {
     }
 }
 
+/// An error object in a stream (either dialect's: `type` and `message`).
+#[derive(serde::Deserialize)]
+pub(crate) struct StreamError<'a> {
+    #[serde(rename = "type", default, borrow)]
+    pub(crate) kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(crate) message: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// Writes `s` as a JSON string.
 pub(crate) fn json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);

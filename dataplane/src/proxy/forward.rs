@@ -386,7 +386,7 @@ pub fn translation(api: ApiRoute, kind: ProviderKind) -> Option<Pair> {
         ApiRoute::Messages => Dialect::Anthropic,
         _ => return None,
     };
-    Pair::between(client, kind.dialect()).ok().flatten()
+    Pair::between(client, kind.dialect())
 }
 
 /// The request as one target is sent it: its body (rewritten, or

@@ -12,7 +12,7 @@
 //! object (and no `[DONE]`: the stream failed). `ping` is dropped.
 
 use super::super::openai_to_anthropic::{finish_reason, AnthropicUsage};
-use super::{json_str, num};
+use super::{json_str, num, StreamError};
 use crate::codec::sse::SseEvent;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -59,7 +59,7 @@ struct Event<'a> {
     #[serde(default)]
     usage: Option<UsagePatch>,
     #[serde(default, borrow)]
-    error: Option<Error<'a>>,
+    error: Option<StreamError<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -109,14 +109,6 @@ struct UsagePatch {
     output_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct Error<'a> {
-    #[serde(rename = "type", default, borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    message: Option<Cow<'a, str>>,
 }
 
 const TAIL: &[u8] = b",\"logprobs\":null,\"finish_reason\":null}]}\n\n";

@@ -12,7 +12,7 @@
 //! not translated (Anthropic has one).
 
 use super::super::anthropic_to_openai::{stop_reason, OpenAiUsage};
-use super::{json_str, num};
+use super::{json_str, num, StreamError};
 use crate::codec::sse::SseEvent;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -49,7 +49,7 @@ struct Chunk<'a> {
     #[serde(default)]
     usage: Option<OpenAiUsage>,
     #[serde(default, borrow)]
-    error: Option<Error<'a>>,
+    error: Option<StreamError<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -90,14 +90,6 @@ struct FunctionDelta<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     arguments: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Error<'a> {
-    #[serde(rename = "type", default, borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    message: Option<Cow<'a, str>>,
 }
 
 impl ToEvents {
