@@ -38,7 +38,8 @@ pub struct ToChunks {
     head: Vec<u8>,
     blocks: Vec<Kind>,
     tools: u32,
-    thinking: String,
+    /// The thinking block's text so far, JSON-escaped (no quotes).
+    thinking: Vec<u8>,
     signature: String,
     usage: AnthropicUsage,
     ended: bool,
@@ -123,7 +124,7 @@ impl ToChunks {
             head: Vec::new(),
             blocks: Vec::new(),
             tools: 0,
-            thinking: String::new(),
+            thinking: Vec::new(),
             signature: String::new(),
             usage: AnthropicUsage::default(),
             ended: false,
@@ -150,6 +151,9 @@ impl ToChunks {
 
     /// Appends the client's chunks for one upstream event.
     pub fn event(&mut self, ev: &SseEvent<'_>, out: &mut Vec<u8>) {
+        if !self.prefix.is_empty() && self.fast_delta(ev.data, out) {
+            return;
+        }
         let Ok(e) = serde_json::from_slice::<Event<'_>>(ev.data) else {
             return;
         };
@@ -274,9 +278,9 @@ impl ToChunks {
                 let kind = e.index.and_then(|i| self.blocks.get(i).copied());
                 if kind == Some(Kind::Thinking) {
                     self.open(out);
-                    out.extend_from_slice(b"{\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":");
-                    json_str(out, &self.thinking);
-                    out.extend_from_slice(b",\"signature\":");
+                    out.extend_from_slice(b"{\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"");
+                    out.extend_from_slice(&self.thinking);
+                    out.extend_from_slice(b"\",\"signature\":");
                     json_str(out, &self.signature);
                     out.extend_from_slice(b"}]}");
                     out.extend_from_slice(TAIL);
@@ -338,11 +342,117 @@ impl ToChunks {
     }
 
     fn reasoning(&mut self, out: &mut Vec<u8>, text: &str) {
-        self.thinking.push_str(text);
         self.open(out);
         out.extend_from_slice(b"{\"reasoning_content\":");
+        let quoted = out.len();
         json_str(out, text);
+        // The escaped text, without its quotes, joins the block's.
+        let escaped = out
+            .get(quoted + 1..out.len().saturating_sub(1))
+            .unwrap_or_default();
+        self.thinking.extend_from_slice(escaped);
         out.push(b'}');
         out.extend_from_slice(TAIL);
     }
+
+    /// The common delta events, in the compact shape Anthropic sends them
+    /// (`{"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"…"}}`),
+    /// translated without parsing: the text's JSON string token is copied
+    /// as it is (it is checked to be one whole, valid token first). `false`:
+    /// not such an event; the parsing path takes it.
+    fn fast_delta(&mut self, data: &[u8], out: &mut Vec<u8>) -> bool {
+        let Some((kind, index, token)) = split_delta(data) else {
+            return false;
+        };
+        match kind {
+            FastKind::Text => {
+                self.open(out);
+                out.extend_from_slice(b"{\"content\":\"");
+                out.extend_from_slice(token);
+                out.extend_from_slice(b"\"}");
+                out.extend_from_slice(TAIL);
+            }
+            FastKind::Thinking => {
+                self.thinking.extend_from_slice(token);
+                self.open(out);
+                out.extend_from_slice(b"{\"reasoning_content\":\"");
+                out.extend_from_slice(token);
+                out.extend_from_slice(b"\"}");
+                out.extend_from_slice(TAIL);
+            }
+            FastKind::Json => {
+                let Some(Kind::Tool(k)) = self.blocks.get(index).copied() else {
+                    return false;
+                };
+                if !token.is_empty() {
+                    self.open(out);
+                    out.extend_from_slice(b"{\"tool_calls\":[{\"index\":");
+                    num(out, u64::from(k));
+                    out.extend_from_slice(b",\"function\":{\"arguments\":\"");
+                    out.extend_from_slice(token);
+                    out.extend_from_slice(b"\"}}]}");
+                    out.extend_from_slice(TAIL);
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Which delta [`split_delta`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FastKind {
+    Text,
+    Thinking,
+    Json,
+}
+
+/// A compact delta event's kind, block index and string token contents
+/// (still escaped), when `data` is exactly one.
+fn split_delta(data: &[u8]) -> Option<(FastKind, usize, &[u8])> {
+    let rest = data.strip_prefix(b"{\"type\":\"content_block_delta\",\"index\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 6 {
+        return None;
+    }
+    let index = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let rest = rest[digits..].strip_prefix(b",\"delta\":{\"type\":\"")?;
+    let (kind, rest) = if let Some(r) = rest.strip_prefix(b"text_delta\",\"text\":\"") {
+        (FastKind::Text, r)
+    } else if let Some(r) = rest.strip_prefix(b"thinking_delta\",\"thinking\":\"") {
+        (FastKind::Thinking, r)
+    } else if let Some(r) = rest.strip_prefix(b"input_json_delta\",\"partial_json\":\"") {
+        (FastKind::Json, r)
+    } else {
+        return None;
+    };
+    let token = rest.strip_suffix(b"\"}}")?;
+    string_contents(token).then_some((kind, index, token))
+}
+
+/// Whether `s` is the inside of one valid JSON string token: UTF-8, no
+/// control character, no unescaped quote, only valid escapes.
+fn string_contents(s: &[u8]) -> bool {
+    if std::str::from_utf8(s).is_err() {
+        return false;
+    }
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b'"' | 0..=0x1f => return false,
+            b'\\' => match s.get(i + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                Some(b'u') => {
+                    let hex = s.get(i + 2..i + 6);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return false;
+                    }
+                    i += 6;
+                }
+                _ => return false,
+            },
+            _ => i += 1,
+        }
+    }
+    true
 }

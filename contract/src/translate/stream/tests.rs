@@ -157,3 +157,42 @@ fn a_truncated_stream_gets_no_forged_end() {
     assert!(!ended);
     assert!(!String::from_utf8(out).unwrap().contains("[DONE]"));
 }
+
+/// Compact delta events take the copying path, others the parsing path:
+/// the client reads the same values either way, escapes and all.
+#[test]
+fn the_copying_path_and_the_parsing_path_agree() {
+    let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n\
+        event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n";
+    let texts = [r#"a\"b\\c\n\u00e9\ud83d\ude80 “q” /"#, "plain", r#"\t"#];
+    let compact = |kind: &str, field: &str, t: &str| {
+        format!("data: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"{kind}\",\"{field}\":\"{t}\"}}}}\n\n")
+    };
+    let spaced = |kind: &str, field: &str, t: &str| {
+        format!("data: {{\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {{\"type\": \"{kind}\", \"{field}\": \"{t}\"}}}}\n\n")
+    };
+    let stop = "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n";
+    let run = |shape: &dyn Fn(&str, &str, &str) -> String| {
+        let mut input = start.to_owned();
+        for t in texts {
+            input += &shape("thinking_delta", "thinking", t);
+        }
+        input += stop;
+        for t in texts {
+            input += &shape("text_delta", "text", t);
+        }
+        let (out, _) = translate(Pair::OpenAiToAnthropic, &[input.as_bytes()], false);
+        data_lines(&out)
+    };
+    let (fast, slow) = (run(&compact), run(&spaced));
+    assert_eq!(fast, slow);
+    assert_eq!(fast.len(), 1 + 3 + 1 + 3);
+    let block = &fast[4]["choices"][0]["delta"]["thinking_blocks"][0]["thinking"];
+    assert_eq!(block.as_str().unwrap(), "a\"b\\c\né🚀 “q” /plain\t");
+    // Not a whole valid token: parsed (and then dropped when it is not JSON).
+    for bad in [r#"a"b"#, r#"a\x"#, "a\u{1}", r#"a\u12"#] {
+        let input = format!("{start}{}", compact("text_delta", "text", bad));
+        let (out, _) = translate(Pair::OpenAiToAnthropic, &[input.as_bytes()], false);
+        assert_eq!(data_lines(&out).len(), 1, "{bad:?}");
+    }
+}
