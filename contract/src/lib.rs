@@ -16,6 +16,7 @@
 //!   delta readers.
 //! - [`cut`]: the SSE event cut (the usage-only event removed from a stream).
 //! - [`rewrite`]: body rewrites (model alias, usage request).
+//! - [`translate`]: requests, responses, streams and errors between dialects.
 
 pub mod codec;
 pub mod crypto;
@@ -30,3 +31,4 @@ pub mod rewrite;
 pub mod snapshot;
 #[cfg(test)]
 mod testing;
+pub mod translate;

@@ -235,6 +235,14 @@ pub struct Record {
     /// Each upstream attempt, in order (empty when none was made).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tries: Vec<Attempt>,
+    /// The translation between the client's dialect and the serving
+    /// upstream's (`openai_to_anthropic`, …); absent when none was needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<Cow<'static, str>>,
+    /// Request fields the translation dropped (the route drops what has no
+    /// equivalent, or a hint), as named in `x-sluice-dropped-fields`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_fields: Option<String>,
 }
 
 /// One upstream attempt of a request.
@@ -256,6 +264,10 @@ pub struct Attempt {
     /// The attempt was the half-open probe of an ejected target.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub probe: bool,
+    /// The translation this attempt's request went through, when the
+    /// upstream speaks another dialect than the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<Cow<'static, str>>,
 }
 
 /// The policy's decision on a request.
@@ -301,6 +313,8 @@ impl Record {
             unpriced: false,
             overrun_micros: None,
             tries: Vec::new(),
+            translation: None,
+            dropped_fields: None,
         }
     }
 }

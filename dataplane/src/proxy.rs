@@ -291,7 +291,7 @@ async fn serve_api(
     };
     let answer = forward::forward(w, &outgoing, &targets, ctx).await?;
     let counting = ctx.admission.as_ref().and_then(|a| a.encoding);
-    let Some(setup) = relay::setup(&answer, head, counting, ctx.record.route) else {
+    let Some(setup) = relay::setup(&answer, head, counting, ctx.record.route, info.include_usage) else {
         // Asked for `identity`, the upstream compressed an event stream (or
         // used a coding the gateway does not know): its events cannot be
         // read, so it could not be billed. Refused before any byte went out.

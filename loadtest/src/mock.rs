@@ -42,6 +42,7 @@ mod io;
 mod prompt;
 mod request;
 mod respond;
+mod scripted;
 mod server;
 mod split;
 mod state;

@@ -189,6 +189,44 @@ targets = [{{ upstream = "mock-gemini", provider_key = "pk" }}]
 [[routes]]
 model = {q(SHARED_MODEL)}
 targets = [{{ upstream = "mock", provider_key = "pk-shared" }}]
+""" + translated_routes(mock_url)
+
+
+# Routes whose upstream speaks the other dialect (test_translate.py).
+GPT_ON_CLAUDE = "gpt-on-claude"
+GPT_ON_CLAUDE_DROP = "gpt-on-claude-drop"
+CLAUDE_ON_GPT = "claude-on-gpt"
+CROSS_FALLBACK = "cross-fallback"
+
+
+def translated_routes(mock_url):
+    q = json.dumps
+    return f"""
+[[upstreams]]
+name = "down-openai"
+kind = "openai"
+base_url = "http://127.0.0.1:9"
+
+[[routes]]
+tenant = "acme"
+model = {q(GPT_ON_CLAUDE)}
+targets = [{{ upstream = "mock-anthropic", provider_key = "pk", model = "claude-mock" }}]
+
+[[routes]]
+tenant = "acme"
+model = {q(GPT_ON_CLAUDE_DROP)}
+on_unsupported = "drop"
+targets = [{{ upstream = "mock-anthropic", provider_key = "pk" }}]
+
+[[routes]]
+tenant = "acme"
+model = {q(CLAUDE_ON_GPT)}
+targets = [{{ upstream = "mock", provider_key = "pk", model = "gpt-4o-mini" }}]
+
+[[routes]]
+tenant = "acme"
+model = {q(CROSS_FALLBACK)}
+targets = [{{ upstream = "down-openai", provider_key = "pk", priority = 0 }}, {{ upstream = "mock-anthropic", provider_key = "pk", priority = 1 }}]
 """
 
 

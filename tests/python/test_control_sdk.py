@@ -216,3 +216,39 @@ def test_anthropic_sdk_through_control(fleet):
 
     requests, output = usage_of(fleet, ANTHROPIC_MODEL)
     assert (requests - usage_before[0], output - usage_before[1]) == (2, 8 + 19)
+
+
+def test_translated_route_set_with_the_cli(fleet):
+    """`route set --on-unsupported drop` on a route whose target speaks
+    Anthropic: the openai SDK is served through it, the field without an
+    equivalent dropped and named."""
+    model = "gpt-on-claude"
+    fleet.ok("route", "set", "--tenant", TENANT, "--model", model,
+             "--target", "upstream=mock-anthropic,key=pk,model=claude-mock", "--on-unsupported", "drop")
+    routes = json.loads(fleet.ok("route", "list", "--tenant", TENANT, "--json"))
+    assert [r.get("on_unsupported") for r in routes if r["model"] == model] == ["drop"]
+    client = fleet.openai()
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            raw = client.chat.completions.with_raw_response.create(
+                model=model, messages=MESSAGES, max_tokens=4, seed=3, extra_headers={"x-mock-tokens": "4"})
+            break
+        except openai.NotFoundError:
+            # The data plane has not polled the new snapshot yet.
+            assert time.monotonic() < deadline, "the route never reached the data plane"
+            time.sleep(0.1)
+    assert raw.headers["x-sluice-dropped-fields"] == "seed"
+    resp = raw.parse()
+    assert resp.choices[0].message.content == expected_text(4)
+    assert resp.choices[0].finish_reason == "stop"
+    deadline = time.monotonic() + WAIT
+    while True:
+        recs = [e["record"] for e in fleet.logs() if e["record"].get("model") == model]
+        if recs or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert recs, "no record of the translated request"
+    rec = recs[-1]
+    assert rec["translation"] == "openai_to_anthropic"
+    assert rec["dropped_fields"] == "seed"

@@ -19,6 +19,11 @@
 //!
 //! Each case has a route (and a scripted upstream) of its own, so that its
 //! record is found by its model name.
+//!
+//! Translated routes too: an OpenAI chat client served by an Anthropic
+//! upstream and an Anthropic client served by an OpenAI upstream are
+//! metered from the upstream's own report, in its dialect, exactly as the
+//! upstream's own clients are.
 
 // Test code: a failed unwrap is a failed test. (clippy.toml's test allowances
 // cover #[test] functions only, not the per-case functions they call.)
@@ -176,7 +181,10 @@ enum End {
 
 struct Case {
     model: &'static str,
+    /// The client's API.
     api: Api,
+    /// The upstream's: the route translates when it differs.
+    upstream: Api,
     stream: bool,
     ask_usage: bool,
     fixture: &'static str,
@@ -275,6 +283,7 @@ fn cases() -> Vec<Case> {
     let chat = |model, stream, ask_usage, fixture, end| Case {
         model,
         api: Api::Chat,
+        upstream: Api::Chat,
         stream,
         ask_usage,
         fixture,
@@ -283,6 +292,7 @@ fn cases() -> Vec<Case> {
     let messages = |model, stream, fixture, end| Case {
         model,
         api: Api::Messages,
+        upstream: Api::Messages,
         stream,
         ask_usage: false,
         fixture,
@@ -291,6 +301,7 @@ fn cases() -> Vec<Case> {
     let other = |model, api, stream, fixture, end| Case {
         model,
         api,
+        upstream: api,
         stream,
         ask_usage: false,
         fixture,
@@ -413,6 +424,78 @@ fn cases() -> Vec<Case> {
             GEMINI_STREAM,
             End::Abandon("\" held most"),
         ),
+        // Translated: the client speaks one API, the upstream the other.
+        Case {
+            upstream: Api::Messages,
+            ..chat(
+                "claude-sonnet-4-conf-x-json",
+                false,
+                false,
+                ANTHROPIC_JSON,
+                End::Whole,
+            )
+        },
+        Case {
+            upstream: Api::Messages,
+            ..chat(
+                "claude-sonnet-4-conf-x-asked",
+                true,
+                true,
+                ANTHROPIC_STREAM,
+                End::Whole,
+            )
+        },
+        Case {
+            upstream: Api::Messages,
+            ..chat(
+                "claude-sonnet-4-conf-x-unasked",
+                true,
+                false,
+                ANTHROPIC_STREAM,
+                End::Whole,
+            )
+        },
+        Case {
+            upstream: Api::Messages,
+            ..chat(
+                "claude-sonnet-4-conf-x-cut",
+                true,
+                true,
+                ANTHROPIC_STREAM,
+                End::Cut("message_delta"),
+            )
+        },
+        Case {
+            upstream: Api::Messages,
+            ..chat(
+                "claude-sonnet-4-conf-x-gone",
+                true,
+                false,
+                ANTHROPIC_STREAM,
+                End::Abandon("\" held most"),
+            )
+        },
+        Case {
+            upstream: Api::Chat,
+            ..messages("o3-mini-conf-x-json", false, OPENAI_JSON, End::Whole)
+        },
+        Case {
+            upstream: Api::Chat,
+            ..messages("o3-mini-conf-x-stream", true, OPENAI_STREAM, End::Whole)
+        },
+        Case {
+            upstream: Api::Chat,
+            ..messages("o3-mini-conf-x-cut", true, OPENAI_STREAM, End::Cut(OPENAI_USAGE))
+        },
+        Case {
+            upstream: Api::Chat,
+            ..messages(
+                "o3-mini-conf-x-gone",
+                true,
+                OPENAI_STREAM,
+                End::Abandon(OPENAI_SECOND_CHUNK),
+            )
+        },
     ]
 }
 
@@ -443,7 +526,7 @@ fn conformance(d: Driver) {
     let mut snapshot = base();
     let mut extra = Vec::new();
     for (case, up) in cases.iter().zip(&upstreams) {
-        let kind = match case.api {
+        let kind = match case.upstream {
             Api::Chat | Api::Responses => "openai",
             Api::Messages => "anthropic",
             Api::Gemini => "gemini",
@@ -453,7 +536,7 @@ fn conformance(d: Driver) {
             case.model,
             &[(case.model, "pk")],
         );
-        extra.push(match case.api {
+        extra.push(match case.upstream {
             Api::Chat | Api::Responses => OPENAI_PRICE.section(case.model),
             Api::Messages => ANTHROPIC_PRICE.section(case.model),
             Api::Gemini => GEMINI_PRICE.section(case.model),
@@ -486,7 +569,7 @@ fn conformance(d: Driver) {
         };
         let rec = gw.records().wait_for(what, |r| r["model"] == what);
         assert_shape(&rec);
-        let (price, reported) = match case.api {
+        let (price, reported) = match case.upstream {
             Api::Chat | Api::Responses => (OPENAI_PRICE, OPENAI_TOKENS),
             Api::Messages => (ANTHROPIC_PRICE, ANTHROPIC_TOKENS),
             Api::Gemini => (GEMINI_PRICE, GEMINI_TOKENS),
@@ -505,11 +588,29 @@ fn conformance(d: Driver) {
                 assert_eq!(usage_of(&rec), Some(reported), "{what}: {rec}");
                 assert_eq!(cost, price.cost(reported), "{what}: {rec}");
                 // The usage event reaches only a client that asked for it.
+                let translated = case.api != case.upstream;
                 if case.api == Api::Chat && case.stream {
                     let text = String::from_utf8(r.body.clone()).unwrap();
                     assert_eq!(text.contains("\"usage\":{"), case.ask_usage, "{what}: {text}");
-                    if case.ask_usage {
+                    if case.ask_usage && !translated {
                         assert_eq!(text, case.fixture, "{what}: passed through as is");
+                    }
+                    if translated {
+                        assert!(text.ends_with("data: [DONE]\n\n"), "{what}: {text}");
+                    }
+                }
+                if translated {
+                    // The client reads its own dialect, usage included.
+                    let text = String::from_utf8(r.body.clone()).unwrap();
+                    let (field, value) = match (case.api, case.stream) {
+                        (Api::Chat, false) => ("\"prompt_tokens\":", reported.input),
+                        (Api::Chat, true) if case.ask_usage => ("\"prompt_tokens\":", reported.input),
+                        (Api::Chat, true) => ("\"object\":", 0),
+                        (Api::Messages, _) => ("\"output_tokens\":", reported.output),
+                        (Api::Responses | Api::Gemini, _) => panic!("{what}: these APIs are not translated"),
+                    };
+                    if value > 0 {
+                        assert!(text.contains(&format!("{field}{value}")), "{what}: {text}");
                     }
                 }
                 if matches!(case.api, Api::Responses | Api::Gemini) {
@@ -525,7 +626,7 @@ fn conformance(d: Driver) {
                 assert_eq!(rec["outcome"], outcome, "{what}: {rec}");
                 let out = counted_out.unwrap_or_else(|| panic!("{what}: output not counted: {rec}"));
                 assert!(out > 0, "{what}: the streamed text counted no token: {rec}");
-                let expect = match case.api {
+                let expect = match case.upstream {
                     // No usage before the cut: the gateway's own counts of
                     // the prompt and of the text that was streamed.
                     Api::Chat | Api::Responses => {

@@ -178,6 +178,8 @@ pub struct RoutePolicy {
     pub retry_min: u32,
     /// When to eject a failing target.
     pub eject: EjectPolicy,
+    /// A translated request's fields with no equivalent: refused or dropped.
+    pub on_unsupported: crate::translate::OnUnsupported,
 }
 
 impl Default for RoutePolicy {
@@ -188,6 +190,7 @@ impl Default for RoutePolicy {
             retry_ratio: 0.2,
             retry_min: 10,
             eject: EjectPolicy::default(),
+            on_unsupported: crate::translate::OnUnsupported::Refuse,
         }
     }
 }
@@ -240,6 +243,7 @@ fn route_policy(route: &super::types::Route) -> Result<RoutePolicy, IndexError> 
             rate_permille: (rate * 1000.0).round() as u32,
             rate_min: route.eject_min_requests.unwrap_or(d.eject.rate_min),
         },
+        on_unsupported: route.on_unsupported,
     })
 }
 

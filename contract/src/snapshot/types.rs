@@ -289,6 +289,11 @@ pub struct Route {
     /// Attempts in the 10 s window before the failure rate counts (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eject_min_requests: Option<u32>,
+    /// What a translated request does with a field that has no equivalent
+    /// on the target's side: refused with 400 (default) or dropped and
+    /// named in `x-sluice-dropped-fields`.
+    #[serde(default, skip_serializing_if = "crate::translate::OnUnsupported::is_refuse")]
+    pub on_unsupported: crate::translate::OnUnsupported,
 }
 
 /// How a route chooses among its healthy targets.

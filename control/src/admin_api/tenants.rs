@@ -119,6 +119,8 @@ struct RouteBody {
     #[serde(default)]
     first_byte_timeout_ms: Option<u64>,
     #[serde(default)]
+    on_unsupported: sluice_contract::translate::OnUnsupported,
+    #[serde(default)]
     retry_budget: Option<f64>,
     #[serde(default)]
     retry_min: Option<u32>,
@@ -369,6 +371,7 @@ fn set_route(app: &App, req: &Request, tenant: &str) -> Reply {
         eject_max_ms: b.eject_max_ms,
         eject_failure_rate: b.eject_failure_rate,
         eject_min_requests: b.eject_min_requests,
+        on_unsupported: b.on_unsupported,
     };
     sluice_contract::snapshot::index::check_route_settings(&route).map_err(|e| invalid(e.0))?;
     app.writer.admin(AdminOp::SetRoute(route.clone())).map_err(se)?;

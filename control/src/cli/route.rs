@@ -48,6 +48,12 @@ pub(crate) enum RouteCmd {
         /// Attempts over 10 s before the failure rate counts (default 20).
         #[arg(long)]
         eject_min_requests: Option<u32>,
+        /// A request translated for a target of another kind, with a field
+        /// that has no equivalent there: `refuse` it with 400 naming the
+        /// field (default), or `drop` the field and name it in the
+        /// `x-sluice-dropped-fields` response header.
+        #[arg(long, value_parser = ["refuse", "drop"])]
+        on_unsupported: Option<String>,
     },
     /// List a tenant's routes.
     List {
@@ -118,6 +124,7 @@ pub(crate) fn run(cmd: Noun<RouteCmd>) -> anyhow::Result<()> {
             eject_max_ms,
             eject_failure_rate,
             eject_min_requests,
+            on_unsupported,
         } => {
             let targets = targets
                 .iter()
@@ -135,6 +142,7 @@ pub(crate) fn run(cmd: Noun<RouteCmd>) -> anyhow::Result<()> {
                 ("eject_max_ms", eject_max_ms.map(Value::from)),
                 ("eject_failure_rate", eject_failure_rate.map(Value::from)),
                 ("eject_min_requests", eject_min_requests.map(Value::from)),
+                ("on_unsupported", on_unsupported.map(Value::from)),
             ];
             for (name, value) in settings {
                 if let Some(v) = value {

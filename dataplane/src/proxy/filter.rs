@@ -17,6 +17,8 @@ use sluice_contract::codec::usage::UsageScanner;
 use sluice_contract::cut::{EventCut, EventReader};
 use sluice_contract::dialect::Dialect;
 use sluice_contract::policy::tokens::{CompletionCounter, Encoding};
+use sluice_contract::translate::stream::StreamTranslator;
+use sluice_contract::translate::{self, Pair};
 use std::ops::Range;
 
 /// Largest SSE event inspected (bigger ones pass through uninspected).
@@ -37,6 +39,66 @@ pub enum Output {
         /// Frame as chunks.
         chunked: bool,
     },
+    /// Translated into the client's dialect (see [`Translation`]); chunked
+    /// unless the client speaks HTTP/1.0.
+    Translated {
+        /// Frame as chunks.
+        chunked: bool,
+    },
+}
+
+impl Output {
+    /// Whether the output is framed as chunks by the gateway.
+    pub fn chunked(self) -> bool {
+        matches!(
+            self,
+            Output::Events { chunked: true } | Output::Translated { chunked: true }
+        )
+    }
+}
+
+/// A response translated into the client's dialect: a stream event by
+/// event as it passes, any other body (a completion, an error) whole at
+/// its end, from the bounded copy kept for its usage.
+#[derive(Debug)]
+pub struct Translation {
+    /// The pair.
+    pub pair: Pair,
+    /// The upstream's status: an error body is translated as an error.
+    pub status: u16,
+    /// Unix seconds, for OpenAI's `created`.
+    pub created: u64,
+    /// The stream's translator (event streams only).
+    pub stream: Option<StreamTranslator>,
+    /// A body that could not be read as a response (or error) of the
+    /// upstream's dialect was sent as an error.
+    pub failed: bool,
+}
+
+impl Translation {
+    /// For a response of `pair` with `status`; `include_usage`: the OpenAI
+    /// client asked for the usage chunk.
+    pub fn new(pair: Pair, status: u16, is_sse: bool, include_usage: bool, created: u64) -> Translation {
+        Translation {
+            pair,
+            status,
+            created,
+            stream: is_sse.then(|| StreamTranslator::new(pair, include_usage, created)),
+            failed: false,
+        }
+    }
+
+    /// The translated whole body for `body` (non-streamed responses).
+    fn body(&mut self, body: &[u8], out: &mut Vec<u8>) {
+        if self.status < 300 {
+            if let Some(t) = translate::response_body(self.pair, body, self.created) {
+                out.extend_from_slice(&t);
+                return;
+            }
+            self.failed = true;
+        }
+        out.extend_from_slice(&translate::error_body(self.pair, self.status.max(400), body));
+    }
 }
 
 /// Room before the output in the filter's output buffer: the chunk head is written
@@ -83,6 +145,8 @@ pub struct ResponseFilter {
     /// Whether the response's body has ended.
     pub done: bool,
     codings: Vec<Coding>,
+    /// The translation into the client's dialect, when the upstream speaks another.
+    pub translation: Option<Translation>,
 }
 
 /// What a [`ResponseFilter`] reads and does, decided from the response head.
@@ -101,6 +165,8 @@ pub struct FilterSetup {
     /// The body's content codings, when the upstream compressed it although
     /// asked for `identity` (its usage is read from the decoded copy).
     pub codings: Vec<Coding>,
+    /// The translation into the client's dialect (with [`Output::Translated`]).
+    pub translation: Option<Translation>,
 }
 
 impl ResponseFilter {
@@ -119,6 +185,7 @@ impl ResponseFilter {
             output,
             counting,
             codings,
+            translation,
         } = setup;
         let mut out = out;
         if output != Output::Raw {
@@ -147,6 +214,7 @@ impl ResponseFilter {
             pieces,
             done: false,
             codings,
+            translation,
         }
     }
 
@@ -232,6 +300,7 @@ impl ResponseFilter {
             deltas,
             capture,
             pieces,
+            translation,
             ..
         } = self;
         let mut texts = Texts {
@@ -246,6 +315,22 @@ impl ResponseFilter {
         for range in pieces.iter() {
             let piece = &bytes[range.clone()];
             match (output, framer.as_mut()) {
+                (Output::Translated { .. }, Some(f)) => {
+                    // Event by event: each upstream event is metered in the
+                    // upstream's dialect, then written in the client's.
+                    let stream = translation.as_mut().and_then(|t| t.stream.as_mut());
+                    if let Some(stream) = stream {
+                        let Texts { deltas, counter, .. } = &mut texts;
+                        f.feed(piece, |ev| {
+                            usage.on_event(ev);
+                            if let Some(c) = counter.as_deref_mut() {
+                                deltas.for_each_text(dialect, ev, |text| c.push(text));
+                            }
+                            stream.event(ev, out);
+                        });
+                    }
+                }
+                (Output::Translated { .. }, None) => {}
                 (Output::Events { .. }, Some(f)) => cut.feed(piece, f, usage, &mut texts, out),
                 (Output::Plain, f) => {
                     out.extend_from_slice(piece);
@@ -275,12 +360,26 @@ impl ResponseFilter {
         if end && matches!(self.output, Output::Events { .. }) {
             self.cut.finish(&mut self.out);
         }
+        if end && self.framer.is_none() {
+            // A whole body in the upstream's dialect: translated at its end.
+            if let (Some(t), Some(json)) = (self.translation.as_mut(), self.json.as_ref()) {
+                let body = match self.codings.is_empty() {
+                    true => std::borrow::Cow::Borrowed(json.as_slice()),
+                    false => std::borrow::Cow::Owned(
+                        encoding::decode(json, &self.codings, MAX_JSON_CAPTURE).unwrap_or_default(),
+                    ),
+                };
+                t.body(&body, &mut self.out);
+            }
+        }
         let (out, room) = (&mut self.out, self.room);
         let mut range = match self.output {
             // Nothing is framed: the raw bytes went out as they came.
             Output::Raw => 0..0,
-            Output::Plain | Output::Events { chunked: false } => room..out.len(),
-            Output::Events { chunked: true } => {
+            Output::Plain | Output::Events { chunked: false } | Output::Translated { chunked: false } => {
+                room..out.len()
+            }
+            Output::Events { chunked: true } | Output::Translated { chunked: true } => {
                 let mut start = room;
                 let payload = out.len() - room;
                 if payload > 0 {

@@ -26,6 +26,7 @@ use sluice_contract::quota::price::PriceTable;
 use sluice_contract::record::{ApiRoute, Attempt};
 use sluice_contract::rewrite::{rewrite, Edits};
 use sluice_contract::snapshot::{ProviderKind, RouteTarget, UpstreamEntry};
+use sluice_contract::translate::{self, Pair};
 use std::borrow::Cow;
 use std::io::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -57,6 +58,10 @@ pub struct Answer {
     /// The provider key's account-wide response headers may reach the
     /// client (see [`sluice_contract::snapshot::index::SealedProviderKey`]).
     pub pass_account_headers: bool,
+    /// The translation the response goes through to reach the client.
+    pub translation: Option<Pair>,
+    /// The fields the request's translation dropped (the header's value).
+    pub dropped: Option<String>,
 }
 
 impl Answer {
@@ -121,15 +126,45 @@ pub async fn forward(
     loop {
         let target = &targets[ti];
         tried.add(ti);
+        let pair = translation(out.api, target.upstream.kind);
+        let prepared = match prepare(out, target, pair, ctx) {
+            Ok(p) => p,
+            Err(reject) => {
+                // Nothing was sent: this target cannot take the request as
+                // its dialect would need it. The next may; else the refusal
+                // is the answer.
+                ctx.record.tries.push(Attempt {
+                    upstream: target.upstream.name.clone(),
+                    key_id: target.key.id.clone(),
+                    status: None,
+                    error: Some(Cow::Borrowed("translation_refused")),
+                    us: 0,
+                    probe,
+                    translation: pair.map(|p| Cow::Borrowed(p.label())),
+                });
+                if probe {
+                    target.health.release_probe();
+                }
+                match next_usable(targets, &order, &tried, now_ns()) {
+                    Some(next) => {
+                        (ti, probe) = next;
+                        continue;
+                    }
+                    None => return Err(reject),
+                }
+            }
+        };
         if i > 0 {
             w.metrics().fallback();
         }
         i += 1;
         ctx.record.attempts = ctx.record.attempts.saturating_add(1);
         ctx.record.upstream = Some(target.upstream.name.clone());
+        ctx.record.translation = pair.map(|p| Cow::Borrowed(p.label()));
+        ctx.record.dropped_fields = prepared.dropped.clone();
         let began = Instant::now();
         let in_flight = InFlight::start(&target.health, probe);
-        let result = attempt(w, out, target, ctx).await;
+        let result = attempt(w, out, target, prepared, ctx).await;
         in_flight.done();
         let us = began.elapsed().as_micros() as u64;
         let at = now_ns();
@@ -163,6 +198,7 @@ pub async fn forward(
             error: result.as_ref().err().map(|k| Cow::Borrowed(k.label())),
             us,
             probe,
+            translation: pair.map(|p| Cow::Borrowed(p.label())),
         });
         if !verdict.retry {
             return result.map_err(Reject::from);
@@ -343,52 +379,137 @@ fn wait_of<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Option<u6
     ms.or(s).or(reset)
 }
 
+/// The translation a request to an upstream of `kind` needs: chat
+/// completions and messages translate into each other; other APIs go as
+/// they came.
+pub fn translation(api: ApiRoute, kind: ProviderKind) -> Option<Pair> {
+    let client = match api {
+        ApiRoute::ChatCompletions => Dialect::OpenAi,
+        ApiRoute::Messages => Dialect::Anthropic,
+        _ => return None,
+    };
+    Pair::between(client, kind.dialect())
+}
+
+/// The request as one target is sent it: its body (rewritten, or
+/// translated into the target's dialect) and what the response needs.
+pub struct Prepared {
+    body: Result<Bytes, ErrorKind>,
+    pair: Option<Pair>,
+    strip_usage: bool,
+    /// The fields the translation dropped, as the response header names them.
+    pub dropped: Option<String>,
+}
+
+/// Prepares the body for `target`: the model alias, the usage request and
+/// the admission's output limit written in, or the whole body translated
+/// for an upstream of another dialect. `Err`: the translation refused a
+/// field (400, the client's fault).
+fn prepare(
+    out: &Outgoing<'_>,
+    target: &RouteTarget,
+    pair: Option<Pair>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Prepared, Reject> {
+    let info = out.info;
+    let up = &target.upstream;
+    let mut limit = None;
+    if let Some(adm) = ctx.admission.as_mut() {
+        // Cost is the served model's, never the alias's.
+        adm.served(out.prices.lookup(target.model.as_deref().unwrap_or(&info.model)));
+        limit = adm.limit;
+    }
+    if let Some(pair) = pair {
+        let opts = translate::Options {
+            model: target.model.as_deref().unwrap_or(&info.model),
+            limit: limit.map(|(_, tokens)| tokens),
+            on_unsupported: target.policy.on_unsupported,
+        };
+        let t = translate::request(pair, out.body, &opts)
+            .map_err(|r| Reject::with(ErrorKind::InvalidField, r.message()))?;
+        let dropped = t.dropped_header();
+        return Ok(Prepared {
+            body: Ok(Bytes::from(t.body)),
+            pair: Some(pair),
+            strip_usage: false,
+            dropped,
+        });
+    }
+    let same_family = out
+        .api
+        .dialect()
+        .is_none_or(|d| d.is_openai() == (up.kind.dialect() == Dialect::OpenAi));
+    if !same_family {
+        // Only chat completions and messages translate into each other.
+        return Err(Reject::with(
+            ErrorKind::BadRequest,
+            format!(
+                "{}: this API is not translated, and the route sends it to a provider of another kind",
+                out.api.label()
+            ),
+        ));
+    }
+    // Every OpenAI-dialect stream is metered from the provider's own usage.
+    let strip_usage = info.stream
+        && !info.include_usage
+        && out.api == ApiRoute::ChatCompletions
+        && up.kind.dialect() == Dialect::OpenAi;
+    let model = target.model.as_deref().filter(|m| *m != info.model);
+    let edits = Edits {
+        model,
+        ask_usage: strip_usage,
+        limit,
+    };
+    let gemini = out.api.gemini_method().is_some();
+    let rewritten = match limit {
+        // Gemini's model is in the path; its one body edit is the limit.
+        Some((_, n)) if gemini => sluice_contract::rewrite::set_gemini_limit(out.body, n).map(Some),
+        _ if gemini => Ok(None),
+        _ => rewrite(out.body, info.keys, &edits),
+    };
+    let body = match rewritten {
+        Ok(Some(body)) => Ok(Bytes::from(body)),
+        Ok(None) => Ok(out.body.clone()),
+        Err(_) => Err(ErrorKind::InvalidJson),
+    };
+    Ok(Prepared {
+        body,
+        pair: None,
+        strip_usage,
+        dropped: None,
+    })
+}
+
 async fn attempt(
     w: &Worker,
     out_req: &Outgoing<'_>,
     target: &RouteTarget,
+    prepared: Prepared,
     ctx: &mut Ctx<'_>,
 ) -> Result<Answer, ErrorKind> {
     let Outgoing {
         head: client_head,
         headers: client_headers,
         req,
-        body: original,
-        info,
         api,
-        prices,
+        ..
     } = *out_req;
     let up = &target.upstream;
     let limits = &w.shared.limits;
-    // Every OpenAI-dialect stream is metered from the provider's own usage.
-    let strip_usage = info.stream
-        && !info.include_usage
-        && api == ApiRoute::ChatCompletions
-        && up.kind.dialect() == Dialect::OpenAi;
-    let model = target.model.as_deref().filter(|m| *m != info.model);
-    let mut limit = None;
-    if let Some(adm) = ctx.admission.as_mut() {
-        // Cost is the served model's, never the alias's.
-        adm.served(prices.lookup(target.model.as_deref().unwrap_or(&info.model)));
-        limit = adm.limit;
-    }
-    let edits = Edits {
-        model,
-        ask_usage: strip_usage,
-        limit,
+    let Prepared {
+        body,
+        pair,
+        strip_usage,
+        dropped,
+    } = prepared;
+    let body = body?;
+    // A translated request goes to the API of the upstream's dialect.
+    let api = match pair.map(Pair::upstream) {
+        Some(Dialect::Anthropic) => ApiRoute::Messages,
+        Some(_) => ApiRoute::ChatCompletions,
+        None => api,
     };
-    let gemini = api.gemini_method().is_some();
-    let rewritten = match limit {
-        // Gemini's model is in the path; its one body edit is the limit.
-        Some((_, n)) if gemini => sluice_contract::rewrite::set_gemini_limit(original, n).map(Some),
-        _ if gemini => Ok(None),
-        _ => rewrite(original, info.keys, &edits),
-    };
-    let body = match rewritten {
-        Ok(Some(body)) => Bytes::from(body),
-        Ok(None) => original.clone(),
-        Err(_) => return Err(ErrorKind::InvalidJson),
-    };
+    let mut dropped = dropped;
     let mut use_pool = true;
     loop {
         let pooled = if use_pool {
@@ -419,7 +540,8 @@ async fn attempt(
             client_headers,
             req,
             body.len(),
-            target.model.as_deref().unwrap_or(&info.model),
+            target.model.as_deref().unwrap_or(&out_req.info.model),
+            pair.is_some(),
         )?;
         let coalesce = body.len() <= COALESCE_BODY;
         if coalesce {
@@ -467,6 +589,8 @@ async fn attempt(
                         buf,
                         strip_usage,
                         pass_account_headers: target.key.pass_account_headers,
+                        translation: pair,
+                        dropped: dropped.take(),
                     });
                 }
                 Ok(None) => {}
@@ -531,6 +655,7 @@ fn write_head(
     req: &FullRequest,
     body_len: usize,
     model: &str,
+    translated: bool,
 ) -> Result<(), ErrorKind> {
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(up.path_prefix.as_bytes());
@@ -538,10 +663,12 @@ fn write_head(
         gemini::write_path(out, api, model)?;
     } else {
         // The API's own path, whatever form the client used (a base URL
-        // without `/v1`, a trailing slash), and the client's query.
+        // without `/v1`, a trailing slash), and the client's query; a
+        // translated request goes to another API, so the client's query
+        // (the Anthropic SDK's `?beta=true`, say) stays behind.
         out.extend_from_slice(api.upstream_path().ok_or(ErrorKind::Internal)?.as_bytes());
         let client_target = client_head.target.of(&req.raw);
-        if let Some(q) = memchr::memchr(b'?', client_target) {
+        if let Some(q) = memchr::memchr(b'?', client_target).filter(|_| !translated) {
             out.extend_from_slice(&client_target[q..]);
         }
     }
@@ -555,7 +682,7 @@ fn write_head(
     let options = head::ConnectionOptions::of(&req.raw, client_headers);
     let forwarded = |h: &&Header| {
         let name = h.name.of(&req.raw);
-        forwarded(name) && !options.contains(name)
+        forwarded(name) && !options.contains(name) && !(translated && is_dialect_header(name))
     };
     for h in client_headers.iter().filter(forwarded) {
         let (name, value) = (h.name.of(&req.raw), h.value.of(&req.raw));
@@ -623,6 +750,14 @@ const FORWARDED: &[&[u8]] = &[
 /// (`x-stainless-*`) and the mock provider's test knobs (`x-mock-*`, which
 /// real providers ignore).
 const FORWARDED_PREFIXES: &[&[u8]] = &[b"x-stainless-", b"x-mock-"];
+
+/// The client's headers about its own API's version and betas: they mean
+/// nothing (or something else) to an upstream of another dialect.
+fn is_dialect_header(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"anthropic-version")
+        || name.eq_ignore_ascii_case(b"anthropic-beta")
+        || name.eq_ignore_ascii_case(b"openai-beta")
+}
 
 /// Whether a client header goes upstream: only those on the allowlist
 /// ([`FORWARDED`], [`FORWARDED_PREFIXES`]); hop-by-hop fields, the client's

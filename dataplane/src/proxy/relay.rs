@@ -19,7 +19,7 @@
 //! exactly the bytes that arrived (no final zero-size chunk, no forged
 //! `[DONE]`) and the connection is closed.
 
-use super::filter::{FilterSetup, Output, ResponseFilter};
+use super::filter::{FilterSetup, Output, ResponseFilter, Translation};
 use super::forward::Answer;
 use super::Ctx;
 use crate::io::client::{to_client, to_client_gathered, ClientGone, ClientIo, ClientWatch, Next, Seen};
@@ -57,6 +57,7 @@ pub fn setup(
     client_head: &RequestHead,
     counting: Option<sluice_contract::policy::tokens::Encoding>,
     api: ApiRoute,
+    include_usage: bool,
 ) -> Option<FilterSetup> {
     let rh = &answer.head;
     let is_sse = is_event_stream(answer);
@@ -73,7 +74,17 @@ pub fn setup(
         Some(d @ (Dialect::OpenAiResponses | Dialect::Gemini)) => d,
         _ => answer.upstream.kind.dialect(),
     };
-    let output = if answer.strip_usage && is_sse {
+    let translation = answer.translation.map(|pair| {
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Translation::new(pair, rh.status, is_sse, include_usage, created)
+    });
+    let output = if translation.is_some() {
+        Output::Translated {
+            chunked: client_head.http11,
+        }
+    } else if answer.strip_usage && is_sse {
         Output::Events {
             chunked: client_head.http11,
         }
@@ -89,6 +100,7 @@ pub fn setup(
         output,
         counting,
         codings,
+        translation,
     })
 }
 
@@ -102,8 +114,10 @@ fn client_keep(client_head: &RequestHead, rh: &ResponseHead, output: Output) -> 
     client_head.keep_alive
         && match output {
             Output::Raw => rh.framing != Framing::UntilClose,
-            Output::Plain | Output::Events { chunked: false } => false,
-            Output::Events { chunked: true } => true,
+            Output::Plain | Output::Events { chunked: false } | Output::Translated { chunked: false } => {
+                false
+            }
+            Output::Events { chunked: true } | Output::Translated { chunked: true } => true,
         }
 }
 
@@ -144,6 +158,7 @@ pub async fn relay(
         headers,
         mut buf,
         pass_account_headers,
+        dropped,
         ..
     } = answer;
     ctx.record.status = rh.status;
@@ -156,6 +171,9 @@ pub async fn relay(
         account: pass_account_headers,
     };
     write_client_head(&mut io.out, &buf, &headers, &rh, client_keep, output, pass);
+    if let Some(dropped) = &dropped {
+        add_header(&mut io.out, sluice_contract::translate::DROPPED_HEADER, dropped);
+    }
     buf.advance(rh.len);
     // When body bytes came with the head, the head goes out with them: one
     // write, one segment, one wake-up of the client. Alone and at once
@@ -337,6 +355,9 @@ pub async fn relay(
         if let Some(why) = filter.usage.ended() {
             ctx.record.error.get_or_insert(why.into());
         }
+        if filter.translation.as_ref().is_some_and(|t| t.failed) {
+            ctx.record.error.get_or_insert("translation_failed".into());
+        }
         if upstream_clean && rh.keep_alive {
             w.pool.borrow_mut().put(&upstream.pool_key, conn);
         }
@@ -364,6 +385,19 @@ fn finish(w: &Worker, ctx: &mut Ctx<'_>, mut filter: ResponseFilter, next: Next)
     spares.put_bytes(out);
     spares.put_ranges(pieces);
     next
+}
+
+/// Adds a header to a complete response head in `out` (before its blank line).
+fn add_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    if out.ends_with(b"\r\n\r\n") {
+        out.truncate(out.len() - 2);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        // Field names from the client's body: anything but visible ASCII
+        // and spaces is left out, so the value stays one header line.
+        out.extend(value.bytes().filter(|b| (0x20..0x7f).contains(b)));
+        out.extend_from_slice(b"\r\n\r\n");
+    }
 }
 
 /// The response head sent to the client: the upstream's status and end-to-end
@@ -433,8 +467,8 @@ fn write_client_head(
         out.extend_from_slice(b"\r\n");
     }
     match (output, rh.framing) {
-        (Output::Events { chunked: true }, _) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        (Output::Events { chunked: false } | Output::Plain, _) => {}
+        (o, _) if o.chunked() => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (Output::Events { .. } | Output::Translated { .. } | Output::Plain, _) => {}
         (Output::Raw, Framing::Length(n)) => {
             out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(n.to_string().as_bytes());

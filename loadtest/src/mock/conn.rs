@@ -301,6 +301,21 @@ async fn provider<S: AsyncWriteRent>(
         flush(io, &mut b.out).await?;
         return Ok(head.keep_alive);
     };
+    if k.scenario && head.route != Route::Responses {
+        let created = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        return super::scripted::send(
+            io,
+            &mut b.out,
+            &mut b.tmp,
+            &meta,
+            body,
+            ask.prompt_tokens,
+            created,
+        )
+        .await;
+    }
     let want = k.tokens.unwrap_or(shared.tokens);
     let n = ask
         .max_tokens

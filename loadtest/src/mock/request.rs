@@ -88,6 +88,8 @@ pub(super) struct Knobs {
     pub(super) truncate_after: Option<usize>,
     pub(super) reset_after: Option<usize>,
     pub(super) head_delay_ms: Option<u64>,
+    /// `x-mock-scenario: thinking-tools`: a scripted agent turn (see `scripted`).
+    pub(super) scenario: bool,
     /// The first knob header whose value did not parse.
     pub(super) bad: Option<&'static str>,
 }
@@ -252,6 +254,10 @@ fn knob(knobs: &mut Knobs, name: &str, value: &[u8]) {
             &mut knobs.split,
             std::str::from_utf8(value).ok().and_then(Split::parse),
         ),
+        "scenario" => {
+            knobs.scenario = value.eq_ignore_ascii_case(b"thinking-tools");
+            knobs.scenario
+        }
         "error-type" => set(
             &mut knobs.error_type,
             std::str::from_utf8(value).ok().map(str::to_owned),
@@ -268,6 +274,7 @@ fn knob(knobs: &mut Knobs, name: &str, value: &[u8]) {
             "reset-after" => "x-mock-reset-after",
             "status" => "x-mock-status",
             "split" => "x-mock-split",
+            "scenario" => "x-mock-scenario",
             _ => "x-mock-error-type",
         });
     }

@@ -47,6 +47,7 @@ fn filter(framing: Framing, output: Output, counting: bool) -> ResponseFilter {
         output,
         counting: counting.then(|| encoding_for("gpt-4o").0),
         codings: Vec::new(),
+        translation: None,
     };
     ResponseFilter::new(setup, None, Vec::new(), Vec::new())
 }
@@ -148,6 +149,7 @@ fn a_json_body_is_kept_for_its_usage() {
         output: Output::Raw,
         counting: None,
         codings: Vec::new(),
+        translation: None,
     };
     let mut f = ResponseFilter::new(setup, None, Vec::new(), Vec::new());
     for piece in body.chunks(10) {
@@ -174,6 +176,7 @@ fn a_compressed_json_body_is_decoded_for_its_usage() {
         output: Output::Raw,
         counting: None,
         codings,
+        translation: None,
     };
     let mut f = ResponseFilter::new(setup(vec![Coding::Gzip]), None, Vec::new(), Vec::new());
     f.frame(&gz).unwrap();
@@ -186,4 +189,77 @@ fn a_compressed_json_body_is_decoded_for_its_usage() {
     f.inspect(&gz);
     assert!(!f.read_json_usage());
     assert!(f.usage.usage().is_none());
+}
+
+/// An OpenAI upstream's stream to an Anthropic client: translated event by
+/// event whatever the reads, metered in the upstream's dialect, counted.
+#[test]
+fn a_translated_stream_is_the_same_whatever_the_reads() {
+    let pair = Pair::AnthropicToOpenAi;
+    let wire = chunked(stream().as_bytes(), 29);
+    let mut want = None;
+    for read in [1, 5, 64, wire.len()] {
+        let setup = FilterSetup {
+            framing: Framing::Chunked,
+            is_sse: true,
+            dialect: Dialect::OpenAi,
+            output: Output::Translated { chunked: true },
+            counting: Some(encoding_for("gpt-4o").0),
+            codings: Vec::new(),
+            translation: Some(Translation::new(pair, 200, true, false, 7)),
+        };
+        let mut f = ResponseFilter::new(setup, None, Vec::new(), Vec::new());
+        let sent = String::from_utf8(dechunk(&run(&mut f, &wire, read))).unwrap();
+        assert!(f.done);
+        assert!(sent.starts_with("event: message_start\n"), "{sent}");
+        assert!(sent.contains("\"text\":\"héllo wörld\""), "{sent}");
+        assert!(
+            sent.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+            "{sent}"
+        );
+        assert!(
+            sent.contains("\"input_tokens\":11") && sent.contains("\"output_tokens\":3"),
+            "{sent}"
+        );
+        let usage = f.usage.usage().unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (11, 3));
+        assert!(f.counter.as_mut().unwrap().finish() > 0);
+        match &want {
+            None => want = Some(sent),
+            Some(w) => assert_eq!(&sent, w, "read size {read}"),
+        }
+    }
+}
+
+/// A non-streamed body is translated whole at its end; an error body into
+/// the client's error shape.
+#[test]
+fn a_translated_body_goes_out_at_its_end() {
+    let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}"#;
+    for (status, body, want) in [
+        (200, &body[..], "\"content\":\"hi\""),
+        (
+            429,
+            &br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#[..],
+            "\"message\":\"slow\",\"param\":null,\"type\":\"rate_limit_error\"",
+        ),
+    ] {
+        let setup = FilterSetup {
+            framing: Framing::Length(body.len() as u64),
+            is_sse: false,
+            dialect: Dialect::Anthropic,
+            output: Output::Translated { chunked: false },
+            counting: None,
+            codings: Vec::new(),
+            translation: Some(Translation::new(Pair::OpenAiToAnthropic, status, false, false, 7)),
+        };
+        let mut f = ResponseFilter::new(setup, None, Vec::new(), Vec::new());
+        let (a, b) = body.split_at(10);
+        let mut sent = run(&mut f, a, a.len());
+        assert!(sent.is_empty(), "nothing before the body is whole");
+        sent.extend(run(&mut f, b, b.len()));
+        let text = String::from_utf8(sent).unwrap();
+        assert!(text.contains(want), "{text}");
+        assert!(f.done && f.read_json_usage());
+    }
 }

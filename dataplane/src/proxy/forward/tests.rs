@@ -188,3 +188,32 @@ fn only_allowlisted_client_headers_go_upstream() {
         assert!(!super::forwarded(stop.as_bytes()), "{stop}");
     }
 }
+
+#[test]
+fn chat_and_messages_translate_into_each_other_only() {
+    use sluice_contract::translate::Pair;
+    assert_eq!(
+        super::translation(ApiRoute::ChatCompletions, ProviderKind::Anthropic),
+        Some(Pair::OpenAiToAnthropic)
+    );
+    assert_eq!(
+        super::translation(ApiRoute::Messages, ProviderKind::Openrouter),
+        Some(Pair::AnthropicToOpenAi)
+    );
+    assert_eq!(
+        super::translation(ApiRoute::ChatCompletions, ProviderKind::Openai),
+        None
+    );
+    assert_eq!(
+        super::translation(ApiRoute::Messages, ProviderKind::Anthropic),
+        None
+    );
+    assert_eq!(
+        super::translation(ApiRoute::CountTokens, ProviderKind::Openai),
+        None
+    );
+    assert_eq!(
+        super::translation(ApiRoute::Responses, ProviderKind::Anthropic),
+        None
+    );
+}
