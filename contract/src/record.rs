@@ -207,6 +207,14 @@ pub struct Record {
     /// Each upstream attempt, in order (empty when none was made).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tries: Vec<Attempt>,
+    /// The HTTP version the client spoke (`http/1.1`, `http/1.0`, `h2`);
+    /// absent in records from before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Cow<'static, str>>,
+    /// The TLS version of the client's connection (`TLSv1.3`, `TLSv1.2`);
+    /// absent: plain TCP (or a record from before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Cow<'static, str>>,
 }
 
 /// One upstream attempt of a request.
@@ -273,6 +281,8 @@ impl Record {
             unpriced: false,
             overrun_micros: None,
             tries: Vec::new(),
+            protocol: None,
+            tls: None,
         }
     }
 }

@@ -5,7 +5,6 @@
 //! that bookkeeping.
 
 use crate::io::client::{ClientIo, Next, READ_BUF};
-use crate::io::read::read_append;
 use crate::proxy::{self, HeadRefusal};
 use crate::respond::ErrorKind;
 use crate::worker::Worker;
@@ -15,8 +14,16 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
-/// Decrements the connection gauge however the connection ends.
-struct ConnGuard(Rc<Worker>);
+/// Counts a connection in the gauge until it ends, however it ends.
+pub(super) struct ConnGuard(Rc<Worker>);
+
+impl ConnGuard {
+    /// Counts one more connection.
+    pub(super) fn new(w: &Rc<Worker>) -> ConnGuard {
+        w.metrics().connections(1);
+        ConnGuard(w.clone())
+    }
+}
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
@@ -26,10 +33,22 @@ impl Drop for ConnGuard {
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
-    w.metrics().connections(1);
-    let _guard = ConnGuard(w.clone());
+    let _guard = ConnGuard::new(&w);
     let _ = stream.set_nodelay(true);
-    let mut io = ClientIo::new(stream, peer);
+    serve_io(&w, ClientIo::new(stream, peer)).await;
+}
+
+/// Serves requests on a connection (plain, or TLS after its handshake)
+/// until it closes; a TLS session ends with close_notify.
+pub(super) async fn serve_io(w: &Rc<Worker>, mut io: ClientIo) {
+    requests(w, &mut io).await;
+    let _ = monoio::time::timeout(CLOSE_NOTIFY_WAIT, io.wr.close()).await;
+}
+
+/// How long a close_notify may wait for a client that stopped reading.
+const CLOSE_NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn requests(w: &Rc<Worker>, io: &mut ClientIo) {
     let limits = HeadLimits {
         max_bytes: w.shared.limits.max_head_bytes,
         max_headers: w.shared.limits.max_headers,
@@ -45,7 +64,7 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                 io.buf.reserve(READ_BUF);
             }
             let buf = std::mem::take(&mut io.buf);
-            let read = monoio::time::timeout(w.shared.limits.idle_timeout(), read_append(&mut io.rd, buf));
+            let read = monoio::time::timeout(w.shared.limits.idle_timeout(), io.rd.read_append(buf));
             monoio::select! {
                 _ = shutdown.recv() => return,
                 r = read => match r {
@@ -56,17 +75,17 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         }
         let started = Instant::now();
         let ts_ms = unix_ms();
-        let head = match read_head(&w, &mut io, &limits, started).await {
+        let head = match read_head(w, io, &limits, started).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(refusal) => {
                 // A head that cannot be read leaves nothing to resynchronise on.
-                proxy::refuse_head(&w, &mut io, refusal, started, ts_ms).await;
+                proxy::refuse_head(w, io, refusal, started, ts_ms).await;
                 return;
             }
         };
         io.begin(&head);
-        let next = proxy::handle(&w, &mut io, head, started, ts_ms).await;
+        let next = proxy::handle(w, io, head, started, ts_ms).await;
         if !io.end_request() || next == Next::Close {
             return;
         }
@@ -91,7 +110,7 @@ async fn read_head(
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let buf = std::mem::take(&mut io.buf);
-        match monoio::time::timeout(left, read_append(&mut io.rd, buf)).await {
+        match monoio::time::timeout(left, io.rd.read_append(buf)).await {
             Ok((Ok(n), buf)) if n > 0 => io.buf = buf,
             Ok((_, buf)) => {
                 io.buf = buf;
