@@ -44,6 +44,8 @@ pub struct Limits {
     pub count_tokens: bool,
     /// Time allowed for a client's TLS handshake, from accept, ms.
     pub tls_handshake_timeout_ms: u64,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub h2_max_concurrent_streams: u32,
 }
 
 impl Default for Limits {
@@ -65,6 +67,7 @@ impl Default for Limits {
             shutdown_grace_ms: 30_000,
             count_tokens: true,
             tls_handshake_timeout_ms: 10_000,
+            h2_max_concurrent_streams: 128,
         }
     }
 }

@@ -6,6 +6,8 @@
 
 pub mod client;
 pub mod gather;
+pub mod h2_stream;
+pub mod h2_tls;
 pub mod read;
 pub mod spares;
 pub mod stream;

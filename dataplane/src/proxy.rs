@@ -160,7 +160,11 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
     let class = classify::classify(head.method, head.path(&io.buf), anthropic_hint);
     let mut ctx = Ctx::new(w, class.api, class.dialect, started, ts_ms);
     ctx.record.bytes_in = head.len as u64;
-    ctx.record.protocol = Some(if head.http11 { "http/1.1" } else { "http/1.0" }.into());
+    ctx.record.protocol = Some(match (io.h2, head.http11) {
+        (true, _) => "h2".into(),
+        (false, true) => "http/1.1".into(),
+        (false, false) => "http/1.0".into(),
+    });
     ctx.record.tls = io.tls_version.map(Into::into);
     ctx.record.client_ip_hash = Some(w.shared.ip_hasher.hash_remembered(io.peer.ip(), &mut io.ip_hash));
     let result = match class.refused {
@@ -175,6 +179,7 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
             ctx.refuse(io, reject, keep).await
         }
     };
+    io.last_outcome = ctx.record.outcome;
     ctx.finish();
     next
 }

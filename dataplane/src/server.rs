@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod certs;
 pub mod conn;
+pub mod h2_conn;
 mod thread;
 pub mod tls_conn;
 

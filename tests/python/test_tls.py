@@ -99,7 +99,7 @@ class TlsStack:
              "--listen-tls", "127.0.0.1:0",
              "--tls-cert", str(self.a_cert), "--tls-key", str(self.a_key),
              "--tls-cert", str(self.b_cert), "--tls-key", str(self.b_key),
-             "--tls-handshake-timeout-ms", "1000",
+             "--tls-handshake-timeout-ms", "1000", "--client-write-timeout-ms", "2000",
              "--snapshot", str(snapshot), "--records", str(self.records), "--workers", "2", "--no-pin"],
             str(tmp / "dataplane.stderr"),
             env,

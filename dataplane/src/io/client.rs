@@ -45,6 +45,11 @@ pub struct ClientIo {
     /// The TLS version the connection negotiated (`TLSv1.3`, `TLSv1.2`);
     /// `None`: plain TCP. For the records.
     pub tls_version: Option<&'static str>,
+    /// The connection is one HTTP/2 stream (for the records).
+    pub h2: bool,
+    /// How the last request ended ([`crate::proxy::handle`] notes it): an
+    /// HTTP/2 stream ends with END_STREAM or RST_STREAM by it.
+    pub last_outcome: sluice_contract::record::Outcome,
     /// The current request's bytes at the front of `buf`, until they are
     /// taken out by [`ClientIo::read_body`] or dropped by
     /// [`ClientIo::end_request`].
@@ -104,18 +109,17 @@ impl ClientIo {
 
     /// The client side of a connection whose TLS handshake is done; the
     /// bytes that came with the handshake start the read buffer.
-    pub fn tls(accepted: Accepted, peer: SocketAddr) -> ClientIo {
-        let mut io = ClientIo::of(
-            ClientRd::Tls(accepted.rd),
-            ClientWr::Tls(accepted.wr),
-            peer,
-            Some(accepted.negotiated.version),
-        );
-        io.buf.extend_from_slice(&accepted.early);
+    pub fn tls(mut accepted: Accepted, peer: SocketAddr) -> ClientIo {
+        let version = accepted.negotiated.version;
+        let early = std::mem::take(&mut accepted.early);
+        let (rd, wr) = accepted.into_halves();
+        let mut io = ClientIo::of(ClientRd::Tls(rd), ClientWr::Tls(wr), peer, Some(version));
+        io.buf.extend_from_slice(&early);
         io
     }
 
-    fn of(rd: ClientRd, wr: ClientWr, peer: SocketAddr, tls_version: Option<&'static str>) -> ClientIo {
+    /// Sets up the client side of one connection from its halves.
+    pub fn of(rd: ClientRd, wr: ClientWr, peer: SocketAddr, tls_version: Option<&'static str>) -> ClientIo {
         ClientIo {
             rd,
             wr,
@@ -125,6 +129,8 @@ impl ClientIo {
             peer,
             ip_hash: Default::default(),
             tls_version,
+            h2: false,
+            last_outcome: sluice_contract::record::Outcome::Ok,
             pending: None,
         }
     }
@@ -347,6 +353,9 @@ fn sent<B>(
 /// request.
 pub struct ClientWatch {
     probing: bool,
+    /// The read is dropped, not cancelled, when the watch stops (an HTTP/2
+    /// stream's watch: it holds no buffer the kernel writes into).
+    drop_on_stop: bool,
     canceller: Canceller,
 }
 
@@ -382,8 +391,16 @@ impl ClientWatch {
             probe.reserve(4096);
         }
         let canceller = Canceller::new();
+        let drop_on_stop = matches!(rd, ClientRd::H2(_));
         let read = rd.cancelable_read_append(probe, canceller.handle());
-        (ClientWatch { probing, canceller }, read)
+        (
+            ClientWatch {
+                probing,
+                drop_on_stop,
+                canceller,
+            },
+            read,
+        )
     }
 
     /// Whether the read is still pending (poll it).
@@ -410,7 +427,7 @@ impl ClientWatch {
         read: std::pin::Pin<&mut F>,
         buf: &mut BytesMut,
     ) -> bool {
-        if !self.probing {
+        if !self.probing || self.drop_on_stop {
             return true;
         }
         self.canceller.cancel();

@@ -1,9 +1,11 @@
-//! A client connection's two halves, plain TCP or TLS, behind one type each,
-//! so the connection loop and the request phases are the same code for
-//! both. The plain halves are monoio's own; the TLS ones are
-//! [`super::tls`]'s. Dispatch is one `match` per read or write.
+//! A client connection's two halves, plain TCP, TLS or one HTTP/2 stream,
+//! behind one type each, so the connection loop and the request phases are
+//! the same code for all. The plain halves are monoio's own; the TLS ones
+//! are [`super::tls`]'s, the HTTP/2 ones [`super::h2_stream`]'s. Dispatch is
+//! one `match` per read or write.
 
 use super::gather::{self, HeadAndBody};
+use super::h2_stream::{H2Read, H2Write};
 use super::read::read_append;
 use super::tls::{TlsRead, TlsWrite};
 use bytes::{Bytes, BytesMut};
@@ -18,6 +20,8 @@ pub enum ClientRd {
     Plain(OwnedReadHalf<TcpStream>),
     /// TLS.
     Tls(TlsRead),
+    /// An HTTP/2 stream's request body.
+    H2(H2Read),
 }
 
 /// The write half of a client connection.
@@ -26,6 +30,8 @@ pub enum ClientWr {
     Plain(OwnedWriteHalf<TcpStream>),
     /// TLS.
     Tls(TlsWrite),
+    /// An HTTP/2 stream's response.
+    H2(H2Write),
 }
 
 /// An owned buffer of bytes to send whose contents a TLS session can read
@@ -59,11 +65,13 @@ impl ClientRd {
         match self {
             ClientRd::Plain(rd) => read_append(rd, buf).await,
             ClientRd::Tls(rd) => rd.read_append(buf, None).await,
+            ClientRd::H2(rd) => rd.read_append(buf).await,
         }
     }
 
     /// [`ClientRd::read_append`] that `cancel` can end early (with an
-    /// error; `buf` comes back with whatever it held).
+    /// error; `buf` comes back with whatever it held). On an HTTP/2 stream,
+    /// a read that ends only when the client resets the stream.
     pub async fn cancelable_read_append(
         &mut self,
         buf: BytesMut,
@@ -80,6 +88,9 @@ impl ClientRd {
                 (res, slice.into_inner())
             }
             ClientRd::Tls(rd) => rd.read_append(buf, Some(cancel)).await,
+            // A stream has nothing more to read once its body is: what is
+            // watched is a reset (this read is dropped, not cancelled).
+            ClientRd::H2(rd) => rd.watch(buf).await,
         }
     }
 }
@@ -90,6 +101,10 @@ impl ClientWr {
         match self {
             ClientWr::Plain(wr) => wr.write_all(buf).await,
             ClientWr::Tls(wr) => {
+                let res = wr.write_parts(&[buf.bytes()]).await;
+                (res, buf)
+            }
+            ClientWr::H2(wr) => {
                 let res = wr.write_parts(&[buf.bytes()]).await;
                 (res, buf)
             }
@@ -106,10 +121,16 @@ impl ClientWr {
                 let res = wr.write_parts(&[head, body]).await;
                 (res, both)
             }
+            ClientWr::H2(wr) => {
+                let (head, body) = both.parts();
+                let res = wr.write_parts(&[head, body]).await;
+                (res, both)
+            }
         }
     }
 
-    /// Ends a TLS session with close_notify; nothing for plain TCP.
+    /// Ends a TLS session with close_notify; nothing for plain TCP or an
+    /// HTTP/2 stream (its connection ends it).
     pub async fn close(&mut self) {
         if let ClientWr::Tls(wr) = self {
             wr.close().await;

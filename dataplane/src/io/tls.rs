@@ -59,17 +59,42 @@ pub struct Negotiated {
     pub h2: bool,
 }
 
-/// A finished handshake: the two halves, what was negotiated, and any
-/// plaintext that arrived with the client's last handshake flight.
+/// A finished handshake: the socket and its session, what was negotiated,
+/// and any plaintext that arrived with the client's last handshake flight.
 pub struct Accepted {
-    /// Read half.
-    pub rd: TlsRead,
-    /// Write half.
-    pub wr: TlsWrite,
+    tcp: TcpStream,
+    conn: ServerConnection,
+    cipher: BytesMut,
+    out: Vec<u8>,
     /// Version and protocol.
     pub negotiated: Negotiated,
     /// Application bytes already decrypted (the start of the first request).
     pub early: BytesMut,
+}
+
+impl Accepted {
+    /// The two halves, for HTTP/1.1.
+    pub fn into_halves(self) -> (TlsRead, TlsWrite) {
+        let session = Rc::new(RefCell::new(self.conn));
+        let (rd, wr) = self.tcp.into_split();
+        (
+            TlsRead {
+                tcp: rd,
+                session: session.clone(),
+                cipher: self.cipher,
+            },
+            TlsWrite {
+                tcp: wr,
+                session,
+                cipher: self.out,
+            },
+        )
+    }
+
+    /// The socket and its session whole, for HTTP/2 (see [`super::h2_tls`]).
+    pub fn into_parts(self) -> (TcpStream, ServerConnection) {
+        (self.tcp, self.conn)
+    }
 }
 
 fn invalid(e: rustls::Error) -> io::Error {
@@ -119,20 +144,12 @@ pub async fn accept(mut tcp: TcpStream, config: Arc<rustls::ServerConfig>) -> io
         },
         h2: conn.alpn_protocol() == Some(b"h2"),
     };
-    let session = Rc::new(RefCell::new(conn));
-    let (rd, wr) = tcp.into_split();
     out.clear();
     Ok(Accepted {
-        rd: TlsRead {
-            tcp: rd,
-            session: session.clone(),
-            cipher,
-        },
-        wr: TlsWrite {
-            tcp: wr,
-            session,
-            cipher: out,
-        },
+        tcp,
+        conn,
+        cipher,
+        out,
         negotiated,
         early,
     })

@@ -27,9 +27,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// ALPN protocols offered, in the server's order of preference. HTTP/2 is
-/// not offered: the data plane serves HTTP/1.1 only (see the note).
-const ALPN: &[&[u8]] = &[b"http/1.1"];
+/// ALPN protocols offered, in the server's order of preference.
+const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// Sessions remembered for TLS 1.2 session-id resumption.
 const SESSION_CACHE: usize = 4096;

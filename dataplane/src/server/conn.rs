@@ -5,9 +5,12 @@
 //! that bookkeeping.
 
 use crate::io::client::{ClientIo, Next, READ_BUF};
+use crate::io::h2_tls::{Prefixed, TcpCompat};
+use crate::io::read::read_append;
 use crate::proxy::{self, HeadRefusal};
 use crate::respond::ErrorKind;
 use crate::worker::Worker;
+use bytes::BytesMut;
 use monoio::net::TcpStream;
 use sluice_contract::codec::head::{self, HeadLimits, RequestHead};
 use std::net::SocketAddr;
@@ -32,10 +35,46 @@ impl Drop for ConnGuard {
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(w: Rc<Worker>, mut stream: TcpStream, peer: SocketAddr) {
     let _guard = ConnGuard::new(&w);
     let _ = stream.set_nodelay(true);
-    serve_io(&w, ClientIo::new(stream, peer)).await;
+    let Some(first) = first_bytes(&w, &mut stream).await else {
+        return;
+    };
+    if first.starts_with(H2_PREFACE) {
+        // HTTP/2 with prior knowledge (RFC 9113 §3.3).
+        let io = Prefixed::new(first.freeze(), TcpCompat::new(stream));
+        return super::h2_conn::serve(&w, io, peer, None).await;
+    }
+    let mut io = ClientIo::new(stream, peer);
+    io.buf = first;
+    serve_io(&w, io).await;
+}
+
+/// The client connection preface of HTTP/2.
+pub(super) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads a connection's first bytes: enough to tell HTTP/2's preface from
+/// an HTTP/1 request. `None`: the client left, stayed idle past the idle
+/// timeout, or the data plane is shutting down.
+async fn first_bytes(w: &Worker, stream: &mut TcpStream) -> Option<BytesMut> {
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let shutdown = w.shared.shutdown.clone();
+    loop {
+        let read = monoio::time::timeout(w.shared.limits.idle_timeout(), read_append(stream, buf));
+        monoio::select! {
+            _ = shutdown.recv() => return None,
+            r = read => match r {
+                Ok((Ok(n), b)) if n > 0 => buf = b,
+                _ => return None,
+            },
+        }
+        // More of the preface may follow; anything else is HTTP/1.
+        let seen = buf.len().min(H2_PREFACE.len());
+        if buf.len() >= H2_PREFACE.len() || !H2_PREFACE.starts_with(&buf[..seen]) {
+            return Some(buf);
+        }
+    }
 }
 
 /// Serves requests on a connection (plain, or TLS after its handshake)
@@ -105,8 +144,7 @@ async fn read_head(
         match head::parse_request(&io.buf, limits, &mut io.headers) {
             Ok(Some(head)) => return Ok(Some(head)),
             Ok(None) => {}
-            Err(e) if e.status() == 431 => return Err(HeadRefusal::new(ErrorKind::HeadTooLarge, e.label())),
-            Err(e) => return Err(HeadRefusal::new(ErrorKind::BadRequest, e.label())),
+            Err(e) => return Err(head_refusal(e)),
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let buf = std::mem::take(&mut io.buf);
@@ -118,6 +156,15 @@ async fn read_head(
             }
             Err(_) => return Err(HeadRefusal::new(ErrorKind::RequestTimeout, "header_timeout")),
         }
+    }
+}
+
+/// How a head that does not parse is refused.
+pub(super) fn head_refusal(e: head::HeadError) -> HeadRefusal {
+    if e.status() == 431 {
+        HeadRefusal::new(ErrorKind::HeadTooLarge, e.label())
+    } else {
+        HeadRefusal::new(ErrorKind::BadRequest, e.label())
     }
 }
 

@@ -1,9 +1,11 @@
 //! A connection on the TLS listener: the handshake, bounded by its timeout,
-//! then the same connection loop as plain TCP ([`super::conn`]).
+//! then the same connection loop as plain TCP ([`super::conn`]), or the
+//! HTTP/2 one ([`super::h2_conn`]) when the client chose `h2` by ALPN.
 
 use super::certs::Ingress;
 use super::conn::{serve_io, ConnGuard};
 use crate::io::client::ClientIo;
+use crate::io::h2_tls::{Prefixed, TlsCompat};
 use crate::io::tls;
 use crate::worker::Worker;
 use monoio::net::TcpStream;
@@ -20,6 +22,13 @@ pub async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr, ingress: 
     let handshake = tls::accept(stream, ingress.current());
     let accepted = monoio::time::timeout(w.shared.limits.tls_handshake_timeout(), handshake).await;
     match accepted {
+        Ok(Ok(mut accepted)) if accepted.negotiated.h2 => {
+            let version = accepted.negotiated.version;
+            let early = std::mem::take(&mut accepted.early).freeze();
+            let (tcp, conn) = accepted.into_parts();
+            let io = Prefixed::new(early, TlsCompat::new(tcp, conn));
+            super::h2_conn::serve(&w, io, peer, Some(version)).await;
+        }
         Ok(Ok(accepted)) => serve_io(&w, ClientIo::tls(accepted, peer)).await,
         Ok(Err(e)) => {
             tracing::debug!(worker = w.id, error = %e, "TLS handshake failed");
