@@ -44,9 +44,12 @@ const SEND_BUFFER: usize = 256 * 1024;
 /// Connection-level receive window: room for several streams' bodies.
 const CONNECTION_WINDOW: u32 = 1024 * 1024;
 
+/// A stream the client opened: its request and the handle to answer it.
+type Opened = (http::Request<RecvStream>, SendResponse<Bytes>);
+
 /// What woke the connection loop.
 enum Event {
-    Stream(Option<Result<(http::Request<RecvStream>, SendResponse<Bytes>), h2::Error>>),
+    Stream(Option<Result<Box<Opened>, h2::Error>>),
     Shutdown,
     Idle,
 }
@@ -84,18 +87,19 @@ where
         // go out and come in through it.
         let event = if closing {
             monoio::select! {
-                next = conn.accept() => Event::Stream(next),
+                next = conn.accept() => Event::Stream(next.map(|r| r.map(Box::new))),
                 _ = monoio::time::sleep(idle) => Event::Idle,
             }
         } else {
             monoio::select! {
-                next = conn.accept() => Event::Stream(next),
+                next = conn.accept() => Event::Stream(next.map(|r| r.map(Box::new))),
                 _ = shutdown.recv() => Event::Shutdown,
                 _ = monoio::time::sleep(idle) => Event::Idle,
             }
         };
         match event {
-            Event::Stream(Some(Ok((request, respond)))) => {
+            Event::Stream(Some(Ok(opened))) => {
+                let (request, respond) = *opened;
                 open.set(open.get() + 1);
                 let task = stream(w.clone(), request, respond, peer, tls, open.clone());
                 monoio::spawn(task);
