@@ -14,9 +14,9 @@
 //! they are accepted (rapid reset, CVE-2023-44487: past
 //! [`MAX_PENDING_ACCEPT_RESET`] the connection ends with GOAWAY
 //! ENHANCE_YOUR_CALM), streams the server had to reset for the client's
-//! errors ([`MAX_LOCAL_ERROR_RESET`]), and a header block whose
-//! CONTINUATION frames run past the header list limit (the crate stops
-//! reading it and ends the connection, CVE-2024-27316's shape).
+//! errors ([`MAX_LOCAL_ERROR_RESET`]), and a header block split into more
+//! CONTINUATION frames than the header list limit needs (the crate ends the
+//! connection, CVE-2024-27316's shape).
 
 use super::conn::{head_refusal, unix_ms};
 use crate::io::client::ClientIo;
