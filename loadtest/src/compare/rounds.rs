@@ -47,6 +47,7 @@ pub(crate) fn load_config(
         pin: false,
         precise: true,
         ca_file: None,
+        http2: false,
     }
 }
 
