@@ -335,3 +335,25 @@ def test_a_client_that_stops_reading_is_cut_off(h2_stack):
     reset = c.events_until(lambda e: isinstance(e, h2.events.StreamReset), 10)
     assert reset is not None and reset.stream_id == sid, reset
     c.close()
+
+
+def test_loadtest_drives_tls_and_http2(h2_stack, tmp_path):
+    # sluice-loadtest --tls-ca and --http2, against both listeners.
+    from conftest import binary
+
+    runs = {
+        "h1-tls": [f"https://localhost:{h2_stack.tls_port}", "--tls-ca", str(h2_stack.ca)],
+        "h2-tls": [f"https://localhost:{h2_stack.tls_port}", "--tls-ca", str(h2_stack.ca), "--http2"],
+        "h2c": [f"http://{h2_stack.addr}", "--http2"],
+    }
+    for name, (url, *extra) in runs.items():
+        report = tmp_path / f"{name}.json"
+        out = subprocess.run(
+            [binary("sluice-loadtest"), "run", "--url", url, "--api-key", GATEWAY_KEY, "--model", OPENAI_MODEL,
+             "--stream", "--concurrency", "4", "--requests", "100", "--quiet", "--json", str(report), *extra],
+            capture_output=True, text=True, timeout=WAIT * 2,
+        )
+        assert out.returncode == 0, (name, out.stderr)
+        r = json.loads(report.read_text())
+        assert r["requests"]["ok"] == 100 and r["requests"]["errors"] == 0, (name, r["requests"])
+        assert r["requests"]["completed_streams"] == 100, (name, r["requests"])
