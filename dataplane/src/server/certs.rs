@@ -185,3 +185,6 @@ impl ResolvesServerCert for ByName {
             .cloned()
     }
 }
+
+#[cfg(test)]
+mod tests;
