@@ -98,28 +98,29 @@ for r in $(seq 1 "$rounds"); do
 done
 
 python3 - "$out/rounds.tsv" <<'EOF'
-import json, sys
+import collections, json, sys
 
-rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1]) if line.strip()]
-acc = {}
-print(f"{'round':>5} {'side':>6} {'ok':>7} {'err':>5} {'cpu ms':>8} {'µs/req':>8} {'ttft p50':>9} {'ttft p99':>9}")
-for side, rnd, ns, path in rows:
-    rep = json.load(open(path))
-    ok, err = rep["requests"]["ok"], rep["requests"]["errors"]
-    cpu_s = int(ns) / 1e9
-    t = rep["latency_us"]["ttft"] or {}
-    print(f"{rnd:>5} {side:>6} {ok:>7} {err:>5} {cpu_s * 1000:>8.0f} {cpu_s / max(ok, 1) * 1e6:>8.1f}"
-          f" {t.get('p50', 0) / 1000:>8.2f}ms {t.get('p99', 0) / 1000:>8.2f}ms")
-    a = acc.setdefault(side, [0, 0, 0.0, [], []])
-    a[0] += ok; a[1] += err; a[2] += cpu_s; a[3].append(cpu_s / max(ok, 1)); a[4].append(t.get("p50", 0))
-    if err:
-        print(f"      error kinds: {rep['requests']['error_kinds']}")
-print()
-base = acc.get("h1")
-for side, (ok, err, cpu, per, p50) in acc.items():
-    rel = f", {cpu / max(ok, 1) / (base[2] / max(base[0], 1)):.2f}x h1" if base else ""
-    print(f"{side:>6}: {ok} ok, {err} errors, {cpu / max(ok, 1) * 1e6:.1f} µs CPU per request{rel} "
-          f"(rounds: {', '.join(f'{p * 1e6:.1f}' for p in per)}); TTFT p50 by round: "
-          f"{', '.join(f'{p / 1000:.2f}' for p in p50)} ms")
+# side -> [(round, CPU s, report)], in the order the rounds ran.
+by_side = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    side, rnd, ns, path = line.split("\t")
+    by_side[side].append((rnd, int(ns) / 1e9, json.load(open(path.strip()))))
+
+def cpu_per_request(runs):
+    served = sum(rep["requests"]["ok"] for _, _, rep in runs)
+    return sum(cpu for _, cpu, _ in runs) / max(served, 1)
+
+base = cpu_per_request(by_side["h1"]) if "h1" in by_side else None
+for side, runs in by_side.items():
+    per = cpu_per_request(runs)
+    errors = sum(rep["requests"]["errors"] for _, _, rep in runs)
+    ttft = [(rep["latency_us"]["ttft"] or {}) for _, _, rep in runs]
+    detail = "; ".join(
+        f"r{rnd} {cpu / max(rep['requests']['ok'], 1) * 1e6:.1f} µs, ttft p50/p99 "
+        f"{t.get('p50', 0) / 1000:.2f}/{t.get('p99', 0) / 1000:.2f} ms"
+        for (rnd, cpu, rep), t in zip(runs, ttft)
+    )
+    ratio = f" = {per / base:.2f}x h1" if base else ""
+    print(f"{side:>6}: {per * 1e6:6.1f} µs CPU/request{ratio}, {errors} errors  [{detail}]")
 EOF
 echo "reports in $out/"

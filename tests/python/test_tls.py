@@ -19,17 +19,7 @@ import time
 
 import pytest
 
-from conftest import (
-    GATEWAY_KEY,
-    OPENAI_MODEL,
-    PROVIDER_KEY,
-    WAIT,
-    Proc,
-    addr_of,
-    binary,
-    expected_text,
-    snapshot_toml,
-)
+from conftest import GATEWAY_KEY, OPENAI_MODEL, WAIT, Stack, addr_of, expected_text
 
 
 def openssl(*args, cwd):
@@ -67,47 +57,22 @@ def make_leaf(d, name, sans, cn):
     return d / f"{name}.pem", d / f"{name}.key"
 
 
-class TlsStack:
-    """A mock provider and a data plane with a plain and a TLS listener."""
+class TlsStack(Stack):
+    """conftest's stack (a mock provider, a data plane in front) with a TLS
+    listener beside the plain one."""
 
     def __init__(self, driver, tmp):
         self.tmp = tmp
-        self.procs = []
         self.ca = make_ca(tmp)
         self.a_cert, self.a_key = make_leaf(tmp, "a", "DNS:a.test,DNS:localhost,IP:127.0.0.1", "a.test")
         self.b_cert, self.b_key = make_leaf(tmp, "b", "DNS:*.b.test", "b.test")
-        env = {k: v for k, v in os.environ.items() if k != "MONOIO_FORCE_LEGACY_DRIVER"}
-        env["RUST_LOG"] = "warn"
-        mock = Proc(
-            "mock",
-            [binary("sluice-loadtest"), "mock", "--listen", "127.0.0.1:0", "--workers", "1",
-             "--require-key", PROVIDER_KEY],
-            str(tmp / "mock.stderr"),
-            env,
-        )
-        self.procs.append(mock)
-        mock_url = mock.wait_line("listening on ")
-        snapshot = tmp / "snapshot.toml"
-        snapshot.write_text(snapshot_toml(mock_url))
-        self.records = tmp / "records.jsonl"
-        env = dict(env, MOCK_KEY=PROVIDER_KEY, RUST_LOG="info")
-        if driver == "epoll":
-            env["MONOIO_FORCE_LEGACY_DRIVER"] = "1"
-        gw = Proc(
-            "sluice-dataplane",
-            [binary("sluice-dataplane"), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-             "--listen-tls", "127.0.0.1:0",
-             "--tls-cert", str(self.a_cert), "--tls-key", str(self.a_key),
-             "--tls-cert", str(self.b_cert), "--tls-key", str(self.b_key),
-             "--tls-handshake-timeout-ms", "1000", "--client-write-timeout-ms", "2000",
-             "--snapshot", str(snapshot), "--records", str(self.records), "--workers", "2", "--no-pin"],
-            str(tmp / "dataplane.stderr"),
-            env,
-        )
-        self.procs.append(gw)
-        self.gateway = gw
-        self.addr = addr_of(gw.wait_line("listening on "))
-        self.tls_addr = addr_of(gw.wait_line("tls listening on "))
+        super().__init__(driver, tmp, extra_args=[
+            "--listen-tls", "127.0.0.1:0",
+            "--tls-cert", str(self.a_cert), "--tls-key", str(self.a_key),
+            "--tls-cert", str(self.b_cert), "--tls-key", str(self.b_key),
+            "--tls-handshake-timeout-ms", "1000", "--client-write-timeout-ms", "2000",
+        ])
+        self.tls_addr = addr_of(self.gateway.wait_line("tls listening on "))
         host, port = self.tls_addr.rsplit(":", 1)
         self.tls_host, self.tls_port = host, int(port)
 
@@ -136,29 +101,6 @@ class TlsStack:
     def peer_names(self, server_hostname):
         with self.connect(server_hostname) as s:
             return sorted(v for k, v in s.getpeercert()["subjectAltName"] if k == "DNS")
-
-    def records_list(self):
-        try:
-            text = self.records.read_text("utf-8")
-        except OSError:
-            return []
-        complete = text[: text.rfind("\n") + 1]
-        return [json.loads(line) for line in complete.splitlines() if line.strip()]
-
-    def wait_record(self, pred, what):
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            for rec in self.records_list():
-                if pred(rec):
-                    return rec
-            time.sleep(0.05)
-        pytest.fail(f"no record {what} within {WAIT}s; records:\n{self.records_list()}")
-
-    def close(self):
-        for p in reversed(self.procs):
-            p.close()
-        if self.gateway.popen.returncode not in (None, 0, -9):
-            pytest.fail(f"data plane exited with {self.gateway.popen.returncode}:\n{self.gateway.stderr()}")
 
 
 @pytest.fixture(scope="module", params=["uring", "epoll"])
