@@ -10,7 +10,12 @@
 #   h1-tls: HTTP/1.1 over TLS 1.3;
 #   h2-tls: HTTP/2 over TLS 1.3 (ALPN h2);
 #   h2c:    HTTP/2 with prior knowledge on the plain listener;
-# and reads the data plane's CPU (/proc/PID/task/*/schedstat) around every
+# and, when nginx is installed, nginx in front of the same mock
+# (benches/nginx/nginx.conf.tmpl, the compare baseline, plus a TLS listener
+# with the same certificate, as many worker processes as Sluice's workers):
+#   nginx:     HTTP/1.1 on its plain listener;
+#   nginx-tls: HTTP/1.1 over TLS 1.3 (OpenSSL);
+# and reads each proxy's CPU (/proc/PID/task/*/schedstat) around every
 # round: CPU per request = CPU seconds / requests served. The load tester
 # keeps its connections (one request at a time on each, for every side), so
 # handshakes are a small share; TTFT is the load tester's.
@@ -21,7 +26,8 @@
 # default: build them into target/release), OUT (default target/tls_h2),
 # RATE (req/s, default 500), ROUND (default 4s), ROUNDS (default 3), TOKENS
 # (per response, default 50), WORKERS (data plane workers, default 1),
-# ORDER (default "h1 h1-tls h2-tls h2c").
+# ORDER (default "h1 h1-tls h2-tls h2c", then "nginx nginx-tls" when nginx
+# is installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +37,11 @@ round="${ROUND:-4s}"
 rounds="${ROUNDS:-3}"
 tokens="${TOKENS:-50}"
 workers="${WORKERS:-1}"
-order="${ORDER:-h1 h1-tls h2-tls h2c}"
+if command -v nginx >/dev/null; then
+    order="${ORDER:-h1 h1-tls h2-tls h2c nginx nginx-tls}"
+else
+    order="${ORDER:-h1 h1-tls h2-tls h2c}"
+fi
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
@@ -66,8 +76,43 @@ plain="$(wait_line "$work/dp.out" "listening on ")"
 tls="$(wait_line "$work/dp.out" "tls listening on ")"
 tls_port="${tls##*:}"
 
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+if [[ " $order " == *" nginx"* ]]; then
+    mkdir -p "$work/nginx"
+    nginx_port="$(free_port)"
+    nginx_tls_port="$(free_port)"
+    sed -e "s|{{WORKERS}}|$workers|; s|{{UPSTREAM}}|$mock|; s|{{DIR}}|$work/nginx|g" \
+        -e "s|listen {{LISTEN}} reuseport backlog=4096;|listen 127.0.0.1:$nginx_port reuseport backlog=4096;\n        listen 127.0.0.1:$nginx_tls_port ssl reuseport backlog=4096;\n        ssl_certificate $work/leaf.pem;\n        ssl_certificate_key $work/leaf.key;\n        ssl_protocols TLSv1.2 TLSv1.3;\n        ssl_session_cache shared:SSL:10m;|" \
+        benches/nginx/nginx.conf.tmpl >"$work/nginx/nginx.conf"
+    chmod 755 "$work"
+    nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" -g 'daemon off;' \
+        >"$work/nginx/out" 2>&1 &
+    nginx_master=$!
+    pids+=($!)
+    for _ in $(seq 1 100); do
+        if (exec 3<>/dev/tcp/127.0.0.1/"$nginx_tls_port") 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+fi
+
+# cpu_ns PID...: CPU time of all the processes' threads, ns.
 cpu_ns() {
-    cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f\n", s }'
+    local p
+    for p in "$@"; do
+        cat /proc/"$p"/task/*/schedstat
+    done | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
+
+# The processes that serve a side: the data plane, or nginx's master and
+# workers.
+servers() {
+    case "$1" in
+        nginx*) echo "$nginx_master" $(pgrep -P "$nginx_master") ;;
+        *) echo "$dp" ;;
+    esac
 }
 
 load() {
@@ -77,6 +122,8 @@ load() {
         h1-tls) args=(--url "https://localhost:$tls_port" --tls-ca "$work/ca.pem") ;;
         h2-tls) args=(--url "https://localhost:$tls_port" --tls-ca "$work/ca.pem" --http2) ;;
         h2c) args=(--url "http://$plain" --http2) ;;
+        nginx) args=(--url "http://127.0.0.1:$nginx_port") ;;
+        nginx-tls) args=(--url "https://localhost:$nginx_tls_port" --tls-ca "$work/ca.pem") ;;
     esac
     "$bin/sluice-loadtest" run "${args[@]}" --api-key "$key" --model gpt-4o-mini --stream \
         --rate "$rate" --duration "$2" --header "x-mock-tokens: $tokens" --workers 1 -q --json "$3" >/dev/null
@@ -90,9 +137,11 @@ done
 : >"$out/rounds.tsv"
 for r in $(seq 1 "$rounds"); do
     for side in $order; do
-        t0="$(cpu_ns "$dp")"
+        # shellcheck disable=SC2046
+        t0="$(cpu_ns $(servers "$side"))"
         load "$side" "$round" "$out/$side-$r.json"
-        t1="$(cpu_ns "$dp")"
+        # shellcheck disable=SC2046
+        t1="$(cpu_ns $(servers "$side"))"
         printf '%s\t%s\t%s\t%s\n' "$side" "$r" "$((t1 - t0))" "$out/$side-$r.json" >>"$out/rounds.tsv"
     done
 done

@@ -216,3 +216,40 @@ fn write_head(parts: &http::request::Parts, chunked: bool, out: &mut BytesMut) {
     }
     out.extend_from_slice(b"\r\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::write_head;
+    use bytes::BytesMut;
+
+    fn head_of(request: http::Request<()>, chunked: bool) -> String {
+        let (parts, ()) = request.into_parts();
+        let mut out = BytesMut::new();
+        write_head(&parts, chunked, &mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_stream_becomes_an_http11_head() {
+        let request = http::Request::post("https://gw.example:8443/v1/chat/completions?x=1")
+            .header("authorization", "Bearer k")
+            .header("host", "other.example")
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            head_of(request, true),
+            "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: gw.example:8443\r\nauthorization: Bearer k\r\n\
+             content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        // No :authority: the client's host field is the host.
+        let request = http::Request::get("/healthz")
+            .header("host", "h.example")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            head_of(request, false),
+            "GET /healthz HTTP/1.1\r\nhost: h.example\r\n\r\n"
+        );
+    }
+}
