@@ -7,6 +7,7 @@
 //! returns once every listener is bound.
 
 pub mod admin;
+mod begin;
 pub mod certs;
 pub mod conn;
 pub mod h2_conn;

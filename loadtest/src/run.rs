@@ -22,6 +22,7 @@ pub(crate) mod procstat;
 mod progress;
 pub(crate) mod report;
 pub(crate) mod request;
+mod response;
 pub(crate) mod schedule;
 mod sse;
 pub(crate) mod sse_metrics;

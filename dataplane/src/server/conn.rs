@@ -4,6 +4,8 @@
 //! what stays in the read buffer: see [`ClientIo`]). The phases never touch
 //! that bookkeeping.
 
+use super::begin::head_refusal;
+pub use super::begin::unix_ms;
 use crate::io::client::{ClientIo, Next, READ_BUF};
 use crate::io::h2_tls::{Prefixed, TcpCompat};
 use crate::io::read::read_append;
@@ -15,7 +17,7 @@ use monoio::net::TcpStream;
 use sluice_contract::codec::head::{self, HeadLimits, RequestHead};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// Counts a connection in the gauge until it ends, however it ends.
 pub(super) struct ConnGuard(Rc<Worker>);
@@ -157,20 +159,4 @@ async fn read_head(
             Err(_) => return Err(HeadRefusal::new(ErrorKind::RequestTimeout, "header_timeout")),
         }
     }
-}
-
-/// How a head that does not parse is refused.
-pub(super) fn head_refusal(e: head::HeadError) -> HeadRefusal {
-    if e.status() == 431 {
-        HeadRefusal::new(ErrorKind::HeadTooLarge, e.label())
-    } else {
-        HeadRefusal::new(ErrorKind::BadRequest, e.label())
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

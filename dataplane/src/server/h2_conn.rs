@@ -18,7 +18,7 @@
 //! CONTINUATION frames than the header list limit needs (the crate ends the
 //! connection, CVE-2024-27316's shape).
 
-use super::conn::{head_refusal, unix_ms};
+use super::begin::{head_refusal, unix_ms};
 use crate::io::client::ClientIo;
 use crate::io::h2_stream;
 use crate::io::stream::{ClientRd, ClientWr};

@@ -6,7 +6,6 @@ use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -19,23 +18,12 @@ use rustls::pki_types::ServerName;
 use super::h2client::H2Conn;
 use super::http::{parse_head, Body, MAX_HEAD};
 use super::request::{Api, Target};
-use super::sse_metrics::{json_usage, StreamMetrics, Tally};
+use super::response::{fail, Sink};
+pub(crate) use super::response::{Clock, Response, Stale};
 use super::stats::ErrorKind;
 
 /// Read buffer per connection; also the largest response head accepted.
 const BUF: usize = MAX_HEAD;
-/// Largest non-streamed body kept for parsing.
-const MAX_JSON: usize = 8 << 20;
-
-/// Nanoseconds since the run started, from one shared `Instant`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Clock(pub(crate) Instant);
-
-impl Clock {
-    pub(crate) fn now_ns(&self) -> u64 {
-        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-}
 
 enum Io {
     Plain(TcpStream),
@@ -185,78 +173,6 @@ pub(crate) fn tls_config(
     Ok(Arc::new(cfg))
 }
 
-/// What came back for one request.
-#[derive(Debug, Default)]
-pub(crate) struct Response {
-    pub(crate) head_ns: Option<u64>,
-    pub(crate) end_ns: u64,
-    pub(crate) error: Option<ErrorKind>,
-    pub(crate) stream: Option<Tally>,
-    pub(crate) json_tokens: Option<u64>,
-    /// The connection may carry another request.
-    pub(crate) reusable: bool,
-}
-
-/// The exchange failed before any byte of a response arrived on a reused
-/// connection: the server had closed it while idle; retry on a new one.
-#[derive(Debug)]
-pub(crate) struct Stale;
-
-/// Where a response body goes: the SSE metrics, a JSON buffer, or nowhere.
-pub(crate) enum Sink {
-    Stream(StreamMetrics),
-    Json(Vec<u8>, bool),
-    Discard,
-}
-
-impl Sink {
-    /// The sink for a response of this status and kind.
-    pub(crate) fn for_response(ok_status: bool, event_stream: bool, api: Api) -> Sink {
-        if !ok_status {
-            Sink::Discard
-        } else if event_stream {
-            Sink::Stream(StreamMetrics::new(api))
-        } else {
-            Sink::Json(Vec::new(), false)
-        }
-    }
-
-    /// Body bytes that arrived at `now`.
-    pub(crate) fn feed(&mut self, data: &[u8], now: u64) {
-        feed(self, data, now)
-    }
-
-    /// What the body said, into `resp` (an error already there stays).
-    pub(crate) fn finish(self, api: Api, resp: &mut Response) {
-        match self {
-            Sink::Stream(m) => {
-                let t = m.tally;
-                if resp.error.is_none() {
-                    resp.error = if t.malformed {
-                        Some(ErrorKind::Protocol)
-                    } else if t.error_event {
-                        Some(ErrorKind::StreamError)
-                    } else if !t.done {
-                        Some(ErrorKind::Truncated)
-                    } else {
-                        None
-                    };
-                }
-                resp.stream = Some(t);
-            }
-            Sink::Json(bytes, overflow) => {
-                if resp.error.is_none() {
-                    match json_usage(api, &bytes) {
-                        Ok(tokens) if !overflow => resp.json_tokens = tokens,
-                        _ => resp.error = Some(ErrorKind::Protocol),
-                    }
-                }
-            }
-            Sink::Discard => {}
-        }
-    }
-}
-
 /// Sends `req` and reads the whole response.
 pub(crate) async fn exchange(
     conn: &mut Conn,
@@ -304,7 +220,7 @@ pub(crate) async fn exchange(
     let mut now = now;
     loop {
         let input = &conn.buf[start..];
-        let used = match body.feed(input, |data| feed(&mut sink, data, now)) {
+        let used = match body.feed(input, |data| sink.feed(data, now)) {
             Ok(n) => n,
             Err(_) => return Ok(fail(resp, ErrorKind::Protocol, clock)),
         };
@@ -334,27 +250,6 @@ pub(crate) async fn exchange(
     }
     sink.finish(api, &mut resp);
     Ok(resp)
-}
-
-fn feed(sink: &mut Sink, data: &[u8], now: u64) {
-    match sink {
-        Sink::Stream(m) => m.feed(data, now),
-        Sink::Json(buf, overflow) => {
-            if buf.len() + data.len() > MAX_JSON {
-                *overflow = true;
-            } else {
-                buf.extend_from_slice(data);
-            }
-        }
-        Sink::Discard => {}
-    }
-}
-
-fn fail(mut resp: Response, kind: ErrorKind, clock: Clock) -> Response {
-    resp.error = Some(kind);
-    resp.end_ns = clock.now_ns();
-    resp.reusable = false;
-    resp
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use h2::client::SendRequest;
 use monoio_compat::{AsyncRead, AsyncWrite};
 
-use super::client::{Clock, Response, Sink, Stale};
 use super::request::{Api, Target};
+use super::response::{fail, Clock, Response, Sink, Stale};
 use super::stats::ErrorKind;
 
 /// A client HTTP/2 connection; a task of its own drives its frames.
@@ -142,11 +142,4 @@ pub(crate) async fn exchange(
     }
     sink.finish(api, &mut resp);
     Ok(resp)
-}
-
-fn fail(mut resp: Response, kind: ErrorKind, clock: Clock) -> Response {
-    resp.error = Some(kind);
-    resp.end_ns = clock.now_ns();
-    resp.reusable = false;
-    resp
 }
