@@ -86,7 +86,8 @@ impl H2Read {
                     let _ = self.body.flow_control().release_capacity(n);
                     let before = buf.len();
                     if self.chunked {
-                        buf.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                        put_hex(&mut buf, n);
+                        buf.extend_from_slice(b"\r\n");
                         buf.extend_from_slice(&data);
                         buf.extend_from_slice(b"\r\n");
                     } else {
@@ -229,6 +230,14 @@ impl H2Write {
     }
 }
 
+/// Appends `n` in hexadecimal (a chunk size line's number).
+fn put_hex(buf: &mut BytesMut, n: usize) {
+    let digits = (usize::BITS - n.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        buf.extend_from_slice(&[b"0123456789abcdef"[(n >> (i * 4)) & 0xf]]);
+    }
+}
+
 /// Fields an HTTP/2 message must not carry (RFC 9113 §8.2.2).
 fn is_connection_specific(name: &[u8]) -> bool {
     const NAMES: [&[u8]; 6] = [
@@ -240,4 +249,23 @@ fn is_connection_specific(name: &[u8]) -> bool {
         b"te",
     ];
     NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunk_sizes_are_hex() {
+        for (n, hex) in [
+            (0usize, "0"),
+            (9, "9"),
+            (16, "10"),
+            (255, "ff"),
+            (16384, "4000"),
+            (65537, "10001"),
+        ] {
+            let mut buf = bytes::BytesMut::new();
+            super::put_hex(&mut buf, n);
+            assert_eq!(&buf[..], hex.as_bytes());
+        }
+    }
 }

@@ -18,6 +18,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// A plain socket for tokio's traits.
 pub type TcpCompat = StreamWrapper<TcpStream>;
 
+/// The wrapper's own buffers: reads and writes pass through them (its
+/// default, 8 KiB, splits each 16 KiB DATA frame into two socket writes).
+const COMPAT_READ_BUF: usize = 16 * 1024;
+const COMPAT_WRITE_BUF: usize = 32 * 1024;
+
+/// `tcp` for tokio's traits, with buffers sized for HTTP/2 frames.
+pub fn tcp_compat(tcp: TcpStream) -> TcpCompat {
+    StreamWrapper::new_with_buffer_size(tcp, COMPAT_READ_BUF, COMPAT_WRITE_BUF)
+}
+
 /// Ciphertext read per socket read (at most one record's worth of
 /// plaintext, which rustls's received-plaintext limit always admits).
 const READ_CHUNK: usize = 16 * 1024;
@@ -33,7 +43,7 @@ impl TlsCompat {
     /// The session `conn` (its handshake done) over `tcp`.
     pub fn new(tcp: TcpStream, conn: ServerConnection) -> TlsCompat {
         TlsCompat {
-            io: StreamWrapper::new(tcp),
+            io: tcp_compat(tcp),
             conn,
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
         }

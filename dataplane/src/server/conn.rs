@@ -7,7 +7,7 @@
 use super::begin::head_refusal;
 pub use super::begin::unix_ms;
 use crate::io::client::{ClientIo, Next, READ_BUF};
-use crate::io::h2_tls::{Prefixed, TcpCompat};
+use crate::io::h2_tls::{tcp_compat, Prefixed};
 use crate::io::read::read_append;
 use crate::proxy::{self, HeadRefusal};
 use crate::respond::ErrorKind;
@@ -45,7 +45,7 @@ pub async fn serve(w: Rc<Worker>, mut stream: TcpStream, peer: SocketAddr) {
     };
     if first.starts_with(H2_PREFACE) {
         // HTTP/2 with prior knowledge (RFC 9113 §3.3).
-        let io = Prefixed::new(first.freeze(), TcpCompat::new(stream));
+        let io = Prefixed::new(first.freeze(), tcp_compat(stream));
         return super::h2_conn::serve(&w, io, peer, None).await;
     }
     let mut io = ClientIo::new(stream, peer);
