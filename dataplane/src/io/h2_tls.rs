@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes};
 use monoio::net::TcpStream;
 use monoio_compat::StreamWrapper;
 use rustls::ServerConnection;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -90,10 +90,15 @@ impl AsyncRead for TlsCompat {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            match this.conn.reader().read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    // `Ok(0)`: close_notify, the end of the stream.
-                    buf.advance(n);
+            // Copied straight from the session's plaintext into the
+            // caller's (uninitialised) space: nothing is zeroed first.
+            let mut reader = this.conn.reader();
+            match reader.fill_buf() {
+                Ok(chunk) => {
+                    // Empty: close_notify, the end of the stream.
+                    let n = chunk.len().min(buf.remaining());
+                    buf.put_slice(&chunk[..n]);
+                    reader.consume(n);
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
