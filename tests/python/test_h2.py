@@ -270,6 +270,33 @@ def test_continuation_flood_is_cut_off(h2_stack):
     still_serves(h2_stack)
 
 
+def test_a_client_reset_cancels_the_upstream(h2_stack):
+    # RST_STREAM(CANCEL) mid-stream: the gateway stops at once (the record
+    # says cancelled, long before the 400 events), and the connection and
+    # its other streams go on.
+    c = RawH2(h2_stack.addr)
+    sid = c.conn.get_next_available_stream_id()
+    body = json.dumps(chat_body(400)).encode()
+    c.conn.send_headers(sid, c.request_headers(extra=[("content-type", "application/json"), ("x-mock-tokens", "400"),
+                                                      ("x-mock-itl-ms", "20"), ("content-length", str(len(body)))]))
+    c.conn.send_data(sid, body, end_stream=True)
+    c.flush()
+    assert c.events_until(lambda e: isinstance(e, h2.events.DataReceived)) is not None
+    c.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    c.flush()
+    # (The first such record in this module: the tests after it make more.)
+    rec = h2_stack.wait_record(lambda r: r.get("protocol") == "h2" and r.get("outcome") == "cancelled"
+                               and r.get("stream") and r.get("status") == 200, "the stream the client reset")
+    assert 0 < rec["events"] < 400 and rec["total_us"] < 8_000_000, rec
+    # The same connection serves another stream.
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, c.request_headers(path="/healthz", end_stream=True), end_stream=True)
+    c.flush()
+    got = c.events_until(lambda e: isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid)
+    assert got is not None and dict(got.headers)[":status"] == "200", got
+    c.close()
+
+
 def test_window_violations_are_flow_control_errors(h2_stack):
     from hyperframe.frame import WindowUpdateFrame
 
