@@ -190,6 +190,19 @@ class RawH2:
                 pass
         return goaway, False
 
+    def slow_stream(self):
+        """Opens a stream of 400 tokens 20 ms apart; returns its id once its
+        first DATA arrived."""
+        sid = self.conn.get_next_available_stream_id()
+        body = json.dumps(chat_body(400)).encode()
+        extra = [("content-type", "application/json"), ("x-mock-tokens", "400"), ("x-mock-itl-ms", "20"),
+                 ("content-length", str(len(body)))]
+        self.conn.send_headers(sid, self.request_headers(extra=extra))
+        self.conn.send_data(sid, body, end_stream=True)
+        self.flush()
+        assert self.events_until(lambda e: isinstance(e, h2.events.DataReceived)) is not None
+        return sid
+
     def close(self):
         self.sock.close()
 
@@ -275,13 +288,7 @@ def test_a_client_reset_cancels_the_upstream(h2_stack):
     # says cancelled, long before the 400 events), and the connection and
     # its other streams go on.
     c = RawH2(h2_stack.addr)
-    sid = c.conn.get_next_available_stream_id()
-    body = json.dumps(chat_body(400)).encode()
-    c.conn.send_headers(sid, c.request_headers(extra=[("content-type", "application/json"), ("x-mock-tokens", "400"),
-                                                      ("x-mock-itl-ms", "20"), ("content-length", str(len(body)))]))
-    c.conn.send_data(sid, body, end_stream=True)
-    c.flush()
-    assert c.events_until(lambda e: isinstance(e, h2.events.DataReceived)) is not None
+    sid = c.slow_stream()
     c.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
     c.flush()
     # (The first such record in this module: the tests after it make more.)
@@ -304,13 +311,7 @@ def test_window_violations_are_flow_control_errors(h2_stack):
     # is reset with FLOW_CONTROL_ERROR while it streams; its record says the
     # client went away.
     c = RawH2(h2_stack.addr)
-    sid = c.conn.get_next_available_stream_id()
-    body = json.dumps(chat_body(400)).encode()
-    c.conn.send_headers(sid, c.request_headers(extra=[("content-type", "application/json"), ("x-mock-tokens", "400"),
-                                                      ("x-mock-itl-ms", "20"), ("content-length", str(len(body)))]))
-    c.conn.send_data(sid, body, end_stream=True)
-    c.flush()
-    assert c.events_until(lambda e: isinstance(e, h2.events.DataReceived)) is not None
+    sid = c.slow_stream()
     c.sock.sendall(WindowUpdateFrame(sid, window_increment=2**31 - 1).serialize())
     e = c.events_until(lambda e: isinstance(e, h2.events.StreamReset) and e.stream_id == sid)
     assert e is not None and e.error_code == h2.errors.ErrorCodes.FLOW_CONTROL_ERROR, e
