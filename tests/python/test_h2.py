@@ -222,6 +222,16 @@ def still_serves(stack):
         assert out.endswith(" 200"), out
 
 
+def test_a_stalled_preface_is_closed(h2_stack):
+    # Part of the HTTP/2 preface, then nothing: closed once the header
+    # timeout (3 s here) runs out, not kept for the idle timeout (60 s, past
+    # this socket's own 30 s timeout, which would fail the test).
+    host, port = h2_stack.addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=WAIT) as raw:
+        raw.sendall(b"PRI * HTTP/2.0\r\n")
+        assert raw.recv(1) == b""
+
+
 def test_rapid_reset_ends_in_goaway(h2_stack):
     c = RawH2(h2_stack.addr)
     goaway = None

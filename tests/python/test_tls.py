@@ -66,7 +66,9 @@ class TlsStack(Stack):
         self.ca = make_ca(tmp)
         self.a_cert, self.a_key = make_leaf(tmp, "a", "DNS:a.test,DNS:localhost,IP:127.0.0.1", "a.test")
         self.b_cert, self.b_key = make_leaf(tmp, "b", "DNS:*.b.test", "b.test")
+        (tmp / "limits.toml").write_text("[limits]\nheader_timeout_ms = 3000\n")
         super().__init__(driver, tmp, extra_args=[
+            "--config", str(tmp / "limits.toml"),
             "--listen-tls", "127.0.0.1:0",
             "--tls-cert", str(self.a_cert), "--tls-key", str(self.a_key),
             "--tls-cert", str(self.b_cert), "--tls-key", str(self.b_key),

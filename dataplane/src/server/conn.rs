@@ -62,8 +62,13 @@ pub(super) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 async fn first_bytes(w: &Worker, stream: &mut TcpStream) -> Option<BytesMut> {
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let shutdown = w.shared.shutdown.clone();
+    // The first byte may take the idle timeout; the rest of a preface must
+    // come within the header timeout (a client that sent part of one and
+    // stalls is closed: it cannot be an HTTP/1 request).
+    let mut wait = w.shared.limits.idle_timeout();
+    let mut deadline: Option<Instant> = None;
     loop {
-        let read = monoio::time::timeout(w.shared.limits.idle_timeout(), read_append(stream, buf));
+        let read = monoio::time::timeout(wait, read_append(stream, buf));
         monoio::select! {
             _ = shutdown.recv() => return None,
             r = read => match r {
@@ -71,6 +76,8 @@ async fn first_bytes(w: &Worker, stream: &mut TcpStream) -> Option<BytesMut> {
                 _ => return None,
             },
         }
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + w.shared.limits.header_timeout());
+        wait = deadline.saturating_duration_since(Instant::now());
         // More of the preface may follow; anything else is HTTP/1.
         let seen = buf.len().min(H2_PREFACE.len());
         if buf.len() >= H2_PREFACE.len() || !H2_PREFACE.starts_with(&buf[..seen]) {
