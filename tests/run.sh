@@ -27,6 +27,10 @@ stage "4/6 Rust tests: cargo test --workspace"
 cargo test --workspace
 
 stage "5/6 Python environment: .venv"
+# test_h2.py drives curl --http2 and --http2-prior-knowledge.
+if ! command -v curl >/dev/null 2>&1; then
+    apt-get install -y curl || (apt-get update && apt-get install -y curl)
+fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

@@ -243,6 +243,14 @@ pub struct Record {
     /// equivalent, or a hint), as named in `x-sluice-dropped-fields`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_fields: Option<String>,
+    /// The HTTP version the client spoke (`http/1.1`, `http/1.0`, `h2`);
+    /// absent in records from before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Cow<'static, str>>,
+    /// The TLS version of the client's connection (`TLSv1.3`, `TLSv1.2`);
+    /// absent: plain TCP (or a record from before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Cow<'static, str>>,
 }
 
 /// One upstream attempt of a request.
@@ -315,6 +323,8 @@ impl Record {
             tries: Vec::new(),
             translation: None,
             dropped_fields: None,
+            protocol: None,
+            tls: None,
         }
     }
 }

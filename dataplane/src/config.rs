@@ -42,6 +42,10 @@ pub struct Limits {
     /// Count prompt and completion tokens locally. Off: records carry only
     /// the provider's usage, and reservations estimate four bytes a token.
     pub count_tokens: bool,
+    /// Time allowed for a client's TLS handshake, from accept, ms.
+    pub tls_handshake_timeout_ms: u64,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub h2_max_concurrent_streams: u32,
 }
 
 impl Default for Limits {
@@ -62,6 +66,8 @@ impl Default for Limits {
             pool_idle_timeout_ms: 90_000,
             shutdown_grace_ms: 30_000,
             count_tokens: true,
+            tls_handshake_timeout_ms: 10_000,
+            h2_max_concurrent_streams: 128,
         }
     }
 }
@@ -107,6 +113,10 @@ impl Limits {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
     }
+    /// Client TLS handshake timeout.
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.tls_handshake_timeout_ms)
+    }
 }
 
 /// The `--config FILE` document: every flag of the binary, by its long name
@@ -116,6 +126,13 @@ impl Limits {
 pub struct FileConfig {
     /// Client listener address.
     pub listen: Option<String>,
+    /// TLS client listener address.
+    pub listen_tls: Option<String>,
+    /// Certificate chain files (PEM) for the TLS listener, paired in order
+    /// with `tls_key`.
+    pub tls_cert: Vec<std::path::PathBuf>,
+    /// Private key files (PEM), one per `tls_cert`.
+    pub tls_key: Vec<std::path::PathBuf>,
     /// Admin (metrics) listener address.
     pub admin: Option<String>,
     /// Worker threads.

@@ -4,6 +4,9 @@
 //! SIGHUP reloads the snapshot. With a control plane: `--control URL
 //! --token-file F --spool-dir DIR`. SIGTERM or SIGINT: stop accepting, let
 //! requests in flight finish within the grace period, flush records, exit.
+//! With `--listen-tls ADDR --tls-cert FILE --tls-key FILE` (pairs repeat,
+//! one per certificate, chosen by SNI), a TLS listener runs beside the plain
+//! one; SIGHUP also reloads its certificate files.
 
 use clap::Parser;
 use sluice_contract::snapshot::{Index, KeyMaterial, Snapshot};
@@ -11,7 +14,8 @@ use sluice_dataplane::agent::{Agent, AgentConfig};
 use sluice_dataplane::config::{FileConfig, Limits};
 use sluice_dataplane::current::{self, SnapshotCell};
 use sluice_dataplane::metrics::Metrics;
-use sluice_dataplane::server::{self, admin, ServerConfig};
+use sluice_dataplane::server::certs::{CertPair, Ingress};
+use sluice_dataplane::server::{self, admin, ServerConfig, TlsListen};
 use sluice_dataplane::sink;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -35,6 +39,20 @@ struct Args {
     /// Client listener [default: 127.0.0.1:8080].
     #[arg(long)]
     listen: Option<String>,
+    /// TLS client listener (needs --tls-cert and --tls-key).
+    #[arg(long)]
+    listen_tls: Option<String>,
+    /// Certificate chain (PEM, leaf first) for the TLS listener; repeat it,
+    /// each with its --tls-key, for more names (picked by SNI; the first
+    /// pair serves a name no certificate has).
+    #[arg(long)]
+    tls_cert: Vec<PathBuf>,
+    /// Private key (PEM) of the --tls-cert at the same position.
+    #[arg(long)]
+    tls_key: Vec<PathBuf>,
+    /// Time allowed for a client's TLS handshake, ms.
+    #[arg(long)]
+    tls_handshake_timeout_ms: Option<u64>,
     /// Admin listener for /metrics and /healthz [default: 127.0.0.1:9090].
     #[arg(long)]
     admin: Option<String>,
@@ -142,7 +160,8 @@ fn run(args: Args) -> Result<(), ConfigError> {
         upstream_idle_timeout_ms,
         upstream_connect_timeout_ms,
         client_write_timeout_ms,
-        shutdown_grace_ms
+        shutdown_grace_ms,
+        tls_handshake_timeout_ms
     );
     if args.no_token_count {
         limits.count_tokens = false;
@@ -151,6 +170,19 @@ fn run(args: Args) -> Result<(), ConfigError> {
     let listen = parse_addr(
         args.listen.or(file.listen).as_deref().unwrap_or("127.0.0.1:8080"),
         "--listen",
+    )?;
+    let listen_tls = tls_listen(
+        args.listen_tls.or(file.listen_tls),
+        if args.tls_cert.is_empty() {
+            file.tls_cert
+        } else {
+            args.tls_cert
+        },
+        if args.tls_key.is_empty() {
+            file.tls_key
+        } else {
+            args.tls_key
+        },
     )?;
     let admin_addr = parse_addr(
         args.admin.or(file.admin).as_deref().unwrap_or("127.0.0.1:9090"),
@@ -265,6 +297,7 @@ fn run(args: Args) -> Result<(), ConfigError> {
         listen,
         workers,
         pin: !args.no_pin,
+        tls: listen_tls.clone(),
     };
     let server = server::start(
         &config,
@@ -283,9 +316,14 @@ fn run(args: Args) -> Result<(), ConfigError> {
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "listening on http://{}", server.local_addr());
     let _ = writeln!(stdout, "admin on http://{admin_bound}");
+    if let Some(tls_addr) = server.tls_addr() {
+        tracing::info!(listen_tls = %tls_addr, "TLS listener serving");
+        let _ = writeln!(stdout, "tls listening on https://{tls_addr}");
+    }
     let _ = stdout.flush();
 
-    wait_for_signals(reload_from.as_deref(), &cell);
+    let ingress = listen_tls.map(|t| t.ingress);
+    wait_for_signals(reload_from.as_deref(), &cell, ingress.as_deref());
     tracing::info!("shutting down: no new connections; finishing requests in flight");
     server.shutdown();
     // Every sender is gone once the workers ended: the consumer drains and stops.
@@ -296,7 +334,40 @@ fn run(args: Args) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn wait_for_signals(reload_from: Option<&Path>, cell: &SnapshotCell) {
+/// The TLS listener from its flags: an address and as many certificate
+/// files as key files, all loadable; or none when no address is given.
+fn tls_listen(
+    addr: Option<String>,
+    certs: Vec<PathBuf>,
+    keys: Vec<PathBuf>,
+) -> Result<Option<TlsListen>, ConfigError> {
+    let Some(addr) = addr else {
+        if certs.is_empty() && keys.is_empty() {
+            return Ok(None);
+        }
+        return Err(ConfigError("--tls-cert and --tls-key need --listen-tls".into()));
+    };
+    let addr = parse_addr(&addr, "--listen-tls")?;
+    if certs.len() != keys.len() {
+        return Err(ConfigError(format!(
+            "--listen-tls: {} --tls-cert but {} --tls-key (give them in pairs)",
+            certs.len(),
+            keys.len()
+        )));
+    }
+    let pairs = certs
+        .into_iter()
+        .zip(keys)
+        .map(|(cert, key)| CertPair { cert, key })
+        .collect();
+    let ingress = Ingress::load(pairs).map_err(ConfigError)?;
+    Ok(Some(TlsListen {
+        addr,
+        ingress: Arc::new(ingress),
+    }))
+}
+
+fn wait_for_signals(reload_from: Option<&Path>, cell: &SnapshotCell, ingress: Option<&Ingress>) {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = match signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM]) {
         Ok(s) => s,
@@ -308,6 +379,14 @@ fn wait_for_signals(reload_from: Option<&Path>, cell: &SnapshotCell) {
         }
     };
     for signal in signals.forever() {
+        if let (SIGHUP, Some(ingress)) = (signal, ingress) {
+            match ingress.reload() {
+                Ok(names) => tracing::info!(names, "TLS certificates reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate reload failed; still serving the previous ones")
+                }
+            }
+        }
         match (signal, reload_from) {
             (SIGHUP, Some(snapshot)) => match load_snapshot(snapshot, Some(&cell.current())) {
                 Ok(index) => {

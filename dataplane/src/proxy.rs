@@ -146,6 +146,7 @@ impl HeadRefusal {
 /// closes after it (nothing to resynchronise on).
 pub async fn refuse_head(w: &Worker, io: &mut ClientIo, refusal: HeadRefusal, started: Instant, ts_ms: u64) {
     let mut ctx = Ctx::new(w, ApiRoute::Other, Dialect::OpenAi, started, ts_ms);
+    ctx.record.tls = io.tls_version.map(Into::into);
     ctx.record.bytes_in = io.buf.len() as u64;
     let detail = format!("{}: {}", refusal.kind.message(), refusal.label);
     ctx.refuse(io, Reject::with(refusal.kind, detail), false).await;
@@ -160,6 +161,12 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
     let class = classify::classify(head.method, head.path(&io.buf), anthropic_hint, gemini_hint);
     let mut ctx = Ctx::new(w, class.api, class.dialect, started, ts_ms);
     ctx.record.bytes_in = head.len as u64;
+    ctx.record.protocol = Some(match (io.h2, head.http11) {
+        (true, _) => "h2".into(),
+        (false, true) => "http/1.1".into(),
+        (false, false) => "http/1.0".into(),
+    });
+    ctx.record.tls = io.tls_version.map(Into::into);
     ctx.record.client_ip_hash = Some(w.shared.ip_hasher.hash_remembered(io.peer.ip(), &mut io.ip_hash));
     let result = match class.refused {
         Some(kind) => Err(Reject::from(kind)),
@@ -173,6 +180,7 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
             ctx.refuse(io, reject, keep).await
         }
     };
+    io.last_outcome = ctx.record.outcome;
     ctx.finish();
     next
 }

@@ -2,12 +2,17 @@
 //!
 //! Each worker is a thread pinned to a core, running its own monoio runtime
 //! (io_uring, or epoll where io_uring is unavailable) with its own
-//! SO_REUSEPORT listener, upstream pools and record sink handle. A request
-//! never changes thread. [`start`] returns once every listener is bound.
+//! SO_REUSEPORT listener (and, with TLS, a second one for TLS), upstream
+//! pools and record sink handle. A request never changes thread. [`start`]
+//! returns once every listener is bound.
 
 pub mod admin;
+mod begin;
+pub mod certs;
 pub mod conn;
+pub mod h2_conn;
 mod thread;
+pub mod tls_conn;
 
 use crate::config::Limits;
 use crate::current::SnapshotCell;
@@ -26,11 +31,23 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Pin worker `i` to core `i` (modulo the cores available).
     pub pin: bool,
+    /// The TLS listener, if any.
+    pub tls: Option<TlsListen>,
+}
+
+/// A TLS listener beside the plain one.
+#[derive(Clone, Debug)]
+pub struct TlsListen {
+    /// Address (port 0 picks one).
+    pub addr: SocketAddr,
+    /// Certificates, reloadable.
+    pub ingress: Arc<certs::Ingress>,
 }
 
 /// Running workers.
 pub struct Server {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     shutdown: async_channel::Sender<()>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -39,6 +56,11 @@ impl Server {
     /// The address the listeners are bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the TLS listeners are bound to, if any.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Stops accepting, lets requests in flight finish within the grace
@@ -77,18 +99,28 @@ pub fn start(
         Vec::new()
     };
     let mut addr = config.listen;
+    let mut tls = config.tls.clone();
     let mut workers = Vec::with_capacity(config.workers);
     for id in 0..config.workers.max(1) {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let shared = shared.clone();
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
         let records = records.clone();
+        let listen = thread::Listen {
+            addr,
+            tls: tls.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name(format!("sluice-worker-{id}"))
-            .spawn(move || thread::run(id, core, addr, shared, records, ready_tx))?;
-        // Worker 0 learns the port when asked for port 0; the others share it.
+            .spawn(move || thread::run(id, core, listen, shared, records, ready_tx))?;
+        // Worker 0 learns the ports when asked for port 0; the others share them.
         match ready_rx.recv() {
-            Ok(Ok(bound)) => addr = bound,
+            Ok(Ok((bound, tls_bound))) => {
+                addr = bound;
+                if let (Some(t), Some(b)) = (tls.as_mut(), tls_bound) {
+                    t.addr = b;
+                }
+            }
             Ok(Err(e)) => {
                 shutdown_tx.close();
                 return Err(e);
@@ -102,6 +134,7 @@ pub fn start(
     }
     Ok(Server {
         local_addr: addr,
+        tls_addr: tls.map(|t| t.addr),
         shutdown: shutdown_tx,
         workers,
     })

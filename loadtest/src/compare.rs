@@ -20,6 +20,10 @@
 //!
 //! Nothing is pinned: the load, the mock and the proxies share the cores
 //! under the kernel's scheduler (see `loadtest/LOADTEST.md`).
+//!
+//! With `--tls`, Sluice and nginx serve their clients over TLS (HTTP/1.1,
+//! a throwaway self-signed certificate for `localhost` that the load tester
+//! trusts); the mock, and so the direct target, stays plain.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +33,7 @@ use anyhow::Context;
 use crate::run::parse_duration;
 use crate::run::schedule::Arrivals;
 
+mod cert;
 mod nginx;
 mod output;
 mod procs;
@@ -151,6 +156,9 @@ pub(crate) struct CompareArgs {
     /// Keep the temporary directory (configs, logs, records) for inspection.
     #[arg(long)]
     pub(crate) keep_dir: bool,
+    /// Sluice and nginx serve clients over TLS (the mock stays plain).
+    #[arg(long)]
+    pub(crate) tls: bool,
 }
 
 /// A rate of `--rates`.
@@ -202,6 +210,8 @@ pub(crate) struct Side {
     pub(crate) url: String,
     pub(crate) key: String,
     pub(crate) proxy: Option<procs::Server>,
+    /// The certificate the load tester trusts for this side (`--tls`).
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 /// Entry point of `sluice-loadtest compare`.
@@ -219,6 +229,8 @@ pub(crate) fn main(args: CompareArgs) -> anyhow::Result<()> {
 
 fn compare(args: &CompareArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let mut mock = procs::start_mock(args.mock_workers.unwrap_or(args.workers), dir)?;
+    let tls = if args.tls { Some(cert::make(dir)?) } else { None };
+    let ca_file = tls.as_ref().map(|t| t.cert.clone());
     let mut sides = Vec::new();
     let want = |w: Which| args.targets.contains(&w);
     if want(Which::Direct) {
@@ -227,29 +239,32 @@ fn compare(args: &CompareArgs, dir: &std::path::Path) -> anyhow::Result<()> {
             url: mock.url.clone(),
             key: "sk-direct".into(),
             proxy: None,
+            ca_file: None,
         });
     }
     if want(Which::Sluice) {
         let bin = procs::sluice_bin(args.sluice.as_deref())?;
         let drivers: &[bool] = if args.drivers { &[false, true] } else { &[false] };
         for &epoll in drivers {
-            let s = procs::start_sluice(&bin, &mock.url, args.workers, dir, epoll)?;
+            let s = procs::start_sluice(&bin, &mock.url, args.workers, dir, epoll, tls.as_ref())?;
             sides.push(Side {
                 name: s.name.clone(),
                 url: s.url.clone(),
                 key: procs::GATEWAY_KEY.into(),
                 proxy: Some(s),
+                ca_file: ca_file.clone(),
             });
         }
     }
     if want(Which::Nginx) {
         if let Some(bin) = procs::find_nginx(args.nginx.as_deref(), args.install_nginx)? {
-            let s = procs::start_nginx(&bin, &mock.url, args.workers, dir)?;
+            let s = procs::start_nginx(&bin, &mock.url, args.workers, dir, tls.as_ref())?;
             sides.push(Side {
                 name: "nginx".into(),
                 url: s.url.clone(),
                 key: "sk-direct".into(),
                 proxy: Some(s),
+                ca_file: ca_file.clone(),
             });
         }
     }

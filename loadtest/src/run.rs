@@ -15,12 +15,14 @@ use anyhow::{bail, Context};
 mod cancel;
 mod chunked;
 mod client;
+mod h2client;
 mod http;
 mod pace;
 pub(crate) mod procstat;
 mod progress;
 pub(crate) mod report;
 pub(crate) mod request;
+mod response;
 pub(crate) mod schedule;
 mod sse;
 pub(crate) mod sse_metrics;
@@ -111,8 +113,12 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) coarse_timer: bool,
     /// PEM file of CA certificates to trust for https (instead of the system's).
-    #[arg(long)]
+    #[arg(long, visible_alias = "tls-ca")]
     pub(crate) ca_file: Option<PathBuf>,
+    /// Speak HTTP/2: by ALPN over https, with prior knowledge over http.
+    /// Each connection carries one request at a time, as with HTTP/1.1.
+    #[arg(long)]
+    pub(crate) http2: bool,
     /// Write the report as JSON to this file.
     #[arg(long)]
     pub(crate) json: Option<PathBuf>,
@@ -161,6 +167,7 @@ pub(crate) struct RunConfig {
     pub(crate) pin: bool,
     pub(crate) precise: bool,
     pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) http2: bool,
 }
 
 impl RunConfig {
@@ -215,6 +222,7 @@ impl RunConfig {
             pin: a.pin,
             precise: !a.coarse_timer,
             ca_file: a.ca_file.clone(),
+            http2: a.http2,
         })
     }
 
@@ -277,7 +285,7 @@ pub(crate) fn execute(cfg: &RunConfig, progress: bool) -> anyhow::Result<Totals>
     std::net::TcpStream::connect_timeout(&addrs[0], Duration::from_secs(5))
         .with_context(|| format!("cannot connect to {} ({})", cfg.url, addrs[0]))?;
     let tls = if target.tls {
-        Some(client::tls_config(cfg.ca_file.as_deref())?)
+        Some(client::tls_config(cfg.ca_file.as_deref(), cfg.http2)?)
     } else {
         None
     };
@@ -292,8 +300,9 @@ pub(crate) fn execute(cfg: &RunConfig, progress: bool) -> anyhow::Result<Totals>
     let cpu0 = procstat::cpu_seconds(None).unwrap_or(0.0);
     let clock = Clock(Instant::now());
     let target2 = target.clone();
+    let http2 = cfg.http2;
     let connector: Arc<dyn Fn() -> anyhow::Result<Connector> + Send + Sync> =
-        Arc::new(move || Connector::new(&target2, addrs.clone(), tls.clone()));
+        Arc::new(move || Connector::new(&target2, addrs.clone(), tls.clone(), http2));
     let mut handles = Vec::with_capacity(cfg.workers);
     for index in 0..cfg.workers {
         let plan = Plan {

@@ -233,7 +233,7 @@ targets = [{{ upstream = "down-openai", provider_key = "pk", priority = 0 }}, {{
 class Stack:
     """A mock provider (requiring PROVIDER_KEY) and a data plane in front."""
 
-    def __init__(self, driver, tmp):
+    def __init__(self, driver, tmp, extra_args=()):
         self.driver = driver
         self.procs = []
         base_env = {k: v for k, v in os.environ.items() if k != "MONOIO_FORCE_LEGACY_DRIVER"}
@@ -256,7 +256,8 @@ class Stack:
         gw = Proc(
             "sluice-dataplane",
             [binary("sluice-dataplane"), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-             "--snapshot", str(snapshot), "--records", str(self.records), "--workers", "2", "--no-pin"],
+             "--snapshot", str(snapshot), "--records", str(self.records), "--workers", "2", "--no-pin",
+             *extra_args],
             str(tmp / "dataplane.stderr"),
             env,
         )
@@ -282,22 +283,24 @@ class Stack:
         if api_version:
             options["api_version"] = api_version
         return genai.Client(api_key=api_key, http_options=options)
+    def records_list(self):
+        """Every whole record written so far."""
+        try:
+            text = self.records.read_text("utf-8")
+        except OSError:
+            text = ""
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def wait_record(self, pred, what):
         deadline = time.monotonic() + WAIT
         while True:
-            try:
-                text = self.records.read_text("utf-8")
-            except OSError:
-                text = ""
-            complete = text[: text.rfind("\n") + 1]
-            for line in complete.splitlines():
-                if line.strip():
-                    rec = json.loads(line)
-                    if pred(rec):
-                        return rec
+            records = self.records_list()
+            for rec in records:
+                if pred(rec):
+                    return rec
             if time.monotonic() > deadline:
-                pytest.fail(f"no record {what} within {WAIT}s; records:\n{text}")
+                pytest.fail(f"no record {what} within {WAIT}s; records:\n{records}")
             time.sleep(0.05)
 
     def close(self):

@@ -78,6 +78,7 @@ pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
                 table::opt(r.upstream.as_deref()),
                 r.status.to_string(),
                 r.outcome.label().to_owned(),
+                protocol(r),
                 u.input_tokens.to_string(),
                 u.output_tokens.to_string(),
                 format!("{:.1}", r.total_us as f64 / 1000.0),
@@ -86,11 +87,22 @@ pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
         .collect();
     table::print(
         &[
-            "TIME", "KEY", "MODEL", "UPSTREAM", "STATUS", "OUTCOME", "IN", "OUT", "MS",
+            "TIME", "KEY", "MODEL", "UPSTREAM", "STATUS", "OUTCOME", "PROTO", "IN", "OUT", "MS",
         ],
         &rows,
     );
     Ok(())
+}
+
+/// What served the request: `h2/TLSv1.3`, `http/1.1`; `-` in records from
+/// before the data plane kept it.
+fn protocol(r: &sluice_contract::record::Record) -> String {
+    match (r.protocol.as_deref(), r.tls.as_deref()) {
+        (Some(p), Some(t)) => format!("{p}/{t}"),
+        (Some(p), None) => p.to_owned(),
+        (None, Some(t)) => t.to_owned(),
+        (None, None) => "-".to_owned(),
+    }
 }
 
 /// Runs `usage`.

@@ -11,10 +11,10 @@
 //! connection can carry another request.
 
 use super::gather;
-use super::read::read_append;
+use super::stream::{ClientRd, ClientWr, OutBytes};
+use super::tls::Accepted;
 use bytes::{Buf, Bytes, BytesMut};
-use monoio::buf::{IoBufMut, SliceMut};
-use monoio::io::{AsyncWriteRentExt, CancelableAsyncReadRent, Canceller, OwnedReadHalf, OwnedWriteHalf};
+use monoio::io::Canceller;
 use monoio::net::TcpStream;
 use monoio::BufResult;
 use sluice_contract::codec::chunked::ChunkedDecoder;
@@ -29,9 +29,9 @@ pub const READ_BUF: usize = 16 * 1024;
 /// The client side of a connection.
 pub struct ClientIo {
     /// Read half.
-    pub rd: OwnedReadHalf<TcpStream>,
+    pub rd: ClientRd,
     /// Write half.
-    pub wr: OwnedWriteHalf<TcpStream>,
+    pub wr: ClientWr,
     /// Bytes read and not yet consumed.
     pub buf: BytesMut,
     /// Scratch for heads and small responses the gateway writes itself.
@@ -42,6 +42,14 @@ pub struct ClientIo {
     pub peer: SocketAddr,
     /// The peer's IP hash, for the records of its requests.
     pub ip_hash: sluice_contract::iphash::IpHashMemo,
+    /// The TLS version the connection negotiated (`TLSv1.3`, `TLSv1.2`);
+    /// `None`: plain TCP. For the records.
+    pub tls_version: Option<&'static str>,
+    /// The connection is one HTTP/2 stream (for the records).
+    pub h2: bool,
+    /// How the last request ended ([`crate::proxy::handle`] notes it): an
+    /// HTTP/2 stream ends with END_STREAM or RST_STREAM by it.
+    pub last_outcome: sluice_contract::record::Outcome,
     /// The current request's bytes at the front of `buf`, until they are
     /// taken out by [`ClientIo::read_body`] or dropped by
     /// [`ClientIo::end_request`].
@@ -96,6 +104,22 @@ impl ClientIo {
     /// The client side of an accepted connection.
     pub fn new(stream: TcpStream, peer: SocketAddr) -> ClientIo {
         let (rd, wr) = monoio::io::Splitable::into_split(stream);
+        ClientIo::of(ClientRd::Plain(rd), ClientWr::Plain(wr), peer, None)
+    }
+
+    /// The client side of a connection whose TLS handshake is done; the
+    /// bytes that came with the handshake start the read buffer.
+    pub fn tls(mut accepted: Accepted, peer: SocketAddr) -> ClientIo {
+        let version = accepted.negotiated.version;
+        let early = std::mem::take(&mut accepted.early);
+        let (rd, wr) = accepted.into_halves();
+        let mut io = ClientIo::of(ClientRd::Tls(rd), ClientWr::Tls(wr), peer, Some(version));
+        io.buf.extend_from_slice(&early);
+        io
+    }
+
+    /// Sets up the client side of one connection from its halves.
+    pub fn of(rd: ClientRd, wr: ClientWr, peer: SocketAddr, tls_version: Option<&'static str>) -> ClientIo {
         ClientIo {
             rd,
             wr,
@@ -104,6 +128,9 @@ impl ClientIo {
             headers: Vec::with_capacity(32),
             peer,
             ip_hash: Default::default(),
+            tls_version,
+            h2: false,
+            last_outcome: sluice_contract::record::Outcome::Ok,
             pending: None,
         }
     }
@@ -248,7 +275,7 @@ impl ClientIo {
     async fn fill(&mut self, deadline: Instant) -> Result<(), BodyError> {
         let left = deadline.saturating_duration_since(Instant::now());
         let buf = std::mem::take(&mut self.buf);
-        match monoio::time::timeout(left, read_append(&mut self.rd, buf)).await {
+        match monoio::time::timeout(left, self.rd.read_append(buf)).await {
             Ok((Ok(n), buf)) => {
                 self.buf = buf;
                 if n == 0 {
@@ -289,8 +316,8 @@ impl ClientGone {
 /// within `limit`: a client that stopped reading must not pin an upstream
 /// connection and its buffers for ever. The buffer comes back unless the
 /// write was abandoned (then the connection is closed anyway).
-pub async fn to_client<B: monoio::buf::IoBuf>(
-    wr: &mut OwnedWriteHalf<TcpStream>,
+pub async fn to_client<B: OutBytes>(
+    wr: &mut ClientWr,
     bytes: B,
     limit: Duration,
 ) -> (Result<usize, ClientGone>, Option<B>) {
@@ -299,11 +326,11 @@ pub async fn to_client<B: monoio::buf::IoBuf>(
 
 /// [`to_client`] for a head and the first body bytes, in one write.
 pub async fn to_client_gathered(
-    wr: &mut OwnedWriteHalf<TcpStream>,
+    wr: &mut ClientWr,
     both: gather::HeadAndBody,
     limit: Duration,
 ) -> (Result<usize, ClientGone>, Option<gather::HeadAndBody>) {
-    sent(monoio::time::timeout(limit, gather::write_all(wr, both)).await)
+    sent(monoio::time::timeout(limit, wr.write_gathered(both)).await)
 }
 
 /// What a client write bounded by a timeout came to, and its buffer back
@@ -326,6 +353,9 @@ fn sent<B>(
 /// request.
 pub struct ClientWatch {
     probing: bool,
+    /// The read is dropped, not cancelled, when the watch stops (an HTTP/2
+    /// stream's watch: it holds no buffer the kernel writes into).
+    drop_on_stop: bool,
     canceller: Canceller,
 }
 
@@ -340,7 +370,7 @@ pub enum Seen {
 }
 
 /// The read a [`ClientWatch`] keeps pending.
-pub type WatchRead = BufResult<usize, SliceMut<BytesMut>>;
+pub type WatchRead = BufResult<usize, BytesMut>;
 
 impl ClientWatch {
     /// Starts watching `rd`, reading into `buf` when it is empty. Poll the
@@ -348,7 +378,7 @@ impl ClientWatch {
     /// hand its result to [`ClientWatch::seen`], and end with
     /// [`ClientWatch::stop`].
     pub fn start<'a>(
-        rd: &'a mut OwnedReadHalf<TcpStream>,
+        rd: &'a mut ClientRd,
         buf: &mut BytesMut,
     ) -> (ClientWatch, impl Future<Output = WatchRead> + 'a) {
         let probing = buf.is_empty();
@@ -361,9 +391,16 @@ impl ClientWatch {
             probe.reserve(4096);
         }
         let canceller = Canceller::new();
-        let cap = probe.capacity();
-        let read = rd.cancelable_read(probe.slice_mut(0..cap), canceller.handle());
-        (ClientWatch { probing, canceller }, read)
+        let drop_on_stop = matches!(rd, ClientRd::H2(_));
+        let read = rd.cancelable_read_append(probe, canceller.handle());
+        (
+            ClientWatch {
+                probing,
+                drop_on_stop,
+                canceller,
+            },
+            read,
+        )
     }
 
     /// Whether the read is still pending (poll it).
@@ -376,7 +413,7 @@ impl ClientWatch {
         self.probing = false;
         match read {
             (Ok(n), b) if n > 0 => {
-                *buf = b.into_inner();
+                *buf = b;
                 Seen::Early
             }
             _ => Seen::Gone,
@@ -390,14 +427,14 @@ impl ClientWatch {
         read: std::pin::Pin<&mut F>,
         buf: &mut BytesMut,
     ) -> bool {
-        if !self.probing {
+        if !self.probing || self.drop_on_stop {
             return true;
         }
         self.canceller.cancel();
         match read.await {
             (Ok(0), _) => false,
             (Ok(_), b) | (Err(_), b) => {
-                *buf = b.into_inner();
+                *buf = b;
                 true
             }
         }

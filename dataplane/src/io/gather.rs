@@ -23,8 +23,9 @@ use monoio::BufResult;
 /// Two owned buffers written in order by one vectored write.
 pub struct HeadAndBody {
     head: Vec<u8>,
-    /// Held only to keep the bytes alive: the kernel reads them through `iov`.
-    _body: Bytes,
+    /// The kernel reads these through `iov` (a TLS session through
+    /// [`HeadAndBody::parts`]).
+    body: Bytes,
     /// Where `head` and `body` lie, for the kernel. Boxed, so that the array
     /// stays where it is when the value moves into the runtime.
     iov: Box<[libc::iovec; 2]>,
@@ -43,11 +44,7 @@ impl HeadAndBody {
                 iov_len: body.len(),
             },
         ]);
-        HeadAndBody {
-            head,
-            _body: body,
-            iov,
-        }
+        HeadAndBody { head, body, iov }
     }
 
     /// Bytes not written yet.
@@ -64,6 +61,11 @@ impl HeadAndBody {
             v.iov_len -= k;
             n -= k;
         }
+    }
+
+    /// Both parts whole, for a writer that copies them (a TLS session).
+    pub fn parts(&self) -> (&[u8], &[u8]) {
+        (&self.head, &self.body)
     }
 
     /// The head's buffer back, for its capacity.
@@ -94,7 +96,7 @@ pub async fn write_all<W: AsyncWriteRent>(
     (Ok(written), parts)
 }
 
-// SAFETY: the two iovecs describe the initialised bytes of `head` and `_body`
+// SAFETY: the two iovecs describe the initialised bytes of `head` and `body`
 // not written yet (a suffix of each: `consume` only moves a start forward
 // within its part, and only between writes, while no write holds the value).
 // Neither buffer can change or be freed while the value lives: both

@@ -24,10 +24,9 @@ use super::forward::Answer;
 use super::Ctx;
 use crate::io::client::{to_client, to_client_gathered, ClientGone, ClientIo, ClientWatch, Next, Seen};
 use crate::io::gather;
+use crate::io::stream::ClientWr;
 use crate::worker::Worker;
 use bytes::Buf;
-use monoio::io::OwnedWriteHalf;
-use monoio::net::TcpStream;
 use sluice_contract::codec::encoding;
 use sluice_contract::codec::head::{
     self as head, is_hop_by_hop, ConnectionOptions, Framing, Header, RequestHead, ResponseHead,
@@ -124,7 +123,7 @@ fn client_keep(client_head: &RequestHead, rh: &ResponseHead, output: Output) -> 
 /// Sends what the filter framed; `Ok(0)` when there was nothing.
 async fn send(
     filter: &mut ResponseFilter,
-    wr: &mut OwnedWriteHalf<TcpStream>,
+    wr: &mut ClientWr,
     end: bool,
     limit: Duration,
 ) -> Result<usize, ClientGone> {

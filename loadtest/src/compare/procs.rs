@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use super::cert::TlsFiles;
 use crate::run::procstat;
 
 /// The gateway key the load uses against Sluice.
@@ -156,6 +157,7 @@ pub(crate) fn start_sluice(
     workers: usize,
     dir: &Path,
     epoll: bool,
+    tls: Option<&TlsFiles>,
 ) -> anyhow::Result<Server> {
     let tag = if epoll { "sluice-epoll" } else { "sluice" };
     let snapshot = dir.join(format!("{tag}-snapshot.toml"));
@@ -185,17 +187,31 @@ pub(crate) fn start_sluice(
     if epoll {
         cmd.env("MONOIO_FORCE_LEGACY_DRIVER", "1");
     }
+    // With TLS the clients use the TLS listener only.
+    let (url, ready) = match tls {
+        None => (format!("http://127.0.0.1:{port}"), port),
+        Some(files) => {
+            let tls_port = free_port()?;
+            cmd.arg("--listen-tls")
+                .arg(format!("127.0.0.1:{tls_port}"))
+                .arg("--tls-cert")
+                .arg(&files.cert)
+                .arg("--tls-key")
+                .arg(&files.key);
+            (format!("https://localhost:{tls_port}"), tls_port)
+        }
+    };
     let child = cmd
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
     let mut server = Server {
         name: tag.into(),
         child,
-        url: format!("http://127.0.0.1:{port}"),
+        url,
         log: Some(log),
         term_first: false,
     };
-    server.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    server.wait_ready(SocketAddr::from(([127, 0, 0, 1], ready)))?;
     Ok(server)
 }
 
@@ -298,7 +314,13 @@ pub(crate) fn find_nginx(explicit: Option<&Path>, install: bool) -> anyhow::Resu
 }
 
 /// nginx in front of the mock, with the config from `benches/nginx/`.
-pub(crate) fn start_nginx(bin: &Path, mock_url: &str, workers: usize, dir: &Path) -> anyhow::Result<Server> {
+pub(crate) fn start_nginx(
+    bin: &Path,
+    mock_url: &str,
+    workers: usize,
+    dir: &Path,
+    tls: Option<&TlsFiles>,
+) -> anyhow::Result<Server> {
     let upstream = mock_url
         .strip_prefix("http://")
         .context("the mock URL is not http://")?;
@@ -308,7 +330,7 @@ pub(crate) fn start_nginx(bin: &Path, mock_url: &str, workers: usize, dir: &Path
     let conf = ngx_dir.join("nginx.conf");
     std::fs::write(
         &conf,
-        super::nginx::render(workers, &format!("127.0.0.1:{port}"), upstream, &ngx_dir),
+        super::nginx::render(workers, &format!("127.0.0.1:{port}"), upstream, &ngx_dir, tls),
     )?;
     let log = ngx_dir.join("error.log");
     let child = Command::new(bin)
@@ -326,7 +348,10 @@ pub(crate) fn start_nginx(bin: &Path, mock_url: &str, workers: usize, dir: &Path
     let mut server = Server {
         name: "nginx".into(),
         child,
-        url: format!("http://127.0.0.1:{port}"),
+        url: match tls {
+            None => format!("http://127.0.0.1:{port}"),
+            Some(_) => format!("https://localhost:{port}"),
+        },
         log: Some(log),
         term_first: true,
     };

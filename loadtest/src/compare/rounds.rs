@@ -46,7 +46,8 @@ pub(crate) fn load_config(
         workers: args.load_workers.max(1),
         pin: false,
         precise: true,
-        ca_file: None,
+        ca_file: side.ca_file.clone(),
+        http2: false,
     }
 }
 
@@ -325,6 +326,7 @@ mod tests {
             url: "http://127.0.0.1:1".into(),
             key: "k".into(),
             proxy: None,
+            ca_file: None,
         };
         let args = <CompareArgs as clap::FromArgMatches>::from_arg_matches(
             &<CompareArgs as clap::Args>::augment_args(clap::Command::new("t")).get_matches_from(["t"]),

@@ -1,11 +1,11 @@
 //! One HTTP/1.1 exchange on a keep-alive connection (plain TCP or rustls),
-//! timing the response as it arrives.
+//! timing the response as it arrives; or, with `--http2`, one HTTP/2
+//! stream at a time ([`super::h2client`]).
 
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -15,29 +15,20 @@ use monoio::net::TcpStream;
 use monoio_rustls::{ClientTlsStream, TlsConnector};
 use rustls::pki_types::ServerName;
 
+use super::h2client::H2Conn;
 use super::http::{parse_head, Body, MAX_HEAD};
 use super::request::{Api, Target};
-use super::sse_metrics::{json_usage, StreamMetrics, Tally};
+use super::response::{fail, Sink};
+pub(crate) use super::response::{Clock, Response, Stale};
 use super::stats::ErrorKind;
 
 /// Read buffer per connection; also the largest response head accepted.
 const BUF: usize = MAX_HEAD;
-/// Largest non-streamed body kept for parsing.
-const MAX_JSON: usize = 8 << 20;
-
-/// Nanoseconds since the run started, from one shared `Instant`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Clock(pub(crate) Instant);
-
-impl Clock {
-    pub(crate) fn now_ns(&self) -> u64 {
-        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-}
 
 enum Io {
     Plain(TcpStream),
     Tls(Box<ClientTlsStream<TcpStream>>),
+    H2(Box<H2Conn>),
 }
 
 /// A connection and its read buffer.
@@ -51,6 +42,7 @@ impl Conn {
         let (res, _) = match &mut self.io {
             Io::Plain(s) => s.write_all(req).await,
             Io::Tls(s) => s.write_all(req).await,
+            Io::H2(_) => return Err(io::ErrorKind::Unsupported.into()),
         };
         res.map(|_| ())
     }
@@ -63,6 +55,7 @@ impl Conn {
         let (res, slice) = match &mut self.io {
             Io::Plain(s) => s.read(slice).await,
             Io::Tls(s) => s.read(slice).await,
+            Io::H2(_) => (Err(io::ErrorKind::Unsupported.into()), slice),
         };
         self.buf = slice.into_inner();
         res
@@ -80,6 +73,10 @@ pub(crate) struct Connector {
     addrs: Vec<SocketAddr>,
     next: Cell<usize>,
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// Speak HTTP/2 (`--http2`).
+    http2: Option<Target>,
+    /// TLS for HTTP/2, poll-based over the socket (see [`super::h2client`]).
+    h2_tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Connector {
@@ -87,7 +84,9 @@ impl Connector {
         target: &Target,
         addrs: Vec<SocketAddr>,
         tls: Option<Arc<rustls::ClientConfig>>,
+        http2: bool,
     ) -> anyhow::Result<Self> {
+        let h2_tls = tls.clone().map(tokio_rustls::TlsConnector::from);
         let tls = match tls {
             Some(cfg) => {
                 let name = ServerName::try_from(target.host.clone()).context("bad TLS server name")?;
@@ -99,6 +98,8 @@ impl Connector {
             addrs,
             next: Cell::new(0),
             tls,
+            http2: http2.then(|| target.clone()),
+            h2_tls,
         })
     }
 
@@ -108,9 +109,19 @@ impl Connector {
         let addr = self.addrs[i % self.addrs.len()];
         let tcp = TcpStream::connect_addr(addr).await?;
         tcp.set_nodelay(true)?;
-        let io = match &self.tls {
-            None => Io::Plain(tcp),
-            Some((connector, name)) => Io::Tls(Box::new(connector.connect(name.clone(), tcp).await?)),
+        let io = match (&self.tls, &self.http2) {
+            (None, None) => Io::Plain(tcp),
+            (Some((connector, name)), None) => Io::Tls(Box::new(connector.connect(name.clone(), tcp).await?)),
+            (None, Some(target)) => {
+                let compat = monoio_compat::StreamWrapper::new(tcp);
+                Io::H2(Box::new(H2Conn::handshake(compat, target).await?))
+            }
+            (Some((_, name)), Some(target)) => {
+                let compat = monoio_compat::StreamWrapper::new(tcp);
+                let connector = self.h2_tls.as_ref().ok_or(io::ErrorKind::Unsupported)?;
+                let tls = connector.connect(name.clone(), compat).await?;
+                Io::H2(Box::new(H2Conn::handshake(tls, target).await?))
+            }
         };
         Ok(Conn {
             io,
@@ -120,7 +131,10 @@ impl Connector {
 }
 
 /// The TLS client configuration: system roots (or only `ca_file`'s, if given).
-pub(crate) fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+pub(crate) fn tls_config(
+    ca_file: Option<&std::path::Path>,
+    http2: bool,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     use rustls::pki_types::{pem::PemObject, CertificateDer};
     let mut roots = rustls::RootCertStore::empty();
     let files: Vec<std::path::PathBuf> = match ca_file {
@@ -151,31 +165,12 @@ pub(crate) fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Ar
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![if http2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
     Ok(Arc::new(cfg))
-}
-
-/// What came back for one request.
-#[derive(Debug, Default)]
-pub(crate) struct Response {
-    pub(crate) head_ns: Option<u64>,
-    pub(crate) end_ns: u64,
-    pub(crate) error: Option<ErrorKind>,
-    pub(crate) stream: Option<Tally>,
-    pub(crate) json_tokens: Option<u64>,
-    /// The connection may carry another request.
-    pub(crate) reusable: bool,
-}
-
-/// The exchange failed before any byte of a response arrived on a reused
-/// connection: the server had closed it while idle; retry on a new one.
-#[derive(Debug)]
-pub(crate) struct Stale;
-
-enum Sink {
-    Stream(StreamMetrics),
-    Json(Vec<u8>, bool),
-    Discard,
 }
 
 /// Sends `req` and reads the whole response.
@@ -186,6 +181,9 @@ pub(crate) async fn exchange(
     stream: bool,
     clock: Clock,
 ) -> Result<Response, Stale> {
+    if let Io::H2(h2) = &mut conn.io {
+        return super::h2client::exchange(h2, &req, api, stream, clock).await;
+    }
     let mut resp = Response::default();
     conn.buf.clear();
     if conn.write_all(req).await.is_err() {
@@ -215,20 +213,14 @@ pub(crate) async fn exchange(
     let now = clock.now_ns();
     resp.head_ns = Some(now);
     let ok_status = (200..300).contains(&head.status);
-    let mut sink = if !ok_status {
-        Sink::Discard
-    } else if stream && head.event_stream {
-        Sink::Stream(StreamMetrics::new(api))
-    } else {
-        Sink::Json(Vec::new(), false)
-    };
+    let mut sink = Sink::for_response(ok_status, stream && head.event_stream, api);
     let mut body = Body::new(head.framing);
     let mut start = head.len;
     let mut clean_end = true;
     let mut now = now;
     loop {
         let input = &conn.buf[start..];
-        let used = match body.feed(input, |data| feed(&mut sink, data, now)) {
+        let used = match body.feed(input, |data| sink.feed(data, now)) {
             Ok(n) => n,
             Err(_) => return Ok(fail(resp, ErrorKind::Protocol, clock)),
         };
@@ -256,54 +248,8 @@ pub(crate) async fn exchange(
     if !clean_end {
         resp.error = Some(ErrorKind::Truncated);
     }
-    match sink {
-        Sink::Stream(m) => {
-            let t = m.tally;
-            if resp.error.is_none() {
-                resp.error = if t.malformed {
-                    Some(ErrorKind::Protocol)
-                } else if t.error_event {
-                    Some(ErrorKind::StreamError)
-                } else if !t.done {
-                    Some(ErrorKind::Truncated)
-                } else {
-                    None
-                };
-            }
-            resp.stream = Some(t);
-        }
-        Sink::Json(bytes, overflow) => {
-            if resp.error.is_none() {
-                match json_usage(api, &bytes) {
-                    Ok(tokens) if !overflow => resp.json_tokens = tokens,
-                    _ => resp.error = Some(ErrorKind::Protocol),
-                }
-            }
-        }
-        Sink::Discard => {}
-    }
+    sink.finish(api, &mut resp);
     Ok(resp)
-}
-
-fn feed(sink: &mut Sink, data: &[u8], now: u64) {
-    match sink {
-        Sink::Stream(m) => m.feed(data, now),
-        Sink::Json(buf, overflow) => {
-            if buf.len() + data.len() > MAX_JSON {
-                *overflow = true;
-            } else {
-                buf.extend_from_slice(data);
-            }
-        }
-        Sink::Discard => {}
-    }
-}
-
-fn fail(mut resp: Response, kind: ErrorKind, clock: Clock) -> Response {
-    resp.error = Some(kind);
-    resp.end_ns = clock.now_ns();
-    resp.reusable = false;
-    resp
 }
 
 #[cfg(test)]

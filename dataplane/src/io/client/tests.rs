@@ -19,7 +19,7 @@ async fn connection(bytes: &'static [u8]) -> (ClientIo, TcpStream) {
     let mut io = ClientIo::new(server, peer);
     while io.buf.len() < bytes.len() {
         let buf = std::mem::take(&mut io.buf);
-        let (res, buf) = read_append(&mut io.rd, buf).await;
+        let (res, buf) = io.rd.read_append(buf).await;
         assert!(res.unwrap() > 0);
         io.buf = buf;
     }

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::time::Instant;
 
 use super::*;
 
@@ -38,7 +39,7 @@ fn exchange_once(reply: &'static [u8], stream: bool) -> Result<Response, Stale> 
         .build()
         .unwrap();
     let out = rt.block_on(async move {
-        let connector = Connector::new(&target, addrs, None).unwrap();
+        let connector = Connector::new(&target, addrs, None, false).unwrap();
         let mut conn = connector.connect().await.unwrap();
         let req =
             Bytes::from_static(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
