@@ -17,6 +17,7 @@
 //! - [`cut`]: the SSE event cut (the usage-only event removed from a stream).
 //! - [`rewrite`]: body rewrites (model alias, usage request).
 
+pub mod cache;
 pub mod codec;
 pub mod crypto;
 pub mod cut;
