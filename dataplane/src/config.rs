@@ -42,6 +42,8 @@ pub struct Limits {
     /// Count prompt and completion tokens locally. Off: records carry only
     /// the provider's usage, and reservations estimate four bytes a token.
     pub count_tokens: bool,
+    /// Bytes the response cache may hold on this data plane (all tenants).
+    pub cache_max_bytes: u64,
 }
 
 impl Default for Limits {
@@ -62,6 +64,7 @@ impl Default for Limits {
             pool_idle_timeout_ms: 90_000,
             shutdown_grace_ms: 30_000,
             count_tokens: true,
+            cache_max_bytes: crate::cache::DEFAULT_MAX_BYTES,
         }
     }
 }

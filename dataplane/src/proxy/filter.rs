@@ -83,6 +83,8 @@ pub struct ResponseFilter {
     /// Whether the response's body has ended.
     pub done: bool,
     codings: Vec<Coding>,
+    /// A streamed response cache fill: the events as they pass.
+    pub fill: Option<(sluice_contract::cache::chat::EventsBuilder, std::time::Instant)>,
 }
 
 /// What a [`ResponseFilter`] reads and does, decided from the response head.
@@ -147,7 +149,18 @@ impl ResponseFilter {
             pieces,
             done: false,
             codings,
+            fill: None,
         }
+    }
+
+    /// The non-streamed body kept aside, decoded; `None` when there is
+    /// none or it did not decode (for a response cache fill).
+    pub fn take_json(&mut self) -> Option<Vec<u8>> {
+        let json = self.json.take().filter(|j| !j.is_empty())?;
+        if self.codings.is_empty() {
+            return Some(json);
+        }
+        encoding::decode(&json, &self.codings, MAX_JSON_CAPTURE).ok()
     }
 
     /// Reads the usage of a non-streamed body kept aside, decoding it first
@@ -232,8 +245,10 @@ impl ResponseFilter {
             deltas,
             capture,
             pieces,
+            fill,
             ..
         } = self;
+        let mut fill = fill.as_mut().map(|(b, t0)| (b, t0.elapsed().as_millis() as u32));
         let mut texts = Texts {
             deltas,
             counter: counter.as_mut(),
@@ -258,6 +273,9 @@ impl ResponseFilter {
             }
             if let Some(c) = capture.as_mut() {
                 c.push(piece);
+            }
+            if let Some((b, at_ms)) = fill.as_mut() {
+                b.push(piece, *at_ms);
             }
             if let Some(j) = json.as_mut() {
                 if j.len() + piece.len() <= MAX_JSON_CAPTURE {

@@ -154,6 +154,7 @@ pub async fn relay(
     let client_keep = client_keep(client_head, &rh, output);
     let pass = Pass {
         account: pass_account_headers,
+        cache: ctx.record.cache.map(|c| c.as_str()),
     };
     write_client_head(&mut io.out, &buf, &headers, &rh, client_keep, output, pass);
     buf.advance(rh.len);
@@ -181,6 +182,7 @@ pub async fn relay(
         (out, spares.ranges())
     };
     let mut filter = ResponseFilter::new(setup, ctx.capture.take(), out, pieces);
+    super::cached::give_to_filter(ctx, &mut filter, upstream.kind.dialect());
     if defer_head {
         if output == Output::Raw {
             raw_head = Some(std::mem::take(&mut io.out));
@@ -349,6 +351,7 @@ pub async fn relay(
 
 /// Notes what the filter read in the record and gives its buffers back.
 fn finish(w: &Worker, ctx: &mut Ctx<'_>, mut filter: ResponseFilter, next: Next) -> Next {
+    super::cached::take_from_filter(ctx, &mut filter);
     if let Some(f) = &filter.framer {
         ctx.record.events = f.events().min(u64::from(u32::MAX)) as u32;
     }
@@ -374,6 +377,8 @@ struct Pass {
     /// The provider account's headers: its rate-limit state and its
     /// organization and project (see [`is_account_header`]).
     account: bool,
+    /// The `x-sluice-cache` value, when the response cache took part.
+    cache: Option<&'static str>,
 }
 
 /// Response headers that never reach the client: a provider's cookies are
@@ -430,6 +435,11 @@ fn write_client_head(
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(h.value.of(buf));
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(cache) = pass.cache {
+        out.extend_from_slice(b"x-sluice-cache: ");
+        out.extend_from_slice(cache.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     match (output, rh.framing) {

@@ -1,0 +1,130 @@
+use super::*;
+use sluice_contract::cache::KeyBuilder;
+
+fn key(tenant: &str, n: u64) -> CacheKey {
+    let mut b = KeyBuilder::new(tenant, 1).unwrap();
+    b.part(&n.to_be_bytes());
+    b.finish()
+}
+
+fn entry(tenant: &str, bytes: usize) -> Entry {
+    Entry {
+        tenant: Arc::from(tenant),
+        ttl: Duration::from_secs(60),
+        body: Stored::Json(Bytes::from(vec![b'x'; bytes])),
+        usage: None,
+        price: None,
+        stored_at: Instant::now(),
+    }
+}
+
+#[test]
+fn the_memory_bound_holds_under_a_flood_of_distinct_entries() {
+    let bound = 256 * 1024;
+    let cache = ResponseCache::new(bound);
+    for n in 0..20_000u64 {
+        cache.insert(key("t", n), entry("t", 700));
+        if n % 1000 == 0 {
+            cache.sync();
+            assert!(cache.weighted_bytes() <= bound, "{} > {bound}", cache.weighted_bytes());
+        }
+    }
+    cache.sync();
+    assert!(cache.weighted_bytes() <= bound);
+    assert!(cache.entry_count() > 0);
+    // 700 bytes of body + 1 of tenant + the overhead each.
+    assert!(cache.entry_count() <= bound / 957 + 1);
+}
+
+#[test]
+fn an_entry_larger_than_the_limits_is_not_kept() {
+    let cache = ResponseCache::new(10_000);
+    cache.insert(key("t", 1), entry("t", 20_000));
+    cache.insert(key("t", 2), entry("t", MAX_ENTRY_BYTES + 1));
+    cache.sync();
+    assert_eq!(cache.entry_count(), 0);
+    assert_eq!(cache.stats.skipped.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn dropping_a_tenant_empties_its_entries_only() {
+    let cache = ResponseCache::new(DEFAULT_MAX_BYTES);
+    for n in 0..50 {
+        cache.insert(key("a", n), entry("a", 10));
+        cache.insert(key("b", n), entry("b", 10));
+    }
+    cache.sync();
+    assert_eq!(cache.tenant_entries("a"), 50);
+    cache.drop_tenant("a");
+    assert!(cache.get(&key("a", 3)).is_none());
+    assert!(cache.get(&key("b", 3)).is_some());
+    assert_eq!(cache.tenant_entries("a"), 0);
+    assert_eq!(cache.tenant_entries("b"), 50);
+    cache.sync();
+    assert_eq!(cache.entry_count(), 50);
+}
+
+#[test]
+fn an_entry_expires_after_its_ttl() {
+    let cache = ResponseCache::new(DEFAULT_MAX_BYTES);
+    let mut e = entry("a", 10);
+    e.ttl = Duration::from_millis(30);
+    cache.insert(key("a", 1), e);
+    assert!(cache.get(&key("a", 1)).is_some());
+    std::thread::sleep(Duration::from_millis(60));
+    assert!(cache.get(&key("a", 1)).is_none());
+}
+
+fn index(caches: &str) -> Index {
+    crate::testing::index(&format!(
+        r#"
+[[tenants]]
+id = "a"
+[[tenants]]
+id = "b"
+{caches}
+"#
+    ))
+}
+
+#[test]
+fn a_snapshot_that_turns_a_tenant_off_or_deletes_it_drops_its_entries() {
+    let both = index(
+        r#"
+[[caches]]
+tenant = "a"
+ttl_s = 60
+[[caches]]
+tenant = "b"
+ttl_s = 60
+"#,
+    );
+    let only_b = index(
+        r#"
+[[caches]]
+tenant = "b"
+ttl_s = 60
+"#,
+    );
+    let cache = ResponseCache::new(DEFAULT_MAX_BYTES);
+    cache.insert(key("a", 1), entry("a", 10));
+    cache.insert(key("b", 1), entry("b", 10));
+    // Same rules: nothing dropped.
+    cache.on_publish(&both, &index(
+        r#"
+[[caches]]
+tenant = "a"
+ttl_s = 60
+[[caches]]
+tenant = "b"
+ttl_s = 60
+"#,
+    ));
+    assert_eq!((cache.tenant_entries("a"), cache.tenant_entries("b")), (1, 1));
+    cache.on_publish(&both, &only_b);
+    assert_eq!((cache.tenant_entries("a"), cache.tenant_entries("b")), (0, 1));
+    // Tenant b deleted (no tenant, no rule).
+    let none = crate::testing::index("[[tenants]]\nid = \"a\"\n");
+    cache.on_publish(&only_b, &none);
+    assert_eq!(cache.tenant_entries("b"), 0);
+}
