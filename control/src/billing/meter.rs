@@ -24,12 +24,14 @@ pub(crate) fn usage(
     let r = store.begin_read()?;
     let mut out = crate::store::Store::usage_in(&r, tenant)?;
     add_to_usage(&r, tenant, &mut out)?;
+    crate::cache::stats::add_to_usage(&r, tenant, &mut out)?;
     Ok(out)
 }
 
 /// Charges the records just stored in `txn`, each with the number of the
 /// data plane that sent it. The caller commits.
 pub(crate) fn apply(txn: &WriteTransaction, stored: &[(&Prepared, u32)]) -> Result<(), StoreError> {
+    crate::cache::stats::apply(txn, stored)?;
     let mut rollup: HashMap<(&str, u32, &str), Meter> = HashMap::new();
     // tenant → data plane → cost.
     let mut charges: BTreeMap<&str, BTreeMap<u32, u64>> = BTreeMap::new();
