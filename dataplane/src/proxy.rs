@@ -283,7 +283,8 @@ async fn serve_api(
         ctx.capture = Some(content::Capture::new(content_key.clone(), body.clone()));
     }
     if let Some(hit) = probe.hit.take() {
-        return Ok(cached::serve_hit(io, head, hit, info.include_usage, ctx).await);
+        let compress = sluice_contract::codec::accept::choose(req.header(&io.headers, b"accept-encoding"));
+        return Ok(cached::serve_hit(io, head, hit, info.include_usage, compress, ctx).await);
     }
     ctx.fill = plan.and_then(|p| cached::Fill::new(p, info.stream));
 
@@ -302,7 +303,8 @@ async fn serve_api(
     };
     let answer = forward::forward(w, &outgoing, &targets, ctx).await?;
     let counting = ctx.admission.as_ref().and_then(|a| a.encoding);
-    let Some(setup) = relay::setup(&answer, head, counting, ctx.record.route) else {
+    let compress = sluice_contract::codec::accept::choose(req.header(&io.headers, b"accept-encoding"));
+    let Some(setup) = relay::setup(&answer, head, counting, ctx.record.route, compress) else {
         // Asked for `identity`, the upstream compressed an event stream (or
         // used a coding the gateway does not know): its events cannot be
         // read, so it could not be billed. Refused before any byte went out.

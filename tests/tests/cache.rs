@@ -15,7 +15,12 @@ use sluice_tests::http::{Req, Response};
 use sluice_tests::sse;
 use sluice_tests::{both_drivers, Driver};
 
-both_drivers!(hits_misses_and_directives, cross_form_hits, off_or_deleted_tenant_empties_its_entries);
+both_drivers!(
+    hits_misses_and_directives,
+    cross_form_hits,
+    off_or_deleted_tenant_empties_its_entries,
+    responses_are_compressed_as_the_client_accepts
+);
 
 fn sync_dp(f: &Fleet) {
     let v = f.control.snapshot_version(&f.dp_token) as f64;
@@ -248,4 +253,46 @@ fn off_or_deleted_tenant_empties_its_entries(d: Driver) {
     sync_dp(&f);
     assert_eq!(f.dp.metric("sluice_cache_entries"), Some(1.0));
     assert!(f.control.ok(&["cache", "show"], None).lines().all(|l| !l.starts_with("beta")));
+}
+
+fn gunzip(b: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(b).read_to_end(&mut out).unwrap();
+    out
+}
+
+fn responses_are_compressed_as_the_client_accepts(d: Driver) {
+    let f = Fleet::start(d);
+    f.control.ok(&["cache", "set", "--tenant", TENANT, "--ttl", "300"], None);
+    sync_dp(&f);
+    let gz = [("accept-encoding", "br;q=0.5, gzip")];
+    // A relayed (miss) answer, compressed.
+    let miss = send(&f, &f.key, &body("z1", false), &gz);
+    assert_eq!(miss.header("content-encoding"), Some("gzip"));
+    assert_eq!(miss.header("vary"), Some("accept-encoding"));
+    let plain: Value = serde_json::from_slice(&gunzip(&miss.body)).unwrap();
+    assert_eq!(plain["object"], "chat.completion");
+    // The hit, compressed too, the same answer.
+    let hit = send(&f, &f.key, &body("z1", false), &gz);
+    assert_eq!(cache_header(&hit), Some("hit"));
+    assert_eq!(hit.header("content-encoding"), Some("gzip"));
+    assert_eq!(gunzip(&hit.body), gunzip(&miss.body));
+    // A client that accepts nothing gets the plain bytes; a stream stays plain.
+    let ident = send(&f, &f.key, &body("z1", false), &[]);
+    assert_eq!(ident.header("content-encoding"), None);
+    assert_eq!(ident.json(), plain);
+    let stream = send(&f, &f.key, &body("z2", true), &gz);
+    assert_eq!(stream.header("content-encoding"), None);
+    assert!(sse::openai_done(&sse::parse(&stream.body)));
+    // Records carry both sizes; usage shows the ratio.
+    let logs = f.control.wait_logs(TENANT, 4);
+    let compressed: Vec<&Value> = logs.iter().filter(|e| e["record"]["body_sent_bytes"].is_u64()).collect();
+    assert_eq!(compressed.len(), 2, "{logs:?}");
+    for e in compressed {
+        let r = &e["record"];
+        assert!(r["body_sent_bytes"].as_u64().unwrap() < r["body_plain_bytes"].as_u64().unwrap(), "{r}");
+    }
+    let table = f.control.ok(&["usage", "--tenant", TENANT], None);
+    assert!(table.lines().any(|l| l.contains(OPENAI_MODEL) && l.trim_end().ends_with('x')), "{table}");
 }

@@ -22,6 +22,7 @@ use crate::io::client::{ClientIo, Next};
 use bytes::Bytes;
 use sluice_contract::cache::chat::{self, Events, EventsBuilder};
 use sluice_contract::cache::{CacheKey, CachePolicy, CacheUse, KeyBuilder, Replay};
+use sluice_contract::codec::accept;
 use sluice_contract::codec::head::RequestHead;
 use sluice_contract::record::ApiRoute;
 use sluice_contract::snapshot::{KeyEntry, RouteEntry};
@@ -156,6 +157,7 @@ pub async fn serve_hit(
     head: &RequestHead,
     hit: Hit,
     include_usage: bool,
+    compress: Option<sluice_contract::codec::encoding::Coding>,
     ctx: &mut Ctx<'_>,
 ) -> Next {
     let keep = head.keep_alive && io.reusable();
@@ -171,7 +173,20 @@ pub async fn serve_hit(
     out.extend_from_slice(b"HTTP/1.1 200 OK\r\nx-sluice-cache: hit\r\n");
     let ok = match hit.form {
         Form::Json(body) => {
-            out.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
+            out.extend_from_slice(b"content-type: application/json\r\n");
+            let body = match compress.filter(|_| body.len() >= accept::MIN_COMPRESS) {
+                Some(coding) => {
+                    let packed = accept::compress(&body, coding);
+                    ctx.record.body_plain_bytes = Some(body.len() as u64);
+                    ctx.record.body_sent_bytes = Some(packed.len() as u64);
+                    out.extend_from_slice(b"content-encoding: ");
+                    out.extend_from_slice(accept::token(coding).as_bytes());
+                    out.extend_from_slice(b"\r\nvary: accept-encoding\r\n");
+                    Bytes::from(packed)
+                }
+                None => body,
+            };
+            out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(body.len().to_string().as_bytes());
             out.extend_from_slice(b"\r\n");
             out.extend_from_slice(conn);

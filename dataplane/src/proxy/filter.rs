@@ -22,7 +22,7 @@ use std::ops::Range;
 /// Largest SSE event inspected (bigger ones pass through uninspected).
 const MAX_EVENT: usize = sluice_contract::cut::MAX_HELD;
 /// Largest non-streamed body kept aside for reading its usage.
-const MAX_JSON_CAPTURE: usize = 4 * 1024 * 1024;
+pub const MAX_JSON_CAPTURE: usize = 4 * 1024 * 1024;
 
 /// How the body reaches the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +36,12 @@ pub enum Output {
     Events {
         /// Frame as chunks.
         chunked: bool,
+    },
+    /// A whole (non-streamed, length-framed) body compressed for the
+    /// client in `coding` once it is all in, sent as one chunk.
+    Compressed {
+        /// The content coding.
+        coding: Coding,
     },
 }
 
@@ -83,6 +89,8 @@ pub struct ResponseFilter {
     /// Whether the response's body has ended.
     pub done: bool,
     codings: Vec<Coding>,
+    /// Body bytes before and after compression for the client.
+    pub compressed: Option<(u64, u64)>,
     /// A streamed response cache fill: the events as they pass.
     pub fill: Option<(sluice_contract::cache::chat::EventsBuilder, std::time::Instant)>,
 }
@@ -149,6 +157,7 @@ impl ResponseFilter {
             pieces,
             done: false,
             codings,
+            compressed: None,
             fill: None,
         }
     }
@@ -293,12 +302,17 @@ impl ResponseFilter {
         if end && matches!(self.output, Output::Events { .. }) {
             self.cut.finish(&mut self.out);
         }
+        if let (true, Output::Compressed { coding }, Some(body)) = (end, self.output, self.json.as_ref()) {
+            let packed = sluice_contract::codec::accept::compress(body, coding);
+            self.compressed = Some((body.len() as u64, packed.len() as u64));
+            self.out.extend_from_slice(&packed);
+        }
         let (out, room) = (&mut self.out, self.room);
         let mut range = match self.output {
             // Nothing is framed: the raw bytes went out as they came.
             Output::Raw => 0..0,
             Output::Plain | Output::Events { chunked: false } => room..out.len(),
-            Output::Events { chunked: true } => {
+            Output::Events { chunked: true } | Output::Compressed { .. } => {
                 let mut start = room;
                 let payload = out.len() - room;
                 if payload > 0 {

@@ -57,6 +57,7 @@ pub fn setup(
     client_head: &RequestHead,
     counting: Option<sluice_contract::policy::tokens::Encoding>,
     api: ApiRoute,
+    compress: Option<encoding::Coding>,
 ) -> Option<FilterSetup> {
     let rh = &answer.head;
     let is_sse = is_event_stream(answer);
@@ -76,6 +77,18 @@ pub fn setup(
     let output = if answer.strip_usage && is_sse {
         Output::Events {
             chunked: client_head.http11,
+        }
+    } else if let (Some(coding), false, true, true, Framing::Length(n)) =
+        (compress, is_sse, codings.is_empty(), client_head.http11, rh.framing)
+    {
+        // A whole body the client accepts compressed, small enough to be
+        // kept aside: compressed once it is all in (see PRIVACY.md: in
+        // memory only).
+        if (sluice_contract::codec::accept::MIN_COMPRESS as u64..=super::filter::MAX_JSON_CAPTURE as u64).contains(&n)
+        {
+            Output::Compressed { coding }
+        } else {
+            Output::Raw
         }
     } else if rh.framing == Framing::Chunked && !client_head.http11 {
         Output::Plain
@@ -103,7 +116,7 @@ fn client_keep(client_head: &RequestHead, rh: &ResponseHead, output: Output) -> 
         && match output {
             Output::Raw => rh.framing != Framing::UntilClose,
             Output::Plain | Output::Events { chunked: false } => false,
-            Output::Events { chunked: true } => true,
+            Output::Events { chunked: true } | Output::Compressed { .. } => true,
         }
 }
 
@@ -352,6 +365,9 @@ pub async fn relay(
 /// Notes what the filter read in the record and gives its buffers back.
 fn finish(w: &Worker, ctx: &mut Ctx<'_>, mut filter: ResponseFilter, next: Next) -> Next {
     super::cached::take_from_filter(ctx, &mut filter);
+    if let Some((plain, sent)) = filter.compressed {
+        (ctx.record.body_plain_bytes, ctx.record.body_sent_bytes) = (Some(plain), Some(sent));
+    }
     if let Some(f) = &filter.framer {
         ctx.record.events = f.events().min(u64::from(u32::MAX)) as u32;
     }
@@ -444,6 +460,11 @@ fn write_client_head(
     }
     match (output, rh.framing) {
         (Output::Events { chunked: true }, _) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (Output::Compressed { coding }, _) => {
+            out.extend_from_slice(b"content-encoding: ");
+            out.extend_from_slice(sluice_contract::codec::accept::token(coding).as_bytes());
+            out.extend_from_slice(b"\r\nvary: accept-encoding\r\ntransfer-encoding: chunked\r\n");
+        }
         (Output::Events { chunked: false } | Output::Plain, _) => {}
         (Output::Raw, Framing::Length(n)) => {
             out.extend_from_slice(b"content-length: ");
