@@ -39,8 +39,8 @@ pub const MAX_ENTRY_BYTES: usize = 4 * 1024 * 1024;
 pub enum Stored {
     /// A non-streamed body (decoded, as JSON).
     Json(Bytes),
-    /// A stream's events.
-    Events(Events),
+    /// A stream's events (shared with the hits replaying them).
+    Events(Arc<Events>),
 }
 
 impl Stored {

@@ -128,3 +128,31 @@ ttl_s = 60
     cache.on_publish(&only_b, &none);
     assert_eq!(cache.tenant_entries("b"), 0);
 }
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Memory per entry beyond its body, as the process sees it (BENCHMARKS.md):
+/// `cargo test -p sluice-dataplane --release --lib cache::tests::memory_per_entry -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, printed; run by hand"]
+fn memory_per_entry() {
+    const N: u64 = 200_000;
+    const BODY: usize = 1000;
+    let cache = ResponseCache::new(u64::MAX / 2);
+    let before = rss_bytes();
+    for n in 0..N {
+        cache.insert(key("tenant-a", n), entry("tenant-a", BODY));
+    }
+    cache.sync();
+    let after = rss_bytes();
+    let per = (after - before) as f64 / N as f64;
+    println!(
+        "{N} entries of {BODY} body bytes: {per:.0} bytes each in RSS, {:.0} beyond the body; weighed {} each",
+        per - BODY as f64,
+        cache.weighted_bytes() / N
+    );
+}

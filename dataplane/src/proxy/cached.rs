@@ -134,7 +134,7 @@ impl Probe<'_> {
         };
         let form = match (&entry.body, self.stream) {
             (Stored::Json(b), false) => Some(Form::Json(b.clone())),
-            (Stored::Events(e), true) => Some(Form::Events(Arc::new(e.clone()))),
+            (Stored::Events(e), true) => Some(Form::Events(e.clone())),
             (Stored::Json(b), true) => chat::json_to_events(b).map(|e| Form::Events(Arc::new(e))),
             (Stored::Events(e), false) => chat::events_to_json(e).map(|j| Form::Json(Bytes::from(j))),
         };
@@ -314,7 +314,7 @@ pub fn complete_fill(cache: &ResponseCache, ctx: &mut Ctx<'_>) {
         && r.usage.is_some();
     let body = match (whole, fill.events, fill.json) {
         (false, _, _) => None,
-        (true, Some(b), _) => b.finish().map(Stored::Events),
+        (true, Some(b), _) => b.finish().map(|e| Stored::Events(Arc::new(e))),
         (true, None, Some(j)) => serde_json::from_slice::<serde::de::IgnoredAny>(&j)
             .ok()
             .map(|_| Stored::Json(Bytes::from(j))),
