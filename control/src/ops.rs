@@ -437,19 +437,7 @@ fn delete_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
         index.remove((id, k))?;
         records.remove(schema::split_tenant_record_key(&k).1)?;
     }
-    let mut usage = txn.open_table(schema::USAGE_DAILY)?;
-    let mut rollups: Vec<([u8; 4], String)> = Vec::new();
-    for item in usage.range((id, [0u8; 4], "")..)? {
-        let (k, _) = item?;
-        let (t, day, model) = k.value();
-        if t != id {
-            break;
-        }
-        rollups.push((day, model.to_owned()));
-    }
-    for (day, model) in rollups {
-        usage.remove((id, day, model.as_str()))?;
-    }
+    crate::store::daily::delete_tenant(&mut txn.open_table(schema::USAGE_DAILY)?, id)?;
     crate::billing::tables::delete_tenant(txn, id)?;
     crate::cache::delete_tenant(txn, id)?;
     crate::cache::stats::delete_tenant(txn, id)?;

@@ -934,7 +934,12 @@ fn retention_purges_records_past_the_tenants_period_and_keeps_anonymous_rollups(
                     "cost_micros",
                     "cached_input_tokens",
                     "cache_creation_tokens",
-                    "reasoning_tokens"
+                    "reasoning_tokens",
+                    "cache_lookups",
+                    "cache_hits",
+                    "saved_micros",
+                    "body_plain_bytes",
+                    "body_sent_bytes"
                 ]
                 .contains(f),
                 "rollup field {f:?}: {row}"

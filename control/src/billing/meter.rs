@@ -131,18 +131,10 @@ pub(crate) fn add_to_usage(
     let Some(t) = open_read(r, schema::USAGE_METER_DAILY)? else {
         return Ok(());
     };
-    let mut by_day: HashMap<(String, String), Meter> = HashMap::new();
-    for item in t.range((tenant, [0u8; 4], "")..)? {
-        let (k, v) = item?;
-        let (tn, day, model) = k.value();
-        if tn != tenant {
-            break;
-        }
-        by_day.insert(
-            (crate::time::format_day(u32::from_be_bytes(day)), model.to_owned()),
-            Meter::unpack(&v.value()),
-        );
-    }
+    let by_day: HashMap<(String, String), Meter> = crate::store::daily::of_tenant(&t, tenant)?
+        .into_iter()
+        .map(|(day, model, v)| ((crate::time::format_day(day), model), Meter::unpack(&v)))
+        .collect();
     for row in rows {
         if let Some(m) = by_day.get(&(row.day.clone(), row.model.clone())) {
             row.cost_micros = m.cost_micros;

@@ -117,18 +117,10 @@ pub(crate) fn add_to_usage(r: &ReadTransaction, tenant: &str, rows: &mut [UsageR
     let Some(t) = open_read(r, CACHE_DAILY)? else {
         return Ok(());
     };
-    let mut by_day: HashMap<(String, String), CacheMeter> = HashMap::new();
-    for item in t.range((tenant, [0u8; 4], "")..)? {
-        let (k, v) = item?;
-        let (tn, day, model) = k.value();
-        if tn != tenant {
-            break;
-        }
-        by_day.insert(
-            (crate::time::format_day(u32::from_be_bytes(day)), model.to_owned()),
-            CacheMeter::unpack(&v.value()),
-        );
-    }
+    let by_day: HashMap<(String, String), CacheMeter> = crate::store::daily::of_tenant(&t, tenant)?
+        .into_iter()
+        .map(|(day, model, v)| ((crate::time::format_day(day), model), CacheMeter::unpack(&v)))
+        .collect();
     for row in rows {
         if let Some(m) = by_day.get(&(row.day.clone(), row.model.clone())) {
             row.cache_lookups = m.lookups;
@@ -143,20 +135,7 @@ pub(crate) fn add_to_usage(r: &ReadTransaction, tenant: &str, rows: &mut [UsageR
 
 /// Removes `tenant`'s rollup rows (part of deleting it).
 pub(crate) fn delete_tenant(txn: &WriteTransaction, tenant: &str) -> Result<(), StoreError> {
-    let mut t = txn.open_table(CACHE_DAILY)?;
-    let mut keys: Vec<([u8; 4], String)> = Vec::new();
-    for item in t.range((tenant, [0u8; 4], "")..)? {
-        let (k, _) = item?;
-        let (tn, day, model) = k.value();
-        if tn != tenant {
-            break;
-        }
-        keys.push((day, model.to_owned()));
-    }
-    for (day, model) in keys {
-        t.remove((tenant, day, model.as_str()))?;
-    }
-    Ok(())
+    crate::store::daily::delete_tenant(&mut txn.open_table(CACHE_DAILY)?, tenant)
 }
 
 #[cfg(test)]

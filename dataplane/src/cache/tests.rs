@@ -89,16 +89,15 @@ id = "b"
 
 #[test]
 fn a_snapshot_that_turns_a_tenant_off_or_deletes_it_drops_its_entries() {
-    let both = index(
-        r#"
+    const BOTH: &str = r#"
 [[caches]]
 tenant = "a"
 ttl_s = 60
 [[caches]]
 tenant = "b"
 ttl_s = 60
-"#,
-    );
+"#;
+    let both = index(BOTH);
     let only_b = index(
         r#"
 [[caches]]
@@ -110,16 +109,7 @@ ttl_s = 60
     cache.insert(key("a", 1), entry("a", 10));
     cache.insert(key("b", 1), entry("b", 10));
     // Same rules: nothing dropped.
-    cache.on_publish(&both, &index(
-        r#"
-[[caches]]
-tenant = "a"
-ttl_s = 60
-[[caches]]
-tenant = "b"
-ttl_s = 60
-"#,
-    ));
+    cache.on_publish(&both, &index(BOTH));
     assert_eq!((cache.tenant_entries("a"), cache.tenant_entries("b")), (1, 1));
     cache.on_publish(&both, &only_b);
     assert_eq!((cache.tenant_entries("a"), cache.tenant_entries("b")), (0, 1));
