@@ -36,7 +36,9 @@ pub(crate) fn mutate(txn: &WriteTransaction, op: &CacheOp) -> Result<bool, Store
             t.insert((rule.tenant.as_str(), model), encode(rule)?.as_slice())?;
         }
         CacheOp::Off { tenant, model } => {
-            if t.remove((tenant.as_str(), model.as_deref().unwrap_or("")))?.is_none() {
+            if t.remove((tenant.as_str(), model.as_deref().unwrap_or("")))?
+                .is_none()
+            {
                 return Err(StoreError::NotFound(match model {
                     Some(m) => format!("tenant {tenant:?} has no cache rule for model {m:?}"),
                     None => format!("tenant {tenant:?} has no tenant-wide cache rule"),

@@ -122,7 +122,9 @@ impl ResponseCache {
             .max_capacity(max_bytes)
             .weigher(|_k: &CacheKey, e: &Arc<Entry>| {
                 let w = e.body.weight().saturating_add(e.tenant.len());
-                u32::try_from(w).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD)
+                u32::try_from(w)
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(ENTRY_OVERHEAD)
             })
             .expire_after(PerEntryTtl)
             .support_invalidation_closures()
@@ -221,14 +223,54 @@ impl ResponseCache {
         self.sync();
         let s = &self.stats;
         let rows: [(&str, &str, &str, u64); 8] = [
-            ("sluice_cache_hits_total", "counter", "Response cache look-ups that found an entry.", s.hits.load(Ordering::Relaxed)),
-            ("sluice_cache_misses_total", "counter", "Response cache look-ups that found none.", s.misses.load(Ordering::Relaxed)),
-            ("sluice_cache_fills_total", "counter", "Responses stored in the cache.", s.fills.load(Ordering::Relaxed)),
-            ("sluice_cache_skipped_total", "counter", "Responses of cached routes not stored (incomplete, failed, too large, other form).", s.skipped.load(Ordering::Relaxed)),
-            ("sluice_cache_tenant_drops_total", "counter", "Times a snapshot dropped a tenant's entries.", s.tenant_drops.load(Ordering::Relaxed)),
-            ("sluice_cache_entries", "gauge", "Entries in the response cache.", self.entry_count()),
-            ("sluice_cache_bytes", "gauge", "Bytes held by the response cache, as weighed.", self.weighted_bytes()),
-            ("sluice_cache_max_bytes", "gauge", "Bound on the response cache's bytes.", self.max_bytes),
+            (
+                "sluice_cache_hits_total",
+                "counter",
+                "Response cache look-ups that found an entry.",
+                s.hits.load(Ordering::Relaxed),
+            ),
+            (
+                "sluice_cache_misses_total",
+                "counter",
+                "Response cache look-ups that found none.",
+                s.misses.load(Ordering::Relaxed),
+            ),
+            (
+                "sluice_cache_fills_total",
+                "counter",
+                "Responses stored in the cache.",
+                s.fills.load(Ordering::Relaxed),
+            ),
+            (
+                "sluice_cache_skipped_total",
+                "counter",
+                "Responses of cached routes not stored (incomplete, failed, too large, other form).",
+                s.skipped.load(Ordering::Relaxed),
+            ),
+            (
+                "sluice_cache_tenant_drops_total",
+                "counter",
+                "Times a snapshot dropped a tenant's entries.",
+                s.tenant_drops.load(Ordering::Relaxed),
+            ),
+            (
+                "sluice_cache_entries",
+                "gauge",
+                "Entries in the response cache.",
+                self.entry_count(),
+            ),
+            (
+                "sluice_cache_bytes",
+                "gauge",
+                "Bytes held by the response cache, as weighed.",
+                self.weighted_bytes(),
+            ),
+            (
+                "sluice_cache_max_bytes",
+                "gauge",
+                "Bound on the response cache's bytes.",
+                self.max_bytes,
+            ),
         ];
         for (name, kind, help, v) in rows {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");

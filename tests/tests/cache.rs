@@ -55,11 +55,16 @@ fn send(f: &Fleet, key: &str, body: &Value, headers: &[(&str, &str)]) -> Respons
     let before = settled(f);
     let r = f.dp.request(&req);
     assert_eq!(r.status(), 200, "{}", r.text());
-    let stores = !headers.iter().any(|(k, v)| *k == "cache-control" && v.contains("no-store"));
+    let stores = !headers
+        .iter()
+        .any(|(k, v)| *k == "cache-control" && v.contains("no-store"));
     if cache_header(&r) == Some("miss") && stores {
         let deadline = std::time::Instant::now() + sluice_tests::WAIT;
         while settled(f) <= before {
-            assert!(std::time::Instant::now() < deadline, "the miss was never stored nor declined");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the miss was never stored nor declined"
+            );
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
@@ -71,7 +76,9 @@ fn cache_header(r: &Response) -> Option<&str> {
 }
 
 fn id_of(r: &Response) -> String {
-    if r.header("content-type").is_some_and(|c| c.starts_with("text/event-stream")) {
+    if r.header("content-type")
+        .is_some_and(|c| c.starts_with("text/event-stream"))
+    {
         let events = sse::parse(&r.body);
         return events[0].json().unwrap()["id"].as_str().unwrap().to_owned();
     }
@@ -83,10 +90,28 @@ fn id_of(r: &Response) -> String {
 fn add_tenant(f: &Fleet, id: &str) -> String {
     let c = &f.control;
     c.ok(&["tenant", "create", id], None);
-    let key = parse_key(&c.ok(&["apikey", "create", "--tenant", id, "--id", "kb"], None), "sk-sluice-");
-    c.ok(&["provider-key", "add", "--tenant", id, PROVIDER_KEY_ID], Some(&f.provider_key));
+    let key = parse_key(
+        &c.ok(&["apikey", "create", "--tenant", id, "--id", "kb"], None),
+        "sk-sluice-",
+    );
+    c.ok(
+        &["provider-key", "add", "--tenant", id, PROVIDER_KEY_ID],
+        Some(&f.provider_key),
+    );
     let target = format!("upstream=mock,key={PROVIDER_KEY_ID}");
-    c.ok(&["route", "set", "--tenant", id, "--model", OPENAI_MODEL, "--target", &target], None);
+    c.ok(
+        &[
+            "route",
+            "set",
+            "--tenant",
+            id,
+            "--model",
+            OPENAI_MODEL,
+            "--target",
+            &target,
+        ],
+        None,
+    );
     key
 }
 
@@ -99,7 +124,8 @@ fn hits_misses_and_directives(d: Driver) {
     send(&f, &f.key, &body("p0", false), &[]);
     assert_eq!(f.mock.requests(), before + 1);
 
-    f.control.ok(&["cache", "set", "--tenant", TENANT, "--ttl", "300"], None);
+    f.control
+        .ok(&["cache", "set", "--tenant", TENANT, "--ttl", "300"], None);
     sync_dp(&f);
 
     // Miss, then hit: same bytes, same id, upstream untouched.
@@ -134,16 +160,24 @@ fn hits_misses_and_directives(d: Driver) {
     let second = send(&f, &f.key, &body("p2", false), &[]);
     assert_eq!(cache_header(&second), Some("miss"));
     assert_ne!(id_of(&first), id_of(&second));
-    assert_eq!(cache_header(&send(&f, &f.key, &body("p2", false), &[])), Some("hit"));
+    assert_eq!(
+        cache_header(&send(&f, &f.key, &body("p2", false), &[])),
+        Some("hit")
+    );
 
     // An upstream error is never stored.
-    let err = f.dp.request(&Req::chat(&f.key, &body("p-err", false)).header("x-mock-status", "500"));
+    let err =
+        f.dp.request(&Req::chat(&f.key, &body("p-err", false)).header("x-mock-status", "500"));
     assert_eq!(err.status(), 500);
-    assert_eq!(cache_header(&send(&f, &f.key, &body("p-err", false), &[])), Some("miss"));
+    assert_eq!(
+        cache_header(&send(&f, &f.key, &body("p-err", false), &[])),
+        Some("miss")
+    );
 
     // Another tenant sending the same request does not get acme's entry.
     let beta = add_tenant(&f, "beta");
-    f.control.ok(&["cache", "set", "--tenant", "beta", "--ttl", "300"], None);
+    f.control
+        .ok(&["cache", "set", "--tenant", "beta", "--ttl", "300"], None);
     sync_dp(&f);
     let theirs = send(&f, &beta, &body("p1", false), &[]);
     assert_eq!(cache_header(&theirs), Some("miss"));
@@ -180,7 +214,12 @@ fn hits_misses_and_directives(d: Driver) {
 
 fn cross_form_hits(d: Driver) {
     let f = Fleet::start(d);
-    f.control.ok(&["cache", "set", "--tenant", TENANT, "--ttl", "300", "--replay", "paced"], None);
+    f.control.ok(
+        &[
+            "cache", "set", "--tenant", TENANT, "--ttl", "300", "--replay", "paced",
+        ],
+        None,
+    );
     sync_dp(&f);
 
     // A streamed fill serves a streamed hit with the same events.
@@ -199,14 +238,20 @@ fn cross_form_hits(d: Driver) {
     let v = json_hit.json();
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["id"].as_str().unwrap(), id_of(&miss));
-    assert_eq!(v["choices"][0]["message"]["content"].as_str().unwrap(), sse::openai_text(&a));
+    assert_eq!(
+        v["choices"][0]["message"]["content"].as_str().unwrap(),
+        sse::openai_text(&a)
+    );
     assert_eq!(f.mock.requests(), n);
 
     // A non-streamed fill serves a streamed hit: the same text, [DONE],
     // the usage chunk only when asked for.
     let plain = send(&f, &f.key, &body("s2", false), &[]);
     assert_eq!(cache_header(&plain), Some("miss"));
-    let text = plain.json()["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
+    let text = plain.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let streamed = send(&f, &f.key, &body("s2", true), &[]);
     assert_eq!(cache_header(&streamed), Some("hit"));
     let ev = sse::parse(&streamed.body);
@@ -220,21 +265,29 @@ fn cross_form_hits(d: Driver) {
     let u = plain.json()["usage"].clone();
     assert_eq!(
         sse::openai_usage(&sse::parse(&with_usage.body)),
-        Some((u["prompt_tokens"].as_u64().unwrap(), u["completion_tokens"].as_u64().unwrap()))
+        Some((
+            u["prompt_tokens"].as_u64().unwrap(),
+            u["completion_tokens"].as_u64().unwrap()
+        ))
     );
 }
 
 fn off_or_deleted_tenant_empties_its_entries(d: Driver) {
     let f = Fleet::start(d);
     let beta = add_tenant(&f, "beta");
-    f.control.ok(&["cache", "set", "--tenant", TENANT, "--ttl", "300"], None);
-    f.control.ok(&["cache", "set", "--tenant", "beta", "--ttl", "300"], None);
+    f.control
+        .ok(&["cache", "set", "--tenant", TENANT, "--ttl", "300"], None);
+    f.control
+        .ok(&["cache", "set", "--tenant", "beta", "--ttl", "300"], None);
     sync_dp(&f);
     for p in ["a", "b", "c"] {
         send(&f, &f.key, &body(p, false), &[]);
         send(&f, &beta, &body(p, true), &[]);
     }
-    assert_eq!(cache_header(&send(&f, &f.key, &body("a", false), &[])), Some("hit"));
+    assert_eq!(
+        cache_header(&send(&f, &f.key, &body("a", false), &[])),
+        Some("hit")
+    );
     f.dp.wait_metric("sluice_cache_entries", "6", |v| v == 6.0);
 
     // Off for acme: its entries are gone at once, beta's stay.
@@ -243,16 +296,24 @@ fn off_or_deleted_tenant_empties_its_entries(d: Driver) {
     assert_eq!(f.dp.metric("sluice_cache_entries"), Some(3.0));
     assert_eq!(cache_header(&send(&f, &f.key, &body("a", false), &[])), None);
     // Turned on again: nothing from before comes back.
-    f.control.ok(&["cache", "set", "--tenant", TENANT, "--ttl", "300"], None);
+    f.control
+        .ok(&["cache", "set", "--tenant", TENANT, "--ttl", "300"], None);
     sync_dp(&f);
-    assert_eq!(cache_header(&send(&f, &f.key, &body("a", false), &[])), Some("miss"));
+    assert_eq!(
+        cache_header(&send(&f, &f.key, &body("a", false), &[])),
+        Some("miss")
+    );
     assert_eq!(cache_header(&send(&f, &beta, &body("a", true), &[])), Some("hit"));
 
     // beta deleted: its entries are gone.
     f.control.ok(&["tenant", "delete", "beta"], None);
     sync_dp(&f);
     assert_eq!(f.dp.metric("sluice_cache_entries"), Some(1.0));
-    assert!(f.control.ok(&["cache", "show"], None).lines().all(|l| !l.starts_with("beta")));
+    assert!(f
+        .control
+        .ok(&["cache", "show"], None)
+        .lines()
+        .all(|l| !l.starts_with("beta")));
 }
 
 fn gunzip(b: &[u8]) -> Vec<u8> {
@@ -264,7 +325,8 @@ fn gunzip(b: &[u8]) -> Vec<u8> {
 
 fn responses_are_compressed_as_the_client_accepts(d: Driver) {
     let f = Fleet::start(d);
-    f.control.ok(&["cache", "set", "--tenant", TENANT, "--ttl", "300"], None);
+    f.control
+        .ok(&["cache", "set", "--tenant", TENANT, "--ttl", "300"], None);
     sync_dp(&f);
     let gz = [("accept-encoding", "br;q=0.5, gzip")];
     // A relayed (miss) answer, compressed.
@@ -287,12 +349,23 @@ fn responses_are_compressed_as_the_client_accepts(d: Driver) {
     assert!(sse::openai_done(&sse::parse(&stream.body)));
     // Records carry both sizes; usage shows the ratio.
     let logs = f.control.wait_logs(TENANT, 4);
-    let compressed: Vec<&Value> = logs.iter().filter(|e| e["record"]["body_sent_bytes"].is_u64()).collect();
+    let compressed: Vec<&Value> = logs
+        .iter()
+        .filter(|e| e["record"]["body_sent_bytes"].is_u64())
+        .collect();
     assert_eq!(compressed.len(), 2, "{logs:?}");
     for e in compressed {
         let r = &e["record"];
-        assert!(r["body_sent_bytes"].as_u64().unwrap() < r["body_plain_bytes"].as_u64().unwrap(), "{r}");
+        assert!(
+            r["body_sent_bytes"].as_u64().unwrap() < r["body_plain_bytes"].as_u64().unwrap(),
+            "{r}"
+        );
     }
     let table = f.control.ok(&["usage", "--tenant", TENANT], None);
-    assert!(table.lines().any(|l| l.contains(OPENAI_MODEL) && l.trim_end().ends_with('x')), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains(OPENAI_MODEL) && l.trim_end().ends_with('x')),
+        "{table}"
+    );
 }

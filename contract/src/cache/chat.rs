@@ -185,7 +185,10 @@ pub fn events_to_json(events: &Events) -> Option<Vec<u8>> {
             }
             if let Some(d) = c.get("delta") {
                 let d = d.as_object()?;
-                if ["tool_calls", "function_call", "refusal"].iter().any(|k| non_null(d, k)) {
+                if ["tool_calls", "function_call", "refusal"]
+                    .iter()
+                    .any(|k| non_null(d, k))
+                {
                     return None;
                 }
                 match d.get("content") {
@@ -266,7 +269,13 @@ pub fn json_to_events(json: &[u8]) -> Option<Events> {
     };
     let mut ev = Events::default();
     let delta = |d: Value, f: Value| json!([{"index": 0, "delta": d, "logprobs": null, "finish_reason": f}]);
-    ev.push(&chunk(delta(json!({"role": "assistant", "content": ""}), Value::Null), None), 0);
+    ev.push(
+        &chunk(
+            delta(json!({"role": "assistant", "content": ""}), Value::Null),
+            None,
+        ),
+        0,
+    );
     if !text.is_empty() {
         ev.push(&chunk(delta(json!({"content": text}), Value::Null), None), 0);
     }

@@ -60,7 +60,10 @@ pub fn choose(accept: Option<&[u8]>) -> Option<Coding> {
         let Some(q) = q else { continue };
         if name == b"*" {
             star = Some(q);
-        } else if let Some(i) = OFFERED.iter().position(|(_, n)| name.eq_ignore_ascii_case(n.as_bytes())) {
+        } else if let Some(i) = OFFERED
+            .iter()
+            .position(|(_, n)| name.eq_ignore_ascii_case(n.as_bytes()))
+        {
             weights[i] = Some(q);
         } else if name.eq_ignore_ascii_case(b"x-gzip") {
             weights[2] = weights[2].or(Some(q));
@@ -91,13 +94,19 @@ pub fn token(coding: Coding) -> &'static str {
 pub fn compress(body: &[u8], coding: Coding) -> Vec<u8> {
     match coding {
         Coding::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 2), flate2::Compression::fast());
+            let mut e = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 2),
+                flate2::Compression::fast(),
+            );
             // Writing into a Vec cannot fail.
             let _ = e.write_all(body);
             e.finish().unwrap_or_default()
         }
         Coding::Deflate => {
-            let mut e = flate2::write::ZlibEncoder::new(Vec::with_capacity(body.len() / 2), flate2::Compression::fast());
+            let mut e = flate2::write::ZlibEncoder::new(
+                Vec::with_capacity(body.len() / 2),
+                flate2::Compression::fast(),
+            );
             let _ = e.write_all(body);
             e.finish().unwrap_or_default()
         }

@@ -36,7 +36,10 @@ pub(super) fn route(app: &Arc<App>, req: &Request, segs: &[&str]) -> Reply {
     match (req.method.as_str(), segs) {
         ("GET", ["caches"]) => {
             let tenant = req.query_param("tenant");
-            Ok(Response::json(200, &store.cache_rules(tenant.as_deref()).map_err(se)?))
+            Ok(Response::json(
+                200,
+                &store.cache_rules(tenant.as_deref()).map_err(se)?,
+            ))
         }
         ("PUT", ["caches", t]) => {
             let b: RuleBody = body(req)?;

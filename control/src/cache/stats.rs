@@ -104,7 +104,10 @@ pub(crate) fn apply(txn: &WriteTransaction, stored: &[(&Prepared, u32)]) -> Resu
     let mut t = txn.open_table(CACHE_DAILY)?;
     for ((tenant, day, model), m) in rollup {
         let key = (tenant, day.to_be_bytes(), model);
-        let mut total = t.get(key)?.map(|v| CacheMeter::unpack(&v.value())).unwrap_or_default();
+        let mut total = t
+            .get(key)?
+            .map(|v| CacheMeter::unpack(&v.value()))
+            .unwrap_or_default();
         total.add(&m);
         t.insert(key, total.pack())?;
     }
@@ -113,7 +116,11 @@ pub(crate) fn apply(txn: &WriteTransaction, stored: &[(&Prepared, u32)]) -> Resu
 
 /// Fills in the cache and compression columns of `rows` (a tenant's usage
 /// by day and model).
-pub(crate) fn add_to_usage(r: &ReadTransaction, tenant: &str, rows: &mut [UsageRow]) -> Result<(), StoreError> {
+pub(crate) fn add_to_usage(
+    r: &ReadTransaction,
+    tenant: &str,
+    rows: &mut [UsageRow],
+) -> Result<(), StoreError> {
     let Some(t) = open_read(r, CACHE_DAILY)? else {
         return Ok(());
     };

@@ -116,7 +116,10 @@ pub(crate) fn run(cmd: Noun<CacheCmd>) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            table::print(&["TENANT", "MODEL", "TTL S", "REPLAY", "HIT PRICE", "SINCE"], &rows);
+            table::print(
+                &["TENANT", "MODEL", "TTL S", "REPLAY", "HIT PRICE", "SINCE"],
+                &rows,
+            );
         }
     }
     Ok(())

@@ -82,15 +82,26 @@ pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
                 u.output_tokens.to_string(),
                 format!("{:.1}", r.total_us as f64 / 1000.0),
                 r.cache.map_or("-", |c| c.as_str()).to_owned(),
-                r.saved_micros
-                    .map_or("-".into(), |s| crate::billing::rows::usd(i64::try_from(s).unwrap_or(i64::MAX))),
+                r.saved_micros.map_or("-".into(), |s| {
+                    crate::billing::rows::usd(i64::try_from(s).unwrap_or(i64::MAX))
+                }),
                 super::cache_columns::ratio(r.body_plain_bytes.unwrap_or(0), r.body_sent_bytes.unwrap_or(0)),
             ]
         })
         .collect();
     table::print(
         &[
-            "TIME", "KEY", "MODEL", "UPSTREAM", "STATUS", "OUTCOME", "IN", "OUT", "MS", "CACHE", "SAVED",
+            "TIME",
+            "KEY",
+            "MODEL",
+            "UPSTREAM",
+            "STATUS",
+            "OUTCOME",
+            "IN",
+            "OUT",
+            "MS",
+            "CACHE",
+            "SAVED",
             "COMPRESSION",
         ],
         &rows,

@@ -8,7 +8,10 @@ use redb::{ReadableTable, Table};
 type Key = (&'static str, [u8; 4], &'static str);
 
 /// `tenant`'s rows of `t`: (day, model, value), by day then model.
-pub(crate) fn of_tenant<const N: usize, T>(t: &T, tenant: &str) -> Result<Vec<(u32, String, [u8; N])>, StoreError>
+pub(crate) fn of_tenant<const N: usize, T>(
+    t: &T,
+    tenant: &str,
+) -> Result<Vec<(u32, String, [u8; N])>, StoreError>
 where
     T: ReadableTable<Key, [u8; N]>,
 {
@@ -25,7 +28,10 @@ where
 }
 
 /// Removes `tenant`'s rows of `t`.
-pub(crate) fn delete_tenant<const N: usize>(t: &mut Table<'_, Key, [u8; N]>, tenant: &str) -> Result<(), StoreError> {
+pub(crate) fn delete_tenant<const N: usize>(
+    t: &mut Table<'_, Key, [u8; N]>,
+    tenant: &str,
+) -> Result<(), StoreError> {
     for (day, model, _) in of_tenant(t, tenant)? {
         t.remove((tenant, day.to_be_bytes(), model.as_str()))?;
     }

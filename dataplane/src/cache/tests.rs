@@ -26,7 +26,11 @@ fn the_memory_bound_holds_under_a_flood_of_distinct_entries() {
         cache.insert(key("t", n), entry("t", 700));
         if n % 1000 == 0 {
             cache.sync();
-            assert!(cache.weighted_bytes() <= bound, "{} > {bound}", cache.weighted_bytes());
+            assert!(
+                cache.weighted_bytes() <= bound,
+                "{} > {bound}",
+                cache.weighted_bytes()
+            );
         }
     }
     cache.sync();

@@ -229,7 +229,10 @@ async fn replay(
     let mut body = Vec::new();
     let mut sent = 0u32;
     let mut first = true;
-    let mut iter = events.iter().filter(|(_, e)| include_usage || !e.usage_only).peekable();
+    let mut iter = events
+        .iter()
+        .filter(|(_, e)| include_usage || !e.usage_only)
+        .peekable();
     while let Some((data, ev)) = iter.next() {
         Events::write_event(data, &mut body);
         sent += 1;

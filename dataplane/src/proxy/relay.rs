@@ -78,13 +78,18 @@ pub fn setup(
         Output::Events {
             chunked: client_head.http11,
         }
-    } else if let (Some(coding), false, true, true, Framing::Length(n)) =
-        (compress, is_sse, codings.is_empty(), client_head.http11, rh.framing)
-    {
+    } else if let (Some(coding), false, true, true, Framing::Length(n)) = (
+        compress,
+        is_sse,
+        codings.is_empty(),
+        client_head.http11,
+        rh.framing,
+    ) {
         // A whole body the client accepts compressed, small enough to be
         // kept aside: compressed once it is all in (see PRIVACY.md: in
         // memory only).
-        if (sluice_contract::codec::accept::MIN_COMPRESS as u64..=super::filter::MAX_JSON_CAPTURE as u64).contains(&n)
+        if (sluice_contract::codec::accept::MIN_COMPRESS as u64..=super::filter::MAX_JSON_CAPTURE as u64)
+            .contains(&n)
         {
             Output::Compressed { coding }
         } else {
