@@ -34,21 +34,21 @@ pub const ENTRY_OVERHEAD: u32 = 256;
 /// Largest body one entry may hold.
 pub const MAX_ENTRY_BYTES: usize = 4 * 1024 * 1024;
 
-/// A response as stored.
-#[derive(Debug)]
-pub enum Stored {
-    /// A non-streamed body (decoded, as JSON).
-    Json(Bytes),
-    /// A stream's events (shared with the hits replaying them).
-    Events(Arc<Events>),
+/// A response as stored: in the form it came, and in the other form when
+/// it converts faithfully (computed once, at fill, and weighed with it), so
+/// that a hit in either form copies and converts nothing.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// The non-streamed body (decoded JSON).
+    pub json: Option<Bytes>,
+    /// The stream's events (shared with the hits replaying them).
+    pub events: Option<Arc<Events>>,
 }
 
 impl Stored {
-    fn weight(&self) -> usize {
-        match self {
-            Stored::Json(b) => b.len(),
-            Stored::Events(e) => e.weight(),
-        }
+    /// Bytes held.
+    pub fn weight(&self) -> usize {
+        self.json.as_ref().map_or(0, |b| b.len()) + self.events.as_ref().map_or(0, |e| e.weight())
     }
 }
 

@@ -11,7 +11,10 @@ fn entry(tenant: &str, bytes: usize) -> Entry {
     Entry {
         tenant: Arc::from(tenant),
         ttl: Duration::from_secs(60),
-        body: Stored::Json(Bytes::from(vec![b'x'; bytes])),
+        body: Stored {
+            json: Some(Bytes::from(vec![b'x'; bytes])),
+            events: None,
+        },
         usage: None,
         price: None,
         stored_at: Instant::now(),

@@ -132,14 +132,14 @@ impl Probe<'_> {
         let Some(entry) = self.cache.get(&plan.key) else {
             return false;
         };
-        let form = match (&entry.body, self.stream) {
-            (Stored::Json(b), false) => Some(Form::Json(b.clone())),
-            (Stored::Events(e), true) => Some(Form::Events(e.clone())),
-            (Stored::Json(b), true) => chat::json_to_events(b).map(|e| Form::Events(Arc::new(e))),
-            (Stored::Events(e), false) => chat::events_to_json(e).map(|j| Form::Json(Bytes::from(j))),
+        let form = if self.stream {
+            entry.body.events.clone().map(Form::Events)
+        } else {
+            entry.body.json.clone().map(Form::Json)
         };
         let Some(form) = form else {
             // Stored in a form that does not convert (tool calls): a miss.
+            // (`get` counted it a hit; the record says miss.)
             return false;
         };
         self.hit = Some(Hit {
@@ -315,12 +315,20 @@ pub fn complete_fill(cache: &ResponseCache, ctx: &mut Ctx<'_>) {
         && r.outcome == sluice_contract::record::Outcome::Ok
         && r.error.is_none()
         && r.usage.is_some();
+    // The other form is made here, once, off the client's way (its answer
+    // is out): a hit in either form then only clones an `Arc`.
     let body = match (whole, fill.events, fill.json) {
         (false, _, _) => None,
-        (true, Some(b), _) => b.finish().map(|e| Stored::Events(Arc::new(e))),
+        (true, Some(b), _) => b.finish().map(|e| Stored {
+            json: chat::events_to_json(&e).map(Bytes::from),
+            events: Some(Arc::new(e)),
+        }),
         (true, None, Some(j)) => serde_json::from_slice::<serde::de::IgnoredAny>(&j)
             .ok()
-            .map(|_| Stored::Json(Bytes::from(j))),
+            .map(|_| Stored {
+                events: chat::json_to_events(&j).map(Arc::new),
+                json: Some(Bytes::from(j)),
+            }),
         (true, None, None) => None,
     };
     let Some(body) = body else {
