@@ -15,6 +15,7 @@
 //! request in the other form misses, and its own fill replaces the entry.
 
 use crate::codec::sse::{SseEvent, SseFramer};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 /// Largest event kept by a streamed fill.
@@ -130,16 +131,17 @@ impl EventsBuilder {
     }
 }
 
-/// Whether event `data` is the usage-only chunk (`"choices": []` and a usage).
+/// Whether event `data` is the usage-only chunk (`"choices": []` and a
+/// usage). Read only when both appear in it (OpenAI sends `"usage":null`
+/// in every chunk of a stream that asked for usage).
 pub fn is_usage_only(data: &[u8]) -> bool {
-    if memchr::memmem::find(data, b"\"usage\"").is_none() {
+    if memchr::memmem::find(data, b"\"usage\"").is_none() || memchr::memmem::find(data, b"[]").is_none() {
         return false;
     }
-    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(data) else {
-        return false;
-    };
-    matches!(m.get("choices"), Some(Value::Array(a)) if a.is_empty())
-        && m.get("usage").is_some_and(|u| !u.is_null())
+    match serde_json::from_slice::<Chunk<'_>>(data) {
+        Ok(c) => c.choices.is_some_and(|v| v.is_empty()) && c.usage.is_some(),
+        Err(_) => false,
+    }
 }
 
 fn non_null(m: &Map<String, Value>, k: &str) -> bool {
@@ -149,63 +151,102 @@ fn non_null(m: &Map<String, Value>, k: &str) -> bool {
 /// The fields of a chunk or completion kept as they are.
 const KEPT: [&str; 5] = ["id", "created", "model", "system_fingerprint", "service_tier"];
 
+/// One chunk as read for joining (borrowed; `null` reads as `None`).
+#[derive(serde::Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    created: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    system_fingerprint: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    service_tier: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    choices: Option<Vec<ChoiceDelta<'a>>>,
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceDelta<'a> {
+    #[serde(default)]
+    index: u64,
+    #[serde(borrow, default)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    logprobs: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    function_call: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    refusal: Option<&'a RawValue>,
+}
+
+fn value(raw: &RawValue) -> Option<Value> {
+    serde_json::from_str(raw.get()).ok()
+}
+
 /// The non-streamed body a stream of `events` stands for; `None` when it
 /// does not convert faithfully (see the module docs).
 pub fn events_to_json(events: &Events) -> Option<Vec<u8>> {
     let mut head: Option<Map<String, Value>> = None;
     let mut text = String::new();
-    let mut finish = Value::Null;
-    let mut usage = Value::Null;
+    let mut finish: Option<Value> = None;
+    let mut usage: Option<Value> = None;
     for (data, _) in events.iter() {
         if data == b"[DONE]" {
             break;
         }
-        let Value::Object(chunk) = serde_json::from_slice::<Value>(data).ok()? else {
-            return None;
-        };
+        let chunk: Chunk<'_> = serde_json::from_slice(data).ok()?;
         if head.is_none() {
             let mut h = Map::new();
-            for k in KEPT {
-                if let Some(v) = chunk.get(k) {
-                    h.insert(k.into(), v.clone());
+            let kept = [
+                chunk.id,
+                chunk.created,
+                chunk.model,
+                chunk.system_fingerprint,
+                chunk.service_tier,
+            ];
+            for (k, v) in KEPT.iter().zip(kept) {
+                if let Some(v) = v {
+                    h.insert((*k).into(), value(v)?);
                 }
             }
             head = Some(h);
         }
-        if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {
-            usage = u.clone();
+        if let Some(u) = chunk.usage {
+            usage = Some(value(u)?);
         }
-        let Some(Value::Array(choices)) = chunk.get("choices") else {
-            return None;
-        };
-        for c in choices {
-            let c = c.as_object()?;
-            if c.get("index").and_then(Value::as_u64) != Some(0) || non_null(c, "logprobs") {
+        for c in chunk.choices? {
+            if c.index != 0 || c.logprobs.is_some() {
                 return None;
             }
-            if let Some(d) = c.get("delta") {
-                let d = d.as_object()?;
-                if ["tool_calls", "function_call", "refusal"]
-                    .iter()
-                    .any(|k| non_null(d, k))
-                {
+            if let Some(d) = c.delta {
+                if d.tool_calls.is_some() || d.function_call.is_some() || d.refusal.is_some() {
                     return None;
                 }
-                match d.get("content") {
-                    Some(Value::String(s)) => text.push_str(s),
-                    None | Some(Value::Null) => {}
-                    Some(_) => return None,
+                if let Some(t) = d.content {
+                    text.push_str(&t);
                 }
             }
-            if let Some(f) = c.get("finish_reason").filter(|f| !f.is_null()) {
-                finish = f.clone();
+            if let Some(f) = c.finish_reason {
+                finish = Some(value(f)?);
             }
         }
     }
     let mut body = head?;
-    if finish.is_null() {
-        return None;
-    }
     body.insert("object".into(), Value::from("chat.completion"));
     body.insert(
         "choices".into(),
@@ -213,11 +254,11 @@ pub fn events_to_json(events: &Events) -> Option<Vec<u8>> {
             "index": 0,
             "message": {"role": "assistant", "content": text, "refusal": null},
             "logprobs": null,
-            "finish_reason": finish,
+            "finish_reason": finish?,
         }]),
     );
-    if !usage.is_null() {
-        body.insert("usage".into(), usage);
+    if let Some(u) = usage {
+        body.insert("usage".into(), u);
     }
     serde_json::to_vec(&Value::Object(body)).ok()
 }
