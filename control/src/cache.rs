@@ -3,6 +3,7 @@
 //! section. Only rules live here: cached content never reaches the control
 //! plane (it stays in each data plane's memory).
 
+pub(crate) mod meter;
 pub(crate) mod stats;
 
 use crate::store::compile::Compiled;

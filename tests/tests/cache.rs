@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
-use sluice_tests::control::{parse_key, Fleet, OPENAI_MODEL, PROVIDER_KEY_ID, TENANT};
+use sluice_tests::control::{Fleet, OPENAI_MODEL, TENANT};
 use sluice_tests::http::{Req, Response};
 use sluice_tests::sse;
 use sluice_tests::{both_drivers, Driver};
@@ -85,36 +85,6 @@ fn id_of(r: &Response) -> String {
     r.json()["id"].as_str().unwrap().to_owned()
 }
 
-/// Adds tenant `id` with a gateway key, the mock's provider key and a
-/// route for the OpenAI model; returns the gateway key.
-fn add_tenant(f: &Fleet, id: &str) -> String {
-    let c = &f.control;
-    c.ok(&["tenant", "create", id], None);
-    let key = parse_key(
-        &c.ok(&["apikey", "create", "--tenant", id, "--id", "kb"], None),
-        "sk-sluice-",
-    );
-    c.ok(
-        &["provider-key", "add", "--tenant", id, PROVIDER_KEY_ID],
-        Some(&f.provider_key),
-    );
-    let target = format!("upstream=mock,key={PROVIDER_KEY_ID}");
-    c.ok(
-        &[
-            "route",
-            "set",
-            "--tenant",
-            id,
-            "--model",
-            OPENAI_MODEL,
-            "--target",
-            &target,
-        ],
-        None,
-    );
-    key
-}
-
 fn hits_misses_and_directives(d: Driver) {
     let f = Fleet::start(d);
     // Off by default: no header, every request goes upstream.
@@ -175,7 +145,7 @@ fn hits_misses_and_directives(d: Driver) {
     );
 
     // Another tenant sending the same request does not get acme's entry.
-    let beta = add_tenant(&f, "beta");
+    let beta = f.add_tenant("beta", None, "kb");
     f.control
         .ok(&["cache", "set", "--tenant", "beta", "--ttl", "300"], None);
     sync_dp(&f);
@@ -274,7 +244,7 @@ fn cross_form_hits(d: Driver) {
 
 fn off_or_deleted_tenant_empties_its_entries(d: Driver) {
     let f = Fleet::start(d);
-    let beta = add_tenant(&f, "beta");
+    let beta = f.add_tenant("beta", None, "kb");
     f.control
         .ok(&["cache", "set", "--tenant", TENANT, "--ttl", "300"], None);
     f.control

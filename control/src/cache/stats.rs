@@ -4,88 +4,14 @@
 //! bytes before and after compression. `usage` shows them as a hit rate,
 //! savings and a compression ratio.
 
+pub(crate) use super::meter::CacheMeter;
 use crate::store::ingest::Prepared;
 use crate::store::open_read;
 use crate::store::rows::UsageRow;
 use crate::store::schema::CACHE_DAILY;
 use crate::store::StoreError;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
-use sluice_contract::cache::CacheUse;
-use sluice_contract::record::Record;
 use std::collections::HashMap;
-
-/// What one record adds to the rollup.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct CacheMeter {
-    /// The cache was looked up (or skipped by `no-cache`) for it.
-    pub(crate) lookups: u64,
-    /// It was a hit.
-    pub(crate) hits: u64,
-    /// What the hit saved, micro-dollars.
-    pub(crate) saved_micros: u64,
-    /// Response body bytes before compression (compressed responses only).
-    pub(crate) plain_bytes: u64,
-    /// Response body bytes after compression.
-    pub(crate) sent_bytes: u64,
-}
-
-impl CacheMeter {
-    /// The meter of `record`.
-    pub(crate) fn of(record: &Record) -> CacheMeter {
-        CacheMeter {
-            lookups: u64::from(record.cache.is_some()),
-            hits: u64::from(record.cache == Some(CacheUse::Hit)),
-            saved_micros: record.saved_micros.unwrap_or(0),
-            plain_bytes: record.body_plain_bytes.unwrap_or(0),
-            sent_bytes: record.body_sent_bytes.unwrap_or(0),
-        }
-    }
-
-    fn fields(&self) -> [u64; 5] {
-        [
-            self.lookups,
-            self.hits,
-            self.saved_micros,
-            self.plain_bytes,
-            self.sent_bytes,
-        ]
-    }
-
-    fn is_zero(&self) -> bool {
-        *self == CacheMeter::default()
-    }
-
-    fn add(&mut self, o: &CacheMeter) {
-        self.lookups = self.lookups.saturating_add(o.lookups);
-        self.hits = self.hits.saturating_add(o.hits);
-        self.saved_micros = self.saved_micros.saturating_add(o.saved_micros);
-        self.plain_bytes = self.plain_bytes.saturating_add(o.plain_bytes);
-        self.sent_bytes = self.sent_bytes.saturating_add(o.sent_bytes);
-    }
-
-    fn pack(&self) -> [u8; 40] {
-        let mut out = [0u8; 40];
-        for (i, v) in self.fields().into_iter().enumerate() {
-            out[i * 8..i * 8 + 8].copy_from_slice(&v.to_be_bytes());
-        }
-        out
-    }
-
-    fn unpack(v: &[u8; 40]) -> CacheMeter {
-        let f = |i: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&v[i * 8..i * 8 + 8]);
-            u64::from_be_bytes(b)
-        };
-        CacheMeter {
-            lookups: f(0),
-            hits: f(1),
-            saved_micros: f(2),
-            plain_bytes: f(3),
-            sent_bytes: f(4),
-        }
-    }
-}
 
 /// Adds the records just stored in `txn` to the rollup. The caller commits.
 pub(crate) fn apply(txn: &WriteTransaction, stored: &[(&Prepared, u32)]) -> Result<(), StoreError> {
@@ -148,6 +74,8 @@ pub(crate) fn delete_tenant(txn: &WriteTransaction, tenant: &str) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_contract::cache::CacheUse;
+    use sluice_contract::record::Record;
 
     #[test]
     fn a_hit_counts_as_a_lookup_and_a_hit_with_its_saving() {
