@@ -17,7 +17,11 @@
 # Environment: BIN (a directory with the release binaries, used as they
 # are; default: build them into target/release), OUT (default
 # target/callgrind), SIDES (default "off meter on"), REQUESTS (default 200),
-# TOKENS (per response, default 50), USAGE (1: the requests ask for usage,
+# TOKENS (per response, default 50); sides "fill" and "hit" (issue 21) are
+# "meter" with the tenant's response cache on: "fill" sends
+# `cache-control: no-cache`, so every request computes its key and fills
+# the entry from its events (no look-up), "hit" answers every measured
+# request from the cache; USAGE (1: the requests ask for usage,
 # `stream_options.include_usage`, as compare's load does, so each stream
 # passes as it came instead of being re-framed without the usage event).
 set -euo pipefail
@@ -38,6 +42,10 @@ bench_workdir callgrind
 bench_mock
 overhead_sides "$mock" "$sha" "$tokens"
 printf '[limits]\ncount_tokens = false\n' >"$work/off-config.toml"
+for side in fill hit; do
+    cp "$work/meter.toml" "$work/$side.toml"
+    printf '\n[[caches]]\ntenant = "bench"\nttl_s = 3600\n' >>"$work/$side.toml"
+done
 if [ "${USAGE:-0}" = 1 ]; then
     python3 - "$work/body.json" <<'EOF'
 import json, sys
@@ -50,12 +58,16 @@ fi
 load() {
     "$bin/sluice-loadtest" run --url "http://$1" --api-key "$key" --model gpt-4o-mini \
         --body-file "$work/body.json" --stream --rate 20 "${@:3}" \
-        --header "x-mock-tokens: $tokens" --workers 1 -q --json "$2" >/dev/null
+        --header "x-mock-tokens: $tokens" "${side_headers[@]}" --workers 1 -q --json "$2" >/dev/null
 }
 
 echo "== user-space instructions a request: $requests streamed requests of $tokens tokens, ~2 KB prompt$([ "${USAGE:-0}" = 1 ] && echo ", usage asked (raw output)")"
 for side in $sides; do
     extra=()
+    side_headers=()
+    if [ "$side" = fill ]; then
+        side_headers=(--header "cache-control: no-cache")
+    fi
     if [ "$side" = off ]; then
         extra=(--config "$work/off-config.toml" --no-token-count)
     fi

@@ -18,6 +18,7 @@
 //! - [`rewrite`]: body rewrites (model alias, usage request).
 //! - [`translate`]: requests, responses, streams and errors between dialects.
 
+pub mod cache;
 pub mod codec;
 pub mod crypto;
 pub mod cut;

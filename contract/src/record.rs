@@ -251,6 +251,22 @@ pub struct Record {
     /// absent: plain TCP (or a record from before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Cow<'static, str>>,
+    /// The response cache's part: a hit (served from memory: `usage` is
+    /// the cached response's, its tokens not generated again), a miss
+    /// (looked up, not found); absent when the cache was not consulted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache::CacheUse>,
+    /// A hit's saving: the cached response's cost at today's price minus
+    /// what the hit was charged, micro-dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_micros: Option<u64>,
+    /// Body bytes before compression for the client, when the gateway
+    /// compressed the response (`bytes_out` counts what was sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_plain_bytes: Option<u64>,
+    /// Body bytes after compression for the client, when it compressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sent_bytes: Option<u64>,
 }
 
 /// One upstream attempt of a request.
@@ -325,6 +341,10 @@ impl Record {
             dropped_fields: None,
             protocol: None,
             tls: None,
+            cache: None,
+            saved_micros: None,
+            body_plain_bytes: None,
+            body_sent_bytes: None,
         }
     }
 }

@@ -17,11 +17,13 @@
 //!   `GET /v1/dataplanes/health` (each data plane's last report of its
 //!   targets' health)
 //! - prices, policies, rate limits, credit and alerts: see `billing`
+//! - response cache rules: see `cache`
 //! - privacy settings, content, export, purge and the audit trail: see `privacy`
 //! - `POST|GET /v1/tokens`, `POST /v1/tokens/{name}/revoke`: named admin tokens
 
 pub(crate) mod auth;
 mod billing;
+mod cache;
 mod error;
 mod fleet;
 mod privacy;
@@ -81,6 +83,7 @@ fn dispatch(app: &Arc<App>, req: &Request, segs: &[&str]) -> Response {
         ["v1", "upstreams", rest @ ..] => fleet::upstreams(app, req, rest),
         ["v1", "dataplanes", rest @ ..] => fleet::dataplanes(app, req, rest),
         ["v1", "tokens", rest @ ..] => tokens::route(app, req, rest),
+        ["v1", "caches", ..] => cache::route(app, req, &segs[1..]),
         ["v1", "prices" | "policies" | "limits" | "credits" | "alerts", ..] => {
             billing::route(app, req, &segs[1..])
         }

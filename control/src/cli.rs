@@ -6,6 +6,8 @@
 //! `DATA/admin.token` with `--data` / `$SLUICE_DATA`.
 
 pub(crate) mod billing;
+pub(crate) mod cache;
+pub(crate) mod cache_columns;
 pub(crate) mod fleet;
 pub(crate) mod keys;
 pub(crate) mod master_key;

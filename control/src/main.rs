@@ -8,6 +8,7 @@ mod admin_api;
 mod app;
 mod audit;
 mod billing;
+mod cache;
 mod cli;
 mod clock;
 mod demo;
@@ -84,6 +85,8 @@ enum Command {
     Audit(Noun<cli::privacy::AuditCmd>),
     /// Named admin tokens with scopes (admin, read, tenant:<id>).
     Token(Noun<cli::tokens::TokenCmd>),
+    /// The response cache: opt-in per tenant and model, with a TTL.
+    Cache(Noun<cli::cache::CacheCmd>),
 }
 
 fn main() {
@@ -115,6 +118,7 @@ fn main() {
         Command::Export(a) => cli::privacy::export(a),
         Command::Audit(c) => cli::privacy::audit(c),
         Command::Token(c) => cli::tokens::run(c),
+        Command::Cache(c) => cli::cache::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -18,6 +18,7 @@ pub(crate) fn compile_current(store: &crate::store::Store) -> Result<Compiled, S
     let mut compiled = crate::store::Store::compile_core(&r)?;
     crate::billing::sections::add_from_read(&r, &mut compiled)?;
     crate::privacy::content::add_from_read(&r, &mut compiled)?;
+    crate::cache::add_from_read(&r, &mut compiled)?;
     Ok(compiled)
 }
 
@@ -112,6 +113,8 @@ pub(crate) enum AdminOp {
     Billing(crate::billing::ops::BillingOp),
     /// Content logging, retention, purges (see `crate::privacy`).
     Privacy(crate::privacy::PrivacyOp),
+    /// Response cache rules (see `crate::cache`).
+    Cache(crate::cache::CacheOp),
 }
 
 /// The result of a committed admin change.
@@ -165,6 +168,7 @@ pub(crate) fn compile_in(txn: &WriteTransaction, version: u64) -> Result<Compile
     )?;
     crate::billing::sections::add_from_write(txn, &mut compiled)?;
     crate::privacy::content::add_from_write(txn, &mut compiled)?;
+    crate::cache::add_from_write(txn, &mut compiled)?;
     Ok(compiled)
 }
 
@@ -334,6 +338,7 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
         }
         AdminOp::Billing(op) => return crate::billing::ops::mutate(txn, op),
         AdminOp::Privacy(op) => return crate::privacy::apply(txn, op),
+        AdminOp::Cache(op) => return crate::cache::mutate(txn, op),
     }
     Ok(true)
 }
@@ -437,19 +442,9 @@ fn delete_tenant(txn: &WriteTransaction, id: &str) -> Result<(), StoreError> {
         index.remove((id, k))?;
         records.remove(schema::split_tenant_record_key(&k).1)?;
     }
-    let mut usage = txn.open_table(schema::USAGE_DAILY)?;
-    let mut rollups: Vec<([u8; 4], String)> = Vec::new();
-    for item in usage.range((id, [0u8; 4], "")..)? {
-        let (k, _) = item?;
-        let (t, day, model) = k.value();
-        if t != id {
-            break;
-        }
-        rollups.push((day, model.to_owned()));
-    }
-    for (day, model) in rollups {
-        usage.remove((id, day, model.as_str()))?;
-    }
+    crate::store::daily::delete_tenant(&mut txn.open_table(schema::USAGE_DAILY)?, id)?;
     crate::billing::tables::delete_tenant(txn, id)?;
+    crate::cache::delete_tenant(txn, id)?;
+    crate::cache::stats::delete_tenant(txn, id)?;
     Ok(())
 }

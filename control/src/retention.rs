@@ -323,6 +323,7 @@ fn remove_usage(
 ) -> Result<(), StoreError> {
     r.rollups += remove_days(txn, schema::USAGE_DAILY, tenant, cutoff_day)?;
     r.rollups += remove_days(txn, schema::USAGE_METER_DAILY, tenant, cutoff_day)?;
+    r.rollups += remove_days(txn, schema::CACHE_DAILY, tenant, cutoff_day)?;
     Ok(())
 }
 
@@ -373,6 +374,7 @@ fn distinct_usage_tenants(txn: &WriteTransaction) -> Result<Vec<String>, StoreEr
     let mut out: Vec<String> = Vec::new();
     usage_tenants(txn, schema::USAGE_DAILY, &mut out)?;
     usage_tenants(txn, schema::USAGE_METER_DAILY, &mut out)?;
+    usage_tenants(txn, schema::CACHE_DAILY, &mut out)?;
     Ok(out)
 }
 

@@ -11,6 +11,7 @@
 
 pub(crate) mod compact;
 pub(crate) mod compile;
+pub(crate) mod daily;
 pub(crate) mod ingest;
 pub(crate) mod query;
 pub(crate) mod rows;

@@ -46,6 +46,8 @@ pub struct Limits {
     pub tls_handshake_timeout_ms: u64,
     /// Streams one HTTP/2 connection may have open at once.
     pub h2_max_concurrent_streams: u32,
+    /// Bytes the response cache may hold on this data plane (all tenants).
+    pub cache_max_bytes: u64,
 }
 
 impl Default for Limits {
@@ -68,6 +70,7 @@ impl Default for Limits {
             count_tokens: true,
             tls_handshake_timeout_ms: 10_000,
             h2_max_concurrent_streams: 128,
+            cache_max_bytes: crate::cache::DEFAULT_MAX_BYTES,
         }
     }
 }

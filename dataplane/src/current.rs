@@ -16,13 +16,21 @@ use std::sync::Arc;
 /// keeps the snapshot it started on until it completes.
 pub struct SnapshotCell {
     current: ArcSwap<Index>,
+    /// The response cache, whose entries follow the snapshot's rules.
+    pub cache: crate::cache::ResponseCache,
 }
 
 impl SnapshotCell {
-    /// A cell holding `index`.
+    /// A cell holding `index`, with a response cache of the default size.
     pub fn new(index: Index) -> Self {
+        SnapshotCell::with_cache(index, crate::cache::DEFAULT_MAX_BYTES)
+    }
+
+    /// A cell holding `index`, with a response cache of `cache_bytes`.
+    pub fn with_cache(index: Index, cache_bytes: u64) -> Self {
         SnapshotCell {
             current: ArcSwap::from_pointee(index),
+            cache: crate::cache::ResponseCache::new(cache_bytes),
         }
     }
 
@@ -32,8 +40,11 @@ impl SnapshotCell {
     }
 
     /// Publishes `index`; requests already running finish on the old one.
+    /// Entries of tenants whose cache the new snapshot turned off (or
+    /// deleted) are dropped before this returns.
     pub fn publish(&self, index: Index) {
-        self.current.store(Arc::new(index));
+        let old = self.current.swap(Arc::new(index));
+        self.cache.on_publish(&old, &self.current.load());
     }
 }
 

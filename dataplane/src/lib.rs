@@ -18,10 +18,12 @@
 //!   spare buffers, the client's half of a connection and its timed writes).
 //! - [`worker`]: a worker's state, shared by its connection tasks.
 //! - [`current`]: the snapshot being served (compiled, resolved, published).
+//! - [`cache`]: the response cache's store (memory only, bounded in bytes).
 //! - [`sink`]: where records go; [`agent`]: the thread that talks to the
 //!   control plane; [`metrics`], [`config`].
 
 pub mod agent;
+pub mod cache;
 pub mod config;
 pub mod current;
 pub mod io;

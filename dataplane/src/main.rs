@@ -263,7 +263,7 @@ fn run(args: Args) -> Result<(), ConfigError> {
     let (cell, consumer, extra, reload_from, freshness): Started = match mode {
         Mode::Standalone { snapshot, records } => {
             let index = load_snapshot(&snapshot, None).map_err(ConfigError)?;
-            let cell = Arc::new(SnapshotCell::new(index));
+            let cell = Arc::new(SnapshotCell::with_cache(index, limits.cache_max_bytes));
             let writer = sink::spawn_jsonl_writer(records.clone(), records_rx)
                 .map_err(|e| ConfigError(format!("{}: {e}", records.display())))?;
             (cell, writer, Arc::new(String::new), Some(snapshot), None)
@@ -272,7 +272,7 @@ fn run(args: Args) -> Result<(), ConfigError> {
             let (agent, index) = Agent::bootstrap(cfg).map_err(|e| ConfigError(e.to_string()))?;
             let stats = agent.stats();
             let freshness = max_age.map(|age| sluice_dataplane::agent::Freshness::new(stats.clone(), age));
-            let cell = Arc::new(SnapshotCell::new(index));
+            let cell = Arc::new(SnapshotCell::with_cache(index, limits.cache_max_bytes));
             let handle = agent
                 .spawn(cell.clone(), records_rx)
                 .map_err(|e| ConfigError(format!("agent thread: {e}")))?;
@@ -288,6 +288,7 @@ fn run(args: Args) -> Result<(), ConfigError> {
             let cells = cell.current().health_cells();
             let now = sluice_contract::quota::now_ns();
             sluice_dataplane::metrics::render_health(&cells, now, &mut text);
+            cell.cache.render(&mut text);
             text
         })
     };

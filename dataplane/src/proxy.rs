@@ -27,6 +27,7 @@
 //! and keep-alive are the connection loop's ([`crate::server::conn`]).
 
 pub mod auth;
+pub mod cached;
 pub mod classify;
 pub mod content;
 pub mod filter;
@@ -58,6 +59,8 @@ pub struct Ctx<'w> {
     pub admission: Option<meter::Admission>,
     /// Opt-in content capture, sealed into the record when it is finished.
     pub capture: Option<content::Capture>,
+    /// A response cache entry being filled from the response.
+    pub fill: Option<cached::Fill>,
     done: bool,
 }
 
@@ -80,6 +83,7 @@ impl<'w> Ctx<'w> {
             dialect,
             admission: None,
             capture: None,
+            fill: None,
             done: false,
         }
     }
@@ -264,16 +268,36 @@ async fn serve_api(
     ctx.record.model = Some(info.model.clone());
     ctx.record.stream = info.stream;
 
-    // 4. admit
-    let (admission, redacted) = meter::admit(
+    // 4. admit, with the response cache's look-up (after the policy and
+    // the rate limits, before any credit is reserved).
+    let directives = cached::directives(req.header(&io.headers, b"cache-control"));
+    let api = ctx.record.route;
+    let mut probe = cached::Probe {
+        cache: &w.shared.cell.cache,
+        stream: info.stream,
+        hit: None,
+    };
+    let mut plan = None;
+    let (admission, redacted) = meter::admit_probing(
         &index,
         &key,
         &view,
         &req_body,
         limits.count_tokens,
         &mut ctx.record,
+        |forwarded| {
+            let p = cached::plan(&key, api, &info.model, forwarded, directives)?;
+            let found = probe.look(&p);
+            let share = p.policy().hit_share_ppm;
+            plan = Some(p);
+            let price = probe.hit.as_ref().and_then(|h| h.entry().price);
+            found.then_some((share, price))
+        },
     )?;
     ctx.admission = Some(admission);
+    if plan.is_some() {
+        ctx.record.cache = Some(sluice_contract::cache::CacheUse::Miss);
+    }
     let body = match redacted {
         Some(b) => bytes::Bytes::from(b),
         None => req_body.clone(),
@@ -282,6 +306,11 @@ async fn serve_api(
         // What is logged is what was forwarded: redacted values stay redacted.
         ctx.capture = Some(content::Capture::new(content_key.clone(), body.clone()));
     }
+    if let Some(hit) = probe.hit.take() {
+        let compress = sluice_contract::codec::accept::choose(req.header(&io.headers, b"accept-encoding"));
+        return Ok(cached::serve_hit(io, head, hit, info.include_usage, compress, ctx).await);
+    }
+    ctx.fill = plan.and_then(|p| cached::Fill::new(p, info.stream));
 
     // 5. route
     let targets = route::targets(&key.tenant, &info.model)?;
@@ -299,7 +328,8 @@ async fn serve_api(
     };
     let answer = forward::forward(w, &outgoing, &targets, ctx).await?;
     let counting = ctx.admission.as_ref().and_then(|a| a.encoding);
-    let Some(setup) = relay::setup(&answer, head, counting, ctx.record.route, info.include_usage) else {
+    let compress = sluice_contract::codec::accept::choose(req.header(&io.headers, b"accept-encoding"));
+    let Some(setup) = relay::setup(&answer, head, counting, ctx.record.route, info.include_usage, compress) else {
         // Asked for `identity`, the upstream compressed an event stream (or
         // used a coding the gateway does not know): its events cannot be
         // read, so it could not be billed. Refused before any byte went out.
@@ -309,5 +339,7 @@ async fn serve_api(
         ));
     };
 
-    Ok(relay::relay(w, io, head, answer, setup, ctx).await)
+    let next = relay::relay(w, io, head, answer, setup, ctx).await;
+    cached::complete_fill(&w.shared.cell.cache, ctx);
+    Ok(next)
 }

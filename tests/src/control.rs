@@ -605,6 +605,41 @@ impl Fleet {
         }
     }
 
+    /// Creates tenant `id` with gateway key `key_id`, a provider key and a route
+    /// for [`OPENAI_MODEL`] to the mock; returns the gateway key.
+    pub fn add_tenant(&self, id: &str, name: Option<&str>, key_id: &str) -> String {
+        let c = &self.control;
+        let mut args = vec!["tenant", "create", id];
+        if let Some(n) = name {
+            args.extend(["--name", n]);
+        }
+        c.ok(&args, None);
+        let key = parse_key(
+            &c.ok(&["apikey", "create", "--tenant", id, "--id", key_id], None),
+            "sk-sluice-",
+        );
+        let pk = format!("pk-{key_id}");
+        c.ok(
+            &["provider-key", "add", "--tenant", id, &pk],
+            Some(&self.provider_key),
+        );
+        let target = format!("upstream=mock,key={pk}");
+        c.ok(
+            &[
+                "route",
+                "set",
+                "--tenant",
+                id,
+                "--model",
+                OPENAI_MODEL,
+                "--target",
+                &target,
+            ],
+            None,
+        );
+        key
+    }
+
     /// The scratch directory: `control/` (the data directory), `spool/`, the
     /// token file, and every process's stdout and stderr.
     pub fn dir(&self) -> &Path {

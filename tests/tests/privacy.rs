@@ -812,36 +812,7 @@ fn tampering_with_the_audit_trail_in_the_file_is_named_by_verify() {
 /// Creates tenant `id` with gateway key `key_id`, a provider key and a route
 /// for [`OPENAI_MODEL`] to the mock; returns the gateway key.
 fn second_tenant(f: &Fleet, id: &str, name: Option<&str>, key_id: &str) -> String {
-    let c = &f.control;
-    let mut args = vec!["tenant", "create", id];
-    if let Some(n) = name {
-        args.extend(["--name", n]);
-    }
-    c.ok(&args, None);
-    let key = parse_key(
-        &c.ok(&["apikey", "create", "--tenant", id, "--id", key_id], None),
-        "sk-sluice-",
-    );
-    let pk = format!("pk-{key_id}");
-    c.ok(
-        &["provider-key", "add", "--tenant", id, &pk],
-        Some(&f.provider_key),
-    );
-    let target = format!("upstream=mock,key={pk}");
-    c.ok(
-        &[
-            "route",
-            "set",
-            "--tenant",
-            id,
-            "--model",
-            OPENAI_MODEL,
-            "--target",
-            &target,
-        ],
-        None,
-    );
-    key
+    f.add_tenant(id, name, key_id)
 }
 
 fn requests_of(usage: &Value) -> u64 {
@@ -934,7 +905,12 @@ fn retention_purges_records_past_the_tenants_period_and_keeps_anonymous_rollups(
                     "cost_micros",
                     "cached_input_tokens",
                     "cache_creation_tokens",
-                    "reasoning_tokens"
+                    "reasoning_tokens",
+                    "cache_lookups",
+                    "cache_hits",
+                    "saved_micros",
+                    "body_plain_bytes",
+                    "body_sent_bytes"
                 ]
                 .contains(f),
                 "rollup field {f:?}: {row}"

@@ -52,6 +52,8 @@ pub struct TenantEntry {
     pub in_flight: Option<Arc<crate::quota::inflight::InFlight>>,
     /// Opt-in content logging: bodies are sealed under this key.
     pub content_key: Option<Arc<SealKey>>,
+    /// The tenant's response cache rules; `None`: nothing is cached.
+    pub cache: Option<Arc<crate::cache::TenantCache>>,
 }
 
 /// Completion tokens reserved for a request without `max_tokens`, unless the
@@ -262,6 +264,9 @@ pub struct Index {
     /// Prices by model.
     pub prices: PriceTable,
     registry: Arc<Registry>,
+    /// Every tenant's cache rules, by tenant id (tenants with none absent):
+    /// what a new snapshot is compared with to drop entries at once.
+    pub caches: HashMap<Arc<str>, Arc<crate::cache::TenantCache>>,
 }
 
 /// How provider keys reach the index.
@@ -422,6 +427,16 @@ impl Index {
         let credits: HashMap<&str, &super::types::CreditGrant> =
             snap.credits.iter().map(|c| (c.tenant.as_str(), c)).collect();
 
+        let mut cache_rules: HashMap<&str, Vec<&crate::cache::CacheRule>> = HashMap::new();
+        for r in &snap.caches {
+            cache_rules.entry(r.tenant.as_str()).or_default().push(r);
+        }
+        let mut caches = HashMap::new();
+        for (t, rules) in &cache_rules {
+            let compiled = crate::cache::TenantCache::compile(rules.iter().copied()).map_err(IndexError)?;
+            caches.insert(Arc::<str>::from(*t), Arc::new(compiled));
+        }
+
         let mut tenants: HashMap<&str, TenantEntry> = HashMap::new();
         for t in &snap.tenants {
             let (rpm, tpm) = tenant_limits.get(t.id.as_str()).copied().unwrap_or_default();
@@ -460,6 +475,7 @@ impl Index {
                     .get(t.id.as_str())
                     .map(|&n| registry.in_flight(&t.id, n)),
                 content_key,
+                cache: caches.get(t.id.as_str()).cloned(),
             };
             if tenants.insert(t.id.as_str(), entry).is_some() {
                 bail!("duplicate tenant {:?}", t.id);
@@ -601,9 +617,14 @@ impl Index {
                 bail!("duplicate api key hash for {:?}", k.id);
             }
         }
-        for t in policies.keys().chain(credits.keys()).chain(tenant_limits.keys()) {
+        for t in policies
+            .keys()
+            .chain(credits.keys())
+            .chain(tenant_limits.keys())
+            .chain(cache_rules.keys())
+        {
             if !tenants.contains_key(t) {
-                bail!("policy, limit or credit names unknown tenant {t:?}");
+                bail!("policy, limit, credit or cache rule names unknown tenant {t:?}");
             }
         }
         // Targets no route uses any more leave the metrics (a snapshot that
@@ -615,6 +636,7 @@ impl Index {
             upstreams: upstreams.into_values().collect(),
             prices,
             registry,
+            caches,
         })
     }
 

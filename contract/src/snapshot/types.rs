@@ -39,6 +39,9 @@ pub struct Snapshot {
     /// Prepaid credit granted to this data plane, per tenant.
     #[serde(default)]
     pub credits: Vec<CreditGrant>,
+    /// Response cache rules per tenant (off for a tenant without one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<crate::cache::CacheRule>,
 }
 
 /// A tenant's policy document.

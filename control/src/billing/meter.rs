@@ -24,12 +24,14 @@ pub(crate) fn usage(
     let r = store.begin_read()?;
     let mut out = crate::store::Store::usage_in(&r, tenant)?;
     add_to_usage(&r, tenant, &mut out)?;
+    crate::cache::stats::add_to_usage(&r, tenant, &mut out)?;
     Ok(out)
 }
 
 /// Charges the records just stored in `txn`, each with the number of the
 /// data plane that sent it. The caller commits.
 pub(crate) fn apply(txn: &WriteTransaction, stored: &[(&Prepared, u32)]) -> Result<(), StoreError> {
+    crate::cache::stats::apply(txn, stored)?;
     let mut rollup: HashMap<(&str, u32, &str), Meter> = HashMap::new();
     // tenant → data plane → cost.
     let mut charges: BTreeMap<&str, BTreeMap<u32, u64>> = BTreeMap::new();
@@ -129,18 +131,10 @@ pub(crate) fn add_to_usage(
     let Some(t) = open_read(r, schema::USAGE_METER_DAILY)? else {
         return Ok(());
     };
-    let mut by_day: HashMap<(String, String), Meter> = HashMap::new();
-    for item in t.range((tenant, [0u8; 4], "")..)? {
-        let (k, v) = item?;
-        let (tn, day, model) = k.value();
-        if tn != tenant {
-            break;
-        }
-        by_day.insert(
-            (crate::time::format_day(u32::from_be_bytes(day)), model.to_owned()),
-            Meter::unpack(&v.value()),
-        );
-    }
+    let by_day: HashMap<(String, String), Meter> = crate::store::daily::of_tenant(&t, tenant)?
+        .into_iter()
+        .map(|(day, model, v)| ((crate::time::format_day(day), model), Meter::unpack(&v)))
+        .collect();
     for row in rows {
         if let Some(m) = by_day.get(&(row.day.clone(), row.model.clone())) {
             row.cost_micros = m.cost_micros;

@@ -42,21 +42,7 @@ pub(crate) fn delete_tenant(txn: &WriteTransaction, tenant: &str) -> Result<(), 
             t.remove((tenant, dp))?;
         }
     }
-    {
-        let mut t = txn.open_table(schema::USAGE_METER_DAILY)?;
-        let mut keys: Vec<([u8; 4], String)> = Vec::new();
-        for item in t.range((tenant, [0u8; 4], "")..)? {
-            let (k, _) = item?;
-            let (tn, day, model) = k.value();
-            if tn != tenant {
-                break;
-            }
-            keys.push((day, model.to_owned()));
-        }
-        for (day, model) in keys {
-            t.remove((tenant, day, model.as_str()))?;
-        }
-    }
+    crate::store::daily::delete_tenant(&mut txn.open_table(schema::USAGE_METER_DAILY)?, tenant)?;
     {
         // Alerts are keyed by id: few enough to scan.
         let mut t = txn.open_table(schema::ALERTS)?;

@@ -82,12 +82,29 @@ pub(crate) fn logs(args: LogsArgs) -> anyhow::Result<()> {
                 u.input_tokens.to_string(),
                 u.output_tokens.to_string(),
                 format!("{:.1}", r.total_us as f64 / 1000.0),
+                r.cache.map_or("-", |c| c.as_str()).to_owned(),
+                r.saved_micros.map_or("-".into(), |s| {
+                    crate::billing::rows::usd(i64::try_from(s).unwrap_or(i64::MAX))
+                }),
+                super::cache_columns::ratio(r.body_plain_bytes.unwrap_or(0), r.body_sent_bytes.unwrap_or(0)),
             ]
         })
         .collect();
     table::print(
         &[
-            "TIME", "KEY", "MODEL", "UPSTREAM", "STATUS", "OUTCOME", "PROTO", "IN", "OUT", "MS",
+            "TIME",
+            "KEY",
+            "MODEL",
+            "UPSTREAM",
+            "STATUS",
+            "OUTCOME",
+            "PROTO",
+            "IN",
+            "OUT",
+            "MS",
+            "CACHE",
+            "SAVED",
+            "COMPRESSION",
         ],
         &rows,
     );
@@ -134,6 +151,9 @@ pub(crate) fn print_usage(list: &[UsageRow]) {
                 u.cached_input_tokens.to_string(),
                 u.reasoning_tokens.to_string(),
                 crate::billing::rows::usd(i64::try_from(u.cost_micros).unwrap_or(i64::MAX)),
+                super::cache_columns::hit_rate(u.cache_hits, u.cache_lookups),
+                crate::billing::rows::usd(i64::try_from(u.saved_micros).unwrap_or(i64::MAX)),
+                super::cache_columns::ratio(u.body_plain_bytes, u.body_sent_bytes),
             ]
         })
         .collect();
@@ -147,6 +167,9 @@ pub(crate) fn print_usage(list: &[UsageRow]) {
             "CACHED",
             "REASONING",
             "COST",
+            "CACHE HITS",
+            "SAVED",
+            "COMPRESSION",
         ],
         &rows,
     );

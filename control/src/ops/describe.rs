@@ -85,6 +85,7 @@ pub(crate) fn describe(op: &AdminOp) -> Option<Described> {
         },
         AdminOp::RevokeAdminToken { name, .. } => of("token.revoke", format!("admin token {name}"), None),
         AdminOp::Privacy(p) => return privacy(p),
+        AdminOp::Cache(c) => crate::cache::describe(c),
         AdminOp::Billing(b) => billing(b).unwrap_or_else(|| generic(op)),
     })
 }

@@ -31,6 +31,8 @@ pub(crate) struct Prepared {
     pub(crate) json: Vec<u8>,
     /// Its cost and token details, for `crate::billing::meter`.
     pub(crate) meter: Meter,
+    /// Its cache and compression figures, for `crate::cache::stats`.
+    pub(crate) cache: crate::cache::meter::CacheMeter,
 }
 
 impl Prepared {
@@ -47,6 +49,7 @@ impl Prepared {
             output_tokens: usage.output_tokens,
             json: serde_json::to_vec(record)?,
             meter: Meter::of(record),
+            cache: crate::cache::meter::CacheMeter::of(record),
         })
     }
 }

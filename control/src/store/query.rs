@@ -204,16 +204,11 @@ impl Store {
         super::tenant_row(r, tenant)?;
         let t = r.open_table(schema::USAGE_DAILY)?;
         let mut out = Vec::new();
-        for item in t.range((tenant, [0u8; 4], "")..)? {
-            let (k, v) = item?;
-            let (tn, day, model) = k.value();
-            if tn != tenant {
-                break;
-            }
-            let (requests, input_tokens, output_tokens) = unpack3(&v.value());
+        for (day, model, v) in super::daily::of_tenant(&t, tenant)? {
+            let (requests, input_tokens, output_tokens) = unpack3(&v);
             out.push(UsageRow {
-                day: crate::time::format_day(u32::from_be_bytes(day)),
-                model: model.to_owned(),
+                day: crate::time::format_day(day),
+                model,
                 requests,
                 input_tokens,
                 output_tokens,

@@ -200,4 +200,19 @@ pub(crate) struct UsageRow {
     /// Reasoning tokens (part of output).
     #[serde(default)]
     pub(crate) reasoning_tokens: u64,
+    /// Requests the response cache took part in (hits and misses).
+    #[serde(default)]
+    pub(crate) cache_lookups: u64,
+    /// Requests served from the response cache.
+    #[serde(default)]
+    pub(crate) cache_hits: u64,
+    /// What cache hits saved, micro-dollars.
+    #[serde(default)]
+    pub(crate) saved_micros: u64,
+    /// Response body bytes before compression (compressed responses).
+    #[serde(default)]
+    pub(crate) body_plain_bytes: u64,
+    /// Response body bytes after compression.
+    #[serde(default)]
+    pub(crate) body_sent_bytes: u64,
 }

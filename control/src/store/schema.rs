@@ -80,6 +80,15 @@ pub(crate) const ALERTS: TableDefinition<[u8; 8], &[u8]> = TableDefinition::new(
 /// ++ cache creation ++ reasoning tokens (u64 BE each), kept at ingest.
 pub(crate) const USAGE_METER_DAILY: TableDefinition<(&str, [u8; 4], &str), [u8; 32]> =
     TableDefinition::new("usage_meter_daily");
+/// Response cache (see `crate::cache`); created on first write, read as
+/// empty while absent. (tenant, model alias or "" for every model) →
+/// `CacheRule` (the snapshot type).
+pub(crate) const CACHE_RULES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("cache_rules");
+/// (tenant, UTC day u32 BE, model or "") → cache look-ups ++ hits ++ saved
+/// micro-dollars ++ body bytes before ++ after compression (u64 BE each),
+/// kept at ingest.
+pub(crate) const CACHE_DAILY: TableDefinition<(&str, [u8; 4], &str), [u8; 40]> =
+    TableDefinition::new("cache_daily");
 /// Privacy (see `crate::privacy`); created on first write, read as empty
 /// while absent. Tenant → `PrivacyRow`: content logging, retention periods,
 /// the content key sealed under the master key.

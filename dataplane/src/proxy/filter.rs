@@ -24,7 +24,7 @@ use std::ops::Range;
 /// Largest SSE event inspected (bigger ones pass through uninspected).
 const MAX_EVENT: usize = sluice_contract::cut::MAX_HELD;
 /// Largest non-streamed body kept aside for reading its usage.
-const MAX_JSON_CAPTURE: usize = 4 * 1024 * 1024;
+pub const MAX_JSON_CAPTURE: usize = 4 * 1024 * 1024;
 
 /// How the body reaches the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +45,12 @@ pub enum Output {
         /// Frame as chunks.
         chunked: bool,
     },
+    /// A whole (non-streamed, length-framed) body compressed for the
+    /// client in `coding` once it is all in, sent as one chunk.
+    Compressed {
+        /// The content coding.
+        coding: Coding,
+    },
 }
 
 impl Output {
@@ -52,7 +58,7 @@ impl Output {
     pub fn chunked(self) -> bool {
         matches!(
             self,
-            Output::Events { chunked: true } | Output::Translated { chunked: true }
+            Output::Events { chunked: true } | Output::Translated { chunked: true } | Output::Compressed { .. }
         )
     }
 }
@@ -147,6 +153,10 @@ pub struct ResponseFilter {
     codings: Vec<Coding>,
     /// The translation into the client's dialect, when the upstream speaks another.
     pub translation: Option<Translation>,
+    /// Body bytes before and after compression for the client.
+    pub compressed: Option<(u64, u64)>,
+    /// A streamed response cache fill: the events as they pass.
+    pub fill: Option<(sluice_contract::cache::chat::EventsBuilder, std::time::Instant)>,
 }
 
 /// What a [`ResponseFilter`] reads and does, decided from the response head.
@@ -215,7 +225,19 @@ impl ResponseFilter {
             done: false,
             codings,
             translation,
+            compressed: None,
+            fill: None,
         }
+    }
+
+    /// The non-streamed body kept aside, decoded; `None` when there is
+    /// none or it did not decode (for a response cache fill).
+    pub fn take_json(&mut self) -> Option<Vec<u8>> {
+        let json = self.json.take().filter(|j| !j.is_empty())?;
+        if self.codings.is_empty() {
+            return Some(json);
+        }
+        encoding::decode(&json, &self.codings, MAX_JSON_CAPTURE).ok()
     }
 
     /// Reads the usage of a non-streamed body kept aside, decoding it first
@@ -301,8 +323,10 @@ impl ResponseFilter {
             capture,
             pieces,
             translation,
+            fill,
             ..
         } = self;
+        let mut fill = fill.as_mut().map(|(b, t0)| (b, t0.elapsed().as_millis() as u32));
         let mut texts = Texts {
             deltas,
             counter: counter.as_mut(),
@@ -344,6 +368,9 @@ impl ResponseFilter {
             if let Some(c) = capture.as_mut() {
                 c.push(piece);
             }
+            if let Some((b, at_ms)) = fill.as_mut() {
+                b.push(piece, *at_ms);
+            }
             if let Some(j) = json.as_mut() {
                 if j.len() + piece.len() <= MAX_JSON_CAPTURE {
                     j.extend_from_slice(piece);
@@ -372,6 +399,11 @@ impl ResponseFilter {
                 t.body(&body, &mut self.out);
             }
         }
+        if let (true, Output::Compressed { coding }, Some(body)) = (end, self.output, self.json.as_ref()) {
+            let packed = sluice_contract::codec::accept::compress(body, coding);
+            self.compressed = Some((body.len() as u64, packed.len() as u64));
+            self.out.extend_from_slice(&packed);
+        }
         let (out, room) = (&mut self.out, self.room);
         let mut range = match self.output {
             // Nothing is framed: the raw bytes went out as they came.
@@ -379,7 +411,7 @@ impl ResponseFilter {
             Output::Plain | Output::Events { chunked: false } | Output::Translated { chunked: false } => {
                 room..out.len()
             }
-            Output::Events { chunked: true } | Output::Translated { chunked: true } => {
+            Output::Events { chunked: true } | Output::Translated { chunked: true } | Output::Compressed { .. } => {
                 let mut start = room;
                 let payload = out.len() - room;
                 if payload > 0 {

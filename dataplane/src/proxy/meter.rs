@@ -56,6 +56,8 @@ pub struct Admission {
     /// When the limiters were taken from.
     at_ns: u64,
     settled: bool,
+    /// A response cache hit: the share of its cost charged, in millionths.
+    hit_share_ppm: Option<u32>,
 }
 
 impl std::fmt::Debug for Admission {
@@ -73,6 +75,12 @@ impl Admission {
         if !self.free {
             self.served = Some(price);
         }
+    }
+
+    /// The price the request is settled by: the served model's, or the
+    /// one reserved with.
+    pub fn price(&self) -> Option<Price> {
+        self.served.unwrap_or(self.price)
     }
 }
 
@@ -103,6 +111,27 @@ pub fn admit(
     body: &[u8],
     count_tokens: bool,
     record: &mut Record,
+) -> Result<(Admission, Option<Vec<u8>>), Reject> {
+    admit_probing(index, key, view, body, count_tokens, record, |_| None)
+}
+
+/// A response cache hit found by admission's probe: the share of the
+/// cached response's cost charged (millionths) and the price it was
+/// served at.
+pub type CacheHit = (u32, Option<Price>);
+
+/// [`admit`], with `probe` run on the body as it would be forwarded once
+/// the policy allowed it and the rate limits took the request: a hit
+/// (`Some`) reserves no credit, and is settled at its share of the cached
+/// response's cost.
+pub fn admit_probing(
+    index: &Index,
+    key: &KeyEntry,
+    view: &RequestView<'_>,
+    body: &[u8],
+    count_tokens: bool,
+    record: &mut Record,
+    probe: impl FnOnce(&[u8]) -> Option<CacheHit>,
 ) -> Result<(Admission, Option<Vec<u8>>), Reject> {
     let tenant = &key.tenant;
     let redacted = match &tenant.policy {
@@ -191,6 +220,7 @@ pub fn admit(
         _slot: None,
         at_ns: now_ns(),
         settled: false,
+        hit_share_ppm: None,
     };
     if let Some(in_flight) = &tenant.in_flight {
         adm._slot = Some(in_flight.enter().ok_or_else(|| {
@@ -219,6 +249,14 @@ pub fn admit(
             return Err(rate_limited("tokens", limiter, retry.ns, now));
         }
         adm.tpm[slot] = Some(limiter.clone());
+    }
+    if let Some((share, price)) = probe(redacted.as_deref().unwrap_or(body)) {
+        // Served from memory: nothing to reserve; the hit's price, if any,
+        // is charged when it settles.
+        adm.hit_share_ppm = Some(share);
+        adm.served = Some(price);
+        adm.credit = tenant.credit.clone().map(|c| (c, 0));
+        return Ok((adm, redacted));
     }
     match (&tenant.credit, adm.price) {
         _ if free => {}
@@ -403,6 +441,14 @@ pub fn settle(mut adm: Admission, record: &mut Record) {
     let cost = match (used, price) {
         (Some(u), Some(p)) => p.cost_micros(&u),
         _ => 0,
+    };
+    let cost = match adm.hit_share_ppm {
+        Some(ppm) => {
+            let charged = (u128::from(cost) * u128::from(ppm)).div_ceil(1_000_000) as u64;
+            record.saved_micros = Some(cost - charged.min(cost));
+            charged.min(cost)
+        }
+        None => cost,
     };
     match price {
         Some(_) => record.cost_micros = Some(cost),

@@ -57,6 +57,7 @@ pub fn setup(
     counting: Option<sluice_contract::policy::tokens::Encoding>,
     api: ApiRoute,
     include_usage: bool,
+    compress: Option<encoding::Coding>,
 ) -> Option<FilterSetup> {
     let rh = &answer.head;
     let is_sse = is_event_stream(answer);
@@ -87,6 +88,23 @@ pub fn setup(
         Output::Events {
             chunked: client_head.http11,
         }
+    } else if let (Some(coding), false, true, true, Framing::Length(n)) = (
+        compress,
+        is_sse,
+        codings.is_empty(),
+        client_head.http11,
+        rh.framing,
+    ) {
+        // A whole body the client accepts compressed, small enough to be
+        // kept aside: compressed once it is all in (see PRIVACY.md: in
+        // memory only).
+        if (sluice_contract::codec::accept::MIN_COMPRESS as u64..=super::filter::MAX_JSON_CAPTURE as u64)
+            .contains(&n)
+        {
+            Output::Compressed { coding }
+        } else {
+            Output::Raw
+        }
     } else if rh.framing == Framing::Chunked && !client_head.http11 {
         Output::Plain
     } else {
@@ -116,7 +134,9 @@ fn client_keep(client_head: &RequestHead, rh: &ResponseHead, output: Output) -> 
             Output::Plain | Output::Events { chunked: false } | Output::Translated { chunked: false } => {
                 false
             }
-            Output::Events { chunked: true } | Output::Translated { chunked: true } => true,
+            Output::Events { chunked: true } | Output::Translated { chunked: true } | Output::Compressed { .. } => {
+                true
+            }
         }
 }
 
@@ -168,6 +188,7 @@ pub async fn relay(
     let client_keep = client_keep(client_head, &rh, output);
     let pass = Pass {
         account: pass_account_headers,
+        cache: ctx.record.cache.map(|c| c.as_str()),
     };
     write_client_head(&mut io.out, &buf, &headers, &rh, client_keep, output, pass);
     if let Some(dropped) = &dropped {
@@ -198,6 +219,7 @@ pub async fn relay(
         (out, spares.ranges())
     };
     let mut filter = ResponseFilter::new(setup, ctx.capture.take(), out, pieces);
+    super::cached::give_to_filter(ctx, &mut filter, upstream.kind.dialect());
     if defer_head {
         if output == Output::Raw {
             raw_head = Some(std::mem::take(&mut io.out));
@@ -369,6 +391,10 @@ pub async fn relay(
 
 /// Notes what the filter read in the record and gives its buffers back.
 fn finish(w: &Worker, ctx: &mut Ctx<'_>, mut filter: ResponseFilter, next: Next) -> Next {
+    super::cached::take_from_filter(ctx, &mut filter);
+    if let Some((plain, sent)) = filter.compressed {
+        (ctx.record.body_plain_bytes, ctx.record.body_sent_bytes) = (Some(plain), Some(sent));
+    }
     if let Some(f) = &filter.framer {
         ctx.record.events = f.events().min(u64::from(u32::MAX)) as u32;
     }
@@ -407,6 +433,8 @@ struct Pass {
     /// The provider account's headers: its rate-limit state and its
     /// organization and project (see [`is_account_header`]).
     account: bool,
+    /// The `x-sluice-cache` value, when the response cache took part.
+    cache: Option<&'static str>,
 }
 
 /// Response headers that never reach the client: a provider's cookies are
@@ -465,7 +493,17 @@ fn write_client_head(
         out.extend_from_slice(h.value.of(buf));
         out.extend_from_slice(b"\r\n");
     }
+    if let Some(cache) = pass.cache {
+        out.extend_from_slice(b"x-sluice-cache: ");
+        out.extend_from_slice(cache.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     match (output, rh.framing) {
+        (Output::Compressed { coding }, _) => {
+            out.extend_from_slice(b"content-encoding: ");
+            out.extend_from_slice(sluice_contract::codec::accept::token(coding).as_bytes());
+            out.extend_from_slice(b"\r\nvary: accept-encoding\r\ntransfer-encoding: chunked\r\n");
+        }
         (o, _) if o.chunked() => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         (Output::Events { .. } | Output::Translated { .. } | Output::Plain, _) => {}
         (Output::Raw, Framing::Length(n)) => {
