@@ -19,9 +19,16 @@
 //! - prices, policies, rate limits, credit and alerts: see `billing`
 //! - privacy settings, content, export, purge and the audit trail: see `privacy`
 //! - `POST|GET /v1/tokens`, `POST /v1/tokens/{name}/revoke`: named admin tokens
+//! - for the console (see `console_api`): `GET /v1/stats`,
+//!   `GET /v1/tenants/{t}/stats`, `GET /v1/tenants/{t}/records`,
+//!   `GET /v1/snapshot`, `POST /v1/console/sign-in`
+//!
+//! The web console (`crate::console`) serves `/ui` on the same listener and
+//! calls these same handlers through [`answer_as`].
 
 pub(crate) mod auth;
 mod billing;
+mod console_api;
 mod error;
 mod fleet;
 mod privacy;
@@ -45,6 +52,9 @@ pub(crate) fn admit(app: &Arc<App>, req: &Request) -> Result<usize, Response> {
     if req.method == "GET" && matches!(req.path.as_str(), "/healthz" | "/metrics") {
         return Ok(0);
     }
+    if crate::console::owns(&req.path) {
+        return crate::console::admit(app, req);
+    }
     auth::authenticate(app, req)
         .map(|_| MAX_BODY)
         .map_err(Response::from)
@@ -52,6 +62,9 @@ pub(crate) fn admit(app: &Arc<App>, req: &Request) -> Result<usize, Response> {
 
 /// Answers one admin request.
 pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
+    if crate::console::owns(&req.path) {
+        return crate::console::handle(app, req);
+    }
     let Some(segs) = req.segments() else {
         return ApiError::Invalid("bad percent-encoding in path".into()).into();
     };
@@ -65,15 +78,26 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
         Ok(p) => p,
         Err(e) => return e.into(),
     };
-    if let Err(e) = auth::authorize(&principal, &req.method, &segs) {
+    answer_as(app, req, &principal, &principal.name, &segs)
+}
+
+/// Answers `req` (its path split into `segs`) for `principal`, within its
+/// scope; every change is recorded in the audit trail under `actor`.
+pub(crate) fn answer_as(app: &Arc<App>, req: &Request, principal: &auth::Principal, actor: &str, segs: &[&str]) -> Response {
+    if let Err(e) = auth::authorize(principal, &req.method, segs) {
         return e.into();
     }
-    // Every change made below is recorded in the audit trail under this name.
-    crate::ops::writer::acting_as(&principal.name, || dispatch(app, req, &segs))
+    if let ("POST", ["v1", "console", "sign-in"]) = (req.method.as_str(), segs) {
+        return console_api::sign_in_code(app, principal).unwrap_or_else(Response::from);
+    }
+    crate::ops::writer::acting_as(actor, || dispatch(app, req, segs))
 }
 
 fn dispatch(app: &Arc<App>, req: &Request, segs: &[&str]) -> Response {
     let result = match segs {
+        ["v1", "stats" | "snapshot" | "console", ..] | ["v1", "tenants", _, "stats" | "records"] => {
+            console_api::route(app, req, &segs[1..])
+        }
         ["v1", "tenants", _, "privacy" | "content" | "export", ..] | ["v1", "purge" | "audit", ..] => {
             privacy::route(app, req, &segs[1..])
         }

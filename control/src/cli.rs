@@ -6,6 +6,7 @@
 //! `DATA/admin.token` with `--data` / `$SLUICE_DATA`.
 
 pub(crate) mod billing;
+pub(crate) mod console;
 pub(crate) mod fleet;
 pub(crate) mod keys;
 pub(crate) mod master_key;

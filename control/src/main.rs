@@ -10,6 +10,7 @@ mod audit;
 mod billing;
 mod cli;
 mod clock;
+mod console;
 mod demo;
 mod export;
 mod http;
@@ -84,6 +85,8 @@ enum Command {
     Audit(Noun<cli::privacy::AuditCmd>),
     /// Named admin tokens with scopes (admin, read, tenant:<id>).
     Token(Noun<cli::tokens::TokenCmd>),
+    /// The web console at /ui: a one-time sign-in link.
+    Console(Noun<cli::console::ConsoleCmd>),
 }
 
 fn main() {
@@ -115,6 +118,7 @@ fn main() {
         Command::Export(a) => cli::privacy::export(a),
         Command::Audit(c) => cli::privacy::audit(c),
         Command::Token(c) => cli::tokens::run(c),
+        Command::Console(c) => cli::console::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -71,6 +71,10 @@ pub(crate) struct ServeArgs {
     /// warned at every start). Without it, give --tls-cert/--tls-key there.
     #[arg(long)]
     pub(crate) insecure_plaintext: bool,
+    /// The web console (at /ui on the admin listener) signs a browser out
+    /// after this many seconds without a request.
+    #[arg(long, default_value_t = 1800)]
+    pub(crate) console_idle_secs: u64,
     /// Retention and the clock.
     #[command(flatten)]
     pub(crate) privacy: crate::privacy::ServeOpts,
@@ -218,7 +222,11 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         }),
     )
     .context("starting the writer thread")?;
-    let app = Arc::new(App::new(store, writer, vault, hub, metrics, &token));
+    let console = crate::console::session::Config {
+        idle_ms: args.console_idle_secs.max(1).saturating_mul(1000),
+        secure: admin_tls.is_some(),
+    };
+    let app = Arc::new(App::new(store, writer, vault, hub, metrics, &token, console));
     drop(token);
     let _ = app.privacy.set(privacy);
     if let Some(target) = webhook {
@@ -288,6 +296,8 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "admin listening on {admin_addr}{admin_tls_note}")?;
     writeln!(out, "sync listening on {sync_addr}{tls_note}")?;
+    let scheme = if admin_tls_note.is_empty() { "http" } else { "https" };
+    writeln!(out, "console at {scheme}://{admin_addr}{}/", crate::console::PREFIX)?;
     out.flush()?;
     drop(out);
     tracing::info!(%admin_addr, %sync_addr, data = %args.data.display(), "control plane serving");

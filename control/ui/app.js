@@ -1,0 +1,121 @@
+// The console's shell: sign-in, the session, navigation between pages.
+
+import { api, session, setCsrf, whenSignedOut, ApiError } from "./api.js";
+import { h, fill, toast } from "./dom.js";
+import overview from "./pages/overview.js";
+import tenants from "./pages/tenants.js";
+import keys from "./pages/keys.js";
+import routing from "./pages/routing.js";
+import logs from "./pages/logs.js";
+import alerts from "./pages/alerts.js";
+import audit from "./pages/audit.js";
+import dataplanes from "./pages/dataplanes.js";
+
+const PAGES = { overview, tenants, keys, routing, logs, alerts, audit, dataplanes };
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const who = document.getElementById("who");
+const signout = document.getElementById("signout");
+
+/** Who is signed in: {name, scope, csrf, idle_secs}. */
+export const me = { name: "", scope: "", tenant: null };
+
+function signedIn(s) {
+  me.name = s.name;
+  me.scope = s.scope;
+  me.tenant = s.scope.startsWith("tenant:") ? s.scope.slice(7) : null;
+  setCsrf(s.csrf);
+  nav.hidden = false;
+  signout.hidden = false;
+  who.textContent = `${s.name} (${s.scope})`;
+}
+
+function signInPage(message) {
+  setCsrf("");
+  nav.hidden = true;
+  signout.hidden = true;
+  who.textContent = "";
+  const input = h("input", {
+    type: "password",
+    name: "token",
+    autocomplete: "off",
+    placeholder: "admin token (DATA/admin.token or sat-…)",
+    required: true,
+  });
+  const err = h("p", { class: "bad", id: "signin-error" }, message || "");
+  const f = h(
+    "form",
+    { class: "card signin", id: "signin" },
+    h("h1", {}, "Sign in to Sluice"),
+    h("p", { class: "muted" }, "Paste an admin token. It is exchanged for a session cookie and not kept by this page."),
+    input,
+    h("p", {}, h("button", { type: "submit" }, "Sign in")),
+    err,
+  );
+  f.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const token = input.value;
+    input.value = "";
+    try {
+      signedIn(await session.signIn({ token }));
+      route();
+    } catch (e) {
+      err.textContent = e.message;
+    }
+  });
+  fill(main, f);
+  input.focus();
+}
+
+let current = 0;
+
+async function route() {
+  const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || "overview";
+  const page = PAGES[name] || overview;
+  for (const a of nav.querySelectorAll("a")) a.classList.toggle("active", a.dataset.page === name);
+  const ticket = ++current;
+  const root = h("div", { "data-page": name });
+  fill(main, root);
+  try {
+    await page(root, { me, stale: () => ticket !== current });
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    root.append(h("p", { class: "bad" }, e.message || String(e)));
+  }
+}
+
+async function start() {
+  whenSignedOut((m) => signInPage(m));
+  window.addEventListener("hashchange", () => {
+    if (!nav.hidden) route();
+  });
+  signout.addEventListener("click", async () => {
+    try {
+      await session.signOut();
+    } catch (e) {
+      toast(e.message, true);
+    }
+    signInPage("Signed out.");
+  });
+  // A sign-in link carries a one-time code in the fragment (never sent to a
+  // server); take it out of the address bar before anything else.
+  const m = location.hash.match(/^#code=([0-9a-f]+)$/);
+  if (m) {
+    history.replaceState(null, "", location.pathname + "#/overview");
+    try {
+      signedIn(await session.signIn({ code: m[1] }));
+    } catch (e) {
+      return signInPage(`That sign-in link did not work: ${e.message}`);
+    }
+  } else {
+    try {
+      signedIn(await session.get());
+    } catch {
+      return signInPage();
+    }
+  }
+  route();
+}
+
+start();
+export { api };
