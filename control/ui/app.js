@@ -84,9 +84,25 @@ async function route() {
   }
 }
 
+/** Signs in with the one-time code of a sign-in link, if the address has
+ * one; the code is taken out of the address bar first. */
+async function redeemLink() {
+  const m = location.hash.match(/^#code=([0-9a-f]+)$/);
+  if (!m) return false;
+  history.replaceState(null, "", location.pathname + "#/overview");
+  try {
+    signedIn(await session.signIn({ code: m[1] }));
+    route();
+  } catch (e) {
+    signInPage(`That sign-in link did not work: ${e.message}`);
+  }
+  return true;
+}
+
 async function start() {
   whenSignedOut((m) => signInPage(m));
-  window.addEventListener("hashchange", () => {
+  window.addEventListener("hashchange", async () => {
+    if (await redeemLink()) return;
     if (!nav.hidden) route();
   });
   signout.addEventListener("click", async () => {
@@ -97,22 +113,13 @@ async function start() {
     }
     signInPage("Signed out.");
   });
-  // A sign-in link carries a one-time code in the fragment (never sent to a
-  // server); take it out of the address bar before anything else.
-  const m = location.hash.match(/^#code=([0-9a-f]+)$/);
-  if (m) {
-    history.replaceState(null, "", location.pathname + "#/overview");
-    try {
-      signedIn(await session.signIn({ code: m[1] }));
-    } catch (e) {
-      return signInPage(`That sign-in link did not work: ${e.message}`);
-    }
-  } else {
-    try {
-      signedIn(await session.get());
-    } catch {
-      return signInPage();
-    }
+  // A sign-in link carries a one-time code in the fragment, which the
+  // browser never sends to a server.
+  if (await redeemLink()) return;
+  try {
+    signedIn(await session.get());
+  } catch {
+    return signInPage();
   }
   route();
 }
