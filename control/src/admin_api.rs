@@ -83,7 +83,13 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
 
 /// Answers `req` (its path split into `segs`) for `principal`, within its
 /// scope; every change is recorded in the audit trail under `actor`.
-pub(crate) fn answer_as(app: &Arc<App>, req: &Request, principal: &auth::Principal, actor: &str, segs: &[&str]) -> Response {
+pub(crate) fn answer_as(
+    app: &Arc<App>,
+    req: &Request,
+    principal: &auth::Principal,
+    actor: &str,
+    segs: &[&str],
+) -> Response {
     if let Err(e) = auth::authorize(principal, &req.method, segs) {
         return e.into();
     }

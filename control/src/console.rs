@@ -137,7 +137,11 @@ fn asset(req: &Request) -> Response {
 /// The session of `req`'s cookie, its token still valid, and for a change
 /// its CSRF token and origin checked.
 fn signed_in(app: &App, req: &Request) -> Result<(String, Session), Refusal> {
-    let cookies = req.headers.iter().filter(|(n, _)| n == "cookie").map(|(_, v)| v.as_str());
+    let cookies = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "cookie")
+        .map(|(_, v)| v.as_str());
     let id = session::cookie_id(cookies).ok_or(Refusal::NoSession)?;
     let s = app.console.resume(id, now_ms())?;
     if !auth::still_valid(app, &s.principal) {
@@ -228,8 +232,8 @@ fn session_endpoint(app: &App, req: &Request) -> Response {
 }
 
 fn sign_in(app: &App, req: &Request) -> Result<Principal, ApiError> {
-    let b: SignIn = serde_json::from_slice(&req.body)
-        .map_err(|e| ApiError::Invalid(format!("bad sign-in body: {e}")))?;
+    let b: SignIn =
+        serde_json::from_slice(&req.body).map_err(|e| ApiError::Invalid(format!("bad sign-in body: {e}")))?;
     // Wiped when dropped: the token is a secret.
     let (token, code) = (b.token.map(Zeroizing::new), b.code.map(Zeroizing::new));
     match (token, code) {
@@ -297,7 +301,12 @@ mod tests {
 
     #[test]
     fn the_page_and_its_assets_are_embedded() {
-        for name in ["index.html", "app.js", "app.css", "vendor/uplot/uPlot.iife.min.js"] {
+        for name in [
+            "index.html",
+            "app.js",
+            "app.css",
+            "vendor/uplot/uPlot.iife.min.js",
+        ] {
             assert!(assets::find(name).is_some(), "{name}");
         }
         assert!(assets::find("../Cargo.toml").is_none());

@@ -296,8 +296,16 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "admin listening on {admin_addr}{admin_tls_note}")?;
     writeln!(out, "sync listening on {sync_addr}{tls_note}")?;
-    let scheme = if admin_tls_note.is_empty() { "http" } else { "https" };
-    writeln!(out, "console at {scheme}://{admin_addr}{}/", crate::console::PREFIX)?;
+    let scheme = if admin_tls_note.is_empty() {
+        "http"
+    } else {
+        "https"
+    };
+    writeln!(
+        out,
+        "console at {scheme}://{admin_addr}{}/",
+        crate::console::PREFIX
+    )?;
     out.flush()?;
     drop(out);
     tracing::info!(%admin_addr, %sync_addr, data = %args.data.display(), "control plane serving");

@@ -8,7 +8,7 @@ const PALETTE = ["#2456c7", "#d9480f", "#2b8a3e", "#9c36b5", "#e67700", "#0b7285
  * (the sum of every plotted value) so a reader, or a test, can tell what it
  * shows without reading pixels.
  */
-export function lineChart(name, title, xs, series, fmt = (v) => v) {
+export function lineChart(name, title, xs, series, fmt = (v) => v, { points = false } = {}) {
   const fig = document.createElement("figure");
   fig.className = "chart";
   fig.dataset.chart = name;
@@ -32,7 +32,10 @@ export function lineChart(name, title, xs, series, fmt = (v) => v) {
         label: s.label,
         stroke: PALETTE[i % PALETTE.length],
         width: 1.5,
-        spanGaps: false,
+        // Percentiles are absent where a bucket had no first byte: join
+        // across the gaps and mark each point, or a lone bucket draws nothing.
+        spanGaps: points,
+        points: points ? { show: true, size: 5 } : undefined,
         value: (u, v) => (v === null || v === undefined ? "–" : fmt(v)),
       })),
     ],

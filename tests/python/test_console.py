@@ -24,7 +24,8 @@ import pytest
 
 from conftest import ROOT, WAIT, Proc, addr_of, binary, expected_text
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+import playwright.sync_api as playwright_api
+
 expect = playwright_api.expect
 
 TENANT = "acme"
@@ -41,13 +42,13 @@ def chromium_path():
     for p in (os.environ.get("SLUICE_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
         if p and os.path.exists(p):
             return p
-    pytest.skip("no chromium executable (tests/run.sh installs Debian's chromium)")
+    pytest.fail("no chromium executable: tests/run.sh installs Debian's chromium (apt-get install chromium)")
 
 
 class Stack:
     """Mock provider, control (serve) and a data plane, set up with the CLI."""
 
-    def __init__(self, tmp, idle_secs=1800, dataplane=True):
+    def __init__(self, tmp, idle_secs=1800, dataplane=True, tls=None):
         self.tmp = tmp
         self.procs = []
         self.data = tmp / "control"
@@ -58,11 +59,12 @@ class Stack:
         self.env = env
         control = self._spawn("control", [binary("sluice-control"), "serve", "--admin", "127.0.0.1:0",
                                           "--sync", "127.0.0.1:0", "--data", str(self.data),
-                                          "--console-idle-secs", str(idle_secs)])
+                                          "--console-idle-secs", str(idle_secs),
+                                          *(["--admin-tls-cert", tls[0], "--admin-tls-key", tls[1]] if tls else [])])
         self.admin = control.wait_line("admin listening on ").split()[0]
         sync = control.wait_line("sync listening on ").split()[0]
         self.console_url = control.wait_line("console at ")
-        assert self.console_url == f"http://{self.admin}/ui/"
+        assert self.console_url == f"{'https' if tls else 'http'}://{self.admin}/ui/"
         self.token = (self.data / "admin.token").read_text().strip()
         if not dataplane:
             return
@@ -161,9 +163,9 @@ class Page:
     """A browser page on the console that keeps every response body it
     receives and every console error (CSP violations included)."""
 
-    def __init__(self, browser, stack):
+    def __init__(self, browser, stack, **context):
         self.stack = stack
-        self.ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        self.ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, **context)
         self.page = self.ctx.new_page()
         self.pending = []
         self.bodies = []
@@ -478,6 +480,29 @@ def test_a_wrong_token_a_forged_request_and_an_expired_session_are_refused(brows
         s.ok("token", "revoke", "viewer")
         sid = next(c["value"] for c in p.ctx.cookies() if c["name"] == "sluice_console")
         assert s.call("GET", "/ui/api/v1/tenants", headers={"cookie": f"sluice_console={sid}"})[0] == 401
+    finally:
+        p.close()
+        s.close()
+
+
+def test_under_tls_the_cookie_is_secure(browser, tmp_path):
+    """With --admin-tls-cert the console is https://, its cookie Secure, and
+    the origin it accepts changes is https:// too."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    s = Stack(tmp_path, dataplane=False, tls=(str(cert), str(key)))
+    p = Page(browser, s, ignore_https_errors=True)
+    try:
+        p.sign_in(s.token)
+        p.page.wait_for_selector('#main > [data-page="overview"]')
+        cookie = next(c for c in p.ctx.cookies() if c["name"] == "sluice_console")
+        assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        p.goto("tenants")
+        p.page.fill('#tenant-create input[name="id"]', "over-tls")
+        p.page.click('#tenant-create button[type="submit"]')
+        p.page.wait_for_selector('table[data-table="tenants"] tr[data-key="over-tls"]')
     finally:
         p.close()
         s.close()

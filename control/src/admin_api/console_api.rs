@@ -91,7 +91,9 @@ fn records(app: &App, req: &Request, tenant: &str) -> Reply {
     };
     let before = match req.query_param("before").filter(|v| !v.is_empty()) {
         None => None,
-        Some(c) => Some(parse_cursor(&c).ok_or_else(|| invalid("before must be a cursor from `next`".into()))?),
+        Some(c) => {
+            Some(parse_cursor(&c).ok_or_else(|| invalid("before must be a cursor from `next`".into()))?)
+        }
     };
     let nonempty = |name: &str| req.query_param(name).filter(|v| !v.is_empty());
     let filter = Filter {

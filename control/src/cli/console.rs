@@ -21,7 +21,10 @@ struct Issued {
 /// A sign-in link on `admin_url`, and the minutes it stays good.
 pub(crate) fn sign_in_link(c: &Client, admin_url: &str) -> anyhow::Result<(String, u64)> {
     let issued: Issued = c.json(method::POST, "/v1/console/sign-in", None::<&()>)?;
-    let minutes = issued.expires_ms.saturating_sub(crate::clock::now_ms()).div_ceil(60_000);
+    let minutes = issued
+        .expires_ms
+        .saturating_sub(crate::clock::now_ms())
+        .div_ceil(60_000);
     Ok((
         format!("{}{}", admin_url.trim_end_matches('/'), issued.path),
         minutes,

@@ -191,7 +191,9 @@ impl Sessions {
         let mut codes = lock(&self.codes);
         codes.retain(|_, c| c.expires_ms > now_ms);
         if codes.len() >= MAX_CODES {
-            return Err(format!("{MAX_CODES} sign-in codes are outstanding; wait for some to expire"));
+            return Err(format!(
+                "{MAX_CODES} sign-in codes are outstanding; wait for some to expire"
+            ));
         }
         codes.insert(
             sha256(code.as_bytes()),

@@ -196,8 +196,18 @@ impl Aggregator {
 /// The busiest groups by name, the rest summed as `(other)`.
 fn top(groups: HashMap<String, GroupAcc>) -> Vec<Group> {
     let mut v: Vec<(String, GroupAcc)> = groups.into_iter().collect();
-    v.sort_by(|a, b| b.1.total.totals.requests.cmp(&a.1.total.totals.requests).then(a.0.cmp(&b.0)));
-    let rest = if v.len() > TOP { v.split_off(TOP) } else { Vec::new() };
+    v.sort_by(|a, b| {
+        b.1.total
+            .totals
+            .requests
+            .cmp(&a.1.total.totals.requests)
+            .then(a.0.cmp(&b.0))
+    });
+    let rest = if v.len() > TOP {
+        v.split_off(TOP)
+    } else {
+        Vec::new()
+    };
     let mut out: Vec<Group> = v
         .into_iter()
         .map(|(name, g)| Group {
@@ -276,7 +286,11 @@ mod tests {
         r.key_id = Some(Arc::from("k1"));
         r.model = Some(model.into());
         r.status = status;
-        r.outcome = if status < 400 { Outcome::Ok } else { Outcome::UpstreamError };
+        r.outcome = if status < 400 {
+            Outcome::Ok
+        } else {
+            Outcome::UpstreamError
+        };
         r.ttfb_us = Some(ttfb_ms * 1000);
         r.cost_micros = Some(cost);
         r.usage = Some(Usage {

@@ -28,7 +28,9 @@ pub(crate) struct Filter {
 
 impl Filter {
     fn admits(&self, r: &Record) -> bool {
-        self.model.as_deref().is_none_or(|m| r.model.as_deref() == Some(m))
+        self.model
+            .as_deref()
+            .is_none_or(|m| r.model.as_deref() == Some(m))
             && self.key.as_deref().is_none_or(|k| r.key_id.as_deref() == Some(k))
             && (!self.errors_only || is_error(r))
     }

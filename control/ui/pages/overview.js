@@ -39,7 +39,7 @@ function render(body, s) {
   const xs = s.buckets;
   const col = (f) => s.series.map(f);
   const groups = (list, pick) => list.map((g) => ({ label: g.name, values: g[pick] }));
-  const usd = (v) => `$${(v / 1e6).toFixed(4)}`;
+  const usd = (v) => (v === 0 ? "$0" : `$${Number((v / 1e6).toPrecision(3))}`);
   fill(
     body,
     s.truncated ? h("p", { class: "bad" }, "The window holds more records than one scan reads: totals are partial.") : null,
@@ -69,7 +69,7 @@ function render(body, s) {
       lineChart("ttft", "Time to first byte (ms)", xs, [
         { label: "p50", values: col((b) => b.ttft_p50_ms) },
         { label: "p99", values: col((b) => b.ttft_p99_ms) },
-      ]),
+      ], (v) => v, { points: true }),
       lineChart("by-tenant", "Requests by tenant", xs, groups(s.by_tenant, "requests")),
       lineChart("by-model", "Cost by model (USD)", xs, groups(s.by_model, "cost_micros"), usd),
       lineChart("by-model-requests", "Requests by model", xs, groups(s.by_model, "requests")),

@@ -83,7 +83,10 @@ fn the_cookie_is_http_only_strict_and_secure_under_tls() {
     assert_eq!(c, "sluice_console=abc; Path=/ui; HttpOnly; SameSite=Strict");
     assert!(set_cookie("abc", true).ends_with("; Secure"));
     assert!(clear_cookie(false).contains("Max-Age=0"));
-    assert!(!c.contains("Max-Age"), "a session cookie: the browser forgets it on exit");
+    assert!(
+        !c.contains("Max-Age"),
+        "a session cookie: the browser forgets it on exit"
+    );
 }
 
 #[test]
@@ -145,5 +148,8 @@ fn sessions_are_bounded() {
         s.open(root(), 1 + i).unwrap();
     }
     assert!(lock(&s.sessions).len() <= MAX_SESSIONS);
-    assert!(s.resume(&first, MAX_SESSIONS as u64 + 1).is_err(), "the least recent went first");
+    assert!(
+        s.resume(&first, MAX_SESSIONS as u64 + 1).is_err(),
+        "the least recent went first"
+    );
 }
