@@ -74,6 +74,7 @@ async function route() {
   const page = PAGES[name] || overview;
   for (const a of nav.querySelectorAll("a")) a.classList.toggle("active", a.dataset.page === name);
   const ticket = ++current;
+  fill(document.getElementById("toast"));
   const root = h("div", { "data-page": name });
   fill(main, root);
   try {

@@ -257,17 +257,29 @@ def test_the_console_end_to_end(stack, browser):
 
         # Logs: metadata, filters, paging.
         p.goto("logs")
-        page.wait_for_selector('table[data-table="logs"] tbody tr[data-key]')
+        page.wait_for_selector(f'#logs-body[data-tenant="{TENANT}"] table[data-table="logs"] tbody tr[data-key]')
         assert page.locator('table[data-table="logs"] tbody tr[data-key]').count() == 5
         page.check('#log-filters input[name="errors"]')
         page.click('#log-filters button[type="submit"]')
         expect(page.locator('table[data-table="logs"] tbody tr[data-key]')).to_have_count(1)
         assert "404" in page.locator('table[data-table="logs"] tbody tr[data-key]').inner_text()
         page.uncheck('#log-filters input[name="errors"]')
-        page.select_option('#log-filters select[name="limit"]', "25")
+        page.fill('#log-filters input[name="limit"]', "2")
         page.click('#log-filters button[type="submit"]')
-        expect(page.locator('table[data-table="logs"] tbody tr[data-key]')).to_have_count(5)
+        rows = page.locator('table[data-table="logs"] tbody tr[data-key]')
+        seen = []
+        for want in (2, 2, 1):  # 5 records, newest first, 2 a page
+            expect(rows).to_have_count(want)
+            seen += [rows.nth(i).get_attribute("data-key") for i in range(want)]
+            if want == 2:
+                page.click("#older")
         assert page.locator("#older").is_disabled()
+        assert len(set(seen)) == 5, seen
+        api_keys = [f"{e['dataplane']}:{e['seq']}" for e in records(stack, TENANT)]
+        assert seen == api_keys, "newest first, each once"
+        page.click("#newer")
+        expect(rows).to_have_count(2)
+        assert rows.nth(0).get_attribute("data-key") == seen[2]
         p.shot("logs")
 
         # A tenant made in the console, with credit, an alert threshold,
@@ -296,7 +308,7 @@ def test_the_console_end_to_end(stack, browser):
         # Its provider key, typed into a form, and a gateway key shown once.
         p.goto("keys")
         page.select_option("#tenant-picker", NEW_TENANT)
-        page.wait_for_selector('#provider-key-add input[name="secret"]')
+        page.wait_for_selector(f'#keys-body[data-tenant="{NEW_TENANT}"] #provider-key-add')
         page.fill('#provider-key-add input[name="id"]', "pk-web")
         page.fill('#provider-key-add input[name="secret"]', PROVIDER_KEY)
         page.click('#provider-key-add button[type="submit"]')
@@ -316,7 +328,7 @@ def test_the_console_end_to_end(stack, browser):
         page.click('#upstream-add button[type="submit"]')
         page.wait_for_selector('table[data-table="upstreams"] tr[data-key="mock-spare"]')
         page.select_option("#tenant-picker", NEW_TENANT)
-        page.wait_for_selector("#route-set")
+        page.wait_for_selector(f'#routes[data-tenant="{NEW_TENANT}"] #route-set')
         page.fill('#route-set input[name="model"]', MODEL)
         page.fill('#route-set input[name="upstream"]', "mock-spare")
         page.fill('#route-set input[name="provider_key"]', "pk-web")
@@ -334,7 +346,7 @@ def test_the_console_end_to_end(stack, browser):
         stack.wait("the new tenant's record", lambda: records(stack, NEW_TENANT))
         p.goto("logs")
         page.select_option("#tenant-picker", NEW_TENANT)
-        page.wait_for_selector("button[data-content]")
+        page.wait_for_selector(f'#logs-body[data-tenant="{NEW_TENANT}"] button[data-content]')
         assert canary not in page.content()
         page.click("button[data-content]")
         page.wait_for_selector("#content-view pre")
@@ -344,6 +356,7 @@ def test_the_console_end_to_end(stack, browser):
         # Revoked in the console: the SDK gets AuthenticationError.
         p.goto("keys")
         page.select_option("#tenant-picker", NEW_TENANT)
+        page.wait_for_selector(f'#keys-body[data-tenant="{NEW_TENANT}"]')
         page.click('button[data-revoke="web1"]')
         page.wait_for_selector('table[data-table="api-keys"] tr[data-key="web1"] .badge.bad')
 

@@ -28,3 +28,10 @@ export async function tenantPicker(ctx, onchange) {
 export function choose(t) {
   chosen = t;
 }
+
+/** Marks a new load into `box`; the returned check says whether it is
+ * still the latest one (an answer that comes back late is dropped). */
+export function latest(box) {
+  const n = (box.loads = (box.loads || 0) + 1);
+  return () => box.loads === n;
+}

@@ -5,7 +5,7 @@
 
 import { api, seg } from "../api.js";
 import { h, fill, table, form, field, attempt, fmtTime } from "../dom.js";
-import { tenantPicker } from "./common.js";
+import { tenantPicker, latest } from "./common.js";
 
 export default async function keys(root, ctx) {
   const body = h("div", { id: "keys-body" });
@@ -28,10 +28,13 @@ function takeSecret(form, name) {
 
 async function render(body, tenant, ctx) {
   if (ctx.stale()) return;
+  const mine = latest(body);
   const t = seg(tenant);
   const [gw, pk] = await Promise.all([api.get(`/v1/tenants/${t}/api-keys`), api.get(`/v1/tenants/${t}/provider-keys`)]);
+  if (!mine()) return; // another tenant was picked meanwhile
   const reload = () => render(body, tenant, ctx);
   const shown = h("div", { id: "new-key" });
+  body.dataset.tenant = tenant;
   fill(
     body,
     h("h2", {}, "Gateway keys"),

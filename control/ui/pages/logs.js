@@ -4,16 +4,15 @@
 
 import { api, query, seg } from "../api.js";
 import { h, fill, table, attempt, fmtTime, fmtUsd, fmtInt } from "../dom.js";
-import { tenantPicker } from "./common.js";
+import { tenantPicker, latest } from "./common.js";
 
 export default async function logs(root, ctx) {
   const filters = h("form", { class: "card row", id: "log-filters", autocomplete: "off" },
     h("label", {}, "Model", h("input", { name: "model" })),
     h("label", {}, "Gateway key id", h("input", { name: "key" })),
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "errors" }), "errors only"),
-    h("label", {}, "Per page", h("select", { name: "limit" }, ["25", "50", "100", "500"].map((n) => h("option", { value: n }, n)))),
+    h("label", {}, "Per page", h("input", { name: "limit", type: "number", min: 1, max: 1000, value: 50, size: 5 })),
     h("button", { type: "submit" }, "Apply"));
-  filters.querySelector("select").value = "50";
   const body = h("div", { id: "logs-body" });
   let tenant = "";
   const state = { pages: [""] };
@@ -21,10 +20,11 @@ export default async function logs(root, ctx) {
     if (!tenant || ctx.stale()) return;
     const f = Object.fromEntries(new FormData(filters).entries());
     const before = state.pages[state.pages.length - 1];
+    const mine = latest(body);
     const page = await api.get(`/v1/tenants/${seg(tenant)}/records${query({
       model: f.model, key: f.key, errors: f.errors ? 1 : "", limit: f.limit, before,
     })}`);
-    if (ctx.stale()) return;
+    if (ctx.stale() || !mine()) return;
     render(body, tenant, page, state, load);
   };
   filters.addEventListener("submit", (ev) => {
@@ -41,6 +41,7 @@ export default async function logs(root, ctx) {
 
 function render(body, tenant, page, state, load) {
   const detail = h("div", { id: "log-detail" });
+  body.dataset.tenant = tenant;
   const outcome = (r) => h("span", { class: `badge ${r.status >= 400 || r.outcome !== "ok" ? "bad" : "ok"}` }, `${r.status} ${r.outcome}`);
   fill(
     body,

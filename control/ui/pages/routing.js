@@ -2,7 +2,7 @@
 
 import { api, seg } from "../api.js";
 import { h, fill, table, form, field, attempt } from "../dom.js";
-import { tenantPicker } from "./common.js";
+import { tenantPicker, latest } from "./common.js";
 
 export default async function routing(root, ctx) {
   root.append(h("h1", {}, "Upstreams and routes"));
@@ -60,9 +60,12 @@ const targetText = (t) => `${t.upstream} / key ${t.provider_key}${t.model ? ` â†
 
 async function tenantRoutes(box, tenant, ctx) {
   if (ctx.stale()) return;
+  const mine = latest(box);
   const t = seg(tenant);
   const list = await api.get(`/v1/tenants/${t}/routes`);
+  if (!mine()) return; // another tenant was picked meanwhile
   const reload = () => tenantRoutes(box, tenant, ctx);
+  box.dataset.tenant = tenant;
   fill(
     box,
     form({ id: "route-set" }, [
