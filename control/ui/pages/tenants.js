@@ -4,7 +4,7 @@
 
 import { api, seg } from "../api.js";
 import { h, fill, table, form, field, attempt, fmtTime, fmtUsd, toast } from "../dom.js";
-import { choose } from "./common.js";
+import { choose, latest } from "./common.js";
 
 const usdToMicros = (s) => Math.round(parseFloat(s) * 1e6);
 
@@ -61,11 +61,14 @@ export default async function tenants(root, ctx) {
     choose(id);
     for (const tr of list.querySelectorAll("tr[data-key]")) tr.classList.toggle("selected", tr.dataset.key === id);
     const t = seg(id);
+    const mine = latest(detail);
     const [tenant, credit, privacy] = await Promise.all([
       api.get(`/v1/tenants/${t}`),
       api.get(`/v1/credits/${t}`).catch(() => null),
       api.get(`/v1/tenants/${t}/privacy`),
     ]);
+    if (!mine()) return; // another tenant was picked meanwhile
+    detail.dataset.tenant = id;
     fill(
       detail,
       h("h2", {}, `Tenant ${tenant.id}`),
