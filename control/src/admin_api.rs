@@ -21,10 +21,12 @@
 //! - `POST|GET /v1/tokens`, `POST /v1/tokens/{name}/revoke`: named admin tokens
 //! - for the console (see `console_api`): `GET /v1/stats`,
 //!   `GET /v1/tenants/{t}/stats`, `GET /v1/tenants/{t}/records`,
-//!   `GET /v1/snapshot`, `POST /v1/console/sign-in`
+//!   `GET /v1/snapshot`; `POST /v1/console/sign-in` is answered by the
+//!   console itself, which holds the sign-in codes
 //!
-//! The web console (`crate::console`) serves `/ui` on the same listener and
-//! calls these same handlers through [`answer_as`].
+//! The web console (`crate::console`) serves `/ui` on the same listener
+//! (`serve` sends it those paths) and calls these same handlers through
+//! [`answer_as`].
 
 pub(crate) mod auth;
 mod billing;
@@ -52,9 +54,6 @@ pub(crate) fn admit(app: &Arc<App>, req: &Request) -> Result<usize, Response> {
     if req.method == "GET" && matches!(req.path.as_str(), "/healthz" | "/metrics") {
         return Ok(0);
     }
-    if crate::console::owns(&req.path) {
-        return crate::console::admit(app, req);
-    }
     auth::authenticate(app, req)
         .map(|_| MAX_BODY)
         .map_err(Response::from)
@@ -62,9 +61,6 @@ pub(crate) fn admit(app: &Arc<App>, req: &Request) -> Result<usize, Response> {
 
 /// Answers one admin request.
 pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
-    if crate::console::owns(&req.path) {
-        return crate::console::handle(app, req);
-    }
     let Some(segs) = req.segments() else {
         return ApiError::Invalid("bad percent-encoding in path".into()).into();
     };
@@ -93,15 +89,12 @@ pub(crate) fn answer_as(
     if let Err(e) = auth::authorize(principal, &req.method, segs) {
         return e.into();
     }
-    if let ("POST", ["v1", "console", "sign-in"]) = (req.method.as_str(), segs) {
-        return console_api::sign_in_code(app, principal).unwrap_or_else(Response::from);
-    }
     crate::ops::writer::acting_as(actor, || dispatch(app, req, segs))
 }
 
 fn dispatch(app: &Arc<App>, req: &Request, segs: &[&str]) -> Response {
     let result = match segs {
-        ["v1", "stats" | "snapshot" | "console", ..] | ["v1", "tenants", _, "stats" | "records"] => {
+        ["v1", "stats" | "snapshot"] | ["v1", "tenants", _, "stats" | "records"] => {
             console_api::route(app, req, &segs[1..])
         }
         ["v1", "tenants", _, "privacy" | "content" | "export", ..] | ["v1", "purge" | "audit", ..] => {

@@ -35,8 +35,6 @@ pub(crate) struct App {
     /// Each data plane's last report of its targets' health, with when it
     /// came (kept in memory only: it is a live view, not history).
     pub(crate) target_health: Mutex<std::collections::BTreeMap<String, (u64, Vec<TargetView>)>>,
-    /// The web console's sessions and sign-in codes (memory only).
-    pub(crate) console: crate::console::session::Sessions,
 }
 
 impl App {
@@ -48,7 +46,6 @@ impl App {
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         admin_token: &Zeroizing<String>,
-        console: crate::console::session::Config,
     ) -> App {
         App {
             store: Mutex::new(Some(store)),
@@ -60,7 +57,6 @@ impl App {
             billing: crate::billing::Runtime::default(),
             privacy: std::sync::OnceLock::new(),
             target_health: Mutex::default(),
-            console: crate::console::session::Sessions::new(console),
         }
     }
 

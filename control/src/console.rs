@@ -36,6 +36,10 @@ use zeroize::Zeroizing;
 pub(crate) const PREFIX: &str = "/ui";
 /// Largest sign-in body.
 const SIGN_IN_BODY: usize = 4096;
+/// The admin API path that issues sign-in codes (to a bearer token).
+const SIGN_IN_CODES: &str = "/v1/console/sign-in";
+/// The sessions of this process, each for an admin API principal.
+pub(crate) type Sessions = session::Sessions<Principal>;
 /// The Content-Security-Policy of every console answer.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
@@ -43,7 +47,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 /// Whether `path` is the console's.
 pub(crate) fn owns(path: &str) -> bool {
-    path == PREFIX || path.strip_prefix(PREFIX).is_some_and(|r| r.starts_with('/'))
+    path == PREFIX || path == SIGN_IN_CODES || path.strip_prefix(PREFIX).is_some_and(|r| r.starts_with('/'))
 }
 
 /// What a console path is.
@@ -54,11 +58,16 @@ enum Kind<'a> {
     Session,
     /// `/ui/api/…`: the admin API path after `/ui/api`.
     Api(&'a str),
+    /// `POST /v1/console/sign-in`: a sign-in code for a bearer token.
+    SignInCode,
     /// Anything else.
     Unknown,
 }
 
 fn kind(path: &str) -> Kind<'_> {
+    if path == SIGN_IN_CODES {
+        return Kind::SignInCode;
+    }
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
     match rest {
         "" | "/" | "/index.html" => Kind::Asset,
@@ -72,12 +81,13 @@ fn kind(path: &str) -> Kind<'_> {
 }
 
 /// Admits a console request on its head (see `admin_api::admit`).
-pub(crate) fn admit(app: &App, req: &Request) -> Result<usize, Response> {
+pub(crate) fn admit(app: &App, sessions: &Sessions, req: &Request) -> Result<usize, Response> {
     match kind(&req.path) {
         Kind::Asset | Kind::Unknown => Ok(0),
         Kind::Session if req.method == "POST" => Ok(SIGN_IN_BODY),
         Kind::Session => Ok(0),
-        Kind::Api(_) => match signed_in(app, req) {
+        Kind::SignInCode => auth::authenticate(app, req).map(|_| 0).map_err(Response::from),
+        Kind::Api(_) => match signed_in(app, sessions, req) {
             Ok(_) => Ok(crate::admin_api::MAX_BODY),
             Err(r) => Err(secured(refusal(r), true)),
         },
@@ -85,12 +95,13 @@ pub(crate) fn admit(app: &App, req: &Request) -> Result<usize, Response> {
 }
 
 /// Answers a console request.
-pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
+pub(crate) fn handle(app: &Arc<App>, sessions: &Sessions, req: &Request) -> Response {
     let path = req.path.clone();
     let (resp, api) = match kind(&path) {
         Kind::Asset => (asset(req), false),
-        Kind::Session => (session_endpoint(app, req), true),
-        Kind::Api(api_path) => (api(app, req, api_path), true),
+        Kind::Session => (session_endpoint(app, sessions, req), true),
+        Kind::Api(api_path) => (api(app, sessions, req, api_path), true),
+        Kind::SignInCode => return sign_in_code(app, sessions, req),
         Kind::Unknown => (Response::error(404, "no such console page"), true),
     };
     secured(resp, api)
@@ -136,31 +147,31 @@ fn asset(req: &Request) -> Response {
 
 /// The session of `req`'s cookie, its token still valid, and for a change
 /// its CSRF token and origin checked.
-fn signed_in(app: &App, req: &Request) -> Result<(String, Session), Refusal> {
+fn signed_in(app: &App, sessions: &Sessions, req: &Request) -> Result<(String, Session<Principal>), Refusal> {
     let cookies = req
         .headers
         .iter()
         .filter(|(n, _)| n == "cookie")
         .map(|(_, v)| v.as_str());
     let id = session::cookie_id(cookies).ok_or(Refusal::NoSession)?;
-    let s = app.console.resume(id, now_ms())?;
+    let s = sessions.resume(id, now_ms())?;
     if !auth::still_valid(app, &s.principal) {
-        app.console.close_all_of(&s.principal.name);
+        sessions.close_all_of(&s.principal.name);
         return Err(Refusal::NoSession);
     }
     if session::changes_state(&req.method) {
-        check_origin(app, req)?;
+        check_origin(sessions, req)?;
         session::check_change(&s, req.header(CSRF_HEADER))?;
     }
     Ok((id.to_owned(), s))
 }
 
-fn check_origin(app: &App, req: &Request) -> Result<(), Refusal> {
+fn check_origin(sessions: &Sessions, req: &Request) -> Result<(), Refusal> {
     session::check_origin(
         req.header("origin"),
         req.header("sec-fetch-site"),
         req.header("host"),
-        app.console.config().secure,
+        sessions.config().secure,
     )
 }
 
@@ -182,46 +193,46 @@ struct Whoami<'a> {
     idle_secs: u64,
 }
 
-fn whoami<'a>(app: &App, s: &'a Session) -> Whoami<'a> {
+fn whoami<'a>(sessions: &Sessions, s: &'a Session<Principal>) -> Whoami<'a> {
     Whoami {
         name: &s.principal.name,
         scope: s.principal.scope.to_string(),
         csrf: &s.csrf,
-        idle_secs: app.console.config().idle_ms / 1000,
+        idle_secs: sessions.config().idle_ms / 1000,
     }
 }
 
-fn session_endpoint(app: &App, req: &Request) -> Response {
-    let secure = app.console.config().secure;
+fn session_endpoint(app: &App, sessions: &Sessions, req: &Request) -> Response {
+    let secure = sessions.config().secure;
     match req.method.as_str() {
-        "GET" => match signed_in(app, req) {
-            Ok((_, s)) => Response::json(200, &whoami(app, &s)),
+        "GET" => match signed_in(app, sessions, req) {
+            Ok((_, s)) => Response::json(200, &whoami(sessions, &s)),
             Err(r) => refusal(r),
         },
         "POST" => {
-            if let Err(r) = check_origin(app, req) {
+            if let Err(r) = check_origin(sessions, req) {
                 return refusal(r);
             }
-            let principal = match sign_in(app, req) {
+            let principal = match sign_in(app, sessions, req) {
                 Ok(p) => p,
                 Err(e) => return e.into(),
             };
             // A new id at every sign-in: an id set before it is worth nothing.
-            if let Ok((old, _)) = signed_in(app, req) {
-                app.console.close(&old);
+            if let Ok((old, _)) = signed_in(app, sessions, req) {
+                sessions.close(&old);
             }
-            match app.console.open(principal, now_ms()) {
+            match sessions.open(principal, now_ms()) {
                 Ok((id, s)) => {
                     tracing::info!(admin = %s.principal.name, "console sign-in");
-                    Response::json(201, &whoami(app, &s))
+                    Response::json(201, &whoami(sessions, &s))
                         .with_header("set-cookie", session::set_cookie(&id, secure))
                 }
                 Err(e) => ApiError::Internal(e).into(),
             }
         }
-        "DELETE" => match signed_in(app, req) {
+        "DELETE" => match signed_in(app, sessions, req) {
             Ok((id, _)) => {
-                app.console.close(&id);
+                sessions.close(&id);
                 Response::json(200, &serde_json::json!({ "signed_out": true }))
                     .with_header("set-cookie", session::clear_cookie(secure))
             }
@@ -231,15 +242,14 @@ fn session_endpoint(app: &App, req: &Request) -> Response {
     }
 }
 
-fn sign_in(app: &App, req: &Request) -> Result<Principal, ApiError> {
+fn sign_in(app: &App, sessions: &Sessions, req: &Request) -> Result<Principal, ApiError> {
     let b: SignIn =
         serde_json::from_slice(&req.body).map_err(|e| ApiError::Invalid(format!("bad sign-in body: {e}")))?;
     // Wiped when dropped: the token is a secret.
     let (token, code) = (b.token.map(Zeroizing::new), b.code.map(Zeroizing::new));
     match (token, code) {
         (Some(t), None) => auth::principal_of(app, t.trim()),
-        (None, Some(c)) => app
-            .console
+        (None, Some(c)) => sessions
             .redeem(c.trim(), now_ms())
             .filter(|p| auth::still_valid(app, p))
             .ok_or_else(|| ApiError::Unauthorized("unknown, used or expired sign-in code".into())),
@@ -247,8 +257,8 @@ fn sign_in(app: &App, req: &Request) -> Result<Principal, ApiError> {
     }
 }
 
-fn api(app: &Arc<App>, req: &Request, api_path: &str) -> Response {
-    let (_, s) = match signed_in(app, req) {
+fn api(app: &Arc<App>, sessions: &Sessions, req: &Request, api_path: &str) -> Response {
+    let (_, s) = match signed_in(app, sessions, req) {
         Ok(s) => s,
         Err(r) => return refusal(r),
     };
@@ -265,6 +275,32 @@ fn api(app: &Arc<App>, req: &Request, api_path: &str) -> Response {
     crate::admin_api::answer_as(app, req, &s.principal, &actor, &segs)
 }
 
+/// `POST /v1/console/sign-in` with a bearer token: a one-time code that
+/// opens a console session as that token (with its scope), for a link
+/// printed by the CLI or the demo. Answered as the admin API answers.
+fn sign_in_code(app: &App, sessions: &Sessions, req: &Request) -> Response {
+    let issued = (|| {
+        let principal = auth::authenticate(app, req)?;
+        auth::authorize(&principal, &req.method, &["v1", "console", "sign-in"])?;
+        if req.method != "POST" {
+            return Err(ApiError::MethodNotAllowed(format!("use POST on {SIGN_IN_CODES}")));
+        }
+        let (code, expires_ms) = sessions
+            .issue_code(principal, now_ms())
+            .map_err(ApiError::Unavailable)?;
+        Ok(Response::json(
+            201,
+            &serde_json::json!({
+                "path": format!("{}{code}", session::SIGN_IN_PATH),
+                "expires_ms": expires_ms,
+            }),
+        ))
+    })();
+    issued
+        .unwrap_or_else(Response::from)
+        .with_header("cache-control", "no-store".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +315,7 @@ mod tests {
         assert!(matches!(kind("/ui/api/v1/tenants"), Kind::Api("/v1/tenants")));
         assert!(matches!(kind("/ui/api/healthz"), Kind::Unknown));
         assert!(matches!(kind("/ui/other"), Kind::Unknown));
+        assert!(owns("/v1/console/sign-in") && matches!(kind("/v1/console/sign-in"), Kind::SignInCode));
     }
 
     #[test]

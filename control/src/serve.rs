@@ -222,11 +222,7 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
         }),
     )
     .context("starting the writer thread")?;
-    let console = crate::console::session::Config {
-        idle_ms: args.console_idle_secs.max(1).saturating_mul(1000),
-        secure: admin_tls.is_some(),
-    };
-    let app = Arc::new(App::new(store, writer, vault, hub, metrics, &token, console));
+    let app = Arc::new(App::new(store, writer, vault, hub, metrics, &token));
     drop(token);
     let _ = app.privacy.set(privacy);
     if let Some(target) = webhook {
@@ -260,14 +256,30 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     };
     let admin_tls_note = if admin_tls.is_some() { " (TLS)" } else { "" };
     let aa = app.clone();
+    // Console sessions live in this process's memory only.
+    let cs = Arc::new(crate::console::session::Sessions::new(
+        crate::console::session::Config {
+            idle_ms: args.console_idle_secs.max(1).saturating_mul(1000),
+            secure: admin_tls.is_some(),
+        },
+    ));
+    let ca = cs.clone();
     let servers = Servers::new().context("starting the HTTP runtime")?;
     servers.spawn(
         "admin",
         admin,
         admin_tls,
         admin_limits,
-        Arc::new(move |req| admin_api::admit(&aa, req)),
-        Arc::new(move |req| admin_api::handle(&a, req)),
+        // The web console shares the admin listener (`/ui`, and the
+        // sign-in codes of `POST /v1/console/sign-in`).
+        Arc::new(move |req| match crate::console::owns(&req.path) {
+            true => crate::console::admit(&aa, &ca, req),
+            false => admin_api::admit(&aa, req),
+        }),
+        Arc::new(move |req| match crate::console::owns(&req.path) {
+            true => crate::console::handle(&a, &cs, req),
+            false => admin_api::handle(&a, req),
+        }),
     )?;
     let s = app.clone();
     let long_poll = Duration::from_secs(args.long_poll_secs);

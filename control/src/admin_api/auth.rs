@@ -70,6 +70,12 @@ pub(crate) struct Principal {
     pub(crate) scope: Scope,
 }
 
+impl crate::console::session::Named for Principal {
+    fn token_name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// The name in a named token, `sat-<name>-<64 hex>`.
 fn token_name(presented: &str) -> Option<&str> {
     let rest = presented.strip_prefix(TOKEN_PREFIX)?;

@@ -10,10 +10,10 @@
 //!   content, opened only by `GET /v1/tenants/{t}/content`), with a
 //!   `next` cursor for the following page.
 //! - `GET /v1/snapshot`: the current snapshot version.
-//! - `POST /v1/console/sign-in`: a one-time sign-in code for the caller,
-//!   with the console path that redeems it (`/ui/#code=…`).
+//!
+//! (`POST /v1/console/sign-in`, a one-time sign-in code, is the console's:
+//! see `crate::console`.)
 
-use super::auth::Principal;
 use super::{invalid, method_not_allowed, not_found, se, ApiError, Reply};
 use crate::app::App;
 use crate::clock::now_ms;
@@ -36,9 +36,7 @@ pub(super) fn route(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
             200,
             &serde_json::json!({ "version": app.hub.current() }),
         )),
-        (_, ["stats" | "snapshot"] | ["tenants", _, "stats" | "records"] | ["console", "sign-in"]) => {
-            Err(method_not_allowed(req))
-        }
+        (_, ["stats" | "snapshot"] | ["tenants", _, "stats" | "records"]) => Err(method_not_allowed(req)),
         _ => Err(not_found(req)),
     }
 }
@@ -106,21 +104,5 @@ fn records(app: &App, req: &Request, tenant: &str) -> Reply {
     Ok(Response::json(
         200,
         &store.browse(tenant, &filter, before, limit).map_err(se)?,
-    ))
-}
-
-/// `POST /v1/console/sign-in`: a one-time code that opens a console session
-/// as `principal` (with its scope), for a link printed by the CLI or the demo.
-pub(super) fn sign_in_code(app: &App, principal: &Principal) -> Reply {
-    let (code, expires_ms) = app
-        .console
-        .issue_code(principal.clone(), now_ms())
-        .map_err(ApiError::Unavailable)?;
-    Ok(Response::json(
-        201,
-        &serde_json::json!({
-            "path": format!("{}/#code={code}", crate::console::PREFIX),
-            "expires_ms": expires_ms,
-        }),
     ))
 }

@@ -16,7 +16,6 @@
 //!   bits, one use, [`CODE_TTL_MS`]; the code goes in the URL's fragment,
 //!   which browsers never send to a server, so it lands in no access log.
 
-use crate::admin_api::auth::Principal;
 use sluice_contract::crypto::{hex, random_bytes, sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -53,19 +52,23 @@ impl Default for Config {
     }
 }
 
-/// A signed-in browser.
+/// Where a sign-in code is redeemed: the console's page, with the code in
+/// the fragment.
+pub(crate) const SIGN_IN_PATH: &str = "/ui/#code=";
+
+/// A signed-in browser; `P` is who signed in (the admin API's principal).
 #[derive(Clone, Debug)]
-pub(crate) struct Session {
+pub(crate) struct Session<P> {
     /// Who signed in, with the token's scope.
-    pub(crate) principal: Principal,
+    pub(crate) principal: P,
     /// The token state-changing requests must echo in [`CSRF_HEADER`].
     pub(crate) csrf: String,
     created_ms: u64,
     last_ms: u64,
 }
 
-struct Code {
-    principal: Principal,
+struct Code<P> {
+    principal: P,
     expires_ms: u64,
 }
 
@@ -100,10 +103,16 @@ impl Refusal {
 }
 
 /// Every session and sign-in code of this process.
-pub(crate) struct Sessions {
+pub(crate) struct Sessions<P> {
     config: Config,
-    sessions: Mutex<HashMap<[u8; 32], Session>>,
-    codes: Mutex<HashMap<[u8; 32], Code>>,
+    sessions: Mutex<HashMap<[u8; 32], Session<P>>>,
+    codes: Mutex<HashMap<[u8; 32], Code<P>>>,
+}
+
+/// Who a session belongs to: the name of the admin token it was opened with.
+pub(crate) trait Named {
+    /// The token's name.
+    fn token_name(&self) -> &str;
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,9 +126,9 @@ fn random_hex() -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-impl Sessions {
+impl<P: Clone + Named> Sessions<P> {
     /// No sessions yet.
-    pub(crate) fn new(config: Config) -> Sessions {
+    pub(crate) fn new(config: Config) -> Sessions<P> {
         Sessions {
             config,
             sessions: Mutex::default(),
@@ -134,7 +143,7 @@ impl Sessions {
 
     /// Opens a session for `principal`; returns its id (for the cookie) and
     /// the session.
-    pub(crate) fn open(&self, principal: Principal, now_ms: u64) -> Result<(String, Session), String> {
+    pub(crate) fn open(&self, principal: P, now_ms: u64) -> Result<(String, Session<P>), String> {
         let id = random_hex()?;
         let session = Session {
             principal,
@@ -153,14 +162,14 @@ impl Sessions {
         Ok((id, session))
     }
 
-    fn live(&self, s: &Session, now_ms: u64) -> bool {
+    fn live(&self, s: &Session<P>, now_ms: u64) -> bool {
         now_ms.saturating_sub(s.last_ms) < self.config.idle_ms
             && now_ms.saturating_sub(s.created_ms) < MAX_AGE_MS
     }
 
     /// The session with id `id`, its idle clock restarted; an idle or
     /// expired one is removed and refused.
-    pub(crate) fn resume(&self, id: &str, now_ms: u64) -> Result<Session, Refusal> {
+    pub(crate) fn resume(&self, id: &str, now_ms: u64) -> Result<Session<P>, Refusal> {
         let key = sha256(id.as_bytes());
         let mut map = lock(&self.sessions);
         let Some(s) = map.get_mut(&key) else {
@@ -181,11 +190,11 @@ impl Sessions {
 
     /// Ends every session opened under the admin token `name`.
     pub(crate) fn close_all_of(&self, name: &str) {
-        lock(&self.sessions).retain(|_, s| s.principal.name != name);
+        lock(&self.sessions).retain(|_, s| s.principal.token_name() != name);
     }
 
     /// A one-time sign-in code for `principal`, good for [`CODE_TTL_MS`].
-    pub(crate) fn issue_code(&self, principal: Principal, now_ms: u64) -> Result<(String, u64), String> {
+    pub(crate) fn issue_code(&self, principal: P, now_ms: u64) -> Result<(String, u64), String> {
         let code = random_hex()?;
         let expires_ms = now_ms.saturating_add(CODE_TTL_MS);
         let mut codes = lock(&self.codes);
@@ -206,7 +215,7 @@ impl Sessions {
     }
 
     /// The principal a code was issued for; the code is used up either way.
-    pub(crate) fn redeem(&self, code: &str, now_ms: u64) -> Option<Principal> {
+    pub(crate) fn redeem(&self, code: &str, now_ms: u64) -> Option<P> {
         let c = lock(&self.codes).remove(&sha256(code.as_bytes()))?;
         (c.expires_ms > now_ms).then_some(c.principal)
     }
@@ -278,10 +287,11 @@ pub(crate) fn check_origin(
 
 /// Checks a state-changing request of `session`: same origin, and the
 /// session's CSRF token in [`CSRF_HEADER`] (compared in constant time).
-pub(crate) fn check_change(session: &Session, presented_csrf: Option<&str>) -> Result<(), Refusal> {
+pub(crate) fn check_change<P>(session: &Session<P>, presented_csrf: Option<&str>) -> Result<(), Refusal> {
     let presented = presented_csrf.ok_or(Refusal::Csrf)?;
-    let want = sha256(session.csrf.as_bytes());
-    if crate::app::secret_eq(presented.as_bytes(), &want) {
+    // Hashes of equal length, compared without an early exit.
+    let (a, b) = (sha256(presented.as_bytes()), sha256(session.csrf.as_bytes()));
+    if a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0 {
         Ok(())
     } else {
         Err(Refusal::Csrf)

@@ -1,14 +1,26 @@
 use super::*;
-use crate::admin_api::auth::Scope;
+
+/// A principal as the admin API has one: a token name and its scope.
+#[derive(Clone, Debug, PartialEq)]
+struct Principal {
+    name: String,
+    scope: &'static str,
+}
+
+impl Named for Principal {
+    fn token_name(&self) -> &str {
+        &self.name
+    }
+}
 
 fn root() -> Principal {
     Principal {
         name: "root".into(),
-        scope: Scope::Admin,
+        scope: "admin",
     }
 }
 
-fn sessions(idle_ms: u64) -> Sessions {
+fn sessions(idle_ms: u64) -> Sessions<Principal> {
     Sessions::new(Config {
         idle_ms,
         secure: false,
@@ -53,7 +65,7 @@ fn sign_out_and_revocation_end_sessions() {
     let (a, _) = s.open(root(), 0).unwrap();
     let ops = Principal {
         name: "ops".into(),
-        scope: Scope::Read,
+        scope: "read",
     };
     let (b, _) = s.open(ops.clone(), 0).unwrap();
     let (c, _) = s.open(ops, 0).unwrap();
