@@ -313,12 +313,15 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         "https"
     };
-    writeln!(
+    out.flush()?;
+    // After the two lines callers wait for, and not fatal: a caller that
+    // stops reading after them has closed the pipe.
+    let _ = writeln!(
         out,
         "console at {scheme}://{admin_addr}{}/",
         crate::console::PREFIX
-    )?;
-    out.flush()?;
+    )
+    .and_then(|()| out.flush());
     drop(out);
     tracing::info!(%admin_addr, %sync_addr, data = %args.data.display(), "control plane serving");
 
