@@ -129,6 +129,18 @@ fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     serde_json::from_slice(&req.body).map_err(|e| ApiError::Invalid(format!("bad request body: {e}")))
 }
 
+/// The `limit` query parameter: `bounds.0` when absent, else 1 to `bounds.1`.
+fn limit_param(req: &Request, bounds: (usize, usize)) -> Result<usize, ApiError> {
+    match req.query_param("limit") {
+        None => Ok(bounds.0),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=bounds.1).contains(n))
+            .ok_or_else(|| invalid(format!("limit must be 1 to {}", bounds.1))),
+    }
+}
+
 /// A store error as an API error.
 fn se(e: StoreError) -> ApiError {
     ApiError::from(e)

@@ -52,11 +52,9 @@ class Stack:
         self.tmp = tmp
         self.procs = []
         self.data = tmp / "control"
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("MONOIO_FORCE_LEGACY_DRIVER", "SLUICE_DATA", "SLUICE_ADMIN_TOKEN",
-                            "SLUICE_ADMIN_URL", "SLUICE_MASTER_KEY")}
-        env["RUST_LOG"] = "info"
-        self.env = env
+        # Nothing of the caller's Sluice settings leaks in.
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SLUICE_", "MONOIO_"))}
+        self.env["RUST_LOG"] = "info"
         control = self._spawn("control", [binary("sluice-control"), "serve", "--admin", "127.0.0.1:0",
                                           "--sync", "127.0.0.1:0", "--data", str(self.data),
                                           "--console-idle-secs", str(idle_secs),

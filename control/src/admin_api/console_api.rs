@@ -79,14 +79,7 @@ fn stats(app: &App, req: &Request, tenant: Option<String>) -> Reply {
 }
 
 fn records(app: &App, req: &Request, tenant: &str) -> Reply {
-    let limit = match req.query_param("limit") {
-        None => PAGE.0,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=PAGE.1).contains(n))
-            .ok_or_else(|| invalid(format!("limit must be 1 to {}", PAGE.1)))?,
-    };
+    let limit = super::limit_param(req, PAGE)?;
     let before = match req.query_param("before").filter(|v| !v.is_empty()) {
         None => None,
         Some(c) => {

@@ -5,10 +5,8 @@
 
 use super::schema::{self, split_record_key, split_tenant_record_key, TenantRecordKey};
 use super::{decode, Store, StoreError};
-use crate::store::rows::DataplaneRow;
 use serde::Serialize;
 use sluice_contract::record::{Outcome, Record};
-use std::collections::HashMap;
 
 /// Most index entries one page or window reads.
 pub(crate) const MAX_SCAN: usize = 200_000;
@@ -75,17 +73,6 @@ pub(crate) fn parse_cursor(s: &str) -> Option<TenantRecordKey> {
 }
 
 impl Store {
-    /// Data plane number → id.
-    fn dataplane_names(r: &redb::ReadTransaction) -> Result<HashMap<u32, String>, StoreError> {
-        let t = r.open_table(schema::DATAPLANES)?;
-        let mut m = HashMap::new();
-        for item in t.range::<&str>(..)? {
-            let row: DataplaneRow = decode(item?.1.value())?;
-            m.insert(row.num, row.id);
-        }
-        Ok(m)
-    }
-
     /// Up to `limit` of `tenant`'s records matching `f`, newest first, older
     /// than the cursor `before` when given.
     pub(crate) fn browse(
@@ -97,7 +84,7 @@ impl Store {
     ) -> Result<Page, StoreError> {
         let r = self.begin_read()?;
         super::tenant_row(&r, tenant)?;
-        let names = Self::dataplane_names(&r)?;
+        let names = crate::export::dataplane_names(&r)?;
         let index = r.open_table(schema::RECORDS_BY_TENANT)?;
         let records = r.open_table(schema::RECORDS)?;
         let lo = (tenant, schema::tenant_record_key(f.since.unwrap_or(0), 0, 0));
