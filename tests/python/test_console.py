@@ -297,6 +297,10 @@ def test_the_console_end_to_end(stack, browser):
         assert "$5.00" in page.locator('#tenant-credit [data-credit="balance"]').inner_text()
         credit = stack.admin_get(f"/v1/credits/{NEW_TENANT}")
         assert (credit["added_micros"], credit["low_balance_micros"]) == (5_000_000, 1_000_000)
+        # A threshold above the balance raises a low-balance alert at once.
+        page.fill('#tenant-credit input[name="threshold"]', "10")
+        page.click('#tenant-credit button[type="submit"]')
+        page.wait_for_selector('#tenant-credit [data-credit="balance"] .badge.bad')
         page.check('#tenant-privacy input[name="log_content"]')
         page.fill('#tenant-privacy input[name="retention_days"]', "14")
         page.click('#tenant-privacy button[type="submit"]')
@@ -372,11 +376,23 @@ def test_the_console_end_to_end(stack, browser):
         page.fill('form[data-rotate="pk-web"] input[name="secret"]', ROTATED_KEY)
         page.click('form[data-rotate="pk-web"] button[type="submit"]')
         expect(page.locator("#toast")).to_contain_text("pk-web rotated")
+        # Another provider key, added then deleted (after the browser's confirm).
+        page.fill('#provider-key-add input[name="id"]', "pk-spare")
+        page.fill('#provider-key-add input[name="secret"]', ROTATED_KEY)
+        page.click('#provider-key-add button[type="submit"]')
+        page.wait_for_selector('table[data-table="provider-keys"] tr[data-key="pk-spare"]')
+        page.once("dialog", lambda d: d.accept())
+        page.click('button[data-delete="pk-spare"]')
+        expect(page.locator('table[data-table="provider-keys"] tr[data-key="pk-spare"]')).to_have_count(0)
+        assert [k["id"] for k in stack.admin_get(f"/v1/tenants/{NEW_TENANT}/provider-keys")] == ["pk-web"]
         p.shot("keys-revoked")
 
         # Alerts, data planes and the audit trail, verified.
         p.goto("alerts")
-        page.wait_for_selector('table[data-table="alerts"]')
+        alert = page.locator('table[data-table="alerts"] tbody tr[data-key]')
+        expect(alert).to_have_count(1)
+        assert NEW_TENANT in alert.inner_text() and "low_balance" in alert.inner_text()
+        assert "$10.00" in alert.inner_text()
         p.shot("alerts")
         p.goto("dataplanes")
         page.wait_for_selector('table[data-table="dataplanes"] tr[data-key="edge1"]')
@@ -391,7 +407,8 @@ def test_the_console_end_to_end(stack, browser):
             if cells[2] == "root (console)" and cells[6] == "ok":
                 by_console.add(cells[3])
         want = {"tenant.create", "credit.add", "credit.threshold", "tenant.privacy", "provider_key.create",
-                "apikey.create", "upstream.add", "route.set", "apikey.revoke", "provider_key.rotate"}
+                "apikey.create", "upstream.add", "route.set", "apikey.revoke", "provider_key.rotate",
+                "provider_key.delete", "content.read"}
         assert want <= by_console, want - by_console
         p.shot("audit")
 
