@@ -25,6 +25,10 @@ function signedIn(s) {
   me.scope = s.scope;
   me.tenant = s.scope.startsWith("tenant:") ? s.scope.slice(7) : null;
   setCsrf(s.csrf);
+  // Operator-wide pages are outside a tenant token's scope.
+  for (const a of nav.querySelectorAll('a[data-page="alerts"], a[data-page="audit"], a[data-page="dataplanes"]')) {
+    a.hidden = !!me.tenant;
+  }
   nav.hidden = false;
   signout.hidden = false;
   who.textContent = `${s.name} (${s.scope})`;

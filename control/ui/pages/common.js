@@ -16,8 +16,12 @@ export async function tenantPicker(ctx, onchange) {
   if (!ids.includes(chosen)) chosen = ids[0] || "";
   const sel = h("select", { name: "tenant", id: "tenant-picker" }, ids.map((id) => h("option", { value: id }, id)));
   sel.value = chosen;
+  let shown = chosen;
   sel.addEventListener("change", () => {
-    chosen = sel.value;
+    // Picking the tenant already shown changes nothing (and must not
+    // redraw the forms someone may be filling in).
+    if (sel.value === shown) return;
+    shown = chosen = sel.value;
     onchange(chosen);
   });
   if (chosen) onchange(chosen);

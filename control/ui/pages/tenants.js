@@ -64,7 +64,7 @@ export default async function tenants(root, ctx) {
     const mine = latest(detail);
     const [tenant, credit, privacy] = await Promise.all([
       api.get(`/v1/tenants/${t}`),
-      api.get(`/v1/credits/${t}`).catch(() => null),
+      api.get(`/v1/credits/${t}`).catch((e) => ({ hidden: e.message })),
       api.get(`/v1/tenants/${t}/privacy`),
     ]);
     if (!mine()) return; // another tenant was picked meanwhile
@@ -105,6 +105,9 @@ export default async function tenants(root, ctx) {
 }
 
 function creditCard(t, c, reload) {
+  if (c && c.hidden) {
+    return h("section", { class: "card", id: "tenant-credit" }, h("h2", {}, "Credit and alerts"), h("p", { class: "muted" }, c.hidden));
+  }
   const status = c && c.metered
     ? h("p", { "data-credit": "balance" },
         `Balance ${fmtUsd(c.balance_micros)} (added ${fmtUsd(c.added_micros)}, spent ${fmtUsd(c.spent_micros)})`,
