@@ -41,6 +41,15 @@ for extra in tests/python/*/requirements.txt; do
     fi
 done
 
+# The console's browser tests (test_console.py) drive Debian's Chromium
+# through Playwright with the system executable: no browser download.
+if ! command -v chromium >/dev/null 2>&1; then
+    as_root=()
+    if [ "$(id -u)" -ne 0 ]; then as_root=(sudo); fi
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
+
 stage "6/6 Python SDK tests: pytest -q tests/python"
 status=0
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/python || status=$?

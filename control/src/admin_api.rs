@@ -20,10 +20,19 @@
 //! - response cache rules: see `cache`
 //! - privacy settings, content, export, purge and the audit trail: see `privacy`
 //! - `POST|GET /v1/tokens`, `POST /v1/tokens/{name}/revoke`: named admin tokens
+//! - for the console (see `console_api`): `GET /v1/stats`,
+//!   `GET /v1/tenants/{t}/stats`, `GET /v1/tenants/{t}/records`,
+//!   `GET /v1/snapshot`; `POST /v1/console/sign-in` is answered by the
+//!   console itself, which holds the sign-in codes
+//!
+//! The web console (`crate::console`) serves `/ui` on the same listener
+//! (`serve` sends it those paths) and calls these same handlers through
+//! [`answer_as`].
 
 pub(crate) mod auth;
 mod billing;
 mod cache;
+mod console_api;
 mod error;
 mod fleet;
 mod privacy;
@@ -67,15 +76,29 @@ pub(crate) fn handle(app: &Arc<App>, req: &Request) -> Response {
         Ok(p) => p,
         Err(e) => return e.into(),
     };
-    if let Err(e) = auth::authorize(&principal, &req.method, &segs) {
+    answer_as(app, req, &principal, &principal.name, &segs)
+}
+
+/// Answers `req` (its path split into `segs`) for `principal`, within its
+/// scope; every change is recorded in the audit trail under `actor`.
+pub(crate) fn answer_as(
+    app: &Arc<App>,
+    req: &Request,
+    principal: &auth::Principal,
+    actor: &str,
+    segs: &[&str],
+) -> Response {
+    if let Err(e) = auth::authorize(principal, &req.method, segs) {
         return e.into();
     }
-    // Every change made below is recorded in the audit trail under this name.
-    crate::ops::writer::acting_as(&principal.name, || dispatch(app, req, &segs))
+    crate::ops::writer::acting_as(actor, || dispatch(app, req, segs))
 }
 
 fn dispatch(app: &Arc<App>, req: &Request, segs: &[&str]) -> Response {
     let result = match segs {
+        ["v1", "stats" | "snapshot"] | ["v1", "tenants", _, "stats" | "records"] => {
+            console_api::route(app, req, &segs[1..])
+        }
         ["v1", "tenants", _, "privacy" | "content" | "export", ..] | ["v1", "purge" | "audit", ..] => {
             privacy::route(app, req, &segs[1..])
         }
@@ -107,6 +130,18 @@ fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
         return Err(ApiError::Invalid("request body must be a JSON object".into()));
     }
     serde_json::from_slice(&req.body).map_err(|e| ApiError::Invalid(format!("bad request body: {e}")))
+}
+
+/// The `limit` query parameter: `bounds.0` when absent, else 1 to `bounds.1`.
+fn limit_param(req: &Request, bounds: (usize, usize)) -> Result<usize, ApiError> {
+    match req.query_param("limit") {
+        None => Ok(bounds.0),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=bounds.1).contains(n))
+            .ok_or_else(|| invalid(format!("limit must be 1 to {}", bounds.1))),
+    }
 }
 
 /// A store error as an API error.

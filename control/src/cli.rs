@@ -8,6 +8,7 @@
 pub(crate) mod billing;
 pub(crate) mod cache;
 pub(crate) mod cache_columns;
+pub(crate) mod console;
 pub(crate) mod fleet;
 pub(crate) mod keys;
 pub(crate) mod master_key;

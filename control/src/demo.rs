@@ -230,6 +230,7 @@ pub(crate) fn main(args: DemoArgs) -> anyhow::Result<()> {
     print_usage(&usage);
 
     print_exports(&dir, &p, &key);
+    print_console(&c, &admin_url);
     println!("\nRunning; Ctrl-C stops everything.");
     children.wait_for_signal()?;
     children.stop_all();
@@ -326,6 +327,21 @@ fn wait_usage(c: &Client, children: &mut Children) -> anyhow::Result<Vec<UsageRo
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(last)
+}
+
+/// The console's URL and a one-time sign-in link (a short-lived code in the
+/// URL's fragment, which the browser never sends to a server: the admin
+/// token itself never goes into a URL).
+fn print_console(c: &Client, admin_url: &str) {
+    println!("\n== The web console:");
+    println!("{admin_url}/ui/  (sign in with the token in $SLUICE_DATA/admin.token)");
+    match crate::cli::console::sign_in_link(c, admin_url) {
+        Ok((link, minutes)) => {
+            println!("sign-in link (one use, expires in {minutes} minutes; `sluice-control console link` makes another):");
+            println!("{link}");
+        }
+        Err(e) => println!("   (no sign-in link: {e:#})"),
+    }
 }
 
 fn print_exports(dir: &Path, p: &Ports, key: &str) {

@@ -11,6 +11,7 @@ mod billing;
 mod cache;
 mod cli;
 mod clock;
+mod console;
 mod demo;
 mod export;
 mod http;
@@ -87,6 +88,8 @@ enum Command {
     Token(Noun<cli::tokens::TokenCmd>),
     /// The response cache: opt-in per tenant and model, with a TTL.
     Cache(Noun<cli::cache::CacheCmd>),
+    /// The web console at /ui: a one-time sign-in link.
+    Console(Noun<cli::console::ConsoleCmd>),
 }
 
 fn main() {
@@ -119,6 +122,7 @@ fn main() {
         Command::Audit(c) => cli::privacy::audit(c),
         Command::Token(c) => cli::tokens::run(c),
         Command::Cache(c) => cli::cache::run(c),
+        Command::Console(c) => cli::console::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

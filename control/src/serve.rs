@@ -71,6 +71,10 @@ pub(crate) struct ServeArgs {
     /// warned at every start). Without it, give --tls-cert/--tls-key there.
     #[arg(long)]
     pub(crate) insecure_plaintext: bool,
+    /// The web console (at /ui on the admin listener) signs a browser out
+    /// after this many seconds without a request.
+    #[arg(long, default_value_t = 1800)]
+    pub(crate) console_idle_secs: u64,
     /// Retention and the clock.
     #[command(flatten)]
     pub(crate) privacy: crate::privacy::ServeOpts,
@@ -252,14 +256,30 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     };
     let admin_tls_note = if admin_tls.is_some() { " (TLS)" } else { "" };
     let aa = app.clone();
+    // Console sessions live in this process's memory only.
+    let cs = Arc::new(crate::console::session::Sessions::new(
+        crate::console::session::Config {
+            idle_ms: args.console_idle_secs.max(1).saturating_mul(1000),
+            secure: admin_tls.is_some(),
+        },
+    ));
+    let ca = cs.clone();
     let servers = Servers::new().context("starting the HTTP runtime")?;
     servers.spawn(
         "admin",
         admin,
         admin_tls,
         admin_limits,
-        Arc::new(move |req| admin_api::admit(&aa, req)),
-        Arc::new(move |req| admin_api::handle(&a, req)),
+        // The web console shares the admin listener (`/ui`, and the
+        // sign-in codes of `POST /v1/console/sign-in`).
+        Arc::new(move |req| match crate::console::owns(&req.path) {
+            true => crate::console::admit(&aa, &ca, req),
+            false => admin_api::admit(&aa, req),
+        }),
+        Arc::new(move |req| match crate::console::owns(&req.path) {
+            true => crate::console::handle(&a, &cs, req),
+            false => admin_api::handle(&a, req),
+        }),
     )?;
     let s = app.clone();
     let long_poll = Duration::from_secs(args.long_poll_secs);
@@ -288,7 +308,20 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "admin listening on {admin_addr}{admin_tls_note}")?;
     writeln!(out, "sync listening on {sync_addr}{tls_note}")?;
+    let scheme = if admin_tls_note.is_empty() {
+        "http"
+    } else {
+        "https"
+    };
     out.flush()?;
+    // After the two lines callers wait for, and not fatal: a caller that
+    // stops reading after them has closed the pipe.
+    let _ = writeln!(
+        out,
+        "console at {scheme}://{admin_addr}{}/",
+        crate::console::PREFIX
+    )
+    .and_then(|()| out.flush());
     drop(out);
     tracing::info!(%admin_addr, %sync_addr, data = %args.data.display(), "control plane serving");
 

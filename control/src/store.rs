@@ -9,6 +9,7 @@
 //! Readers open read transactions directly; they never wait for the writer
 //! (only for the moment [`compact::rewrite`] swaps in a rewritten file).
 
+pub(crate) mod browse;
 pub(crate) mod compact;
 pub(crate) mod compile;
 pub(crate) mod daily;

@@ -18,6 +18,32 @@ from google import genai
 from conftest import WAIT, binary
 
 
+def console_signs_in_once(text, admin_url):
+    """The demo prints the console's URL and a sign-in link whose one-time
+    code (in the fragment) opens a session once."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    assert f"{admin_url}/ui/" in text, text
+    m = re.search(r"^(http://[^\s/]+)/ui/#code=([0-9a-f]{64})$", text, re.M)
+    assert m and m.group(1) == admin_url, f"no sign-in link printed:\n{text}"
+
+    def redeem():
+        req = urllib.request.Request(
+            f"{admin_url}/ui/session", data=json.dumps({"code": m.group(2)}).encode(), method="POST",
+            headers={"content-type": "application/json", "origin": admin_url})
+        try:
+            with urllib.request.urlopen(req, timeout=WAIT) as r:
+                return r.status, r.headers.get("set-cookie", "")
+        except urllib.error.HTTPError as e:
+            return e.code, ""
+
+    status, cookie = redeem()
+    assert status == 201 and "HttpOnly" in cookie and "SameSite=Strict" in cookie, (status, cookie)
+    assert redeem()[0] == 401, "a sign-in code works once"
+
+
 def test_the_demo_runs_and_its_lines_work():
     log = tempfile.NamedTemporaryFile(prefix="sluice-demo-", suffix=".log", delete=False)
     demo = subprocess.Popen(
@@ -89,6 +115,7 @@ def test_the_demo_runs_and_its_lines_work():
             time.sleep(0.5)
         assert "embeddings" in cli.stdout or "responses" in cli.stdout, cli.stdout
         assert "gemini_stream" in cli.stdout and "gemini_generate" in cli.stdout, cli.stdout
+        console_signs_in_once(text, env["SLUICE_ADMIN_URL"])
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         try:

@@ -70,6 +70,12 @@ pub(crate) struct Principal {
     pub(crate) scope: Scope,
 }
 
+impl crate::console::session::Named for Principal {
+    fn token_name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// The name in a named token, `sat-<name>-<64 hex>`.
 fn token_name(presented: &str) -> Option<&str> {
     let rest = presented.strip_prefix(TOKEN_PREFIX)?;
@@ -86,6 +92,15 @@ pub(crate) fn authenticate(app: &App, req: &Request) -> Result<Principal, ApiErr
         ApiError::Unauthorized("missing, wrong or revoked admin token (Authorization: Bearer <DIR/admin.token or a token from `token create`>)".into())
     };
     let presented = req.bearer().ok_or_else(deny)?;
+    principal_of(app, presented).map_err(|e| match e {
+        ApiError::Unauthorized(_) => deny(),
+        other => other,
+    })
+}
+
+/// The caller behind the admin token `presented`, or the 401.
+pub(crate) fn principal_of(app: &App, presented: &str) -> Result<Principal, ApiError> {
+    let deny = || ApiError::Unauthorized("missing, wrong or revoked admin token".into());
     if secret_eq(presented.as_bytes(), &app.admin_token_sha256) {
         return Ok(Principal {
             name: ROOT.to_owned(),
@@ -104,6 +119,17 @@ pub(crate) fn authenticate(app: &App, req: &Request) -> Result<Principal, ApiErr
         name: row.name,
         scope,
     })
+}
+
+/// Whether the token `p` authenticated with still stands (root always does;
+/// a named token until it is revoked): a console session lasts no longer.
+pub(crate) fn still_valid(app: &App, p: &Principal) -> bool {
+    if p.name == ROOT {
+        return true;
+    }
+    let Ok(store) = app.store() else { return false };
+    matches!(store.admin_token(&p.name), Ok(Some(row))
+        if row.revoked_ms.is_none() && Scope::parse(&row.scope).as_ref() == Ok(&p.scope))
 }
 
 /// Whether `p` may call `method` on the path `segs` (after `/`); the 403 if not.

@@ -185,14 +185,7 @@ pub(super) fn route(app: &Arc<App>, req: &Request, segs: &[&str]) -> Reply {
             Ok(Response::json(200, &store.credit(t).map_err(se)?))
         }
         ("GET", ["alerts"]) => {
-            let limit = match req.query_param("limit") {
-                None => ALERT_LIMIT.0,
-                Some(v) => v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=ALERT_LIMIT.1).contains(n))
-                    .ok_or_else(|| invalid(format!("limit must be 1 to {}", ALERT_LIMIT.1)))?,
-            };
+            let limit = super::limit_param(req, ALERT_LIMIT)?;
             let tenant = req.query_param("tenant");
             Ok(Response::json(
                 200,

@@ -88,14 +88,7 @@ pub(super) fn route(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
                         .map_err(|_| invalid("after must be an entry seq".into()))?,
                 ),
             };
-            let limit = match req.query_param("limit") {
-                None => AUDIT_LIMIT.0,
-                Some(v) => v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=AUDIT_LIMIT.1).contains(n))
-                    .ok_or_else(|| invalid(format!("limit must be 1 to {}", AUDIT_LIMIT.1)))?,
-            };
+            let limit = super::limit_param(req, AUDIT_LIMIT)?;
             let r = app.store().map_err(se)?.begin_read().map_err(se)?;
             Ok(Response::json(
                 200,

@@ -384,14 +384,7 @@ pub(super) fn log_query(req: &Request) -> Result<LogQuery, ApiError> {
             .map(|v| parse_time(&v).map_err(invalid))
             .transpose()
     };
-    let limit = match req.query_param("limit") {
-        None => LOG_LIMIT.0,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=LOG_LIMIT.1).contains(n))
-            .ok_or_else(|| invalid(format!("limit must be 1 to {}", LOG_LIMIT.1)))?,
-    };
+    let limit = super::limit_param(req, LOG_LIMIT)?;
     Ok(LogQuery {
         since: time("since")?,
         until: time("until")?,
