@@ -189,51 +189,14 @@ targets = [{{ upstream = "mock-gemini", provider_key = "pk" }}]
 [[routes]]
 model = {q(SHARED_MODEL)}
 targets = [{{ upstream = "mock", provider_key = "pk-shared" }}]
-""" + translated_routes(mock_url)
-
-
-# Routes whose upstream speaks the other dialect (test_translate.py).
-GPT_ON_CLAUDE = "gpt-on-claude"
-GPT_ON_CLAUDE_DROP = "gpt-on-claude-drop"
-CLAUDE_ON_GPT = "claude-on-gpt"
-CROSS_FALLBACK = "cross-fallback"
-
-
-def translated_routes(mock_url):
-    q = json.dumps
-    return f"""
-[[upstreams]]
-name = "down-openai"
-kind = "openai"
-base_url = "http://127.0.0.1:9"
-
-[[routes]]
-tenant = "acme"
-model = {q(GPT_ON_CLAUDE)}
-targets = [{{ upstream = "mock-anthropic", provider_key = "pk", model = "claude-mock" }}]
-
-[[routes]]
-tenant = "acme"
-model = {q(GPT_ON_CLAUDE_DROP)}
-on_unsupported = "drop"
-targets = [{{ upstream = "mock-anthropic", provider_key = "pk" }}]
-
-[[routes]]
-tenant = "acme"
-model = {q(CLAUDE_ON_GPT)}
-targets = [{{ upstream = "mock", provider_key = "pk", model = "gpt-4o-mini" }}]
-
-[[routes]]
-tenant = "acme"
-model = {q(CROSS_FALLBACK)}
-targets = [{{ upstream = "down-openai", provider_key = "pk", priority = 0 }}, {{ upstream = "mock-anthropic", provider_key = "pk", priority = 1 }}]
 """
 
 
 class Stack:
     """A mock provider (requiring PROVIDER_KEY) and a data plane in front."""
 
-    def __init__(self, driver, tmp, extra_args=()):
+    def __init__(self, driver, tmp, extra_args=(), extra_toml=None):
+        """`extra_toml(mock_url)`: more snapshot TOML (a test module's own routes)."""
         self.driver = driver
         self.procs = []
         base_env = {k: v for k, v in os.environ.items() if k != "MONOIO_FORCE_LEGACY_DRIVER"}
@@ -248,7 +211,7 @@ class Stack:
         self.procs.append(mock)
         self.mock_url = mock.wait_line("listening on ")
         snapshot = tmp / "snapshot.toml"
-        snapshot.write_text(snapshot_toml(self.mock_url))
+        snapshot.write_text(snapshot_toml(self.mock_url) + (extra_toml(self.mock_url) if extra_toml else ""))
         self.records = tmp / "records.jsonl"
         env = dict(base_env, MOCK_KEY=PROVIDER_KEY, RUST_LOG="info")
         if driver == "epoll":

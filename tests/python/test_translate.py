@@ -13,13 +13,55 @@ import anthropic
 import openai
 import pytest
 
-from conftest import (
-    CLAUDE_ON_GPT,
-    CROSS_FALLBACK,
-    GATEWAY_KEY,
-    GPT_ON_CLAUDE,
-    GPT_ON_CLAUDE_DROP,
-)
+from conftest import Stack
+
+# Routes whose upstream speaks the other dialect.
+GPT_ON_CLAUDE = "gpt-on-claude"
+GPT_ON_CLAUDE_DROP = "gpt-on-claude-drop"
+CLAUDE_ON_GPT = "claude-on-gpt"
+CROSS_FALLBACK = "cross-fallback"
+
+
+def translated_routes(mock_url):
+    q = json.dumps
+    return f"""
+[[upstreams]]
+name = "down-openai"
+kind = "openai"
+base_url = "http://127.0.0.1:9"
+
+[[routes]]
+tenant = "acme"
+model = {q(GPT_ON_CLAUDE)}
+targets = [{{ upstream = "mock-anthropic", provider_key = "pk", model = "claude-mock" }}]
+
+[[routes]]
+tenant = "acme"
+model = {q(GPT_ON_CLAUDE_DROP)}
+on_unsupported = "drop"
+targets = [{{ upstream = "mock-anthropic", provider_key = "pk" }}]
+
+[[routes]]
+tenant = "acme"
+model = {q(CLAUDE_ON_GPT)}
+targets = [{{ upstream = "mock", provider_key = "pk", model = "gpt-4o-mini" }}]
+
+[[routes]]
+tenant = "acme"
+model = {q(CROSS_FALLBACK)}
+targets = [{{ upstream = "down-openai", provider_key = "pk", priority = 0 }}, {{ upstream = "mock-anthropic", provider_key = "pk", priority = 1 }}]
+"""
+
+
+@pytest.fixture(scope="module", params=["uring", "epoll"])
+def stack(request, tmp_path_factory):
+    """conftest's stack, with the routes above in its snapshot."""
+    s = Stack(request.param, tmp_path_factory.mktemp(f"sluice-translate-{request.param}"), translated_routes)
+    try:
+        yield s
+    finally:
+        s.close()
+
 
 SCENARIO = {"x-mock-scenario": "thinking-tools"}
 THINKING = "Two cities: two calls."

@@ -183,6 +183,20 @@ fn named(name: &str, data: Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
+fn block_delta(index: usize, delta: Value) -> String {
+    named(
+        "content_block_delta",
+        json!({"type": "content_block_delta", "index": index, "delta": delta}),
+    )
+}
+
+fn block_stop(index: usize) -> String {
+    named(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": index}),
+    )
+}
+
 fn anthropic_events(id: &str, model: &str, last_turn: bool, prompt: u64) -> Vec<String> {
     let mut start_usage = anthropic_usage(prompt);
     start_usage["output_tokens"] = json!(1);
@@ -202,37 +216,25 @@ fn anthropic_events(id: &str, model: &str, last_turn: bool, prompt: u64) -> Vec<
     ];
     let (a, b) = THINKING.split_at(11);
     for part in [a, b] {
-        ev.push(named(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "thinking_delta", "thinking": part}}),
+        ev.push(block_delta(
+            0,
+            json!({"type": "thinking_delta", "thinking": part}),
         ));
     }
-    ev.push(named(
-        "content_block_delta",
-        json!({"type": "content_block_delta", "index": 0,
-        "delta": {"type": "signature_delta", "signature": SIGNATURE}}),
+    ev.push(block_delta(
+        0,
+        json!({"type": "signature_delta", "signature": SIGNATURE}),
     ));
-    ev.push(named(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
-    ));
+    ev.push(block_stop(0));
     ev.push(named(
         "content_block_start",
         json!({"type": "content_block_start", "index": 1,
         "content_block": {"type": "text", "text": ""}}),
     ));
     for word in text(last_turn).split_inclusive(' ') {
-        ev.push(named(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 1,
-            "delta": {"type": "text_delta", "text": word}}),
-        ));
+        ev.push(block_delta(1, json!({"type": "text_delta", "text": word})));
     }
-    ev.push(named(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 1}),
-    ));
+    ev.push(block_stop(1));
     if !last_turn {
         for (k, (cid, args, head)) in calls().iter().enumerate() {
             let index = k + 2;
@@ -242,16 +244,12 @@ fn anthropic_events(id: &str, model: &str, last_turn: bool, prompt: u64) -> Vec<
                 "content_block": {"type": "tool_use", "id": cid, "name": "get_weather", "input": {}}}),
             ));
             for part in [&args[..0], &args[..head.len()], &args[head.len()..]] {
-                ev.push(named(
-                    "content_block_delta",
-                    json!({"type": "content_block_delta", "index": index,
-                    "delta": {"type": "input_json_delta", "partial_json": part}}),
+                ev.push(block_delta(
+                    index,
+                    json!({"type": "input_json_delta", "partial_json": part}),
                 ));
             }
-            ev.push(named(
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": index}),
-            ));
+            ev.push(block_stop(index));
         }
     }
     ev.push(named(

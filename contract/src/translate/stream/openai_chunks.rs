@@ -148,8 +148,10 @@ impl ToEvents {
                         Some(f) => (f.name, f.arguments),
                         None => (None, None),
                     };
+                    // A call's block opens with its first delta; some
+                    // providers repeat the id on every delta of one call.
                     let open = Open::Tool(call.index);
-                    if call.id.is_some() || self.open != Some(open) {
+                    if self.open != Some(open) {
                         self.close(out);
                         self.start_tool(
                             out,

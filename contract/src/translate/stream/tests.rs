@@ -196,3 +196,29 @@ fn the_copying_path_and_the_parsing_path_agree() {
         assert_eq!(data_lines(&out).len(), 1, "{bad:?}");
     }
 }
+
+/// A provider that repeats the call's id and name on every delta still
+/// makes one `tool_use` block per call.
+#[test]
+fn repeated_call_ids_make_one_block() {
+    let chunk = |delta: &str| {
+        format!("data: {{\"id\":\"c\",\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":null}}]}}\n\n")
+    };
+    let mut input = String::new();
+    for args in ["{\\\"a\\\"", ":1}"] {
+        input += &chunk(&format!(
+            "{{\"tool_calls\":[{{\"index\":0,\"id\":\"call_1\",\"function\":{{\"name\":\"f\",\"arguments\":\"{args}\"}}}}]}}"
+        ));
+    }
+    input += "data: [DONE]\n\n";
+    let (out, ended) = translate(Pair::AnthropicToOpenAi, &[input.as_bytes()], false);
+    let text = String::from_utf8(out).unwrap();
+    assert!(ended);
+    assert_eq!(text.matches("content_block_start").count(), 2, "{text}");
+    assert_eq!(text.matches("\"type\":\"tool_use\"").count(), 1, "{text}");
+    let args: String = data_lines(text.as_bytes())
+        .iter()
+        .filter_map(|d| d["delta"]["partial_json"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(args, "{\"a\":1}");
+}
