@@ -3,7 +3,7 @@
 # nginx, on this machine, in one run each (see loadtest/LOADTEST.md).
 #
 #   benches/compare.sh            # all three parts
-#   benches/compare.sh latency    # or: rate, streams, itl, rates (not in "all")
+#   benches/compare.sh latency    # or: rate, streams, itl, rates, apis (not in "all")
 #
 # Issue targets checked (printed as PASS/FAIL):
 #   1. streaming, 50 tokens/response, no artificial delay, 1,000 req/s:
@@ -61,6 +61,16 @@ if [ "$part" = rates ]; then
     "$bin" compare "${common[@]}" --rates "${RATES:-1000,3000,70%}" --rounds "${ROUNDS:-10}" --duration "${ROUND:-2}s" \
         --drivers --p99-bound-ms 50 --start-rate 3000 --step 1.25 --refine 2 \
         --json "$out/latency-rates.json" 2>&1 | tee "$out/latency-rates.txt"
+fi
+if [ "$part" = apis ]; then
+    # Not in "all": the latency comparison (direct and Sluice only) for each
+    # API the load tester speaks: chat, OpenAI Responses and Gemini streams
+    # (TTFT: the first output text delta / first candidate text).
+    for api in ${APIS:-openai responses gemini}; do
+        echo "== 1d. added TTFT at 1,000 req/s, 50 tokens, --api $api"
+        "$bin" compare "${common[@]}" --rate 1000 --rounds "${ROUNDS:-8}" --duration "${ROUND:-2}s" \
+            --targets direct,sluice --api "$api" --json "$out/api-$api.json" 2>&1 | tee "$out/api-$api.txt"
+    done
 fi
 if [ "$part" = all ] || [ "$part" = rate ]; then
     echo "== 2. highest sustained streaming rate (p99 TTFT <= 50 ms, errors <= 0.1%)"
