@@ -2,12 +2,12 @@
 //!
 //! A non-streamed fill is kept as the provider's JSON body; a streamed fill
 //! as its events ([`Events`]: each event's data, when it came relative to
-//! the first, and whether it is the usage-only chunk). A hit in the form it
-//! was filled in is served as stored (the events replayed one by one, the
-//! usage-only chunk left out unless the client asked for it); a hit in the
-//! other form is converted: [`events_to_json`] joins the deltas into one
-//! message, [`json_to_events`] splits a message into the chunks OpenAI
-//! sends (role, content, finish, usage if asked, `[DONE]`).
+//! the first, and whether it is the usage-only chunk). The other form is
+//! made once, when the entry is filled: [`events_to_json`] joins the deltas
+//! into one message, [`json_to_events`] splits a message into the chunks
+//! OpenAI sends (role, content, finish, usage, `[DONE]`). A streamed hit
+//! replays the events one by one, the usage-only chunk left out unless the
+//! client asked for it.
 //!
 //! Only what converts faithfully is converted: one choice, text content,
 //! no tool calls, no function call, no refusal, no logprobs. Anything else
