@@ -329,7 +329,14 @@ async fn serve_api(
     let answer = forward::forward(w, &outgoing, &targets, ctx).await?;
     let counting = ctx.admission.as_ref().and_then(|a| a.encoding);
     let compress = sluice_contract::codec::accept::choose(req.header(&io.headers, b"accept-encoding"));
-    let Some(setup) = relay::setup(&answer, head, counting, ctx.record.route, info.include_usage, compress) else {
+    let Some(setup) = relay::setup(
+        &answer,
+        head,
+        counting,
+        ctx.record.route,
+        info.include_usage,
+        compress,
+    ) else {
         // Asked for `identity`, the upstream compressed an event stream (or
         // used a coding the gateway does not know): its events cannot be
         // read, so it could not be billed. Refused before any byte went out.

@@ -58,7 +58,9 @@ impl Output {
     pub fn chunked(self) -> bool {
         matches!(
             self,
-            Output::Events { chunked: true } | Output::Translated { chunked: true } | Output::Compressed { .. }
+            Output::Events { chunked: true }
+                | Output::Translated { chunked: true }
+                | Output::Compressed { .. }
         )
     }
 }
@@ -411,7 +413,9 @@ impl ResponseFilter {
             Output::Plain | Output::Events { chunked: false } | Output::Translated { chunked: false } => {
                 room..out.len()
             }
-            Output::Events { chunked: true } | Output::Translated { chunked: true } | Output::Compressed { .. } => {
+            Output::Events { chunked: true }
+            | Output::Translated { chunked: true }
+            | Output::Compressed { .. } => {
                 let mut start = room;
                 let payload = out.len() - room;
                 if payload > 0 {

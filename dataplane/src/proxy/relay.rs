@@ -134,9 +134,9 @@ fn client_keep(client_head: &RequestHead, rh: &ResponseHead, output: Output) -> 
             Output::Plain | Output::Events { chunked: false } | Output::Translated { chunked: false } => {
                 false
             }
-            Output::Events { chunked: true } | Output::Translated { chunked: true } | Output::Compressed { .. } => {
-                true
-            }
+            Output::Events { chunked: true }
+            | Output::Translated { chunked: true }
+            | Output::Compressed { .. } => true,
         }
 }
 
