@@ -2,7 +2,8 @@
 //! `countTokens`, `embedContent`, `batchEmbedContents`): the model is in the
 //! path, the texts are `contents[].parts[].text`, `systemInstruction`'s
 //! parts, `content`'s parts (embeddings), and the same inside `requests[]`
-//! (batch embeddings) and `generateContentRequest` (counting).
+//! (batch embeddings) and `generateContentRequest` (counting), and the
+//! tools' `functionDeclarations[].description`.
 //!
 //! Google's JSON parser takes a field by its proto name as well as its JSON
 //! name (`system_instruction` as `systemInstruction`), so both are read:
@@ -107,6 +108,7 @@ pub(crate) fn walk(root: &mut Json, f: &mut dyn FnMut(TextKind, &mut String)) {
             "content" => content(v, TextKind::Message, f),
             "requests" => each(v, |r| walk(r, f)),
             "generateContentRequest" | "generate_content_request" => walk(v, f),
+            "tools" => each(v, |tool| declarations(tool, f)),
             _ => {}
         }
     }
@@ -115,6 +117,26 @@ pub(crate) fn walk(root: &mut Json, f: &mut dyn FnMut(TextKind, &mut String)) {
 fn each(v: &mut Json, mut f: impl FnMut(&mut Json)) {
     if let Json::Array(items) = v {
         items.iter_mut().for_each(&mut f);
+    }
+}
+
+/// A `Tool`: its `functionDeclarations[].description`.
+fn declarations(v: &mut Json, f: &mut dyn FnMut(TextKind, &mut String)) {
+    let Json::Object(fields) = v else {
+        return;
+    };
+    for (k, list) in fields.iter_mut() {
+        if k == "functionDeclarations" || k == "function_declarations" {
+            each(list, |decl| {
+                if let Json::Object(decl) = decl {
+                    for (k, d) in decl.iter_mut() {
+                        if let (true, Json::String(s)) = (k == "description", d) {
+                            f(TextKind::ToolDescription, s);
+                        }
+                    }
+                }
+            });
+        }
     }
 }
 
@@ -175,6 +197,11 @@ mod tests {
         assert_eq!(texts(embed), [(TextKind::Message, "e".into())]);
         let batch = r#"{"requests":[{"model":"models/x","content":{"parts":[{"text":"one"}]}},{"model":"models/x","content":{"parts":[{"text":"two"}]}}]}"#;
         assert_eq!(texts(batch).len(), 2);
+        let tools = r#"{"contents":[],"tools":[{"functionDeclarations":[{"name":"f","description":"looks up a card","parameters":{"type":"OBJECT"}}]},{"googleSearch":{}}]}"#;
+        assert_eq!(
+            texts(tools),
+            [(TextKind::ToolDescription, "looks up a card".into())]
+        );
         let count = r#"{"generateContentRequest":{"model":"models/x","contents":[{"parts":[{"text":"c"}]}],"systemInstruction":{"parts":[{"text":"s"}]}}}"#;
         assert_eq!(texts(count).len(), 2);
     }

@@ -238,6 +238,15 @@ fn gemini_contents_are_redacted_where_they_were_read() {
     );
     assert_eq!(got["labels"]["who"], "eve@example.com", "not read, not touched");
     assert_eq!(got["generationConfig"]["maxOutputTokens"], 5);
+    let tools = r#"{"contents":[],"tools":[{"function_declarations":[{"name":"f","description":"mails dan@example.com"}]}]}"#;
+    let out = redact_body(&redact_all(), Dialect::Gemini, tools.as_bytes())
+        .unwrap()
+        .unwrap();
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        got["tools"][0]["function_declarations"][0]["description"],
+        "mails [REDACTED_EMAIL]"
+    );
     let batch =
         r#"{"requests":[{"model":"models/e","content":{"parts":[{"text":"mail carol@example.com"}]}}]}"#;
     let out = redact_body(&redact_all(), Dialect::Gemini, batch.as_bytes())
