@@ -195,7 +195,7 @@ targets = [{{ upstream = "mock", provider_key = "pk-shared" }}]
 class Stack:
     """A mock provider (requiring PROVIDER_KEY) and a data plane in front."""
 
-    def __init__(self, driver, tmp, extra_args=(), extra_toml=None):
+    def __init__(self, driver, tmp, extra_toml=None, extra_args=()):
         """`extra_toml(mock_url)`: more snapshot TOML (a test module's own routes)."""
         self.driver = driver
         self.procs = []
