@@ -324,6 +324,7 @@ fn remove_usage(
     r.rollups += remove_days(txn, schema::USAGE_DAILY, tenant, cutoff_day)?;
     r.rollups += remove_days(txn, schema::USAGE_METER_DAILY, tenant, cutoff_day)?;
     r.rollups += remove_days(txn, schema::CACHE_DAILY, tenant, cutoff_day)?;
+    r.rollups += remove_days(txn, schema::UNPRICED_DAILY, tenant, cutoff_day)?;
     Ok(())
 }
 
@@ -375,6 +376,7 @@ fn distinct_usage_tenants(txn: &WriteTransaction) -> Result<Vec<String>, StoreEr
     usage_tenants(txn, schema::USAGE_DAILY, &mut out)?;
     usage_tenants(txn, schema::USAGE_METER_DAILY, &mut out)?;
     usage_tenants(txn, schema::CACHE_DAILY, &mut out)?;
+    usage_tenants(txn, schema::UNPRICED_DAILY, &mut out)?;
     Ok(out)
 }
 

@@ -910,7 +910,8 @@ fn retention_purges_records_past_the_tenants_period_and_keeps_anonymous_rollups(
                     "cache_hits",
                     "saved_micros",
                     "body_plain_bytes",
-                    "body_sent_bytes"
+                    "body_sent_bytes",
+                    "unpriced_requests"
                 ]
                 .contains(f),
                 "rollup field {f:?}: {row}"

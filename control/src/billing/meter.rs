@@ -33,6 +33,20 @@ pub(crate) fn usage(
 pub(crate) fn apply(txn: &WriteTransaction, stored: &[(&Prepared, u32)]) -> Result<(), StoreError> {
     crate::cache::stats::apply(txn, stored)?;
     let mut rollup: HashMap<(&str, u32, &str), Meter> = HashMap::new();
+    let mut unpriced: HashMap<(&str, u32, &str), u64> = HashMap::new();
+    for (r, _) in stored.iter().filter(|(r, _)| r.unpriced) {
+        *unpriced
+            .entry((r.tenant.as_str(), r.day, r.model.as_str()))
+            .or_default() += 1;
+    }
+    if !unpriced.is_empty() {
+        let mut t = txn.open_table(schema::UNPRICED_DAILY)?;
+        for ((tenant, day, model), n) in unpriced {
+            let key = (tenant, day.to_be_bytes(), model);
+            let old = t.get(key)?.map_or(0, |v| u64::from_be_bytes(v.value()));
+            t.insert(key, old.saturating_add(n).to_be_bytes())?;
+        }
+    }
     // tenant → data plane → cost.
     let mut charges: BTreeMap<&str, BTreeMap<u32, u64>> = BTreeMap::new();
     for (r, dp) in stored {
@@ -122,12 +136,25 @@ pub(crate) fn raise(
 }
 
 /// Fills in the cost and the cached, cache-write and reasoning tokens of
-/// `rows` (a tenant's usage by day and model) from the cost rollup.
+/// `rows` (a tenant's usage by day and model) from the cost rollup, and
+/// the requests that had no price.
 pub(crate) fn add_to_usage(
     r: &ReadTransaction,
     tenant: &str,
     rows: &mut [UsageRow],
 ) -> Result<(), StoreError> {
+    if let Some(t) = open_read(r, schema::UNPRICED_DAILY)? {
+        let by_day: HashMap<(String, String), u64> = crate::store::daily::of_tenant(&t, tenant)?
+            .into_iter()
+            .map(|(day, model, v)| ((crate::time::format_day(day), model), u64::from_be_bytes(v)))
+            .collect();
+        for row in rows.iter_mut() {
+            row.unpriced_requests = by_day
+                .get(&(row.day.clone(), row.model.clone()))
+                .copied()
+                .unwrap_or(0);
+        }
+    }
     let Some(t) = open_read(r, schema::USAGE_METER_DAILY)? else {
         return Ok(());
     };

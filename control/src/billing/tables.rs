@@ -43,6 +43,7 @@ pub(crate) fn delete_tenant(txn: &WriteTransaction, tenant: &str) -> Result<(), 
         }
     }
     crate::store::daily::delete_tenant(&mut txn.open_table(schema::USAGE_METER_DAILY)?, tenant)?;
+    crate::store::daily::delete_tenant(&mut txn.open_table(schema::UNPRICED_DAILY)?, tenant)?;
     {
         // Alerts are keyed by id: few enough to scan.
         let mut t = txn.open_table(schema::ALERTS)?;

@@ -154,6 +154,7 @@ pub(crate) fn print_usage(list: &[UsageRow]) {
                 super::cache_columns::hit_rate(u.cache_hits, u.cache_lookups),
                 crate::billing::rows::usd(i64::try_from(u.saved_micros).unwrap_or(i64::MAX)),
                 super::cache_columns::ratio(u.body_plain_bytes, u.body_sent_bytes),
+                u.unpriced_requests.to_string(),
             ]
         })
         .collect();
@@ -170,6 +171,7 @@ pub(crate) fn print_usage(list: &[UsageRow]) {
             "CACHE HITS",
             "SAVED",
             "COMPRESSION",
+            "UNPRICED",
         ],
         &rows,
     );

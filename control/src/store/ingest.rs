@@ -33,6 +33,8 @@ pub(crate) struct Prepared {
     pub(crate) meter: Meter,
     /// Its cache and compression figures, for `crate::cache::stats`.
     pub(crate) cache: crate::cache::meter::CacheMeter,
+    /// Its model had no price: its cost is unknown, never silently zero.
+    pub(crate) unpriced: bool,
 }
 
 impl Prepared {
@@ -50,6 +52,7 @@ impl Prepared {
             json: serde_json::to_vec(record)?,
             meter: Meter::of(record),
             cache: crate::cache::meter::CacheMeter::of(record),
+            unpriced: record.unpriced,
         })
     }
 }

@@ -215,4 +215,8 @@ pub(crate) struct UsageRow {
     /// Response body bytes after compression.
     #[serde(default)]
     pub(crate) body_sent_bytes: u64,
+    /// Requests whose model had no price: their cost is unknown (not in
+    /// `cost_micros`), never silently zero.
+    #[serde(default)]
+    pub(crate) unpriced_requests: u64,
 }

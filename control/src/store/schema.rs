@@ -78,6 +78,10 @@ pub(crate) const RATE_SHARES: TableDefinition<(&str, &str, [u8; 4]), u64> =
 pub(crate) const ALERTS: TableDefinition<[u8; 8], &[u8]> = TableDefinition::new("alerts");
 /// (tenant, UTC day u32 BE, model or "") → cost micro-dollars ++ cached input
 /// ++ cache creation ++ reasoning tokens (u64 BE each), kept at ingest.
+/// (tenant, UTC day u32 BE, model or "") → requests whose model had no
+/// price (records with `unpriced: true`, cost unknown), u64 BE.
+pub(crate) const UNPRICED_DAILY: TableDefinition<(&str, [u8; 4], &str), [u8; 8]> =
+    TableDefinition::new("unpriced_daily");
 pub(crate) const USAGE_METER_DAILY: TableDefinition<(&str, [u8; 4], &str), [u8; 32]> =
     TableDefinition::new("usage_meter_daily");
 /// Response cache (see `crate::cache`); created on first write, read as

@@ -471,3 +471,23 @@ fn a_provider_keys_organization_reaches_the_snapshot_and_survives_a_rotation() {
         (Some("org-acme"), Some("proj-1"))
     );
 }
+
+#[test]
+fn unpriced_requests_are_counted_in_usage_once() {
+    let s = Store::open(&temp("unpriced")).unwrap();
+    admin(&s, tenant("acme")).unwrap();
+    let day = 1_714_564_800_000;
+    let mut unpriced = record(day, "acme", "mystery-model");
+    unpriced.unpriced = true;
+    let items = vec![(1, record(day, "acme", "mystery-model")), (2, unpriced)];
+    ingest(&s, 1, &items);
+    // A replay stores nothing, so counts nothing again.
+    ingest(&s, 1, &items);
+    let usage = crate::billing::meter::usage(&s, "acme").unwrap();
+    assert_eq!(usage.len(), 1, "{usage:?}");
+    assert_eq!(
+        (usage[0].requests, usage[0].unpriced_requests),
+        (2, 1),
+        "{usage:?}"
+    );
+}

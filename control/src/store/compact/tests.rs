@@ -82,6 +82,7 @@ fn every_table_of_the_schema_has_a_known_key_order() {
         txn.open_table(RATE_SHARES).unwrap();
         txn.open_table(ALERTS).unwrap();
         txn.open_table(USAGE_METER_DAILY).unwrap();
+        txn.open_table(UNPRICED_DAILY).unwrap();
         txn.open_table(TENANT_PRIVACY).unwrap();
         txn.open_table(CONTENT_INDEX).unwrap();
         txn.open_table(USAGE_ANONYMOUS).unwrap();
