@@ -118,6 +118,11 @@ pub struct RequestView<'a> {
     pub texts: Vec<TextRef<'a>>,
     /// Embeddings: prompt tokens given as token ids (not in `texts`).
     pub token_ids: u64,
+    /// Media parts: images, audio, files and documents (OpenAI's
+    /// `image_url`, `input_audio`, `file`, `file_data`; Anthropic's
+    /// `source`; Gemini's `inlineData`, `fileData`). Not counted as text:
+    /// the credit reservation prices them conservatively.
+    pub media: u32,
 }
 
 /// Why a body could not be read. Small and `Copy`: the caller turns it into a
@@ -194,6 +199,7 @@ pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractErro
         api,
         texts: Vec::new(),
         token_ids: 0,
+        media: 0,
         err: None,
     };
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -232,6 +238,7 @@ pub fn extract(api: Dialect, body: &[u8]) -> Result<RequestView<'_>, ExtractErro
         keys: TopKeys(top.seen.0),
         texts: cx.texts,
         token_ids: cx.token_ids,
+        media: cx.media,
     })
 }
 

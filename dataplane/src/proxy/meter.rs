@@ -166,6 +166,9 @@ pub fn admit_probing(
         ));
     }
     let mut reserve_prompt = prompt + OVERHEAD_PER_REQUEST + OVERHEAD_PER_TEXT * view.texts.len() as u64;
+    if view.media > 0 {
+        reserve_prompt = reserve_prompt.saturating_add(media_reserve(view, body.len()));
+    }
     if count_tokens && record.tokens_estimated {
         // Another tokenizer's count (Claude's counts more than o200k's):
         // reserve a quarter more, so a provider's figure stays within it.
@@ -472,6 +475,24 @@ pub fn settle(mut adm: Admission, record: &mut Record) {
         adm.tpm.iter().flatten().for_each(|g| g.refund(now, unused));
     }
 }
+
+/// Prompt tokens reserved for a request's media parts (images, audio,
+/// files), which the gateway does not count: for each part the most any
+/// provider documents for one image ([`MEDIA_PART_TOKENS`]: gpt-4o-mini
+/// bills a large image as up to 25,501 tokens; Claude about 1,600;
+/// Gemini 258), and, for inline payloads (base64 audio, PDFs), a token for
+/// every 4 bytes of the body that is not prompt text. Settle charges what
+/// the provider reports; this only bounds the worst case.
+fn media_reserve(view: &RequestView<'_>, body_len: usize) -> u64 {
+    let text: usize = view.texts.iter().map(|t| t.text.len()).sum();
+    let payload = body_len.saturating_sub(text) as u64;
+    u64::from(view.media)
+        .saturating_mul(MEDIA_PART_TOKENS)
+        .saturating_add(payload / 4)
+}
+
+/// Tokens reserved per media part (see [`media_reserve`]).
+const MEDIA_PART_TOKENS: u64 = 25_600;
 
 #[cfg(test)]
 mod tests;

@@ -60,9 +60,28 @@ pub fn extract_gemini<'a>(body: &'a [u8], model: &str) -> Result<RequestView<'a>
         max_tokens,
         n,
         keys: TopKeys::default(),
+        media: media_parts(&root),
         texts,
         token_ids: 0,
     })
+}
+
+/// Parts holding media (`inlineData`, `fileData`, either spelling), anywhere.
+fn media_parts(v: &Json) -> u32 {
+    match v {
+        Json::Object(fields) => fields
+            .iter()
+            .map(|(k, v)| {
+                let own = matches!(
+                    k.as_str(),
+                    "inlineData" | "inline_data" | "fileData" | "file_data"
+                );
+                u32::from(own).saturating_add(media_parts(v))
+            })
+            .fold(0, u32::saturating_add),
+        Json::Array(items) => items.iter().map(media_parts).fold(0, u32::saturating_add),
+        _ => 0,
+    }
 }
 
 /// `generationConfig.maxOutputTokens` and `.candidateCount` (either

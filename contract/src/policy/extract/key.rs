@@ -29,6 +29,9 @@ pub(super) enum Key {
     Instructions,
     MaxOutputTokens,
     Output,
+    /// A media part's payload: `image_url`, `input_audio`, `file`,
+    /// `file_data` (OpenAI), `source` (Anthropic images and documents).
+    Media,
     Other,
 }
 
@@ -58,6 +61,9 @@ impl Key {
             "instructions" => Key::Instructions,
             "max_output_tokens" => Key::MaxOutputTokens,
             "output" => Key::Output,
+            "image_url" | "input_audio" | "file" | "file_data" | "file_id" | "file_url" | "source" => {
+                Key::Media
+            }
             _ => Key::Other,
         }
     }
@@ -87,6 +93,7 @@ impl Key {
             Key::Instructions => "instructions",
             Key::MaxOutputTokens => "max_output_tokens",
             Key::Output => "output",
+            Key::Media => "media",
             Key::Other => "other",
         }
     }

@@ -387,3 +387,43 @@ fn responses_input_in_each_form() {
     .keys
     .contains("max_output_tokens"));
 }
+
+#[test]
+fn media_parts_are_counted_in_every_dialect() {
+    let media = |api, body: &str| extract(api, body.as_bytes()).unwrap().media;
+    assert_eq!(
+        media(
+            Dialect::OpenAi,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://x/y.png"}},{"type":"input_audio","input_audio":{"data":"AA==","format":"wav"}},{"type":"file","file":{"file_id":"f"}}]}]}"#
+        ),
+        3
+    );
+    assert_eq!(
+        media(
+            Dialect::Anthropic,
+            r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}},{"type":"document","source":{"type":"url","url":"https://x/a.pdf"}},{"type":"text","text":"b"}]}]}"#
+        ),
+        2
+    );
+    assert_eq!(
+        media(
+            Dialect::OpenAiResponses,
+            r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"c"},{"type":"input_image","image_url":"data:x"}]}]}"#
+        ),
+        1
+    );
+    assert_eq!(
+        media(
+            Dialect::Gemini,
+            r#"{"contents":[{"parts":[{"text":"d"},{"inlineData":{"mimeType":"image/png","data":"AA=="}},{"file_data":{"file_uri":"gs://x"}}]}]}"#
+        ),
+        2
+    );
+    assert_eq!(
+        media(
+            Dialect::OpenAi,
+            r#"{"model":"m","messages":[{"role":"user","content":"plain"}]}"#
+        ),
+        0
+    );
+}

@@ -15,6 +15,8 @@ pub(super) struct Cx<'de> {
     pub(super) texts: Vec<TextRef<'de>>,
     /// Embeddings: prompt tokens given as token ids rather than text.
     pub(super) token_ids: u64,
+    /// Media parts seen (images, audio, files, documents).
+    pub(super) media: u32,
     /// The innermost field whose value failed, noted on the way out.
     pub(super) err: Option<ExtractError>,
 }
@@ -427,6 +429,12 @@ impl<'de> Visitor<'de> for ObjSeed<'_, 'de> {
                             kind: TextKind::ToolResult
                         }
                     )
+                }
+                (Elem::Block(_), Key::Media) => {
+                    // Counted, not read; several media keys in one part
+                    // (`file_id` beside `file_data`) are not duplicates.
+                    cx.media = cx.media.saturating_add(1);
+                    map.next_value::<IgnoredAny>()?;
                 }
                 (Elem::Block(_), Key::Input) => {
                     seen.first(cx, key)?;

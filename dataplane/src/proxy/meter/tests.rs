@@ -388,3 +388,28 @@ fn a_route_is_reserved_by_its_dearest_target_for_this_request() {
     assert_eq!(reserved(&index), (prompt * 100 + 1) as i64);
     drop(adm);
 }
+
+#[test]
+fn media_parts_are_reserved_for_conservatively() {
+    let index = index(SNAP);
+    let text = br#"{"model":"priced","messages":[{"role":"user","content":[{"type":"text","text":"what is this?"}]}],"max_tokens":10}"#;
+    let (admitted, _) = try_admit(&index, text);
+    let (adm, _) = admitted.unwrap();
+    let plain = 1_000_000 - balance(&index);
+    drop(adm);
+    // The same prompt with an image: one media part, reserved at the most
+    // a provider bills for one image, plus the inline payload's bytes.
+    let image = format!(
+        r#"{{"model":"priced","messages":[{{"role":"user","content":[{{"type":"text","text":"what is this?"}},{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{}"}}}}]}}],"max_tokens":10}}"#,
+        "A".repeat(4000)
+    );
+    let (admitted, _) = try_admit(&index, image.as_bytes());
+    let (adm, _) = admitted.unwrap();
+    let with_image = 1_000_000 - balance(&index);
+    drop(adm);
+    // At $10 per million input tokens: at least 25,600 + 1,000 tokens more.
+    assert!(
+        with_image - plain >= (MEDIA_PART_TOKENS as i64 + 1_000) * 10,
+        "{plain} → {with_image}"
+    );
+}
