@@ -19,12 +19,14 @@
 //! - prices, policies, rate limits, credit and alerts: see `billing`
 //! - privacy settings, content, export, purge and the audit trail: see `privacy`
 //! - `POST|GET /v1/tokens`, `POST /v1/tokens/{name}/revoke`: named admin tokens
+//! - `POST|GET /v1/sinks`, `DELETE /v1/sinks/{name}`: record sinks (NATS JetStream)
 
 pub(crate) mod auth;
 mod billing;
 mod error;
 mod fleet;
 mod privacy;
+mod sinks;
 mod tenants;
 mod tokens;
 
@@ -81,6 +83,7 @@ fn dispatch(app: &Arc<App>, req: &Request, segs: &[&str]) -> Response {
         ["v1", "upstreams", rest @ ..] => fleet::upstreams(app, req, rest),
         ["v1", "dataplanes", rest @ ..] => fleet::dataplanes(app, req, rest),
         ["v1", "tokens", rest @ ..] => tokens::route(app, req, rest),
+        ["v1", "sinks", rest @ ..] => sinks::route(app, req, rest),
         ["v1", "prices" | "policies" | "limits" | "credits" | "alerts", ..] => {
             billing::route(app, req, &segs[1..])
         }

@@ -20,6 +20,7 @@ mod privacy;
 mod retention;
 mod secret_file;
 mod serve;
+mod sinks;
 mod snapshot;
 mod store;
 mod sync_api;
@@ -84,6 +85,8 @@ enum Command {
     Audit(Noun<cli::privacy::AuditCmd>),
     /// Named admin tokens with scopes (admin, read, tenant:<id>).
     Token(Noun<cli::tokens::TokenCmd>),
+    /// Record sinks: every record published to NATS JetStream, exactly once.
+    Sink(Noun<cli::sinks::SinkCmd>),
 }
 
 fn main() {
@@ -115,6 +118,7 @@ fn main() {
         Command::Export(a) => cli::privacy::export(a),
         Command::Audit(c) => cli::privacy::audit(c),
         Command::Token(c) => cli::tokens::run(c),
+        Command::Sink(c) => cli::sinks::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -150,6 +150,8 @@ impl Metrics {
                 "sluice_control_dataplane_last_seen_seconds{{dataplane=\"{id}\"}} {age:.3}"
             );
         }
+        drop(live);
+        crate::sinks::stats::render(&mut out);
         out
     }
 }

@@ -112,6 +112,8 @@ pub(crate) enum AdminOp {
     Billing(crate::billing::ops::BillingOp),
     /// Content logging, retention, purges (see `crate::privacy`).
     Privacy(crate::privacy::PrivacyOp),
+    /// Record sinks and their cursors (see `crate::sinks`).
+    Sink(crate::sinks::cursor::SinkOp),
 }
 
 /// The result of a committed admin change.
@@ -329,6 +331,10 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
         }
         AdminOp::Billing(op) => return crate::billing::ops::mutate(txn, op),
         AdminOp::Privacy(op) => return crate::privacy::apply(txn, op),
+        AdminOp::Sink(op) => {
+            crate::sinks::cursor::apply(txn, op)?;
+            return Ok(false);
+        }
     }
     Ok(true)
 }
