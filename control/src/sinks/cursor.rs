@@ -170,9 +170,21 @@ pub(crate) const COUNT_CAP: usize = 1_000_000;
 /// The next at most `limit` records of sink `name` (each data plane gets a
 /// share, so one busy data plane does not hold the others back); with
 /// `count`, also how many are pending in all (a key scan, capped).
-pub(crate) fn backlog(store: &Store, name: &str, limit: usize, count: bool) -> Result<Backlog, StoreError> {
+///
+/// Empty once the sink is no longer `row` (removed, or removed and added
+/// again): its task is about to stop and must not publish from a cursor
+/// that is gone.
+pub(crate) fn backlog(store: &Store, row: &SinkRow, limit: usize, count: bool) -> Result<Backlog, StoreError> {
+    let name = row.name.as_str();
     let r = store.begin_read()?;
     let mut out = Backlog::default();
+    let current = match open_read(&r, SINKS)? {
+        Some(t) => t.get(name)?.map(|v| decode::<SinkRow>(v.value())).transpose()?,
+        None => None,
+    };
+    if current.is_none_or(|c| c.created_ms != row.created_ms) {
+        return Ok(out);
+    }
     let Some(records) = open_read(&r, schema::RECORDS)? else {
         return Ok(out);
     };

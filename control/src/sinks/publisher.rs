@@ -148,8 +148,8 @@ impl Publisher {
             BATCH
         };
         let store = self.app.store().map_err(|e| e.to_string())?;
-        let name = self.row.name.clone();
-        let backlog = blocking(move || cursor::backlog(&store, &name, limit, count)).await?;
+        let row = self.row.clone();
+        let backlog = blocking(move || cursor::backlog(&store, &row, limit, count)).await?;
         let now = crate::clock::now_ms();
         if count {
             self.counted = Some(Instant::now());
