@@ -58,6 +58,8 @@ pub struct Ctx<'w> {
     pub admission: Option<meter::Admission>,
     /// Opt-in content capture, sealed into the record when it is finished.
     pub capture: Option<content::Capture>,
+    /// The request's trace, when it is sampled (see [`crate::trace`]).
+    pub trace: Option<crate::trace::span::Active>,
     done: bool,
 }
 
@@ -80,6 +82,7 @@ impl<'w> Ctx<'w> {
             dialect,
             admission: None,
             capture: None,
+            trace: None,
             done: false,
         }
     }
@@ -97,6 +100,9 @@ impl<'w> Ctx<'w> {
             capture.seal_into(&mut self.record);
         }
         self.record.total_us = self.started.elapsed().as_micros() as u64;
+        if let (Some(active), Some(tracer)) = (self.trace.take(), crate::trace::tracer()) {
+            tracer.push(active.finish(&self.record));
+        }
         let m = self.worker.metrics();
         m.request(self.record.route, self.record.status);
         m.bytes(self.record.bytes_in, self.record.bytes_out);
@@ -158,6 +164,9 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
     let anthropic_hint = io.header(b"anthropic-version").is_some() || io.header(b"x-api-key").is_some();
     let class = classify::classify(head.method, head.path(&io.buf), anthropic_hint);
     let mut ctx = Ctx::new(w, class.api, class.dialect, started, ts_ms);
+    if let Some(tracer) = crate::trace::tracer() {
+        ctx.trace = crate::trace::span::sample(tracer, io.header(b"traceparent"), started, || w.random());
+    }
     ctx.record.bytes_in = head.len as u64;
     ctx.record.client_ip_hash = Some(w.shared.ip_hasher.hash_remembered(io.peer.ip(), &mut io.ip_hash));
     let result = match class.refused {
@@ -250,6 +259,9 @@ async fn serve_api(
         &mut ctx.record,
     )?;
     ctx.admission = Some(admission);
+    if let Some(t) = ctx.trace.as_mut() {
+        t.admitted();
+    }
     let body = match redacted {
         Some(b) => bytes::Bytes::from(b),
         None => req_body.clone(),

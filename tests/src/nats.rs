@@ -84,13 +84,24 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.kill();
         let mut cmd = Command::new(server_bin());
-        cmd.args(["-js", "-a", "127.0.0.1", "-p", &self.addr.port().to_string(), "-sd"])
-            .arg(&self.store);
+        cmd.args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &self.addr.port().to_string(),
+            "-sd",
+        ])
+        .arg(&self.store);
         let mut proc = Logged::spawn("nats", cmd, &self.logs);
         let deadline = Instant::now() + WAIT;
         while TcpStream::connect(self.addr).is_err() {
             proc.assert_alive();
-            assert!(Instant::now() < deadline, "nats-server never listened on {}", self.addr);
+            assert!(
+                Instant::now() < deadline,
+                "nats-server never listened on {}",
+                self.addr
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         self.proc = Some(proc);
@@ -137,7 +148,9 @@ pub fn read_stream(url: &str, stream: &str) -> Vec<StreamMsg> {
             return out;
         }
         for seq in info.first_sequence.max(1)..=info.last_sequence {
-            let Ok(m) = s.get_raw_message(seq).await else { continue };
+            let Ok(m) = s.get_raw_message(seq).await else {
+                continue;
+            };
             out.push(StreamMsg {
                 stream_seq: m.sequence,
                 subject: m.subject.to_string(),

@@ -23,7 +23,12 @@ use std::time::{Duration, Instant};
 const STREAM: &str = "SLUICE";
 
 /// Sends requests until `stop`, counting them (each makes one record).
-fn load(addr: SocketAddr, key: String, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+fn load(
+    addr: SocketAddr,
+    key: String,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut i = 0u32;
         while !stop.load(Ordering::Relaxed) {
@@ -60,15 +65,34 @@ fn every_record_reaches_jetstream_once_in_order_across_nats_and_control_restarts
         .ok(&["tenant", "update", TENANT, "--log-content", "on"], None);
     let out = f.control.ok(
         &[
-            "sink", "add", "nats", "--url", &url, "--stream", STREAM, "--subject",
-            "sluice.records.<tenant>", "--stall-alert-secs", "2", "--duplicate-window-secs", "1",
+            "sink",
+            "add",
+            "nats",
+            "--url",
+            &url,
+            "--stream",
+            STREAM,
+            "--subject",
+            "sluice.records.<tenant>",
+            "--stall-alert-secs",
+            "2",
+            "--duplicate-window-secs",
+            "1",
         ],
         None,
     );
     assert!(out.contains("added sink nats"), "{out}");
     // Bad input is refused with a message, and nothing is stored.
     let bad = f.control.fails(
-        &["sink", "add", "nats", "--name", "bad", "--url", "nats://u:p@127.0.0.1:1"],
+        &[
+            "sink",
+            "add",
+            "nats",
+            "--name",
+            "bad",
+            "--url",
+            "nats://u:p@127.0.0.1:1",
+        ],
         None,
     );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no credentials in --url"));
@@ -98,13 +122,30 @@ fn every_record_reaches_jetstream_once_in_order_across_nats_and_control_restarts
         std::thread::sleep(Duration::from_millis(200));
     }
     let m = control_metrics(&f);
-    assert_eq!(sample(&m, "sluice_control_sink_up{sink=\"nats\"}"), Some(0.0), "{m}");
-    assert!(
-        sample(&m, "sluice_control_sink_errors_total{sink=\"nats\",kind=\"connect\"}").unwrap_or(0.0) >= 1.0
-            || sample(&m, "sluice_control_sink_errors_total{sink=\"nats\",kind=\"publish\"}").unwrap_or(0.0) >= 1.0,
+    assert_eq!(
+        sample(&m, "sluice_control_sink_up{sink=\"nats\"}"),
+        Some(0.0),
         "{m}"
     );
-    assert!(sample(&m, "sluice_control_sink_pending_records{sink=\"nats\"}").unwrap_or(0.0) >= 1.0, "{m}");
+    assert!(
+        sample(
+            &m,
+            "sluice_control_sink_errors_total{sink=\"nats\",kind=\"connect\"}"
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+            || sample(
+                &m,
+                "sluice_control_sink_errors_total{sink=\"nats\",kind=\"publish\"}"
+            )
+            .unwrap_or(0.0)
+                >= 1.0,
+        "{m}"
+    );
+    assert!(
+        sample(&m, "sluice_control_sink_pending_records{sink=\"nats\"}").unwrap_or(0.0) >= 1.0,
+        "{m}"
+    );
 
     // Control is killed too (records spool at the data plane meanwhile), and
     // comes back while NATS is still away.
@@ -145,14 +186,27 @@ fn every_record_reaches_jetstream_once_in_order_across_nats_and_control_restarts
     // Exactly once: the same (data plane, seq) set, each once.
     let stored: BTreeSet<String> = logs
         .iter()
-        .map(|e| format!("{}:{}", e["dataplane"].as_str().unwrap(), e["seq"].as_u64().unwrap()))
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["dataplane"].as_str().unwrap(),
+                e["seq"].as_u64().unwrap()
+            )
+        })
         .collect();
     let ids: Vec<String> = msgs
         .iter()
-        .map(|m| m.msg_id.clone().unwrap_or_else(|| panic!("no Nats-Msg-Id: {m:?}")))
+        .map(|m| {
+            m.msg_id
+                .clone()
+                .unwrap_or_else(|| panic!("no Nats-Msg-Id: {m:?}"))
+        })
         .collect();
     let unique: BTreeSet<String> = ids.iter().cloned().collect();
-    let twice: Vec<&String> = ids.iter().filter(|id| ids.iter().filter(|j| j == id).count() > 1).collect();
+    let twice: Vec<&String> = ids
+        .iter()
+        .filter(|id| ids.iter().filter(|j| j == id).count() > 1)
+        .collect();
     assert!(twice.is_empty(), "records arrived twice: {twice:?}");
     let extra: Vec<&Value> = msgs
         .iter()
@@ -166,7 +220,12 @@ fn every_record_reaches_jetstream_once_in_order_across_nats_and_control_restarts
         "not in control: {extra:?}\nnot in the stream: {missing:?}\nids: {:?}",
         &ids[..ids.len().min(5)]
     );
-    assert_eq!(msgs.len(), n, "the stream holds {} messages for {n} records", msgs.len());
+    assert_eq!(
+        msgs.len(),
+        n,
+        "the stream holds {} messages for {n} records",
+        msgs.len()
+    );
     // In seq order per data plane, and each message says what it is.
     let mut last: BTreeMap<String, u64> = BTreeMap::new();
     for m in &msgs {
@@ -178,10 +237,17 @@ fn every_record_reaches_jetstream_once_in_order_across_nats_and_control_restarts
         assert_eq!(b["msg_id"], Value::from(format!("{dp}:{seq}")));
         assert_eq!(b["tenant"], TENANT);
         assert_eq!(m.subject, format!("sluice.records.{TENANT}"));
-        assert!(b.get("content_sealed").is_none(), "sealed content went to the sink: {b}");
+        assert!(
+            b.get("content_sealed").is_none(),
+            "sealed content went to the sink: {b}"
+        );
         assert!(b["ts_ms"].as_u64().is_some() && b["status"] == 200, "{b}");
         if let Some(prev) = last.insert(dp.clone(), seq) {
-            assert!(seq > prev, "{dp}: seq {seq} after {prev} (stream seq {})", m.stream_seq);
+            assert!(
+                seq > prev,
+                "{dp}: seq {seq} after {prev} (stream seq {})",
+                m.stream_seq
+            );
         }
     }
     // Caught up: nothing pending, and the sink is up.

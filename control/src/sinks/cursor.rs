@@ -174,7 +174,12 @@ pub(crate) const COUNT_CAP: usize = 1_000_000;
 /// Empty once the sink is no longer `row` (removed, or removed and added
 /// again): its task is about to stop and must not publish from a cursor
 /// that is gone.
-pub(crate) fn backlog(store: &Store, row: &SinkRow, limit: usize, count: bool) -> Result<Backlog, StoreError> {
+pub(crate) fn backlog(
+    store: &Store,
+    row: &SinkRow,
+    limit: usize,
+    count: bool,
+) -> Result<Backlog, StoreError> {
     let name = row.name.as_str();
     let r = store.begin_read()?;
     let mut out = Backlog::default();

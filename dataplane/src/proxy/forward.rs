@@ -127,8 +127,26 @@ pub async fn forward(
         ctx.record.upstream = Some(target.upstream.name.clone());
         let began = Instant::now();
         let in_flight = InFlight::start(&target.health, probe);
-        let result = attempt(w, out, target, ctx).await;
+        let traceparent = ctx.trace.as_mut().map(|t| {
+            let model = target
+                .model
+                .clone()
+                .unwrap_or_else(|| out.info.model.as_str().into());
+            t.attempt(
+                crate::trace::otlp::provider(target.upstream.kind),
+                target.upstream.host.as_ref().into(),
+                target.upstream.name.clone(),
+                model,
+            )
+        });
+        let result = attempt(w, out, target, ctx, traceparent.as_ref()).await;
         in_flight.done();
+        if let Some(t) = ctx.trace.as_mut() {
+            t.attempt_done(
+                result.as_ref().ok().map(|a| a.head.status),
+                result.as_ref().err().map(|k| k.label()),
+            );
+        }
         let us = began.elapsed().as_micros() as u64;
         let at = now_ns();
         let verdict = judge(&result);
@@ -346,6 +364,7 @@ async fn attempt(
     out_req: &Outgoing<'_>,
     target: &RouteTarget,
     ctx: &mut Ctx<'_>,
+    traceparent: Option<&[u8; 55]>,
 ) -> Result<Answer, ErrorKind> {
     let Outgoing {
         head: client_head,
@@ -410,6 +429,7 @@ async fn attempt(
             client_headers,
             req,
             body.len(),
+            traceparent,
         )?;
         let coalesce = body.len() <= COALESCE_BODY;
         if coalesce {
@@ -520,6 +540,7 @@ fn write_head(
     client_headers: &[Header],
     req: &FullRequest,
     body_len: usize,
+    traceparent: Option<&[u8; 55]>,
 ) -> Result<(), ErrorKind> {
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(up.path_prefix.as_bytes());
@@ -538,9 +559,13 @@ fn write_head(
     let mut saw_version = false;
     // The client's header spans index into `req.raw`, which starts with its head.
     let options = head::ConnectionOptions::of(&req.raw, client_headers);
+    // A sampled request's attempt is the upstream's parent: its own
+    // `traceparent` replaces the client's.
     let forwarded = |h: &&Header| {
         let name = h.name.of(&req.raw);
-        forwarded(name) && !options.contains(name)
+        forwarded(name)
+            && !options.contains(name)
+            && !(traceparent.is_some() && name.eq_ignore_ascii_case(b"traceparent"))
     };
     for h in client_headers.iter().filter(forwarded) {
         let (name, value) = (h.name.of(&req.raw), h.value.of(&req.raw));
@@ -548,6 +573,11 @@ fn write_head(
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(tp) = traceparent {
+        out.extend_from_slice(b"traceparent: ");
+        out.extend_from_slice(tp);
         out.extend_from_slice(b"\r\n");
     }
     let key = target.key.open().map_err(|_| ErrorKind::Internal)?;
