@@ -81,9 +81,9 @@ async fn supervise(app: Arc<App>) {
             keep
         });
         for (name, row) in wanted {
-            if !running.contains_key(&name) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(name) {
                 let task = tokio::spawn(publisher::run(app.clone(), row.clone()));
-                running.insert(name, (row, task));
+                slot.insert((row, task));
             }
         }
         tokio::time::sleep(RESCAN).await;

@@ -8,7 +8,7 @@
 //! ([`span::Active`]), and at `Ctx::finish` its [`span::Trace`] (plain
 //! values from the record, never content) is pushed into a bounded
 //! lock-free queue. When the queue is full the trace is dropped and
-//! counted (`sluice_trace_spans_dropped_total`): traces may be lost, records
+//! counted (`sluice_traces_dropped_total`): traces may be lost, records
 //! never are. One thread ([`export`]) drains the queue in batches and posts
 //! them with a blocking HTTP client.
 //!
@@ -69,12 +69,12 @@ impl Tracer {
         use std::fmt::Write;
         for (name, help, v) in [
             (
-                "sluice_trace_spans_queued_total",
+                "sluice_traces_queued_total",
                 "Sampled request traces queued for export.",
                 &self.queued,
             ),
             (
-                "sluice_trace_spans_dropped_total",
+                "sluice_traces_dropped_total",
                 "Sampled request traces dropped because the export queue was full.",
                 &self.dropped,
             ),

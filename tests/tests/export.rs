@@ -32,7 +32,7 @@ fn load(
     std::thread::spawn(move || {
         let mut i = 0u32;
         while !stop.load(Ordering::Relaxed) {
-            let r = http::request(addr, &chat_req(&key, i % 2 == 0, 3));
+            let r = http::request(addr, &chat_req(&key, i.is_multiple_of(2), 3));
             assert_eq!(r.status(), 200, "{}", r.text());
             sent.fetch_add(1, Ordering::Relaxed);
             i += 1;

@@ -47,7 +47,8 @@ fn read_request(r: &mut BufReader<std::net::TcpStream>) -> Option<(String, Vec<u
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
         })
         .unwrap_or(0);
     let mut body = vec![0; len];
@@ -70,13 +71,18 @@ impl Receiver {
                     let mut r = BufReader::new(conn);
                     while let Some((head, body)) = read_request(&mut r) {
                         assert!(head.starts_with("POST /v1/traces "), "{head}");
-                        assert!(head.to_ascii_lowercase().contains("content-type: application/x-protobuf"), "{head}");
+                        assert!(
+                            head.to_ascii_lowercase()
+                                .contains("content-type: application/x-protobuf"),
+                            "{head}"
+                        );
                         let req = ExportTraceServiceRequest::decode(&body[..])
                             .unwrap_or_else(|e| panic!("not an OTLP ExportTraceServiceRequest: {e}"));
                         for rs in req.resource_spans {
-                            let service = rs.resource.as_ref().and_then(|r| {
-                                r.attributes.iter().find(|a| a.key == "service.name").cloned()
-                            });
+                            let service = rs
+                                .resource
+                                .as_ref()
+                                .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name").cloned());
                             assert!(service.is_some(), "no service.name");
                             for ss in rs.scope_spans {
                                 keep.lock().unwrap().extend(ss.spans);
@@ -111,13 +117,24 @@ impl Receiver {
             if got.len() >= n {
                 return got;
             }
-            assert!(Instant::now() < deadline, "trace {} has {} spans", hex(id), got.len());
+            assert!(
+                Instant::now() < deadline,
+                "trace {} has {} spans",
+                hex(id),
+                got.len()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     fn traces(&self) -> Vec<Vec<u8>> {
-        let mut ids: Vec<Vec<u8>> = self.spans.lock().unwrap().iter().map(|s| s.trace_id.clone()).collect();
+        let mut ids: Vec<Vec<u8>> = self
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.trace_id.clone())
+            .collect();
         ids.sort();
         ids.dedup();
         ids
@@ -129,7 +146,10 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a Value> {
@@ -156,7 +176,12 @@ fn int_attr(s: &Span, key: &str) -> i64 {
 
 fn one<'a>(spans: &'a [Span], name: &str) -> &'a Span {
     let found: Vec<&Span> = spans.iter().filter(|s| s.name == name).collect();
-    assert_eq!(found.len(), 1, "spans named {name:?}: {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+    assert_eq!(
+        found.len(),
+        1,
+        "spans named {name:?}: {:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
     found[0]
 }
 
@@ -165,7 +190,11 @@ fn strings(spans: &[Span]) -> Vec<String> {
     let mut out = Vec::new();
     for s in spans {
         out.push(s.name.clone());
-        for a in s.attributes.iter().chain(s.events.iter().flat_map(|e| e.attributes.iter())) {
+        for a in s
+            .attributes
+            .iter()
+            .chain(s.events.iter().flat_map(|e| e.attributes.iter()))
+        {
             if let Some(Value::StringValue(v)) = a.value.as_ref().and_then(|v| v.value.as_ref()) {
                 out.push(v.clone());
             }
@@ -209,7 +238,9 @@ fn spans_carry_genai_attributes_parentage_and_no_content() {
     );
     assert_eq!(r.status(), 200, "{}", r.text());
     // No client context: a new trace. The upstream fails: error.type.
-    let r = stack.gw.request(&Req::chat(GATEWAY_KEY, &body(false)).header("x-mock-status", "500"));
+    let r = stack
+        .gw
+        .request(&Req::chat(GATEWAY_KEY, &body(false)).header("x-mock-status", "500"));
     assert_eq!(r.status(), 500, "{}", r.text());
 
     let spans = rx.wait_trace(&unhex(trace_id), 4);
@@ -217,7 +248,11 @@ fn spans_carry_genai_attributes_parentage_and_no_content() {
     assert_eq!(servers.len(), 1, "one SERVER span");
     let server = servers[0];
     assert_eq!(server.name, format!("chat {OPENAI_MODEL}"));
-    assert_eq!(hex(&server.parent_span_id), parent, "the client's span is the parent");
+    assert_eq!(
+        hex(&server.parent_span_id),
+        parent,
+        "the client's span is the parent"
+    );
     assert_eq!(str_attr(server, "gen_ai.operation.name"), "chat");
     assert_eq!(str_attr(server, "gen_ai.request.model"), OPENAI_MODEL);
     assert_eq!(str_attr(server, "gen_ai.response.model"), OPENAI_MODEL);
@@ -229,11 +264,21 @@ fn spans_carry_genai_attributes_parentage_and_no_content() {
     assert!(attr(server, "error.type").is_none());
     let children: Vec<&Span> = spans.iter().filter(|s| s.span_id != server.span_id).collect();
     for c in &children {
-        assert_eq!(c.parent_span_id, server.span_id, "{} is not the request span's child", c.name);
-        assert!(c.start_time_unix_nano >= server.start_time_unix_nano && c.end_time_unix_nano <= server.end_time_unix_nano + 1_000_000);
+        assert_eq!(
+            c.parent_span_id, server.span_id,
+            "{} is not the request span's child",
+            c.name
+        );
+        assert!(
+            c.start_time_unix_nano >= server.start_time_unix_nano
+                && c.end_time_unix_nano <= server.end_time_unix_nano + 1_000_000
+        );
     }
     let admission = one(&spans, "admission");
-    let attempt = spans.iter().find(|s| s.kind == 3).expect("a CLIENT span per attempt");
+    let attempt = spans
+        .iter()
+        .find(|s| s.kind == 3)
+        .expect("a CLIENT span per attempt");
     assert_eq!(attempt.name, format!("chat {OPENAI_MODEL}"));
     assert_eq!(str_attr(attempt, "gen_ai.provider.name"), "openai");
     assert_eq!(str_attr(attempt, "server.address"), "127.0.0.1");
@@ -241,8 +286,15 @@ fn spans_carry_genai_attributes_parentage_and_no_content() {
     assert!(admission.end_time_unix_nano <= attempt.start_time_unix_nano);
     let stream = one(&spans, "stream");
     assert!(stream.start_time_unix_nano >= attempt.end_time_unix_nano);
-    let first = stream.events.iter().find(|e| e.name == "gen_ai.first_token").expect("first token event");
-    assert!(first.time_unix_nano >= stream.start_time_unix_nano && first.time_unix_nano <= stream.end_time_unix_nano);
+    let first = stream
+        .events
+        .iter()
+        .find(|e| e.name == "gen_ai.first_token")
+        .expect("first token event");
+    assert!(
+        first.time_unix_nano >= stream.start_time_unix_nano
+            && first.time_unix_nano <= stream.end_time_unix_nano
+    );
     match attr(stream, "gen_ai.response.time_to_first_chunk") {
         Some(Value::DoubleValue(t)) => assert!(*t > 0.0 && *t < 30.0, "{t}"),
         other => panic!("time to first chunk: {other:?}"),
@@ -258,7 +310,10 @@ fn spans_carry_genai_attributes_parentage_and_no_content() {
             .cloned()
             .collect();
         if let Some(root) = found.first() {
-            break all.into_iter().filter(|s| s.trace_id == root.trace_id).collect::<Vec<Span>>();
+            break all
+                .into_iter()
+                .filter(|s| s.trace_id == root.trace_id)
+                .collect::<Vec<Span>>();
         }
         assert!(Instant::now() < deadline, "the failed request's trace never came");
         std::thread::sleep(Duration::from_millis(50));
@@ -273,11 +328,17 @@ fn spans_carry_genai_attributes_parentage_and_no_content() {
 
     // The unsampled one was not exported, and no span holds any content.
     std::thread::sleep(Duration::from_millis(700));
-    assert!(!rx.traces().contains(&unhex(unsampled)), "an unsampled trace was exported");
+    assert!(
+        !rx.traces().contains(&unhex(unsampled)),
+        "an unsampled trace was exported"
+    );
     let all = rx.spans.lock().unwrap().clone();
-    assert!(strings(&all).iter().all(|s| !s.contains(CANARY)), "content in a span");
-    assert_eq!(stack.gw.metric("sluice_trace_spans_dropped_total"), Some(0.0));
-    assert_eq!(stack.gw.metric("sluice_trace_spans_queued_total"), Some(2.0));
+    assert!(
+        strings(&all).iter().all(|s| !s.contains(CANARY)),
+        "content in a span"
+    );
+    assert_eq!(stack.gw.metric("sluice_traces_dropped_total"), Some(0.0));
+    assert_eq!(stack.gw.metric("sluice_traces_queued_total"), Some(2.0));
 }
 
 /// An upstream that records each request head and answers a fixed chat completion.
@@ -334,22 +395,34 @@ fn traceparent_goes_upstream_with_the_attempts_span() {
     );
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
     let parent = "b7ad6b7169203331";
-    let r = gw.request(&Req::chat(GATEWAY_KEY, &body(false)).header("traceparent", &format!("00-{trace_id}-{parent}-01")));
+    let r = gw.request(
+        &Req::chat(GATEWAY_KEY, &body(false)).header("traceparent", &format!("00-{trace_id}-{parent}-01")),
+    );
     assert_eq!(r.status(), 200, "{}", r.text());
     let spans = rx.wait_trace(&unhex(trace_id), 3);
     let attempt = spans.iter().find(|s| s.kind == 3).expect("attempt span");
     let sent = traceparent_of(&heads.lock().unwrap()[0]).expect("no traceparent upstream");
-    assert_eq!(sent, format!("00-{trace_id}-{}-01", hex(&attempt.span_id)), "upstream's parent is the attempt");
+    assert_eq!(
+        sent,
+        format!("00-{trace_id}-{}-01", hex(&attempt.span_id)),
+        "upstream's parent is the attempt"
+    );
     // Not sampled: the client's header passes on unchanged.
     let theirs = format!("00-{trace_id}-{parent}-00");
     let r = gw.request(&Req::chat(GATEWAY_KEY, &body(false)).header("traceparent", &theirs));
     assert_eq!(r.status(), 200, "{}", r.text());
-    assert_eq!(traceparent_of(&heads.lock().unwrap()[1]).as_deref(), Some(theirs.as_str()));
+    assert_eq!(
+        traceparent_of(&heads.lock().unwrap()[1]).as_deref(),
+        Some(theirs.as_str())
+    );
     // No client context, sampled: a new trace starts here and goes upstream.
     let r = gw.request(&Req::chat(GATEWAY_KEY, &body(false)));
     assert_eq!(r.status(), 200, "{}", r.text());
     let sent = traceparent_of(&heads.lock().unwrap()[2]).expect("a new traceparent upstream");
-    assert!(sent.starts_with("00-") && sent.ends_with("-01") && !sent.contains(trace_id), "{sent}");
+    assert!(
+        sent.starts_with("00-") && sent.ends_with("-01") && !sent.contains(trace_id),
+        "{sent}"
+    );
 }
 
 #[test]
@@ -371,12 +444,14 @@ fn ratio_zero_exports_nothing_and_sends_no_traceparent() {
     std::thread::sleep(Duration::from_millis(800));
     assert!(rx.spans.lock().unwrap().is_empty());
     assert!(heads.lock().unwrap().iter().all(|h| traceparent_of(h).is_none()));
-    assert_eq!(gw.metric("sluice_trace_spans_queued_total"), Some(0.0));
+    assert_eq!(gw.metric("sluice_traces_queued_total"), Some(0.0));
     // A bad ratio is a configuration error.
     let (status, err) = Gateway::run_to_exit(
         Driver::Uring,
         "",
-        GatewayOpts::default().arg("--otlp-endpoint", Some(&rx.url())).arg("--trace-sample", Some("1.5")),
+        GatewayOpts::default()
+            .arg("--otlp-endpoint", Some(&rx.url()))
+            .arg("--trace-sample", Some("1.5")),
     );
     assert_eq!(status.code(), Some(64), "{err}");
     assert!(err.contains("--trace-sample"), "{err}");

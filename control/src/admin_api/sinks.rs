@@ -66,7 +66,7 @@ pub(super) fn route(app: &Arc<App>, req: &Request, rest: &[&str]) -> Reply {
             let b: NewSink = body(req)?;
             let row = new_row(app, b)?;
             app.writer
-                .admin(AdminOp::Sink(SinkOp::Add(row.clone())))
+                .admin(AdminOp::Sink(SinkOp::Add(Box::new(row.clone()))))
                 .map_err(se)?;
             Ok(Response::json(201, &listed(row)))
         }

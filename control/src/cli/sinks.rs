@@ -5,7 +5,8 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-/// Sink verbs.
+/// Sink verbs (parsed once: the size of `Add` does not matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum SinkCmd {
     /// Add a sink: every record (present and future, never content) is

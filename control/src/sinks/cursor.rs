@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 pub(crate) enum SinkOp {
     /// Add a sink; its name must be new. Its cursors start at 0: it receives
     /// every record still stored.
-    Add(SinkRow),
+    Add(Box<SinkRow>),
     /// Remove a sink and its cursors (retention no longer waits for it).
     Remove(String),
     /// Move cursors forward after the engine acknowledged (never back).
