@@ -215,7 +215,10 @@ fn main() -> anyhow::Result<()> {
 
 fn flag(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 /// Export throughput: a sink added over `stored` records already in redb.

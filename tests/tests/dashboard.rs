@@ -53,6 +53,9 @@ fn every_dashboard_metric_exists() {
             .iter()
             .find_map(|s| n.strip_suffix(s))
             .unwrap_or(n);
-        assert!(src.contains(&format!("\"{base}")) || src.contains(&format!(" {base}")), "the dashboard queries {n}, which nothing exports");
+        assert!(
+            src.contains(&format!("\"{base}")) || src.contains(&format!(" {base}")),
+            "the dashboard queries {n}, which nothing exports"
+        );
     }
 }

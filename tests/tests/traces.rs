@@ -56,44 +56,52 @@ fn read_request(r: &mut BufReader<std::net::TcpStream>) -> Option<(String, Vec<u
     Some((head, body))
 }
 
+/// Serves HTTP/1.1 on a fresh port: each request (head, body) goes to
+/// `answer`, whose bytes are written back; connections are kept alive.
+fn serve_http(answer: impl Fn(String, Vec<u8>) -> Vec<u8> + Send + Sync + 'static) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(conn) = conn else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                while let Some((head, body)) = read_request(&mut r) {
+                    let _ = w.write_all(&answer(head, body));
+                }
+            });
+        }
+    });
+    addr
+}
+
 impl Receiver {
     fn start() -> Receiver {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
         let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
         let keep = spans.clone();
-        std::thread::spawn(move || {
-            for conn in l.incoming() {
-                let Ok(conn) = conn else { continue };
-                let keep = keep.clone();
-                std::thread::spawn(move || {
-                    let mut w = conn.try_clone().unwrap();
-                    let mut r = BufReader::new(conn);
-                    while let Some((head, body)) = read_request(&mut r) {
-                        assert!(head.starts_with("POST /v1/traces "), "{head}");
-                        assert!(
-                            head.to_ascii_lowercase()
-                                .contains("content-type: application/x-protobuf"),
-                            "{head}"
-                        );
-                        let req = ExportTraceServiceRequest::decode(&body[..])
-                            .unwrap_or_else(|e| panic!("not an OTLP ExportTraceServiceRequest: {e}"));
-                        for rs in req.resource_spans {
-                            let service = rs
-                                .resource
-                                .as_ref()
-                                .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name").cloned());
-                            assert!(service.is_some(), "no service.name");
-                            for ss in rs.scope_spans {
-                                keep.lock().unwrap().extend(ss.spans);
-                            }
-                        }
-                        let _ = w.write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
-                        );
-                    }
-                });
+        let addr = serve_http(move |head, body| {
+            assert!(head.starts_with("POST /v1/traces "), "{head}");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("content-type: application/x-protobuf"),
+                "{head}"
+            );
+            let req = ExportTraceServiceRequest::decode(&body[..])
+                .unwrap_or_else(|e| panic!("not an OTLP ExportTraceServiceRequest: {e}"));
+            for rs in req.resource_spans {
+                let service = rs
+                    .resource
+                    .as_ref()
+                    .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name").cloned());
+                assert!(service.is_some(), "no service.name");
+                for ss in rs.scope_spans {
+                    keep.lock().unwrap().extend(ss.spans);
+                }
             }
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n".to_vec()
         });
         Receiver { addr, spans }
     }
@@ -343,33 +351,21 @@ fn spans_carry_genai_attributes_parentage_and_no_content() {
 
 /// An upstream that records each request head and answers a fixed chat completion.
 fn capturing_upstream() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
     let heads: Arc<Mutex<Vec<String>>> = Arc::default();
     let keep = heads.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { continue };
-            let keep = keep.clone();
-            std::thread::spawn(move || {
-                let mut w = conn.try_clone().unwrap();
-                let mut r = BufReader::new(conn);
-                while let Some((head, _)) = read_request(&mut r) {
-                    keep.lock().unwrap().push(head);
-                    let body = json!({
-                        "id": "c1", "object": "chat.completion", "created": 1, "model": OPENAI_MODEL,
-                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
-                    })
-                    .to_string();
-                    let _ = write!(
-                        w,
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                }
-            });
-        }
+    let addr = serve_http(move |head, _| {
+        keep.lock().unwrap().push(head);
+        let body = json!({
+            "id": "c1", "object": "chat.completion", "created": 1, "model": OPENAI_MODEL,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+        })
+        .to_string();
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
     });
     (addr, heads)
 }
