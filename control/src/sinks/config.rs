@@ -4,6 +4,8 @@ use crate::names::check_name;
 use crate::store::rows::SealedSecret;
 use serde::{Deserialize, Serialize};
 
+/// The alert kind of a sink that stays behind.
+pub(crate) const STALLED_ALERT: &str = "sink_stalled";
 /// The placeholder a subject template replaces with the record's tenant.
 pub(crate) const TENANT_PLACEHOLDER: &str = "<tenant>";
 /// The subject token for records of unauthenticated requests (no tenant).

@@ -82,7 +82,7 @@ pub(crate) fn apply(txn: &WriteTransaction, op: &SinkOp) -> Result<(), StoreErro
             };
             let row = crate::billing::rows::AlertRow {
                 id,
-                kind: super::STALLED_ALERT.to_owned(),
+                kind: super::config::STALLED_ALERT.to_owned(),
                 tenant: String::new(),
                 balance_micros: 0,
                 threshold_micros: 0,
