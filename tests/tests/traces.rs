@@ -377,8 +377,8 @@ fn traceparent_of(head: &str) -> Option<String> {
     })
 }
 
-#[test]
-fn traceparent_goes_upstream_with_the_attempts_span() {
+/// A data plane tracing at `ratio` into a fresh receiver, in front of a capturing upstream.
+fn capturing_gateway(ratio: &str) -> (Receiver, Gateway, Arc<Mutex<Vec<String>>>) {
     let rx = Receiver::start();
     let (up, heads) = capturing_upstream();
     let gw = Gateway::start(
@@ -387,8 +387,14 @@ fn traceparent_goes_upstream_with_the_attempts_span() {
         GatewayOpts::default()
             .env("MOCK_KEY", PROVIDER_KEY)
             .arg("--otlp-endpoint", Some(&rx.url()))
-            .arg("--trace-sample", Some("1")),
+            .arg("--trace-sample", Some(ratio)),
     );
+    (rx, gw, heads)
+}
+
+#[test]
+fn traceparent_goes_upstream_with_the_attempts_span() {
+    let (rx, gw, heads) = capturing_gateway("1");
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
     let parent = "b7ad6b7169203331";
     let r = gw.request(
@@ -423,16 +429,7 @@ fn traceparent_goes_upstream_with_the_attempts_span() {
 
 #[test]
 fn ratio_zero_exports_nothing_and_sends_no_traceparent() {
-    let rx = Receiver::start();
-    let (up, heads) = capturing_upstream();
-    let gw = Gateway::start(
-        Driver::Uring,
-        &snapshot(&format!("http://{up}")),
-        GatewayOpts::default()
-            .env("MOCK_KEY", PROVIDER_KEY)
-            .arg("--otlp-endpoint", Some(&rx.url()))
-            .arg("--trace-sample", Some("0")),
-    );
+    let (rx, gw, heads) = capturing_gateway("0");
     for _ in 0..5 {
         let r = gw.request(&Req::chat(GATEWAY_KEY, &body(false)));
         assert_eq!(r.status(), 200, "{}", r.text());
