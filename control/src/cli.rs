@@ -16,6 +16,7 @@ pub(crate) mod policy;
 pub(crate) mod privacy;
 pub(crate) mod records;
 pub(crate) mod route;
+pub(crate) mod sinks;
 pub(crate) mod table;
 pub(crate) mod tenant;
 pub(crate) mod tokens;

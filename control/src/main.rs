@@ -22,6 +22,7 @@ mod privacy;
 mod retention;
 mod secret_file;
 mod serve;
+mod sinks;
 mod snapshot;
 mod store;
 mod sync_api;
@@ -90,6 +91,8 @@ enum Command {
     Cache(Noun<cli::cache::CacheCmd>),
     /// The web console at /ui: a one-time sign-in link.
     Console(Noun<cli::console::ConsoleCmd>),
+    /// Record sinks: every record published to NATS JetStream, exactly once.
+    Sink(Noun<cli::sinks::SinkCmd>),
 }
 
 fn main() {
@@ -123,6 +126,7 @@ fn main() {
         Command::Token(c) => cli::tokens::run(c),
         Command::Cache(c) => cli::cache::run(c),
         Command::Console(c) => cli::console::run(c),
+        Command::Sink(c) => cli::sinks::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -141,15 +141,17 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP sluice_control_dataplane_last_seen_seconds Seconds since a data plane's last sync request.\n# TYPE sluice_control_dataplane_last_seen_seconds gauge"
+            "# HELP sluice_control_dataplane_last_seen_timestamp_seconds Unix time of a data plane's last sync request.\n# TYPE sluice_control_dataplane_last_seen_timestamp_seconds gauge"
         );
         for (id, l) in live.iter() {
-            let age = now.saturating_sub(l.last_seen_ms) as f64 / 1000.0;
+            let at = l.last_seen_ms as f64 / 1000.0;
             let _ = writeln!(
                 out,
-                "sluice_control_dataplane_last_seen_seconds{{dataplane=\"{id}\"}} {age:.3}"
+                "sluice_control_dataplane_last_seen_timestamp_seconds{{dataplane=\"{id}\"}} {at:.3}"
             );
         }
+        drop(live);
+        crate::sinks::stats::render(&mut out);
         out
     }
 }

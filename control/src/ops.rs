@@ -115,6 +115,8 @@ pub(crate) enum AdminOp {
     Privacy(crate::privacy::PrivacyOp),
     /// Response cache rules (see `crate::cache`).
     Cache(crate::cache::CacheOp),
+    /// Record sinks and their cursors (see `crate::sinks`).
+    Sink(crate::sinks::cursor::SinkOp),
 }
 
 /// The result of a committed admin change.
@@ -339,6 +341,10 @@ fn mutate(txn: &WriteTransaction, op: &AdminOp) -> Result<bool, StoreError> {
         AdminOp::Billing(op) => return crate::billing::ops::mutate(txn, op),
         AdminOp::Privacy(op) => return crate::privacy::apply(txn, op),
         AdminOp::Cache(op) => return crate::cache::mutate(txn, op),
+        AdminOp::Sink(op) => {
+            crate::sinks::cursor::apply(txn, op)?;
+            return Ok(false);
+        }
     }
     Ok(true)
 }

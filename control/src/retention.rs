@@ -16,6 +16,9 @@
 //!   anonymous ones of deleted tenants) older than the rollup period
 //!   (`serve --rollup-retention-days`, default 396: 13 months).
 //!
+//! A record that some sink (see `crate::sinks`) has not yet acknowledged is
+//! kept past its retention until it has; a deleted tenant's records are not.
+//!
 //! Records with content are found through [`CONTENT_INDEX`], which the purge
 //! itself keeps: it reads each data plane's records that arrived since its
 //! last pass (a cursor per data plane in [`PRIVACY_META`]) and indexes the
@@ -250,7 +253,18 @@ fn remove_records(
     let mut by_tenant = txn.open_table(schema::RECORDS_BY_TENANT)?;
     let mut records = txn.open_table(schema::RECORDS)?;
     let mut index = txn.open_table(CONTENT_INDEX)?;
+    // Records a sink has not acknowledged stay until it has; a deleted
+    // tenant's records (cutoff `u64::MAX`) go all the same.
+    let hold = if cutoff_ms == u64::MAX {
+        None
+    } else {
+        Some(crate::sinks::cursor::Hold::load(txn)?)
+    };
     for k in tenant_keys(&by_tenant, tenant, cutoff_ms, b.left.saturating_add(1))? {
+        let (dp, seq) = schema::split_record_key(&split_tenant_record_key(&k).1);
+        if hold.as_ref().is_some_and(|h| h.holds(dp, seq)) {
+            continue;
+        }
         if !b.take(r) {
             break;
         }

@@ -230,6 +230,7 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     }
     let every = Duration::from_secs(args.privacy.purge_interval_secs.max(1));
     crate::retention::start(app.clone(), every).context("starting the retention thread")?;
+    crate::sinks::supervisor::start(app.clone()).context("starting the sinks thread")?;
 
     let admin =
         TcpListener::bind(&args.admin).with_context(|| format!("binding admin API to {}", args.admin))?;

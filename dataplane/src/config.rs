@@ -156,6 +156,10 @@ pub struct FileConfig {
     pub max_snapshot_age_secs: Option<u64>,
     /// Extra CA certificates (PEM) trusted for upstreams and control.
     pub ca_file: Option<std::path::PathBuf>,
+    /// OTLP/HTTP collector URL for traces.
+    pub otlp_endpoint: Option<String>,
+    /// Fraction of new traces sampled.
+    pub trace_sample: Option<f64>,
     /// Limits.
     pub limits: Limits,
 }

@@ -34,5 +34,6 @@ pub mod server;
 pub mod sink;
 #[cfg(test)]
 mod testing;
+pub mod trace;
 pub mod upstream;
 pub mod worker;

@@ -113,6 +113,14 @@ struct Args {
     /// Do not count tokens locally (records keep the provider's usage only).
     #[arg(long)]
     no_token_count: bool,
+    /// Export OpenTelemetry traces over OTLP/HTTP (protobuf) to this
+    /// collector URL (`/v1/traces` is appended unless given).
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
+    /// Fraction of new traces sampled, 0 to 1 [default: 1]; a client's
+    /// `traceparent` sampled flag is followed.
+    #[arg(long)]
+    trace_sample: Option<f64>,
 }
 
 /// Bad configuration: reported in one line, exit 64.
@@ -194,6 +202,10 @@ fn run(args: Args) -> Result<(), ConfigError> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let ca_file = args.ca_file.or(file.ca_file);
+    if let Some(endpoint) = args.otlp_endpoint.or(file.otlp_endpoint) {
+        let ratio = args.trace_sample.or(file.trace_sample).unwrap_or(1.0);
+        sluice_dataplane::trace::start(&endpoint, ratio, "sluice-dataplane").map_err(ConfigError)?;
+    }
     let mode = match (args.snapshot.or(file.snapshot), args.control.or(file.control)) {
         (Some(snapshot), None) => Mode::Standalone {
             snapshot,
@@ -289,6 +301,9 @@ fn run(args: Args) -> Result<(), ConfigError> {
             let now = sluice_contract::quota::now_ns();
             sluice_dataplane::metrics::render_health(&cells, now, &mut text);
             cell.cache.render(&mut text);
+            if let Some(t) = sluice_dataplane::trace::tracer() {
+                t.render(&mut text);
+            }
             text
         })
     };

@@ -188,13 +188,13 @@ impl Metrics {
         );
         counter(
             &mut out,
-            "sluice_bytes_in_total",
+            "sluice_client_received_bytes_total",
             "Bytes received from clients.",
             sum(&|w| w.bytes_in.load(Relaxed)),
         );
         counter(
             &mut out,
-            "sluice_bytes_out_total",
+            "sluice_client_sent_bytes_total",
             "Bytes sent to clients.",
             sum(&|w| w.bytes_out.load(Relaxed)),
         );
@@ -236,7 +236,7 @@ impl Metrics {
             sum(&|w| w.ttfb_sum_us.load(Relaxed)) as f64 / 1e6
         );
         let _ = writeln!(out, "sluice_upstream_ttfb_seconds_count {cumulative}");
-        out.push_str("# HELP sluice_worker_driver I/O driver of each worker (1 for the driver it got).\n# TYPE sluice_worker_driver gauge\n");
+        out.push_str("# HELP sluice_worker_driver_info I/O driver of each worker (1 for the driver it got).\n# TYPE sluice_worker_driver_info gauge\n");
         for (i, w) in self.workers.iter().enumerate() {
             let driver = match w.driver.load(Relaxed) {
                 1 => "io_uring",
@@ -245,7 +245,7 @@ impl Metrics {
             };
             let _ = writeln!(
                 out,
-                "sluice_worker_driver{{worker=\"{i}\",driver=\"{driver}\"}} 1"
+                "sluice_worker_driver_info{{worker=\"{i}\",driver=\"{driver}\"}} 1"
             );
         }
         out.push_str(extra);
@@ -352,7 +352,7 @@ mod tests {
         assert!(text.contains("sluice_requests_total{route=\"messages\",status=\"other\"} 1"));
         assert!(text.contains("sluice_upstream_ttfb_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("sluice_upstream_ttfb_seconds_bucket{le=\"+Inf\"} 2"));
-        assert!(text.contains("sluice_worker_driver{worker=\"1\",driver=\"epoll\"} 1"));
+        assert!(text.contains("sluice_worker_driver_info{worker=\"1\",driver=\"epoll\"} 1"));
     }
 
     #[test]

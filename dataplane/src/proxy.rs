@@ -61,6 +61,8 @@ pub struct Ctx<'w> {
     pub capture: Option<content::Capture>,
     /// A response cache entry being filled from the response.
     pub fill: Option<cached::Fill>,
+    /// The request's trace, when it is sampled (see [`crate::trace`]).
+    pub trace: Option<crate::trace::span::Active>,
     done: bool,
 }
 
@@ -84,6 +86,7 @@ impl<'w> Ctx<'w> {
             admission: None,
             capture: None,
             fill: None,
+            trace: None,
             done: false,
         }
     }
@@ -101,6 +104,9 @@ impl<'w> Ctx<'w> {
             capture.seal_into(&mut self.record);
         }
         self.record.total_us = self.started.elapsed().as_micros() as u64;
+        if let (Some(active), Some(tracer)) = (self.trace.take(), crate::trace::tracer()) {
+            tracer.push(active.finish(&self.record));
+        }
         let m = self.worker.metrics();
         m.request(self.record.route, self.record.status);
         m.bytes(self.record.bytes_in, self.record.bytes_out);
@@ -164,6 +170,9 @@ pub async fn handle(w: &Worker, io: &mut ClientIo, head: RequestHead, started: I
     let gemini_hint = io.header(b"x-goog-api-key").is_some();
     let class = classify::classify(head.method, head.path(&io.buf), anthropic_hint, gemini_hint);
     let mut ctx = Ctx::new(w, class.api, class.dialect, started, ts_ms);
+    if let Some(tracer) = crate::trace::tracer() {
+        ctx.trace = crate::trace::span::sample(tracer, io.header(b"traceparent"), started, || w.random());
+    }
     ctx.record.bytes_in = head.len as u64;
     ctx.record.protocol = Some(match (io.h2, head.http11) {
         (true, _) => "h2".into(),
@@ -297,6 +306,9 @@ async fn serve_api(
     ctx.admission = Some(admission);
     if plan.is_some() {
         ctx.record.cache = Some(sluice_contract::cache::CacheUse::Miss);
+    }
+    if let Some(t) = ctx.trace.as_mut() {
+        t.admitted();
     }
     let body = match redacted {
         Some(b) => bytes::Bytes::from(b),

@@ -22,6 +22,7 @@ pub mod gateway;
 pub mod http;
 pub mod metering;
 pub mod mock;
+pub mod nats;
 pub mod privacy;
 pub mod proc;
 pub mod records;

@@ -470,7 +470,10 @@ fn metrics(d: Driver) {
         "{text}"
     );
     assert_eq!(get("sluice_active_streams"), Some(0.0), "{text}");
-    assert!(get("sluice_bytes_in_total").unwrap_or(0.0) > 0.0, "{text}");
+    assert!(
+        get("sluice_client_received_bytes_total").unwrap_or(0.0) > 0.0,
+        "{text}"
+    );
     assert!(
         text.contains("# TYPE sluice_upstream_ttfb_seconds histogram"),
         "{text}"
@@ -484,7 +487,7 @@ fn metrics(d: Driver) {
     for worker in 0..2 {
         let line = text
             .lines()
-            .find(|l| l.starts_with(&format!("sluice_worker_driver{{worker=\"{worker}\"")))
+            .find(|l| l.starts_with(&format!("sluice_worker_driver_info{{worker=\"{worker}\"")))
             .unwrap_or_else(|| panic!("no driver line for worker {worker}:\n{text}"));
         match d {
             Driver::Epoll => assert!(line.contains("driver=\"epoll\""), "{line}"),

@@ -124,6 +124,7 @@ pub(crate) fn raise(
         threshold_micros: account.low_balance_micros.unwrap_or(0),
         ts_ms: now_ms,
         delivered_ms: None,
+        sink: None,
     };
     alerts.insert(id.to_be_bytes(), encode(&row)?.as_slice())?;
     tracing::info!(

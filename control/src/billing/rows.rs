@@ -115,6 +115,9 @@ pub(crate) struct AlertRow {
     /// When the webhook took it (2xx), unix ms.
     #[serde(default)]
     pub(crate) delivered_ms: Option<u64>,
+    /// The sink, for a `sink_stalled` alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sink: Option<String>,
 }
 
 /// `tenant credit show`.

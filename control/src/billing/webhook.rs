@@ -133,16 +133,18 @@ fn too_old(alert: &AlertRow) -> bool {
 
 /// The JSON body posted for `alert`.
 pub(crate) fn body(alert: &AlertRow) -> Vec<u8> {
-    serde_json::json!({
+    let mut body = serde_json::json!({
         "type": alert.kind,
         "tenant": alert.tenant,
         "balance_micros": alert.balance_micros,
         "threshold_micros": alert.threshold_micros,
         "ts_ms": alert.ts_ms,
         "id": alert.id,
-    })
-    .to_string()
-    .into_bytes()
+    });
+    if let Some(sink) = &alert.sink {
+        body["sink"] = serde_json::Value::from(sink.as_str());
+    }
+    body.to_string().into_bytes()
 }
 
 /// Posts `alert`, retrying with backoff; true once a 2xx came back.
@@ -195,6 +197,7 @@ mod tests {
             threshold_micros: 100,
             ts_ms: 9,
             delivered_ms: None,
+            sink: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&body(&a)).unwrap();
         assert_eq!(

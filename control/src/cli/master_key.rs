@@ -84,6 +84,8 @@ pub(crate) fn run(cmd: MasterKeyCmd) -> anyhow::Result<()> {
         }
         // ... and the content keys and the audit key.
         crate::privacy::rewrap_all(&txn, &old, &new)?;
+        // ... and the sinks' secrets.
+        crate::sinks::cursor::rewrap(&txn, &old, &new)?;
         let mut m = txn.open_table(META)?;
         m.insert(meta::KEK_CHECK, new.check_value()?.as_slice())?;
         Ok(rows.len())

@@ -87,6 +87,24 @@ pub(crate) fn describe(op: &AdminOp) -> Option<Described> {
         AdminOp::Privacy(p) => return privacy(p),
         AdminOp::Cache(c) => crate::cache::describe(c),
         AdminOp::Billing(b) => billing(b).unwrap_or_else(|| generic(op)),
+        AdminOp::Sink(s) => return sink(s),
+    })
+}
+
+/// Adding and removing a sink are admin actions; a publisher's cursor
+/// advances and alerts are not.
+fn sink(op: &crate::sinks::cursor::SinkOp) -> Option<Described> {
+    use crate::sinks::cursor::SinkOp;
+    Some(match op {
+        SinkOp::Add(row) => Described {
+            detail: Some(format!(
+                "url={} stream={} subject={}",
+                row.url, row.stream, row.subject
+            )),
+            ..of("sink.add", format!("sink {}", row.name), None)
+        },
+        SinkOp::Remove(name) => of("sink.remove", format!("sink {name}"), None),
+        SinkOp::Advance { .. } | SinkOp::Stalled { .. } => return None,
     })
 }
 

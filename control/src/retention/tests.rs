@@ -192,3 +192,55 @@ fn content_goes_after_its_period_and_all_of_it_with_the_key_after_opting_out() {
     assert_eq!(row.content_key, None::<SealedKey>);
     assert_eq!(store.logs("acme", ALL).unwrap().len(), 4);
 }
+
+/// A sink's cursor holds back retention: records it has not acknowledged
+/// stay past their period; once its cursor passes them (or it is removed)
+/// they go. A deleted tenant's records go regardless.
+#[test]
+fn records_a_sink_has_not_acknowledged_outlive_their_period() {
+    use crate::sinks::config::{Auth, SinkRow};
+    use crate::sinks::cursor::SinkOp;
+    let store = store_with_tenant("retention-sink", "acme");
+    ingest(
+        &store,
+        1,
+        &[
+            (1, record(NOW - 40 * DAY_MS, "acme", "gpt-4o")),
+            (2, record(NOW - 35 * DAY_MS, "acme", "gpt-4o")),
+            (3, record(NOW - 33 * DAY_MS, "acme", "gpt-4o")),
+        ],
+    );
+    let row = SinkRow {
+        name: "lake".into(),
+        kind: "nats".into(),
+        url: "nats://127.0.0.1:4222".into(),
+        stream: "S".into(),
+        subject: "s.<tenant>".into(),
+        duplicate_window_secs: 60,
+        stall_alert_secs: 60,
+        tls_ca_pem: None,
+        tls: false,
+        auth: Auth::None,
+        user: None,
+        secret: None,
+        created_ms: 1,
+    };
+    admin(&store, AdminOp::Sink(SinkOp::Add(Box::new(row)))).unwrap();
+    assert_eq!(
+        purge_at(&store, NOW, 396).records,
+        0,
+        "nothing acknowledged: all held"
+    );
+    admin(
+        &store,
+        AdminOp::Sink(SinkOp::Advance {
+            name: "lake".into(),
+            next: vec![(1, 3)],
+        }),
+    )
+    .unwrap();
+    assert_eq!(purge_at(&store, NOW, 396).records, 2, "seqs 1 and 2 acknowledged");
+    assert_eq!(ts_of(&store, "acme"), [NOW - 33 * DAY_MS]);
+    admin(&store, AdminOp::Sink(SinkOp::Remove("lake".into()))).unwrap();
+    assert_eq!(purge_at(&store, NOW, 396).records, 1, "no sink: nothing held");
+}

@@ -111,6 +111,14 @@ pub(crate) const AUDIT: TableDefinition<[u8; 8], &[u8]> = TableDefinition::new("
 /// content scan cursor per data plane.
 pub(crate) const PRIVACY_META: TableDefinition<&str, &[u8]> = TableDefinition::new("privacy_meta");
 
+/// Record sinks (see `crate::sinks`); created on first write, read as empty
+/// while absent. Sink name → `SinkRow` (its secret sealed under the master key).
+pub(crate) const SINKS: TableDefinition<&str, &[u8]> = TableDefinition::new("sinks");
+/// (sink name, data plane number u32 BE) → the next seq to publish (u64 BE):
+/// a sink's durable cursor, advanced only after the engine acknowledged.
+pub(crate) const SINK_CURSORS: TableDefinition<(&str, [u8; 4]), [u8; 8]> =
+    TableDefinition::new("sink_cursors");
+
 /// Data plane number, u32 BE.
 pub(crate) type RecordKeyDp = [u8; 4];
 /// Data plane number (u32 BE) ++ sequence (u64 BE).

@@ -164,8 +164,26 @@ pub async fn forward(
         ctx.record.dropped_fields = prepared.dropped.clone();
         let began = Instant::now();
         let in_flight = InFlight::start(&target.health, probe);
-        let result = attempt(w, out, target, prepared, ctx).await;
+        let traceparent = ctx.trace.as_mut().map(|t| {
+            let model = target
+                .model
+                .clone()
+                .unwrap_or_else(|| out.info.model.as_str().into());
+            t.attempt(
+                crate::trace::otlp::provider(target.upstream.kind),
+                target.upstream.host.as_ref().into(),
+                target.upstream.name.clone(),
+                model,
+            )
+        });
+        let result = attempt(w, out, target, prepared, ctx, traceparent.as_ref()).await;
         in_flight.done();
+        if let Some(t) = ctx.trace.as_mut() {
+            t.attempt_done(
+                result.as_ref().ok().map(|a| a.head.status),
+                result.as_ref().err().map(|k| k.label()),
+            );
+        }
         let us = began.elapsed().as_micros() as u64;
         let at = now_ns();
         let verdict = judge(&result);
@@ -486,6 +504,7 @@ async fn attempt(
     target: &RouteTarget,
     prepared: Prepared,
     ctx: &mut Ctx<'_>,
+    traceparent: Option<&[u8; 55]>,
 ) -> Result<Answer, ErrorKind> {
     let Outgoing {
         head: client_head,
@@ -542,6 +561,7 @@ async fn attempt(
             body.len(),
             target.model.as_deref().unwrap_or(&out_req.info.model),
             pair.is_some(),
+            traceparent,
         )?;
         let coalesce = body.len() <= COALESCE_BODY;
         if coalesce {
@@ -656,6 +676,7 @@ fn write_head(
     body_len: usize,
     model: &str,
     translated: bool,
+    traceparent: Option<&[u8; 55]>,
 ) -> Result<(), ErrorKind> {
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(up.path_prefix.as_bytes());
@@ -680,9 +701,14 @@ fn write_head(
     let mut saw_version = false;
     // The client's header spans index into `req.raw`, which starts with its head.
     let options = head::ConnectionOptions::of(&req.raw, client_headers);
+    // A sampled request's attempt is the upstream's parent: its own
+    // `traceparent` replaces the client's.
     let forwarded = |h: &&Header| {
         let name = h.name.of(&req.raw);
-        forwarded(name) && !options.contains(name) && !(translated && is_dialect_header(name))
+        forwarded(name)
+            && !options.contains(name)
+            && !(translated && is_dialect_header(name))
+            && !(traceparent.is_some() && name.eq_ignore_ascii_case(b"traceparent"))
     };
     for h in client_headers.iter().filter(forwarded) {
         let (name, value) = (h.name.of(&req.raw), h.value.of(&req.raw));
@@ -690,6 +716,11 @@ fn write_head(
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(tp) = traceparent {
+        out.extend_from_slice(b"traceparent: ");
+        out.extend_from_slice(tp);
         out.extend_from_slice(b"\r\n");
     }
     let key = target.key.open().map_err(|_| ErrorKind::Internal)?;

@@ -295,6 +295,9 @@ pub async fn relay(
                 let end = filter.done;
                 send(&mut filter, wr, end, send_limit).await
             };
+            if let (Some(t), Some(f)) = (ctx.trace.as_mut(), filter.framer.as_ref()) {
+                t.events(f.events());
+            }
             match written {
                 Ok(n) => ctx.record.bytes_out += n as u64,
                 Err(gone) => {
