@@ -705,10 +705,9 @@ fn write_head(
     // `traceparent` replaces the client's.
     let forwarded = |h: &&Header| {
         let name = h.name.of(&req.raw);
-        forwarded(name)
-            && !options.contains(name)
-            && !(translated && is_dialect_header(name))
-            && !(traceparent.is_some() && name.eq_ignore_ascii_case(b"traceparent"))
+        let dialects = translated && is_dialect_header(name);
+        let replaced = traceparent.is_some() && name.eq_ignore_ascii_case(b"traceparent");
+        forwarded(name) && !options.contains(name) && !dialects && !replaced
     };
     for h in client_headers.iter().filter(forwarded) {
         let (name, value) = (h.name.of(&req.raw), h.value.of(&req.raw));
