@@ -7,6 +7,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Installs Debian packages that are missing (as root, or through sudo).
+apt_install() {
+    local missing=()
+    for cmd_pkg in "$@"; do
+        command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || missing+=("${cmd_pkg#*:}")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    local as_root=()
+    if [ "$(id -u)" -ne 0 ]; then as_root=(sudo); fi
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+}
+
 stage() {
     printf '\n========================================================================\n'
     printf '==== %s\n' "$*"
@@ -34,10 +47,10 @@ export SLUICE_NATS_SERVER="$PWD/.venv/bin/nats-server"
 cargo test --workspace
 
 stage "5/6 Python environment: .venv"
-# test_h2.py drives curl --http2 and --http2-prior-knowledge.
-if ! command -v curl >/dev/null 2>&1; then
-    apt-get install -y curl || (apt-get update && apt-get install -y curl)
-fi
+# test_h2.py drives curl --http2 and --http2-prior-knowledge; the console's
+# browser tests (test_console.py) drive Debian's Chromium through Playwright
+# with the system executable: no browser download.
+apt_install curl:curl chromium:chromium
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
@@ -47,15 +60,6 @@ for extra in tests/python/*/requirements.txt; do
         .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$extra"
     fi
 done
-
-# The console's browser tests (test_console.py) drive Debian's Chromium
-# through Playwright with the system executable: no browser download.
-if ! command -v chromium >/dev/null 2>&1; then
-    as_root=()
-    if [ "$(id -u)" -ne 0 ]; then as_root=(sudo); fi
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
-fi
 
 stage "6/6 Python SDK tests: pytest -q tests/python"
 status=0
