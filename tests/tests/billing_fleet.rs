@@ -183,6 +183,19 @@ impl Ctl {
         r.header("x-sluice-version").unwrap().parse().unwrap()
     }
 
+    /// `tenant credit add` of `micros` for [`TENANT`]; returns what it printed.
+    fn add_credit(&self, micros: u64) -> String {
+        self.ok(&[
+            "tenant",
+            "credit",
+            "add",
+            "--tenant",
+            TENANT,
+            "--micros",
+            &micros.to_string(),
+        ])
+    }
+
     fn credit(&self) -> Value {
         self.json(&["tenant", "credit", "show", "--tenant", TENANT])
     }
@@ -813,15 +826,7 @@ fn random_shapes_on_two_dataplanes_never_overdraw(d: Driver) {
             "price", "set", "--model", model, "--input", "10", "--output", "10",
         ]);
     }
-    ctl.ok(&[
-        "tenant",
-        "credit",
-        "add",
-        "--tenant",
-        TENANT,
-        "--micros",
-        &ADDED.to_string(),
-    ]);
+    ctl.add_credit(ADDED);
     let edges = [
         Edge::start(&ctl, dir.path(), "edge1", d),
         Edge::start(&ctl, dir.path(), "edge2", d),
@@ -910,15 +915,7 @@ fn credit_leases_two_dataplanes(d: Driver) {
     for model in [OPENAI_MODEL, ANTHROPIC_MODEL] {
         ctl.ok(&["price", "set", "--model", model, "--input", "0", "--output", "10"]);
     }
-    let out = ctl.ok(&[
-        "tenant",
-        "credit",
-        "add",
-        "--tenant",
-        TENANT,
-        "--micros",
-        &CREDIT.to_string(),
-    ]);
+    let out = ctl.add_credit(CREDIT);
     assert!(out.contains("$0.020000"), "{out}");
     ctl.ok(&[
         "tenant",
@@ -1033,15 +1030,7 @@ fn credit_leases_two_dataplanes(d: Driver) {
     // the account a slice is $0.10 (500 requests), so edge1 admitting 600
     // means it was topped up after it spent its first slice.
     let more = 1_000_000;
-    ctl.ok(&[
-        "tenant",
-        "credit",
-        "add",
-        "--tenant",
-        TENANT,
-        "--micros",
-        &more.to_string(),
-    ]);
+    ctl.add_credit(more);
     assert_eq!(
         ctl.credit()["below_threshold"],
         false,
@@ -1105,15 +1094,7 @@ fn restart_keeps_what_was_spent(d: Driver) {
     }
     // Credit for 50 requests: below the smallest slice, leased whole.
     let credit = 50 * COST;
-    ctl.ok(&[
-        "tenant",
-        "credit",
-        "add",
-        "--tenant",
-        TENANT,
-        "--micros",
-        &credit.to_string(),
-    ]);
+    ctl.add_credit(credit);
     let mut edge = Edge::start(&ctl, dir.path(), "edge1", d);
     let mut sent = 0;
     assert_eq!(drain(&ctl, &edge, &key, &mut sent, usize::MAX), 50);
@@ -1140,15 +1121,7 @@ fn restart_keeps_what_was_spent(d: Driver) {
     }
 
     // More credit reaches the restarted data plane, and only that much.
-    ctl.ok(&[
-        "tenant",
-        "credit",
-        "add",
-        "--tenant",
-        TENANT,
-        "--micros",
-        &credit.to_string(),
-    ]);
+    ctl.add_credit(credit);
     edge.wait_current(&ctl);
     assert_eq!(drain(&ctl, &edge, &key, &mut sent, usize::MAX), 50);
     let records = ctl.wait_records(sent);
