@@ -136,6 +136,20 @@ impl Fleet {
             .collect()
     }
 
+    /// Forgets what no longer counts: data planes, keys and tenants with no
+    /// request in the last minute (so the map follows the live fleet, not
+    /// every key ever seen).
+    pub(crate) fn prune(&self, now_ms: u64) {
+        let mut demand = self
+            .demand
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        demand.retain(|_, per_dp| {
+            per_dp.retain(|_, w| w.total(now_ms) > 0);
+            !per_dp.is_empty()
+        });
+    }
+
     /// Whether a rebalance may run now (at most every [`MIN_INTERVAL_MS`]).
     pub(crate) fn due(&self, now_ms: u64) -> bool {
         let last = self.last_ms.load(Ordering::Relaxed);
@@ -232,6 +246,20 @@ mod tests {
             &m(&[(1, 875_000), (2, 125_000)])
         ));
         assert!(!moved(&m(&[]), &m(&[])));
+    }
+
+    #[test]
+    fn idle_subjects_are_forgotten() {
+        let fleet = Fleet::default();
+        let mut r = Record::new(0, sluice_contract::record::ApiRoute::ChatCompletions);
+        r.tenant = Some("acme".into());
+        r.key_id = Some("k1".into());
+        fleet.note(1, std::iter::once(&r), 1_000);
+        let subject = ("acme".to_owned(), "k1".to_owned());
+        fleet.prune(30_000);
+        assert_eq!(fleet.demand_of(&subject, &[1], 30_000), vec![1]);
+        fleet.prune(200_000);
+        assert!(fleet.demand.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -138,6 +138,7 @@ pub(crate) fn rebalance(app: &App, now_ms: u64, joining: bool) {
     if !fleet.due(now_ms) && !joining {
         return;
     }
+    fleet.prune(now_ms);
     let Ok(store) = app.store() else { return };
     let plan = || -> Result<Option<Vec<fleet::ShareRow>>, StoreError> {
         let (subjects, in_force) = current(&store)?;

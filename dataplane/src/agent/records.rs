@@ -241,6 +241,10 @@ impl Shipper {
                 }
             }
         }
+        if Instant::now() < self.disk_retry_at {
+            // The disk just failed (above, or before): not again at once.
+            return;
+        }
         while let Some(batch) = self.unsaved.front() {
             match self.spool.append(batch) {
                 Ok(()) => {
