@@ -172,3 +172,20 @@ def test_async_stream(stack, seen):
     rec = record_of(stack, "gemini_stream", seen)
     assert rec["usage"]["output_tokens"] == 7
     assert rec["cost_micros"] == cost(rec["usage"]["input_tokens"], 7, FLASH)
+
+
+@pytest.mark.parametrize("version", [None, "v1beta"])
+def test_models_list_and_get(stack, seen, version):
+    """`models.list()` and `models.get()` in Gemini's shape: the models the
+    key may call over Gemini's API (those routed to Gemini upstreams)."""
+    client = stack.gemini(api_version=version)
+    names = [m.name for m in client.models.list()]
+    assert f"models/{GEMINI_MODEL}" in names, names
+    assert f"models/{GEMINI_EMBED_MODEL}" in names, names
+    assert all(n.startswith("models/gemini") for n in names), names
+    model = client.models.get(model=GEMINI_MODEL)
+    assert model.name == f"models/{GEMINI_MODEL}"
+    assert "generateContent" in (model.supported_actions or []), model
+    with pytest.raises(errors.ClientError) as e:
+        client.models.get(model="gpt-4o-mini")
+    assert e.value.code == 404

@@ -40,6 +40,14 @@ pub fn classify(method: Method, path: &[u8], anthropic_hint: bool, gemini_hint: 
             refused: (method != Method::Post).then_some(ErrorKind::MethodNotAllowed),
         };
     }
+    if let Some(api) = gemini::listing(path) {
+        let get = matches!(method, Method::Get | Method::Head);
+        return Class {
+            api,
+            dialect: Dialect::Gemini,
+            refused: (!get).then_some(ErrorKind::MethodNotAllowed),
+        };
+    }
     // OpenAI's SDKs are given a base URL with or without `/v1`.
     let openai = path.strip_prefix(b"/v1").unwrap_or(path);
     let (api, want, dialect) = match (path, openai) {

@@ -4,15 +4,20 @@
 //! One document serves both SDKs: OpenAI's list shape (`object`, `data[].id`,
 //! `created`, `owned_by`) and Anthropic's (`data[].type`, `display_name`,
 //! `created_at`, `has_more`, `first_id`, `last_id`). Each reads its own
-//! fields; a single model is one item of that list.
+//! fields; a single model is one item of that list. A Gemini caller
+//! (`/v1beta/models`, or the `x-goog-api-key` header) gets Gemini's shape
+//! (`models[].name` as `models/{id}`, `supportedGenerationMethods`), listing
+//! the models routed to Gemini upstreams: the only ones its API can call.
 
 use super::classify::{model_id, percent_decoded};
 use super::Ctx;
 use crate::io::client::{ClientIo, Next};
 use crate::respond::{ErrorKind, Reject};
 use sluice_contract::codec::head::{Method, RequestHead};
+use sluice_contract::dialect::Dialect;
 use sluice_contract::record::ApiRoute;
 use sluice_contract::snapshot::index::RouteEntry;
+use sluice_contract::snapshot::types::ProviderKind;
 use sluice_contract::snapshot::KeyEntry;
 use std::io::Write;
 
@@ -24,15 +29,32 @@ pub async fn respond(
     head: &RequestHead,
     ctx: &mut Ctx<'_>,
 ) -> Result<Next, Reject> {
-    let served = |name: &str| matches!(key.tenant.routes.get(name), Some(RouteEntry::Targets(_)));
+    let gemini = ctx.dialect == Dialect::Gemini;
+    // A Gemini caller can call only models routed to Gemini upstreams, and
+    // the others only the rest (see `route::same_api`).
+    let served = |name: &str| match key.tenant.routes.get(name) {
+        Some(RouteEntry::Targets(targets)) => targets
+            .iter()
+            .all(|t| (t.upstream.kind == ProviderKind::Gemini) == gemini),
+        _ => false,
+    };
     let body = if ctx.record.route == ApiRoute::Model {
         let path = head.path(&io.buf);
-        let raw = model_id(path.strip_prefix(b"/v1").unwrap_or(path)).unwrap_or_default();
+        let raw = match gemini {
+            true => super::classify::gemini::listed_model(path),
+            false => model_id(path.strip_prefix(b"/v1").unwrap_or(path)),
+        }
+        .unwrap_or_default();
         let id = percent_decoded(raw)
+            .map(|id| match id.strip_prefix("models/") {
+                Some(bare) if gemini => bare.to_owned().into(),
+                _ => id,
+            })
             .filter(|id| served(id))
             .ok_or_else(|| unknown_model(raw))?;
         ctx.record.model = Some(id.clone().into_owned());
-        serde_json::to_vec(&item(&id)).unwrap_or_default()
+        let one = if gemini { gemini_item(&id) } else { item(&id) };
+        serde_json::to_vec(&one).unwrap_or_default()
     } else {
         let mut names: Vec<&str> = key
             .tenant
@@ -42,7 +64,11 @@ pub async fn respond(
             .filter(|n| served(n))
             .collect();
         names.sort_unstable();
-        render(&names)
+        if gemini {
+            render_gemini(&names)
+        } else {
+            render(&names)
+        }
     };
     let keep = head.keep_alive && io.reusable();
     let _ = write!(
@@ -92,6 +118,28 @@ fn item(name: &str) -> serde_json::Value {
     })
 }
 
+/// One model in Gemini's shape.
+fn gemini_item(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": format!("models/{name}"),
+        "baseModelId": name,
+        "displayName": name,
+        "supportedGenerationMethods": [
+            "generateContent",
+            "streamGenerateContent",
+            "countTokens",
+            "embedContent",
+            "batchEmbedContents",
+        ],
+    })
+}
+
+/// Gemini's list: every model on one page (no `nextPageToken`).
+fn render_gemini(names: &[&str]) -> Vec<u8> {
+    let doc = serde_json::json!({ "models": names.iter().map(|n| gemini_item(n)).collect::<Vec<_>>() });
+    serde_json::to_vec(&doc).unwrap_or_default()
+}
+
 fn render(names: &[&str]) -> Vec<u8> {
     let doc = serde_json::json!({
         "object": "list",
@@ -112,6 +160,13 @@ mod tests {
         assert_eq!(v["data"][0]["type"], "model");
         assert_eq!(v["last_id"], "b");
         assert_eq!(v["has_more"], false);
+    }
+
+    #[test]
+    fn gemini_shape() {
+        let v: serde_json::Value = serde_json::from_slice(&super::render_gemini(&["g"])).unwrap();
+        assert_eq!(v["models"][0]["name"], "models/g");
+        assert_eq!(v["models"][0]["supportedGenerationMethods"][0], "generateContent");
     }
 
     #[test]

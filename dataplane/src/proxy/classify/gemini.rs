@@ -17,6 +17,32 @@ pub fn route(path: &[u8]) -> Option<(ApiRoute, &[u8])> {
     (!model.is_empty()).then_some((api, model))
 }
 
+/// Gemini's own model list and detail, `GET /v1beta/models` and
+/// `GET /v1beta/models/{model}` (also `v1alpha`). Under `/v1/` the same
+/// paths are OpenAI's, answered in Gemini's shape only to a Gemini caller
+/// (see the classifier's hint).
+pub fn listing(path: &[u8]) -> Option<ApiRoute> {
+    let rest = [&b"/v1beta/models"[..], b"/v1alpha/models"]
+        .iter()
+        .find_map(|p| path.strip_prefix(*p))?;
+    match rest {
+        b"" => Some(ApiRoute::Models),
+        // A `:` names a method (an unknown one: known ones are routed
+        // above); Gemini's model names have none.
+        [b'/', id @ ..] if !id.is_empty() && !id.contains(&b':') => Some(ApiRoute::Model),
+        _ => None,
+    }
+}
+
+/// The model (still percent-encoded) of a Gemini model-detail path, under
+/// any of its versions.
+pub fn listed_model(path: &[u8]) -> Option<&[u8]> {
+    [&b"/v1beta/models/"[..], b"/v1alpha/models/", b"/v1/models/"]
+        .iter()
+        .find_map(|p| path.strip_prefix(*p))
+        .filter(|id| !id.is_empty())
+}
+
 /// The model a Gemini request's path names, decoded: percent-escapes
 /// undone, a `models/` prefix dropped (the SDK sends a bare name, REST
 /// callers may repeat it); `None` when it is not UTF-8 or holds bytes no
@@ -60,6 +86,16 @@ mod tests {
             Some("g")
         );
         assert_eq!(model(b"/v1beta/models/a%2Fb:countTokens"), None);
+        assert_eq!(listing(b"/v1beta/models"), Some(ApiRoute::Models));
+        assert_eq!(
+            listing(b"/v1alpha/models/gemini-2.5-flash"),
+            Some(ApiRoute::Model)
+        );
+        assert_eq!(listing(b"/v1beta/models/"), None);
+        assert_eq!(listing(b"/v1beta/models/g:predict"), None);
+        assert_eq!(listing(b"/v1beta/modelsx"), None);
+        assert_eq!(listing(b"/v1/models"), None);
+        assert_eq!(listed_model(b"/v1/models/g"), Some(&b"g"[..]));
         assert_eq!(model(b"/v1beta/models/a%ZZ:countTokens"), None);
         assert_eq!(model(b"/v1beta/models/%FF:countTokens"), None);
     }
