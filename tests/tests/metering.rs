@@ -1040,8 +1040,17 @@ fn concurrency_per_tenant(d: Driver) {
     for r in responses.iter().filter(|r| r.status() == 429) {
         r.assert_openai_error(429);
     }
-    // Both ended: places are free again.
-    let r = stack.gw.request(&req());
+    // Both ended: places are free again, once the data plane has finished
+    // them (it gives a place back after its last write, which the client
+    // may read first).
+    let deadline = Instant::now() + sluice_tests::WAIT;
+    let r = loop {
+        let r = stack.gw.request(&req());
+        if r.status() != 429 || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(r.status(), 200, "{}", r.text());
 }
 
